@@ -1,0 +1,285 @@
+//! `KvEngine`: the ordered key-value interface every embedded engine implements
+//! (LSM, B+tree, memory, RocksDB). `KvStore` turns any of them into a `Store`.
+//!
+//! Contract for implementors:
+//! 1. `write` applies a batch atomically: after any crash either all of its
+//!    operations are visible or none are.
+//! 2. Writes are applied in the order they are acknowledged; a reader sees a
+//!    batch entirely or not at all.
+//! 3. `Durability::Sync` returns only after the batch would survive power loss.
+//!    `Group` and `Buffered` return earlier; such a write becomes durable at the
+//!    engine's next group sync (within its configured interval) or at `flush`.
+//!    After a crash the engine holds every durable batch plus some prefix of the
+//!    acknowledged ones after them (the crash oracle checks exactly this).
+//! 4. A failed fsync is fatal: the engine reports `KvError::Poisoned` for every
+//!    later write until reopened, because the kernel may have dropped the data.
+//! 5. Bytes read from disk are checked; damage is `KvError::Corruption`, never
+//!    wrong data.
+//! All methods take `&self`; engines are shared between threads.
+
+use std::ops::{Bound, ControlFlow};
+
+use crate::error::KvResult;
+
+/// When an acknowledged write is promised to survive power loss.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Durability {
+    /// fsync (of the engine's log) before the write returns; concurrent writers
+    /// share one fsync (group commit).
+    Sync,
+    /// Acknowledged once in the engine's log buffer; fsynced by the engine within
+    /// its group-sync interval (`wal_sync_interval`).
+    Group,
+    /// Acknowledged once handed to the OS (or kept in memory); durable only at
+    /// `flush` or when the engine syncs for its own reasons.
+    Buffered,
+}
+
+impl Durability {
+    pub fn name(self) -> &'static str {
+        match self {
+            Durability::Sync => "sync",
+            Durability::Group => "group",
+            Durability::Buffered => "buffered",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Durability> {
+        match text {
+            "sync" => Some(Durability::Sync),
+            "group" => Some(Durability::Group),
+            "buffered" => Some(Durability::Buffered),
+            _ => None,
+        }
+    }
+}
+
+/// One operation of a batch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BatchOp {
+    Put { key: Vec<u8>, value: Vec<u8> },
+    Delete { key: Vec<u8> },
+}
+
+impl BatchOp {
+    pub fn key(&self) -> &[u8] {
+        match self {
+            BatchOp::Put { key, .. } | BatchOp::Delete { key } => key,
+        }
+    }
+}
+
+/// Operations applied atomically, in order (a later op on the same key wins).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct WriteBatch {
+    pub ops: Vec<BatchOp>,
+}
+
+impl WriteBatch {
+    pub fn new() -> Self {
+        WriteBatch::default()
+    }
+
+    pub fn put(&mut self, key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) -> &mut Self {
+        self.ops.push(BatchOp::Put { key: key.into(), value: value.into() });
+        self
+    }
+
+    pub fn delete(&mut self, key: impl Into<Vec<u8>>) -> &mut Self {
+        self.ops.push(BatchOp::Delete { key: key.into() });
+        self
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.ops.len()
+    }
+
+    /// Key and value bytes the caller asked to write: the denominator of write
+    /// amplification.
+    pub fn logical_bytes(&self) -> u64 {
+        self.ops
+            .iter()
+            .map(|op| match op {
+                BatchOp::Put { key, value } => key.len() + value.len(),
+                BatchOp::Delete { key } => key.len(),
+            } as u64)
+            .sum()
+    }
+}
+
+/// A key range for `scan`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyRange {
+    pub start: Bound<Vec<u8>>,
+    pub end: Bound<Vec<u8>>,
+}
+
+impl KeyRange {
+    pub fn all() -> Self {
+        KeyRange { start: Bound::Unbounded, end: Bound::Unbounded }
+    }
+
+    /// Every key that starts with `prefix`.
+    pub fn prefix(prefix: &[u8]) -> Self {
+        let end = match prefix_successor(prefix) {
+            Some(successor) => Bound::Excluded(successor),
+            None => Bound::Unbounded,
+        };
+        KeyRange { start: Bound::Included(prefix.to_vec()), end }
+    }
+
+    pub fn contains(&self, key: &[u8]) -> bool {
+        let after_start = match &self.start {
+            Bound::Included(start) => key >= start.as_slice(),
+            Bound::Excluded(start) => key > start.as_slice(),
+            Bound::Unbounded => true,
+        };
+        let before_end = match &self.end {
+            Bound::Included(end) => key <= end.as_slice(),
+            Bound::Excluded(end) => key < end.as_slice(),
+            Bound::Unbounded => true,
+        };
+        after_start && before_end
+    }
+
+    /// As a pair of borrowed bounds, for `BTreeMap::range`.
+    pub fn as_bounds(&self) -> (Bound<&[u8]>, Bound<&[u8]>) {
+        fn borrow(bound: &Bound<Vec<u8>>) -> Bound<&[u8]> {
+            match bound {
+                Bound::Included(key) => Bound::Included(key.as_slice()),
+                Bound::Excluded(key) => Bound::Excluded(key.as_slice()),
+                Bound::Unbounded => Bound::Unbounded,
+            }
+        }
+        (borrow(&self.start), borrow(&self.end))
+    }
+}
+
+/// The smallest key greater than every key starting with `prefix`, if any.
+pub fn prefix_successor(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut successor = prefix.to_vec();
+    while let Some(last) = successor.pop() {
+        if last < 0xff {
+            successor.push(last + 1);
+            return Some(successor);
+        }
+    }
+    None
+}
+
+/// What `scan` hands each entry to; return `ControlFlow::Break` to stop early.
+pub type ScanVisitor<'a> = dyn FnMut(&[u8], &[u8]) -> ControlFlow<()> + 'a;
+
+/// Counters an engine keeps for the harness. Fields an engine has no notion of
+/// stay zero. All byte counts are cumulative since open.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct EngineStats {
+    /// Key + value bytes of acknowledged batches (the caller's logical writes).
+    pub user_bytes_written: u64,
+    /// Bytes appended to the write-ahead log (or backup file).
+    pub wal_bytes_written: u64,
+    /// Bytes written by memtable flushes / checkpoints.
+    pub flush_bytes_written: u64,
+    pub compaction_bytes_read: u64,
+    pub compaction_bytes_written: u64,
+    /// Every byte the engine handed to its files.
+    pub device_bytes_written: u64,
+    pub device_bytes_read: u64,
+    pub fsyncs: u64,
+    pub dir_syncs: u64,
+    /// Time writers spent stalled waiting for background work.
+    pub stall_micros: u64,
+    pub block_cache_hits: u64,
+    pub block_cache_misses: u64,
+    /// Point reads a bloom filter answered "absent" without reading a block.
+    pub bloom_useful: u64,
+    /// Bytes of the engine's files on disk now.
+    pub disk_bytes: u64,
+    /// Live keys and their key + value bytes, where the engine knows them.
+    pub live_entries: u64,
+    pub live_bytes: u64,
+}
+
+impl EngineStats {
+    /// Device bytes written per logical byte; `None` before anything was written.
+    pub fn write_amplification(&self) -> Option<f64> {
+        (self.user_bytes_written > 0).then(|| self.device_bytes_written as f64 / self.user_bytes_written as f64)
+    }
+
+    /// Bytes on disk per live logical byte.
+    pub fn space_amplification(&self) -> Option<f64> {
+        (self.live_bytes > 0).then(|| self.disk_bytes as f64 / self.live_bytes as f64)
+    }
+}
+
+/// How healthy a component is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Health {
+    Healthy,
+    Degraded(String),
+    Failed(String),
+}
+
+/// The outcome of `verify`: every problem found, none fixed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct VerifyReport {
+    /// What was checked, for the operator ("3 files, 1204 records").
+    pub checked: String,
+    pub problems: Vec<String>,
+}
+
+impl VerifyReport {
+    pub fn is_clean(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+/// An ordered key-value engine. See the module docs for the contract.
+pub trait KvEngine: Send + Sync + 'static {
+    /// A short name for reports ("lsm", "memory").
+    fn name(&self) -> &'static str;
+
+    fn get(&self, key: &[u8]) -> KvResult<Option<Vec<u8>>>;
+
+    /// Applies `batch` atomically with the given durability.
+    fn write(&self, batch: WriteBatch, durability: Durability) -> KvResult<()>;
+
+    /// Visits the entries in `range` in ascending key order, from one consistent
+    /// view (no batch half-visible).
+    fn scan(&self, range: &KeyRange, visit: &mut ScanVisitor<'_>) -> KvResult<()>;
+
+    /// Makes every acknowledged write durable before returning.
+    fn flush(&self) -> KvResult<()>;
+
+    fn stats(&self) -> EngineStats;
+
+    fn health(&self) -> Health;
+
+    /// Checks every structure the engine keeps on disk and in memory; changes
+    /// nothing.
+    fn verify(&self) -> KvResult<VerifyReport>;
+
+    /// Flushes and releases resources; later calls answer `KvError::Closed`.
+    fn close(&self) -> KvResult<()>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefix_ranges_stop_at_the_successor() {
+        let range = KeyRange::prefix(b"ab");
+        assert!(range.contains(b"ab"));
+        assert!(range.contains(b"ab\xff\xff"));
+        assert!(!range.contains(b"ac"));
+        assert!(!range.contains(b"aa\xff"));
+        assert_eq!(prefix_successor(b"a\xff"), Some(b"b".to_vec()));
+        assert_eq!(prefix_successor(b"\xff\xff"), None);
+        assert!(KeyRange::prefix(b"\xff").contains(b"\xff\xff\xff"));
+    }
+}

@@ -1,0 +1,453 @@
+//! `KvStore<E>`: the one generic adapter that gives any `KvEngine` the `Store`
+//! semantics.
+//!
+//! Key layout in the engine (one byte of record kind, then the actor key's
+//! order-preserving encoding):
+//! ```text
+//! 'L' ActorKey::encode()  -> Lease::encode()
+//! 'S' ActorKey::encode()  -> Snapshot::encode()
+//! ```
+//! Written to disk — do not change.
+//!
+//! Concurrency: every read-check-write of one actor runs under that actor's
+//! stripe lock (a fixed array of mutexes indexed by a hash of the key), so the
+//! check and the write are atomic with respect to other writers of the same
+//! actor. `commit` takes the stripes of all its actors in ascending index order
+//! (no deadlock) and writes one batch. Reads take no lock: the engine's reads
+//! see whole batches.
+
+use std::collections::BTreeMap;
+use std::ops::ControlFlow;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use parking_lot::{Mutex, MutexGuard};
+
+use crate::error::{StoreError, StoreResult};
+use crate::key::{type_prefix, ActorKey};
+use crate::kv::{Durability, Health, KeyRange, KvEngine, WriteBatch};
+use crate::lease::{Lease, NodeId};
+use crate::metrics::{MetricsRecorder, OpKind, Outcome, StoreMetrics};
+use crate::rules::{self, AcquireDecision};
+use crate::snapshot::{Snapshot, SnapshotWrite};
+use crate::store::{Acquire, CommitOp, LeaseFilter, SnapshotInfo, Store};
+use crate::time::Timestamp;
+
+const LEASE_TAG: u8 = b'L';
+const SNAPSHOT_TAG: u8 = b'S';
+
+/// Stripes of the per-actor lock; a power of two.
+const LOCK_STRIPES: usize = 1024;
+
+/// The engine key of `key`'s lease.
+pub fn lease_key(key: &ActorKey) -> Vec<u8> {
+    tagged(LEASE_TAG, &key.encode())
+}
+
+/// The engine key of `key`'s snapshot.
+pub fn snapshot_key(key: &ActorKey) -> Vec<u8> {
+    tagged(SNAPSHOT_TAG, &key.encode())
+}
+
+fn tagged(tag: u8, encoded: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(encoded.len() + 1);
+    out.push(tag);
+    out.extend_from_slice(encoded);
+    out
+}
+
+/// A decoded engine key, for tools that walk an engine.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RecordKey {
+    Lease(ActorKey),
+    Snapshot(ActorKey),
+}
+
+impl RecordKey {
+    pub fn decode(engine_key: &[u8]) -> Option<RecordKey> {
+        let (&tag, rest) = engine_key.split_first()?;
+        let key = ActorKey::decode(rest).ok()?;
+        match tag {
+            LEASE_TAG => Some(RecordKey::Lease(key)),
+            SNAPSHOT_TAG => Some(RecordKey::Snapshot(key)),
+            _ => None,
+        }
+    }
+}
+
+pub struct KvStore<E: KvEngine> {
+    engine: E,
+    durability: Durability,
+    stripes: Box<[Mutex<()>]>,
+    metrics: MetricsRecorder,
+    closed: AtomicBool,
+}
+
+fn stripe_of(encoded_key: &[u8]) -> usize {
+    // FNV-1a: stable, cheap, spreads short keys well enough for lock striping.
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for &byte in encoded_key {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    (hash as usize) & (LOCK_STRIPES - 1)
+}
+
+fn outcome_of<T>(result: &StoreResult<T>) -> Outcome {
+    match result {
+        Ok(_) => Outcome::Ok,
+        Err(StoreError::VersionConflict { .. }) => Outcome::VersionConflict,
+        Err(StoreError::StaleEpoch { .. }) => Outcome::StaleEpoch,
+        Err(StoreError::Integrity { .. }) => Outcome::IntegrityFailure,
+        Err(_) => Outcome::Error,
+    }
+}
+
+impl<E: KvEngine> KvStore<E> {
+    /// Every write goes to `engine` with `durability`.
+    pub fn new(engine: E, durability: Durability) -> Self {
+        KvStore {
+            engine,
+            durability,
+            stripes: (0..LOCK_STRIPES).map(|_| Mutex::new(())).collect(),
+            metrics: MetricsRecorder::default(),
+            closed: AtomicBool::new(false),
+        }
+    }
+
+    pub fn engine(&self) -> &E {
+        &self.engine
+    }
+
+    pub fn durability(&self) -> Durability {
+        self.durability
+    }
+
+    fn lock(&self, key: &ActorKey) -> MutexGuard<'_, ()> {
+        self.stripes[stripe_of(&key.encode())].lock()
+    }
+
+    fn check_open(&self) -> StoreResult<()> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(StoreError::Closed);
+        }
+        Ok(())
+    }
+
+    /// Runs `body`, timing it into `kind`'s histogram.
+    fn timed<T>(&self, kind: OpKind, body: impl FnOnce() -> StoreResult<T>) -> StoreResult<T> {
+        let started = Instant::now();
+        let result = self.check_open().and_then(|()| body());
+        self.metrics.record(kind, started.elapsed(), outcome_of(&result));
+        result
+    }
+
+    fn read_lease(&self, key: &ActorKey) -> StoreResult<Option<Lease>> {
+        let engine_key = lease_key(key);
+        match self.engine.get(&engine_key)? {
+            None => Ok(None),
+            Some(bytes) => Lease::decode(&bytes)
+                .map(Some)
+                .map_err(|err| StoreError::CorruptRecord { key: format!("lease {key}"), reason: err.to_string() }),
+        }
+    }
+
+    fn read_snapshot(&self, key: &ActorKey) -> StoreResult<Option<Snapshot>> {
+        match self.engine.get(&snapshot_key(key))? {
+            None => Ok(None),
+            Some(bytes) => decode_snapshot(key, &bytes).map(Some),
+        }
+    }
+
+    fn write(&self, batch: WriteBatch) -> StoreResult<()> {
+        self.engine.write(batch, self.durability)?;
+        Ok(())
+    }
+
+    fn scan_prefix(&self, prefix: &[u8], mut visit: impl FnMut(&[u8], &[u8]) -> StoreResult<()>) -> StoreResult<()> {
+        let mut failure = None;
+        self.engine.scan(&KeyRange::prefix(prefix), &mut |key, value| match visit(key, value) {
+            Ok(()) => ControlFlow::Continue(()),
+            Err(err) => {
+                failure = Some(err);
+                ControlFlow::Break(())
+            }
+        })?;
+        failure.map_or(Ok(()), Err)
+    }
+}
+
+fn decode_snapshot(key: &ActorKey, bytes: &[u8]) -> StoreResult<Snapshot> {
+    Snapshot::decode(bytes)
+        .map_err(|err| StoreError::CorruptRecord { key: format!("snapshot {key}"), reason: err.to_string() })
+}
+
+fn verified(snapshot: Snapshot) -> StoreResult<Snapshot> {
+    match snapshot.verify_hash() {
+        Ok(()) => Ok(snapshot),
+        Err((expected, actual)) => Err(StoreError::Integrity { key: snapshot.key, expected, actual }),
+    }
+}
+
+impl<E: KvEngine> Store for KvStore<E> {
+    fn name(&self) -> &str {
+        self.engine.name()
+    }
+
+    fn try_acquire_with_metadata(
+        &self,
+        key: &ActorKey,
+        node: &NodeId,
+        duration: Duration,
+        metadata: BTreeMap<String, String>,
+        now: Timestamp,
+    ) -> StoreResult<Acquire> {
+        let started = Instant::now();
+        let result = self.check_open().and_then(|()| {
+            let _guard = self.lock(key);
+            let existing = self.read_lease(key)?;
+            match rules::acquire(existing.as_ref(), key, node, duration, metadata, now)? {
+                AcquireDecision::Write(lease) => {
+                    let mut batch = WriteBatch::new();
+                    batch.put(lease_key(key), lease.encode());
+                    self.write(batch)?;
+                    Ok(Acquire::Acquired(lease))
+                }
+                AcquireDecision::AlreadyOwned(lease) => Ok(Acquire::Acquired(lease)),
+                AcquireDecision::Held { holder, epoch, expires_at } => Ok(Acquire::Held { holder, epoch, expires_at }),
+            }
+        });
+        let outcome = match &result {
+            Ok(Acquire::Held { .. }) => Outcome::LeaseConflict,
+            other => outcome_of(other),
+        };
+        self.metrics.record(OpKind::Acquire, started.elapsed(), outcome);
+        result
+    }
+
+    fn renew(&self, key: &ActorKey, node: &NodeId, epoch: u64, now: Timestamp) -> StoreResult<Lease> {
+        self.timed(OpKind::Renew, || {
+            let _guard = self.lock(key);
+            let lease = rules::renew(self.read_lease(key)?.as_ref(), key, node, epoch, now)?;
+            let mut batch = WriteBatch::new();
+            batch.put(lease_key(key), lease.encode());
+            self.write(batch)?;
+            Ok(lease)
+        })
+    }
+
+    fn release(&self, key: &ActorKey, node: &NodeId, epoch: u64) -> StoreResult<Lease> {
+        self.timed(OpKind::Release, || {
+            let _guard = self.lock(key);
+            let lease = rules::release(self.read_lease(key)?.as_ref(), key, node, epoch)?;
+            let mut batch = WriteBatch::new();
+            batch.put(lease_key(key), lease.encode());
+            self.write(batch)?;
+            Ok(lease)
+        })
+    }
+
+    fn get_lease(&self, key: &ActorKey) -> StoreResult<Option<Lease>> {
+        self.timed(OpKind::GetLease, || self.read_lease(key))
+    }
+
+    fn list_leases(&self, filter: &LeaseFilter) -> StoreResult<Vec<Lease>> {
+        self.timed(OpKind::ListLeases, || {
+            let mut prefix = vec![LEASE_TAG];
+            if let Some(actor_type) = &filter.actor_type {
+                prefix.extend_from_slice(&type_prefix(actor_type));
+            }
+            let mut leases = Vec::new();
+            self.scan_prefix(&prefix, |engine_key, value| {
+                let lease = Lease::decode(value).map_err(|err| StoreError::CorruptRecord {
+                    key: format!("lease record {engine_key:?}"),
+                    reason: err.to_string(),
+                })?;
+                let node_matches = filter.node_id.as_ref().is_none_or(|node| lease.node_id.as_ref() == Some(node));
+                let expiry_matches = filter.expired.is_none_or(|expired| expired != lease.is_held_at(filter.now));
+                if node_matches && expiry_matches {
+                    leases.push(lease);
+                }
+                Ok(())
+            })?;
+            Ok(leases)
+        })
+    }
+
+    fn load(&self, key: &ActorKey, now: Timestamp) -> StoreResult<Option<Snapshot>> {
+        self.timed(OpKind::Load, || {
+            let Some(snapshot) = self.read_snapshot(key)? else {
+                return Ok(None);
+            };
+            if snapshot.is_expired_at(now) {
+                return Ok(None);
+            }
+            let snapshot = verified(snapshot)?;
+            self.metrics.add_state_bytes_read(snapshot.state.len() as u64);
+            Ok(Some(snapshot))
+        })
+    }
+
+    fn save(&self, write: SnapshotWrite, expected_version: u64, fence_epoch: u64, now: Timestamp) -> StoreResult<Snapshot> {
+        self.timed(OpKind::Save, || {
+            let key = write.key.clone();
+            let _guard = self.lock(&key);
+            let lease = self.read_lease(&key)?;
+            let stored = self.read_snapshot(&key)?;
+            let snapshot = rules::save(write, lease.as_ref(), stored.as_ref(), expected_version, fence_epoch, now)?;
+            let mut batch = WriteBatch::new();
+            batch.put(snapshot_key(&key), snapshot.encode());
+            self.write(batch)?;
+            self.metrics.add_state_bytes_written(snapshot.state.len() as u64);
+            Ok(snapshot)
+        })
+    }
+
+    fn delete(&self, key: &ActorKey, expected_version: u64, fence_epoch: u64, now: Timestamp) -> StoreResult<()> {
+        self.timed(OpKind::Delete, || {
+            let _guard = self.lock(key);
+            let lease = self.read_lease(key)?;
+            let stored = self.read_snapshot(key)?;
+            rules::delete(key, lease.as_ref(), stored.as_ref(), expected_version, fence_epoch, now)?;
+            if stored.is_some() {
+                let mut batch = WriteBatch::new();
+                batch.delete(snapshot_key(key));
+                self.write(batch)?;
+            }
+            Ok(())
+        })
+    }
+
+    fn list(&self, actor_type: &str, now: Timestamp) -> StoreResult<Vec<SnapshotInfo>> {
+        self.timed(OpKind::List, || {
+            let mut prefix = vec![SNAPSHOT_TAG];
+            prefix.extend_from_slice(&type_prefix(actor_type));
+            let mut infos = Vec::new();
+            self.scan_prefix(&prefix, |engine_key, value| {
+                let snapshot = Snapshot::decode(value).map_err(|err| StoreError::CorruptRecord {
+                    key: format!("snapshot record {engine_key:?}"),
+                    reason: err.to_string(),
+                })?;
+                if !snapshot.is_expired_at(now) {
+                    infos.push(SnapshotInfo::from(&snapshot));
+                }
+                Ok(())
+            })?;
+            Ok(infos)
+        })
+    }
+
+    fn purge_expired(&self, now: Timestamp) -> StoreResult<u64> {
+        self.timed(OpKind::PurgeExpired, || {
+            let mut candidates = Vec::new();
+            self.scan_prefix(&[SNAPSHOT_TAG], |engine_key, value| {
+                // A record that does not decode is left for `verify` to report.
+                if let Ok(snapshot) = Snapshot::decode(value) {
+                    if snapshot.is_expired_at(now) {
+                        candidates.push((engine_key.to_vec(), snapshot.key));
+                    }
+                }
+                Ok(())
+            })?;
+            let mut purged = 0;
+            for (engine_key, key) in candidates {
+                // Re-check under the lock: a save may have replaced it since the scan.
+                let _guard = self.lock(&key);
+                if self.read_snapshot(&key)?.is_some_and(|snapshot| snapshot.is_expired_at(now)) {
+                    let mut batch = WriteBatch::new();
+                    batch.delete(engine_key);
+                    self.write(batch)?;
+                    purged += 1;
+                }
+            }
+            Ok(purged)
+        })
+    }
+
+    fn commit(&self, ops: Vec<CommitOp>, now: Timestamp) -> StoreResult<Vec<Option<Snapshot>>> {
+        self.timed(OpKind::Commit, || {
+            let mut stripes: Vec<usize> = ops.iter().map(|op| stripe_of(&op.key().encode())).collect();
+            let mut keys: Vec<&ActorKey> = ops.iter().map(CommitOp::key).collect();
+            keys.sort();
+            if keys.windows(2).any(|pair| pair[0] == pair[1]) {
+                return Err(StoreError::InvalidArgument("a commit names the same actor twice".into()));
+            }
+            stripes.sort_unstable();
+            stripes.dedup();
+            let _guards: Vec<MutexGuard<'_, ()>> = stripes.iter().map(|&stripe| self.stripes[stripe].lock()).collect();
+
+            let mut batch = WriteBatch::new();
+            let mut results = Vec::with_capacity(ops.len());
+            for op in ops {
+                let key = op.key().clone();
+                let lease = self.read_lease(&key)?;
+                let stored = self.read_snapshot(&key)?;
+                match op {
+                    CommitOp::Save { snapshot, expected_version, fence_epoch } => {
+                        let snapshot =
+                            rules::save(snapshot, lease.as_ref(), stored.as_ref(), expected_version, fence_epoch, now)?;
+                        batch.put(snapshot_key(&key), snapshot.encode());
+                        results.push(Some(snapshot));
+                    }
+                    CommitOp::Delete { key, expected_version, fence_epoch } => {
+                        rules::delete(&key, lease.as_ref(), stored.as_ref(), expected_version, fence_epoch, now)?;
+                        batch.delete(snapshot_key(&key));
+                        results.push(None);
+                    }
+                }
+            }
+            if !batch.is_empty() {
+                self.write(batch)?;
+            }
+            let written: u64 = results.iter().flatten().map(|snapshot| snapshot.state.len() as u64).sum();
+            self.metrics.add_state_bytes_written(written);
+            Ok(results)
+        })
+    }
+
+    fn metrics(&self) -> StoreMetrics {
+        self.metrics.snapshot(Some(self.engine.stats()))
+    }
+
+    fn health(&self) -> Health {
+        if self.closed.load(Ordering::Acquire) {
+            return Health::Failed("store is closed".into());
+        }
+        self.engine.health()
+    }
+
+    fn sync(&self) -> StoreResult<()> {
+        self.check_open()?;
+        self.engine.flush()?;
+        Ok(())
+    }
+
+    fn close(&self) -> StoreResult<()> {
+        if self.closed.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        self.engine.close()?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn record_keys_decode_back_and_leases_sort_apart_from_snapshots() {
+        let key = ActorKey::new("User", "u1");
+        assert_eq!(RecordKey::decode(&lease_key(&key)), Some(RecordKey::Lease(key.clone())));
+        assert_eq!(RecordKey::decode(&snapshot_key(&key)), Some(RecordKey::Snapshot(key.clone())));
+        assert_eq!(RecordKey::decode(b"X"), None);
+        assert!(lease_key(&key) < snapshot_key(&ActorKey::new("", "")));
+    }
+
+    #[test]
+    fn stripes_stay_in_range() {
+        for id in 0..10_000 {
+            assert!(stripe_of(&ActorKey::new("T", id.to_string()).encode()) < LOCK_STRIPES);
+        }
+    }
+}

@@ -1,0 +1,40 @@
+//! leasehold-core: what every Leasehold engine and tool shares.
+//!
+//! - the domain: `ActorKey`, `Lease`, `Snapshot`, `Timestamp` and `Clock`;
+//! - the `Store` trait (leases and snapshots) and the rules behind it (`rules`);
+//! - the `KvEngine` trait and `KvStore`, the one adapter from any engine to a
+//!   `Store`;
+//! - `Vfs` with `OsVfs` and the crash-simulating `SimVfs`;
+//! - the shared on-disk helpers: checksummed framing (`frame`), varints and a
+//!   bounds-checked reader (`codec`);
+//! - `config`: the seed's TOML;
+//! - behind the `testkit` feature: the crash oracle, its proptest driver and
+//!   the conformance suite every engine runs.
+
+pub mod codec;
+pub mod config;
+pub mod error;
+pub mod frame;
+pub mod key;
+pub mod kv;
+pub mod kvstore;
+pub mod lease;
+pub mod metrics;
+pub mod rng;
+pub mod rules;
+pub mod snapshot;
+pub mod store;
+pub mod time;
+pub mod vfs;
+
+#[cfg(feature = "testkit")]
+pub mod testkit;
+
+pub use error::{KvError, KvResult, StoreError, StoreResult};
+pub use key::ActorKey;
+pub use kv::{BatchOp, Durability, EngineStats, Health, KeyRange, KvEngine, VerifyReport, WriteBatch};
+pub use kvstore::KvStore;
+pub use lease::{Lease, NodeId};
+pub use snapshot::{Snapshot, SnapshotWrite};
+pub use store::{Acquire, CommitOp, LeaseFilter, SnapshotInfo, Store};
+pub use time::{Clock, ManualClock, SystemClock, Timestamp};

@@ -1,0 +1,158 @@
+//! The `Store` trait: leases and snapshots of virtual actors, as a runtime uses
+//! them. `KvStore` implements it over any `KvEngine`; the object-store backend
+//! implements it directly. Both apply the rules in `rules.rs`.
+//!
+//! Contract:
+//! 1. `try_acquire` is atomic: of N concurrent callers for one free actor, exactly
+//!    one gets `Acquired`. A held, unexpired lease is never taken over; an
+//!    expired or released one is, with `epoch + 1`.
+//! 2. `renew` / `release` need the current owner and epoch.
+//! 3. `save` / `delete` / `commit` ops carry the expected snapshot version (0 =
+//!    none) and the writer's fencing epoch; an epoch older than the lease's (or
+//!    than the stored snapshot's) is `StaleEpoch`, so a node that lost its lease
+//!    cannot overwrite the new owner's state even before the new owner writes.
+//! 4. `load` verifies the SHA-256 of the state; a mismatch is `Integrity`.
+//!    Expired snapshots are invisible (as if absent) and removed by
+//!    `purge_expired`.
+//! 5. `commit` is all-or-nothing across actors.
+//! Time is always passed in (`now`), from the caller's `Clock`.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use crate::error::StoreResult;
+use crate::key::ActorKey;
+use crate::kv::Health;
+use crate::lease::{Lease, NodeId};
+use crate::metrics::StoreMetrics;
+use crate::snapshot::{Snapshot, SnapshotWrite};
+use crate::time::Timestamp;
+
+/// The answer to `try_acquire`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Acquire {
+    /// The caller owns the lease (newly, or already did: a retry returns the
+    /// unchanged lease).
+    Acquired(Lease),
+    /// Another node holds it until `expires_at`.
+    Held { holder: NodeId, epoch: u64, expires_at: Timestamp },
+}
+
+impl Acquire {
+    pub fn lease(&self) -> Option<&Lease> {
+        match self {
+            Acquire::Acquired(lease) => Some(lease),
+            Acquire::Held { .. } => None,
+        }
+    }
+}
+
+/// Which leases `list_leases` returns; every set field must match.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LeaseFilter {
+    pub node_id: Option<NodeId>,
+    pub actor_type: Option<String>,
+    /// `Some(true)`: only leases not held at `now` (expired or released);
+    /// `Some(false)`: only held ones.
+    pub expired: Option<bool>,
+    pub now: Timestamp,
+}
+
+/// What `list` tells about a snapshot without handing out its state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SnapshotInfo {
+    pub key: ActorKey,
+    pub version: u64,
+    pub epoch: u64,
+    pub state_len: u64,
+    pub updated_at: Timestamp,
+    pub expires_at: Option<Timestamp>,
+}
+
+impl From<&Snapshot> for SnapshotInfo {
+    fn from(snapshot: &Snapshot) -> Self {
+        SnapshotInfo {
+            key: snapshot.key.clone(),
+            version: snapshot.version,
+            epoch: snapshot.epoch,
+            state_len: snapshot.state.len() as u64,
+            updated_at: snapshot.updated_at,
+            expires_at: snapshot.expires_at(),
+        }
+    }
+}
+
+/// One operation of an atomic multi-actor `commit`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CommitOp {
+    Save { snapshot: SnapshotWrite, expected_version: u64, fence_epoch: u64 },
+    Delete { key: ActorKey, expected_version: u64, fence_epoch: u64 },
+}
+
+impl CommitOp {
+    pub fn key(&self) -> &ActorKey {
+        match self {
+            CommitOp::Save { snapshot, .. } => &snapshot.key,
+            CommitOp::Delete { key, .. } => key,
+        }
+    }
+}
+
+/// The lease and snapshot store of a virtual-actor runtime.
+pub trait Store: Send + Sync {
+    /// A short name for reports.
+    fn name(&self) -> &str;
+
+    /// Acquires the lease on `key` for `node` for `duration`, attaching
+    /// `metadata` to a newly granted lease.
+    fn try_acquire_with_metadata(
+        &self,
+        key: &ActorKey,
+        node: &NodeId,
+        duration: Duration,
+        metadata: BTreeMap<String, String>,
+        now: Timestamp,
+    ) -> StoreResult<Acquire>;
+
+    fn try_acquire(&self, key: &ActorKey, node: &NodeId, duration: Duration, now: Timestamp) -> StoreResult<Acquire> {
+        self.try_acquire_with_metadata(key, node, duration, BTreeMap::new(), now)
+    }
+
+    /// Extends the lease by its duration from `now`.
+    fn renew(&self, key: &ActorKey, node: &NodeId, epoch: u64, now: Timestamp) -> StoreResult<Lease>;
+
+    /// Gives the lease up; the record stays with its epoch and no owner.
+    fn release(&self, key: &ActorKey, node: &NodeId, epoch: u64) -> StoreResult<Lease>;
+
+    fn get_lease(&self, key: &ActorKey) -> StoreResult<Option<Lease>>;
+
+    fn list_leases(&self, filter: &LeaseFilter) -> StoreResult<Vec<Lease>>;
+
+    /// The actor's snapshot, hash verified; `None` when absent or expired.
+    fn load(&self, key: &ActorKey, now: Timestamp) -> StoreResult<Option<Snapshot>>;
+
+    /// Stores a new snapshot version (`expected_version + 1`).
+    fn save(&self, snapshot: SnapshotWrite, expected_version: u64, fence_epoch: u64, now: Timestamp)
+        -> StoreResult<Snapshot>;
+
+    fn delete(&self, key: &ActorKey, expected_version: u64, fence_epoch: u64, now: Timestamp) -> StoreResult<()>;
+
+    /// The live snapshots of one actor type, in actor-id order.
+    fn list(&self, actor_type: &str, now: Timestamp) -> StoreResult<Vec<SnapshotInfo>>;
+
+    /// Removes snapshots whose TTL ran out; returns how many.
+    fn purge_expired(&self, now: Timestamp) -> StoreResult<u64>;
+
+    /// Applies every op or none; returns the saved snapshots in op order (`None`
+    /// for deletes).
+    fn commit(&self, ops: Vec<CommitOp>, now: Timestamp) -> StoreResult<Vec<Option<Snapshot>>>;
+
+    fn metrics(&self) -> StoreMetrics;
+
+    fn health(&self) -> Health;
+
+    /// Makes everything acknowledged so far durable.
+    fn sync(&self) -> StoreResult<()>;
+
+    fn close(&self) -> StoreResult<()>;
+}

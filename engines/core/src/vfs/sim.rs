@@ -1,0 +1,659 @@
+//! `SimVfs`: an in-memory, deterministic disk that can crash.
+//!
+//! Model. Each file (inode) keeps `current` (what reads see: the page cache),
+//! `durable` (what the platter holds) and `pending`, the writes and size changes
+//! since the last successful sync, in order. Each directory keeps `current` and
+//! `durable` name → inode maps and its `pending` entry operations. `sync` moves a
+//! file's pending operations into `durable`; `sync_dir` does the same for a
+//! directory's entries. A failed sync *drops* the pending operations without
+//! applying them (reads still see them): they can never become durable, which is
+//! what Linux does after an fsync error.
+//!
+//! Crashes. `crash_image(policy, seed)` returns a new disk holding what survives
+//! a crash of the given kind (see `CrashPolicy`). `freeze_at(k)` makes the k-th
+//! mutating operation (counting from 1) and every one after it fail, which is how
+//! a test stops an engine at an exact point; the image is then taken.
+//!
+//! Faults. `FaultConfig` sets probabilities of EIO on write / sync / sync_dir /
+//! read, bit flips and short transfers, and a capacity for ENOSPC; `arm(fault)`
+//! makes the next operation of its kind fail once. Everything random comes from
+//! one seeded generator, so a run is reproduced by its seed.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::fmt;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+
+use super::{Vfs, VfsFile, VfsStats};
+use crate::rng::SplitMix64;
+
+/// Writes tear at this granularity.
+pub const SECTOR_LEN: u64 = 512;
+
+/// What survives a crash.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CrashPolicy {
+    /// The process died; the OS kept everything written (page cache survives).
+    ProcessCrash,
+    /// Power failed; only synced data and synced directory entries survive.
+    PowerLoss,
+    /// Per file, a random prefix of the unsynced writes survives; per directory,
+    /// a random prefix of the unsynced entry changes.
+    Prefix,
+    /// Per file, a random subset of the unsynced writes survives (in any
+    /// combination: writes may reach the disk out of order).
+    Subset,
+    /// Like `Prefix`, and the first lost write is torn: a random subset of its
+    /// 512-byte sectors reached the disk; with `garbage`, the others hold junk.
+    TornSectors { garbage: bool },
+}
+
+impl CrashPolicy {
+    pub const ALL: [CrashPolicy; 6] = [
+        CrashPolicy::ProcessCrash,
+        CrashPolicy::PowerLoss,
+        CrashPolicy::Prefix,
+        CrashPolicy::Subset,
+        CrashPolicy::TornSectors { garbage: false },
+        CrashPolicy::TornSectors { garbage: true },
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            CrashPolicy::ProcessCrash => "process-crash",
+            CrashPolicy::PowerLoss => "power-loss",
+            CrashPolicy::Prefix => "prefix",
+            CrashPolicy::Subset => "subset",
+            CrashPolicy::TornSectors { garbage: false } => "torn",
+            CrashPolicy::TornSectors { garbage: true } => "torn-garbage",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<CrashPolicy> {
+        CrashPolicy::ALL.into_iter().find(|policy| policy.name() == name)
+    }
+}
+
+/// Probabilistic device faults; all zero by default.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct FaultConfig {
+    pub write_eio: f64,
+    pub sync_eio: f64,
+    pub sync_dir_eio: f64,
+    pub read_eio: f64,
+    /// A read returns its bytes with one bit flipped (the stored data is intact).
+    pub read_bit_flip: f64,
+    pub short_read: f64,
+    pub short_write: f64,
+    /// Total bytes the files may hold; a write past it fails with StorageFull.
+    pub capacity_bytes: Option<u64>,
+}
+
+/// A one-shot fault for the next operation of its kind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    WriteEio,
+    WriteNoSpace,
+    ShortWrite,
+    SyncEio,
+    SyncDirEio,
+    ReadEio,
+    ReadBitFlip,
+    ShortRead,
+}
+
+#[derive(Clone, Debug)]
+enum FileOp {
+    Write { offset: u64, data: Vec<u8> },
+    SetLen { len: u64 },
+}
+
+impl FileOp {
+    fn apply(&self, content: &mut Vec<u8>) {
+        match self {
+            FileOp::Write { offset, data } => write_into(content, *offset, data),
+            FileOp::SetLen { len } => content.resize(*len as usize, 0),
+        }
+    }
+}
+
+fn write_into(content: &mut Vec<u8>, offset: u64, data: &[u8]) {
+    let start = offset as usize;
+    let end = start + data.len();
+    if content.len() < end {
+        content.resize(end, 0);
+    }
+    content[start..end].copy_from_slice(data);
+}
+
+#[derive(Clone, Debug, Default)]
+struct Inode {
+    current: Vec<u8>,
+    durable: Vec<u8>,
+    pending: Vec<FileOp>,
+}
+
+type InodeId = usize;
+
+#[derive(Clone, Debug)]
+enum DirOp {
+    Link { name: String, inode: InodeId },
+    Unlink { name: String },
+    /// A rename inside one directory: atomic.
+    Rename { from: String, to: String, inode: InodeId },
+}
+
+impl DirOp {
+    fn apply(&self, entries: &mut BTreeMap<String, InodeId>) {
+        match self {
+            DirOp::Link { name, inode } => {
+                entries.insert(name.clone(), *inode);
+            }
+            DirOp::Unlink { name } => {
+                entries.remove(name);
+            }
+            DirOp::Rename { from, to, inode } => {
+                entries.remove(from);
+                entries.insert(to.clone(), *inode);
+            }
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default)]
+struct Dir {
+    current: BTreeMap<String, InodeId>,
+    durable: BTreeMap<String, InodeId>,
+    pending: Vec<DirOp>,
+}
+
+#[derive(Debug)]
+struct State {
+    inodes: Vec<Inode>,
+    dirs: BTreeMap<PathBuf, Dir>,
+    rng: SplitMix64,
+    faults: FaultConfig,
+    armed: VecDeque<Fault>,
+    mutations: u64,
+    freeze_at: Option<u64>,
+    frozen: bool,
+    stats: VfsStats,
+}
+
+/// Splits a path into its directory and file name.
+fn split(path: &Path) -> io::Result<(PathBuf, String)> {
+    let name = path
+        .file_name()
+        .and_then(|name| name.to_str())
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, format!("bad file path {path:?}")))?;
+    Ok((path.parent().map(Path::to_path_buf).unwrap_or_default(), name.to_owned()))
+}
+
+fn not_found(path: &Path) -> io::Error {
+    io::Error::new(io::ErrorKind::NotFound, format!("{path:?} not found"))
+}
+
+fn crashed() -> io::Error {
+    io::Error::other("simulated crash: the device is frozen")
+}
+
+fn injected(what: &str) -> io::Error {
+    io::Error::other(format!("injected EIO on {what}"))
+}
+
+impl State {
+    /// Counts a mutating operation; fails from the freeze point on.
+    fn mutate(&mut self) -> io::Result<()> {
+        if self.frozen {
+            return Err(crashed());
+        }
+        self.mutations += 1;
+        if self.freeze_at.is_some_and(|at| self.mutations >= at) {
+            self.frozen = true;
+            return Err(crashed());
+        }
+        Ok(())
+    }
+
+    /// True if `fault` is armed (consuming it) or drawn with probability `p`.
+    fn fires(&mut self, fault: Fault, p: f64) -> bool {
+        if let Some(index) = self.armed.iter().position(|armed| *armed == fault) {
+            self.armed.remove(index);
+            return true;
+        }
+        self.rng.chance(p)
+    }
+
+    fn dir(&self, dir: &Path) -> io::Result<&Dir> {
+        self.dirs.get(dir).ok_or_else(|| not_found(dir))
+    }
+
+    fn dir_mut(&mut self, dir: &Path) -> io::Result<&mut Dir> {
+        self.dirs.get_mut(dir).ok_or_else(|| not_found(dir))
+    }
+
+    fn lookup(&self, path: &Path) -> io::Result<InodeId> {
+        let (dir, name) = split(path)?;
+        self.dir(&dir)?.current.get(&name).copied().ok_or_else(|| not_found(path))
+    }
+
+    fn link(&mut self, dir: &Path, op: DirOp) -> io::Result<()> {
+        let entry = self.dir_mut(dir)?;
+        op.apply(&mut entry.current);
+        entry.pending.push(op);
+        Ok(())
+    }
+
+    /// Bytes held by files that still have a name (for the capacity limit).
+    fn used_bytes(&self) -> u64 {
+        let mut linked: Vec<InodeId> = self.dirs.values().flat_map(|dir| dir.current.values().copied()).collect();
+        linked.sort_unstable();
+        linked.dedup();
+        linked.iter().map(|&inode| self.inodes[inode].current.len() as u64).sum()
+    }
+}
+
+/// A simulated disk; clones share it.
+#[derive(Clone)]
+pub struct SimVfs {
+    state: Arc<Mutex<State>>,
+}
+
+impl fmt::Debug for SimVfs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = self.state.lock();
+        f.debug_struct("SimVfs")
+            .field("files", &state.dirs.values().map(|dir| dir.current.len()).sum::<usize>())
+            .field("mutations", &state.mutations)
+            .field("frozen", &state.frozen)
+            .finish()
+    }
+}
+
+impl SimVfs {
+    /// An empty disk whose faults and crash images derive from `seed`.
+    pub fn new(seed: u64) -> Self {
+        let mut dirs = BTreeMap::new();
+        dirs.insert(PathBuf::new(), Dir::default());
+        dirs.insert(PathBuf::from("/"), Dir::default());
+        SimVfs {
+            state: Arc::new(Mutex::new(State {
+                inodes: Vec::new(),
+                dirs,
+                rng: SplitMix64::new(seed),
+                faults: FaultConfig::default(),
+                armed: VecDeque::new(),
+                mutations: 0,
+                freeze_at: None,
+                frozen: false,
+                stats: VfsStats::default(),
+            })),
+        }
+    }
+
+    pub fn set_faults(&self, faults: FaultConfig) {
+        self.state.lock().faults = faults;
+    }
+
+    /// The next operation of `fault`'s kind fails (once).
+    pub fn arm(&self, fault: Fault) {
+        self.state.lock().armed.push_back(fault);
+    }
+
+    /// The `at`-th mutating operation from the start (1-based) and all after it
+    /// fail; `None` lifts the freeze point (not an existing freeze).
+    pub fn freeze_at(&self, at: Option<u64>) {
+        let mut state = self.state.lock();
+        state.freeze_at = at;
+        if at.is_some_and(|at| state.mutations >= at) {
+            state.frozen = true;
+        }
+    }
+
+    /// Freezes now, as if the machine stopped.
+    pub fn freeze(&self) {
+        self.state.lock().frozen = true;
+    }
+
+    pub fn is_frozen(&self) -> bool {
+        self.state.lock().frozen
+    }
+
+    /// Mutating operations so far (writes, set_len, syncs, creates, renames,
+    /// removes, directory syncs).
+    pub fn mutations(&self) -> u64 {
+        self.state.lock().mutations
+    }
+
+    /// What survives a crash of kind `policy` now, as a fresh disk with no
+    /// pending data, no faults and no freeze. `seed` picks the random choices.
+    pub fn crash_image(&self, policy: CrashPolicy, seed: u64) -> SimVfs {
+        let state = self.state.lock();
+        let mut rng = SplitMix64::new(seed);
+        let mut inodes: Vec<Inode> = Vec::with_capacity(state.inodes.len());
+        for inode in &state.inodes {
+            let content = match policy {
+                CrashPolicy::ProcessCrash => inode.current.clone(),
+                _ => surviving_content(inode, policy, &mut rng),
+            };
+            inodes.push(Inode { current: content.clone(), durable: content, pending: Vec::new() });
+        }
+        let mut dirs = BTreeMap::new();
+        for (path, dir) in &state.dirs {
+            let kept = match policy {
+                CrashPolicy::ProcessCrash => dir.pending.len(),
+                CrashPolicy::PowerLoss => 0,
+                _ => rng.below(dir.pending.len() as u64 + 1) as usize,
+            };
+            let mut entries = dir.durable.clone();
+            for op in &dir.pending[..kept] {
+                op.apply(&mut entries);
+            }
+            dirs.insert(path.clone(), Dir { current: entries.clone(), durable: entries, pending: Vec::new() });
+        }
+        SimVfs {
+            state: Arc::new(Mutex::new(State {
+                inodes,
+                dirs,
+                rng: SplitMix64::new(seed ^ 0x5eed),
+                faults: FaultConfig::default(),
+                armed: VecDeque::new(),
+                mutations: 0,
+                freeze_at: None,
+                frozen: false,
+                stats: VfsStats::default(),
+            })),
+        }
+    }
+
+    /// XORs `mask` into the byte at `offset` of `path`, durably (a bit rotting
+    /// on the platter). For tests of corruption detection.
+    pub fn corrupt_byte(&self, path: &Path, offset: u64, mask: u8) -> io::Result<()> {
+        let mut state = self.state.lock();
+        let inode = state.lookup(path)?;
+        let inode = &mut state.inodes[inode];
+        for content in [&mut inode.current, &mut inode.durable] {
+            let byte = content
+                .get_mut(offset as usize)
+                .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "offset past the end"))?;
+            *byte ^= mask;
+        }
+        Ok(())
+    }
+
+    /// The durable content of `path` under its durable name, if any.
+    pub fn durable_content(&self, path: &Path) -> Option<Vec<u8>> {
+        let state = self.state.lock();
+        let (dir, name) = split(path).ok()?;
+        let inode = *state.dirs.get(&dir)?.durable.get(&name)?;
+        Some(state.inodes[inode].durable.clone())
+    }
+}
+
+/// The content of `inode` after a crash under `policy` (not ProcessCrash).
+fn surviving_content(inode: &Inode, policy: CrashPolicy, rng: &mut SplitMix64) -> Vec<u8> {
+    let mut content = inode.durable.clone();
+    let pending = &inode.pending;
+    match policy {
+        CrashPolicy::ProcessCrash => return inode.current.clone(),
+        CrashPolicy::PowerLoss => {}
+        CrashPolicy::Subset => {
+            for op in pending {
+                if rng.chance(0.5) {
+                    op.apply(&mut content);
+                }
+            }
+        }
+        CrashPolicy::Prefix | CrashPolicy::TornSectors { .. } => {
+            let kept = rng.below(pending.len() as u64 + 1) as usize;
+            for op in &pending[..kept] {
+                op.apply(&mut content);
+            }
+            if let (CrashPolicy::TornSectors { garbage }, Some(FileOp::Write { offset, data })) =
+                (policy, pending.get(kept))
+            {
+                tear(&mut content, *offset, data, garbage, rng);
+            }
+        }
+    }
+    content
+}
+
+/// Applies a random subset of the sectors of one write; with `garbage`, the
+/// sectors that did not make it hold random bytes instead of their old content.
+fn tear(content: &mut Vec<u8>, offset: u64, data: &[u8], garbage: bool, rng: &mut SplitMix64) {
+    let end = offset + data.len() as u64;
+    let mut sector_start = offset;
+    while sector_start < end {
+        let sector_end = ((sector_start / SECTOR_LEN) + 1) * SECTOR_LEN;
+        let piece_end = sector_end.min(end);
+        let piece = &data[(sector_start - offset) as usize..(piece_end - offset) as usize];
+        if rng.chance(0.5) {
+            write_into(content, sector_start, piece);
+        } else if garbage {
+            let mut junk = vec![0u8; piece.len()];
+            rng.fill(&mut junk);
+            write_into(content, sector_start, &junk);
+        }
+        sector_start = piece_end;
+    }
+}
+
+#[derive(Debug)]
+struct SimFile {
+    state: Arc<Mutex<State>>,
+    inode: InodeId,
+    writable: bool,
+}
+
+impl VfsFile for SimFile {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        let mut guard = self.state.lock();
+        let state = &mut *guard;
+        let read_eio = state.faults.read_eio;
+        if state.fires(Fault::ReadEio, read_eio) {
+            return Err(injected("read"));
+        }
+        let content = &state.inodes[self.inode].current;
+        let start = (offset as usize).min(content.len());
+        let mut len = buf.len().min(content.len() - start);
+        let short_read = state.faults.short_read;
+        if len > 1 && state.fires(Fault::ShortRead, short_read) {
+            len = 1 + state.rng.below(len as u64 - 1) as usize;
+        }
+        let content = &state.inodes[self.inode].current;
+        buf[..len].copy_from_slice(&content[start..start + len]);
+        let bit_flip = state.faults.read_bit_flip;
+        if len > 0 && state.fires(Fault::ReadBitFlip, bit_flip) {
+            let bit = state.rng.below(len as u64 * 8) as usize;
+            buf[bit / 8] ^= 1 << (bit % 8);
+        }
+        state.stats.bytes_read += len as u64;
+        Ok(len)
+    }
+
+    fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<usize> {
+        if !self.writable {
+            return Err(io::Error::new(io::ErrorKind::PermissionDenied, "file opened read-only"));
+        }
+        let mut guard = self.state.lock();
+        let state = &mut *guard;
+        state.mutate()?;
+        let write_eio = state.faults.write_eio;
+        if state.fires(Fault::WriteEio, write_eio) {
+            return Err(injected("write"));
+        }
+        let mut len = buf.len();
+        let short_write = state.faults.short_write;
+        if len > 1 && state.fires(Fault::ShortWrite, short_write) {
+            len = 1 + state.rng.below(len as u64 - 1) as usize;
+        }
+        let current_len = state.inodes[self.inode].current.len() as u64;
+        let growth = (offset + len as u64).saturating_sub(current_len);
+        let over_capacity = state.faults.capacity_bytes.is_some_and(|cap| state.used_bytes() + growth > cap);
+        if over_capacity || state.fires(Fault::WriteNoSpace, 0.0) {
+            return Err(io::Error::new(io::ErrorKind::StorageFull, "simulated disk is full"));
+        }
+        let op = FileOp::Write { offset, data: buf[..len].to_vec() };
+        let inode = &mut state.inodes[self.inode];
+        op.apply(&mut inode.current);
+        inode.pending.push(op);
+        state.stats.bytes_written += len as u64;
+        Ok(len)
+    }
+
+    fn sync(&self) -> io::Result<()> {
+        let mut guard = self.state.lock();
+        let state = &mut *guard;
+        state.mutate()?;
+        state.stats.fsyncs += 1;
+        let sync_eio = state.faults.sync_eio;
+        let failed = state.fires(Fault::SyncEio, sync_eio);
+        let inode = &mut state.inodes[self.inode];
+        let pending = std::mem::take(&mut inode.pending);
+        if failed {
+            // The kernel marks the pages clean: this data will never be durable.
+            return Err(injected("fsync"));
+        }
+        for op in &pending {
+            op.apply(&mut inode.durable);
+        }
+        Ok(())
+    }
+
+    fn len(&self) -> io::Result<u64> {
+        Ok(self.state.lock().inodes[self.inode].current.len() as u64)
+    }
+
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        if !self.writable {
+            return Err(io::Error::new(io::ErrorKind::PermissionDenied, "file opened read-only"));
+        }
+        let mut state = self.state.lock();
+        state.mutate()?;
+        let op = FileOp::SetLen { len };
+        let inode = &mut state.inodes[self.inode];
+        op.apply(&mut inode.current);
+        inode.pending.push(op);
+        Ok(())
+    }
+}
+
+impl SimVfs {
+    fn handle(&self, inode: InodeId, writable: bool) -> Arc<dyn VfsFile> {
+        Arc::new(SimFile { state: Arc::clone(&self.state), inode, writable })
+    }
+}
+
+impl Vfs for SimVfs {
+    fn create(&self, path: &Path) -> io::Result<Arc<dyn VfsFile>> {
+        let (dir, name) = split(path)?;
+        let mut state = self.state.lock();
+        state.mutate()?;
+        state.dir(&dir)?;
+        state.stats.files_created += 1;
+        if let Some(&inode) = state.dir(&dir)?.current.get(&name) {
+            // O_TRUNC: the size change is pending like any other.
+            let op = FileOp::SetLen { len: 0 };
+            let node = &mut state.inodes[inode];
+            op.apply(&mut node.current);
+            node.pending.push(op);
+            drop(state);
+            return Ok(self.handle(inode, true));
+        }
+        state.inodes.push(Inode::default());
+        let inode = state.inodes.len() - 1;
+        state.link(&dir, DirOp::Link { name, inode })?;
+        drop(state);
+        Ok(self.handle(inode, true))
+    }
+
+    fn open(&self, path: &Path) -> io::Result<Arc<dyn VfsFile>> {
+        let inode = self.state.lock().lookup(path)?;
+        Ok(self.handle(inode, true))
+    }
+
+    fn open_read(&self, path: &Path) -> io::Result<Arc<dyn VfsFile>> {
+        let inode = self.state.lock().lookup(path)?;
+        Ok(self.handle(inode, false))
+    }
+
+    fn exists(&self, path: &Path) -> io::Result<bool> {
+        let state = self.state.lock();
+        let (dir, name) = split(path)?;
+        Ok(state.dirs.contains_key(path) || state.dirs.get(&dir).is_some_and(|dir| dir.current.contains_key(&name)))
+    }
+
+    fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
+        Ok(self.state.lock().dir(dir)?.current.keys().cloned().collect())
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        let (from_dir, from_name) = split(from)?;
+        let (to_dir, to_name) = split(to)?;
+        let mut state = self.state.lock();
+        state.mutate()?;
+        let inode = state.lookup(from)?;
+        state.dir(&to_dir)?;
+        if from_dir == to_dir {
+            state.link(&from_dir, DirOp::Rename { from: from_name, to: to_name, inode })
+        } else {
+            state.link(&to_dir, DirOp::Link { name: to_name, inode })?;
+            state.link(&from_dir, DirOp::Unlink { name: from_name })
+        }
+    }
+
+    fn remove(&self, path: &Path) -> io::Result<()> {
+        let (dir, name) = split(path)?;
+        let mut state = self.state.lock();
+        state.mutate()?;
+        state.lookup(path)?;
+        state.stats.files_removed += 1;
+        state.link(&dir, DirOp::Unlink { name })
+    }
+
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
+        let mut state = self.state.lock();
+        state.mutate()?;
+        for ancestor in dir.ancestors() {
+            state.dirs.entry(ancestor.to_path_buf()).or_default();
+        }
+        Ok(())
+    }
+
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        let mut guard = self.state.lock();
+        let state = &mut *guard;
+        state.mutate()?;
+        state.stats.dir_syncs += 1;
+        let sync_dir_eio = state.faults.sync_dir_eio;
+        let failed = state.fires(Fault::SyncDirEio, sync_dir_eio);
+        let entry = state.dirs.get_mut(dir).ok_or_else(|| not_found(dir))?;
+        if failed {
+            // Like a file's failed fsync: these entry changes are not durable and
+            // will not become durable by retrying (the journal commit failed).
+            entry.pending.clear();
+            return Err(injected("directory fsync"));
+        }
+        for op in std::mem::take(&mut entry.pending) {
+            op.apply(&mut entry.durable);
+        }
+        Ok(())
+    }
+
+    fn file_size(&self, path: &Path) -> io::Result<u64> {
+        let state = self.state.lock();
+        let inode = state.lookup(path)?;
+        Ok(state.inodes[inode].current.len() as u64)
+    }
+
+    fn stats(&self) -> VfsStats {
+        self.state.lock().stats
+    }
+}
+
+#[cfg(test)]
+mod tests;
