@@ -68,7 +68,9 @@ impl Writer {
     }
 
     pub fn with_capacity(capacity: usize) -> Self {
-        Writer { buf: Vec::with_capacity(capacity) }
+        Writer {
+            buf: Vec::with_capacity(capacity),
+        }
     }
 
     pub fn u8(&mut self, value: u8) -> &mut Self {
@@ -146,7 +148,10 @@ impl<'a> Reader<'a> {
     }
 
     pub fn error(&self, reason: impl Into<String>) -> DecodeError {
-        DecodeError { offset: self.pos, reason: reason.into() }
+        DecodeError {
+            offset: self.pos,
+            reason: reason.into(),
+        }
     }
 
     /// Fails unless every byte was consumed: trailing garbage is corruption.
@@ -160,7 +165,10 @@ impl<'a> Reader<'a> {
 
     pub fn raw(&mut self, len: usize, what: &str) -> Result<&'a [u8], DecodeError> {
         if len > self.remaining() {
-            return Err(self.error(format!("{what}: needs {len} bytes, {} left", self.remaining())));
+            return Err(self.error(format!(
+                "{what}: needs {len} bytes, {} left",
+                self.remaining()
+            )));
         }
         let slice = &self.buf[self.pos..self.pos + len];
         self.pos += len;
@@ -198,7 +206,10 @@ impl<'a> Reader<'a> {
         let start = self.pos;
         let value = self.varint(what)?;
         if value > limit {
-            return Err(DecodeError { offset: start, reason: format!("{what}: {value} exceeds limit {limit}") });
+            return Err(DecodeError {
+                offset: start,
+                reason: format!("{what}: {value} exceeds limit {limit}"),
+            });
         }
         Ok(value)
     }
@@ -212,7 +223,10 @@ impl<'a> Reader<'a> {
     pub fn str(&mut self, what: &str) -> Result<&'a str, DecodeError> {
         let start = self.pos;
         let bytes = self.bytes(what)?;
-        std::str::from_utf8(bytes).map_err(|_| DecodeError { offset: start, reason: format!("{what}: not UTF-8") })
+        std::str::from_utf8(bytes).map_err(|_| DecodeError {
+            offset: start,
+            reason: format!("{what}: not UTF-8"),
+        })
     }
 }
 

@@ -1,1 +1,711 @@
-//! placeholder
+//! The seed's TOML configuration, parsed once for every engine and tool.
+//!
+//! Two shapes are accepted, as in the seed's documentation:
+//! ```toml
+//! [persistence]                # flat: one backend
+//! type = "lsm_tree"
+//! data_dir = "./data"
+//!
+//! [server]                     # or nested: several, one chosen
+//! persistence_backend = "s3"
+//! [persistence.s3]
+//! type = "s3"
+//! ```
+//! plus an optional `[actor_management]` table. Every section rejects keys it does
+//! not know and values out of range with a `ConfigError` naming the key; nothing
+//! falls back to another backend or a default silently. One key is Leasehold's
+//! own and valid in every backend section: `durability = "sync" | "group" |
+//! "buffered"` (default `sync`), the promise every write is made with.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+
+use crate::kv::Durability;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConfigError {
+    #[error("config is not valid TOML: {0}")]
+    Syntax(String),
+    #[error("config has no [persistence] section")]
+    MissingPersistence,
+    #[error("[{section}] has no `type` key")]
+    MissingType { section: String },
+    #[error("unknown persistence type {0:?}; expected one of lsm_tree, cow_btree, rocksdb, memory, s3, azure, gcs")]
+    UnknownType(String),
+    #[error("{0}")]
+    AmbiguousBackend(String),
+    #[error("[{section}]: {message}")]
+    Invalid { section: String, message: String },
+    #[error("[{section}] {key}: environment variable {var} is not set")]
+    MissingEnv {
+        section: String,
+        key: String,
+        var: String,
+    },
+}
+
+fn invalid(section: &str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        section: section.to_owned(),
+        message: message.into(),
+    }
+}
+
+/// The whole configuration.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Config {
+    pub persistence: PersistenceConfig,
+    pub durability: Durability,
+    pub actor_management: ActorManagementConfig,
+}
+
+/// One backend's settings.
+#[derive(Clone, Debug, PartialEq)]
+pub enum PersistenceConfig {
+    LsmTree(LsmConfig),
+    CowBtree(BtreeConfig),
+    RocksDb(RocksDbConfig),
+    Memory(MemoryConfig),
+    S3(S3Config),
+    Azure(AzureConfig),
+    Gcs(GcsConfig),
+}
+
+impl PersistenceConfig {
+    /// The seed's `type` string.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            PersistenceConfig::LsmTree(_) => "lsm_tree",
+            PersistenceConfig::CowBtree(_) => "cow_btree",
+            PersistenceConfig::RocksDb(_) => "rocksdb",
+            PersistenceConfig::Memory(_) => "memory",
+            PersistenceConfig::S3(_) => "s3",
+            PersistenceConfig::Azure(_) => "azure",
+            PersistenceConfig::Gcs(_) => "gcs",
+        }
+    }
+
+    /// The local directory the backend keeps its files in, if it has one.
+    pub fn data_dir(&self) -> Option<&Path> {
+        match self {
+            PersistenceConfig::LsmTree(config) => Some(&config.data_dir),
+            PersistenceConfig::CowBtree(config) => Some(&config.data_dir),
+            PersistenceConfig::RocksDb(config) => Some(&config.data_dir),
+            PersistenceConfig::Memory(config) => {
+                config.backup_path.as_deref().and_then(Path::parent)
+            }
+            PersistenceConfig::S3(_) | PersistenceConfig::Azure(_) | PersistenceConfig::Gcs(_) => {
+                None
+            }
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LsmConfig {
+    pub data_dir: PathBuf,
+    /// Bytes of the active memtable before it is frozen and flushed.
+    pub memtable_size_limit: u64,
+    /// Immutable memtables allowed to wait for flushing before writers stall.
+    pub max_memtables: u32,
+    pub bloom_filter_fp_rate: f64,
+    pub enable_compaction: bool,
+    /// L0 files that trigger a compaction.
+    pub compaction_threshold: u32,
+}
+
+impl Default for LsmConfig {
+    fn default() -> Self {
+        LsmConfig {
+            data_dir: PathBuf::from("./leasehold_lsm_data"),
+            memtable_size_limit: 64 << 20,
+            max_memtables: 10,
+            bloom_filter_fp_rate: 0.01,
+            enable_compaction: true,
+            compaction_threshold: 4,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BtreeConfig {
+    pub data_dir: PathBuf,
+    pub max_keys_per_node: u32,
+    /// Bytes of WAL buffered before a write is forced.
+    pub wal_buffer_size: u64,
+    pub enable_compression: bool,
+    /// Seconds between WAL fsyncs for `Group` durability.
+    pub wal_sync_interval: u64,
+}
+
+impl Default for BtreeConfig {
+    fn default() -> Self {
+        BtreeConfig {
+            data_dir: PathBuf::from("./leasehold_btree_data"),
+            max_keys_per_node: 256,
+            wal_buffer_size: 1 << 20,
+            enable_compression: true,
+            wal_sync_interval: 5,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RocksDbConfig {
+    pub data_dir: PathBuf,
+    pub create_if_missing: bool,
+    pub enable_statistics: bool,
+    /// none, snappy, lz4, zstd.
+    pub compression_type: String,
+    pub block_cache_size: u64,
+}
+
+impl Default for RocksDbConfig {
+    fn default() -> Self {
+        RocksDbConfig {
+            data_dir: PathBuf::from("./leasehold_rocksdb"),
+            create_if_missing: true,
+            enable_statistics: true,
+            compression_type: "lz4".into(),
+            block_cache_size: 256 << 20,
+        }
+    }
+}
+
+/// Compression of the memory engine's backup file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BackupCompression {
+    None,
+    Lz4,
+}
+
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawMemoryConfig {
+    max_entries: u64,
+    enable_disk_backup: bool,
+    backup_path: Option<PathBuf>,
+    sync_interval: u64,
+    compression: String,
+}
+
+impl Default for RawMemoryConfig {
+    fn default() -> Self {
+        RawMemoryConfig {
+            max_entries: 1_000_000,
+            enable_disk_backup: false,
+            backup_path: None,
+            sync_interval: 300,
+            compression: "lz4".into(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct MemoryConfig {
+    pub max_entries: u64,
+    /// Where the backup lives; `None` means no backup (nothing survives a crash).
+    pub backup_path: Option<PathBuf>,
+    /// How often the background thread writes a backup when something changed.
+    pub sync_interval: Duration,
+    pub compression: BackupCompression,
+}
+
+impl Default for MemoryConfig {
+    fn default() -> Self {
+        MemoryConfig {
+            max_entries: 1_000_000,
+            backup_path: None,
+            sync_interval: Duration::from_secs(300),
+            compression: BackupCompression::Lz4,
+        }
+    }
+}
+
+impl MemoryConfig {
+    fn from_raw(raw: RawMemoryConfig, section: &str) -> Result<Self, ConfigError> {
+        let compression = match raw.compression.as_str() {
+            "lz4" => BackupCompression::Lz4,
+            "none" => BackupCompression::None,
+            other => {
+                return Err(invalid(
+                    section,
+                    format!("compression {other:?} is not supported; use \"lz4\" or \"none\""),
+                ))
+            }
+        };
+        if raw.max_entries == 0 {
+            return Err(invalid(section, "max_entries must be positive"));
+        }
+        let backup_path = match (raw.enable_disk_backup, raw.backup_path) {
+            (true, None) => {
+                return Err(invalid(
+                    section,
+                    "enable_disk_backup = true needs backup_path",
+                ))
+            }
+            (true, Some(path)) => Some(path),
+            (false, _) => None,
+        };
+        if backup_path.is_some() && raw.sync_interval == 0 {
+            return Err(invalid(section, "sync_interval must be at least 1 second"));
+        }
+        Ok(MemoryConfig {
+            max_entries: raw.max_entries,
+            backup_path,
+            sync_interval: Duration::from_secs(raw.sync_interval),
+            compression,
+        })
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct S3Config {
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    #[serde(default = "default_region")]
+    pub region: String,
+    pub bucket: String,
+    #[serde(default)]
+    pub access_key_id: Option<String>,
+    #[serde(default)]
+    pub secret_access_key: Option<String>,
+    #[serde(default = "default_prefix")]
+    pub prefix: String,
+    #[serde(default = "default_true")]
+    pub enable_ssl: bool,
+    /// Seconds.
+    #[serde(default = "default_timeout")]
+    pub connection_timeout: u64,
+    #[serde(default = "default_retries")]
+    pub retry_count: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AzureConfig {
+    pub account_name: String,
+    #[serde(default)]
+    pub account_key: Option<String>,
+    pub container_name: String,
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    #[serde(default = "default_prefix")]
+    pub prefix: String,
+    #[serde(default = "default_timeout")]
+    pub connection_timeout: u64,
+    #[serde(default = "default_retries")]
+    pub retry_count: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GcsConfig {
+    #[serde(default)]
+    pub project_id: Option<String>,
+    pub bucket_name: String,
+    #[serde(default)]
+    pub credentials_path: Option<PathBuf>,
+    #[serde(default = "default_prefix")]
+    pub prefix: String,
+    #[serde(default = "default_timeout")]
+    pub connection_timeout: u64,
+    #[serde(default = "default_retries")]
+    pub retry_count: u32,
+}
+
+fn default_region() -> String {
+    "us-east-1".into()
+}
+fn default_prefix() -> String {
+    "leasehold".into()
+}
+fn default_true() -> bool {
+    true
+}
+fn default_timeout() -> u64 {
+    30
+}
+fn default_retries() -> u32 {
+    3
+}
+
+/// The seed's `[actor_management]`.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ActorManagementConfig {
+    pub lease_duration_seconds: u64,
+    pub snapshot_interval_seconds: u64,
+    pub idle_timeout_seconds: u64,
+    pub max_concurrent_activations: u64,
+    pub enable_state_compression: bool,
+}
+
+impl Default for ActorManagementConfig {
+    fn default() -> Self {
+        ActorManagementConfig {
+            lease_duration_seconds: 300,
+            snapshot_interval_seconds: 60,
+            idle_timeout_seconds: 1800,
+            max_concurrent_activations: 10_000,
+            enable_state_compression: false,
+        }
+    }
+}
+
+impl Config {
+    pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|err| invalid("file", format!("cannot read {}: {err}", path.display())))?;
+        Config::parse(&text)
+    }
+
+    pub fn parse(text: &str) -> Result<Config, ConfigError> {
+        let mut root: toml::Table = text
+            .parse()
+            .map_err(|err: toml::de::Error| ConfigError::Syntax(err.to_string()))?;
+        let selector = take_selector(&mut root)?;
+        let actor_management = match root.remove("actor_management") {
+            Some(value) => deserialize(value, "actor_management")?,
+            None => ActorManagementConfig::default(),
+        };
+        let persistence = match root.remove("persistence") {
+            Some(toml::Value::Table(table)) => table,
+            Some(_) => return Err(invalid("persistence", "must be a table")),
+            None => return Err(ConfigError::MissingPersistence),
+        };
+        // Tables the seed uses for other subsystems are not ours to judge.
+        let (section, mut backend) = choose_backend(persistence, selector.as_deref())?;
+        let durability = match backend.remove("durability") {
+            None => Durability::Sync,
+            Some(toml::Value::String(name)) => Durability::parse(&name).ok_or_else(|| {
+                invalid(
+                    &section,
+                    format!("durability {name:?} is not one of sync, group, buffered"),
+                )
+            })?,
+            Some(_) => return Err(invalid(&section, "durability must be a string")),
+        };
+        let persistence = parse_backend(&section, backend)?;
+        Ok(Config {
+            persistence,
+            durability,
+            actor_management,
+        })
+    }
+}
+
+fn take_selector(root: &mut toml::Table) -> Result<Option<String>, ConfigError> {
+    let Some(toml::Value::Table(server)) = root.get("server") else {
+        return Ok(None);
+    };
+    match server.get("persistence_backend") {
+        None => Ok(None),
+        Some(toml::Value::String(name)) => Ok(Some(name.clone())),
+        Some(_) => Err(invalid("server", "persistence_backend must be a string")),
+    }
+}
+
+/// Picks the backend table: the flat `[persistence]` when it has a `type`, else
+/// the sub-table named by `server.persistence_backend`, else the only one.
+fn choose_backend(
+    mut persistence: toml::Table,
+    selector: Option<&str>,
+) -> Result<(String, toml::Table), ConfigError> {
+    if persistence.contains_key("type") {
+        return Ok(("persistence".into(), persistence));
+    }
+    let mut names: Vec<String> = persistence
+        .iter()
+        .filter(|(_, value)| value.is_table())
+        .map(|(name, _)| name.clone())
+        .collect();
+    let name = match selector {
+        Some(name) => name.to_owned(),
+        None if names.len() == 1 => names.remove(0),
+        None if names.is_empty() => {
+            return Err(ConfigError::MissingType {
+                section: "persistence".into(),
+            })
+        }
+        None => return Err(ConfigError::AmbiguousBackend(format!(
+            "[persistence] has several backends ({}); choose one with [server] persistence_backend",
+            names.join(", ")
+        ))),
+    };
+    let section = format!("persistence.{name}");
+    match persistence.remove(&name) {
+        Some(toml::Value::Table(table)) => Ok((section, table)),
+        _ => Err(ConfigError::AmbiguousBackend(format!(
+            "[server] persistence_backend = {name:?} but there is no [{section}] table"
+        ))),
+    }
+}
+
+fn parse_backend(section: &str, mut table: toml::Table) -> Result<PersistenceConfig, ConfigError> {
+    let type_name = match table.remove("type") {
+        Some(toml::Value::String(name)) => name,
+        Some(_) => return Err(invalid(section, "type must be a string")),
+        None => {
+            return Err(ConfigError::MissingType {
+                section: section.into(),
+            })
+        }
+    };
+    let value = toml::Value::Table(table);
+    let config = match type_name.to_ascii_lowercase().as_str() {
+        "lsm_tree" | "lsm" => {
+            PersistenceConfig::LsmTree(validate_lsm(deserialize(value, section)?, section)?)
+        }
+        "cow_btree" | "btree" => {
+            PersistenceConfig::CowBtree(validate_btree(deserialize(value, section)?, section)?)
+        }
+        "rocksdb" => {
+            PersistenceConfig::RocksDb(validate_rocksdb(deserialize(value, section)?, section)?)
+        }
+        "memory" => PersistenceConfig::Memory(MemoryConfig::from_raw(
+            deserialize(value, section)?,
+            section,
+        )?),
+        "s3" => {
+            let mut config: S3Config = deserialize(value, section)?;
+            for (key, field) in [
+                ("access_key_id", &mut config.access_key_id),
+                ("secret_access_key", &mut config.secret_access_key),
+            ] {
+                if let Some(text) = field.as_mut() {
+                    *text = expand_env(text, section, key)?;
+                }
+            }
+            if let Some(endpoint) = config.endpoint.as_mut() {
+                *endpoint = expand_env(endpoint, section, "endpoint")?;
+            }
+            PersistenceConfig::S3(config)
+        }
+        "azure" => {
+            let mut config: AzureConfig = deserialize(value, section)?;
+            if let Some(key) = config.account_key.as_mut() {
+                *key = expand_env(key, section, "account_key")?;
+            }
+            PersistenceConfig::Azure(config)
+        }
+        "gcs" | "gcp" | "googlecloud" => PersistenceConfig::Gcs(deserialize(value, section)?),
+        _ => return Err(ConfigError::UnknownType(type_name)),
+    };
+    Ok(config)
+}
+
+fn deserialize<T: DeserializeOwned>(value: toml::Value, section: &str) -> Result<T, ConfigError> {
+    value
+        .try_into()
+        .map_err(|err: toml::de::Error| invalid(section, err.message().to_owned()))
+}
+
+fn validate_lsm(config: LsmConfig, section: &str) -> Result<LsmConfig, ConfigError> {
+    if config.memtable_size_limit < 4096 {
+        return Err(invalid(
+            section,
+            "memtable_size_limit must be at least 4096 bytes",
+        ));
+    }
+    if !(config.bloom_filter_fp_rate > 0.0 && config.bloom_filter_fp_rate < 1.0) {
+        return Err(invalid(
+            section,
+            "bloom_filter_fp_rate must be between 0 and 1 (exclusive)",
+        ));
+    }
+    if config.max_memtables == 0 {
+        return Err(invalid(section, "max_memtables must be at least 1"));
+    }
+    if config.compaction_threshold < 2 {
+        return Err(invalid(section, "compaction_threshold must be at least 2"));
+    }
+    Ok(config)
+}
+
+fn validate_btree(config: BtreeConfig, section: &str) -> Result<BtreeConfig, ConfigError> {
+    if config.max_keys_per_node < 4 {
+        return Err(invalid(section, "max_keys_per_node must be at least 4"));
+    }
+    if config.wal_buffer_size < 4096 {
+        return Err(invalid(
+            section,
+            "wal_buffer_size must be at least 4096 bytes",
+        ));
+    }
+    Ok(config)
+}
+
+fn validate_rocksdb(config: RocksDbConfig, section: &str) -> Result<RocksDbConfig, ConfigError> {
+    if !["none", "snappy", "lz4", "zstd"].contains(&config.compression_type.as_str()) {
+        return Err(invalid(
+            section,
+            format!(
+                "compression_type {:?} is not one of none, snappy, lz4, zstd",
+                config.compression_type
+            ),
+        ));
+    }
+    Ok(config)
+}
+
+/// Replaces each `${NAME}` with the environment variable; unset is an error.
+pub fn expand_env(text: &str, section: &str, key: &str) -> Result<String, ConfigError> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let Some(end) = after.find('}') else {
+            return Err(invalid(section, format!("{key}: unclosed ${{ in {text:?}")));
+        };
+        let var = &after[..end];
+        let value = std::env::var(var).map_err(|_| ConfigError::MissingEnv {
+            section: section.into(),
+            key: key.into(),
+            var: var.into(),
+        })?;
+        out.push_str(&value);
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_seeds_flat_sections_parse() {
+        let config = Config::parse(
+            r#"
+            [persistence]
+            type = "lsm_tree"
+            data_dir = "./orbit_lsm_data"
+            memtable_size_limit = 67108864
+            max_memtables = 10
+            bloom_filter_fp_rate = 0.01
+            enable_compaction = true
+            compaction_threshold = 4
+
+            [actor_management]
+            lease_duration_seconds = 180
+            snapshot_interval_seconds = 60
+            idle_timeout_seconds = 1800
+            max_concurrent_activations = 10000
+            "#,
+        )
+        .unwrap();
+        let PersistenceConfig::LsmTree(lsm) = &config.persistence else {
+            panic!("{config:?}")
+        };
+        assert_eq!(lsm.memtable_size_limit, 64 << 20);
+        assert_eq!(config.actor_management.lease_duration_seconds, 180);
+        assert_eq!(config.durability, Durability::Sync);
+
+        let btree = Config::parse(
+            "[persistence]\ntype = \"cow_btree\"\ndata_dir = \"d\"\nmax_keys_per_node = 256\nwal_buffer_size = 1048576\nenable_compression = true\nwal_sync_interval = 5\ndurability = \"group\"\n",
+        )
+        .unwrap();
+        assert_eq!(btree.durability, Durability::Group);
+        assert_eq!(btree.persistence.data_dir(), Some(Path::new("d")));
+    }
+
+    #[test]
+    fn nested_sections_are_chosen_by_the_server_selector() {
+        let text = r#"
+            [server]
+            persistence_backend = "memory"
+            [persistence.memory]
+            type = "memory"
+            max_entries = 100000
+            enable_disk_backup = true
+            backup_path = "/data/backup.lz4"
+            sync_interval = 300
+            compression = "lz4"
+            [persistence.rocksdb]
+            type = "rocksdb"
+            data_dir = "./orbit_rocksdb"
+            create_if_missing = true
+            enable_statistics = true
+            compression_type = "snappy"
+            block_cache_size = 268435456
+        "#;
+        let config = Config::parse(text).unwrap();
+        let PersistenceConfig::Memory(memory) = config.persistence else {
+            panic!()
+        };
+        assert_eq!(
+            memory.backup_path.as_deref(),
+            Some(Path::new("/data/backup.lz4"))
+        );
+        let without_selector = text.replace("persistence_backend = \"memory\"", "");
+        assert!(matches!(
+            Config::parse(&without_selector),
+            Err(ConfigError::AmbiguousBackend(_))
+        ));
+    }
+
+    #[test]
+    fn unknown_types_keys_and_bad_values_are_errors_naming_them() {
+        assert_eq!(
+            Config::parse("[persistence]\ntype = \"sqlite\"\n"),
+            Err(ConfigError::UnknownType("sqlite".into()))
+        );
+        let err =
+            Config::parse("[persistence]\ntype = \"lsm_tree\"\nmemtable_limit = 5\n").unwrap_err();
+        assert!(err.to_string().contains("memtable_limit"), "{err}");
+        let err = Config::parse("[persistence]\ntype = \"lsm_tree\"\nbloom_filter_fp_rate = 1.5\n")
+            .unwrap_err();
+        assert!(err.to_string().contains("bloom_filter_fp_rate"), "{err}");
+        let err = Config::parse("[persistence]\ntype = \"memory\"\ncompression = \"gzip\"\n")
+            .unwrap_err();
+        assert!(err.to_string().contains("gzip"), "{err}");
+        let err = Config::parse("[persistence]\ntype = \"memory\"\ndurability = \"eventually\"\n")
+            .unwrap_err();
+        assert!(err.to_string().contains("eventually"), "{err}");
+        assert_eq!(
+            Config::parse("[server]\n"),
+            Err(ConfigError::MissingPersistence)
+        );
+        assert!(matches!(
+            Config::parse("[persistence\n"),
+            Err(ConfigError::Syntax(_))
+        ));
+        let err = Config::parse(
+            "[persistence]\ntype = \"lsm_tree\"\n[actor_management]\nlease_secs = 3\n",
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("lease_secs"), "{err}");
+    }
+
+    #[test]
+    fn s3_credentials_expand_from_the_environment_and_unset_variables_fail() {
+        // A variable name only this test uses, so parallel tests cannot race on it.
+        std::env::set_var("LEASEHOLD_CONFIG_TEST_KEY", "AKIA123");
+        let config = Config::parse(
+            "[persistence.s3]\ntype = \"s3\"\nbucket = \"b\"\naccess_key_id = \"${LEASEHOLD_CONFIG_TEST_KEY}\"\nsecret_access_key = \"x${LEASEHOLD_CONFIG_TEST_UNSET}\"\n",
+        );
+        assert_eq!(
+            config,
+            Err(ConfigError::MissingEnv {
+                section: "persistence.s3".into(),
+                key: "secret_access_key".into(),
+                var: "LEASEHOLD_CONFIG_TEST_UNSET".into()
+            })
+        );
+        assert_eq!(
+            expand_env("id-${LEASEHOLD_CONFIG_TEST_KEY}-", "s", "k").unwrap(),
+            "id-AKIA123-"
+        );
+    }
+}

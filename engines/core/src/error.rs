@@ -18,11 +18,18 @@ pub enum KvError {
     /// Bytes read from disk are not what was written: a checksum, a length or a
     /// structure failed to check out. `offset` is the byte offset in `file`.
     #[error("corruption in {file} at offset {offset}: {reason}")]
-    Corruption { file: PathBuf, offset: u64, reason: String },
+    Corruption {
+        file: PathBuf,
+        offset: u64,
+        reason: String,
+    },
 
     /// The operating system (or the simulated device) failed an operation.
     #[error("i/o error during {context}: {source}")]
-    Io { context: String, source: std::io::Error },
+    Io {
+        context: String,
+        source: std::io::Error,
+    },
 
     /// An earlier failure (a failed fsync, say) left the engine unable to promise
     /// durability; it refuses further writes until it is reopened.
@@ -50,12 +57,19 @@ pub enum KvError {
 impl KvError {
     /// An I/O error with what was being done, for the message.
     pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
-        KvError::Io { context: context.into(), source }
+        KvError::Io {
+            context: context.into(),
+            source,
+        }
     }
 
     /// A corruption report for `file` at `offset`.
     pub fn corruption(file: impl Into<PathBuf>, offset: u64, reason: impl Into<String>) -> Self {
-        KvError::Corruption { file: file.into(), offset, reason: reason.into() }
+        KvError::Corruption {
+            file: file.into(),
+            offset,
+            reason: reason.into(),
+        }
     }
 
     /// True when the disk was full: nothing was acknowledged, nothing was lost.
@@ -73,24 +87,44 @@ pub enum StoreError {
     /// `save`, `delete` or a commit op expected another snapshot version.
     /// Version 0 means "no snapshot".
     #[error("version conflict on {key}: expected {expected}, stored {actual}")]
-    VersionConflict { key: ActorKey, expected: u64, actual: u64 },
+    VersionConflict {
+        key: ActorKey,
+        expected: u64,
+        actual: u64,
+    },
 
     /// The caller's fencing epoch is older than the actor's current lease epoch (or
     /// than the epoch of the stored snapshot): another node owns the actor now.
     #[error("stale epoch on {key}: given {given}, current {current}")]
-    StaleEpoch { key: ActorKey, given: u64, current: u64 },
+    StaleEpoch {
+        key: ActorKey,
+        given: u64,
+        current: u64,
+    },
 
     /// The caller does not hold the lease it is renewing, releasing or fencing with.
     #[error("{node} does not own the lease on {key} (holder {holder:?}, epoch {epoch})")]
-    NotOwner { key: ActorKey, node: NodeId, holder: Option<NodeId>, epoch: u64 },
+    NotOwner {
+        key: ActorKey,
+        node: NodeId,
+        holder: Option<NodeId>,
+        epoch: u64,
+    },
 
     /// A renew came after the lease expired; the caller must acquire again.
     #[error("lease on {key} expired at {expired_at}")]
-    LeaseExpired { key: ActorKey, expired_at: Timestamp },
+    LeaseExpired {
+        key: ActorKey,
+        expired_at: Timestamp,
+    },
 
     /// Stored state does not match its SHA-256 hash. The data is never returned.
     #[error("integrity check failed for {key}: stored hash {expected}, computed {actual}")]
-    Integrity { key: ActorKey, expected: String, actual: String },
+    Integrity {
+        key: ActorKey,
+        expected: String,
+        actual: String,
+    },
 
     /// A stored record could not be decoded.
     #[error("corrupt record for {key}: {reason}")]

@@ -39,7 +39,11 @@ fn mask(crc: u32) -> u32 {
 /// Panics if the payload is longer than `FRAME_PAYLOAD_LEN_MAX`: callers bound
 /// their records long before that (an internal invariant, not input checking).
 pub fn encode(payload: &[u8], out: &mut Vec<u8>) {
-    assert!(payload.len() <= FRAME_PAYLOAD_LEN_MAX, "frame payload of {} bytes", payload.len());
+    assert!(
+        payload.len() <= FRAME_PAYLOAD_LEN_MAX,
+        "frame payload of {} bytes",
+        payload.len()
+    );
     let length = (payload.len() as u32).to_le_bytes();
     out.extend_from_slice(&checksum(&[&length, payload]).to_le_bytes());
     out.extend_from_slice(&length);
@@ -77,13 +81,25 @@ pub fn decode(buf: &[u8], offset: usize) -> Result<Option<(&[u8], usize)>, Frame
     if offset == buf.len() {
         return Ok(None);
     }
-    let header_end = offset.checked_add(FRAME_HEADER_LEN).filter(|&end| end <= buf.len());
+    let header_end = offset
+        .checked_add(FRAME_HEADER_LEN)
+        .filter(|&end| end <= buf.len());
     let Some(header_end) = header_end else {
         return Err(FrameError::Truncated { offset });
     };
-    let stored = u32::from_le_bytes([buf[offset], buf[offset + 1], buf[offset + 2], buf[offset + 3]]);
+    let stored = u32::from_le_bytes([
+        buf[offset],
+        buf[offset + 1],
+        buf[offset + 2],
+        buf[offset + 3],
+    ]);
     let length_bytes = &buf[offset + 4..header_end];
-    let length = u32::from_le_bytes([length_bytes[0], length_bytes[1], length_bytes[2], length_bytes[3]]) as usize;
+    let length = u32::from_le_bytes([
+        length_bytes[0],
+        length_bytes[1],
+        length_bytes[2],
+        length_bytes[3],
+    ]) as usize;
     if length > buf.len() - header_end {
         return Err(FrameError::Truncated { offset });
     }
@@ -122,8 +138,14 @@ mod tests {
     #[test]
     fn a_cut_frame_is_truncated_and_a_flipped_bit_is_a_checksum_error() {
         let buf = framed(&[b"payload"]);
-        assert_eq!(decode(&buf[..buf.len() - 1], 0), Err(FrameError::Truncated { offset: 0 }));
-        assert_eq!(decode(&buf[..3], 0), Err(FrameError::Truncated { offset: 0 }));
+        assert_eq!(
+            decode(&buf[..buf.len() - 1], 0),
+            Err(FrameError::Truncated { offset: 0 })
+        );
+        assert_eq!(
+            decode(&buf[..3], 0),
+            Err(FrameError::Truncated { offset: 0 })
+        );
         let mut flipped = buf.clone();
         flipped[FRAME_HEADER_LEN + 2] ^= 0x10;
         assert_eq!(decode(&flipped, 0), Err(FrameError::Checksum { offset: 0 }));
@@ -135,7 +157,10 @@ mod tests {
 
     #[test]
     fn zeroed_space_is_not_a_valid_frame() {
-        assert_eq!(decode(&[0u8; 64], 0), Err(FrameError::Checksum { offset: 0 }));
+        assert_eq!(
+            decode(&[0u8; 64], 0),
+            Err(FrameError::Checksum { offset: 0 })
+        );
     }
 
     proptest! {

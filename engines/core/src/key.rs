@@ -26,7 +26,10 @@ const TERMINATOR: u8 = 0x01;
 
 impl ActorKey {
     pub fn new(actor_type: impl Into<String>, actor_id: impl Into<String>) -> Self {
-        ActorKey { actor_type: actor_type.into(), actor_id: actor_id.into() }
+        ActorKey {
+            actor_type: actor_type.into(),
+            actor_id: actor_id.into(),
+        }
     }
 
     /// The order-preserving encoding.
@@ -42,11 +45,21 @@ impl ActorKey {
         let mut index = 0;
         loop {
             match bytes.get(index) {
-                None => return Err(DecodeError { offset: index, reason: "actor key has no type terminator".into() }),
+                None => {
+                    return Err(DecodeError {
+                        offset: index,
+                        reason: "actor key has no type terminator".into(),
+                    })
+                }
                 Some(&ESCAPE) => match bytes.get(index + 1) {
                     Some(&ESCAPED_ZERO) => actor_type.push(0),
                     Some(&TERMINATOR) => break,
-                    _ => return Err(DecodeError { offset: index, reason: "bad escape in actor type".into() }),
+                    _ => {
+                        return Err(DecodeError {
+                            offset: index,
+                            reason: "bad escape in actor type".into(),
+                        })
+                    }
                 },
                 Some(&byte) => {
                     actor_type.push(byte);
@@ -57,11 +70,18 @@ impl ActorKey {
             index += 2;
         }
         let id_start = index + 2;
-        let actor_type = String::from_utf8(actor_type)
-            .map_err(|_| DecodeError { offset: 0, reason: "actor type is not UTF-8".into() })?;
-        let actor_id = std::str::from_utf8(&bytes[id_start..])
-            .map_err(|_| DecodeError { offset: id_start, reason: "actor id is not UTF-8".into() })?;
-        Ok(ActorKey { actor_type, actor_id: actor_id.to_owned() })
+        let actor_type = String::from_utf8(actor_type).map_err(|_| DecodeError {
+            offset: 0,
+            reason: "actor type is not UTF-8".into(),
+        })?;
+        let actor_id = std::str::from_utf8(&bytes[id_start..]).map_err(|_| DecodeError {
+            offset: id_start,
+            reason: "actor id is not UTF-8".into(),
+        })?;
+        Ok(ActorKey {
+            actor_type,
+            actor_id: actor_id.to_owned(),
+        })
     }
 }
 
@@ -102,8 +122,12 @@ mod tests {
         keys.sort_by_key(|key| key.encode());
         let types: Vec<&str> = keys.iter().map(|key| key.actor_type.as_str()).collect();
         assert_eq!(types, ["Use", "User", "User", "User\0", "UserX"]);
-        assert!(ActorKey::new("User", "zzz").encode().starts_with(&type_prefix("User")));
-        assert!(!ActorKey::new("UserX", "a").encode().starts_with(&type_prefix("User")));
+        assert!(ActorKey::new("User", "zzz")
+            .encode()
+            .starts_with(&type_prefix("User")));
+        assert!(!ActorKey::new("UserX", "a")
+            .encode()
+            .starts_with(&type_prefix("User")));
     }
 
     #[test]

@@ -15,10 +15,12 @@
 //!    later write until reopened, because the kernel may have dropped the data.
 //! 5. Bytes read from disk are checked; damage is `KvError::Corruption`, never
 //!    wrong data.
+//!
 //! All methods take `&self`; engines are shared between threads.
 
 use std::ops::{Bound, ControlFlow};
 
+use crate::codec::{DecodeError, Reader, Writer};
 use crate::error::KvResult;
 
 /// When an acknowledged write is promised to survive power loss.
@@ -81,7 +83,10 @@ impl WriteBatch {
     }
 
     pub fn put(&mut self, key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) -> &mut Self {
-        self.ops.push(BatchOp::Put { key: key.into(), value: value.into() });
+        self.ops.push(BatchOp::Put {
+            key: key.into(),
+            value: value.into(),
+        });
         self
     }
 
@@ -111,6 +116,67 @@ impl WriteBatch {
     }
 }
 
+const BATCH_OP_PUT: u8 = 1;
+const BATCH_OP_DELETE: u8 = 2;
+
+impl WriteBatch {
+    /// The batch as log bytes, shared by every engine's log:
+    /// ```text
+    /// varint op_count | ( u8 kind=1 | bytes key | bytes value )   put
+    ///                 | ( u8 kind=2 | bytes key )                 delete
+    /// ```
+    /// (`bytes` = varint length, then the bytes.) Written to disk — do not change.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut writer =
+            Writer::with_capacity(self.logical_bytes() as usize + 4 * self.ops.len() + 4);
+        writer.varint(self.ops.len() as u64);
+        for op in &self.ops {
+            match op {
+                BatchOp::Put { key, value } => writer.u8(BATCH_OP_PUT).bytes(key).bytes(value),
+                BatchOp::Delete { key } => writer.u8(BATCH_OP_DELETE).bytes(key),
+            };
+        }
+        writer.finish()
+    }
+
+    /// Inverse of `encode`; every count and length is checked against the bytes.
+    pub fn decode(bytes: &[u8]) -> Result<WriteBatch, DecodeError> {
+        let mut reader = Reader::new(bytes);
+        // Each op takes at least two bytes (kind + empty key).
+        let count = reader.varint_at_most(bytes.len() as u64 / 2, "batch op count")?;
+        let mut ops = Vec::with_capacity(count as usize);
+        for _ in 0..count {
+            let op = match reader.u8("batch op kind")? {
+                BATCH_OP_PUT => BatchOp::Put {
+                    key: reader.bytes("key")?.to_vec(),
+                    value: reader.bytes("value")?.to_vec(),
+                },
+                BATCH_OP_DELETE => BatchOp::Delete {
+                    key: reader.bytes("key")?.to_vec(),
+                },
+                other => return Err(reader.error(format!("unknown batch op kind {other}"))),
+            };
+            ops.push(op);
+        }
+        reader.expect_end("batch")?;
+        Ok(WriteBatch { ops })
+    }
+
+    /// Applies the batch to an ordered map (the reference semantics).
+    pub fn apply_to(&self, map: &mut std::collections::BTreeMap<Vec<u8>, Vec<u8>>) {
+        for op in &self.ops {
+            match op {
+                BatchOp::Put { key, value } => {
+                    map.insert(key.clone(), value.clone());
+                }
+                BatchOp::Delete { key } => {
+                    map.remove(key);
+                }
+            }
+        }
+    }
+}
+
 /// A key range for `scan`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct KeyRange {
@@ -120,7 +186,10 @@ pub struct KeyRange {
 
 impl KeyRange {
     pub fn all() -> Self {
-        KeyRange { start: Bound::Unbounded, end: Bound::Unbounded }
+        KeyRange {
+            start: Bound::Unbounded,
+            end: Bound::Unbounded,
+        }
     }
 
     /// Every key that starts with `prefix`.
@@ -129,7 +198,10 @@ impl KeyRange {
             Some(successor) => Bound::Excluded(successor),
             None => Bound::Unbounded,
         };
-        KeyRange { start: Bound::Included(prefix.to_vec()), end }
+        KeyRange {
+            start: Bound::Included(prefix.to_vec()),
+            end,
+        }
     }
 
     pub fn contains(&self, key: &[u8]) -> bool {
@@ -207,7 +279,8 @@ pub struct EngineStats {
 impl EngineStats {
     /// Device bytes written per logical byte; `None` before anything was written.
     pub fn write_amplification(&self) -> Option<f64> {
-        (self.user_bytes_written > 0).then(|| self.device_bytes_written as f64 / self.user_bytes_written as f64)
+        (self.user_bytes_written > 0)
+            .then(|| self.device_bytes_written as f64 / self.user_bytes_written as f64)
     }
 
     /// Bytes on disk per live logical byte.
@@ -270,6 +343,23 @@ pub trait KvEngine: Send + Sync + 'static {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn batches_round_trip(ops in proptest::collection::vec((any::<bool>(), any::<Vec<u8>>(), any::<Vec<u8>>()), 0..20)) {
+            let mut batch = WriteBatch::new();
+            for (put, key, value) in ops {
+                if put { batch.put(key, value); } else { batch.delete(key); }
+            }
+            prop_assert_eq!(WriteBatch::decode(&batch.encode()).unwrap(), batch);
+        }
+
+        #[test]
+        fn batch_decode_never_panics(bytes: Vec<u8>) {
+            let _ = WriteBatch::decode(&bytes);
+        }
+    }
 
     #[test]
     fn prefix_ranges_stop_at_the_successor() {

@@ -138,7 +138,8 @@ impl<E: KvEngine> KvStore<E> {
     fn timed<T>(&self, kind: OpKind, body: impl FnOnce() -> StoreResult<T>) -> StoreResult<T> {
         let started = Instant::now();
         let result = self.check_open().and_then(|()| body());
-        self.metrics.record(kind, started.elapsed(), outcome_of(&result));
+        self.metrics
+            .record(kind, started.elapsed(), outcome_of(&result));
         result
     }
 
@@ -146,9 +147,14 @@ impl<E: KvEngine> KvStore<E> {
         let engine_key = lease_key(key);
         match self.engine.get(&engine_key)? {
             None => Ok(None),
-            Some(bytes) => Lease::decode(&bytes)
-                .map(Some)
-                .map_err(|err| StoreError::CorruptRecord { key: format!("lease {key}"), reason: err.to_string() }),
+            Some(bytes) => {
+                Lease::decode(&bytes)
+                    .map(Some)
+                    .map_err(|err| StoreError::CorruptRecord {
+                        key: format!("lease {key}"),
+                        reason: err.to_string(),
+                    })
+            }
         }
     }
 
@@ -164,28 +170,41 @@ impl<E: KvEngine> KvStore<E> {
         Ok(())
     }
 
-    fn scan_prefix(&self, prefix: &[u8], mut visit: impl FnMut(&[u8], &[u8]) -> StoreResult<()>) -> StoreResult<()> {
+    fn scan_prefix(
+        &self,
+        prefix: &[u8],
+        mut visit: impl FnMut(&[u8], &[u8]) -> StoreResult<()>,
+    ) -> StoreResult<()> {
         let mut failure = None;
-        self.engine.scan(&KeyRange::prefix(prefix), &mut |key, value| match visit(key, value) {
-            Ok(()) => ControlFlow::Continue(()),
-            Err(err) => {
-                failure = Some(err);
-                ControlFlow::Break(())
-            }
-        })?;
+        self.engine.scan(
+            &KeyRange::prefix(prefix),
+            &mut |key, value| match visit(key, value) {
+                Ok(()) => ControlFlow::Continue(()),
+                Err(err) => {
+                    failure = Some(err);
+                    ControlFlow::Break(())
+                }
+            },
+        )?;
         failure.map_or(Ok(()), Err)
     }
 }
 
 fn decode_snapshot(key: &ActorKey, bytes: &[u8]) -> StoreResult<Snapshot> {
-    Snapshot::decode(bytes)
-        .map_err(|err| StoreError::CorruptRecord { key: format!("snapshot {key}"), reason: err.to_string() })
+    Snapshot::decode(bytes).map_err(|err| StoreError::CorruptRecord {
+        key: format!("snapshot {key}"),
+        reason: err.to_string(),
+    })
 }
 
 fn verified(snapshot: Snapshot) -> StoreResult<Snapshot> {
     match snapshot.verify_hash() {
         Ok(()) => Ok(snapshot),
-        Err((expected, actual)) => Err(StoreError::Integrity { key: snapshot.key, expected, actual }),
+        Err((expected, actual)) => Err(StoreError::Integrity {
+            key: snapshot.key,
+            expected,
+            actual,
+        }),
     }
 }
 
@@ -214,18 +233,33 @@ impl<E: KvEngine> Store for KvStore<E> {
                     Ok(Acquire::Acquired(lease))
                 }
                 AcquireDecision::AlreadyOwned(lease) => Ok(Acquire::Acquired(lease)),
-                AcquireDecision::Held { holder, epoch, expires_at } => Ok(Acquire::Held { holder, epoch, expires_at }),
+                AcquireDecision::Held {
+                    holder,
+                    epoch,
+                    expires_at,
+                } => Ok(Acquire::Held {
+                    holder,
+                    epoch,
+                    expires_at,
+                }),
             }
         });
         let outcome = match &result {
             Ok(Acquire::Held { .. }) => Outcome::LeaseConflict,
             other => outcome_of(other),
         };
-        self.metrics.record(OpKind::Acquire, started.elapsed(), outcome);
+        self.metrics
+            .record(OpKind::Acquire, started.elapsed(), outcome);
         result
     }
 
-    fn renew(&self, key: &ActorKey, node: &NodeId, epoch: u64, now: Timestamp) -> StoreResult<Lease> {
+    fn renew(
+        &self,
+        key: &ActorKey,
+        node: &NodeId,
+        epoch: u64,
+        now: Timestamp,
+    ) -> StoreResult<Lease> {
         self.timed(OpKind::Renew, || {
             let _guard = self.lock(key);
             let lease = rules::renew(self.read_lease(key)?.as_ref(), key, node, epoch, now)?;
@@ -263,8 +297,13 @@ impl<E: KvEngine> Store for KvStore<E> {
                     key: format!("lease record {engine_key:?}"),
                     reason: err.to_string(),
                 })?;
-                let node_matches = filter.node_id.as_ref().is_none_or(|node| lease.node_id.as_ref() == Some(node));
-                let expiry_matches = filter.expired.is_none_or(|expired| expired != lease.is_held_at(filter.now));
+                let node_matches = filter
+                    .node_id
+                    .as_ref()
+                    .is_none_or(|node| lease.node_id.as_ref() == Some(node));
+                let expiry_matches = filter
+                    .expired
+                    .is_none_or(|expired| expired != lease.is_held_at(filter.now));
                 if node_matches && expiry_matches {
                     leases.push(lease);
                 }
@@ -283,32 +322,60 @@ impl<E: KvEngine> Store for KvStore<E> {
                 return Ok(None);
             }
             let snapshot = verified(snapshot)?;
-            self.metrics.add_state_bytes_read(snapshot.state.len() as u64);
+            self.metrics
+                .add_state_bytes_read(snapshot.state.len() as u64);
             Ok(Some(snapshot))
         })
     }
 
-    fn save(&self, write: SnapshotWrite, expected_version: u64, fence_epoch: u64, now: Timestamp) -> StoreResult<Snapshot> {
+    fn save(
+        &self,
+        write: SnapshotWrite,
+        expected_version: u64,
+        fence_epoch: u64,
+        now: Timestamp,
+    ) -> StoreResult<Snapshot> {
         self.timed(OpKind::Save, || {
             let key = write.key.clone();
             let _guard = self.lock(&key);
             let lease = self.read_lease(&key)?;
             let stored = self.read_snapshot(&key)?;
-            let snapshot = rules::save(write, lease.as_ref(), stored.as_ref(), expected_version, fence_epoch, now)?;
+            let snapshot = rules::save(
+                write,
+                lease.as_ref(),
+                stored.as_ref(),
+                expected_version,
+                fence_epoch,
+                now,
+            )?;
             let mut batch = WriteBatch::new();
             batch.put(snapshot_key(&key), snapshot.encode());
             self.write(batch)?;
-            self.metrics.add_state_bytes_written(snapshot.state.len() as u64);
+            self.metrics
+                .add_state_bytes_written(snapshot.state.len() as u64);
             Ok(snapshot)
         })
     }
 
-    fn delete(&self, key: &ActorKey, expected_version: u64, fence_epoch: u64, now: Timestamp) -> StoreResult<()> {
+    fn delete(
+        &self,
+        key: &ActorKey,
+        expected_version: u64,
+        fence_epoch: u64,
+        now: Timestamp,
+    ) -> StoreResult<()> {
         self.timed(OpKind::Delete, || {
             let _guard = self.lock(key);
             let lease = self.read_lease(key)?;
             let stored = self.read_snapshot(key)?;
-            rules::delete(key, lease.as_ref(), stored.as_ref(), expected_version, fence_epoch, now)?;
+            rules::delete(
+                key,
+                lease.as_ref(),
+                stored.as_ref(),
+                expected_version,
+                fence_epoch,
+                now,
+            )?;
             if stored.is_some() {
                 let mut batch = WriteBatch::new();
                 batch.delete(snapshot_key(key));
@@ -324,10 +391,11 @@ impl<E: KvEngine> Store for KvStore<E> {
             prefix.extend_from_slice(&type_prefix(actor_type));
             let mut infos = Vec::new();
             self.scan_prefix(&prefix, |engine_key, value| {
-                let snapshot = Snapshot::decode(value).map_err(|err| StoreError::CorruptRecord {
-                    key: format!("snapshot record {engine_key:?}"),
-                    reason: err.to_string(),
-                })?;
+                let snapshot =
+                    Snapshot::decode(value).map_err(|err| StoreError::CorruptRecord {
+                        key: format!("snapshot record {engine_key:?}"),
+                        reason: err.to_string(),
+                    })?;
                 if !snapshot.is_expired_at(now) {
                     infos.push(SnapshotInfo::from(&snapshot));
                 }
@@ -353,7 +421,10 @@ impl<E: KvEngine> Store for KvStore<E> {
             for (engine_key, key) in candidates {
                 // Re-check under the lock: a save may have replaced it since the scan.
                 let _guard = self.lock(&key);
-                if self.read_snapshot(&key)?.is_some_and(|snapshot| snapshot.is_expired_at(now)) {
+                if self
+                    .read_snapshot(&key)?
+                    .is_some_and(|snapshot| snapshot.is_expired_at(now))
+                {
                     let mut batch = WriteBatch::new();
                     batch.delete(engine_key);
                     self.write(batch)?;
@@ -366,15 +437,21 @@ impl<E: KvEngine> Store for KvStore<E> {
 
     fn commit(&self, ops: Vec<CommitOp>, now: Timestamp) -> StoreResult<Vec<Option<Snapshot>>> {
         self.timed(OpKind::Commit, || {
-            let mut stripes: Vec<usize> = ops.iter().map(|op| stripe_of(&op.key().encode())).collect();
+            let mut stripes: Vec<usize> =
+                ops.iter().map(|op| stripe_of(&op.key().encode())).collect();
             let mut keys: Vec<&ActorKey> = ops.iter().map(CommitOp::key).collect();
             keys.sort();
             if keys.windows(2).any(|pair| pair[0] == pair[1]) {
-                return Err(StoreError::InvalidArgument("a commit names the same actor twice".into()));
+                return Err(StoreError::InvalidArgument(
+                    "a commit names the same actor twice".into(),
+                ));
             }
             stripes.sort_unstable();
             stripes.dedup();
-            let _guards: Vec<MutexGuard<'_, ()>> = stripes.iter().map(|&stripe| self.stripes[stripe].lock()).collect();
+            let _guards: Vec<MutexGuard<'_, ()>> = stripes
+                .iter()
+                .map(|&stripe| self.stripes[stripe].lock())
+                .collect();
 
             let mut batch = WriteBatch::new();
             let mut results = Vec::with_capacity(ops.len());
@@ -383,14 +460,35 @@ impl<E: KvEngine> Store for KvStore<E> {
                 let lease = self.read_lease(&key)?;
                 let stored = self.read_snapshot(&key)?;
                 match op {
-                    CommitOp::Save { snapshot, expected_version, fence_epoch } => {
-                        let snapshot =
-                            rules::save(snapshot, lease.as_ref(), stored.as_ref(), expected_version, fence_epoch, now)?;
+                    CommitOp::Save {
+                        snapshot,
+                        expected_version,
+                        fence_epoch,
+                    } => {
+                        let snapshot = rules::save(
+                            snapshot,
+                            lease.as_ref(),
+                            stored.as_ref(),
+                            expected_version,
+                            fence_epoch,
+                            now,
+                        )?;
                         batch.put(snapshot_key(&key), snapshot.encode());
                         results.push(Some(snapshot));
                     }
-                    CommitOp::Delete { key, expected_version, fence_epoch } => {
-                        rules::delete(&key, lease.as_ref(), stored.as_ref(), expected_version, fence_epoch, now)?;
+                    CommitOp::Delete {
+                        key,
+                        expected_version,
+                        fence_epoch,
+                    } => {
+                        rules::delete(
+                            &key,
+                            lease.as_ref(),
+                            stored.as_ref(),
+                            expected_version,
+                            fence_epoch,
+                            now,
+                        )?;
                         batch.delete(snapshot_key(&key));
                         results.push(None);
                     }
@@ -399,7 +497,11 @@ impl<E: KvEngine> Store for KvStore<E> {
             if !batch.is_empty() {
                 self.write(batch)?;
             }
-            let written: u64 = results.iter().flatten().map(|snapshot| snapshot.state.len() as u64).sum();
+            let written: u64 = results
+                .iter()
+                .flatten()
+                .map(|snapshot| snapshot.state.len() as u64)
+                .sum();
             self.metrics.add_state_bytes_written(written);
             Ok(results)
         })
@@ -438,8 +540,14 @@ mod tests {
     #[test]
     fn record_keys_decode_back_and_leases_sort_apart_from_snapshots() {
         let key = ActorKey::new("User", "u1");
-        assert_eq!(RecordKey::decode(&lease_key(&key)), Some(RecordKey::Lease(key.clone())));
-        assert_eq!(RecordKey::decode(&snapshot_key(&key)), Some(RecordKey::Snapshot(key.clone())));
+        assert_eq!(
+            RecordKey::decode(&lease_key(&key)),
+            Some(RecordKey::Lease(key.clone()))
+        );
+        assert_eq!(
+            RecordKey::decode(&snapshot_key(&key)),
+            Some(RecordKey::Snapshot(key.clone()))
+        );
         assert_eq!(RecordKey::decode(b"X"), None);
         assert!(lease_key(&key) < snapshot_key(&ActorKey::new("", "")));
     }

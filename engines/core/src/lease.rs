@@ -74,7 +74,10 @@ impl Lease {
 
     pub fn encode(&self) -> Vec<u8> {
         let mut writer = Writer::with_capacity(64);
-        writer.u8(LEASE_FORMAT_V1).str(&self.key.actor_type).str(&self.key.actor_id);
+        writer
+            .u8(LEASE_FORMAT_V1)
+            .str(&self.key.actor_type)
+            .str(&self.key.actor_id);
         match &self.node_id {
             Some(node) => writer.u8(1).str(node.as_str()),
             None => writer.u8(0),
@@ -97,7 +100,10 @@ impl Lease {
         let mut reader = Reader::new(bytes);
         let format = reader.u8("lease format")?;
         if format != LEASE_FORMAT_V1 {
-            return Err(DecodeError { offset: 0, reason: format!("unknown lease format {format}") });
+            return Err(DecodeError {
+                offset: 0,
+                reason: format!("unknown lease format {format}"),
+            });
         }
         let key = ActorKey::new(reader.str("actor type")?, reader.str("actor id")?);
         let node_id = match reader.u8("owner flag")? {
@@ -113,13 +119,26 @@ impl Lease {
         let renewals = reader.varint("renewals")?;
         let metadata = decode_string_map(&mut reader, "metadata")?;
         reader.expect_end("lease")?;
-        Ok(Lease { key, node_id, epoch, version, acquired_at, expires_at, duration, renewals, metadata })
+        Ok(Lease {
+            key,
+            node_id,
+            epoch,
+            version,
+            acquired_at,
+            expires_at,
+            duration,
+            renewals,
+            metadata,
+        })
     }
 }
 
 /// A varint count then (str, str) pairs; the count is bounded by the bytes left
 /// (each pair takes at least two), so a corrupt count cannot run long.
-pub(crate) fn decode_string_map(reader: &mut Reader<'_>, what: &str) -> Result<BTreeMap<String, String>, DecodeError> {
+pub(crate) fn decode_string_map(
+    reader: &mut Reader<'_>,
+    what: &str,
+) -> Result<BTreeMap<String, String>, DecodeError> {
     let count = reader.varint_at_most(reader.remaining() as u64 / 2, what)?;
     let mut map = BTreeMap::new();
     for _ in 0..count {
@@ -160,7 +179,10 @@ mod tests {
     fn lease_round_trips_and_released_lease_keeps_epoch() {
         let lease = sample();
         assert_eq!(Lease::decode(&lease.encode()).unwrap(), lease);
-        let released = Lease { node_id: None, ..sample() };
+        let released = Lease {
+            node_id: None,
+            ..sample()
+        };
         let decoded = Lease::decode(&released.encode()).unwrap();
         assert_eq!(decoded.epoch, 7);
         assert!(!decoded.is_held_at(Timestamp(2_000)));
@@ -179,9 +201,15 @@ mod tests {
     fn trailing_bytes_and_unknown_formats_are_rejected() {
         let mut bytes = sample().encode();
         bytes.push(0);
-        assert!(Lease::decode(&bytes).unwrap_err().reason.contains("trailing"));
+        assert!(Lease::decode(&bytes)
+            .unwrap_err()
+            .reason
+            .contains("trailing"));
         bytes[0] = 9;
-        assert!(Lease::decode(&bytes).unwrap_err().reason.contains("unknown lease format"));
+        assert!(Lease::decode(&bytes)
+            .unwrap_err()
+            .reason
+            .contains("unknown lease format"));
     }
 
     proptest! {

@@ -32,7 +32,9 @@ pub mod testkit;
 
 pub use error::{KvError, KvResult, StoreError, StoreResult};
 pub use key::ActorKey;
-pub use kv::{BatchOp, Durability, EngineStats, Health, KeyRange, KvEngine, VerifyReport, WriteBatch};
+pub use kv::{
+    BatchOp, Durability, EngineStats, Health, KeyRange, KvEngine, VerifyReport, WriteBatch,
+};
 pub use kvstore::KvStore;
 pub use lease::{Lease, NodeId};
 pub use snapshot::{Snapshot, SnapshotWrite};

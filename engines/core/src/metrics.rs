@@ -117,7 +117,11 @@ impl LatencyHistogram {
 
     /// The latency at quantile `q` (0.0–1.0), as the ceiling of its bucket.
     pub fn quantile(&self, q: f64) -> Duration {
-        let total: u64 = self.buckets.iter().map(|bucket| bucket.load(Ordering::Relaxed)).sum();
+        let total: u64 = self
+            .buckets
+            .iter()
+            .map(|bucket| bucket.load(Ordering::Relaxed))
+            .sum();
         if total == 0 {
             return Duration::ZERO;
         }

@@ -20,12 +20,18 @@ pub enum AcquireDecision {
     /// The caller already holds it; nothing to write.
     AlreadyOwned(Lease),
     /// Somebody else holds it.
-    Held { holder: NodeId, epoch: u64, expires_at: Timestamp },
+    Held {
+        holder: NodeId,
+        epoch: u64,
+        expires_at: Timestamp,
+    },
 }
 
 pub fn validate_key(key: &ActorKey) -> StoreResult<()> {
     if key.actor_type.is_empty() {
-        return Err(StoreError::InvalidArgument(format!("actor key {key:?} has an empty actor type")));
+        return Err(StoreError::InvalidArgument(format!(
+            "actor key {key:?} has an empty actor type"
+        )));
     }
     Ok(())
 }
@@ -48,14 +54,18 @@ pub fn acquire(
     validate_key(key)?;
     validate_node(node)?;
     if duration.is_zero() {
-        return Err(StoreError::InvalidArgument("lease duration must be positive".into()));
+        return Err(StoreError::InvalidArgument(
+            "lease duration must be positive".into(),
+        ));
     }
     if let Some(lease) = existing.filter(|lease| lease.is_held_at(now)) {
         return Ok(match &lease.node_id {
             Some(holder) if holder == node => AcquireDecision::AlreadyOwned(lease.clone()),
-            Some(holder) => {
-                AcquireDecision::Held { holder: holder.clone(), epoch: lease.epoch, expires_at: lease.expires_at }
-            }
+            Some(holder) => AcquireDecision::Held {
+                holder: holder.clone(),
+                epoch: lease.epoch,
+                expires_at: lease.expires_at,
+            },
             // is_held_at implies an owner.
             None => unreachable!("a held lease has an owner"),
         });
@@ -75,12 +85,26 @@ pub fn acquire(
 }
 
 /// The caller must be the recorded owner under the current epoch.
-fn check_owner(existing: Option<&Lease>, key: &ActorKey, node: &NodeId, epoch: u64) -> StoreResult<Lease> {
+fn check_owner(
+    existing: Option<&Lease>,
+    key: &ActorKey,
+    node: &NodeId,
+    epoch: u64,
+) -> StoreResult<Lease> {
     let Some(lease) = existing else {
-        return Err(StoreError::NotOwner { key: key.clone(), node: node.clone(), holder: None, epoch: 0 });
+        return Err(StoreError::NotOwner {
+            key: key.clone(),
+            node: node.clone(),
+            holder: None,
+            epoch: 0,
+        });
     };
     if epoch < lease.epoch {
-        return Err(StoreError::StaleEpoch { key: key.clone(), given: epoch, current: lease.epoch });
+        return Err(StoreError::StaleEpoch {
+            key: key.clone(),
+            given: epoch,
+            current: lease.epoch,
+        });
     }
     if lease.node_id.as_ref() != Some(node) || epoch != lease.epoch {
         return Err(StoreError::NotOwner {
@@ -93,10 +117,19 @@ fn check_owner(existing: Option<&Lease>, key: &ActorKey, node: &NodeId, epoch: u
     Ok(lease.clone())
 }
 
-pub fn renew(existing: Option<&Lease>, key: &ActorKey, node: &NodeId, epoch: u64, now: Timestamp) -> StoreResult<Lease> {
+pub fn renew(
+    existing: Option<&Lease>,
+    key: &ActorKey,
+    node: &NodeId,
+    epoch: u64,
+    now: Timestamp,
+) -> StoreResult<Lease> {
     let mut lease = check_owner(existing, key, node, epoch)?;
     if now >= lease.expires_at {
-        return Err(StoreError::LeaseExpired { key: key.clone(), expired_at: lease.expires_at });
+        return Err(StoreError::LeaseExpired {
+            key: key.clone(),
+            expired_at: lease.expires_at,
+        });
     }
     lease.expires_at = now.saturating_add(lease.duration);
     lease.renewals += 1;
@@ -106,7 +139,12 @@ pub fn renew(existing: Option<&Lease>, key: &ActorKey, node: &NodeId, epoch: u64
 
 /// Release keeps the record (and its epoch) with no owner. Releasing an expired
 /// lease one still owns on record is allowed: nobody else took it.
-pub fn release(existing: Option<&Lease>, key: &ActorKey, node: &NodeId, epoch: u64) -> StoreResult<Lease> {
+pub fn release(
+    existing: Option<&Lease>,
+    key: &ActorKey,
+    node: &NodeId,
+    epoch: u64,
+) -> StoreResult<Lease> {
     let mut lease = check_owner(existing, key, node, epoch)?;
     lease.node_id = None;
     lease.version += 1;
@@ -124,7 +162,11 @@ pub fn check_fence(
     let lease_epoch = lease.map_or(0, |lease| lease.epoch);
     let current = lease_epoch.max(stored.map_or(0, |snapshot| snapshot.epoch));
     if fence_epoch < current {
-        return Err(StoreError::StaleEpoch { key: key.clone(), given: fence_epoch, current });
+        return Err(StoreError::StaleEpoch {
+            key: key.clone(),
+            given: fence_epoch,
+            current,
+        });
     }
     if fence_epoch > lease_epoch {
         return Err(StoreError::InvalidArgument(format!(
@@ -136,19 +178,34 @@ pub fn check_fence(
 
 /// `visible` is the stored snapshot unless it expired (then it counts as absent,
 /// version 0).
-pub fn check_version(key: &ActorKey, visible: Option<&Snapshot>, expected_version: u64) -> StoreResult<()> {
+pub fn check_version(
+    key: &ActorKey,
+    visible: Option<&Snapshot>,
+    expected_version: u64,
+) -> StoreResult<()> {
     let actual = visible.map_or(0, |snapshot| snapshot.version);
     if actual != expected_version {
-        return Err(StoreError::VersionConflict { key: key.clone(), expected: expected_version, actual });
+        return Err(StoreError::VersionConflict {
+            key: key.clone(),
+            expected: expected_version,
+            actual,
+        });
     }
     Ok(())
 }
 
 /// The snapshot record a save writes after `visible`.
-pub fn next_snapshot(write: SnapshotWrite, visible: Option<&Snapshot>, fence_epoch: u64, now: Timestamp) -> Snapshot {
+pub fn next_snapshot(
+    write: SnapshotWrite,
+    visible: Option<&Snapshot>,
+    fence_epoch: u64,
+    now: Timestamp,
+) -> Snapshot {
     let version = visible.map_or(0, |snapshot| snapshot.version) + 1;
     let created_at = visible.map_or(now, |snapshot| snapshot.created_at);
-    let snapshot_id = write.snapshot_id.unwrap_or_else(|| format!("{}@{version}", write.key));
+    let snapshot_id = write
+        .snapshot_id
+        .unwrap_or_else(|| format!("{}@{version}", write.key));
     Snapshot {
         state_hash: state_hash(&write.state),
         key: write.key,
@@ -203,7 +260,14 @@ mod tests {
     }
 
     fn granted(node: &str, now: u64) -> Lease {
-        match acquire(None, &key(), &NodeId::new(node), Duration::from_secs(10), BTreeMap::new(), Timestamp(now)) {
+        match acquire(
+            None,
+            &key(),
+            &NodeId::new(node),
+            Duration::from_secs(10),
+            BTreeMap::new(),
+            Timestamp(now),
+        ) {
             Ok(AcquireDecision::Write(lease)) => lease,
             other => panic!("{other:?}"),
         }
@@ -214,19 +278,39 @@ mod tests {
         let first = granted("a", 0);
         assert_eq!(first.epoch, 1);
         let b = NodeId::new("b");
-        let held = acquire(Some(&first), &key(), &b, Duration::from_secs(1), BTreeMap::new(), Timestamp(9_999)).unwrap();
+        let held = acquire(
+            Some(&first),
+            &key(),
+            &b,
+            Duration::from_secs(1),
+            BTreeMap::new(),
+            Timestamp(9_999),
+        )
+        .unwrap();
         assert!(matches!(held, AcquireDecision::Held { epoch: 1, .. }));
-        let AcquireDecision::Write(second) =
-            acquire(Some(&first), &key(), &b, Duration::from_secs(1), BTreeMap::new(), Timestamp(10_000)).unwrap()
-        else {
+        let AcquireDecision::Write(second) = acquire(
+            Some(&first),
+            &key(),
+            &b,
+            Duration::from_secs(1),
+            BTreeMap::new(),
+            Timestamp(10_000),
+        )
+        .unwrap() else {
             panic!("expired lease must be taken over")
         };
         assert_eq!((second.epoch, second.version), (2, 2));
         let released = release(Some(&second), &key(), &b, 2).unwrap();
         assert_eq!((released.epoch, released.node_id.clone()), (2, None));
-        let AcquireDecision::Write(third) =
-            acquire(Some(&released), &key(), &b, Duration::from_secs(1), BTreeMap::new(), Timestamp(10_001)).unwrap()
-        else {
+        let AcquireDecision::Write(third) = acquire(
+            Some(&released),
+            &key(),
+            &b,
+            Duration::from_secs(1),
+            BTreeMap::new(),
+            Timestamp(10_001),
+        )
+        .unwrap() else {
             panic!("released lease must be granted")
         };
         assert_eq!(third.epoch, 3);
@@ -236,19 +320,40 @@ mod tests {
     fn renew_needs_owner_epoch_and_time_left() {
         let lease = granted("a", 0);
         let a = NodeId::new("a");
-        assert!(matches!(renew(Some(&lease), &key(), &NodeId::new("b"), 1, Timestamp(1)), Err(StoreError::NotOwner { .. })));
-        assert!(matches!(renew(Some(&lease), &key(), &a, 0, Timestamp(1)), Err(StoreError::StaleEpoch { .. })));
-        assert!(matches!(renew(Some(&lease), &key(), &a, 1, Timestamp(10_000)), Err(StoreError::LeaseExpired { .. })));
+        assert!(matches!(
+            renew(Some(&lease), &key(), &NodeId::new("b"), 1, Timestamp(1)),
+            Err(StoreError::NotOwner { .. })
+        ));
+        assert!(matches!(
+            renew(Some(&lease), &key(), &a, 0, Timestamp(1)),
+            Err(StoreError::StaleEpoch { .. })
+        ));
+        assert!(matches!(
+            renew(Some(&lease), &key(), &a, 1, Timestamp(10_000)),
+            Err(StoreError::LeaseExpired { .. })
+        ));
         let renewed = renew(Some(&lease), &key(), &a, 1, Timestamp(5_000)).unwrap();
-        assert_eq!((renewed.expires_at, renewed.renewals, renewed.epoch), (Timestamp(15_000), 1, 1));
+        assert_eq!(
+            (renewed.expires_at, renewed.renewals, renewed.epoch),
+            (Timestamp(15_000), 1, 1)
+        );
     }
 
     #[test]
     fn fencing_rejects_older_epochs_and_ungranted_ones() {
-        let lease = Lease { epoch: 3, ..granted("a", 0) };
-        assert!(matches!(check_fence(&key(), Some(&lease), None, 2), Err(StoreError::StaleEpoch { current: 3, .. })));
+        let lease = Lease {
+            epoch: 3,
+            ..granted("a", 0)
+        };
+        assert!(matches!(
+            check_fence(&key(), Some(&lease), None, 2),
+            Err(StoreError::StaleEpoch { current: 3, .. })
+        ));
         assert!(check_fence(&key(), Some(&lease), None, 3).is_ok());
-        assert!(matches!(check_fence(&key(), Some(&lease), None, 4), Err(StoreError::InvalidArgument(_))));
+        assert!(matches!(
+            check_fence(&key(), Some(&lease), None, 4),
+            Err(StoreError::InvalidArgument(_))
+        ));
         assert!(check_fence(&key(), None, None, 0).is_ok());
     }
 }

@@ -44,7 +44,13 @@ pub struct SnapshotWrite {
 
 impl SnapshotWrite {
     pub fn new(key: ActorKey, state: impl Into<Bytes>) -> Self {
-        SnapshotWrite { key, state: state.into(), tags: BTreeMap::new(), ttl: None, snapshot_id: None }
+        SnapshotWrite {
+            key,
+            state: state.into(),
+            tags: BTreeMap::new(),
+            ttl: None,
+            snapshot_id: None,
+        }
     }
 
     pub fn with_ttl(mut self, ttl: Duration) -> Self {
@@ -81,7 +87,8 @@ impl Snapshot {
     }
 
     pub fn is_expired_at(&self, now: Timestamp) -> bool {
-        self.expires_at().is_some_and(|expires_at| now >= expires_at)
+        self.expires_at()
+            .is_some_and(|expires_at| now >= expires_at)
     }
 
     /// Checks the state against its stored hash: `Err((stored, computed))` as hex.
@@ -121,7 +128,10 @@ impl Snapshot {
         let mut reader = Reader::new(bytes);
         let format = reader.u8("snapshot format")?;
         if format != SNAPSHOT_FORMAT_V1 {
-            return Err(DecodeError { offset: 0, reason: format!("unknown snapshot format {format}") });
+            return Err(DecodeError {
+                offset: 0,
+                reason: format!("unknown snapshot format {format}"),
+            });
         }
         let key = ActorKey::new(reader.str("actor type")?, reader.str("actor id")?);
         let snapshot_id = reader.str("snapshot id")?.to_owned();
@@ -139,7 +149,18 @@ impl Snapshot {
         let tags = decode_string_map(&mut reader, "tags")?;
         let state = Bytes::copy_from_slice(reader.bytes("state")?);
         reader.expect_end("snapshot")?;
-        Ok(Snapshot { key, snapshot_id, version, epoch, state, created_at, updated_at, state_hash, tags, ttl })
+        Ok(Snapshot {
+            key,
+            snapshot_id,
+            version,
+            epoch,
+            state,
+            created_at,
+            updated_at,
+            state_hash,
+            tags,
+            ttl,
+        })
     }
 }
 

@@ -15,6 +15,7 @@
 //!    Expired snapshots are invisible (as if absent) and removed by
 //!    `purge_expired`.
 //! 5. `commit` is all-or-nothing across actors.
+//!
 //! Time is always passed in (`now`), from the caller's `Clock`.
 
 use std::collections::BTreeMap;
@@ -35,7 +36,11 @@ pub enum Acquire {
     /// unchanged lease).
     Acquired(Lease),
     /// Another node holds it until `expires_at`.
-    Held { holder: NodeId, epoch: u64, expires_at: Timestamp },
+    Held {
+        holder: NodeId,
+        epoch: u64,
+        expires_at: Timestamp,
+    },
 }
 
 impl Acquire {
@@ -85,8 +90,16 @@ impl From<&Snapshot> for SnapshotInfo {
 /// One operation of an atomic multi-actor `commit`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CommitOp {
-    Save { snapshot: SnapshotWrite, expected_version: u64, fence_epoch: u64 },
-    Delete { key: ActorKey, expected_version: u64, fence_epoch: u64 },
+    Save {
+        snapshot: SnapshotWrite,
+        expected_version: u64,
+        fence_epoch: u64,
+    },
+    Delete {
+        key: ActorKey,
+        expected_version: u64,
+        fence_epoch: u64,
+    },
 }
 
 impl CommitOp {
@@ -114,12 +127,24 @@ pub trait Store: Send + Sync {
         now: Timestamp,
     ) -> StoreResult<Acquire>;
 
-    fn try_acquire(&self, key: &ActorKey, node: &NodeId, duration: Duration, now: Timestamp) -> StoreResult<Acquire> {
+    fn try_acquire(
+        &self,
+        key: &ActorKey,
+        node: &NodeId,
+        duration: Duration,
+        now: Timestamp,
+    ) -> StoreResult<Acquire> {
         self.try_acquire_with_metadata(key, node, duration, BTreeMap::new(), now)
     }
 
     /// Extends the lease by its duration from `now`.
-    fn renew(&self, key: &ActorKey, node: &NodeId, epoch: u64, now: Timestamp) -> StoreResult<Lease>;
+    fn renew(
+        &self,
+        key: &ActorKey,
+        node: &NodeId,
+        epoch: u64,
+        now: Timestamp,
+    ) -> StoreResult<Lease>;
 
     /// Gives the lease up; the record stays with its epoch and no owner.
     fn release(&self, key: &ActorKey, node: &NodeId, epoch: u64) -> StoreResult<Lease>;
@@ -132,10 +157,21 @@ pub trait Store: Send + Sync {
     fn load(&self, key: &ActorKey, now: Timestamp) -> StoreResult<Option<Snapshot>>;
 
     /// Stores a new snapshot version (`expected_version + 1`).
-    fn save(&self, snapshot: SnapshotWrite, expected_version: u64, fence_epoch: u64, now: Timestamp)
-        -> StoreResult<Snapshot>;
+    fn save(
+        &self,
+        snapshot: SnapshotWrite,
+        expected_version: u64,
+        fence_epoch: u64,
+        now: Timestamp,
+    ) -> StoreResult<Snapshot>;
 
-    fn delete(&self, key: &ActorKey, expected_version: u64, fence_epoch: u64, now: Timestamp) -> StoreResult<()>;
+    fn delete(
+        &self,
+        key: &ActorKey,
+        expected_version: u64,
+        fence_epoch: u64,
+        now: Timestamp,
+    ) -> StoreResult<()>;
 
     /// The live snapshots of one actor type, in actor-id order.
     fn list(&self, actor_type: &str, now: Timestamp) -> StoreResult<Vec<SnapshotInfo>>;

@@ -56,7 +56,9 @@ pub struct SystemClock;
 impl Clock for SystemClock {
     fn now(&self) -> Timestamp {
         // A clock set before 1970 reads as the epoch rather than panicking.
-        let since_epoch = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+        let since_epoch = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
         Timestamp(duration_millis(since_epoch))
     }
 }
@@ -69,7 +71,9 @@ pub struct ManualClock {
 
 impl ManualClock {
     pub fn new(start: Timestamp) -> Self {
-        ManualClock { millis: Arc::new(AtomicU64::new(start.0)) }
+        ManualClock {
+            millis: Arc::new(AtomicU64::new(start.0)),
+        }
     }
 
     pub fn advance(&self, by: Duration) {
@@ -104,7 +108,10 @@ mod tests {
 
     #[test]
     fn timestamps_saturate_instead_of_wrapping() {
-        assert_eq!(Timestamp(u64::MAX - 1).saturating_add(Duration::from_secs(5)), Timestamp(u64::MAX));
+        assert_eq!(
+            Timestamp(u64::MAX - 1).saturating_add(Duration::from_secs(5)),
+            Timestamp(u64::MAX)
+        );
         assert_eq!(Timestamp(5).saturating_since(Timestamp(9)), Duration::ZERO);
     }
 }

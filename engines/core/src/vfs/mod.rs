@@ -27,6 +27,7 @@ pub use sim::{CrashPolicy, Fault, FaultConfig, SimVfs, SECTOR_LEN};
 
 /// An open file. Offsets are absolute (pread/pwrite); handles are shared
 /// between threads.
+#[allow(clippy::len_without_is_empty)] // a file's length is a size, not a collection's
 pub trait VfsFile: Send + Sync + fmt::Debug {
     /// Reads up to `buf.len()` bytes at `offset`; 0 at or past the end.
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize>;
@@ -74,7 +75,10 @@ pub fn write_all_at(file: &dyn VfsFile, mut buf: &[u8], mut offset: u64) -> io::
     while !buf.is_empty() {
         let written = file.write_at(buf, offset)?;
         if written == 0 {
-            return Err(io::Error::new(io::ErrorKind::WriteZero, "write returned zero bytes"));
+            return Err(io::Error::new(
+                io::ErrorKind::WriteZero,
+                "write returned zero bytes",
+            ));
         }
         buf = &buf[written..];
         offset += written as u64;
@@ -88,7 +92,10 @@ pub fn read_exact_at(file: &dyn VfsFile, mut buf: &mut [u8], mut offset: u64) ->
     while !buf.is_empty() {
         let read = file.read_at(buf, offset)?;
         if read == 0 {
-            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "file ended before the read did"));
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "file ended before the read did",
+            ));
         }
         buf = &mut buf[read..];
         offset += read as u64;
@@ -99,7 +106,8 @@ pub fn read_exact_at(file: &dyn VfsFile, mut buf: &mut [u8], mut offset: u64) ->
 /// Reads the whole file. The length comes from the file system, not from file
 /// contents, so a corrupt length field cannot make this allocate.
 pub fn read_all(file: &dyn VfsFile) -> io::Result<Vec<u8>> {
-    let len = usize::try_from(file.len()?).map_err(|_| io::Error::other("file larger than memory"))?;
+    let len =
+        usize::try_from(file.len()?).map_err(|_| io::Error::other("file larger than memory"))?;
     let mut buf = vec![0u8; len];
     read_exact_at(file, &mut buf, 0)?;
     Ok(buf)

@@ -31,7 +31,10 @@ impl OsVfs {
     }
 
     fn wrap(&self, file: File) -> Arc<dyn VfsFile> {
-        Arc::new(OsFile { file, counters: Arc::clone(&self.counters) })
+        Arc::new(OsFile {
+            file,
+            counters: Arc::clone(&self.counters),
+        })
     }
 }
 
@@ -44,13 +47,17 @@ struct OsFile {
 impl VfsFile for OsFile {
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
         let read = self.file.read_at(buf, offset)?;
-        self.counters.bytes_read.fetch_add(read as u64, Ordering::Relaxed);
+        self.counters
+            .bytes_read
+            .fetch_add(read as u64, Ordering::Relaxed);
         Ok(read)
     }
 
     fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<usize> {
         let written = self.file.write_at(buf, offset)?;
-        self.counters.bytes_written.fetch_add(written as u64, Ordering::Relaxed);
+        self.counters
+            .bytes_written
+            .fetch_add(written as u64, Ordering::Relaxed);
         Ok(written)
     }
 
@@ -70,7 +77,12 @@ impl VfsFile for OsFile {
 
 impl Vfs for OsVfs {
     fn create(&self, path: &Path) -> io::Result<Arc<dyn VfsFile>> {
-        let file = OpenOptions::new().read(true).write(true).create(true).truncate(true).open(path)?;
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(path)?;
         self.counters.files_created.fetch_add(1, Ordering::Relaxed);
         Ok(self.wrap(file))
     }
@@ -114,7 +126,11 @@ impl Vfs for OsVfs {
     }
 
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
-        let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
+        let dir = if dir.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            dir
+        };
         self.counters.dir_syncs.fetch_add(1, Ordering::Relaxed);
         File::open(dir)?.sync_all()
     }

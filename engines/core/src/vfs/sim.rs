@@ -73,7 +73,9 @@ impl CrashPolicy {
     }
 
     pub fn parse(name: &str) -> Option<CrashPolicy> {
-        CrashPolicy::ALL.into_iter().find(|policy| policy.name() == name)
+        CrashPolicy::ALL
+            .into_iter()
+            .find(|policy| policy.name() == name)
     }
 }
 
@@ -140,10 +142,19 @@ type InodeId = usize;
 
 #[derive(Clone, Debug)]
 enum DirOp {
-    Link { name: String, inode: InodeId },
-    Unlink { name: String },
+    Link {
+        name: String,
+        inode: InodeId,
+    },
+    Unlink {
+        name: String,
+    },
     /// A rename inside one directory: atomic.
-    Rename { from: String, to: String, inode: InodeId },
+    Rename {
+        from: String,
+        to: String,
+        inode: InodeId,
+    },
 }
 
 impl DirOp {
@@ -188,8 +199,16 @@ fn split(path: &Path) -> io::Result<(PathBuf, String)> {
     let name = path
         .file_name()
         .and_then(|name| name.to_str())
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, format!("bad file path {path:?}")))?;
-    Ok((path.parent().map(Path::to_path_buf).unwrap_or_default(), name.to_owned()))
+        .ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("bad file path {path:?}"),
+            )
+        })?;
+    Ok((
+        path.parent().map(Path::to_path_buf).unwrap_or_default(),
+        name.to_owned(),
+    ))
 }
 
 fn not_found(path: &Path) -> io::Error {
@@ -237,7 +256,11 @@ impl State {
 
     fn lookup(&self, path: &Path) -> io::Result<InodeId> {
         let (dir, name) = split(path)?;
-        self.dir(&dir)?.current.get(&name).copied().ok_or_else(|| not_found(path))
+        self.dir(&dir)?
+            .current
+            .get(&name)
+            .copied()
+            .ok_or_else(|| not_found(path))
     }
 
     fn link(&mut self, dir: &Path, op: DirOp) -> io::Result<()> {
@@ -249,10 +272,17 @@ impl State {
 
     /// Bytes held by files that still have a name (for the capacity limit).
     fn used_bytes(&self) -> u64 {
-        let mut linked: Vec<InodeId> = self.dirs.values().flat_map(|dir| dir.current.values().copied()).collect();
+        let mut linked: Vec<InodeId> = self
+            .dirs
+            .values()
+            .flat_map(|dir| dir.current.values().copied())
+            .collect();
         linked.sort_unstable();
         linked.dedup();
-        linked.iter().map(|&inode| self.inodes[inode].current.len() as u64).sum()
+        linked
+            .iter()
+            .map(|&inode| self.inodes[inode].current.len() as u64)
+            .sum()
     }
 }
 
@@ -266,7 +296,14 @@ impl fmt::Debug for SimVfs {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = self.state.lock();
         f.debug_struct("SimVfs")
-            .field("files", &state.dirs.values().map(|dir| dir.current.len()).sum::<usize>())
+            .field(
+                "files",
+                &state
+                    .dirs
+                    .values()
+                    .map(|dir| dir.current.len())
+                    .sum::<usize>(),
+            )
             .field("mutations", &state.mutations)
             .field("frozen", &state.frozen)
             .finish()
@@ -339,7 +376,11 @@ impl SimVfs {
                 CrashPolicy::ProcessCrash => inode.current.clone(),
                 _ => surviving_content(inode, policy, &mut rng),
             };
-            inodes.push(Inode { current: content.clone(), durable: content, pending: Vec::new() });
+            inodes.push(Inode {
+                current: content.clone(),
+                durable: content,
+                pending: Vec::new(),
+            });
         }
         let mut dirs = BTreeMap::new();
         for (path, dir) in &state.dirs {
@@ -352,7 +393,14 @@ impl SimVfs {
             for op in &dir.pending[..kept] {
                 op.apply(&mut entries);
             }
-            dirs.insert(path.clone(), Dir { current: entries.clone(), durable: entries, pending: Vec::new() });
+            dirs.insert(
+                path.clone(),
+                Dir {
+                    current: entries.clone(),
+                    durable: entries,
+                    pending: Vec::new(),
+                },
+            );
         }
         SimVfs {
             state: Arc::new(Mutex::new(State {
@@ -376,9 +424,9 @@ impl SimVfs {
         let inode = state.lookup(path)?;
         let inode = &mut state.inodes[inode];
         for content in [&mut inode.current, &mut inode.durable] {
-            let byte = content
-                .get_mut(offset as usize)
-                .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "offset past the end"))?;
+            let byte = content.get_mut(offset as usize).ok_or_else(|| {
+                io::Error::new(io::ErrorKind::InvalidInput, "offset past the end")
+            })?;
             *byte ^= mask;
         }
         Ok(())
@@ -477,7 +525,10 @@ impl VfsFile for SimFile {
 
     fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<usize> {
         if !self.writable {
-            return Err(io::Error::new(io::ErrorKind::PermissionDenied, "file opened read-only"));
+            return Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                "file opened read-only",
+            ));
         }
         let mut guard = self.state.lock();
         let state = &mut *guard;
@@ -493,11 +544,20 @@ impl VfsFile for SimFile {
         }
         let current_len = state.inodes[self.inode].current.len() as u64;
         let growth = (offset + len as u64).saturating_sub(current_len);
-        let over_capacity = state.faults.capacity_bytes.is_some_and(|cap| state.used_bytes() + growth > cap);
+        let over_capacity = state
+            .faults
+            .capacity_bytes
+            .is_some_and(|cap| state.used_bytes() + growth > cap);
         if over_capacity || state.fires(Fault::WriteNoSpace, 0.0) {
-            return Err(io::Error::new(io::ErrorKind::StorageFull, "simulated disk is full"));
+            return Err(io::Error::new(
+                io::ErrorKind::StorageFull,
+                "simulated disk is full",
+            ));
         }
-        let op = FileOp::Write { offset, data: buf[..len].to_vec() };
+        let op = FileOp::Write {
+            offset,
+            data: buf[..len].to_vec(),
+        };
         let inode = &mut state.inodes[self.inode];
         op.apply(&mut inode.current);
         inode.pending.push(op);
@@ -530,7 +590,10 @@ impl VfsFile for SimFile {
 
     fn set_len(&self, len: u64) -> io::Result<()> {
         if !self.writable {
-            return Err(io::Error::new(io::ErrorKind::PermissionDenied, "file opened read-only"));
+            return Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                "file opened read-only",
+            ));
         }
         let mut state = self.state.lock();
         state.mutate()?;
@@ -544,7 +607,11 @@ impl VfsFile for SimFile {
 
 impl SimVfs {
     fn handle(&self, inode: InodeId, writable: bool) -> Arc<dyn VfsFile> {
-        Arc::new(SimFile { state: Arc::clone(&self.state), inode, writable })
+        Arc::new(SimFile {
+            state: Arc::clone(&self.state),
+            inode,
+            writable,
+        })
     }
 }
 
@@ -584,11 +651,22 @@ impl Vfs for SimVfs {
     fn exists(&self, path: &Path) -> io::Result<bool> {
         let state = self.state.lock();
         let (dir, name) = split(path)?;
-        Ok(state.dirs.contains_key(path) || state.dirs.get(&dir).is_some_and(|dir| dir.current.contains_key(&name)))
+        Ok(state.dirs.contains_key(path)
+            || state
+                .dirs
+                .get(&dir)
+                .is_some_and(|dir| dir.current.contains_key(&name)))
     }
 
     fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
-        Ok(self.state.lock().dir(dir)?.current.keys().cloned().collect())
+        Ok(self
+            .state
+            .lock()
+            .dir(dir)?
+            .current
+            .keys()
+            .cloned()
+            .collect())
     }
 
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
@@ -599,9 +677,22 @@ impl Vfs for SimVfs {
         let inode = state.lookup(from)?;
         state.dir(&to_dir)?;
         if from_dir == to_dir {
-            state.link(&from_dir, DirOp::Rename { from: from_name, to: to_name, inode })
+            state.link(
+                &from_dir,
+                DirOp::Rename {
+                    from: from_name,
+                    to: to_name,
+                    inode,
+                },
+            )
         } else {
-            state.link(&to_dir, DirOp::Link { name: to_name, inode })?;
+            state.link(
+                &to_dir,
+                DirOp::Link {
+                    name: to_name,
+                    inode,
+                },
+            )?;
             state.link(&from_dir, DirOp::Unlink { name: from_name })
         }
     }

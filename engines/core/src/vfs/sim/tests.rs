@@ -45,9 +45,15 @@ fn a_created_file_needs_a_directory_sync_to_survive_power_loss() {
     let file = vfs.create(&path("new")).unwrap();
     write_all_at(file.as_ref(), b"data", 0).unwrap();
     file.sync().unwrap();
-    assert_eq!(read(&vfs.crash_image(CrashPolicy::PowerLoss, 1), "new"), None);
+    assert_eq!(
+        read(&vfs.crash_image(CrashPolicy::PowerLoss, 1), "new"),
+        None
+    );
     vfs.sync_dir(Path::new("/db")).unwrap();
-    assert_eq!(read(&vfs.crash_image(CrashPolicy::PowerLoss, 1), "new").unwrap(), b"data");
+    assert_eq!(
+        read(&vfs.crash_image(CrashPolicy::PowerLoss, 1), "new").unwrap(),
+        b"data"
+    );
 }
 
 #[test]
@@ -94,7 +100,10 @@ fn a_failed_fsync_drops_the_pending_data_for_good() {
     assert_eq!(read(&vfs, "log").unwrap(), b"base-lost");
     file.sync().unwrap();
     // ...but the data never reaches the disk.
-    assert_eq!(read(&vfs.crash_image(CrashPolicy::PowerLoss, 1), "log").unwrap(), b"base");
+    assert_eq!(
+        read(&vfs.crash_image(CrashPolicy::PowerLoss, 1), "log").unwrap(),
+        b"base"
+    );
 }
 
 #[test]
@@ -102,9 +111,15 @@ fn unsynced_size_changes_are_reverted() {
     let vfs = disk();
     let file = durable_file(&vfs, "f", b"0123456789");
     file.set_len(4).unwrap();
-    assert_eq!(read(&vfs.crash_image(CrashPolicy::PowerLoss, 1), "f").unwrap(), b"0123456789");
+    assert_eq!(
+        read(&vfs.crash_image(CrashPolicy::PowerLoss, 1), "f").unwrap(),
+        b"0123456789"
+    );
     file.sync().unwrap();
-    assert_eq!(read(&vfs.crash_image(CrashPolicy::PowerLoss, 1), "f").unwrap(), b"0123");
+    assert_eq!(
+        read(&vfs.crash_image(CrashPolicy::PowerLoss, 1), "f").unwrap(),
+        b"0123"
+    );
 }
 
 #[test]
@@ -124,7 +139,12 @@ fn prefix_images_hold_a_prefix_of_the_writes_and_subset_images_any_combination()
     }
     assert_eq!(prefixes.len(), 5, "every prefix length appears");
     // Out-of-order survival: a later write without an earlier one (a hole of zeros).
-    assert!(subsets.iter().any(|content| content.len() == 4 && content[0] == 0), "{subsets:?}");
+    assert!(
+        subsets
+            .iter()
+            .any(|content| content.len() == 4 && content[0] == 0),
+        "{subsets:?}"
+    );
 }
 
 #[test]
@@ -135,7 +155,11 @@ fn torn_writes_split_at_sector_boundaries() {
     let mut mixed = false;
     for seed in 0..100 {
         for garbage in [false, true] {
-            let content = read(&vfs.crash_image(CrashPolicy::TornSectors { garbage }, seed), "f").unwrap();
+            let content = read(
+                &vfs.crash_image(CrashPolicy::TornSectors { garbage }, seed),
+                "f",
+            )
+            .unwrap();
             assert_eq!(content.len(), 2048);
             let mut kinds = std::collections::BTreeSet::new();
             for sector in content.chunks(SECTOR_LEN as usize) {
@@ -169,20 +193,29 @@ fn the_kth_mutation_and_everything_after_fail() {
     assert!(vfs.create(&path("g")).is_err());
     // Reads still work; the image is what the disk had.
     assert_eq!(read(&vfs, "f").unwrap(), b"1");
-    assert_eq!(read(&vfs.crash_image(CrashPolicy::PowerLoss, 0), "f").unwrap(), b"");
+    assert_eq!(
+        read(&vfs.crash_image(CrashPolicy::PowerLoss, 0), "f").unwrap(),
+        b""
+    );
 }
 
 #[test]
 fn a_full_disk_refuses_the_write_and_keeps_what_was_there() {
     let vfs = disk();
     let file = durable_file(&vfs, "f", b"12345");
-    vfs.set_faults(FaultConfig { capacity_bytes: Some(8), ..FaultConfig::default() });
+    vfs.set_faults(FaultConfig {
+        capacity_bytes: Some(8),
+        ..FaultConfig::default()
+    });
     let err = write_all_at(file.as_ref(), b"6789", 5).unwrap_err();
     assert_eq!(err.kind(), io::ErrorKind::StorageFull);
     assert_eq!(read(&vfs, "f").unwrap(), b"12345");
     write_all_at(file.as_ref(), b"678", 5).unwrap();
     vfs.arm(Fault::WriteNoSpace);
-    assert_eq!(file.write_at(b"x", 0).unwrap_err().kind(), io::ErrorKind::StorageFull);
+    assert_eq!(
+        file.write_at(b"x", 0).unwrap_err().kind(),
+        io::ErrorKind::StorageFull
+    );
 }
 
 #[test]
@@ -197,7 +230,11 @@ fn read_faults_are_errors_flipped_bits_or_short_reads() {
     assert_eq!(buf.iter().map(|byte| byte.count_ones()).sum::<u32>(), 1);
     // The flip was in the returned copy only.
     assert_eq!(read(&vfs, "f").unwrap(), vec![0u8; 64]);
-    vfs.set_faults(FaultConfig { short_read: 1.0, short_write: 1.0, ..FaultConfig::default() });
+    vfs.set_faults(FaultConfig {
+        short_read: 1.0,
+        short_write: 1.0,
+        ..FaultConfig::default()
+    });
     assert!(file.read_at(&mut [0u8; 64], 0).unwrap() < 64);
     assert!(file.write_at(&[1u8; 64], 0).unwrap() < 64);
     write_all_at(file.as_ref(), &[2u8; 64], 0).unwrap();
@@ -217,7 +254,12 @@ fn write_and_directory_sync_faults_fail_without_effect_where_they_should() {
     vfs.arm(Fault::SyncDirEio);
     assert!(vfs.sync_dir(Path::new("/db")).is_err());
     vfs.sync_dir(Path::new("/db")).unwrap();
-    assert_eq!(vfs.crash_image(CrashPolicy::PowerLoss, 0).list(Path::new("/db")).unwrap(), ["f"]);
+    assert_eq!(
+        vfs.crash_image(CrashPolicy::PowerLoss, 0)
+            .list(Path::new("/db"))
+            .unwrap(),
+        ["f"]
+    );
 }
 
 #[test]
@@ -241,6 +283,9 @@ fn corrupt_byte_rots_the_stored_data() {
     let vfs = disk();
     durable_file(&vfs, "f", b"abc");
     vfs.corrupt_byte(&path("f"), 1, 0x01).unwrap();
-    assert_eq!(read(&vfs.crash_image(CrashPolicy::PowerLoss, 0), "f").unwrap(), b"acc");
+    assert_eq!(
+        read(&vfs.crash_image(CrashPolicy::PowerLoss, 0), "f").unwrap(),
+        b"acc"
+    );
     assert_eq!(vfs.durable_content(&path("f")).unwrap(), b"acc");
 }

@@ -1,0 +1,395 @@
+//! The crash driver: run operations on an engine over `SimVfs`, crash it at a
+//! chosen mutation under a chosen policy, recover, and ask the oracle.
+//!
+//! One `CrashCase` is fully determined by its fields, so a failure is
+//! reproduced by its debug print. Each case checks:
+//! 1. while running: every acknowledged write reads back; no operation fails
+//!    before the crash point (crash faults are not device errors); a clean
+//!    close + reopen loses nothing;
+//! 2. after the crash: recovery succeeds, `verify()` is clean, and the state is
+//!    the durable floor plus a prefix of the acknowledged tail (the oracle);
+//! 3. recovery crashed at `recovery_crash_after` (under `recovery_policy`) and
+//!    run again gives the same state as an uninterrupted recovery.
+
+use std::collections::BTreeMap;
+use std::ops::ControlFlow;
+
+use proptest::prelude::*;
+use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestError, TestRng, TestRunner};
+
+use super::oracle::{KvMap, Model, Violation};
+use crate::error::KvResult;
+use crate::kv::{Durability, KeyRange, KvEngine, WriteBatch};
+use crate::vfs::{CrashPolicy, SimVfs};
+
+/// Keys are drawn from a small set so operations collide.
+pub const KEY_SPACE: u8 = 12;
+
+pub fn key_name(key: u8) -> Vec<u8> {
+    format!("key-{key:02}").into_bytes()
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CrashOp {
+    /// One batch; `None` values are deletes.
+    Write {
+        ops: Vec<(u8, Option<Vec<u8>>)>,
+        durability: Durability,
+    },
+    Flush,
+    /// Close cleanly and open again.
+    Reopen,
+}
+
+impl CrashOp {
+    fn batch(ops: &[(u8, Option<Vec<u8>>)]) -> WriteBatch {
+        let mut batch = WriteBatch::new();
+        for (key, value) in ops {
+            match value {
+                Some(value) => batch.put(key_name(*key), value.clone()),
+                None => batch.delete(key_name(*key)),
+            };
+        }
+        batch
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CrashCase {
+    pub ops: Vec<CrashOp>,
+    /// The disk freezes at this mutation after the first open (1-based); past
+    /// the end of the run, the crash comes after the last operation.
+    pub crash_after: u64,
+    pub policy: CrashPolicy,
+    pub seed: u64,
+    /// Mutation of the first recovery at which it is crashed.
+    pub recovery_crash_after: u64,
+    pub recovery_policy: CrashPolicy,
+}
+
+/// What a passing case did, for statistics.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CaseReport {
+    pub acknowledged: usize,
+    pub crashed_during_run: bool,
+    pub tail_batches_recovered: usize,
+}
+
+fn violation(reason: impl Into<String>) -> Violation {
+    Violation {
+        reason: reason.into(),
+    }
+}
+
+/// Every entry of `engine`, in order.
+pub fn collect_all(engine: &dyn KvEngine) -> KvResult<KvMap> {
+    let mut map = BTreeMap::new();
+    engine.scan(&KeyRange::all(), &mut |key, value| {
+        map.insert(key.to_vec(), value.to_vec());
+        ControlFlow::Continue(())
+    })?;
+    Ok(map)
+}
+
+/// Opens `vfs` as after a crash and returns what the engine holds; any error,
+/// or a `verify` problem, is a violation.
+fn recover<E: KvEngine>(
+    open: &dyn Fn(SimVfs) -> KvResult<E>,
+    vfs: SimVfs,
+    what: &str,
+) -> Result<KvMap, Violation> {
+    let engine = open(vfs).map_err(|err| violation(format!("{what}: recovery failed: {err}")))?;
+    let state = collect_all(&engine)
+        .map_err(|err| violation(format!("{what}: scan after recovery failed: {err}")))?;
+    let report = engine
+        .verify()
+        .map_err(|err| violation(format!("{what}: verify failed: {err}")))?;
+    if !report.is_clean() {
+        return Err(violation(format!(
+            "{what}: verify found problems: {:?}",
+            report.problems
+        )));
+    }
+    engine
+        .close()
+        .map_err(|err| violation(format!("{what}: close after recovery failed: {err}")))?;
+    Ok(state)
+}
+
+/// Runs one case against the engine `open` builds on a disk.
+pub fn run_case<E: KvEngine>(
+    open: &dyn Fn(SimVfs) -> KvResult<E>,
+    case: &CrashCase,
+) -> Result<CaseReport, Violation> {
+    let vfs = SimVfs::new(case.seed);
+    let mut engine = Some(
+        open(vfs.clone())
+            .map_err(|err| violation(format!("open of an empty disk failed: {err}")))?,
+    );
+    vfs.freeze_at(Some(vfs.mutations() + case.crash_after.max(1)));
+    let mut model = Model::new();
+    let mut report = CaseReport::default();
+
+    for op in &case.ops {
+        let Some(live) = engine.as_ref() else { break };
+        let failed = |what: &str, err: &dyn std::fmt::Display| {
+            violation(format!(
+                "{what} failed before any crash or device fault: {err}"
+            ))
+        };
+        match op {
+            CrashOp::Write { ops, durability } => {
+                let batch = CrashOp::batch(ops);
+                match live.write(batch.clone(), *durability) {
+                    Ok(()) => {
+                        report.acknowledged += 1;
+                        model.acknowledge(batch.clone(), *durability == Durability::Sync);
+                        let expected = model.expected();
+                        for op in &batch.ops {
+                            let read = live.get(op.key()).map_err(|err| failed("read", &err))?;
+                            if read.as_ref() != expected.get(op.key()) {
+                                return Err(violation(format!(
+                                    "read of {:?} after an acknowledged write returned {:?}",
+                                    String::from_utf8_lossy(op.key()),
+                                    read
+                                )));
+                            }
+                        }
+                    }
+                    Err(_) if vfs.is_frozen() => {
+                        model.uncertain(batch);
+                        break;
+                    }
+                    Err(err) => return Err(failed("write", &err)),
+                }
+            }
+            CrashOp::Flush => match live.flush() {
+                Ok(()) => model.mark_durable(),
+                Err(_) if vfs.is_frozen() => break,
+                Err(err) => return Err(failed("flush", &err)),
+            },
+            CrashOp::Reopen => {
+                let Some(closing) = engine.take() else { break };
+                match closing.close() {
+                    Ok(()) => model.mark_durable(),
+                    Err(_) if vfs.is_frozen() => break,
+                    Err(err) => return Err(failed("close", &err)),
+                }
+                drop(closing);
+                match open(vfs.clone()) {
+                    Ok(reopened) => {
+                        let state = collect_all(&reopened).map_err(|err| failed("scan", &err))?;
+                        if state != model.expected() {
+                            return Err(violation("a clean close and reopen lost or changed data"));
+                        }
+                        engine = Some(reopened);
+                    }
+                    Err(_) if vfs.is_frozen() => break,
+                    Err(err) => return Err(failed("reopen", &err)),
+                }
+            }
+        }
+    }
+    report.crashed_during_run = vfs.is_frozen();
+    vfs.freeze();
+    drop(engine);
+
+    let recovered = recover(
+        open,
+        vfs.crash_image(case.policy, case.seed),
+        "first recovery",
+    )?;
+    report.tail_batches_recovered = model.check_recovered(&recovered)?;
+
+    // The same crash image (same seed), recovery interrupted, then rerun.
+    let interrupted = vfs.crash_image(case.policy, case.seed);
+    interrupted.freeze_at(Some(case.recovery_crash_after.max(1)));
+    if let Ok(engine) = open(interrupted.clone()) {
+        drop(engine);
+    }
+    interrupted.freeze();
+    let rerun_image = interrupted.crash_image(case.recovery_policy, case.seed.wrapping_add(1));
+    let rerun = recover(open, rerun_image, "recovery after a crashed recovery")?;
+    if rerun != recovered {
+        return Err(violation(format!(
+            "recovery crashed at mutation {} ({}) and rerun gives {} keys where an uninterrupted recovery gave {}",
+            case.recovery_crash_after,
+            case.recovery_policy.name(),
+            rerun.len(),
+            recovered.len()
+        )));
+    }
+    Ok(report)
+}
+
+fn value_strategy() -> impl Strategy<Value = Vec<u8>> {
+    prop_oneof![
+        4 => proptest::collection::vec(any::<u8>(), 0..24),
+        // Values that span 512-byte sectors, so writes can tear inside a record.
+        1 => (1usize..3000, any::<u8>()).prop_map(|(len, byte)| vec![byte; len]),
+    ]
+}
+
+fn durability_strategy() -> impl Strategy<Value = Durability> {
+    prop_oneof![
+        Just(Durability::Sync),
+        Just(Durability::Group),
+        Just(Durability::Buffered)
+    ]
+}
+
+fn op_strategy() -> impl Strategy<Value = CrashOp> {
+    let entry = (
+        0..KEY_SPACE,
+        proptest::option::weighted(0.8, value_strategy()),
+    );
+    prop_oneof![
+        8 => (proptest::collection::vec(entry, 1..4), durability_strategy())
+            .prop_map(|(ops, durability)| CrashOp::Write { ops, durability }),
+        1 => Just(CrashOp::Flush),
+        1 => Just(CrashOp::Reopen),
+    ]
+}
+
+fn policy_strategy() -> impl Strategy<Value = CrashPolicy> {
+    proptest::sample::select(CrashPolicy::ALL.to_vec())
+}
+
+/// Cases of up to `ops_max` operations.
+pub fn case_strategy(ops_max: usize) -> impl Strategy<Value = CrashCase> {
+    (
+        proptest::collection::vec(op_strategy(), 1..ops_max),
+        1u64..200,
+        policy_strategy(),
+        any::<u64>(),
+        1u64..40,
+        policy_strategy(),
+    )
+        .prop_map(
+            |(ops, crash_after, policy, seed, recovery_crash_after, recovery_policy)| CrashCase {
+                ops,
+                crash_after,
+                policy,
+                seed,
+                recovery_crash_after,
+                recovery_policy,
+            },
+        )
+}
+
+/// Runs `cases` random cases (deterministic unless `LEASEHOLD_CRASH_SEED` is
+/// set) and returns the shrunk failing case, if any.
+pub fn search<E: KvEngine>(
+    open: &dyn Fn(SimVfs) -> KvResult<E>,
+    cases: u32,
+    ops_max: usize,
+) -> Result<(), (CrashCase, String)> {
+    let seed = std::env::var("LEASEHOLD_CRASH_SEED")
+        .ok()
+        .and_then(|text| text.parse::<u64>().ok())
+        .unwrap_or(0);
+    let mut seed_bytes = [0u8; 32];
+    seed_bytes[..8].copy_from_slice(&seed.to_le_bytes());
+    let config = Config {
+        cases,
+        failure_persistence: None,
+        ..Config::default()
+    };
+    let rng = TestRng::from_seed(RngAlgorithm::ChaCha, &seed_bytes);
+    let mut runner = TestRunner::new_with_rng(config, rng);
+    match runner.run(&case_strategy(ops_max), |case| {
+        run_case(open, &case)
+            .map(|_| ())
+            .map_err(|err| TestCaseError::fail(err.reason))
+    }) {
+        Ok(()) => Ok(()),
+        Err(TestError::Fail(reason, case)) => Err((case, reason.to_string())),
+        Err(TestError::Abort(reason)) => Err((
+            CrashCase {
+                ops: Vec::new(),
+                crash_after: 0,
+                policy: CrashPolicy::ProcessCrash,
+                seed: 0,
+                recovery_crash_after: 0,
+                recovery_policy: CrashPolicy::ProcessCrash,
+            },
+            format!("proptest aborted: {reason}"),
+        )),
+    }
+}
+
+/// `search`, panicking with the shrunk case on failure: for engine tests.
+pub fn check<E: KvEngine>(
+    name: &str,
+    open: &dyn Fn(SimVfs) -> KvResult<E>,
+    cases: u32,
+    ops_max: usize,
+) {
+    if let Err((case, reason)) = search(open, cases, ops_max) {
+        panic!("crash oracle failed for {name}: {reason}\nshrunk case: {case:#?}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::testkit::toy::ToyLogEngine;
+
+    fn toy(ack_before_fsync: bool) -> impl Fn(SimVfs) -> KvResult<ToyLogEngine> {
+        move |vfs| ToyLogEngine::open(Arc::new(vfs), Path::new("/toy"), ack_before_fsync)
+    }
+
+    #[test]
+    fn a_correct_log_engine_passes_the_oracle() {
+        check("toy", &toy(false), 300, 24);
+    }
+
+    #[test]
+    fn the_oracle_catches_an_engine_that_acks_before_fsync() {
+        let (case, reason) =
+            search(&toy(true), 300, 24).expect_err("the planted bug must be found");
+        assert!(reason.contains("not the durable floor"), "{reason}");
+        // Shrinking leaves a short reproducer.
+        assert!(case.ops.len() <= 3, "{case:#?}");
+    }
+
+    #[test]
+    fn a_hand_written_case_reproduces_exactly() {
+        let case = CrashCase {
+            ops: vec![
+                CrashOp::Write {
+                    ops: vec![(1, Some(b"a".to_vec()))],
+                    durability: Durability::Sync,
+                },
+                CrashOp::Write {
+                    ops: vec![(2, Some(vec![7; 1500])), (1, None)],
+                    durability: Durability::Buffered,
+                },
+                CrashOp::Reopen,
+                CrashOp::Write {
+                    ops: vec![(3, Some(b"c".to_vec()))],
+                    durability: Durability::Buffered,
+                },
+            ],
+            crash_after: 1_000,
+            policy: CrashPolicy::TornSectors { garbage: true },
+            seed: 3,
+            recovery_crash_after: 2,
+            recovery_policy: CrashPolicy::PowerLoss,
+        };
+        let first = run_case(&toy(false), &case).unwrap();
+        assert_eq!(first, run_case(&toy(false), &case).unwrap());
+        assert_eq!(first.acknowledged, 3);
+        assert!(!first.crashed_during_run);
+        let lost_on_power_loss = CrashCase {
+            ops: case.ops[..1].to_vec(),
+            policy: CrashPolicy::PowerLoss,
+            ..case
+        };
+        assert!(run_case(&toy(false), &lost_on_power_loss).is_ok());
+        assert!(run_case(&toy(true), &lost_on_power_loss).is_err());
+    }
+}

@@ -1,0 +1,16 @@
+//! Test machinery every engine reuses (feature `testkit`):
+//!
+//! - `oracle`: the reference model of acknowledged writes and the check that a
+//!   recovered engine holds the durable floor plus a prefix of the rest;
+//! - `crash`: the driver that runs operation sequences on `SimVfs`, crashes at a
+//!   chosen point under a chosen policy, recovers (twice, with a crash inside
+//!   the first recovery) and consults the oracle; with a proptest front end
+//!   that shrinks failures;
+//! - `conformance`: the `Store` behaviour every engine must show;
+//! - `toy`: a minimal log engine, correct or with a planted ack-before-fsync bug,
+//!   on which the oracle proves it can fail.
+
+pub mod conformance;
+pub mod crash;
+pub mod oracle;
+pub mod toy;
