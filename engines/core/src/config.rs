@@ -436,10 +436,12 @@ fn choose_backend(
                 section: "persistence".into(),
             })
         }
-        None => return Err(ConfigError::AmbiguousBackend(format!(
+        None => {
+            return Err(ConfigError::AmbiguousBackend(format!(
             "[persistence] has several backends ({}); choose one with [server] persistence_backend",
             names.join(", ")
-        ))),
+        )))
+        }
     };
     let section = format!("persistence.{name}");
     match persistence.remove(&name) {
