@@ -10,6 +10,10 @@
 //! - `toy`: a minimal log engine, correct or with a planted ack-before-fsync bug,
 //!   on which the oracle proves it can fail.
 
+// This module is test code compiled into the library for other crates' tests:
+// a failed expectation is meant to panic, with a message.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
 pub mod conformance;
 pub mod crash;
 pub mod oracle;
