@@ -354,7 +354,7 @@ pub fn ttl_hides_and_purge_removes_expired_snapshots<F: StoreFactory>(factory: &
         .into_iter()
         .map(|info| info.key)
         .collect();
-    assert_eq!(listed, [long.clone()]);
+    assert_eq!(listed, std::slice::from_ref(&long));
     // An expired snapshot counts as absent for the next save.
     let epoch = store.get_lease(&short).expect("get").expect("lease").epoch;
     assert!(matches!(
