@@ -22,6 +22,17 @@ impl fmt::Display for DecodeError {
 
 impl std::error::Error for DecodeError {}
 
+/// FNV-1a, 64-bit: a stable, cheap hash for sharding and lock striping (never
+/// for anything on disk or adversarial).
+pub fn fnv1a(bytes: &[u8]) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for &byte in bytes {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    hash
+}
+
 /// A LEB128 u64 takes at most ten bytes.
 pub const VARINT_LEN_MAX: usize = 10;
 

@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::{Mutex, MutexGuard};
 
+use crate::codec::fnv1a;
 use crate::error::{StoreError, StoreResult};
 use crate::key::{type_prefix, ActorKey};
 use crate::kv::{Durability, Health, KeyRange, KvEngine, WriteBatch};
@@ -84,13 +85,7 @@ pub struct KvStore<E: KvEngine> {
 }
 
 fn stripe_of(encoded_key: &[u8]) -> usize {
-    // FNV-1a: stable, cheap, spreads short keys well enough for lock striping.
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for &byte in encoded_key {
-        hash ^= u64::from(byte);
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
-    }
-    (hash as usize) & (LOCK_STRIPES - 1)
+    (fnv1a(encoded_key) as usize) & (LOCK_STRIPES - 1)
 }
 
 fn outcome_of<T>(result: &StoreResult<T>) -> Outcome {

@@ -1,1 +1,593 @@
+//! leasehold-memory: a sharded, concurrent, in-memory `KvEngine`, with an
+//! optional lz4-compressed backup file (FORMAT.md) that is all that survives a
+//! crash.
+//!
+//! Contract (beyond `KvEngine`'s):
+//! 1. Keys live in `SHARDS` ordered maps chosen by a hash of the key. A batch
+//!    write-locks the shards it touches in ascending order; a scan or a backup
+//!    read-locks all shards in ascending order, so each sees whole batches and
+//!    no two lockers deadlock.
+//! 2. `max_entries` is enforced per batch, atomically: a batch that would exceed
+//!    it fails with `CapacityExceeded` and changes nothing.
+//! 3. Without a backup the engine is volatile: `Sync` and `Group` writes and
+//!    `flush` answer `Unsupported` rather than pretend.
+//! 4. With a backup, `Sync` acknowledges after a backup covering the write is
+//!    durable (concurrent writers share one backup); `Group` and `Buffered` are
+//!    covered by the background backup every `sync_interval` or by `flush`.
+//! 5. A failed backup poisons the engine: writes fail until it is reopened.
 
+mod backup;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use parking_lot::{Condvar, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use leasehold_core::codec::fnv1a;
+use leasehold_core::config::{BackupCompression, MemoryConfig};
+use leasehold_core::kv::ScanVisitor;
+use leasehold_core::vfs::{read_all, replace_file_atomically, Vfs};
+use leasehold_core::{
+    BatchOp, Durability, EngineStats, Health, KeyRange, KvEngine, KvError, KvResult, VerifyReport,
+    WriteBatch,
+};
+
+pub use backup::{BackupContent, BACKUP_MAGIC};
+
+/// Number of shards; a power of two.
+pub const SHARDS: usize = 16;
+
+type ShardMap = BTreeMap<Vec<u8>, Vec<u8>>;
+type Shard = RwLock<ShardMap>;
+
+fn shard_of(key: &[u8]) -> usize {
+    (fnv1a(key) as usize) & (SHARDS - 1)
+}
+
+#[derive(Debug)]
+struct BackupState {
+    /// Every batch with a sequence number up to this is in the durable backup.
+    durable_sequence: u64,
+    poisoned: Option<String>,
+}
+
+#[derive(Debug)]
+struct BackupTarget {
+    vfs: Arc<dyn Vfs>,
+    path: PathBuf,
+    compression: BackupCompression,
+    interval: Duration,
+    /// Held while a backup is written: concurrent Sync writers queue here and
+    /// most find their write covered by the backup before theirs (group commit).
+    state: Mutex<BackupState>,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    user_bytes_written: AtomicU64,
+    backup_bytes_written: AtomicU64,
+    backups: AtomicU64,
+    live_bytes: AtomicU64,
+}
+
+#[derive(Debug)]
+struct Shared {
+    shards: Box<[Shard]>,
+    entries: AtomicU64,
+    max_entries: u64,
+    /// Batches applied so far; bumped under the batch's shard locks.
+    sequence: AtomicU64,
+    backup: Option<BackupTarget>,
+    closed: AtomicBool,
+    counters: Counters,
+    /// Tells the background thread to stop.
+    stop: Mutex<bool>,
+    wake: Condvar,
+}
+
+/// The in-memory engine.
+#[derive(Debug)]
+pub struct MemoryEngine {
+    shared: Arc<Shared>,
+    background: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl MemoryEngine {
+    /// A volatile engine: nothing survives the process.
+    pub fn volatile(max_entries: u64) -> MemoryEngine {
+        MemoryEngine::build(max_entries, None, BTreeMap::new(), 0)
+    }
+
+    /// Opens per `config`: restores the backup if there is one, and starts the
+    /// background backup thread.
+    pub fn open(config: &MemoryConfig, vfs: Arc<dyn Vfs>) -> KvResult<MemoryEngine> {
+        if config.max_entries == 0 {
+            return Err(KvError::InvalidArgument(
+                "max_entries must be positive".into(),
+            ));
+        }
+        let Some(path) = config.backup_path.clone() else {
+            return Ok(MemoryEngine::volatile(config.max_entries));
+        };
+        let dir = path.parent().unwrap_or(Path::new("")).to_path_buf();
+        vfs.create_dir_all(&dir)
+            .map_err(|err| KvError::io(format!("create {}", dir.display()), err))?;
+        let content = if vfs
+            .exists(&path)
+            .map_err(|err| KvError::io(format!("stat {}", path.display()), err))?
+        {
+            let file = vfs
+                .open_read(&path)
+                .map_err(|err| KvError::io(format!("open {}", path.display()), err))?;
+            let bytes = read_all(file.as_ref())
+                .map_err(|err| KvError::io(format!("read {}", path.display()), err))?;
+            backup::decode(&path, &bytes)?
+        } else {
+            BackupContent::default()
+        };
+        if content.entries.len() as u64 > config.max_entries {
+            return Err(KvError::CapacityExceeded {
+                what: format!(
+                    "{} entries in {} exceed max_entries",
+                    content.entries.len(),
+                    path.display()
+                ),
+                limit: config.max_entries,
+            });
+        }
+        let target = BackupTarget {
+            vfs,
+            path,
+            compression: config.compression,
+            interval: config.sync_interval,
+            state: Mutex::new(BackupState {
+                durable_sequence: content.sequence,
+                poisoned: None,
+            }),
+        };
+        let engine = MemoryEngine::build(
+            config.max_entries,
+            Some(target),
+            content.entries,
+            content.sequence,
+        );
+        engine.start_background();
+        Ok(engine)
+    }
+
+    fn build(
+        max_entries: u64,
+        backup: Option<BackupTarget>,
+        entries: BTreeMap<Vec<u8>, Vec<u8>>,
+        sequence: u64,
+    ) -> MemoryEngine {
+        let mut shards: Vec<BTreeMap<Vec<u8>, Vec<u8>>> =
+            (0..SHARDS).map(|_| BTreeMap::new()).collect();
+        let count = entries.len() as u64;
+        let mut live_bytes = 0;
+        for (key, value) in entries {
+            live_bytes += (key.len() + value.len()) as u64;
+            shards[shard_of(&key)].insert(key, value);
+        }
+        let counters = Counters {
+            live_bytes: AtomicU64::new(live_bytes),
+            ..Counters::default()
+        };
+        MemoryEngine {
+            shared: Arc::new(Shared {
+                shards: shards.into_iter().map(RwLock::new).collect(),
+                entries: AtomicU64::new(count),
+                max_entries,
+                sequence: AtomicU64::new(sequence),
+                backup,
+                closed: AtomicBool::new(false),
+                counters,
+                stop: Mutex::new(false),
+                wake: Condvar::new(),
+            }),
+            background: Mutex::new(None),
+        }
+    }
+
+    fn start_background(&self) {
+        let shared = Arc::clone(&self.shared);
+        let handle = std::thread::Builder::new()
+            .name("leasehold-memory-backup".into())
+            .spawn(move || shared.background_loop());
+        match handle {
+            Ok(handle) => *self.background.lock() = Some(handle),
+            // Without the thread, Group/Buffered writes wait for a flush; say so.
+            Err(err) => self
+                .shared
+                .poison(format!("cannot start the backup thread: {err}")),
+        }
+    }
+
+    fn stop_background(&self) {
+        *self.shared.stop.lock() = true;
+        self.shared.wake.notify_all();
+        if let Some(handle) = self.background.lock().take() {
+            // A panicked backup thread has already poisoned nothing we can fix here.
+            let _ = handle.join();
+        }
+    }
+
+    /// The backup file, if configured.
+    pub fn backup_path(&self) -> Option<&Path> {
+        self.shared
+            .backup
+            .as_ref()
+            .map(|target| target.path.as_path())
+    }
+}
+
+impl Drop for MemoryEngine {
+    fn drop(&mut self) {
+        self.stop_background();
+    }
+}
+
+impl Shared {
+    fn check_writable(&self) -> KvResult<()> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(KvError::Closed);
+        }
+        if let Some(target) = &self.backup {
+            if let Some(reason) = &target.state.lock().poisoned {
+                return Err(KvError::Poisoned {
+                    reason: reason.clone(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn poison(&self, reason: String) {
+        if let Some(target) = &self.backup {
+            target.state.lock().poisoned.get_or_insert(reason);
+        }
+    }
+
+    fn read_all_shards(&self) -> Vec<RwLockReadGuard<'_, ShardMap>> {
+        self.shards.iter().map(|shard| shard.read()).collect()
+    }
+
+    /// Applies `batch` atomically; returns its sequence number.
+    fn apply(&self, batch: &WriteBatch) -> KvResult<u64> {
+        // Write-lock the touched shards in ascending order (contract 1).
+        let mut guards: Vec<Option<RwLockWriteGuard<'_, ShardMap>>> =
+            (0..SHARDS).map(|_| None).collect();
+        let mut touched: Vec<usize> = batch.ops.iter().map(|op| shard_of(op.key())).collect();
+        touched.sort_unstable();
+        touched.dedup();
+        for index in touched {
+            guards[index] = Some(self.shards[index].write());
+        }
+        // The entry-count change, as the batch would leave things.
+        let mut present: BTreeMap<&[u8], bool> = BTreeMap::new();
+        let mut delta: i64 = 0;
+        for op in &batch.ops {
+            let existed = match &guards[shard_of(op.key())] {
+                Some(map) => map.contains_key(op.key()),
+                None => {
+                    return Err(KvError::InvalidArgument(
+                        "internal: a batch key's shard is not locked".into(),
+                    ))
+                }
+            };
+            let was = *present.entry(op.key()).or_insert(existed);
+            let is = matches!(op, BatchOp::Put { .. });
+            delta += i64::from(is) - i64::from(was);
+            present.insert(op.key(), is);
+        }
+        if delta > 0 {
+            let grown = self
+                .entries
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |entries| {
+                    (entries + delta as u64 <= self.max_entries).then_some(entries + delta as u64)
+                });
+            if grown.is_err() {
+                return Err(KvError::CapacityExceeded {
+                    what: "entries".into(),
+                    limit: self.max_entries,
+                });
+            }
+        } else {
+            self.entries
+                .fetch_sub(delta.unsigned_abs(), Ordering::AcqRel);
+        }
+
+        let mut bytes_delta: i64 = 0;
+        for op in &batch.ops {
+            let Some(map) = guards[shard_of(op.key())].as_mut() else {
+                return Err(KvError::InvalidArgument(
+                    "internal: a batch key's shard is not locked".into(),
+                ));
+            };
+            let old = match op {
+                BatchOp::Put { key, value } => {
+                    bytes_delta += (key.len() + value.len()) as i64;
+                    map.insert(key.clone(), value.clone())
+                }
+                BatchOp::Delete { key } => map.remove(key),
+            };
+            if let Some(old) = old {
+                bytes_delta -= (op.key().len() + old.len()) as i64;
+            }
+        }
+        if bytes_delta >= 0 {
+            self.counters
+                .live_bytes
+                .fetch_add(bytes_delta as u64, Ordering::Relaxed);
+        } else {
+            self.counters
+                .live_bytes
+                .fetch_sub(bytes_delta.unsigned_abs(), Ordering::Relaxed);
+        }
+        self.counters
+            .user_bytes_written
+            .fetch_add(batch.logical_bytes(), Ordering::Relaxed);
+        Ok(self.sequence.fetch_add(1, Ordering::AcqRel) + 1)
+    }
+
+    /// Returns once a durable backup covers batch `sequence` (writing one if
+    /// needed). Errors poison the engine.
+    fn backup_through(&self, sequence: u64) -> KvResult<()> {
+        let Some(target) = &self.backup else {
+            return Err(KvError::Unsupported(
+                "the memory engine has no backup configured; it cannot make writes durable".into(),
+            ));
+        };
+        let mut state = target.state.lock();
+        if let Some(reason) = &state.poisoned {
+            return Err(KvError::Poisoned {
+                reason: reason.clone(),
+            });
+        }
+        if state.durable_sequence >= sequence {
+            return Ok(());
+        }
+        let (covered, bytes) = {
+            let guards = self.read_all_shards();
+            let covered = self.sequence.load(Ordering::Acquire);
+            let mut entries: Vec<(&[u8], &[u8])> = guards
+                .iter()
+                .flat_map(|map| {
+                    map.iter()
+                        .map(|(key, value)| (key.as_slice(), value.as_slice()))
+                })
+                .collect();
+            entries.sort_unstable_by(|left, right| left.0.cmp(right.0));
+            (
+                covered,
+                backup::encode(covered, entries.into_iter(), target.compression),
+            )
+        };
+        match replace_file_atomically(target.vfs.as_ref(), &target.path, &bytes) {
+            Ok(()) => {
+                state.durable_sequence = covered;
+                self.counters
+                    .backup_bytes_written
+                    .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+                self.counters.backups.fetch_add(1, Ordering::Relaxed);
+                Ok(())
+            }
+            Err(err) => {
+                let reason = format!("backup to {} failed: {err}", target.path.display());
+                state.poisoned = Some(reason);
+                Err(KvError::io(
+                    format!("backup to {}", target.path.display()),
+                    err,
+                ))
+            }
+        }
+    }
+
+    fn background_loop(&self) {
+        let Some(target) = &self.backup else { return };
+        loop {
+            {
+                let mut stop = self.stop.lock();
+                if !*stop {
+                    self.wake.wait_for(&mut stop, target.interval);
+                }
+                if *stop {
+                    return;
+                }
+            }
+            let sequence = self.sequence.load(Ordering::Acquire);
+            let behind = target.state.lock().durable_sequence < sequence;
+            if behind && self.backup_through(sequence).is_err() {
+                // Poisoned; writers see it. Nothing more to do here.
+                return;
+            }
+        }
+    }
+}
+
+impl KvEngine for MemoryEngine {
+    fn name(&self) -> &'static str {
+        "memory"
+    }
+
+    fn get(&self, key: &[u8]) -> KvResult<Option<Vec<u8>>> {
+        if self.shared.closed.load(Ordering::Acquire) {
+            return Err(KvError::Closed);
+        }
+        Ok(self.shared.shards[shard_of(key)].read().get(key).cloned())
+    }
+
+    fn write(&self, batch: WriteBatch, durability: Durability) -> KvResult<()> {
+        let shared = &self.shared;
+        shared.check_writable()?;
+        if shared.backup.is_none() && durability != Durability::Buffered {
+            return Err(KvError::Unsupported(format!(
+                "{} durability needs a backup (enable_disk_backup); this memory engine is volatile",
+                durability.name()
+            )));
+        }
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let sequence = shared.apply(&batch)?;
+        if durability == Durability::Sync {
+            shared.backup_through(sequence)?;
+        }
+        Ok(())
+    }
+
+    fn scan(&self, range: &KeyRange, visit: &mut ScanVisitor<'_>) -> KvResult<()> {
+        if self.shared.closed.load(Ordering::Acquire) {
+            return Err(KvError::Closed);
+        }
+        let guards = self.shared.read_all_shards();
+        // Merge the shards' ranges: SHARDS cursors, smallest key first.
+        let mut cursors: Vec<_> = guards
+            .iter()
+            .map(|map| map.range::<[u8], _>(range.as_bounds()).peekable())
+            .collect();
+        loop {
+            let mut best: Option<(usize, &[u8])> = None;
+            for (index, cursor) in cursors.iter_mut().enumerate() {
+                if let Some(&(key, _)) = cursor.peek() {
+                    if best.is_none_or(|(_, best_key)| key.as_slice() < best_key) {
+                        best = Some((index, key.as_slice()));
+                    }
+                }
+            }
+            let Some((index, _)) = best else { break };
+            let Some((key, value)) = cursors[index].next() else {
+                break;
+            };
+            if visit(key, value).is_break() {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn flush(&self) -> KvResult<()> {
+        self.shared.check_writable()?;
+        self.shared
+            .backup_through(self.shared.sequence.load(Ordering::Acquire))
+    }
+
+    fn stats(&self) -> EngineStats {
+        let shared = &self.shared;
+        let (vfs, disk_bytes) = match &shared.backup {
+            Some(target) => (
+                target.vfs.stats(),
+                target.vfs.file_size(&target.path).unwrap_or(0),
+            ),
+            None => (Default::default(), 0),
+        };
+        EngineStats {
+            user_bytes_written: shared.counters.user_bytes_written.load(Ordering::Relaxed),
+            wal_bytes_written: shared.counters.backup_bytes_written.load(Ordering::Relaxed),
+            device_bytes_written: vfs.bytes_written,
+            device_bytes_read: vfs.bytes_read,
+            fsyncs: vfs.fsyncs,
+            dir_syncs: vfs.dir_syncs,
+            disk_bytes,
+            live_entries: shared.entries.load(Ordering::Relaxed),
+            live_bytes: shared.counters.live_bytes.load(Ordering::Relaxed),
+            ..EngineStats::default()
+        }
+    }
+
+    fn health(&self) -> Health {
+        let shared = &self.shared;
+        if shared.closed.load(Ordering::Acquire) {
+            return Health::Failed("engine is closed".into());
+        }
+        if let Some(reason) = shared
+            .backup
+            .as_ref()
+            .and_then(|target| target.state.lock().poisoned.clone())
+        {
+            return Health::Failed(reason);
+        }
+        let entries = shared.entries.load(Ordering::Relaxed);
+        if entries * 10 >= shared.max_entries * 9 {
+            return Health::Degraded(format!(
+                "{entries} of max_entries {} used",
+                shared.max_entries
+            ));
+        }
+        Health::Healthy
+    }
+
+    fn verify(&self) -> KvResult<VerifyReport> {
+        let shared = &self.shared;
+        let mut report = VerifyReport::default();
+        let mut count = 0u64;
+        let mut bytes = 0u64;
+        {
+            let guards = shared.read_all_shards();
+            for (index, map) in guards.iter().enumerate() {
+                for (key, value) in map.iter() {
+                    count += 1;
+                    bytes += (key.len() + value.len()) as u64;
+                    if shard_of(key) != index {
+                        report.problems.push(format!(
+                            "key {key:?} is in shard {index}, belongs in {}",
+                            shard_of(key)
+                        ));
+                    }
+                }
+            }
+            let counted = shared.entries.load(Ordering::Acquire);
+            if counted != count {
+                report
+                    .problems
+                    .push(format!("entry counter says {counted}, shards hold {count}"));
+            }
+            let live = shared.counters.live_bytes.load(Ordering::Acquire);
+            if live != bytes {
+                report.problems.push(format!(
+                    "live-bytes counter says {live}, shards hold {bytes}"
+                ));
+            }
+        }
+        let mut checked = format!("{count} entries in {SHARDS} shards");
+        if let Some(target) = &shared.backup {
+            if target
+                .vfs
+                .exists(&target.path)
+                .map_err(|err| KvError::io("stat backup", err))?
+            {
+                let file = target
+                    .vfs
+                    .open_read(&target.path)
+                    .map_err(|err| KvError::io("open backup", err))?;
+                let file_bytes =
+                    read_all(file.as_ref()).map_err(|err| KvError::io("read backup", err))?;
+                match backup::decode(&target.path, &file_bytes) {
+                    Ok(content) => {
+                        checked.push_str(&format!(", backup of {} entries", content.entries.len()))
+                    }
+                    Err(err) => report.problems.push(err.to_string()),
+                }
+            }
+        }
+        report.checked = checked;
+        Ok(report)
+    }
+
+    fn close(&self) -> KvResult<()> {
+        if self.shared.closed.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        self.stop_background();
+        let result = match &self.shared.backup {
+            Some(_) => self.flush(),
+            None => Ok(()),
+        };
+        self.shared.closed.store(true, Ordering::Release);
+        result
+    }
+}
