@@ -1,1 +1,181 @@
-fn main() {}
+//! `leasehold`: the command line of the Leasehold kit.
+//!
+//! Today it has `compare`, which runs the built-in activation workload on every
+//! engine that has landed and prints what each cost. The scenario harness,
+//! `run`, `record` / `replay`, `crash-fuzz` and the operator commands join as
+//! their issues land (see README.md).
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+use leasehold_core::config::{BackupCompression, MemoryConfig};
+use leasehold_core::metrics::OpKind;
+use leasehold_core::vfs::OsVfs;
+use leasehold_core::{Durability, KvStore, Store};
+use leasehold_memory::MemoryEngine;
+use leasehold_workloads::activation;
+
+#[derive(Parser)]
+#[command(
+    name = "leasehold",
+    version,
+    about = "Storage engines for virtual-actor leases and snapshots, compared"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the built-in activation workload on every engine and compare.
+    Compare {
+        /// Number of actors (Zipf θ = 0.99 popularity).
+        #[arg(long, default_value_t = 5_000)]
+        actors: u32,
+        /// Messages delivered (virtual time, 1 ms apart).
+        #[arg(long, default_value_t = 100_000)]
+        messages: u64,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Where engines with files keep them (a fresh subdirectory per run).
+        #[arg(long, default_value = "results/data")]
+        data_dir: std::path::PathBuf,
+    },
+}
+
+struct Row {
+    engine: String,
+    durability: &'static str,
+    outcome: activation::Outcome,
+    metrics: leasehold_core::metrics::StoreMetrics,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Compare {
+            actors,
+            messages,
+            seed,
+            data_dir,
+        } => {
+            let workload = activation::Workload {
+                actors,
+                messages,
+                seed,
+                ..activation::Workload::default()
+            };
+            match compare(&workload, &data_dir) {
+                Ok(rows) => {
+                    print_table(&workload, &rows);
+                    ExitCode::SUCCESS
+                }
+                Err(err) => {
+                    eprintln!("leasehold compare: {err}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+fn compare(
+    workload: &activation::Workload,
+    data_dir: &std::path::Path,
+) -> Result<Vec<Row>, String> {
+    let mut rows = Vec::new();
+    let volatile = KvStore::new(
+        MemoryEngine::volatile(u64::from(workload.actors) * 4),
+        Durability::Buffered,
+    );
+    rows.push(measure(
+        "memory (volatile)",
+        "buffered",
+        &volatile,
+        workload,
+    )?);
+
+    let run_dir = data_dir.join(format!("compare-{}", std::process::id()));
+    let config = MemoryConfig {
+        max_entries: u64::from(workload.actors) * 4,
+        backup_path: Some(run_dir.join("memory").join("backup.lz4")),
+        sync_interval: Duration::from_secs(1),
+        compression: BackupCompression::Lz4,
+    };
+    let engine =
+        MemoryEngine::open(&config, Arc::new(OsVfs::new())).map_err(|err| err.to_string())?;
+    let backed_up = KvStore::new(engine, Durability::Group);
+    rows.push(measure(
+        "memory + lz4 backup",
+        "group (1 s)",
+        &backed_up,
+        workload,
+    )?);
+    backed_up.close().map_err(|err| err.to_string())?;
+    // Best effort: the run directory is scratch space.
+    let _ = std::fs::remove_dir_all(&run_dir);
+    Ok(rows)
+}
+
+fn measure(
+    engine: &str,
+    durability: &'static str,
+    store: &dyn Store,
+    workload: &activation::Workload,
+) -> Result<Row, String> {
+    eprintln!(
+        "running {} messages over {} actors on {engine} ...",
+        workload.messages, workload.actors
+    );
+    let outcome = activation::run(store, workload).map_err(|err| format!("{engine}: {err}"))?;
+    Ok(Row {
+        engine: engine.to_owned(),
+        durability,
+        outcome,
+        metrics: store.metrics(),
+    })
+}
+
+fn micros(duration: Duration) -> String {
+    format!("{:.1}", duration.as_secs_f64() * 1e6)
+}
+
+fn print_table(workload: &activation::Workload, rows: &[Row]) {
+    println!(
+        "\nBuilt-in activation workload: {} messages, {} actors (Zipf 0.99), {} nodes, snapshot every {} messages, {} B states, seed {}",
+        workload.messages, workload.actors, workload.nodes, workload.snapshot_every, workload.state_bytes, workload.seed
+    );
+    println!("Latencies are wall-clock µs on this machine; time in the workload is virtual.\n");
+    println!("| engine | durability | msgs/s | activations | snapshots | acquire p50/p99 | load p50/p99 | save p50/p99 | fsyncs | write amp | lost updates | duplicate owners |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
+    for row in rows {
+        let op = |kind: OpKind| {
+            row.metrics.op(kind).map_or("-".to_owned(), |op| {
+                format!("{} / {}", micros(op.p50), micros(op.p99))
+            })
+        };
+        let engine = row.metrics.engine.clone().unwrap_or_default();
+        let write_amp = engine
+            .write_amplification()
+            .map_or("-".to_owned(), |amp| format!("{amp:.2}"));
+        println!(
+            "| {} | {} | {:.0} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            row.engine,
+            row.durability,
+            row.outcome.messages as f64 / row.outcome.elapsed.as_secs_f64(),
+            row.outcome.activations,
+            row.outcome.snapshots,
+            op(OpKind::Acquire),
+            op(OpKind::Load),
+            op(OpKind::Save),
+            engine.fsyncs,
+            write_amp,
+            row.outcome.lost_updates,
+            row.outcome.duplicate_owners,
+        );
+    }
+}

@@ -46,7 +46,8 @@ pub fn put_varint(out: &mut Vec<u8>, mut value: u64) {
 }
 
 /// Decodes a varint at the start of `buf`: the value and the bytes it took.
-/// Rejects truncation, more than ten bytes, and bits beyond 64.
+/// Rejects truncation, more than ten bytes, bits beyond 64, and overlong
+/// encodings (so every value has exactly one encoding).
 pub fn get_varint(buf: &[u8]) -> Result<(u64, usize), &'static str> {
     let mut value: u64 = 0;
     for (index, &byte) in buf.iter().enumerate().take(VARINT_LEN_MAX) {
@@ -57,6 +58,10 @@ pub fn get_varint(buf: &[u8]) -> Result<(u64, usize), &'static str> {
         }
         value |= payload << shift;
         if byte & 0x80 == 0 {
+            // One value, one encoding: a trailing zero group is padding.
+            if byte == 0 && index > 0 {
+                return Err("overlong varint");
+            }
             return Ok((value, index + 1));
         }
     }
@@ -264,6 +269,9 @@ mod tests {
         let mut too_big = vec![0xff; 9];
         too_big.push(0x02);
         assert_eq!(get_varint(&too_big), Err("varint overflows 64 bits"));
+        // Found by the records fuzz target: 0xbd 0x00 is 0x3d padded.
+        assert_eq!(get_varint(&[0xbd, 0x00]), Err("overlong varint"));
+        assert_eq!(get_varint(&[0x00]), Ok((0, 1)));
     }
 
     #[test]

@@ -133,8 +133,9 @@ impl Lease {
     }
 }
 
-/// A varint count then (str, str) pairs; the count is bounded by the bytes left
-/// (each pair takes at least two), so a corrupt count cannot run long.
+/// A varint count then (str, str) pairs in strictly ascending key order; the
+/// count is bounded by the bytes left (each pair takes at least two), so a
+/// corrupt count cannot run long.
 pub(crate) fn decode_string_map(
     reader: &mut Reader<'_>,
     what: &str,
@@ -142,9 +143,16 @@ pub(crate) fn decode_string_map(
     let count = reader.varint_at_most(reader.remaining() as u64 / 2, what)?;
     let mut map = BTreeMap::new();
     for _ in 0..count {
-        let name = reader.str(what)?.to_owned();
-        let value = reader.str(what)?.to_owned();
-        map.insert(name, value);
+        let name = reader.str(what)?;
+        // Written in key order, each once: anything else is not our encoding.
+        if map
+            .last_key_value()
+            .is_some_and(|(last, _): (&String, _)| last.as_str() >= name)
+        {
+            return Err(reader.error(format!("{what}: keys not in ascending order")));
+        }
+        let value = reader.str(what)?;
+        map.insert(name.to_owned(), value.to_owned());
     }
     Ok(map)
 }

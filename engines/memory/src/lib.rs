@@ -16,7 +16,7 @@
 //!    covered by the background backup every `sync_interval` or by `flush`.
 //! 5. A failed backup poisons the engine: writes fail until it is reopened.
 
-mod backup;
+pub mod backup;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
