@@ -27,3 +27,8 @@ fn open(vfs: SimVfs) -> KvResult<MemoryEngine> {
 fn backup_recovery_passes_the_crash_oracle() {
     crash::check("memory", &open, 400, 24);
 }
+
+#[test]
+fn backup_recovery_survives_read_faults() {
+    crash::check_read_faults("memory", &open, 300, 16);
+}

@@ -9,7 +9,11 @@
 //! 2. after the crash: recovery succeeds, `verify()` is clean, and the state is
 //!    the durable floor plus a prefix of the acknowledged tail (the oracle);
 //! 3. recovery crashed at `recovery_crash_after` (under `recovery_policy`) and
-//!    run again gives the same state as an uninterrupted recovery.
+//!    run again gives the same state as an uninterrupted recovery;
+//! 4. with read faults (`check_read_faults`): recovery on a device that fails,
+//!    flips bits in and shortens reads either errors or yields exactly the
+//!    recovered state, every read after it is right or an error, and a clean
+//!    recovery afterwards still finds everything (faults never destroy data).
 
 use std::collections::BTreeMap;
 use std::ops::ControlFlow;
@@ -20,7 +24,7 @@ use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestError, Test
 use super::oracle::{KvMap, Model, Violation};
 use crate::error::KvResult;
 use crate::kv::{Durability, KeyRange, KvEngine, WriteBatch};
-use crate::vfs::{CrashPolicy, SimVfs};
+use crate::vfs::{CrashPolicy, FaultConfig, SimVfs};
 
 /// Keys are drawn from a small set so operations collide.
 pub const KEY_SPACE: u8 = 12;
@@ -121,6 +125,25 @@ pub fn run_case<E: KvEngine>(
     open: &dyn Fn(SimVfs) -> KvResult<E>,
     case: &CrashCase,
 ) -> Result<CaseReport, Violation> {
+    run_case_with(open, case, None)
+}
+
+/// Read faults for check 4: frequent enough that most recoveries meet one.
+pub fn read_fault_config() -> FaultConfig {
+    FaultConfig {
+        read_eio: 0.02,
+        read_bit_flip: 0.05,
+        short_read: 0.2,
+        ..FaultConfig::default()
+    }
+}
+
+/// `run_case`, plus check 4 when `read_faults` is given.
+pub fn run_case_with<E: KvEngine>(
+    open: &dyn Fn(SimVfs) -> KvResult<E>,
+    case: &CrashCase,
+    read_faults: Option<&FaultConfig>,
+) -> Result<CaseReport, Violation> {
     let vfs = SimVfs::new(case.seed);
     let mut engine = Some(
         open(vfs.clone())
@@ -219,7 +242,62 @@ pub fn run_case<E: KvEngine>(
             recovered.len()
         )));
     }
+    if let Some(faults) = read_faults {
+        check_under_read_faults(
+            open,
+            &vfs.crash_image(case.policy, case.seed),
+            faults,
+            &recovered,
+        )?;
+    }
     Ok(report)
+}
+
+/// Check 4 on `image`, whose clean recovery gives `recovered`.
+fn check_under_read_faults<E: KvEngine>(
+    open: &dyn Fn(SimVfs) -> KvResult<E>,
+    image: &SimVfs,
+    faults: &FaultConfig,
+    recovered: &KvMap,
+) -> Result<(), Violation> {
+    image.set_faults(faults.clone());
+    if let Ok(engine) = open(image.clone()) {
+        if let Ok(state) = collect_all(&engine) {
+            if &state != recovered {
+                return Err(violation(format!(
+                    "under read faults recovery returned {} keys without an error; the disk holds {}",
+                    state.len(),
+                    recovered.len()
+                )));
+            }
+        }
+        for (key, value) in recovered {
+            if let Ok(read) = engine.get(key) {
+                if read.as_ref() != Some(value) {
+                    return Err(violation(format!(
+                        "under read faults a read of {:?} returned wrong data without an error",
+                        String::from_utf8_lossy(key)
+                    )));
+                }
+            }
+        }
+        // Closing may fail on a faulty device; what matters is what remains.
+        let _ = engine.close();
+    }
+    image.set_faults(FaultConfig::default());
+    let after = recover(
+        open,
+        image.clone(),
+        "clean recovery after a recovery under read faults",
+    )?;
+    if &after != recovered {
+        return Err(violation(format!(
+            "a recovery under read faults destroyed data: {} keys remain of {}",
+            after.len(),
+            recovered.len()
+        )));
+    }
+    Ok(())
 }
 
 fn value_strategy() -> impl Strategy<Value = Vec<u8>> {
@@ -284,6 +362,16 @@ pub fn search<E: KvEngine>(
     cases: u32,
     ops_max: usize,
 ) -> Result<(), (CrashCase, String)> {
+    search_with(open, cases, ops_max, None)
+}
+
+/// `search` with check 4 under `read_faults`.
+pub fn search_with<E: KvEngine>(
+    open: &dyn Fn(SimVfs) -> KvResult<E>,
+    cases: u32,
+    ops_max: usize,
+    read_faults: Option<&FaultConfig>,
+) -> Result<(), (CrashCase, String)> {
     let seed = std::env::var("LEASEHOLD_CRASH_SEED")
         .ok()
         .and_then(|text| text.parse::<u64>().ok())
@@ -298,7 +386,7 @@ pub fn search<E: KvEngine>(
     let rng = TestRng::from_seed(RngAlgorithm::ChaCha, &seed_bytes);
     let mut runner = TestRunner::new_with_rng(config, rng);
     match runner.run(&case_strategy(ops_max), |case| {
-        run_case(open, &case)
+        run_case_with(open, &case, read_faults)
             .map(|_| ())
             .map_err(|err| TestCaseError::fail(err.reason))
     }) {
@@ -330,6 +418,20 @@ pub fn check<E: KvEngine>(
     }
 }
 
+/// `check` plus check 4 (recovery under read faults, `read_fault_config`).
+pub fn check_read_faults<E: KvEngine>(
+    name: &str,
+    open: &dyn Fn(SimVfs) -> KvResult<E>,
+    cases: u32,
+    ops_max: usize,
+) {
+    if let Err((case, reason)) = search_with(open, cases, ops_max, Some(&read_fault_config())) {
+        panic!(
+            "crash oracle under read faults failed for {name}: {reason}\nshrunk case: {case:#?}"
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::path::Path;
@@ -354,6 +456,18 @@ mod tests {
         assert!(reason.contains("not the durable floor"), "{reason}");
         // Shrinking leaves a short reproducer.
         assert!(case.ops.len() <= 3, "{case:#?}");
+    }
+
+    #[test]
+    fn read_faults_catch_an_engine_that_treats_a_flipped_bit_as_a_torn_tail() {
+        // The toy truncates its log at the first frame that fails its checksum,
+        // so a bit flipped on the way from the device destroys durable records.
+        let (_, reason) = search_with(&toy(false), 300, 24, Some(&read_fault_config()))
+            .expect_err("check 4 must catch the toy's truncation");
+        assert!(
+            reason.contains("destroyed data") || reason.contains("without an error"),
+            "{reason}"
+        );
     }
 
     #[test]

@@ -3,7 +3,12 @@
 //!
 //! With `ack_before_fsync` it has the classic bug: a `Sync` write returns
 //! before the log is fsynced. The crash oracle must catch that (a test keeps it
-//! honest); without the bug it must pass.
+//! honest); without the bug it passes the crash checks.
+//!
+//! It also has, on purpose, the naive recovery real logs must not have: it
+//! truncates at the first frame that fails its checksum, so a bit flipped on
+//! the way from the device (not on the platter) destroys durable records. The
+//! read-fault check of the crash driver must catch that too.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
