@@ -183,6 +183,80 @@ impl<E: KvEngine> KvStore<E> {
         )?;
         failure.map_or(Ok(()), Err)
     }
+
+    /// Saves and deletes, checked and written as one batch under the stripe
+    /// locks of every actor named (taken in ascending order): `save`, `delete`
+    /// and `commit` all come here. A delete of nothing writes nothing.
+    fn apply_ops(&self, ops: Vec<CommitOp>, now: Timestamp) -> StoreResult<Vec<Option<Snapshot>>> {
+        let mut keys: Vec<&ActorKey> = ops.iter().map(CommitOp::key).collect();
+        keys.sort();
+        if keys.windows(2).any(|pair| pair[0] == pair[1]) {
+            return Err(StoreError::InvalidArgument(
+                "a commit names the same actor twice".into(),
+            ));
+        }
+        let mut stripes: Vec<usize> = keys.iter().map(|key| stripe_of(&key.encode())).collect();
+        stripes.sort_unstable();
+        stripes.dedup();
+        let _guards: Vec<MutexGuard<'_, ()>> = stripes
+            .iter()
+            .map(|&stripe| self.stripes[stripe].lock())
+            .collect();
+
+        let mut batch = WriteBatch::new();
+        let mut results = Vec::with_capacity(ops.len());
+        for op in ops {
+            let key = op.key().clone();
+            let lease = self.read_lease(&key)?;
+            let stored = self.read_snapshot(&key)?;
+            match op {
+                CommitOp::Save {
+                    snapshot,
+                    expected_version,
+                    fence_epoch,
+                } => {
+                    let snapshot = rules::save(
+                        snapshot,
+                        lease.as_ref(),
+                        stored.as_ref(),
+                        expected_version,
+                        fence_epoch,
+                        now,
+                    )?;
+                    batch.put(snapshot_key(&key), snapshot.encode());
+                    results.push(Some(snapshot));
+                }
+                CommitOp::Delete {
+                    expected_version,
+                    fence_epoch,
+                    ..
+                } => {
+                    rules::delete(
+                        &key,
+                        lease.as_ref(),
+                        stored.as_ref(),
+                        expected_version,
+                        fence_epoch,
+                        now,
+                    )?;
+                    if stored.is_some() {
+                        batch.delete(snapshot_key(&key));
+                    }
+                    results.push(None);
+                }
+            }
+        }
+        if !batch.is_empty() {
+            self.write(batch)?;
+        }
+        let written: u64 = results
+            .iter()
+            .flatten()
+            .map(|snapshot| snapshot.state.len() as u64)
+            .sum();
+        self.metrics.add_state_bytes_written(written);
+        Ok(results)
+    }
 }
 
 fn decode_snapshot(key: &ActorKey, bytes: &[u8]) -> StoreResult<Snapshot> {
@@ -331,24 +405,14 @@ impl<E: KvEngine> Store for KvStore<E> {
         now: Timestamp,
     ) -> StoreResult<Snapshot> {
         self.timed(OpKind::Save, || {
-            let key = write.key.clone();
-            let _guard = self.lock(&key);
-            let lease = self.read_lease(&key)?;
-            let stored = self.read_snapshot(&key)?;
-            let snapshot = rules::save(
-                write,
-                lease.as_ref(),
-                stored.as_ref(),
+            let op = CommitOp::Save {
+                snapshot: write,
                 expected_version,
                 fence_epoch,
-                now,
-            )?;
-            let mut batch = WriteBatch::new();
-            batch.put(snapshot_key(&key), snapshot.encode());
-            self.write(batch)?;
-            self.metrics
-                .add_state_bytes_written(snapshot.state.len() as u64);
-            Ok(snapshot)
+            };
+            let saved = self.apply_ops(vec![op], now)?.into_iter().flatten().next();
+            // apply_ops answers every save op with its snapshot.
+            Ok(saved.unwrap_or_else(|| unreachable!("a save returned no snapshot")))
         })
     }
 
@@ -360,23 +424,12 @@ impl<E: KvEngine> Store for KvStore<E> {
         now: Timestamp,
     ) -> StoreResult<()> {
         self.timed(OpKind::Delete, || {
-            let _guard = self.lock(key);
-            let lease = self.read_lease(key)?;
-            let stored = self.read_snapshot(key)?;
-            rules::delete(
-                key,
-                lease.as_ref(),
-                stored.as_ref(),
+            let op = CommitOp::Delete {
+                key: key.clone(),
                 expected_version,
                 fence_epoch,
-                now,
-            )?;
-            if stored.is_some() {
-                let mut batch = WriteBatch::new();
-                batch.delete(snapshot_key(key));
-                self.write(batch)?;
-            }
-            Ok(())
+            };
+            self.apply_ops(vec![op], now).map(|_| ())
         })
     }
 
@@ -431,75 +484,7 @@ impl<E: KvEngine> Store for KvStore<E> {
     }
 
     fn commit(&self, ops: Vec<CommitOp>, now: Timestamp) -> StoreResult<Vec<Option<Snapshot>>> {
-        self.timed(OpKind::Commit, || {
-            let mut stripes: Vec<usize> =
-                ops.iter().map(|op| stripe_of(&op.key().encode())).collect();
-            let mut keys: Vec<&ActorKey> = ops.iter().map(CommitOp::key).collect();
-            keys.sort();
-            if keys.windows(2).any(|pair| pair[0] == pair[1]) {
-                return Err(StoreError::InvalidArgument(
-                    "a commit names the same actor twice".into(),
-                ));
-            }
-            stripes.sort_unstable();
-            stripes.dedup();
-            let _guards: Vec<MutexGuard<'_, ()>> = stripes
-                .iter()
-                .map(|&stripe| self.stripes[stripe].lock())
-                .collect();
-
-            let mut batch = WriteBatch::new();
-            let mut results = Vec::with_capacity(ops.len());
-            for op in ops {
-                let key = op.key().clone();
-                let lease = self.read_lease(&key)?;
-                let stored = self.read_snapshot(&key)?;
-                match op {
-                    CommitOp::Save {
-                        snapshot,
-                        expected_version,
-                        fence_epoch,
-                    } => {
-                        let snapshot = rules::save(
-                            snapshot,
-                            lease.as_ref(),
-                            stored.as_ref(),
-                            expected_version,
-                            fence_epoch,
-                            now,
-                        )?;
-                        batch.put(snapshot_key(&key), snapshot.encode());
-                        results.push(Some(snapshot));
-                    }
-                    CommitOp::Delete {
-                        key,
-                        expected_version,
-                        fence_epoch,
-                    } => {
-                        rules::delete(
-                            &key,
-                            lease.as_ref(),
-                            stored.as_ref(),
-                            expected_version,
-                            fence_epoch,
-                            now,
-                        )?;
-                        batch.delete(snapshot_key(&key));
-                        results.push(None);
-                    }
-                }
-            }
-            if !batch.is_empty() {
-                self.write(batch)?;
-            }
-            let written: u64 = results
-                .iter()
-                .flatten()
-                .map(|snapshot| snapshot.state.len() as u64)
-                .sum();
-            self.metrics.add_state_bytes_written(written);
-            Ok(results)
-        })
+        self.timed(OpKind::Commit, || self.apply_ops(ops, now))
     }
 
     fn metrics(&self) -> StoreMetrics {
