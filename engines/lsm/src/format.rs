@@ -11,6 +11,9 @@
 
 use std::cmp::Ordering;
 
+/// An encoded internal key and its value.
+pub type Entry = (Vec<u8>, Vec<u8>);
+
 /// Sequence numbers use 56 bits.
 pub const SEQUENCE_MAX: u64 = (1 << 56) - 1;
 pub const TRAILER_LEN: usize = 8;
@@ -42,13 +45,21 @@ pub struct InternalKey {
 impl InternalKey {
     pub fn new(user_key: impl Into<Vec<u8>>, sequence: u64, kind: ValueKind) -> Self {
         debug_assert!(sequence <= SEQUENCE_MAX);
-        InternalKey { user_key: user_key.into(), sequence, kind }
+        InternalKey {
+            user_key: user_key.into(),
+            sequence,
+            kind,
+        }
     }
 
     /// The smallest internal key of `user_key` visible at `sequence`: seeks
     /// land on the newest version not newer than `sequence`.
     pub fn seek_key(user_key: &[u8], sequence: u64) -> Self {
-        InternalKey { user_key: user_key.to_vec(), sequence, kind: ValueKind::Put }
+        InternalKey {
+            user_key: user_key.to_vec(),
+            sequence,
+            kind: ValueKind::Put,
+        }
     }
 
     pub fn encode(&self) -> Vec<u8> {
@@ -64,7 +75,11 @@ impl InternalKey {
 
     pub fn decode(encoded: &[u8]) -> Option<InternalKey> {
         let (user_key, sequence, kind) = split(encoded)?;
-        Some(InternalKey { user_key: user_key.to_vec(), sequence, kind })
+        Some(InternalKey {
+            user_key: user_key.to_vec(),
+            sequence,
+            kind,
+        })
     }
 }
 
@@ -126,8 +141,14 @@ mod tests {
         let new = InternalKey::new(&b"a"[..], 9, ValueKind::Delete);
         let longer = InternalKey::new(&b"ab"[..], 1, ValueKind::Put);
         assert!(new < old && old < longer);
-        assert_eq!(compare_encoded(&new.encode(), &old.encode()), Ordering::Less);
-        assert_eq!(compare_encoded(&old.encode(), &longer.encode()), Ordering::Less);
+        assert_eq!(
+            compare_encoded(&new.encode(), &old.encode()),
+            Ordering::Less
+        );
+        assert_eq!(
+            compare_encoded(&old.encode(), &longer.encode()),
+            Ordering::Less
+        );
         assert!(InternalKey::seek_key(b"a", 7) < old);
         assert!(InternalKey::seek_key(b"a", 7) > new);
     }

@@ -1,4 +1,6 @@
 //! leasehold-lsm: a log-structured merge tree written for Leasehold.
 
 pub mod format;
+pub mod memtable;
+pub mod sstable;
 pub mod wal;

@@ -50,7 +50,12 @@ pub struct WalWriter {
 impl WalWriter {
     /// A writer for a new, empty file.
     pub fn new(file: Arc<dyn VfsFile>, path: PathBuf) -> Self {
-        WalWriter { file, path, end: 0, synced: 0 }
+        WalWriter {
+            file,
+            path,
+            end: 0,
+            synced: 0,
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -149,11 +154,17 @@ pub struct WalContents {
 
 /// What one fragment parse gave.
 enum Fragment<'a> {
-    Ok { kind: u8, data: &'a [u8], next: usize },
+    Ok {
+        kind: u8,
+        data: &'a [u8],
+        next: usize,
+    },
     /// Zeros or a bad/incomplete frame.
     Bad,
     /// Padding to the block end.
-    Padding { next: usize },
+    Padding {
+        next: usize,
+    },
     End,
 }
 
@@ -172,9 +183,11 @@ fn fragment_at(bytes: &[u8], position: usize) -> Fragment<'_> {
     }
     let window = &bytes[..block_end.min(bytes.len())];
     match frame::decode(window, position) {
-        Ok(Some((payload, next))) if !payload.is_empty() => {
-            Fragment::Ok { kind: payload[0], data: &payload[1..], next }
-        }
+        Ok(Some((payload, next))) if !payload.is_empty() => Fragment::Ok {
+            kind: payload[0],
+            data: &payload[1..],
+            next,
+        },
         _ => Fragment::Bad,
     }
 }
@@ -191,7 +204,11 @@ pub fn read(path: &Path, bytes: &[u8]) -> Result<WalContents, KvError> {
     loop {
         match fragment_at(bytes, position) {
             Fragment::End if !in_record => {
-                return Ok(WalContents { records, valid_end: valid_end as u64, end: WalEnd::Clean });
+                return Ok(WalContents {
+                    records,
+                    valid_end: valid_end as u64,
+                    end: WalEnd::Clean,
+                });
             }
             Fragment::Padding { next } => position = next,
             Fragment::Ok { kind, data, next } => {
@@ -229,7 +246,11 @@ pub fn read(path: &Path, bytes: &[u8]) -> Result<WalContents, KvError> {
             ));
         }
     }
-    Ok(WalContents { records, valid_end: valid_end as u64, end: WalEnd::Torn { offset: bad as u64 } })
+    Ok(WalContents {
+        records,
+        valid_end: valid_end as u64,
+        end: WalEnd::Torn { offset: bad as u64 },
+    })
 }
 
 /// The largest `synced_offset` of any intact FULL or FIRST fragment after
@@ -267,14 +288,25 @@ mod tests {
 
     fn contents(vfs: &SimVfs) -> Result<WalContents, KvError> {
         let file = vfs.open(Path::new("/w/000001.log")).unwrap();
-        read(Path::new("/w/000001.log"), &read_all(file.as_ref()).unwrap())
+        read(
+            Path::new("/w/000001.log"),
+            &read_all(file.as_ref()).unwrap(),
+        )
     }
 
     #[test]
     fn records_of_every_size_round_trip_across_blocks() {
         let vfs = SimVfs::new(1);
         let mut wal = writer(&vfs);
-        let sizes = [0usize, 1, 100, BLOCK_LEN - 30, BLOCK_LEN, 3 * BLOCK_LEN + 7, 5];
+        let sizes = [
+            0usize,
+            1,
+            100,
+            BLOCK_LEN - 30,
+            BLOCK_LEN,
+            3 * BLOCK_LEN + 7,
+            5,
+        ];
         let payloads: Vec<Vec<u8>> = sizes.iter().map(|&size| vec![size as u8; size]).collect();
         for payload in &payloads {
             wal.append(&[payload]).unwrap();
@@ -307,7 +339,8 @@ mod tests {
         wal.append(&[&[1u8; 100]]).unwrap();
         wal.sync().unwrap();
         wal.append(&[&[4u8; 10]]).unwrap();
-        vfs.corrupt_byte(Path::new("/w/000001.log"), 20, 0x01).unwrap();
+        vfs.corrupt_byte(Path::new("/w/000001.log"), 20, 0x01)
+            .unwrap();
         match contents(&vfs) {
             Err(KvError::Corruption { offset: 0, .. }) => {}
             other => panic!("expected corruption at 0, got {other:?}"),
@@ -326,7 +359,8 @@ mod tests {
         for seed in 0..50 {
             let image = vfs.crash_image(CrashPolicy::Subset, seed);
             let file = image.open(Path::new("/w/000001.log")).unwrap();
-            let read = read(Path::new("log"), &read_all(file.as_ref()).unwrap()).expect("a hole is not corruption");
+            let read = read(Path::new("log"), &read_all(file.as_ref()).unwrap())
+                .expect("a hole is not corruption");
             assert_eq!(read.records[0], vec![1u8; 10]);
             for (index, record) in read.records[1..].iter().enumerate() {
                 assert_eq!(record, &vec![index as u8; 3000], "records are a prefix");

@@ -1,0 +1,638 @@
+//! Building and reading one SSTable file.
+//!
+//! ```text
+//! file   = data_block* filter_block index_block footer
+//! index  = a block (block.rs) whose entry per data block is
+//!          key = the block's last internal key, value = offset: varint | len: varint
+//! filter = frame(0: u8 | bloom)                  (bloom.rs; never compressed)
+//! footer = index_offset: u64 | index_len: u64 | filter_offset: u64 | filter_len: u64
+//!          | entries: u64 | format: u32 = 1 | checksum: u32 | magic: u64   (56 bytes, LE)
+//!          checksum = masked CRC-32 of the 44 bytes before it
+//! ```
+//! Offsets and lengths are of framed blocks. Opening checks the footer, that the
+//! filter and index lie inside the file, that every data handle lies before
+//! the filter in ascending, non-overlapping order, and decodes the index and
+//! filter. Written to disk — do not change.
+
+use std::cmp::Ordering;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use leasehold_core::codec::{put_varint, Reader};
+use leasehold_core::frame;
+use leasehold_core::vfs::{read_exact_at, write_all_at, VfsFile};
+use leasehold_core::{KvError, KvResult};
+
+use super::block::{decode_on_disk, encode_on_disk, Block, BlockBuilder};
+use super::bloom::{self, key_hash, Bloom};
+use super::cache::BlockCache;
+use super::BlockHandle;
+use crate::format::{self, Entry, InternalKey, ValueKind};
+
+pub const FOOTER_LEN: usize = 56;
+pub const TABLE_MAGIC: u64 = u64::from_le_bytes(*b"LHSSTBL1");
+const TABLE_FORMAT_V1: u32 = 1;
+/// Buffered bytes written to the file in one call.
+const WRITE_CHUNK: usize = 256 * 1024;
+
+#[derive(Clone, Debug)]
+pub struct TableOptions {
+    pub block_size: usize,
+    pub compress: bool,
+    pub bloom_fp_rate: f64,
+}
+
+/// What a finished table holds, for the manifest.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TableSummary {
+    pub size: u64,
+    pub smallest: Vec<u8>,
+    pub largest: Vec<u8>,
+    pub entries: u64,
+}
+
+pub struct TableBuilder {
+    file: Arc<dyn VfsFile>,
+    options: TableOptions,
+    written: u64,
+    buffer: Vec<u8>,
+    data: BlockBuilder,
+    index: BlockBuilder,
+    hashes: Vec<u64>,
+    last_user_key: Option<Vec<u8>>,
+    smallest: Option<Vec<u8>>,
+    largest: Vec<u8>,
+    entries: u64,
+}
+
+impl TableBuilder {
+    pub fn new(file: Arc<dyn VfsFile>, options: TableOptions) -> Self {
+        TableBuilder {
+            file,
+            options,
+            written: 0,
+            buffer: Vec::new(),
+            data: BlockBuilder::new(),
+            index: BlockBuilder::new(),
+            hashes: Vec::new(),
+            last_user_key: None,
+            smallest: None,
+            largest: Vec::new(),
+            entries: 0,
+        }
+    }
+
+    fn offset(&self) -> u64 {
+        self.written + self.buffer.len() as u64
+    }
+
+    /// Adds an entry; keys must ascend (encoded internal keys).
+    pub fn add(&mut self, key: &[u8], value: &[u8]) -> std::io::Result<()> {
+        debug_assert!(
+            self.entries == 0 || format::compare_encoded(&self.largest, key) == Ordering::Less
+        );
+        let user_key = format::user_key(key);
+        if self.last_user_key.as_deref() != Some(user_key) {
+            self.hashes.push(key_hash(user_key));
+            self.last_user_key = Some(user_key.to_vec());
+        }
+        if self.smallest.is_none() {
+            self.smallest = Some(key.to_vec());
+        }
+        self.largest.clear();
+        self.largest.extend_from_slice(key);
+        self.data.add(key, value);
+        self.entries += 1;
+        if self.data.size_estimate() >= self.options.block_size {
+            self.finish_data_block()?;
+        }
+        Ok(())
+    }
+
+    /// Bytes the file will have so far (for splitting compaction output).
+    pub fn size_estimate(&self) -> u64 {
+        self.offset() + self.data.size_estimate() as u64
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries == 0
+    }
+
+    fn finish_data_block(&mut self) -> std::io::Result<()> {
+        if self.data.is_empty() {
+            return Ok(());
+        }
+        let last_key = self.data.last_key().to_vec();
+        let contents = self.data.finish();
+        let offset = self.offset();
+        encode_on_disk(&contents, self.options.compress, &mut self.buffer);
+        let mut handle = Vec::new();
+        put_varint(&mut handle, offset);
+        put_varint(&mut handle, self.offset() - offset);
+        self.index.add(&last_key, &handle);
+        self.flush_buffer(false)
+    }
+
+    fn flush_buffer(&mut self, all: bool) -> std::io::Result<()> {
+        if self.buffer.len() >= WRITE_CHUNK || (all && !self.buffer.is_empty()) {
+            write_all_at(self.file.as_ref(), &self.buffer, self.written)?;
+            self.written += self.buffer.len() as u64;
+            self.buffer.clear();
+        }
+        Ok(())
+    }
+
+    /// Writes the filter, index and footer. The caller syncs the file.
+    pub fn finish(mut self) -> std::io::Result<TableSummary> {
+        self.finish_data_block()?;
+        let filter_offset = self.offset();
+        let mut filter_payload = vec![0u8];
+        filter_payload.extend_from_slice(&bloom::build(&self.hashes, self.options.bloom_fp_rate));
+        frame::encode(&filter_payload, &mut self.buffer);
+        let filter_len = self.offset() - filter_offset;
+        let index_offset = self.offset();
+        let index_contents = self.index.finish();
+        encode_on_disk(&index_contents, false, &mut self.buffer);
+        let index_len = self.offset() - index_offset;
+        let mut footer = Vec::with_capacity(FOOTER_LEN);
+        for value in [
+            index_offset,
+            index_len,
+            filter_offset,
+            filter_len,
+            self.entries,
+        ] {
+            footer.extend_from_slice(&value.to_le_bytes());
+        }
+        footer.extend_from_slice(&TABLE_FORMAT_V1.to_le_bytes());
+        let checksum = frame::checksum(&[&footer]);
+        footer.extend_from_slice(&checksum.to_le_bytes());
+        footer.extend_from_slice(&TABLE_MAGIC.to_le_bytes());
+        self.buffer.extend_from_slice(&footer);
+        self.flush_buffer(true)?;
+        Ok(TableSummary {
+            size: self.written,
+            smallest: self.smallest.unwrap_or_default(),
+            largest: self.largest,
+            entries: self.entries,
+        })
+    }
+}
+
+/// The answer of a point lookup in one table.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Lookup {
+    /// The bloom filter says the key is not here.
+    Filtered,
+    /// The filter let it through but the table does not hold it.
+    Absent,
+    Found(ValueKind, Vec<u8>),
+}
+
+/// An open table.
+#[derive(Debug)]
+pub struct Table {
+    file: Arc<dyn VfsFile>,
+    path: PathBuf,
+    number: u64,
+    /// (last key of the block, its handle), in order.
+    index: Vec<(Vec<u8>, BlockHandle)>,
+    bloom: Bloom,
+    entries: u64,
+    cache: Arc<BlockCache>,
+}
+
+fn corrupt(path: &Path, offset: u64, reason: impl Into<String>) -> KvError {
+    KvError::corruption(path, offset, reason)
+}
+
+fn read_framed(file: &dyn VfsFile, path: &Path, handle: BlockHandle) -> KvResult<Vec<u8>> {
+    let mut framed = vec![0u8; handle.len as usize];
+    read_exact_at(file, &mut framed, handle.offset)
+        .map_err(|err| KvError::io(format!("read {} at {}", path.display(), handle.offset), err))?;
+    Ok(framed)
+}
+
+impl Table {
+    /// Opens and checks the table in `file` of `size` bytes.
+    pub fn open(
+        file: Arc<dyn VfsFile>,
+        path: PathBuf,
+        number: u64,
+        size: u64,
+        cache: Arc<BlockCache>,
+    ) -> KvResult<Table> {
+        if size < FOOTER_LEN as u64 {
+            return Err(corrupt(
+                &path,
+                0,
+                format!("{size} bytes is too short for a table"),
+            ));
+        }
+        let footer_at = size - FOOTER_LEN as u64;
+        let mut footer = [0u8; FOOTER_LEN];
+        read_exact_at(file.as_ref(), &mut footer, footer_at)
+            .map_err(|err| KvError::io(format!("read footer of {}", path.display()), err))?;
+        let footer = Footer::decode(&footer).map_err(|reason| corrupt(&path, footer_at, reason))?;
+        if footer.index_offset.checked_add(footer.index_len) != Some(footer_at)
+            || footer.filter_offset.checked_add(footer.filter_len) != Some(footer.index_offset)
+        {
+            return Err(corrupt(
+                &path,
+                footer_at,
+                "footer handles do not tile the end of the file",
+            ));
+        }
+        let index_handle = BlockHandle {
+            offset: footer.index_offset,
+            len: footer.index_len,
+        };
+        let index_contents = decode_on_disk(&read_framed(file.as_ref(), &path, index_handle)?)
+            .map_err(|err| corrupt(&path, footer.index_offset, format!("index block: {err}")))?;
+        let index_block = Block::decode(&index_contents)
+            .map_err(|err| corrupt(&path, footer.index_offset, format!("index block: {err}")))?;
+        let mut index = Vec::with_capacity(index_block.entries.len());
+        let mut next_offset = 0;
+        for (key, value) in index_block.entries {
+            let mut reader = Reader::new(&value);
+            let handle = reader
+                .varint("offset")
+                .and_then(|offset| {
+                    Ok(BlockHandle {
+                        offset,
+                        len: reader.varint("len")?,
+                    })
+                })
+                .map_err(|err| {
+                    corrupt(&path, footer.index_offset, format!("index handle: {err}"))
+                })?;
+            if handle.offset != next_offset
+                || handle.offset.saturating_add(handle.len) > footer.filter_offset
+            {
+                return Err(corrupt(
+                    &path,
+                    footer.index_offset,
+                    "data block handles do not tile the data region",
+                ));
+            }
+            next_offset = handle.offset + handle.len;
+            index.push((key, handle));
+        }
+        if next_offset != footer.filter_offset {
+            return Err(corrupt(
+                &path,
+                footer.index_offset,
+                "data blocks do not reach the filter",
+            ));
+        }
+        let filter_handle = BlockHandle {
+            offset: footer.filter_offset,
+            len: footer.filter_len,
+        };
+        let filter_framed = read_framed(file.as_ref(), &path, filter_handle)?;
+        let bloom = match frame::decode(&filter_framed, 0) {
+            Ok(Some((payload, end)))
+                if end == filter_framed.len() && payload.first() == Some(&0) =>
+            {
+                Bloom::decode(&payload[1..])
+                    .map_err(|err| corrupt(&path, footer.filter_offset, err.to_string()))?
+            }
+            _ => {
+                return Err(corrupt(
+                    &path,
+                    footer.filter_offset,
+                    "filter block does not check out",
+                ))
+            }
+        };
+        Ok(Table {
+            file,
+            path,
+            number,
+            index,
+            bloom,
+            entries: footer.entries,
+            cache,
+        })
+    }
+
+    pub fn number(&self) -> u64 {
+        self.number
+    }
+
+    pub fn entries(&self) -> u64 {
+        self.entries
+    }
+
+    pub fn block_count(&self) -> usize {
+        self.index.len()
+    }
+
+    fn block(&self, index: usize) -> KvResult<Arc<Block>> {
+        let handle = self.index[index].1;
+        if let Some(block) = self.cache.get(self.number, handle.offset) {
+            return Ok(block);
+        }
+        let contents = decode_on_disk(&read_framed(self.file.as_ref(), &self.path, handle)?)
+            .map_err(|err| corrupt(&self.path, handle.offset, format!("data block: {err}")))?;
+        let block = Block::decode(&contents)
+            .map_err(|err| corrupt(&self.path, handle.offset, format!("data block: {err}")))?;
+        // The index promised this block ends with its key.
+        if block.entries.last().map(|(key, _)| key.as_slice())
+            != Some(self.index[index].0.as_slice())
+        {
+            return Err(corrupt(
+                &self.path,
+                handle.offset,
+                "data block does not end where the index says",
+            ));
+        }
+        let block = Arc::new(block);
+        self.cache
+            .insert(self.number, handle.offset, Arc::clone(&block));
+        Ok(block)
+    }
+
+    /// The newest version of `user_key` with sequence ≤ `sequence`.
+    pub fn get(&self, user_key: &[u8], sequence: u64) -> KvResult<Lookup> {
+        if !self.bloom.may_contain(key_hash(user_key)) {
+            return Ok(Lookup::Filtered);
+        }
+        let target = InternalKey::seek_key(user_key, sequence).encode();
+        let block_index = self
+            .index
+            .partition_point(|(last, _)| format::compare_encoded(last, &target) == Ordering::Less);
+        if block_index == self.index.len() {
+            return Ok(Lookup::Absent);
+        }
+        let block = self.block(block_index)?;
+        let Some((key, value)) = block.entries.get(block.seek(&target)) else {
+            return Ok(Lookup::Absent);
+        };
+        match format::split(key) {
+            Some((found, _, kind)) if found == user_key => Ok(Lookup::Found(kind, value.clone())),
+            _ => Ok(Lookup::Absent),
+        }
+    }
+
+    /// Entries from the first key ≥ `start` (all when `None`).
+    pub fn iter(self: &Arc<Self>, start: Option<&[u8]>) -> TableIter {
+        let (block_index, entry_index) = match start {
+            None => (0, None),
+            Some(target) => (
+                self.index.partition_point(|(last, _)| {
+                    format::compare_encoded(last, target) == Ordering::Less
+                }),
+                Some(target.to_vec()),
+            ),
+        };
+        TableIter {
+            table: Arc::clone(self),
+            block_index,
+            block: None,
+            position: 0,
+            seek: entry_index,
+            failed: false,
+        }
+    }
+
+    /// Reads and checks every block (for `verify`): the number of entries.
+    pub fn check_all(self: &Arc<Self>) -> KvResult<u64> {
+        let mut count = 0;
+        let mut previous: Option<Vec<u8>> = None;
+        for entry in self.iter(None) {
+            let (key, _) = entry?;
+            if previous
+                .as_ref()
+                .is_some_and(|previous| format::compare_encoded(previous, &key) != Ordering::Less)
+            {
+                return Err(corrupt(&self.path, 0, "keys out of order across blocks"));
+            }
+            previous = Some(key);
+            count += 1;
+        }
+        if count != self.entries {
+            return Err(corrupt(
+                &self.path,
+                0,
+                format!(
+                    "footer counts {} entries, blocks hold {count}",
+                    self.entries
+                ),
+            ));
+        }
+        Ok(count)
+    }
+}
+
+#[derive(Debug)]
+struct Footer {
+    index_offset: u64,
+    index_len: u64,
+    filter_offset: u64,
+    filter_len: u64,
+    entries: u64,
+}
+
+impl Footer {
+    fn decode(bytes: &[u8; FOOTER_LEN]) -> Result<Footer, String> {
+        let u64_at = |at: usize| {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(&bytes[at..at + 8]);
+            u64::from_le_bytes(word)
+        };
+        if u64_at(48) != TABLE_MAGIC {
+            return Err("bad table magic".into());
+        }
+        let checksum = u32::from_le_bytes([bytes[44], bytes[45], bytes[46], bytes[47]]);
+        if frame::checksum(&[&bytes[..44]]) != checksum {
+            return Err("footer checksum mismatch".into());
+        }
+        let format = u32::from_le_bytes([bytes[40], bytes[41], bytes[42], bytes[43]]);
+        if format != TABLE_FORMAT_V1 {
+            return Err(format!("unknown table format {format}"));
+        }
+        Ok(Footer {
+            index_offset: u64_at(0),
+            index_len: u64_at(8),
+            filter_offset: u64_at(16),
+            filter_len: u64_at(24),
+            entries: u64_at(32),
+        })
+    }
+}
+
+/// Iterates a table's entries in order; stops after the first error.
+pub struct TableIter {
+    table: Arc<Table>,
+    block_index: usize,
+    block: Option<Arc<Block>>,
+    position: usize,
+    seek: Option<Vec<u8>>,
+    failed: bool,
+}
+
+impl Iterator for TableIter {
+    type Item = KvResult<Entry>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if self.failed {
+                return None;
+            }
+            if let Some(block) = &self.block {
+                if let Some((key, value)) = block.entries.get(self.position) {
+                    self.position += 1;
+                    return Some(Ok((key.clone(), value.clone())));
+                }
+                self.block = None;
+                self.block_index += 1;
+            }
+            if self.block_index >= self.table.index.len() {
+                return None;
+            }
+            match self.table.block(self.block_index) {
+                Ok(block) => {
+                    self.position = self.seek.take().map_or(0, |target| block.seek(&target));
+                    self.block = Some(block);
+                }
+                Err(err) => {
+                    self.failed = true;
+                    return Some(Err(err));
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use leasehold_core::vfs::{SimVfs, Vfs};
+    use proptest::prelude::*;
+
+    fn options() -> TableOptions {
+        TableOptions {
+            block_size: 512,
+            compress: true,
+            bloom_fp_rate: 0.01,
+        }
+    }
+
+    fn build(vfs: &SimVfs, count: u32) -> (Arc<Table>, Vec<Entry>) {
+        vfs.create_dir_all(Path::new("/t")).unwrap();
+        let path = PathBuf::from("/t/000007.sst");
+        let file = vfs.create(&path).unwrap();
+        let mut builder = TableBuilder::new(Arc::clone(&file), options());
+        let mut expected = Vec::new();
+        for index in 0..count {
+            let kind = if index % 7 == 3 {
+                ValueKind::Delete
+            } else {
+                ValueKind::Put
+            };
+            let key =
+                InternalKey::new(format!("key-{index:06}"), u64::from(index) + 10, kind).encode();
+            let value = if kind == ValueKind::Put {
+                vec![(index % 251) as u8; (index % 97) as usize]
+            } else {
+                Vec::new()
+            };
+            builder.add(&key, &value).unwrap();
+            expected.push((key, value));
+        }
+        let summary = builder.finish().unwrap();
+        file.sync().unwrap();
+        assert_eq!(summary.entries, u64::from(count));
+        let table = Table::open(
+            file,
+            path,
+            7,
+            summary.size,
+            Arc::new(BlockCache::new(1 << 20)),
+        )
+        .unwrap();
+        (Arc::new(table), expected)
+    }
+
+    #[test]
+    fn tables_answer_point_reads_and_iterate_in_order() {
+        let vfs = SimVfs::new(1);
+        let (table, expected) = build(&vfs, 2000);
+        assert!(table.block_count() > 10);
+        assert_eq!(
+            table
+                .iter(None)
+                .map(|entry| entry.unwrap())
+                .collect::<Vec<_>>(),
+            expected
+        );
+        assert_eq!(
+            table.get(b"key-000010", u64::MAX >> 8).unwrap(),
+            Lookup::Found(ValueKind::Delete, Vec::new())
+        );
+        assert_eq!(
+            table.get(b"key-000011", u64::MAX >> 8).unwrap(),
+            Lookup::Found(ValueKind::Put, vec![11u8; 11])
+        );
+        // Not yet written at sequence 5.
+        assert_eq!(table.get(b"key-000011", 5).unwrap(), Lookup::Absent);
+        let filtered = (0..1000)
+            .filter(|index| {
+                table.get(format!("nope-{index}").as_bytes(), 99).unwrap() == Lookup::Filtered
+            })
+            .count();
+        assert!(
+            filtered > 950,
+            "the bloom filter answers most absent keys ({filtered})"
+        );
+        let from = InternalKey::seek_key(b"key-001500", u64::MAX >> 8).encode();
+        assert_eq!(table.iter(Some(&from)).count(), 500);
+        assert_eq!(table.check_all().unwrap(), 2000);
+    }
+
+    #[test]
+    fn damage_anywhere_is_an_error_never_wrong_data() {
+        let vfs = SimVfs::new(2);
+        let (_, expected) = build(&vfs, 300);
+        let path = Path::new("/t/000007.sst");
+        let size = vfs.file_size(path).unwrap();
+        for offset in (0..size).step_by(37) {
+            vfs.corrupt_byte(path, offset, 0x10).unwrap();
+            let file = vfs.open(path).unwrap();
+            if let Ok(table) = Table::open(
+                file,
+                path.to_path_buf(),
+                7,
+                size,
+                Arc::new(BlockCache::new(1 << 20)),
+            ) {
+                let table = Arc::new(table);
+                let read: Result<Vec<_>, _> = table.iter(None).collect();
+                if let Ok(read) = read {
+                    assert_eq!(
+                        read, expected,
+                        "offset {offset}: wrong data without an error"
+                    );
+                }
+            }
+            vfs.corrupt_byte(path, offset, 0x10).unwrap();
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn opening_garbage_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
+            let vfs = SimVfs::new(3);
+            vfs.create_dir_all(Path::new("/g")).unwrap();
+            let file = vfs.create(Path::new("/g/1.sst")).unwrap();
+            write_all_at(file.as_ref(), &bytes, 0).unwrap();
+            let mut with_footer = bytes.clone();
+            with_footer.extend_from_slice(&[0u8; 48]);
+            with_footer.extend_from_slice(&TABLE_MAGIC.to_le_bytes());
+            let _ = Table::open(Arc::clone(&file), PathBuf::from("g"), 1, bytes.len() as u64, Arc::new(BlockCache::new(1024)));
+            write_all_at(file.as_ref(), &with_footer, 0).unwrap();
+            let _ = Table::open(file, PathBuf::from("g"), 1, with_footer.len() as u64, Arc::new(BlockCache::new(1024)));
+        }
+    }
+}
