@@ -105,6 +105,7 @@ impl PersistenceConfig {
     }
 }
 
+/// The `lsm_tree` section: the seed's keys first, then Leasehold's.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LsmConfig {
@@ -113,10 +114,30 @@ pub struct LsmConfig {
     pub memtable_size_limit: u64,
     /// Immutable memtables allowed to wait for flushing before writers stall.
     pub max_memtables: u32,
+    /// Target false-positive rate of each table's bloom filter.
     pub bloom_filter_fp_rate: f64,
+    /// `false` leaves every flushed table in level 0 (reads slow down).
     pub enable_compaction: bool,
-    /// L0 files that trigger a compaction.
+    /// Level-0 tables that trigger a compaction into level 1.
     pub compaction_threshold: u32,
+    /// lz4 per data block (kept only where it saves an eighth or more).
+    pub enable_compression: bool,
+    /// Uncompressed bytes per data block.
+    pub block_size: u64,
+    /// Bytes of decoded blocks kept in memory.
+    pub block_cache_size: u64,
+    /// Target size of level 1; level n+1 targets `level_size_ratio` times level n.
+    pub level_base_bytes: u64,
+    pub level_size_ratio: u64,
+    /// Compaction output is cut into tables of about this size.
+    pub target_file_size: u64,
+    /// Level-0 tables at which writers stall until compaction catches up.
+    pub l0_stop_writes: u32,
+    /// Milliseconds within which a `Group` write is fsynced.
+    pub wal_sync_interval_ms: u64,
+    /// `true`: flushes and compactions run on a background thread.
+    /// `false`: the writer runs them inline, deterministically (tests, tools).
+    pub background_threads: bool,
 }
 
 impl Default for LsmConfig {
@@ -128,7 +149,62 @@ impl Default for LsmConfig {
             bloom_filter_fp_rate: 0.01,
             enable_compaction: true,
             compaction_threshold: 4,
+            enable_compression: true,
+            block_size: 4096,
+            block_cache_size: 64 << 20,
+            level_base_bytes: 64 << 20,
+            level_size_ratio: 10,
+            target_file_size: 8 << 20,
+            l0_stop_writes: 12,
+            wal_sync_interval_ms: 20,
+            background_threads: true,
         }
+    }
+}
+
+impl LsmConfig {
+    /// Checks ranges; shared by the TOML parser and `LsmEngine::open`.
+    pub fn validate(&self, section: &str) -> Result<(), ConfigError> {
+        if self.memtable_size_limit < 4096 {
+            return Err(invalid(
+                section,
+                "memtable_size_limit must be at least 4096 bytes",
+            ));
+        }
+        if !(self.bloom_filter_fp_rate > 0.0 && self.bloom_filter_fp_rate < 1.0) {
+            return Err(invalid(
+                section,
+                "bloom_filter_fp_rate must be between 0 and 1 (exclusive)",
+            ));
+        }
+        if self.max_memtables == 0 {
+            return Err(invalid(section, "max_memtables must be at least 1"));
+        }
+        if self.compaction_threshold < 2 {
+            return Err(invalid(section, "compaction_threshold must be at least 2"));
+        }
+        if self.l0_stop_writes < self.compaction_threshold {
+            return Err(invalid(
+                section,
+                "l0_stop_writes must be at least compaction_threshold",
+            ));
+        }
+        if !(256..=(16 << 20)).contains(&self.block_size) {
+            return Err(invalid(
+                section,
+                "block_size must be between 256 bytes and 16 MiB",
+            ));
+        }
+        if self.level_size_ratio < 2 {
+            return Err(invalid(section, "level_size_ratio must be at least 2"));
+        }
+        if self.target_file_size < 4096 || self.level_base_bytes < 4096 {
+            return Err(invalid(
+                section,
+                "target_file_size and level_base_bytes must be at least 4096 bytes",
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -512,24 +588,7 @@ fn deserialize<T: DeserializeOwned>(value: toml::Value, section: &str) -> Result
 }
 
 fn validate_lsm(config: LsmConfig, section: &str) -> Result<LsmConfig, ConfigError> {
-    if config.memtable_size_limit < 4096 {
-        return Err(invalid(
-            section,
-            "memtable_size_limit must be at least 4096 bytes",
-        ));
-    }
-    if !(config.bloom_filter_fp_rate > 0.0 && config.bloom_filter_fp_rate < 1.0) {
-        return Err(invalid(
-            section,
-            "bloom_filter_fp_rate must be between 0 and 1 (exclusive)",
-        ));
-    }
-    if config.max_memtables == 0 {
-        return Err(invalid(section, "max_memtables must be at least 1"));
-    }
-    if config.compaction_threshold < 2 {
-        return Err(invalid(section, "compaction_threshold must be at least 2"));
-    }
+    config.validate(section)?;
     Ok(config)
 }
 

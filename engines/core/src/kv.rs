@@ -267,8 +267,14 @@ pub struct EngineStats {
     pub stall_micros: u64,
     pub block_cache_hits: u64,
     pub block_cache_misses: u64,
+    /// Point reads of a table that consulted its bloom filter.
+    pub bloom_probes: u64,
     /// Point reads a bloom filter answered "absent" without reading a block.
     pub bloom_useful: u64,
+    /// Point reads the filter let through although the table lacked the key.
+    pub bloom_false_positives: u64,
+    /// Table blocks read from the device (not the cache) by reads.
+    pub blocks_read: u64,
     /// Bytes of the engine's files on disk now.
     pub disk_bytes: u64,
     /// Live keys and their key + value bytes, where the engine knows them.

@@ -1,6 +1,18 @@
 //! leasehold-lsm: a log-structured merge tree written for Leasehold.
+//!
+//! `LsmEngine` implements `KvEngine`. FORMAT.md documents every byte on disk,
+//! the commit, flush and compaction protocols, and why recovery is correct.
+//! One file per concept: `wal`, `memtable`, `sstable/{block,bloom,cache,table}`,
+//! `manifest`, `version`, `compaction`, `iterator`, and `db` tying them together.
 
+pub mod compaction;
+pub mod db;
 pub mod format;
+pub mod iterator;
+pub mod manifest;
 pub mod memtable;
 pub mod sstable;
+pub mod version;
 pub mod wal;
+
+pub use db::{CompactionFilter, LsmEngine};

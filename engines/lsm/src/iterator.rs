@@ -1,0 +1,189 @@
+//! Merging sorted sources of internal entries into one sorted stream, and
+//! turning that into the user's view: the newest visible version of each key,
+//! tombstones hidden.
+
+use std::cmp::Ordering;
+use std::collections::BinaryHeap;
+
+use leasehold_core::KvResult;
+
+use crate::format::{self, compare_encoded, Entry, ValueKind};
+
+/// A sorted source of entries.
+pub type Source<'a> = Box<dyn Iterator<Item = KvResult<Entry>> + 'a>;
+
+struct Head {
+    entry: Entry,
+    source: usize,
+}
+
+impl PartialEq for Head {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+
+impl Eq for Head {}
+
+impl PartialOrd for Head {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Head {
+    // BinaryHeap is a max-heap: reverse, so the smallest key (then the
+    // lowest source index, the newest source) comes out first.
+    fn cmp(&self, other: &Self) -> Ordering {
+        compare_encoded(&other.entry.0, &self.entry.0).then_with(|| other.source.cmp(&self.source))
+    }
+}
+
+/// Merges sources; yields every entry of every source in internal-key order.
+pub struct MergeIter<'a> {
+    sources: Vec<Source<'a>>,
+    heap: BinaryHeap<Head>,
+    started: bool,
+    failed: bool,
+}
+
+impl<'a> MergeIter<'a> {
+    /// `sources` newest first (ties go to the lower index).
+    pub fn new(sources: Vec<Source<'a>>) -> Self {
+        MergeIter {
+            sources,
+            heap: BinaryHeap::new(),
+            started: false,
+            failed: false,
+        }
+    }
+
+    fn pull(&mut self, source: usize) -> KvResult<()> {
+        if let Some(entry) = self.sources[source].next() {
+            self.heap.push(Head {
+                entry: entry?,
+                source,
+            });
+        }
+        Ok(())
+    }
+}
+
+impl Iterator for MergeIter<'_> {
+    type Item = KvResult<Entry>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed {
+            return None;
+        }
+        if !self.started {
+            self.started = true;
+            for source in 0..self.sources.len() {
+                if let Err(err) = self.pull(source) {
+                    self.failed = true;
+                    return Some(Err(err));
+                }
+            }
+        }
+        let head = self.heap.pop()?;
+        if let Err(err) = self.pull(head.source) {
+            self.failed = true;
+            return Some(Err(err));
+        }
+        Some(Ok(head.entry))
+    }
+}
+
+/// The user's view of merged entries: for each user key the newest version
+/// with sequence ≤ `sequence`; deleted keys skipped. Yields (user key, value).
+pub struct VisibleIter<'a> {
+    inner: MergeIter<'a>,
+    sequence: u64,
+    last_user_key: Option<Vec<u8>>,
+}
+
+impl<'a> VisibleIter<'a> {
+    pub fn new(inner: MergeIter<'a>, sequence: u64) -> Self {
+        VisibleIter {
+            inner,
+            sequence,
+            last_user_key: None,
+        }
+    }
+}
+
+impl Iterator for VisibleIter<'_> {
+    type Item = KvResult<Entry>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            let (key, value) = match self.inner.next()? {
+                Ok(entry) => entry,
+                Err(err) => return Some(Err(err)),
+            };
+            let Some((user_key, entry_sequence, kind)) = format::split(&key) else {
+                continue;
+            };
+            if entry_sequence > self.sequence {
+                continue;
+            }
+            if self.last_user_key.as_deref() == Some(user_key) {
+                continue;
+            }
+            self.last_user_key = Some(user_key.to_vec());
+            if kind == ValueKind::Put {
+                return Some(Ok((user_key.to_vec(), value)));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::InternalKey;
+
+    fn source(entries: &[(&str, u64, ValueKind, &str)]) -> Source<'static> {
+        let owned: Vec<KvResult<Entry>> = entries
+            .iter()
+            .map(|(key, sequence, kind, value)| {
+                Ok((
+                    InternalKey::new(key.as_bytes(), *sequence, *kind).encode(),
+                    value.as_bytes().to_vec(),
+                ))
+            })
+            .collect();
+        Box::new(owned.into_iter())
+    }
+
+    #[test]
+    fn the_newest_visible_version_wins_and_tombstones_hide_keys() {
+        let newer = source(&[
+            ("a", 9, ValueKind::Delete, ""),
+            ("b", 8, ValueKind::Put, "b8"),
+            ("d", 20, ValueKind::Put, "d20"),
+        ]);
+        let older = source(&[
+            ("a", 2, ValueKind::Put, "a2"),
+            ("b", 3, ValueKind::Put, "b3"),
+            ("c", 4, ValueKind::Put, "c4"),
+        ]);
+        let visible: Vec<(Vec<u8>, Vec<u8>)> =
+            VisibleIter::new(MergeIter::new(vec![newer, older]), 10)
+                .map(|entry| entry.unwrap())
+                .collect();
+        assert_eq!(
+            visible,
+            vec![
+                (b"b".to_vec(), b"b8".to_vec()),
+                (b"c".to_vec(), b"c4".to_vec())
+            ]
+        );
+        let newer = source(&[("a", 9, ValueKind::Delete, "")]);
+        let older = source(&[("a", 2, ValueKind::Put, "a2")]);
+        let at_five: Vec<_> = VisibleIter::new(MergeIter::new(vec![newer, older]), 5)
+            .map(|entry| entry.unwrap())
+            .collect();
+        assert_eq!(at_five, vec![(b"a".to_vec(), b"a2".to_vec())]);
+    }
+}
