@@ -76,6 +76,15 @@ impl RecordKey {
     }
 }
 
+/// For engines that drop entries while compacting: true for a snapshot record
+/// whose TTL ran out at `now`. Such a record is already invisible to `load`,
+/// `list` and the next `save`; an engine may drop it where no older version
+/// could resurface (an LSM's bottom level) to reclaim its space.
+pub fn is_expired_snapshot_record(engine_key: &[u8], value: &[u8], now: Timestamp) -> bool {
+    engine_key.first() == Some(&SNAPSHOT_TAG)
+        && Snapshot::decode(value).is_ok_and(|snapshot| snapshot.is_expired_at(now))
+}
+
 pub struct KvStore<E: KvEngine> {
     engine: E,
     durability: Durability,

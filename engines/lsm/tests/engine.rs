@@ -177,6 +177,59 @@ fn the_compaction_filter_drops_entries_only_at_the_bottom() {
 }
 
 #[test]
+fn expired_snapshots_are_dropped_at_the_bottom_and_stay_invisible() {
+    use leasehold_core::kvstore::is_expired_snapshot_record;
+    use leasehold_core::{
+        ActorKey, Clock, KvStore, ManualClock, NodeId, SnapshotWrite, Store, Timestamp,
+    };
+    let clock = ManualClock::new(Timestamp(1_000_000));
+    let filter_clock = clock.clone();
+    let filter: leasehold_lsm::CompactionFilter = Arc::new(move |key: &[u8], value: &[u8]| {
+        is_expired_snapshot_record(key, value, filter_clock.now())
+    });
+    let engine = LsmEngine::open_with_filter(
+        &common::tiny_config("/lsm"),
+        Arc::new(SimVfs::new(9)),
+        Some(filter),
+    )
+    .unwrap();
+    let store = KvStore::new(engine, Durability::Buffered);
+    let node = NodeId::new("n");
+    for index in 0..40 {
+        let key = ActorKey::new("T", format!("a{index:02}"));
+        let epoch = store
+            .try_acquire(
+                &key,
+                &node,
+                std::time::Duration::from_secs(3600),
+                clock.now(),
+            )
+            .unwrap()
+            .lease()
+            .unwrap()
+            .epoch;
+        let ttl = std::time::Duration::from_secs(if index % 2 == 0 { 10 } else { 10_000 });
+        store
+            .save(
+                SnapshotWrite::new(key, vec![5u8; 200]).with_ttl(ttl),
+                0,
+                epoch,
+                clock.now(),
+            )
+            .unwrap();
+    }
+    clock.advance(std::time::Duration::from_secs(60));
+    store.engine().compact_all().unwrap();
+    let snapshots = collect_all(store.engine())
+        .unwrap()
+        .keys()
+        .filter(|key| key.first() == Some(&b'S'))
+        .count();
+    assert_eq!(snapshots, 20, "the expired half is gone from disk");
+    assert_eq!(store.list("T", clock.now()).unwrap().len(), 20);
+}
+
+#[test]
 fn a_failed_wal_fsync_poisons_the_engine_until_reopened() {
     let vfs = SimVfs::new(6);
     let engine = open(&vfs);

@@ -1,0 +1,318 @@
+//! The LSM's headline figures, measured in one run on this machine:
+//! random put throughput (Buffered; Sync with one and with four writers),
+//! point gets of present and absent keys, the bloom filters' measured
+//! false-positive rate, write amplification after overwriting ten memtables'
+//! worth of data, and recovery time for a 64 MiB WAL.
+//!
+//! `cargo run --release -p leasehold-benches --bin lsm-measure [-- --dir D]`
+//! writes `results/lsm-measure.{json,md}`; the data directory is scratch.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a measurement tool: failing loudly is right
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use leasehold_core::config::LsmConfig;
+use leasehold_core::rng::SplitMix64;
+use leasehold_core::vfs::OsVfs;
+use leasehold_core::{Durability, EngineStats, KvEngine, WriteBatch};
+use leasehold_lsm::LsmEngine;
+
+const VALUE_LEN: usize = 256;
+const KEY_SPACE: u64 = 1_000_000;
+
+fn key(index: u64) -> Vec<u8> {
+    // Scattered over the key space, like hashed actor ids.
+    format!(
+        "S\u{1}UserActor\u{0}\u{1}user-{:012}",
+        index.wrapping_mul(0x9e37_79b9_7f4a_7c15) % 1_000_000_000_000
+    )
+    .into_bytes()
+}
+
+fn put(index: u64, rng: &mut SplitMix64) -> WriteBatch {
+    let mut value = vec![0u8; VALUE_LEN];
+    rng.fill(&mut value[..VALUE_LEN / 2]); // half random: compresses about 2:1, like JSON state
+    let mut batch = WriteBatch::new();
+    batch.put(key(index), value);
+    batch
+}
+
+fn fresh(dir: &Path, name: &str, tune: impl FnOnce(&mut LsmConfig)) -> LsmEngine {
+    let path = dir.join(name);
+    let _ = std::fs::remove_dir_all(&path);
+    let mut config = LsmConfig {
+        data_dir: path,
+        memtable_size_limit: 4 << 20,
+        ..LsmConfig::default()
+    };
+    tune(&mut config);
+    LsmEngine::open(&config, Arc::new(OsVfs::new())).unwrap()
+}
+
+struct Figure {
+    name: String,
+    value: f64,
+    unit: &'static str,
+    note: String,
+}
+
+fn rate(count: u64, elapsed: Duration) -> f64 {
+    count as f64 / elapsed.as_secs_f64()
+}
+
+fn delta(after: &EngineStats, before: &EngineStats) -> (u64, u64) {
+    (
+        after.bloom_probes - before.bloom_probes,
+        after.bloom_false_positives - before.bloom_false_positives,
+    )
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let dir = args
+        .iter()
+        .position(|arg| arg == "--dir")
+        .and_then(|index| args.get(index + 1))
+        .map_or(PathBuf::from("results/data/lsm-measure"), PathBuf::from);
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut figures: Vec<Figure> = Vec::new();
+    let mut rng = SplitMix64::new(42);
+
+    // 1. Random puts, Buffered, one writer.
+    let engine = fresh(&dir, "puts", |_| {});
+    let count = 300_000u64;
+    let started = Instant::now();
+    let mut written = Vec::with_capacity(count as usize);
+    for _ in 0..count {
+        let index = rng.below(KEY_SPACE);
+        written.push(index);
+        engine
+            .write(put(index, &mut rng), Durability::Buffered)
+            .unwrap();
+    }
+    let elapsed = started.elapsed();
+    figures.push(Figure {
+        name: "random put, Buffered, 1 writer".into(),
+        value: rate(count, elapsed),
+        unit: "puts/s",
+        note: format!("{count} puts of {VALUE_LEN} B values"),
+    });
+
+    // 2. Point gets, present and absent (same tree, background compaction allowed to settle).
+    engine.flush().unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    let gets = 200_000u64;
+    let started = Instant::now();
+    for _ in 0..gets {
+        let index = written[rng.below(count) as usize];
+        assert!(engine.get(&key(index)).unwrap().is_some());
+    }
+    let elapsed = started.elapsed();
+    figures.push(Figure {
+        name: "point get, present key".into(),
+        value: rate(gets, elapsed),
+        unit: "gets/s",
+        note: format!("levels {:?}", engine.level_counts()),
+    });
+    let before = engine.stats();
+    let started = Instant::now();
+    for _ in 0..gets {
+        let index = KEY_SPACE + rng.below(KEY_SPACE);
+        assert!(engine.get(&key(index)).unwrap().is_none());
+    }
+    let elapsed = started.elapsed();
+    let after = engine.stats();
+    figures.push(Figure {
+        name: "point get, absent key".into(),
+        value: rate(gets, elapsed),
+        unit: "gets/s",
+        note: String::new(),
+    });
+    let (probes, false_positives) = delta(&after, &before);
+    figures.push(Figure {
+        name: "bloom false-positive rate (absent keys)".into(),
+        value: false_positives as f64 / probes as f64,
+        unit: "ratio",
+        note: format!("{false_positives} of {probes} table probes; configured 0.01"),
+    });
+    engine.close().unwrap();
+    drop(engine);
+
+    // 3. Sync puts: one writer, then four (group commit).
+    let engine = Arc::new(fresh(&dir, "sync", |_| {}));
+    let count = 2_000u64;
+    let started = Instant::now();
+    for index in 0..count {
+        engine
+            .write(put(index, &mut rng), Durability::Sync)
+            .unwrap();
+    }
+    let one = rate(count, started.elapsed());
+    figures.push(Figure {
+        name: "random put, Sync, 1 writer".into(),
+        value: one,
+        unit: "puts/s",
+        note: "fsync per put".into(),
+    });
+    let fsyncs_before = engine.stats().fsyncs;
+    let started = Instant::now();
+    let threads: Vec<_> = (0..4u64)
+        .map(|thread| {
+            let engine = Arc::clone(&engine);
+            std::thread::spawn(move || {
+                let mut rng = SplitMix64::new(thread);
+                for index in 0..count {
+                    engine
+                        .write(put(thread * 1_000_000 + index, &mut rng), Durability::Sync)
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().unwrap();
+    }
+    let elapsed = started.elapsed();
+    let fsyncs = engine.stats().fsyncs - fsyncs_before;
+    figures.push(Figure {
+        name: "random put, Sync, 4 writers".into(),
+        value: rate(4 * count, elapsed),
+        unit: "puts/s",
+        note: format!(
+            "{} puts per fsync (group commit)",
+            (4 * count) as f64 / fsyncs.max(1) as f64
+        ),
+    });
+    engine.close().unwrap();
+    drop(engine);
+
+    // 4. Write amplification after overwriting ten memtables' worth.
+    let memtable = 4u64 << 20;
+    let engine = fresh(&dir, "overwrite", |config| {
+        config.memtable_size_limit = memtable
+    });
+    let keys = memtable / (VALUE_LEN as u64 + 40);
+    let mut user = 0u64;
+    while user < 10 * memtable {
+        let batch = put(rng.below(keys), &mut rng);
+        user += batch.logical_bytes();
+        engine.write(batch, Durability::Buffered).unwrap();
+    }
+    engine.flush().unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    let stats = engine.stats();
+    figures.push(Figure {
+        name: "write amplification, 10× memtable overwritten".into(),
+        value: stats.device_bytes_written as f64 / stats.user_bytes_written as f64,
+        unit: "×",
+        note: format!(
+            "device {} MiB / user {} MiB (WAL {} MiB, flush {} MiB, compaction {} MiB); levels {:?}",
+            stats.device_bytes_written >> 20,
+            stats.user_bytes_written >> 20,
+            stats.wal_bytes_written >> 20,
+            stats.flush_bytes_written >> 20,
+            stats.compaction_bytes_written >> 20,
+            engine.level_counts()
+        ),
+    });
+    engine.close().unwrap();
+    drop(engine);
+
+    // 5. Recovery of a 64 MiB WAL.
+    let wal_target = 64u64 << 20;
+    let tune = |config: &mut LsmConfig| config.memtable_size_limit = 256 << 20;
+    let engine = fresh(&dir, "recovery", tune);
+    let mut wal_bytes = 0;
+    let mut index = 0;
+    while wal_bytes < wal_target {
+        engine
+            .write(put(index, &mut rng), Durability::Buffered)
+            .unwrap();
+        index += 1;
+        wal_bytes = engine.stats().wal_bytes_written;
+    }
+    engine.close().unwrap();
+    drop(engine);
+    let dropped_caches = std::fs::write("/proc/sys/vm/drop_caches", "3").is_ok();
+    let mut config = LsmConfig {
+        data_dir: dir.join("recovery"),
+        ..LsmConfig::default()
+    };
+    tune(&mut config);
+    let started = Instant::now();
+    let engine = LsmEngine::open(&config, Arc::new(OsVfs::new())).unwrap();
+    let elapsed = started.elapsed();
+    assert!(engine.get(&key(index - 1)).unwrap().is_some());
+    figures.push(Figure {
+        name: "recovery of a 64 MiB WAL".into(),
+        value: elapsed.as_secs_f64(),
+        unit: "s",
+        note: format!(
+            "{} records replayed and flushed to level 0; page cache {}",
+            index,
+            if dropped_caches {
+                "dropped first (cold)"
+            } else {
+                "not dropped (warm)"
+            }
+        ),
+    });
+    drop(engine);
+
+    report(&figures);
+}
+
+fn machine() -> String {
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    format!(
+        "{cpus} CPUs, kernel {}, load average {}",
+        kernel.trim(),
+        load.split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" ")
+    )
+}
+
+fn report(figures: &[Figure]) {
+    let command = "cargo run --release -p leasehold-benches --bin lsm-measure";
+    let mut markdown = String::new();
+    writeln!(markdown, "# LSM headline figures\n").unwrap();
+    writeln!(markdown, "Command: `{command}`  \nMachine: {}  \nFile system: OsVfs on the working directory's disk; default LSM settings except a 4 MiB memtable (256 MiB for the recovery run).\n", machine()).unwrap();
+    writeln!(
+        markdown,
+        "| figure | value | unit | note |\n|---|---|---|---|"
+    )
+    .unwrap();
+    for figure in figures {
+        writeln!(
+            markdown,
+            "| {} | {:.4} | {} | {} |",
+            figure.name, figure.value, figure.unit, figure.note
+        )
+        .unwrap();
+    }
+    print!("{markdown}");
+    let json: Vec<String> = figures
+        .iter()
+        .map(|figure| {
+            format!(
+                "    {{\"name\": {:?}, \"value\": {}, \"unit\": {:?}, \"note\": {:?}}}",
+                figure.name, figure.value, figure.unit, figure.note
+            )
+        })
+        .collect();
+    let json = format!(
+        "{{\n  \"command\": {command:?},\n  \"machine\": {:?},\n  \"figures\": [\n{}\n  ]\n}}\n",
+        machine(),
+        json.join(",\n")
+    );
+    std::fs::create_dir_all("results").unwrap();
+    std::fs::write("results/lsm-measure.md", markdown).unwrap();
+    std::fs::write("results/lsm-measure.json", json).unwrap();
+}
