@@ -11,10 +11,11 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
-use leasehold_core::config::{BackupCompression, MemoryConfig};
+use leasehold_core::config::{BackupCompression, LsmConfig, MemoryConfig};
 use leasehold_core::metrics::OpKind;
 use leasehold_core::vfs::OsVfs;
 use leasehold_core::{Durability, KvStore, Store};
+use leasehold_lsm::LsmEngine;
 use leasehold_memory::MemoryEngine;
 use leasehold_workloads::activation;
 
@@ -83,39 +84,62 @@ fn main() -> ExitCode {
     }
 }
 
+/// Every landed engine on the workload, grouped by durability so rows that
+/// sit together promise the same thing.
 fn compare(
     workload: &activation::Workload,
     data_dir: &std::path::Path,
 ) -> Result<Vec<Row>, String> {
+    let run_dir = data_dir.join(format!("compare-{}", std::process::id()));
+    let max_entries = u64::from(workload.actors) * 4;
+    let lsm = |name: &str, durability: Durability| -> Result<KvStore<LsmEngine>, String> {
+        let config = LsmConfig {
+            data_dir: run_dir.join(name),
+            memtable_size_limit: 4 << 20,
+            ..LsmConfig::default()
+        };
+        let engine =
+            LsmEngine::open(&config, Arc::new(OsVfs::new())).map_err(|err| err.to_string())?;
+        Ok(KvStore::new(engine, durability))
+    };
+    let memory_backup = |name: &str, interval: Duration| -> Result<KvStore<MemoryEngine>, String> {
+        let config = MemoryConfig {
+            max_entries,
+            backup_path: Some(run_dir.join(name).join("backup.lz4")),
+            sync_interval: interval,
+            compression: BackupCompression::Lz4,
+        };
+        let engine =
+            MemoryEngine::open(&config, Arc::new(OsVfs::new())).map_err(|err| err.to_string())?;
+        Ok(KvStore::new(engine, Durability::Group))
+    };
     let mut rows = Vec::new();
-    let volatile = KvStore::new(
-        MemoryEngine::volatile(u64::from(workload.actors) * 4),
-        Durability::Buffered,
-    );
-    rows.push(measure(
+    let mut run =
+        |engine: &str, durability: &'static str, store: &dyn Store| -> Result<(), String> {
+            rows.push(measure(engine, durability, store, workload)?);
+            store.close().map_err(|err| err.to_string())
+        };
+    run(
         "memory (volatile)",
         "buffered",
-        &volatile,
-        workload,
-    )?);
-
-    let run_dir = data_dir.join(format!("compare-{}", std::process::id()));
-    let config = MemoryConfig {
-        max_entries: u64::from(workload.actors) * 4,
-        backup_path: Some(run_dir.join("memory").join("backup.lz4")),
-        sync_interval: Duration::from_secs(1),
-        compression: BackupCompression::Lz4,
-    };
-    let engine =
-        MemoryEngine::open(&config, Arc::new(OsVfs::new())).map_err(|err| err.to_string())?;
-    let backed_up = KvStore::new(engine, Durability::Group);
-    rows.push(measure(
+        &KvStore::new(MemoryEngine::volatile(max_entries), Durability::Buffered),
+    )?;
+    run(
+        "lsm",
+        "buffered",
+        &lsm("lsm-buffered", Durability::Buffered)?,
+    )?;
+    run(
         "memory + lz4 backup",
         "group (1 s)",
-        &backed_up,
-        workload,
-    )?);
-    backed_up.close().map_err(|err| err.to_string())?;
+        &memory_backup("memory-group", Duration::from_secs(1))?,
+    )?;
+    run(
+        "lsm",
+        "group (20 ms)",
+        &lsm("lsm-group", Durability::Group)?,
+    )?;
+    run("lsm", "sync", &lsm("lsm-sync", Durability::Sync)?)?;
     // Best effort: the run directory is scratch space.
     let _ = std::fs::remove_dir_all(&run_dir);
     Ok(rows)
