@@ -11,13 +11,13 @@ use std::sync::Arc;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use leasehold_core::rng::SplitMix64;
 use leasehold_core::vfs::{OsVfs, Vfs};
+use leasehold_core::wal::WalWriter;
 use leasehold_lsm::format::{InternalKey, ValueKind};
 use leasehold_lsm::memtable::Memtable;
 use leasehold_lsm::sstable::block::{decode_on_disk, encode_on_disk, Block, BlockBuilder};
 use leasehold_lsm::sstable::bloom::{self, key_hash, Bloom};
 use leasehold_lsm::sstable::cache::BlockCache;
 use leasehold_lsm::sstable::table::{Table, TableBuilder, TableOptions};
-use leasehold_lsm::wal::WalWriter;
 
 fn key(index: u64) -> Vec<u8> {
     format!(

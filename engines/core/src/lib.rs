@@ -7,6 +7,7 @@
 //! - `Vfs` with `OsVfs` and the crash-simulating `SimVfs`;
 //! - the shared on-disk helpers: checksummed framing (`frame`), varints and a
 //!   bounds-checked reader (`codec`);
+//! - `wal`: the block-framed write-ahead log with synced-offset watermarks;
 //! - `config`: the seed's TOML;
 //! - behind the `testkit` feature: the crash oracle, its proptest driver and
 //!   the conformance suite every engine runs.
@@ -26,6 +27,7 @@ pub mod snapshot;
 pub mod store;
 pub mod time;
 pub mod vfs;
+pub mod wal;
 
 #[cfg(feature = "testkit")]
 pub mod testkit;

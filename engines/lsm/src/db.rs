@@ -37,7 +37,7 @@ use crate::memtable::Memtable;
 use crate::sstable::cache::BlockCache;
 use crate::sstable::table::{Lookup, Table, TableBuilder, TableOptions};
 use crate::version::{TableFile, Version};
-use crate::wal::{self, WalEnd, WalWriter};
+use leasehold_core::wal::{self, WalEnd, WalWriter};
 
 /// Decides, at the bottom level, whether an entry (user key, value) may be
 /// dropped: e.g. a snapshot whose TTL ran out.

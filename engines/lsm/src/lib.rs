@@ -2,7 +2,7 @@
 //!
 //! `LsmEngine` implements `KvEngine`. FORMAT.md documents every byte on disk,
 //! the commit, flush and compaction protocols, and why recovery is correct.
-//! One file per concept: `wal`, `memtable`, `sstable/{block,bloom,cache,table}`,
+//! One file per concept (the WAL is `leasehold_core::wal`, shared): `memtable`, `sstable/{block,bloom,cache,table}`,
 //! `manifest`, `version`, `compaction`, `iterator`, and `db` tying them together.
 
 pub mod compaction;
@@ -13,6 +13,5 @@ pub mod manifest;
 pub mod memtable;
 pub mod sstable;
 pub mod version;
-pub mod wal;
 
 pub use db::{CompactionFilter, LsmEngine};

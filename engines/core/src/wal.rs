@@ -1,5 +1,6 @@
-//! The write-ahead log: logical records cut into fragments that never cross a
-//! 32 KiB block boundary, each fragment a core checksummed frame.
+//! The write-ahead log every engine with a log uses (the LSM, the B+tree):
+//! logical records cut into fragments that never cross a 32 KiB block
+//! boundary, each fragment a checksummed frame.
 //!
 //! ```text
 //! block     = fragment* zero-padding            (BLOCK_LEN bytes, the last may be short)
@@ -21,9 +22,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use leasehold_core::frame::{self, FRAME_HEADER_LEN};
-use leasehold_core::vfs::{write_all_at, VfsFile};
-use leasehold_core::KvError;
+use crate::error::KvError;
+use crate::frame::{self, FRAME_HEADER_LEN};
+use crate::vfs::{write_all_at, VfsFile};
 
 pub const BLOCK_LEN: usize = 32 * 1024;
 const KIND_FULL: u8 = 1;
@@ -275,7 +276,7 @@ fn synced_claim_after(bytes: &[u8], bad: usize) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use leasehold_core::vfs::{read_all, CrashPolicy, SimVfs, Vfs};
+    use crate::vfs::{read_all, CrashPolicy, SimVfs, Vfs};
     use proptest::prelude::*;
 
     fn writer(vfs: &SimVfs) -> WalWriter {
