@@ -24,7 +24,7 @@ use std::sync::Arc;
 
 use crate::error::KvError;
 use crate::frame::{self, FRAME_HEADER_LEN};
-use crate::vfs::{write_all_at, VfsFile};
+use crate::vfs::{read_confirmed, write_all_at, Vfs, VfsFile};
 
 pub const BLOCK_LEN: usize = 32 * 1024;
 const KIND_FULL: u8 = 1;
@@ -273,10 +273,46 @@ fn synced_claim_after(bytes: &[u8], bad: usize) -> Option<u64> {
     claim
 }
 
+/// One log's path and its records.
+pub type LogRecords = (PathBuf, Vec<Vec<u8>>);
+
+/// Reads a sequence of logs, oldest first: each log's records, in order. A
+/// log read that looks damaged is confirmed by re-reading (`read_confirmed`).
+/// A log that ends torn must be the last one holding records, because a
+/// writer fsyncs each log before the next receives a record; otherwise the
+/// torn log is corruption.
+pub fn read_logs(vfs: &dyn Vfs, paths: &[PathBuf]) -> Result<Vec<LogRecords>, KvError> {
+    let mut logs = Vec::with_capacity(paths.len());
+    let mut torn: Option<(&PathBuf, u64)> = None;
+    for path in paths {
+        let bytes = read_confirmed(
+            vfs,
+            path,
+            |bytes| !matches!(read(path, bytes), Ok(contents) if contents.end == WalEnd::Clean),
+        )?;
+        let contents = read(path, &bytes)?;
+        if let (Some((torn_path, offset)), false) = (torn, contents.records.is_empty()) {
+            return Err(KvError::corruption(
+                torn_path,
+                offset,
+                format!(
+                    "log ends early but the later log {} holds records",
+                    path.display()
+                ),
+            ));
+        }
+        if let WalEnd::Torn { offset } = contents.end {
+            torn = Some((path, offset));
+        }
+        logs.push((path.clone(), contents.records));
+    }
+    Ok(logs)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::vfs::{read_all, CrashPolicy, SimVfs, Vfs};
+    use crate::vfs::{read_all, CrashPolicy, SimVfs};
     use proptest::prelude::*;
 
     fn writer(vfs: &SimVfs) -> WalWriter {

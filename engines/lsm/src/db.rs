@@ -23,7 +23,7 @@ use parking_lot::{Condvar, Mutex, RwLock};
 
 use leasehold_core::config::LsmConfig;
 use leasehold_core::kv::ScanVisitor;
-use leasehold_core::vfs::{read_all, replace_file_atomically, Vfs, VfsFile};
+use leasehold_core::vfs::{read_confirmed, replace_file_atomically, Vfs, VfsFile};
 use leasehold_core::{
     BatchOp, Durability, EngineStats, Health, KeyRange, KvEngine, KvError, KvResult, VerifyReport,
     WriteBatch,
@@ -37,7 +37,7 @@ use crate::memtable::Memtable;
 use crate::sstable::cache::BlockCache;
 use crate::sstable::table::{Lookup, Table, TableBuilder, TableOptions};
 use crate::version::{TableFile, Version};
-use leasehold_core::wal::{self, WalEnd, WalWriter};
+use leasehold_core::wal::{self, WalWriter};
 
 /// Decides, at the bottom level, whether an entry (user key, value) may be
 /// dropped: e.g. a snapshot whose TTL ran out.
@@ -283,36 +283,6 @@ impl Drop for LsmEngine {
     }
 }
 
-/// Reads `path` whole; if `suspicious` says the bytes look damaged, reads
-/// twice more and insists on the same bytes, so a transient device fault is an
-/// error, never a reason to drop data. (Damage that reads back identically is
-/// on the platter; in a log's last record it is indistinguishable from a torn
-/// write — FORMAT.md says so.)
-fn read_confirmed(
-    vfs: &dyn Vfs,
-    path: &Path,
-    suspicious: impl Fn(&[u8]) -> bool,
-) -> KvResult<Vec<u8>> {
-    let read = || -> KvResult<Vec<u8>> {
-        let file = vfs
-            .open_read(path)
-            .map_err(io_error(format!("open {}", path.display())))?;
-        read_all(file.as_ref()).map_err(io_error(format!("read {}", path.display())))
-    };
-    let bytes = read()?;
-    // A transient fault repeating itself exactly twice is rare but not
-    // negligible in a long campaign (found by the crash oracle); thrice is.
-    if suspicious(&bytes) && (read()? != bytes || read()? != bytes) {
-        return Err(KvError::io(
-            format!("read {}", path.display()),
-            std::io::Error::other(
-                "two reads of the file disagree: the device is returning damaged data",
-            ),
-        ));
-    }
-    Ok(bytes)
-}
-
 fn open_table(
     vfs: &dyn Vfs,
     dir: &Path,
@@ -492,27 +462,12 @@ fn recover(
         .collect();
     logs.sort_unstable();
     let replayed = Memtable::new(0);
-    let mut torn_log: Option<(u64, u64)> = None;
-    for &number in &logs {
-        let path = dir.join(log_name(number));
-        let bytes = read_confirmed(
-            vfs.as_ref(),
-            &path,
-            |bytes| !matches!(wal::read(&path, bytes), Ok(contents) if contents.end == WalEnd::Clean),
-        )?;
-        let contents = wal::read(&path, &bytes)?;
-        if let (Some((torn, offset)), false) = (torn_log, contents.records.is_empty()) {
-            // Each WAL is fsynced before the next receives a record.
-            return Err(KvError::corruption(
-                dir.join(log_name(torn)),
-                offset,
-                format!("log {torn} ends early but the later log {number} holds records"),
-            ));
-        }
-        if let WalEnd::Torn { offset } = contents.end {
-            torn_log = Some((number, offset));
-        }
-        for (index, record) in contents.records.iter().enumerate() {
+    let paths: Vec<PathBuf> = logs
+        .iter()
+        .map(|&number| dir.join(log_name(number)))
+        .collect();
+    for (path, records) in wal::read_logs(vfs.as_ref(), &paths)? {
+        for (index, record) in records.iter().enumerate() {
             let (first_sequence, batch) = decode_wal_record(record).map_err(|reason| {
                 KvError::corruption(&path, 0, format!("record {index}: {reason}"))
             })?;

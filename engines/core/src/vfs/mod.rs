@@ -129,4 +129,34 @@ pub fn replace_file_atomically(vfs: &dyn Vfs, path: &Path, data: &[u8]) -> io::R
     vfs.sync_dir(dir)
 }
 
+/// Reads `path` whole; if `suspicious` says the bytes look damaged, reads
+/// twice more and insists on the same bytes, so a transient device fault is an
+/// I/O error, never a reason for recovery to drop data. (A transient fault
+/// repeating itself exactly twice is rare but was seen in long crash
+/// campaigns; thrice is not. Damage that reads back identically is on the
+/// platter.)
+pub fn read_confirmed(
+    vfs: &dyn Vfs,
+    path: &Path,
+    suspicious: impl Fn(&[u8]) -> bool,
+) -> crate::KvResult<Vec<u8>> {
+    let read = || -> crate::KvResult<Vec<u8>> {
+        let context = || format!("read {}", path.display());
+        let file = vfs
+            .open_read(path)
+            .map_err(|err| crate::KvError::io(context(), err))?;
+        read_all(file.as_ref()).map_err(|err| crate::KvError::io(context(), err))
+    };
+    let bytes = read()?;
+    if suspicious(&bytes) && (read()? != bytes || read()? != bytes) {
+        return Err(crate::KvError::io(
+            format!("read {}", path.display()),
+            io::Error::other(
+                "repeated reads of the file disagree: the device is returning damaged data",
+            ),
+        ));
+    }
+    Ok(bytes)
+}
+
 pub type SharedVfs = Arc<dyn Vfs>;
