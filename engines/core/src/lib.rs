@@ -7,12 +7,14 @@
 //! - `Vfs` with `OsVfs` and the crash-simulating `SimVfs`;
 //! - the shared on-disk helpers: checksummed framing (`frame`), varints and a
 //!   bounds-checked reader (`codec`);
+//! - `commit`: group commit for concurrent writers;
 //! - `wal`: the block-framed write-ahead log with synced-offset watermarks;
 //! - `config`: the seed's TOML;
 //! - behind the `testkit` feature: the crash oracle, its proptest driver and
 //!   the conformance suite every engine runs.
 
 pub mod codec;
+pub mod commit;
 pub mod config;
 pub mod error;
 pub mod frame;

@@ -11,7 +11,6 @@
 //! visible sequence: everything in those tables was published no later than
 //! that sequence, so a read sees exactly the batches up to some point.
 
-use std::collections::VecDeque;
 use std::ops::{Bound, ControlFlow};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -21,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex, RwLock};
 
+use leasehold_core::commit::{CommitQueue, Pending};
 use leasehold_core::config::LsmConfig;
 use leasehold_core::kv::ScanVisitor;
 use leasehold_core::vfs::{read_confirmed, replace_file_atomically, Vfs, VfsFile};
@@ -137,13 +137,6 @@ struct WalState {
     last_sync: Instant,
 }
 
-struct Pending {
-    batch: WriteBatch,
-    durability: Durability,
-    /// Set by the leader that wrote it (guarded by the queue lock's protocol).
-    result: Mutex<Option<Result<(), String>>>,
-}
-
 struct Inner {
     vfs: Arc<dyn Vfs>,
     dir: PathBuf,
@@ -154,8 +147,7 @@ struct Inner {
     state: RwLock<TreeState>,
     versions: Mutex<VersionSet>,
     wal: Mutex<WalState>,
-    queue: Mutex<VecDeque<Arc<Pending>>>,
-    queue_cv: Condvar,
+    commits: CommitQueue,
     visible_sequence: AtomicU64,
     /// The background worker's stop flag; `work_cv` wakes it, `progress_cv`
     /// wakes writers stalled on it.
@@ -581,8 +573,7 @@ fn recover(
             last_sequence,
             last_sync: Instant::now(),
         }),
-        queue: Mutex::new(VecDeque::new()),
-        queue_cv: Condvar::new(),
+        commits: CommitQueue::new(GROUP_BYTES_MAX),
         visible_sequence: AtomicU64::new(last_sequence),
         stop: Mutex::new(false),
         work_cv: Condvar::new(),
@@ -655,48 +646,8 @@ impl Inner {
         if batch.is_empty() {
             return Ok(());
         }
-        let pending = Arc::new(Pending {
-            batch,
-            durability,
-            result: Mutex::new(None),
-        });
-        let mut queue = self.queue.lock();
-        queue.push_back(Arc::clone(&pending));
-        loop {
-            if let Some(result) = pending.result.lock().take() {
-                return result.map_err(|reason| KvError::Poisoned { reason });
-            }
-            if queue
-                .front()
-                .is_some_and(|front| Arc::ptr_eq(front, &pending))
-            {
-                break;
-            }
-            self.queue_cv.wait(&mut queue);
-        }
-        // Leader: take a group from the front of the queue.
-        let mut group = Vec::new();
-        let mut bytes = 0;
-        for waiting in queue.iter() {
-            if !group.is_empty() && bytes + waiting.batch.logical_bytes() > GROUP_BYTES_MAX {
-                break;
-            }
-            bytes += waiting.batch.logical_bytes();
-            group.push(Arc::clone(waiting));
-        }
-        drop(queue);
-        let result = self.write_group(&group);
-        let shared = result.as_ref().map(|_| ()).map_err(|err| err.to_string());
-        let mut queue = self.queue.lock();
-        for member in &group {
-            queue.pop_front();
-            if !Arc::ptr_eq(member, &pending) {
-                *member.result.lock() = Some(shared.clone());
-            }
-        }
-        self.queue_cv.notify_all();
-        drop(queue);
-        result
+        self.commits
+            .submit(batch, durability, |group| self.write_group(group))
     }
 
     fn write_group(&self, group: &[Arc<Pending>]) -> KvResult<()> {
