@@ -208,16 +208,27 @@ impl LsmConfig {
     }
 }
 
+/// The `cow_btree` section: the seed's keys first, then Leasehold's.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct BtreeConfig {
     pub data_dir: PathBuf,
+    /// Most keys a leaf holds, and most children a branch holds (a node also
+    /// splits earlier when its bytes would not fit a page).
     pub max_keys_per_node: u32,
-    /// Bytes of WAL buffered before a write is forced.
+    /// Bytes of `Buffered` log records kept in memory before they are written.
     pub wal_buffer_size: u64,
+    /// lz4 for values (kept only where it saves bytes).
     pub enable_compression: bool,
-    /// Seconds between WAL fsyncs for `Group` durability.
+    /// Seconds within which a `Group` write is fsynced.
     pub wal_sync_interval: u64,
+    /// Bytes per page; a power of two from 1 KiB to 64 KiB.
+    pub page_size: u32,
+    /// Log bytes after which a checkpoint writes the tree's dirty pages.
+    pub checkpoint_wal_bytes: u64,
+    /// `true`: checkpoints and timed syncs run on a background thread.
+    /// `false`: the writer runs checkpoints inline, deterministically.
+    pub background_threads: bool,
 }
 
 impl Default for BtreeConfig {
@@ -228,7 +239,32 @@ impl Default for BtreeConfig {
             wal_buffer_size: 1 << 20,
             enable_compression: true,
             wal_sync_interval: 5,
+            page_size: 4096,
+            checkpoint_wal_bytes: 16 << 20,
+            background_threads: true,
         }
+    }
+}
+
+impl BtreeConfig {
+    /// Checks ranges; shared by the TOML parser and the engine's open.
+    pub fn validate(&self, section: &str) -> Result<(), ConfigError> {
+        if self.max_keys_per_node < 4 {
+            return Err(invalid(section, "max_keys_per_node must be at least 4"));
+        }
+        if !self.page_size.is_power_of_two() || !(1024..=65536).contains(&self.page_size) {
+            return Err(invalid(
+                section,
+                "page_size must be a power of two from 1024 to 65536",
+            ));
+        }
+        if self.checkpoint_wal_bytes < 4096 {
+            return Err(invalid(
+                section,
+                "checkpoint_wal_bytes must be at least 4096",
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -593,15 +629,7 @@ fn validate_lsm(config: LsmConfig, section: &str) -> Result<LsmConfig, ConfigErr
 }
 
 fn validate_btree(config: BtreeConfig, section: &str) -> Result<BtreeConfig, ConfigError> {
-    if config.max_keys_per_node < 4 {
-        return Err(invalid(section, "max_keys_per_node must be at least 4"));
-    }
-    if config.wal_buffer_size < 4096 {
-        return Err(invalid(
-            section,
-            "wal_buffer_size must be at least 4096 bytes",
-        ));
-    }
+    config.validate(section)?;
     Ok(config)
 }
 

@@ -275,6 +275,11 @@ pub struct EngineStats {
     pub bloom_false_positives: u64,
     /// Table blocks read from the device (not the cache) by reads.
     pub blocks_read: u64,
+    /// Checkpoints completed, and the time they took.
+    pub checkpoints: u64,
+    pub checkpoint_micros: u64,
+    /// Pages of the data file free for reuse (page-based engines).
+    pub free_pages: u64,
     /// Bytes of the engine's files on disk now.
     pub disk_bytes: u64,
     /// Live keys and their key + value bytes, where the engine knows them.

@@ -1,0 +1,323 @@
+//! The B+tree's own behaviour: reads against a model across checkpoints and
+//! reopen, large values in overflow pages, free-space reuse down to the
+//! baseline, failure handling, and every crash point of a workload that
+//! checkpoints.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failure panics with its message
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use leasehold_btree::BtreeEngine;
+use leasehold_core::config::BtreeConfig;
+use leasehold_core::rng::SplitMix64;
+use leasehold_core::testkit::crash::{self, collect_all, CrashCase, CrashOp};
+use leasehold_core::vfs::{CrashPolicy, Fault, FaultConfig, OsVfs, SimVfs};
+use leasehold_core::{Durability, Health, KvEngine, KvError, WriteBatch};
+
+fn open(vfs: &SimVfs) -> BtreeEngine {
+    BtreeEngine::open(&common::tiny_config("/btree"), Arc::new(vfs.clone())).unwrap()
+}
+
+fn put(key: &str, value: &[u8]) -> WriteBatch {
+    let mut batch = WriteBatch::new();
+    batch.put(key.as_bytes(), value);
+    batch
+}
+
+fn random_workload(
+    engine: &BtreeEngine,
+    seed: u64,
+    writes: usize,
+    keys: u64,
+) -> BTreeMap<Vec<u8>, Vec<u8>> {
+    let mut rng = SplitMix64::new(seed);
+    let mut model = BTreeMap::new();
+    for _ in 0..writes {
+        let mut batch = WriteBatch::new();
+        for _ in 0..1 + rng.below(3) {
+            let key = format!("key-{:05}", rng.below(keys)).into_bytes();
+            if rng.chance(0.2) {
+                batch.delete(key);
+            } else {
+                // Mostly small values, some that overflow into several pages.
+                let len = if rng.chance(0.1) {
+                    300 + rng.below(3000)
+                } else {
+                    rng.below(120)
+                };
+                batch.put(key, vec![rng.below(256) as u8; len as usize]);
+            }
+        }
+        batch.apply_to(&mut model);
+        engine.write(batch, Durability::Buffered).unwrap();
+    }
+    model
+}
+
+fn check_against(engine: &BtreeEngine, model: &BTreeMap<Vec<u8>, Vec<u8>>, keys: u64) {
+    for index in 0..keys {
+        let key = format!("key-{index:05}").into_bytes();
+        assert_eq!(
+            engine.get(&key).unwrap().as_ref(),
+            model.get(&key),
+            "key {index}"
+        );
+    }
+    assert_eq!(&collect_all(engine).unwrap(), model);
+    let report = engine.verify().unwrap();
+    assert!(report.is_clean(), "{report:?}");
+}
+
+#[test]
+fn reads_agree_with_a_model_across_checkpoints_and_reopen() {
+    let vfs = SimVfs::new(1);
+    let engine = open(&vfs);
+    let model = random_workload(&engine, 1, 3000, 500);
+    assert!(
+        engine.stats().checkpoints > 10,
+        "the workload must checkpoint"
+    );
+    check_against(&engine, &model, 500);
+    engine.checkpoint().unwrap();
+    check_against(&engine, &model, 500);
+    engine.close().unwrap();
+    let engine = open(&vfs);
+    check_against(&engine, &model, 500);
+    assert_eq!(engine.stats().live_entries, model.len() as u64);
+}
+
+#[test]
+fn background_checkpoints_give_the_same_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = BtreeConfig {
+        background_threads: true,
+        ..common::tiny_config(dir.path())
+    };
+    let engine = BtreeEngine::open(&config, Arc::new(OsVfs::new())).unwrap();
+    let model = random_workload(&engine, 2, 3000, 500);
+    engine.checkpoint().unwrap();
+    check_against(&engine, &model, 500);
+    engine.close().unwrap();
+    let engine = BtreeEngine::open(&config, Arc::new(OsVfs::new())).unwrap();
+    check_against(&engine, &model, 500);
+}
+
+#[test]
+fn deleting_everything_returns_the_file_to_its_baseline() {
+    let vfs = SimVfs::new(3);
+    let engine = open(&vfs);
+    let baseline = engine.page_count();
+    let model = random_workload(&engine, 3, 1000, 300);
+    engine.checkpoint().unwrap();
+    assert!(engine.page_count() > baseline + 20);
+    for key in model.keys() {
+        let mut batch = WriteBatch::new();
+        batch.delete(key.clone());
+        engine.write(batch, Durability::Buffered).unwrap();
+    }
+    // Pages freed by a checkpoint are reusable (and trimmable) from the next.
+    for _ in 0..3 {
+        engine.checkpoint().unwrap();
+    }
+    assert_eq!(engine.page_count(), baseline, "no leaked pages");
+    assert!(engine.verify().unwrap().is_clean());
+    assert!(collect_all(&engine).unwrap().is_empty());
+}
+
+#[test]
+fn freed_pages_are_reused_instead_of_growing_the_file() {
+    let vfs = SimVfs::new(4);
+    let engine = open(&vfs);
+    for round in 0..20u8 {
+        for index in 0..100 {
+            engine
+                .write(
+                    put(&format!("k{index:03}"), &[round; 50]),
+                    Durability::Buffered,
+                )
+                .unwrap();
+        }
+        engine.checkpoint().unwrap();
+    }
+    let pages = engine.page_count();
+    for round in 20..60u8 {
+        for index in 0..100 {
+            engine
+                .write(
+                    put(&format!("k{index:03}"), &[round; 50]),
+                    Durability::Buffered,
+                )
+                .unwrap();
+        }
+        engine.checkpoint().unwrap();
+    }
+    assert!(
+        engine.page_count() <= pages + 4,
+        "{} pages grew from {pages}",
+        engine.page_count()
+    );
+    assert!(engine.verify().unwrap().is_clean());
+}
+
+#[test]
+fn a_failed_fsync_poisons_the_engine_until_reopened() {
+    let vfs = SimVfs::new(5);
+    let engine = open(&vfs);
+    engine.write(put("a", b"1"), Durability::Sync).unwrap();
+    vfs.arm(Fault::SyncEio);
+    assert!(engine.write(put("b", b"2"), Durability::Sync).is_err());
+    assert!(matches!(
+        engine.write(put("c", b"3"), Durability::Buffered),
+        Err(KvError::Poisoned { .. })
+    ));
+    assert!(matches!(engine.health(), Health::Failed(_)));
+    drop(engine);
+    let recovered = collect_all(&open(&vfs.crash_image(CrashPolicy::PowerLoss, 0))).unwrap();
+    assert_eq!(recovered.get(b"a".as_slice()), Some(&b"1".to_vec()));
+}
+
+#[test]
+fn a_full_disk_fails_writes_and_loses_nothing_acknowledged() {
+    let vfs = SimVfs::new(6);
+    let engine = open(&vfs);
+    let mut acknowledged = BTreeMap::new();
+    vfs.set_faults(FaultConfig {
+        capacity_bytes: Some(60_000),
+        ..FaultConfig::default()
+    });
+    for index in 0..2000 {
+        let key = format!("k{index:04}");
+        match engine.write(put(&key, &[index as u8; 100]), Durability::Sync) {
+            Ok(()) => {
+                acknowledged.insert(key.into_bytes(), vec![index as u8; 100]);
+            }
+            Err(err) => {
+                assert!(
+                    err.is_disk_full() || matches!(err, KvError::Poisoned { .. }),
+                    "{err}"
+                );
+                break;
+            }
+        }
+    }
+    assert!(acknowledged.len() < 2000, "the disk must fill");
+    drop(engine);
+    vfs.set_faults(FaultConfig::default());
+    for policy in CrashPolicy::ALL {
+        let recovered = collect_all(&open(&vfs.crash_image(policy, 3))).unwrap();
+        for (key, value) in &acknowledged {
+            assert_eq!(recovered.get(key), Some(value), "{policy:?}");
+        }
+    }
+}
+
+#[test]
+fn a_flipped_byte_in_a_page_is_found_at_open_and_by_verify() {
+    let vfs = SimVfs::new(7);
+    let engine = open(&vfs);
+    random_workload(&engine, 7, 500, 100);
+    engine.checkpoint().unwrap();
+    let path = Path::new("/btree/data.db");
+    // A page of the tree (not a meta slot).
+    vfs.corrupt_byte(path, 1024 * 3 + 100, 0x08).unwrap();
+    let report = engine.verify().unwrap();
+    assert!(
+        report
+            .problems
+            .iter()
+            .any(|problem| problem.contains("page 3")),
+        "{report:?}"
+    );
+    drop(engine);
+    match BtreeEngine::open(&common::tiny_config("/btree"), Arc::new(vfs.clone())) {
+        Err(KvError::Corruption { file, .. }) => assert_eq!(file, path),
+        other => panic!("expected corruption, got {other:?}"),
+    }
+}
+
+#[test]
+fn oversized_keys_and_a_different_page_size_are_refused() {
+    let vfs = SimVfs::new(8);
+    let engine = open(&vfs);
+    assert!(matches!(
+        engine.write(put(&"k".repeat(200), b"v"), Durability::Buffered),
+        Err(KvError::InvalidArgument(_))
+    ));
+    engine.close().unwrap();
+    drop(engine);
+    let other = BtreeConfig {
+        page_size: 2048,
+        ..common::tiny_config("/btree")
+    };
+    assert!(matches!(
+        BtreeEngine::open(&other, Arc::new(vfs)),
+        Err(KvError::InvalidArgument(_))
+    ));
+}
+
+/// Every crash point of a workload that checkpoints repeatedly (page writes,
+/// free-list pages, meta flips, log rotation) and reopens, under each policy.
+#[test]
+fn every_crash_point_inside_checkpoints_recovers() {
+    let mut ops = Vec::new();
+    for index in 0..40u8 {
+        let durability = if index % 3 == 0 {
+            Durability::Sync
+        } else {
+            Durability::Buffered
+        };
+        let len = if index % 5 == 0 { 1500 } else { 400 };
+        let entries = vec![(index % 9, Some(vec![index; len])), ((index + 4) % 9, None)];
+        ops.push(CrashOp::Write {
+            ops: entries,
+            durability,
+        });
+        if index == 20 {
+            ops.push(CrashOp::Reopen);
+        }
+    }
+    let open = |vfs: SimVfs| BtreeEngine::open(&common::tiny_config("/btree"), Arc::new(vfs));
+    let probe = SimVfs::new(0);
+    let engine = open(probe.clone()).unwrap();
+    let before = probe.mutations();
+    for op in &ops {
+        if let CrashOp::Write { ops, durability } = op {
+            let mut batch = WriteBatch::new();
+            for (key, value) in ops {
+                match value {
+                    Some(value) => batch.put(crash::key_name(*key), value.clone()),
+                    None => batch.delete(crash::key_name(*key)),
+                };
+            }
+            engine.write(batch, *durability).unwrap();
+        }
+    }
+    assert!(
+        engine.stats().checkpoints >= 4,
+        "the workload must checkpoint"
+    );
+    let mutations = probe.mutations() - before;
+    let mut points = 0;
+    for crash_after in 1..=mutations + 10 {
+        for (index, policy) in CrashPolicy::ALL.into_iter().enumerate() {
+            let case = CrashCase {
+                ops: ops.clone(),
+                crash_after,
+                policy,
+                seed: crash_after * 31 + index as u64,
+                recovery_crash_after: 1 + crash_after % 23,
+                recovery_policy: CrashPolicy::ALL
+                    [(crash_after as usize + index) % CrashPolicy::ALL.len()],
+            };
+            if let Err(violation) = crash::run_case(&open, &case) {
+                panic!("crash point {crash_after} ({}): {violation}", policy.name());
+            }
+            points += 1;
+        }
+    }
+    assert!(points > 600, "{points} crash points");
+}
