@@ -568,11 +568,11 @@ impl Inner {
             writer.wal = WalWriter::new(file, path);
             writer.wal_number = number;
             writer.since_checkpoint = 0;
-            (
-                self.root.read().clone(),
-                std::mem::take(&mut writer.replaced),
-                number,
-            )
+            let mut replaced = std::mem::take(&mut writer.replaced);
+            // Anything pending from an earlier checkpoint is settled by now.
+            replaced.settle();
+            writer.replaced.checkpoint_running = true;
+            (self.root.read().clone(), replaced, number)
         };
         let txn = state.txn + 1;
         let mut free_now = state.free.clone();
@@ -593,16 +593,7 @@ impl Inner {
             None => None,
         };
         // Pages the last durable tree used and this one does not.
-        let mut newly_freed: BTreeSet<PageId> = replaced
-            .nodes
-            .iter()
-            .filter_map(|node| node.page.get().copied())
-            .collect();
-        for value in &replaced.values {
-            if let Some(overflow) = value.overflow.get() {
-                newly_freed.extend(overflow.pages.iter().copied());
-            }
-        }
+        let mut newly_freed: BTreeSet<PageId> = replaced.pages.iter().copied().collect();
         newly_freed.extend(state.list_pages.iter().copied());
         // Free pages at the end of the file are dropped rather than listed.
         while *writer.page_count > 2 && writer.free.contains(&(*writer.page_count - 1)) {
@@ -643,6 +634,8 @@ impl Inner {
         state.free = free_after;
         state.page_count = page_count;
         state.list_pages = list.list_pages;
+        // Nodes replaced while this checkpoint ran now have their pages known.
+        self.writer.lock().replaced.settle();
         drop(state);
         for name in self
             .vfs

@@ -106,12 +106,47 @@ fn branch_item_len(key: &[u8]) -> usize {
     8 + varint_len(key.len()) + key.len()
 }
 
-/// The things a change replaced, whose pages become free at the next
-/// checkpoint.
+/// What changes replaced, as far as freeing pages needs: the pages of
+/// replaced nodes and values, and — only while a checkpoint is writing a tree
+/// that may contain them — replaced nodes and values without a page yet
+/// (that checkpoint may give them one). Nothing else is kept, so memory does
+/// not grow with the writes between checkpoints.
 #[derive(Debug, Default)]
 pub struct Replaced {
-    pub nodes: Vec<Arc<Node>>,
-    pub values: Vec<Arc<ValueCell>>,
+    pub pages: Vec<PageId>,
+    pending_nodes: Vec<Arc<Node>>,
+    pending_values: Vec<Arc<ValueCell>>,
+    /// Set while a checkpoint writes a snapshot (under the writer lock).
+    pub checkpoint_running: bool,
+}
+
+impl Replaced {
+    pub fn node(&mut self, node: &Arc<Node>) {
+        if let Some(&page) = node.page.get() {
+            self.pages.push(page);
+        } else if self.checkpoint_running {
+            self.pending_nodes.push(Arc::clone(node));
+        }
+    }
+
+    pub fn value(&mut self, value: Arc<ValueCell>) {
+        if let Some(overflow) = value.overflow.get() {
+            self.pages.extend(overflow.pages.iter().copied());
+        } else if self.checkpoint_running {
+            self.pending_values.push(value);
+        }
+    }
+
+    /// The running checkpoint finished: what it gave pages is now known.
+    pub fn settle(&mut self) {
+        self.checkpoint_running = false;
+        for node in std::mem::take(&mut self.pending_nodes) {
+            self.node(&node);
+        }
+        for value in std::mem::take(&mut self.pending_values) {
+            self.value(value);
+        }
+    }
 }
 
 /// What an insert or delete did to the live data.
@@ -164,7 +199,7 @@ pub fn insert(
     replaced: &mut Replaced,
     change: &mut Change,
 ) -> Vec<(Option<Vec<u8>>, Arc<Node>)> {
-    replaced.nodes.push(Arc::clone(node));
+    replaced.node(node);
     match &node.body {
         Body::Leaf(entries) => {
             let mut entries = entries.clone();
@@ -173,13 +208,20 @@ pub fn insert(
                 Ok(index) => {
                     let old = std::mem::replace(&mut entries[index].1, value);
                     change.bytes -= old.bytes.len() as i64;
-                    replaced.values.push(old);
+                    replaced.value(old);
                 }
                 Err(index) => {
                     change.entries += 1;
                     change.bytes += key.len() as i64;
                     entries.insert(index, (key.to_vec(), value));
                 }
+            }
+            let bytes: usize = 2 + entries
+                .iter()
+                .map(|(key, value)| leaf_entry_len(key, value, limits))
+                .sum::<usize>();
+            if entries.len() <= limits.max_keys && bytes <= limits.capacity {
+                return vec![(None, Node::new(Body::Leaf(entries)))];
             }
             let groups = pack(
                 entries,
@@ -199,9 +241,20 @@ pub fn insert(
         }
         Body::Branch { keys, children } => {
             let index = keys.partition_point(|separator| separator.as_slice() <= key);
-            let results = insert(&children[index], key, value, limits, replaced, change);
-            let mut keys = keys.clone();
+            let mut results = insert(&children[index], key, value, limits, replaced, change);
             let mut children = children.clone();
+            if results.len() == 1 {
+                // No split below: only the child pointer changes.
+                children[index] = results.remove(0).1;
+                return vec![(
+                    None,
+                    Node::new(Body::Branch {
+                        keys: keys.clone(),
+                        children,
+                    }),
+                )];
+            }
+            let mut keys = keys.clone();
             let mut insert_at = index;
             for (position, (separator, child)) in results.into_iter().enumerate() {
                 if position == 0 {
@@ -261,18 +314,18 @@ pub fn delete(
             let index = entries
                 .binary_search_by(|(existing, _)| existing.as_slice().cmp(key))
                 .ok()?;
-            replaced.nodes.push(Arc::clone(node));
+            replaced.node(node);
             let mut entries = entries.clone();
             let (old_key, old) = entries.remove(index);
             change.entries -= 1;
             change.bytes -= (old_key.len() + old.bytes.len()) as i64;
-            replaced.values.push(old);
+            replaced.value(old);
             Some((!entries.is_empty()).then(|| Node::new(Body::Leaf(entries))))
         }
         Body::Branch { keys, children } => {
             let index = keys.partition_point(|separator| separator.as_slice() <= key);
             let result = delete(&children[index], key, replaced, change)?;
-            replaced.nodes.push(Arc::clone(node));
+            replaced.node(node);
             let mut keys = keys.clone();
             let mut children = children.clone();
             match result {
@@ -319,7 +372,7 @@ pub fn collapse(mut root: Arc<Node>, replaced: &mut Replaced) -> Arc<Node> {
             Body::Branch { children, .. } if children.len() == 1 => Arc::clone(&children[0]),
             _ => return root,
         };
-        replaced.nodes.push(root);
+        replaced.node(&root);
         root = only;
     }
 }
