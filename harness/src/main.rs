@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
-use leasehold_core::config::{BackupCompression, LsmConfig, MemoryConfig};
+use leasehold_btree::BtreeEngine;
+use leasehold_core::config::{BackupCompression, BtreeConfig, LsmConfig, MemoryConfig};
 use leasehold_core::metrics::OpKind;
 use leasehold_core::vfs::OsVfs;
 use leasehold_core::{Durability, KvStore, Store};
@@ -102,6 +103,15 @@ fn compare(
             LsmEngine::open(&config, Arc::new(OsVfs::new())).map_err(|err| err.to_string())?;
         Ok(KvStore::new(engine, durability))
     };
+    let btree = |name: &str, durability: Durability| -> Result<KvStore<BtreeEngine>, String> {
+        let config = BtreeConfig {
+            data_dir: run_dir.join(name),
+            ..BtreeConfig::default()
+        };
+        let engine =
+            BtreeEngine::open(&config, Arc::new(OsVfs::new())).map_err(|err| err.to_string())?;
+        Ok(KvStore::new(engine, durability))
+    };
     let memory_backup = |name: &str, interval: Duration| -> Result<KvStore<MemoryEngine>, String> {
         let config = MemoryConfig {
             max_entries,
@@ -130,6 +140,11 @@ fn compare(
         &lsm("lsm-buffered", Durability::Buffered)?,
     )?;
     run(
+        "btree",
+        "buffered",
+        &btree("btree-buffered", Durability::Buffered)?,
+    )?;
+    run(
         "memory + lz4 backup",
         "group (1 s)",
         &memory_backup("memory-group", Duration::from_secs(1))?,
@@ -140,6 +155,7 @@ fn compare(
         &lsm("lsm-group", Durability::Group)?,
     )?;
     run("lsm", "sync", &lsm("lsm-sync", Durability::Sync)?)?;
+    run("btree", "sync", &btree("btree-sync", Durability::Sync)?)?;
     // Best effort: the run directory is scratch space.
     let _ = std::fs::remove_dir_all(&run_dir);
     Ok(rows)

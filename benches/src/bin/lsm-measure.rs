@@ -9,36 +9,18 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a measurement tool: failing loudly is right
 
-use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use leasehold_benches::{data_dir, key, put, rate, report, Figure, VALUE_LEN};
 use leasehold_core::config::LsmConfig;
 use leasehold_core::rng::SplitMix64;
 use leasehold_core::vfs::OsVfs;
-use leasehold_core::{Durability, EngineStats, KvEngine, WriteBatch};
+use leasehold_core::{Durability, EngineStats, KvEngine};
 use leasehold_lsm::LsmEngine;
 
-const VALUE_LEN: usize = 256;
 const KEY_SPACE: u64 = 1_000_000;
-
-fn key(index: u64) -> Vec<u8> {
-    // Scattered over the key space, like hashed actor ids.
-    format!(
-        "S\u{1}UserActor\u{0}\u{1}user-{:012}",
-        index.wrapping_mul(0x9e37_79b9_7f4a_7c15) % 1_000_000_000_000
-    )
-    .into_bytes()
-}
-
-fn put(index: u64, rng: &mut SplitMix64) -> WriteBatch {
-    let mut value = vec![0u8; VALUE_LEN];
-    rng.fill(&mut value[..VALUE_LEN / 2]); // half random: compresses about 2:1, like JSON state
-    let mut batch = WriteBatch::new();
-    batch.put(key(index), value);
-    batch
-}
 
 fn fresh(dir: &Path, name: &str, tune: impl FnOnce(&mut LsmConfig)) -> LsmEngine {
     let path = dir.join(name);
@@ -52,17 +34,6 @@ fn fresh(dir: &Path, name: &str, tune: impl FnOnce(&mut LsmConfig)) -> LsmEngine
     LsmEngine::open(&config, Arc::new(OsVfs::new())).unwrap()
 }
 
-struct Figure {
-    name: String,
-    value: f64,
-    unit: &'static str,
-    note: String,
-}
-
-fn rate(count: u64, elapsed: Duration) -> f64 {
-    count as f64 / elapsed.as_secs_f64()
-}
-
 fn delta(after: &EngineStats, before: &EngineStats) -> (u64, u64) {
     (
         after.bloom_probes - before.bloom_probes,
@@ -71,13 +42,7 @@ fn delta(after: &EngineStats, before: &EngineStats) -> (u64, u64) {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let dir = args
-        .iter()
-        .position(|arg| arg == "--dir")
-        .and_then(|index| args.get(index + 1))
-        .map_or(PathBuf::from("results/data/lsm-measure"), PathBuf::from);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = data_dir("lsm-measure");
     let mut figures: Vec<Figure> = Vec::new();
     let mut rng = SplitMix64::new(42);
 
@@ -262,57 +227,11 @@ fn main() {
     });
     drop(engine);
 
-    report(&figures);
-}
-
-fn machine() -> String {
-    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-    format!(
-        "{cpus} CPUs, kernel {}, load average {}",
-        kernel.trim(),
-        load.split_whitespace()
-            .take(3)
-            .collect::<Vec<_>>()
-            .join(" ")
-    )
-}
-
-fn report(figures: &[Figure]) {
-    let command = "cargo run --release -p leasehold-benches --bin lsm-measure";
-    let mut markdown = String::new();
-    writeln!(markdown, "# LSM headline figures\n").unwrap();
-    writeln!(markdown, "Command: `{command}`  \nMachine: {}  \nFile system: OsVfs on the working directory's disk; default LSM settings except a 4 MiB memtable (256 MiB for the recovery run).\n", machine()).unwrap();
-    writeln!(
-        markdown,
-        "| figure | value | unit | note |\n|---|---|---|---|"
-    )
-    .unwrap();
-    for figure in figures {
-        writeln!(
-            markdown,
-            "| {} | {:.4} | {} | {} |",
-            figure.name, figure.value, figure.unit, figure.note
-        )
-        .unwrap();
-    }
-    print!("{markdown}");
-    let json: Vec<String> = figures
-        .iter()
-        .map(|figure| {
-            format!(
-                "    {{\"name\": {:?}, \"value\": {}, \"unit\": {:?}, \"note\": {:?}}}",
-                figure.name, figure.value, figure.unit, figure.note
-            )
-        })
-        .collect();
-    let json = format!(
-        "{{\n  \"command\": {command:?},\n  \"machine\": {:?},\n  \"figures\": [\n{}\n  ]\n}}\n",
-        machine(),
-        json.join(",\n")
+    report(
+        "lsm-measure",
+        "LSM headline figures",
+        "cargo run --release -p leasehold-benches --bin lsm-measure",
+        "OsVfs on the working directory's disk; default LSM settings except a 4 MiB memtable (256 MiB for the recovery run)",
+        &figures,
     );
-    std::fs::create_dir_all("results").unwrap();
-    std::fs::write("results/lsm-measure.md", markdown).unwrap();
-    std::fs::write("results/lsm-measure.json", json).unwrap();
 }
