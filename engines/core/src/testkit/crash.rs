@@ -337,7 +337,8 @@ fn policy_strategy() -> impl Strategy<Value = CrashPolicy> {
 pub fn case_strategy(ops_max: usize) -> impl Strategy<Value = CrashCase> {
     (
         proptest::collection::vec(op_strategy(), 1..ops_max),
-        1u64..200,
+        // Most runs make 30-150 mutations: most cases crash mid-run, some after.
+        1u64..120,
         policy_strategy(),
         any::<u64>(),
         1u64..40,
