@@ -746,5 +746,4 @@ impl Vfs for SimVfs {
     }
 }
 
-#[cfg(test)]
-mod tests;
+// The rules above are tested through the public interface in tests/sim_vfs.rs.

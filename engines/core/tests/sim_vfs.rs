@@ -1,7 +1,15 @@
-//! The SimVfs against its own rules.
+//! The SimVfs against its own rules, through its public interface.
 
-use super::*;
-use crate::vfs::{read_all, read_exact_at, write_all_at};
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failure panics with its message
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use leasehold_core::vfs::{
+    read_all, read_exact_at, write_all_at, CrashPolicy, Fault, FaultConfig, SimVfs, Vfs, VfsFile,
+    SECTOR_LEN,
+};
 
 fn path(name: &str) -> PathBuf {
     PathBuf::from("/db").join(name)
