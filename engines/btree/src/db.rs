@@ -9,7 +9,7 @@
 use std::collections::BTreeSet;
 use std::ops::{Bound, ControlFlow};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -19,6 +19,7 @@ use parking_lot::{Condvar, Mutex, RwLock};
 use leasehold_core::commit::{CommitQueue, Pending};
 use leasehold_core::config::BtreeConfig;
 use leasehold_core::kv::ScanVisitor;
+use leasehold_core::lifecycle::Lifecycle;
 use leasehold_core::vfs::{read_confirmed, write_all_at, Vfs, VfsFile};
 use leasehold_core::wal::{self, WalWriter};
 use leasehold_core::{
@@ -99,8 +100,7 @@ struct Inner {
     writer: Mutex<WriterState>,
     commits: CommitQueue,
     checkpoint: Mutex<CheckpointState>,
-    failure: Mutex<Option<String>>,
-    closed: AtomicBool,
+    lifecycle: Lifecycle,
     stop: Mutex<bool>,
     work_cv: Condvar,
     counters: Counters,
@@ -382,8 +382,7 @@ fn recover(config: &BtreeConfig, vfs: Arc<dyn Vfs>) -> KvResult<(Inner, bool)> {
             page_count: meta.page_count,
             list_pages,
         }),
-        failure: Mutex::new(None),
-        closed: AtomicBool::new(false),
+        lifecycle: Lifecycle::default(),
         stop: Mutex::new(false),
         work_cv: Condvar::new(),
         counters,
@@ -426,20 +425,11 @@ fn apply(
 
 impl Inner {
     fn check_usable(&self) -> KvResult<()> {
-        if self.closed.load(Ordering::Acquire) {
-            return Err(KvError::Closed);
-        }
-        if let Some(reason) = self.failure.lock().as_ref() {
-            return Err(KvError::Poisoned {
-                reason: reason.clone(),
-            });
-        }
-        Ok(())
+        self.lifecycle.check_writable()
     }
 
     fn fail(&self, err: KvError) -> KvError {
-        self.failure.lock().get_or_insert(err.to_string());
-        err
+        self.lifecycle.fail(err)
     }
 
     fn write(&self, batch: WriteBatch, durability: Durability) -> KvResult<()> {
@@ -677,7 +667,7 @@ impl Inner {
                     return;
                 }
             }
-            if self.failure.lock().is_some() {
+            if self.lifecycle.is_failed() {
                 return;
             }
             if let Some(mut writer) = self.writer.try_lock() {
@@ -772,9 +762,7 @@ impl KvEngine for BtreeEngine {
     }
 
     fn get(&self, key: &[u8]) -> KvResult<Option<Vec<u8>>> {
-        if self.inner.closed.load(Ordering::Acquire) {
-            return Err(KvError::Closed);
-        }
+        self.inner.lifecycle.check_open()?;
         let root = self.inner.root.read().clone();
         Ok(root
             .as_ref()
@@ -791,9 +779,7 @@ impl KvEngine for BtreeEngine {
     }
 
     fn scan(&self, range: &KeyRange, visit: &mut ScanVisitor<'_>) -> KvResult<()> {
-        if self.inner.closed.load(Ordering::Acquire) {
-            return Err(KvError::Closed);
-        }
+        self.inner.lifecycle.check_open()?;
         let Some(root) = self.inner.root.read().clone() else {
             return Ok(());
         };
@@ -847,13 +833,7 @@ impl KvEngine for BtreeEngine {
     }
 
     fn health(&self) -> Health {
-        if self.inner.closed.load(Ordering::Acquire) {
-            return Health::Failed("engine is closed".into());
-        }
-        match self.inner.failure.lock().clone() {
-            Some(reason) => Health::Failed(reason),
-            None => Health::Healthy,
-        }
+        self.inner.lifecycle.health().unwrap_or(Health::Healthy)
     }
 
     fn verify(&self) -> KvResult<VerifyReport> {
@@ -861,12 +841,12 @@ impl KvEngine for BtreeEngine {
     }
 
     fn close(&self) -> KvResult<()> {
-        if self.inner.closed.load(Ordering::Acquire) {
+        if self.inner.lifecycle.is_closed() {
             return Ok(());
         }
         self.stop_worker();
         let result = self.flush();
-        self.inner.closed.store(true, Ordering::Release);
+        self.inner.lifecycle.close();
         result
     }
 }

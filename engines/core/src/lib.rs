@@ -22,6 +22,7 @@ pub mod key;
 pub mod kv;
 pub mod kvstore;
 pub mod lease;
+pub mod lifecycle;
 pub mod metrics;
 pub mod rng;
 pub mod rules;

@@ -13,7 +13,7 @@
 
 use std::ops::{Bound, ControlFlow};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -23,6 +23,7 @@ use parking_lot::{Condvar, Mutex, RwLock};
 use leasehold_core::commit::{CommitQueue, Pending};
 use leasehold_core::config::LsmConfig;
 use leasehold_core::kv::ScanVisitor;
+use leasehold_core::lifecycle::Lifecycle;
 use leasehold_core::vfs::{read_confirmed, replace_file_atomically, Vfs, VfsFile};
 use leasehold_core::{
     BatchOp, Durability, EngineStats, Health, KeyRange, KvEngine, KvError, KvResult, VerifyReport,
@@ -154,8 +155,7 @@ struct Inner {
     stop: Mutex<bool>,
     work_cv: Condvar,
     progress_cv: Condvar,
-    failure: Mutex<Option<String>>,
-    closed: AtomicBool,
+    lifecycle: Lifecycle,
     counters: Counters,
 }
 
@@ -578,8 +578,7 @@ fn recover(
         stop: Mutex::new(false),
         work_cv: Condvar::new(),
         progress_cv: Condvar::new(),
-        failure: Mutex::new(None),
-        closed: AtomicBool::new(false),
+        lifecycle: Lifecycle::default(),
         counters,
     })
 }
@@ -622,21 +621,13 @@ fn insert_op(memtable: &Memtable, op: BatchOp, sequence: u64) {
 
 impl Inner {
     fn check_usable(&self) -> KvResult<()> {
-        if self.closed.load(Ordering::Acquire) {
-            return Err(KvError::Closed);
-        }
-        if let Some(reason) = self.failure.lock().as_ref() {
-            return Err(KvError::Poisoned {
-                reason: reason.clone(),
-            });
-        }
-        Ok(())
+        self.lifecycle.check_writable()
     }
 
-    /// Records the first failure: from now on the engine refuses writes.
+    /// Records the first failure (the engine then refuses writes) and wakes
+    /// stalled writers so they see it.
     fn fail(&self, err: KvError) -> KvError {
-        let reason = err.to_string();
-        self.failure.lock().get_or_insert(reason);
+        let err = self.lifecycle.fail(err);
         self.progress_cv.notify_all();
         err
     }
@@ -984,7 +975,7 @@ impl Inner {
                     return;
                 }
             }
-            if self.failure.lock().is_some() {
+            if self.lifecycle.is_failed() {
                 return;
             }
             // Group durability: sync a WAL that has waited long enough. A
@@ -1029,9 +1020,7 @@ impl Inner {
     }
 
     fn get(&self, key: &[u8]) -> KvResult<Option<Vec<u8>>> {
-        if self.closed.load(Ordering::Acquire) {
-            return Err(KvError::Closed);
-        }
+        self.lifecycle.check_open()?;
         let (active, immutables, version, sequence) = self.view();
         for memtable in std::iter::once(&active).chain(immutables.iter().rev()) {
             if let Some((kind, value)) = memtable.get(key, sequence) {
@@ -1052,9 +1041,7 @@ impl Inner {
     }
 
     fn scan(&self, range: &KeyRange, visit: &mut ScanVisitor<'_>) -> KvResult<()> {
-        if self.closed.load(Ordering::Acquire) {
-            return Err(KvError::Closed);
-        }
+        self.lifecycle.check_open()?;
         let (active, immutables, version, sequence) = self.view();
         let start = match &range.start {
             Bound::Included(key) | Bound::Excluded(key) => {
@@ -1238,11 +1225,8 @@ impl KvEngine for LsmEngine {
     }
 
     fn health(&self) -> Health {
-        if self.inner.closed.load(Ordering::Acquire) {
-            return Health::Failed("engine is closed".into());
-        }
-        if let Some(reason) = self.inner.failure.lock().clone() {
-            return Health::Failed(reason);
+        if let Some(failed) = self.inner.lifecycle.health() {
+            return failed;
         }
         let stats = self.inner.stats();
         let level0 = self.inner.state.read().version.levels[0].len();
@@ -1264,12 +1248,12 @@ impl KvEngine for LsmEngine {
     }
 
     fn close(&self) -> KvResult<()> {
-        if self.inner.closed.load(Ordering::Acquire) {
+        if self.inner.lifecycle.is_closed() {
             return Ok(());
         }
         self.stop_worker();
         let result = self.flush();
-        self.inner.closed.store(true, Ordering::Release);
+        self.inner.lifecycle.close();
         result
     }
 }

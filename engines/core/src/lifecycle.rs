@@ -1,0 +1,88 @@
+//! An engine's lifecycle: open, failed, closed. The first I/O failure that
+//! could have lost acknowledged data (a failed fsync, a failed log or manifest
+//! write) is sticky: from then on the engine refuses writes until it is
+//! reopened, because after a failed fsync the kernel may have dropped the data
+//! for good (DESIGN §4). Reads stay allowed until `close`.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use parking_lot::Mutex;
+
+use crate::error::{KvError, KvResult};
+use crate::kv::Health;
+
+#[derive(Debug, Default)]
+pub struct Lifecycle {
+    failure: Mutex<Option<String>>,
+    closed: AtomicBool,
+}
+
+impl Lifecycle {
+    /// Ok while the engine may write: not closed, not failed.
+    pub fn check_writable(&self) -> KvResult<()> {
+        self.check_open()?;
+        match self.failure.lock().as_ref() {
+            Some(reason) => Err(KvError::Poisoned {
+                reason: reason.clone(),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Ok until `close` (reads stay allowed after a failure).
+    pub fn check_open(&self) -> KvResult<()> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(KvError::Closed);
+        }
+        Ok(())
+    }
+
+    /// Records `err` as the engine's failure (the first one wins) and returns it.
+    pub fn fail(&self, err: KvError) -> KvError {
+        self.failure.lock().get_or_insert_with(|| err.to_string());
+        err
+    }
+
+    pub fn is_failed(&self) -> bool {
+        self.failure.lock().is_some()
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    /// Marks the engine closed; false if it already was.
+    pub fn close(&self) -> bool {
+        !self.closed.swap(true, Ordering::AcqRel)
+    }
+
+    /// `Failed` when closed or failed, else `None` (the engine judges the rest).
+    pub fn health(&self) -> Option<Health> {
+        if self.is_closed() {
+            return Some(Health::Failed("engine is closed".into()));
+        }
+        self.failure.lock().clone().map(Health::Failed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_first_failure_sticks_and_close_is_final() {
+        let lifecycle = Lifecycle::default();
+        assert!(lifecycle.check_writable().is_ok());
+        lifecycle.fail(KvError::InvalidArgument("first".into()));
+        lifecycle.fail(KvError::InvalidArgument("second".into()));
+        match lifecycle.check_writable() {
+            Err(KvError::Poisoned { reason }) => assert!(reason.contains("first")),
+            other => panic!("{other:?}"),
+        }
+        assert!(lifecycle.check_open().is_ok(), "reads stay allowed");
+        assert!(lifecycle.close());
+        assert!(!lifecycle.close());
+        assert!(matches!(lifecycle.check_open(), Err(KvError::Closed)));
+        assert!(matches!(lifecycle.health(), Some(Health::Failed(_))));
+    }
+}
