@@ -101,6 +101,54 @@ pub fn report(name: &str, title: &str, command: &str, setup: &str, figures: &[Fi
     std::fs::write(format!("results/{name}.json"), json).unwrap();
 }
 
+/// Sync puts with one writer, then with four at once (group commit): two
+/// figures. The engine is closed afterwards.
+pub fn sync_puts<E: leasehold_core::KvEngine>(engine: E, figures: &mut Vec<Figure>) {
+    use leasehold_core::{Durability, KvEngine};
+    let engine = std::sync::Arc::new(engine);
+    let count = 2_000u64;
+    let mut rng = SplitMix64::new(7);
+    let started = std::time::Instant::now();
+    for index in 0..count {
+        engine
+            .write(put(index, &mut rng), Durability::Sync)
+            .unwrap();
+    }
+    figures.push(Figure {
+        name: "random put, Sync, 1 writer".into(),
+        value: rate(count, started.elapsed()),
+        unit: "puts/s",
+        note: "an fsync per put".into(),
+    });
+    let fsyncs_before = engine.stats().fsyncs;
+    let started = std::time::Instant::now();
+    std::thread::scope(|scope| {
+        for thread in 0..4u64 {
+            let engine = &engine;
+            scope.spawn(move || {
+                let mut rng = SplitMix64::new(thread);
+                for index in 0..count {
+                    engine
+                        .write(put(thread * 1_000_000 + index, &mut rng), Durability::Sync)
+                        .unwrap();
+                }
+            });
+        }
+    });
+    let elapsed = started.elapsed();
+    let fsyncs = engine.stats().fsyncs - fsyncs_before;
+    figures.push(Figure {
+        name: "random put, Sync, 4 writers".into(),
+        value: rate(4 * count, elapsed),
+        unit: "puts/s",
+        note: format!(
+            "{:.2} puts per fsync (group commit)",
+            (4 * count) as f64 / fsyncs.max(1) as f64
+        ),
+    });
+    KvEngine::close(engine.as_ref()).unwrap();
+}
+
 /// `--dir D` from the command line, or `results/data/<name>`.
 pub fn data_dir(name: &str) -> std::path::PathBuf {
     let args: Vec<String> = std::env::args().collect();

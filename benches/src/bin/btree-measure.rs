@@ -15,7 +15,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
-use leasehold_benches::{data_dir, key, put, rate, report, Figure, VALUE_LEN};
+use leasehold_benches::{data_dir, key, put, rate, report, sync_puts, Figure, VALUE_LEN};
 use leasehold_btree::BtreeEngine;
 use leasehold_core::config::BtreeConfig;
 use leasehold_core::rng::SplitMix64;
@@ -103,51 +103,7 @@ fn main() {
     drop(engine);
 
     // 3. Sync puts: one writer, then four (group commit).
-    let engine = Arc::new(fresh(&dir, "sync", |_| {}));
-    let count = 2_000u64;
-    let started = Instant::now();
-    for index in 0..count {
-        engine
-            .write(put(index, &mut rng), Durability::Sync)
-            .unwrap();
-    }
-    figures.push(Figure {
-        name: "random put, Sync, 1 writer".into(),
-        value: rate(count, started.elapsed()),
-        unit: "puts/s",
-        note: "fsync per put".into(),
-    });
-    let fsyncs_before = engine.stats().fsyncs;
-    let started = Instant::now();
-    let threads: Vec<_> = (0..4u64)
-        .map(|thread| {
-            let engine = Arc::clone(&engine);
-            std::thread::spawn(move || {
-                let mut rng = SplitMix64::new(thread);
-                for index in 0..count {
-                    engine
-                        .write(put(thread * 1_000_000 + index, &mut rng), Durability::Sync)
-                        .unwrap();
-                }
-            })
-        })
-        .collect();
-    for thread in threads {
-        thread.join().unwrap();
-    }
-    let elapsed = started.elapsed();
-    let fsyncs = engine.stats().fsyncs - fsyncs_before;
-    figures.push(Figure {
-        name: "random put, Sync, 4 writers".into(),
-        value: rate(4 * count, elapsed),
-        unit: "puts/s",
-        note: format!(
-            "{:.2} puts per fsync (group commit)",
-            (4 * count) as f64 / fsyncs.max(1) as f64
-        ),
-    });
-    engine.close().unwrap();
-    drop(engine);
+    sync_puts(fresh(&dir, "sync", |_| {}), &mut figures);
 
     // 4. Space amplification after overwriting the data ten times.
     let engine = fresh(&dir, "overwrite", |_| {});

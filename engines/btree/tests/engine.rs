@@ -13,8 +13,8 @@ use std::sync::Arc;
 
 use leasehold_btree::BtreeEngine;
 use leasehold_core::config::BtreeConfig;
-use leasehold_core::rng::SplitMix64;
 use leasehold_core::testkit::crash::{self, collect_all, CrashCase, CrashOp};
+use leasehold_core::testkit::workload;
 use leasehold_core::vfs::{CrashPolicy, Fault, FaultConfig, OsVfs, SimVfs};
 use leasehold_core::{Durability, Health, KvEngine, KvError, WriteBatch};
 
@@ -34,42 +34,17 @@ fn random_workload(
     writes: usize,
     keys: u64,
 ) -> BTreeMap<Vec<u8>, Vec<u8>> {
-    let mut rng = SplitMix64::new(seed);
-    let mut model = BTreeMap::new();
-    for _ in 0..writes {
-        let mut batch = WriteBatch::new();
-        for _ in 0..1 + rng.below(3) {
-            let key = format!("key-{:05}", rng.below(keys)).into_bytes();
-            if rng.chance(0.2) {
-                batch.delete(key);
-            } else {
-                // Mostly small values, some that overflow into several pages.
-                let len = if rng.chance(0.1) {
-                    300 + rng.below(3000)
-                } else {
-                    rng.below(120)
-                };
-                batch.put(key, vec![rng.below(256) as u8; len as usize]);
-            }
+    workload::random_batches(engine, seed, writes, keys, |rng| {
+        if rng.chance(0.1) {
+            300 + rng.below(3000) as usize
+        } else {
+            rng.below(120) as usize
         }
-        batch.apply_to(&mut model);
-        engine.write(batch, Durability::Buffered).unwrap();
-    }
-    model
+    })
 }
 
 fn check_against(engine: &BtreeEngine, model: &BTreeMap<Vec<u8>, Vec<u8>>, keys: u64) {
-    for index in 0..keys {
-        let key = format!("key-{index:05}").into_bytes();
-        assert_eq!(
-            engine.get(&key).unwrap().as_ref(),
-            model.get(&key),
-            "key {index}"
-        );
-    }
-    assert_eq!(&collect_all(engine).unwrap(), model);
-    let report = engine.verify().unwrap();
-    assert!(report.is_clean(), "{report:?}");
+    workload::check_against(engine, model, keys);
 }
 
 #[test]

@@ -11,8 +11,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use leasehold_core::config::LsmConfig;
-use leasehold_core::rng::SplitMix64;
 use leasehold_core::testkit::crash::{self, collect_all, CrashCase, CrashOp};
+use leasehold_core::testkit::workload;
 use leasehold_core::vfs::{CrashPolicy, Fault, FaultConfig, OsVfs, SimVfs, Vfs};
 use leasehold_core::{Durability, KvEngine, KvError, WriteBatch};
 use leasehold_lsm::LsmEngine;
@@ -27,44 +27,17 @@ fn put(key: &str, value: &[u8]) -> WriteBatch {
     batch
 }
 
-/// Random puts and deletes over `keys` keys, checked against a model by point
-/// reads and a full scan, before and after a reopen.
 fn random_workload(
     engine: &LsmEngine,
     seed: u64,
     writes: usize,
     keys: u64,
 ) -> BTreeMap<Vec<u8>, Vec<u8>> {
-    let mut rng = SplitMix64::new(seed);
-    let mut model = BTreeMap::new();
-    for _ in 0..writes {
-        let mut batch = WriteBatch::new();
-        for _ in 0..1 + rng.below(3) {
-            let key = format!("key-{:05}", rng.below(keys)).into_bytes();
-            if rng.chance(0.2) {
-                batch.delete(key);
-            } else {
-                batch.put(key, vec![rng.below(256) as u8; rng.below(300) as usize]);
-            }
-        }
-        batch.apply_to(&mut model);
-        engine.write(batch, Durability::Buffered).unwrap();
-    }
-    model
+    workload::random_batches(engine, seed, writes, keys, |rng| rng.below(300) as usize)
 }
 
 fn check_against(engine: &LsmEngine, model: &BTreeMap<Vec<u8>, Vec<u8>>, keys: u64) {
-    for index in 0..keys {
-        let key = format!("key-{index:05}").into_bytes();
-        assert_eq!(
-            engine.get(&key).unwrap().as_ref(),
-            model.get(&key),
-            "key {index}"
-        );
-    }
-    assert_eq!(&collect_all(engine).unwrap(), model);
-    let report = engine.verify().unwrap();
-    assert!(report.is_clean(), "{report:?}");
+    workload::check_against(engine, model, keys);
 }
 
 #[test]

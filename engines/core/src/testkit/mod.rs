@@ -7,6 +7,7 @@
 //!   the first recovery) and consults the oracle; with a proptest front end
 //!   that shrinks failures;
 //! - `conformance`: the `Store` behaviour every engine must show;
+//! - `workload`: a random workload checked against a model;
 //! - `toy`: a minimal log engine, correct or with a planted ack-before-fsync bug,
 //!   on which the oracle proves it can fail.
 
@@ -18,3 +19,4 @@ pub mod conformance;
 pub mod crash;
 pub mod oracle;
 pub mod toy;
+pub mod workload;

@@ -1,0 +1,55 @@
+//! A random workload checked against a model, for engines' own tests: the
+//! same expectations over every engine.
+
+use crate::kv::{Durability, KvEngine, WriteBatch};
+use crate::rng::SplitMix64;
+
+use super::crash::collect_all;
+use super::oracle::KvMap;
+
+fn key(index: u64) -> Vec<u8> {
+    format!("key-{index:05}").into_bytes()
+}
+
+/// `writes` batches of 1–3 puts (80 %) and deletes over `keys` keys, Buffered;
+/// `value_len` picks each value's length. Returns the model of what was written.
+pub fn random_batches(
+    engine: &dyn KvEngine,
+    seed: u64,
+    writes: usize,
+    keys: u64,
+    value_len: impl Fn(&mut SplitMix64) -> usize,
+) -> KvMap {
+    let mut rng = SplitMix64::new(seed);
+    let mut model = KvMap::new();
+    for _ in 0..writes {
+        let mut batch = WriteBatch::new();
+        for _ in 0..1 + rng.below(3) {
+            let key = key(rng.below(keys));
+            if rng.chance(0.2) {
+                batch.delete(key);
+            } else {
+                let len = value_len(&mut rng);
+                batch.put(key, vec![rng.below(256) as u8; len]);
+            }
+        }
+        batch.apply_to(&mut model);
+        engine.write(batch, Durability::Buffered).expect("write");
+    }
+    model
+}
+
+/// Point reads of every key, a full scan, and `verify` agree with `model`.
+pub fn check_against(engine: &dyn KvEngine, model: &KvMap, keys: u64) {
+    for index in 0..keys {
+        let key = key(index);
+        assert_eq!(
+            engine.get(&key).expect("get").as_ref(),
+            model.get(&key),
+            "key {index}"
+        );
+    }
+    assert_eq!(&collect_all(engine).expect("scan"), model);
+    let report = engine.verify().expect("verify");
+    assert!(report.is_clean(), "{report:?}");
+}
