@@ -34,6 +34,22 @@ use crate::node::{self, Body, Change, Limits, Node, PageId, Replaced, ValueCell}
 use crate::page::{self, PageKind};
 
 pub const DATA_FILE: &str = "data.db";
+
+/// Bugs planted on purpose, switched on only by this crate's unit tests, to
+/// prove the crash oracle finds them (see `planted_bugs` tests below).
+#[cfg_attr(not(test), allow(dead_code))]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum PlantedBug {
+    /// A Sync write returns without the log fsync.
+    SkipLogSync,
+    /// A new log's directory entry is never fsynced.
+    SkipDirSync,
+    /// A write is acknowledged before its record reaches the log (it is
+    /// logged with the next group instead).
+    AckBeforeWal,
+    /// A checkpoint writes its meta without first fsyncing the pages.
+    SkipDataSync,
+}
 const GROUP_BYTES_MAX: u64 = 4 << 20;
 
 pub fn wal_name(number: u64) -> String {
@@ -101,6 +117,8 @@ struct Inner {
     commits: CommitQueue,
     checkpoint: Mutex<CheckpointState>,
     lifecycle: Lifecycle,
+    #[cfg(test)]
+    planted: Mutex<(Option<PlantedBug>, Vec<Vec<u8>>)>,
     stop: Mutex<bool>,
     work_cv: Condvar,
     counters: Counters,
@@ -383,6 +401,8 @@ fn recover(config: &BtreeConfig, vfs: Arc<dyn Vfs>) -> KvResult<(Inner, bool)> {
             list_pages,
         }),
         lifecycle: Lifecycle::default(),
+        #[cfg(test)]
+        planted: Mutex::new((None, Vec::new())),
         stop: Mutex::new(false),
         work_cv: Condvar::new(),
         counters,
@@ -432,6 +452,17 @@ impl Inner {
         self.lifecycle.fail(err)
     }
 
+    /// True when the test-only `bug` is planted (always false outside tests).
+    fn planted(&self, bug: PlantedBug) -> bool {
+        #[cfg(test)]
+        return self.planted.lock().0 == Some(bug);
+        #[cfg(not(test))]
+        {
+            let _ = bug;
+            false
+        }
+    }
+
     fn write(&self, batch: WriteBatch, durability: Durability) -> KvResult<()> {
         self.check_usable()?;
         if batch.is_empty() {
@@ -468,6 +499,10 @@ impl Inner {
 
     fn sync_log(&self, writer: &mut WriterState) -> KvResult<()> {
         self.drain_buffer(writer)?;
+        if self.planted(PlantedBug::SkipLogSync) {
+            writer.last_sync = Instant::now();
+            return Ok(());
+        }
         writer.wal.sync().map_err(|err| {
             self.fail(KvError::io(
                 format!("sync {}", writer.wal.path().display()),
@@ -483,7 +518,16 @@ impl Inner {
         self.check_usable()?;
         let mut bytes = 0;
         for pending in group {
-            let record = pending.batch.encode();
+            #[allow(unused_mut)]
+            let mut record = pending.batch.encode();
+            #[cfg(test)]
+            if self.planted(PlantedBug::AckBeforeWal) {
+                let deferred = std::mem::replace(&mut self.planted.lock().1, vec![record]);
+                record = deferred.into_iter().next().unwrap_or_default();
+                if record.is_empty() {
+                    continue;
+                }
+            }
             bytes += record.len() as u64;
             writer.buffer.push(record);
         }
@@ -552,9 +596,11 @@ impl Inner {
                 .vfs
                 .create(&path)
                 .map_err(|err| self.fail(KvError::io(format!("create {}", path.display()), err)))?;
-            self.vfs.sync_dir(&self.dir).map_err(|err| {
-                self.fail(KvError::io(format!("sync {}", self.dir.display()), err))
-            })?;
+            if !self.planted(PlantedBug::SkipDirSync) {
+                self.vfs.sync_dir(&self.dir).map_err(|err| {
+                    self.fail(KvError::io(format!("sync {}", self.dir.display()), err))
+                })?;
+            }
             writer.wal = WalWriter::new(file, path);
             writer.wal_number = number;
             writer.since_checkpoint = 0;
@@ -600,12 +646,14 @@ impl Inner {
         for page in &list.list_pages {
             free_after.remove(page);
         }
-        self.data.sync().map_err(|err| {
-            self.fail(KvError::io(
-                format!("sync {}", self.data_path.display()),
-                err,
-            ))
-        })?;
+        if !self.planted(PlantedBug::SkipDataSync) {
+            self.data.sync().map_err(|err| {
+                self.fail(KvError::io(
+                    format!("sync {}", self.data_path.display()),
+                    err,
+                ))
+            })?;
+        }
         let meta = meta_for(
             txn,
             self.page_size,
@@ -848,5 +896,47 @@ impl KvEngine for BtreeEngine {
         let result = self.flush();
         self.inner.lifecycle.close();
         result
+    }
+}
+
+#[cfg(test)]
+mod planted_bugs {
+    use super::*;
+    use leasehold_core::testkit::crash;
+    use leasehold_core::vfs::SimVfs;
+
+    fn open(bug: PlantedBug) -> impl Fn(SimVfs) -> KvResult<BtreeEngine> {
+        move |vfs| {
+            let config = BtreeConfig {
+                data_dir: "/btree".into(),
+                max_keys_per_node: 8,
+                wal_buffer_size: 4096,
+                wal_sync_interval: 1,
+                page_size: 1024,
+                checkpoint_wal_bytes: 4096,
+                background_threads: false,
+                ..BtreeConfig::default()
+            };
+            let engine = BtreeEngine::open(&config, Arc::new(vfs))?;
+            engine.inner.planted.lock().0 = Some(bug);
+            Ok(engine)
+        }
+    }
+
+    /// The campaign must find each planted bug within a bounded run.
+    #[test]
+    fn the_crash_oracle_finds_every_planted_bug() {
+        for bug in [
+            PlantedBug::SkipLogSync,
+            PlantedBug::SkipDirSync,
+            PlantedBug::AckBeforeWal,
+            PlantedBug::SkipDataSync,
+        ] {
+            let found = crash::search(&open(bug), 2_000, 32);
+            assert!(
+                found.is_err(),
+                "{bug:?} went unnoticed by 2 000 crash cases"
+            );
+        }
     }
 }

@@ -44,6 +44,20 @@ use leasehold_core::wal::{self, WalWriter};
 /// dropped: e.g. a snapshot whose TTL ran out.
 pub type CompactionFilter = Arc<dyn Fn(&[u8], &[u8]) -> bool + Send + Sync>;
 
+/// Bugs planted on purpose, switched on only by this crate's unit tests, to
+/// prove the crash oracle finds them (see `planted_bugs` tests below).
+#[cfg_attr(not(test), allow(dead_code))]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum PlantedBug {
+    /// A Sync write returns without the WAL fsync.
+    SkipWalSync,
+    /// A new WAL or table's directory entry is never fsynced.
+    SkipDirSync,
+    /// A write is acknowledged before its record is in the WAL (the record is
+    /// written with the next group instead).
+    AckBeforeWal,
+}
+
 /// Bytes of batches one write leader takes into its group.
 const GROUP_BYTES_MAX: u64 = 4 << 20;
 
@@ -157,6 +171,8 @@ struct Inner {
     progress_cv: Condvar,
     lifecycle: Lifecycle,
     counters: Counters,
+    #[cfg(test)]
+    planted: Mutex<(Option<PlantedBug>, Vec<Vec<u8>>)>,
 }
 
 /// The LSM-tree engine.
@@ -580,6 +596,8 @@ fn recover(
         progress_cv: Condvar::new(),
         lifecycle: Lifecycle::default(),
         counters,
+        #[cfg(test)]
+        planted: Mutex::new((None, Vec::new())),
     })
 }
 
@@ -624,6 +642,27 @@ impl Inner {
         self.lifecycle.check_writable()
     }
 
+    /// True when the test-only `bug` is planted (always false outside tests).
+    fn planted(&self, bug: PlantedBug) -> bool {
+        #[cfg(test)]
+        return self.planted.lock().0 == Some(bug);
+        #[cfg(not(test))]
+        {
+            let _ = bug;
+            false
+        }
+    }
+
+    /// Fsyncs the directory (unless the test-only bug skips it).
+    fn sync_dir(&self) -> KvResult<()> {
+        if self.planted(PlantedBug::SkipDirSync) {
+            return Ok(());
+        }
+        self.vfs
+            .sync_dir(&self.dir)
+            .map_err(|err| self.fail(KvError::io(format!("sync {}", self.dir.display()), err)))
+    }
+
     /// Records the first failure (the engine then refuses writes) and wakes
     /// stalled writers so they see it.
     fn fail(&self, err: KvError) -> KvError {
@@ -651,6 +690,10 @@ impl Inner {
         for pending in group {
             records.push(encode_wal_record(sequence, &pending.batch));
             sequence += pending.batch.len() as u64;
+        }
+        #[cfg(test)]
+        if self.planted(PlantedBug::AckBeforeWal) {
+            records = std::mem::replace(&mut self.planted.lock().1, records);
         }
         let refs: Vec<&[u8]> = records.iter().map(Vec::as_slice).collect();
         let written = wal.writer.append(&refs).map_err(|err| {
@@ -690,6 +733,10 @@ impl Inner {
     }
 
     fn sync_wal(&self, wal: &mut WalState) -> KvResult<()> {
+        if self.planted(PlantedBug::SkipWalSync) {
+            wal.last_sync = Instant::now();
+            return Ok(());
+        }
         wal.writer.sync().map_err(|err| {
             self.fail(KvError::io(
                 format!("sync {}", wal.writer.path().display()),
@@ -754,9 +801,7 @@ impl Inner {
             .vfs
             .create(&path)
             .map_err(|err| self.fail(KvError::io(format!("create {}", path.display()), err)))?;
-        self.vfs
-            .sync_dir(&self.dir)
-            .map_err(|err| self.fail(KvError::io(format!("sync {}", self.dir.display()), err)))?;
+        self.sync_dir()?;
         wal.writer = WalWriter::new(file, path);
         wal.number = number;
         let mut state = self.state.write();
@@ -795,9 +840,7 @@ impl Inner {
                 bump(&self.counters.flush_bytes, meta.size);
                 edit.added.push((0, meta));
             }
-            self.vfs.sync_dir(&self.dir).map_err(|err| {
-                self.fail(KvError::io(format!("sync {}", self.dir.display()), err))
-            })?;
+            self.sync_dir()?;
         }
         let next_log = {
             let state = self.state.read();
@@ -1255,5 +1298,49 @@ impl KvEngine for LsmEngine {
         let result = self.flush();
         self.inner.lifecycle.close();
         result
+    }
+}
+
+#[cfg(test)]
+mod planted_bugs {
+    use super::*;
+    use leasehold_core::testkit::crash;
+    use leasehold_core::vfs::SimVfs;
+
+    fn open(bug: PlantedBug) -> impl Fn(SimVfs) -> KvResult<LsmEngine> {
+        move |vfs| {
+            let config = LsmConfig {
+                data_dir: "/lsm".into(),
+                memtable_size_limit: 4096,
+                max_memtables: 2,
+                compaction_threshold: 2,
+                l0_stop_writes: 4,
+                block_size: 256,
+                level_base_bytes: 8 << 10,
+                level_size_ratio: 2,
+                target_file_size: 4096,
+                background_threads: false,
+                ..LsmConfig::default()
+            };
+            let engine = LsmEngine::open(&config, Arc::new(vfs))?;
+            engine.inner.planted.lock().0 = Some(bug);
+            Ok(engine)
+        }
+    }
+
+    /// The campaign must find each planted bug within a bounded run.
+    #[test]
+    fn the_crash_oracle_finds_every_planted_bug() {
+        for bug in [
+            PlantedBug::SkipWalSync,
+            PlantedBug::SkipDirSync,
+            PlantedBug::AckBeforeWal,
+        ] {
+            let found = crash::search(&open(bug), 2_000, 32);
+            assert!(
+                found.is_err(),
+                "{bug:?} went unnoticed by 2 000 crash cases"
+            );
+        }
     }
 }
