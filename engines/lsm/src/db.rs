@@ -56,6 +56,9 @@ enum PlantedBug {
     /// A write is acknowledged before its record is in the WAL (the record is
     /// written with the next group instead).
     AckBeforeWal,
+    /// A failed fsync or write is forgotten: the engine keeps acknowledging
+    /// (the fsyncgate mistake).
+    ForgetFailures,
 }
 
 /// Bytes of batches one write leader takes into its group.
@@ -666,6 +669,9 @@ impl Inner {
     /// Records the first failure (the engine then refuses writes) and wakes
     /// stalled writers so they see it.
     fn fail(&self, err: KvError) -> KvError {
+        if self.planted(PlantedBug::ForgetFailures) {
+            return err;
+        }
         let err = self.lifecycle.fail(err);
         self.progress_cv.notify_all();
         err

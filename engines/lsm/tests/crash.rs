@@ -34,3 +34,8 @@ fn the_lsm_passes_the_crash_oracle() {
 fn the_lsm_survives_read_faults_during_recovery() {
     crash::check_read_faults("lsm", &open, cases(300), 24);
 }
+
+#[test]
+fn device_faults_never_give_wrong_data_or_acknowledge_after_a_failure() {
+    crash::check_device_faults("lsm", &open, cases(500), 24);
+}

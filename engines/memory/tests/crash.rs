@@ -32,3 +32,8 @@ fn backup_recovery_passes_the_crash_oracle() {
 fn backup_recovery_survives_read_faults() {
     crash::check_read_faults("memory", &open, 300, 16);
 }
+
+#[test]
+fn device_faults_never_give_wrong_data_or_acknowledge_after_a_failure() {
+    crash::check_device_faults("memory", &open, 300, 16);
+}
