@@ -1,9 +1,9 @@
 //! `leasehold`: the command line of the Leasehold kit.
 //!
 //! Today it has `compare`, which runs the built-in activation workload on every
-//! engine that has landed and prints what each cost. The scenario harness,
-//! `run`, `record` / `replay`, `crash-fuzz` and the operator commands join as
-//! their issues land (see README.md).
+//! engine that has landed and prints what each cost, and `crash-fuzz`, the
+//! crash-recovery campaign. The scenario harness, `run`, `record` / `replay`
+//! and the operator commands join as their issues land (see README.md).
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -14,11 +14,14 @@ use clap::{Parser, Subcommand};
 use leasehold_btree::BtreeEngine;
 use leasehold_core::config::{BackupCompression, BtreeConfig, LsmConfig, MemoryConfig};
 use leasehold_core::metrics::OpKind;
+use leasehold_core::vfs::CrashPolicy;
 use leasehold_core::vfs::OsVfs;
 use leasehold_core::{Durability, KvStore, Store};
 use leasehold_lsm::LsmEngine;
 use leasehold_memory::MemoryEngine;
 use leasehold_workloads::activation;
+
+mod crash_fuzz;
 
 #[derive(Parser)]
 #[command(
@@ -34,6 +37,31 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the built-in activation workload on every engine and compare.
+    /// Crash-recovery fuzzing of an engine on the simulated disk.
+    CrashFuzz {
+        #[arg(long, value_enum)]
+        engine: crash_fuzz::Engine,
+        /// How long to search (ignored with --exhaustive or --replay).
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+        /// First seed; round n uses seed + n. Default: from the clock (printed).
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Crash policies to use (default: all).
+        #[arg(long = "policy", value_parser = parse_policy)]
+        policies: Vec<CrashPolicy>,
+        #[arg(long, value_enum, default_value = "crash")]
+        mode: crash_fuzz::Mode,
+        /// Every crash point of a fixed set of short sequences, under each policy.
+        #[arg(long)]
+        exhaustive: bool,
+        /// Rerun a reproducer written by an earlier failure.
+        #[arg(long)]
+        replay: Option<std::path::PathBuf>,
+        /// Where to write a failure's reproducer (default results/crash-fuzz/<engine>-<seed>.json).
+        #[arg(long)]
+        out: Option<std::path::PathBuf>,
+    },
     Compare {
         /// Number of actors (Zipf θ = 0.99 popularity).
         #[arg(long, default_value_t = 5_000)]
@@ -56,9 +84,64 @@ struct Row {
     metrics: leasehold_core::metrics::StoreMetrics,
 }
 
+fn parse_policy(name: &str) -> Result<CrashPolicy, String> {
+    CrashPolicy::parse(name).ok_or_else(|| {
+        let names: Vec<&str> = CrashPolicy::ALL
+            .iter()
+            .map(|policy| policy.name())
+            .collect();
+        format!(
+            "unknown crash policy {name:?}; expected one of {}",
+            names.join(", ")
+        )
+    })
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::CrashFuzz {
+            engine,
+            seconds,
+            seed,
+            policies,
+            mode,
+            exhaustive,
+            replay,
+            out,
+        } => {
+            let seed = seed.unwrap_or_else(|| {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |elapsed| elapsed.as_secs())
+            });
+            let policies = if policies.is_empty() {
+                CrashPolicy::ALL.to_vec()
+            } else {
+                policies
+            };
+            let options = crash_fuzz::Options {
+                engine,
+                seconds,
+                seed,
+                policies,
+                mode,
+                exhaustive,
+                replay,
+                out,
+            };
+            eprintln!("crash-fuzz {engine:?}, seed {seed}, {mode:?} mode");
+            match crash_fuzz::run(&options) {
+                Ok(summary) => {
+                    println!("{summary}");
+                    ExitCode::SUCCESS
+                }
+                Err(failure) => {
+                    eprintln!("{failure}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Compare {
             actors,
             messages,

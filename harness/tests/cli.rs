@@ -56,3 +56,86 @@ fn a_bad_command_line_is_an_error_not_a_panic() {
     let output = leasehold().arg("frobnicate").output().unwrap();
     assert_eq!(output.status.code(), Some(2));
 }
+
+#[test]
+fn crash_fuzz_searches_runs_exhaustively_and_replays_reproducers() {
+    let output = leasehold()
+        .args([
+            "crash-fuzz",
+            "--engine",
+            "memory",
+            "--seconds",
+            "1",
+            "--seed",
+            "3",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(String::from_utf8_lossy(&output.stdout).contains("no violation"));
+
+    let output = leasehold()
+        .args([
+            "crash-fuzz",
+            "--engine",
+            "btree",
+            "--exhaustive",
+            "--policy",
+            "power-loss",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(String::from_utf8_lossy(&output.stdout)
+        .contains("crash points of 6 sequences under 1 policies, no violation"));
+
+    let dir = tempfile::tempdir().unwrap();
+    let case = leasehold_core::testkit::crash::CrashCase {
+        ops: vec![leasehold_core::testkit::crash::CrashOp::Write {
+            ops: vec![(1, Some(vec![7; 100]))],
+            durability: leasehold_core::Durability::Sync,
+        }],
+        crash_after: 2,
+        policy: leasehold_core::vfs::CrashPolicy::PowerLoss,
+        seed: 1,
+        recovery_crash_after: 1,
+        recovery_policy: leasehold_core::vfs::CrashPolicy::Prefix,
+    };
+    let path = dir.path().join("case.json");
+    std::fs::write(&path, serde_json::to_string(&case).unwrap()).unwrap();
+    let output = leasehold()
+        .args(["crash-fuzz", "--engine", "lsm", "--replay"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(String::from_utf8_lossy(&output.stdout).contains("the case passes"));
+
+    std::fs::write(&path, "not a case").unwrap();
+    let output = leasehold()
+        .args(["crash-fuzz", "--engine", "lsm", "--replay"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("is not a crash case"));
+
+    let output = leasehold()
+        .args(["crash-fuzz", "--engine", "lsm", "--policy", "sideways"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("unknown crash policy"));
+}

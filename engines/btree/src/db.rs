@@ -907,16 +907,7 @@ mod planted_bugs {
 
     fn open(bug: PlantedBug) -> impl Fn(SimVfs) -> KvResult<BtreeEngine> {
         move |vfs| {
-            let config = BtreeConfig {
-                data_dir: "/btree".into(),
-                max_keys_per_node: 8,
-                wal_buffer_size: 4096,
-                wal_sync_interval: 1,
-                page_size: 1024,
-                checkpoint_wal_bytes: 4096,
-                background_threads: false,
-                ..BtreeConfig::default()
-            };
+            let config = crate::crash_test_config("/btree");
             let engine = BtreeEngine::open(&config, Arc::new(vfs))?;
             engine.inner.planted.lock().0 = Some(bug);
             Ok(engine)

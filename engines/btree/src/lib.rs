@@ -17,3 +17,22 @@ pub mod node;
 pub mod page;
 
 pub use db::BtreeEngine;
+
+/// Small, deterministic settings for crash tests and `leasehold crash-fuzz`:
+/// 1 KiB pages, eight keys per node, a checkpoint every 4 KiB of log, inline
+/// checkpoints; values over 248 bytes overflow. Crash points fall inside page
+/// writes, free-list writes, meta flips and log rotations.
+pub fn crash_test_config(
+    dir: impl Into<std::path::PathBuf>,
+) -> leasehold_core::config::BtreeConfig {
+    leasehold_core::config::BtreeConfig {
+        data_dir: dir.into(),
+        max_keys_per_node: 8,
+        wal_buffer_size: 4096,
+        enable_compression: true,
+        wal_sync_interval: 1,
+        page_size: 1024,
+        checkpoint_wal_bytes: 4096,
+        background_threads: false,
+    }
+}

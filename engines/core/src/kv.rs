@@ -24,7 +24,8 @@ use crate::codec::{DecodeError, Reader, Writer};
 use crate::error::KvResult;
 
 /// When an acknowledged write is promised to survive power loss.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Durability {
     /// fsync (of the engine's log) before the write returns; concurrent writers
     /// share one fsync (group commit).

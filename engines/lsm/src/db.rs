@@ -1315,19 +1315,7 @@ mod planted_bugs {
 
     fn open(bug: PlantedBug) -> impl Fn(SimVfs) -> KvResult<LsmEngine> {
         move |vfs| {
-            let config = LsmConfig {
-                data_dir: "/lsm".into(),
-                memtable_size_limit: 4096,
-                max_memtables: 2,
-                compaction_threshold: 2,
-                l0_stop_writes: 4,
-                block_size: 256,
-                level_base_bytes: 8 << 10,
-                level_size_ratio: 2,
-                target_file_size: 4096,
-                background_threads: false,
-                ..LsmConfig::default()
-            };
+            let config = crate::crash_test_config("/lsm");
             let engine = LsmEngine::open(&config, Arc::new(vfs))?;
             engine.inner.planted.lock().0 = Some(bug);
             Ok(engine)

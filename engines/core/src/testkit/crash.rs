@@ -33,7 +33,7 @@ pub fn key_name(key: u8) -> Vec<u8> {
     format!("key-{key:02}").into_bytes()
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum CrashOp {
     /// One batch; `None` values are deletes.
     Write {
@@ -58,7 +58,9 @@ impl CrashOp {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// One reproducible case; serializable so a campaign can write a shrunk
+/// failure to a file and `leasehold crash-fuzz --replay` can rerun it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CrashCase {
     pub ops: Vec<CrashOp>,
     /// The disk freezes at this mutation after the first open (1-based); past
@@ -329,20 +331,28 @@ fn op_strategy() -> impl Strategy<Value = CrashOp> {
     ]
 }
 
-fn policy_strategy() -> impl Strategy<Value = CrashPolicy> {
-    proptest::sample::select(CrashPolicy::ALL.to_vec())
+fn policy_strategy(policies: &[CrashPolicy]) -> impl Strategy<Value = CrashPolicy> {
+    proptest::sample::select(policies.to_vec())
 }
 
 /// Cases of up to `ops_max` operations.
 pub fn case_strategy(ops_max: usize) -> impl Strategy<Value = CrashCase> {
+    case_strategy_with(ops_max, &CrashPolicy::ALL)
+}
+
+/// Cases of up to `ops_max` operations crashing under one of `policies`.
+pub fn case_strategy_with(
+    ops_max: usize,
+    policies: &[CrashPolicy],
+) -> impl Strategy<Value = CrashCase> {
     (
         proptest::collection::vec(op_strategy(), 1..ops_max),
         // Most runs make 30-150 mutations: most cases crash mid-run, some after.
         1u64..120,
-        policy_strategy(),
+        policy_strategy(policies),
         any::<u64>(),
         1u64..40,
-        policy_strategy(),
+        policy_strategy(policies),
     )
         .prop_map(
             |(ops, crash_after, policy, seed, recovery_crash_after, recovery_policy)| CrashCase {
@@ -389,6 +399,17 @@ pub fn search_cases(
         .ok()
         .and_then(|text| text.parse::<u64>().ok())
         .unwrap_or(0);
+    search_seeded(seed, cases, ops_max, &CrashPolicy::ALL, run)
+}
+
+/// `search_cases` from an explicit seed, crashing only under `policies`.
+pub fn search_seeded(
+    seed: u64,
+    cases: u32,
+    ops_max: usize,
+    policies: &[CrashPolicy],
+    run: &dyn Fn(&CrashCase) -> Result<(), Violation>,
+) -> Result<(), (CrashCase, String)> {
     let mut seed_bytes = [0u8; 32];
     seed_bytes[..8].copy_from_slice(&seed.to_le_bytes());
     let config = Config {
@@ -398,7 +419,7 @@ pub fn search_cases(
     };
     let rng = TestRng::from_seed(RngAlgorithm::ChaCha, &seed_bytes);
     let mut runner = TestRunner::new_with_rng(config, rng);
-    match runner.run(&case_strategy(ops_max), |case| {
+    match runner.run(&case_strategy_with(ops_max, policies), |case| {
         run(&case).map_err(|err| TestCaseError::fail(err.reason))
     }) {
         Ok(()) => Ok(()),
@@ -543,6 +564,96 @@ pub fn check_read_faults<E: KvEngine>(
     }
 }
 
+/// Hand-written sequences of at most five engine operations, for exhaustive
+/// runs: every crash point of each under every policy. Large values make
+/// engines with small test settings switch logs, flush and compact.
+pub fn exhaustive_sequences() -> Vec<Vec<CrashOp>> {
+    let put = |key: u8, len: usize, durability| CrashOp::Write {
+        ops: vec![(key, Some(vec![key; len]))],
+        durability,
+    };
+    let delete = |key: u8, durability| CrashOp::Write {
+        ops: vec![(key, None)],
+        durability,
+    };
+    let batch = CrashOp::Write {
+        ops: vec![
+            (1, Some(vec![1; 40])),
+            (2, Some(vec![2; 40])),
+            (3, Some(vec![3; 40])),
+        ],
+        durability: Durability::Buffered,
+    };
+    vec![
+        vec![put(1, 10, Durability::Sync)],
+        vec![
+            put(1, 10, Durability::Buffered),
+            put(2, 10, Durability::Buffered),
+            CrashOp::Flush,
+        ],
+        vec![
+            put(1, 3000, Durability::Sync),
+            put(2, 3000, Durability::Sync),
+            put(3, 3000, Durability::Sync),
+        ],
+        vec![
+            batch,
+            delete(2, Durability::Sync),
+            CrashOp::Reopen,
+            put(4, 10, Durability::Sync),
+        ],
+        vec![
+            put(1, 2500, Durability::Group),
+            CrashOp::Reopen,
+            delete(1, Durability::Sync),
+            put(5, 2500, Durability::Sync),
+            CrashOp::Flush,
+        ],
+        vec![
+            put(1, 3000, Durability::Sync),
+            put(2, 3000, Durability::Buffered),
+            put(1, 3000, Durability::Sync),
+            put(3, 3000, Durability::Sync),
+            CrashOp::Reopen,
+        ],
+    ]
+}
+
+/// Every crash point (until one past the run's end) of every exhaustive
+/// sequence under each of `policies`; the number of points, or the first
+/// failing case.
+pub fn run_exhaustive<E: KvEngine>(
+    open: &dyn Fn(SimVfs) -> KvResult<E>,
+    policies: &[CrashPolicy],
+    mut progress: impl FnMut(usize),
+) -> Result<usize, (CrashCase, String)> {
+    const CRASH_POINTS_MAX: u64 = 100_000;
+    let mut points = 0;
+    for ops in exhaustive_sequences() {
+        for crash_after in 1..CRASH_POINTS_MAX {
+            let mut past_end = true;
+            for (index, &policy) in policies.iter().enumerate() {
+                let case = CrashCase {
+                    ops: ops.clone(),
+                    crash_after,
+                    policy,
+                    seed: crash_after * 7 + index as u64,
+                    recovery_crash_after: 1 + crash_after % 13,
+                    recovery_policy: policies[(index + 1) % policies.len()],
+                };
+                let report = run_case(open, &case).map_err(|err| (case.clone(), err.reason))?;
+                past_end &= !report.crashed_during_run;
+                points += 1;
+                progress(points);
+            }
+            if past_end {
+                break;
+            }
+        }
+    }
+    Ok(points)
+}
+
 #[cfg(test)]
 mod tests {
     use std::path::Path;
@@ -579,6 +690,34 @@ mod tests {
             reason.contains("destroyed data") || reason.contains("without an error"),
             "{reason}"
         );
+    }
+
+    #[test]
+    fn exhaustive_runs_pass_on_the_correct_toy_and_catch_the_broken_one() {
+        let points = run_exhaustive(&toy(false), &CrashPolicy::ALL, |_| {}).unwrap();
+        assert!(points > 100, "{points}");
+        assert!(run_exhaustive(&toy(true), &[CrashPolicy::PowerLoss], |_| {}).is_err());
+    }
+
+    #[test]
+    fn cases_survive_a_round_trip_through_json() {
+        // Reproducer files rely on it.
+        let case = CrashCase {
+            ops: vec![
+                CrashOp::Write {
+                    ops: vec![(1, Some(vec![1, 2])), (2, None)],
+                    durability: Durability::Group,
+                },
+                CrashOp::Reopen,
+            ],
+            crash_after: 3,
+            policy: CrashPolicy::TornSectors { garbage: true },
+            seed: 9,
+            recovery_crash_after: 2,
+            recovery_policy: CrashPolicy::Subset,
+        };
+        let text = serde_json::to_string(&case).unwrap();
+        assert_eq!(serde_json::from_str::<CrashCase>(&text).unwrap(), case);
     }
 
     #[test]

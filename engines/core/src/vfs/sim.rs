@@ -34,7 +34,7 @@ use crate::rng::SplitMix64;
 pub const SECTOR_LEN: u64 = 512;
 
 /// What survives a crash.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum CrashPolicy {
     /// The process died; the OS kept everything written (page cache survives).
     ProcessCrash,

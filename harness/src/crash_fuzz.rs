@@ -1,0 +1,227 @@
+//! `leasehold crash-fuzz`: the crash oracle as a campaign. Random operation
+//! sequences run on the simulated disk, crash at random points (inside
+//! flushes, compactions, checkpoints and recovery) under the chosen crash
+//! policies, and recover; every result is checked by the oracle. A failure is
+//! shrunk, printed and written as a JSON reproducer that `--replay` reruns.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressStyle};
+use leasehold_core::config::{BackupCompression, MemoryConfig};
+use leasehold_core::testkit::crash::{self, CrashCase};
+use leasehold_core::vfs::{CrashPolicy, SimVfs};
+use leasehold_core::{KvEngine, KvResult};
+
+/// What each case checks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Mode {
+    /// Crash, recover, check; crash recovery itself and check again.
+    Crash,
+    /// As `crash`, then recover on a device that fails and corrupts reads.
+    ReadFaults,
+    /// Run on a device that fails writes and fsyncs, then recover cleanly.
+    DeviceFaults,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Engine {
+    Lsm,
+    Btree,
+    Memory,
+}
+
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub engine: Engine,
+    pub seconds: u64,
+    pub seed: u64,
+    pub policies: Vec<CrashPolicy>,
+    pub mode: Mode,
+    pub exhaustive: bool,
+    pub replay: Option<PathBuf>,
+    pub out: Option<PathBuf>,
+}
+
+/// Cases per search round; each round has its own seed (seed + round).
+const ROUND_CASES: u32 = 200;
+const OPS_MAX: usize = 32;
+
+pub fn run(options: &Options) -> Result<String, String> {
+    match options.engine {
+        Engine::Lsm => campaign(options, &|vfs: SimVfs| {
+            leasehold_lsm::LsmEngine::open(&leasehold_lsm::crash_test_config("/lsm"), Arc::new(vfs))
+        }),
+        Engine::Btree => campaign(options, &|vfs: SimVfs| {
+            leasehold_btree::BtreeEngine::open(
+                &leasehold_btree::crash_test_config("/btree"),
+                Arc::new(vfs),
+            )
+        }),
+        Engine::Memory => campaign(options, &|vfs: SimVfs| {
+            let config = MemoryConfig {
+                max_entries: 10_000,
+                backup_path: Some(PathBuf::from("/memory/backup.lz4")),
+                // No background backups: a case must be deterministic.
+                sync_interval: Duration::from_secs(24 * 3600),
+                compression: BackupCompression::Lz4,
+            };
+            leasehold_memory::MemoryEngine::open(&config, Arc::new(vfs))
+        }),
+    }
+}
+
+fn run_one<E: KvEngine>(
+    open: &dyn Fn(SimVfs) -> KvResult<E>,
+    mode: Mode,
+    case: &CrashCase,
+) -> Result<(), String> {
+    let result = match mode {
+        Mode::Crash => crash::run_case(open, case).map(|_| ()),
+        Mode::ReadFaults => {
+            crash::run_case_with(open, case, Some(&crash::read_fault_config())).map(|_| ())
+        }
+        Mode::DeviceFaults => {
+            crash::run_device_fault_case(open, case, &crash::device_fault_config())
+        }
+    };
+    result.map_err(|violation| violation.reason)
+}
+
+fn campaign<E: KvEngine>(
+    options: &Options,
+    open: &dyn Fn(SimVfs) -> KvResult<E>,
+) -> Result<String, String> {
+    if let Some(path) = &options.replay {
+        let text = std::fs::read_to_string(path)
+            .map_err(|err| format!("cannot read {}: {err}", path.display()))?;
+        let case: CrashCase = serde_json::from_str(&text)
+            .map_err(|err| format!("{} is not a crash case: {err}", path.display()))?;
+        return match run_one(open, options.mode, &case) {
+            Ok(()) => Ok(format!("{}: the case passes", path.display())),
+            Err(reason) => Err(format!("{}: {reason}", path.display())),
+        };
+    }
+    if options.exhaustive {
+        let bar = ProgressBar::new_spinner();
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} {elapsed} exhaustive: {pos} crash points")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        );
+        let result = crash::run_exhaustive(open, &options.policies, |points| {
+            bar.set_position(points as u64)
+        });
+        bar.finish_and_clear();
+        return match result {
+            Ok(points) => Ok(format!(
+                "exhaustive: {points} crash points of {} sequences under {} policies, no violation",
+                crash::exhaustive_sequences().len(),
+                options.policies.len()
+            )),
+            Err((case, reason)) => Err(report_failure(options, &case, &reason)),
+        };
+    }
+    let deadline = Instant::now() + Duration::from_secs(options.seconds);
+    let bar = ProgressBar::new(options.seconds);
+    bar.set_style(
+        ProgressStyle::with_template("{bar:40} {elapsed}/{len}s {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let started = Instant::now();
+    let mut rounds = 0u64;
+    while Instant::now() < deadline {
+        let seed = options.seed.wrapping_add(rounds);
+        let result = crash::search_seeded(seed, ROUND_CASES, OPS_MAX, &options.policies, &|case| {
+            run_one(open, options.mode, case)
+                .map_err(|reason| leasehold_core::testkit::oracle::Violation { reason })
+        });
+        rounds += 1;
+        bar.set_position(started.elapsed().as_secs().min(options.seconds));
+        bar.set_message(format!("{} cases", rounds * u64::from(ROUND_CASES)));
+        if let Err((case, reason)) = result {
+            bar.finish_and_clear();
+            return Err(report_failure(options, &case, &reason));
+        }
+    }
+    bar.finish_and_clear();
+    Ok(format!(
+        "{} cases ({:?} mode, seeds {}..{}) in {:.0?}: no violation",
+        rounds * u64::from(ROUND_CASES),
+        options.mode,
+        options.seed,
+        options.seed.wrapping_add(rounds),
+        started.elapsed()
+    ))
+}
+
+/// Writes the shrunk case and describes the failure.
+fn report_failure(options: &Options, case: &CrashCase, reason: &str) -> String {
+    let path = options.out.clone().unwrap_or_else(|| {
+        Path::new("results/crash-fuzz")
+            .join(format!("{:?}-{}.json", options.engine, options.seed).to_lowercase())
+    });
+    let written = serde_json::to_string_pretty(case)
+        .map_err(|err| err.to_string())
+        .and_then(|json| {
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir).map_err(|err| err.to_string())?;
+            }
+            std::fs::write(&path, json).map_err(|err| err.to_string())
+        });
+    let saved = match written {
+        Ok(()) => format!(
+            "reproducer written to {}; rerun with --replay {}",
+            path.display(),
+            path.display()
+        ),
+        Err(err) => format!(
+            "could not write the reproducer to {}: {err}",
+            path.display()
+        ),
+    };
+    format!(
+        "violation (seed {}): {reason}\nshrunk case: {case:?}\n{saved}",
+        options.seed
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use leasehold_core::testkit::crash::CrashOp;
+
+    #[test]
+    fn a_failure_leaves_a_reproducer_that_reads_back() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let out = dir.path().join("nested").join("case.json");
+        let options = Options {
+            engine: Engine::Lsm,
+            seconds: 1,
+            seed: 4,
+            policies: CrashPolicy::ALL.to_vec(),
+            mode: Mode::Crash,
+            exhaustive: false,
+            replay: None,
+            out: Some(out.clone()),
+        };
+        let case = CrashCase {
+            ops: vec![CrashOp::Flush],
+            crash_after: 1,
+            policy: CrashPolicy::Subset,
+            seed: 4,
+            recovery_crash_after: 1,
+            recovery_policy: CrashPolicy::PowerLoss,
+        };
+        let message = report_failure(&options, &case, "lost a key");
+        assert!(
+            message.contains("lost a key") && message.contains("--replay"),
+            "{message}"
+        );
+        let text = std::fs::read_to_string(&out).expect("reproducer written");
+        assert_eq!(
+            serde_json::from_str::<CrashCase>(&text).expect("parses"),
+            case
+        );
+    }
+}
