@@ -439,7 +439,8 @@ pub fn search_seeded(
 }
 
 /// Device faults while running: write and fsync errors, failed directory
-/// syncs, short writes and reads, flipped bits on read.
+/// syncs, short writes and reads, flipped bits on read (and, in a third of the
+/// cases, a full disk).
 pub fn device_fault_config() -> FaultConfig {
     FaultConfig {
         write_eio: 0.01,
@@ -469,7 +470,14 @@ pub fn run_device_fault_case<E: KvEngine>(
         open(vfs.clone())
             .map_err(|err| violation(format!("open of an empty disk failed: {err}")))?,
     );
-    vfs.set_faults(faults.clone());
+    let mut faults = faults.clone();
+    // A third of the cases also run out of space, somewhere past what the
+    // empty engine already uses: a full disk must not corrupt what was durable.
+    if case.seed % 3 == 0 && faults.capacity_bytes.is_none() {
+        let used: u64 = disk_usage(&vfs);
+        faults.capacity_bytes = Some(used + 4096 + case.seed % (48 << 10));
+    }
+    vfs.set_faults(faults);
     let mut model = Model::new();
     let mut failed = false;
     for op in &case.ops {
@@ -521,6 +529,11 @@ pub fn run_device_fault_case<E: KvEngine>(
     let image = vfs.crash_image(case.policy, case.seed);
     let recovered = recover(open, image, "clean recovery after device faults")?;
     model.check_recovered(&recovered).map(|_| ())
+}
+
+/// Bytes the files of `vfs` hold now.
+fn disk_usage(vfs: &SimVfs) -> u64 {
+    vfs.total_bytes()
 }
 
 /// Device-fault cases over random operation sequences; panics with the shrunk case.

@@ -432,6 +432,11 @@ impl SimVfs {
         Ok(())
     }
 
+    /// Bytes held by files that have a name now (what a capacity limits).
+    pub fn total_bytes(&self) -> u64 {
+        self.state.lock().used_bytes()
+    }
+
     /// The durable content of `path` under its durable name, if any.
     pub fn durable_content(&self, path: &Path) -> Option<Vec<u8>> {
         let state = self.state.lock();
