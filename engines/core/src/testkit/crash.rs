@@ -473,7 +473,7 @@ pub fn run_device_fault_case<E: KvEngine>(
     let mut faults = faults.clone();
     // A third of the cases also run out of space, somewhere past what the
     // empty engine already uses: a full disk must not corrupt what was durable.
-    if case.seed % 3 == 0 && faults.capacity_bytes.is_none() {
+    if case.seed.is_multiple_of(3) && faults.capacity_bytes.is_none() {
         let used: u64 = disk_usage(&vfs);
         faults.capacity_bytes = Some(used + 4096 + case.seed % (48 << 10));
     }
