@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use leasehold_core::vfs::{
-    read_all, read_exact_at, write_all_at, CrashPolicy, Fault, FaultConfig, SimVfs, Vfs, VfsFile,
-    SECTOR_LEN,
+    read_all, read_exact_at, write_all_at, CrashPolicy, Fault, FaultConfig, MutationKind, SimVfs,
+    Vfs, VfsFile, SECTOR_LEN,
 };
 
 fn path(name: &str) -> PathBuf {
@@ -197,6 +197,7 @@ fn the_kth_mutation_and_everything_after_fail() {
     write_all_at(file.as_ref(), b"1", 0).unwrap();
     assert!(write_all_at(file.as_ref(), b"2", 1).is_err());
     assert!(vfs.is_frozen());
+    assert_eq!(vfs.freeze_site(), Some((MutationKind::Write, path("f"))));
     assert!(file.sync().is_err());
     assert!(vfs.create(&path("g")).is_err());
     // Reads still work; the image is what the disk had.

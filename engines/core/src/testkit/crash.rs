@@ -17,6 +17,7 @@
 
 use std::collections::BTreeMap;
 use std::ops::ControlFlow;
+use std::path::PathBuf;
 
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestError, TestRng, TestRunner};
@@ -24,7 +25,7 @@ use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestError, Test
 use super::oracle::{KvMap, Model, Violation};
 use crate::error::KvResult;
 use crate::kv::{Durability, KeyRange, KvEngine, WriteBatch};
-use crate::vfs::{CrashPolicy, FaultConfig, SimVfs};
+use crate::vfs::{CrashPolicy, FaultConfig, MutationKind, SimVfs};
 
 /// Keys are drawn from a small set so operations collide.
 pub const KEY_SPACE: u8 = 12;
@@ -79,6 +80,11 @@ pub struct CaseReport {
     pub acknowledged: usize,
     pub crashed_during_run: bool,
     pub tail_batches_recovered: usize,
+    /// The operation and file the run's crash struck (none: after the run).
+    pub crash_site: Option<(MutationKind, PathBuf)>,
+    /// The operation and file the crash inside recovery struck (none: it
+    /// came after recovery finished).
+    pub recovery_crash_site: Option<(MutationKind, PathBuf)>,
 }
 
 fn violation(reason: impl Into<String>) -> Violation {
@@ -216,6 +222,7 @@ pub fn run_case_with<E: KvEngine>(
         }
     }
     report.crashed_during_run = vfs.is_frozen();
+    report.crash_site = vfs.freeze_site();
     vfs.freeze();
     drop(engine);
 
@@ -232,6 +239,7 @@ pub fn run_case_with<E: KvEngine>(
     if let Ok(engine) = open(interrupted.clone()) {
         drop(engine);
     }
+    report.recovery_crash_site = interrupted.freeze_site();
     interrupted.freeze();
     let rerun_image = interrupted.crash_image(case.recovery_policy, case.seed.wrapping_add(1));
     let rerun = recover(open, rerun_image, "recovery after a crashed recovery")?;

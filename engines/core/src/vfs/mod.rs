@@ -23,7 +23,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 pub use os::OsVfs;
-pub use sim::{CrashPolicy, Fault, FaultConfig, SimVfs, SECTOR_LEN};
+pub use sim::{CrashPolicy, Fault, FaultConfig, MutationKind, SimVfs, SECTOR_LEN};
 
 /// An open file. Offsets are absolute (pread/pwrite); handles are shared
 /// between threads.

@@ -79,6 +79,34 @@ impl CrashPolicy {
     }
 }
 
+/// The kinds of mutating operation, for saying where a crash struck.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum MutationKind {
+    Write,
+    SetLen,
+    Sync,
+    SyncDir,
+    Create,
+    Rename,
+    Remove,
+    CreateDir,
+}
+
+impl MutationKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            MutationKind::Write => "write",
+            MutationKind::SetLen => "set_len",
+            MutationKind::Sync => "fsync",
+            MutationKind::SyncDir => "dir fsync",
+            MutationKind::Create => "create",
+            MutationKind::Rename => "rename",
+            MutationKind::Remove => "remove",
+            MutationKind::CreateDir => "mkdir",
+        }
+    }
+}
+
 /// Probabilistic device faults; all zero by default.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct FaultConfig {
@@ -191,6 +219,8 @@ struct State {
     mutations: u64,
     freeze_at: Option<u64>,
     frozen: bool,
+    /// The operation the freeze point struck, and its path.
+    freeze_site: Option<(MutationKind, PathBuf)>,
     stats: VfsStats,
 }
 
@@ -225,13 +255,14 @@ fn injected(what: &str) -> io::Error {
 
 impl State {
     /// Counts a mutating operation; fails from the freeze point on.
-    fn mutate(&mut self) -> io::Result<()> {
+    fn mutate(&mut self, kind: MutationKind, path: &Path) -> io::Result<()> {
         if self.frozen {
             return Err(crashed());
         }
         self.mutations += 1;
         if self.freeze_at.is_some_and(|at| self.mutations >= at) {
             self.frozen = true;
+            self.freeze_site = Some((kind, path.to_path_buf()));
             return Err(crashed());
         }
         Ok(())
@@ -326,6 +357,7 @@ impl SimVfs {
                 mutations: 0,
                 freeze_at: None,
                 frozen: false,
+                freeze_site: None,
                 stats: VfsStats::default(),
             })),
         }
@@ -357,6 +389,12 @@ impl SimVfs {
 
     pub fn is_frozen(&self) -> bool {
         self.state.lock().frozen
+    }
+
+    /// Where the freeze point struck: the operation and its path (none if
+    /// the disk was frozen by `freeze` or not at all).
+    pub fn freeze_site(&self) -> Option<(MutationKind, PathBuf)> {
+        self.state.lock().freeze_site.clone()
     }
 
     /// Mutating operations so far (writes, set_len, syncs, creates, renames,
@@ -412,6 +450,7 @@ impl SimVfs {
                 mutations: 0,
                 freeze_at: None,
                 frozen: false,
+                freeze_site: None,
                 stats: VfsStats::default(),
             })),
         }
@@ -500,6 +539,8 @@ struct SimFile {
     state: Arc<Mutex<State>>,
     inode: InodeId,
     writable: bool,
+    /// The name it was opened under (for reporting where a crash struck).
+    path: PathBuf,
 }
 
 impl VfsFile for SimFile {
@@ -537,7 +578,7 @@ impl VfsFile for SimFile {
         }
         let mut guard = self.state.lock();
         let state = &mut *guard;
-        state.mutate()?;
+        state.mutate(MutationKind::Write, &self.path)?;
         let write_eio = state.faults.write_eio;
         if state.fires(Fault::WriteEio, write_eio) {
             return Err(injected("write"));
@@ -573,7 +614,7 @@ impl VfsFile for SimFile {
     fn sync(&self) -> io::Result<()> {
         let mut guard = self.state.lock();
         let state = &mut *guard;
-        state.mutate()?;
+        state.mutate(MutationKind::Sync, &self.path)?;
         state.stats.fsyncs += 1;
         let sync_eio = state.faults.sync_eio;
         let failed = state.fires(Fault::SyncEio, sync_eio);
@@ -601,7 +642,7 @@ impl VfsFile for SimFile {
             ));
         }
         let mut state = self.state.lock();
-        state.mutate()?;
+        state.mutate(MutationKind::SetLen, &self.path)?;
         let op = FileOp::SetLen { len };
         let inode = &mut state.inodes[self.inode];
         op.apply(&mut inode.current);
@@ -611,11 +652,12 @@ impl VfsFile for SimFile {
 }
 
 impl SimVfs {
-    fn handle(&self, inode: InodeId, writable: bool) -> Arc<dyn VfsFile> {
+    fn handle(&self, inode: InodeId, writable: bool, path: &Path) -> Arc<dyn VfsFile> {
         Arc::new(SimFile {
             state: Arc::clone(&self.state),
             inode,
             writable,
+            path: path.to_path_buf(),
         })
     }
 }
@@ -624,7 +666,7 @@ impl Vfs for SimVfs {
     fn create(&self, path: &Path) -> io::Result<Arc<dyn VfsFile>> {
         let (dir, name) = split(path)?;
         let mut state = self.state.lock();
-        state.mutate()?;
+        state.mutate(MutationKind::Create, path)?;
         state.dir(&dir)?;
         state.stats.files_created += 1;
         if let Some(&inode) = state.dir(&dir)?.current.get(&name) {
@@ -634,23 +676,23 @@ impl Vfs for SimVfs {
             op.apply(&mut node.current);
             node.pending.push(op);
             drop(state);
-            return Ok(self.handle(inode, true));
+            return Ok(self.handle(inode, true, path));
         }
         state.inodes.push(Inode::default());
         let inode = state.inodes.len() - 1;
         state.link(&dir, DirOp::Link { name, inode })?;
         drop(state);
-        Ok(self.handle(inode, true))
+        Ok(self.handle(inode, true, path))
     }
 
     fn open(&self, path: &Path) -> io::Result<Arc<dyn VfsFile>> {
         let inode = self.state.lock().lookup(path)?;
-        Ok(self.handle(inode, true))
+        Ok(self.handle(inode, true, path))
     }
 
     fn open_read(&self, path: &Path) -> io::Result<Arc<dyn VfsFile>> {
         let inode = self.state.lock().lookup(path)?;
-        Ok(self.handle(inode, false))
+        Ok(self.handle(inode, false, path))
     }
 
     fn exists(&self, path: &Path) -> io::Result<bool> {
@@ -678,7 +720,7 @@ impl Vfs for SimVfs {
         let (from_dir, from_name) = split(from)?;
         let (to_dir, to_name) = split(to)?;
         let mut state = self.state.lock();
-        state.mutate()?;
+        state.mutate(MutationKind::Rename, from)?;
         let inode = state.lookup(from)?;
         state.dir(&to_dir)?;
         if from_dir == to_dir {
@@ -705,7 +747,7 @@ impl Vfs for SimVfs {
     fn remove(&self, path: &Path) -> io::Result<()> {
         let (dir, name) = split(path)?;
         let mut state = self.state.lock();
-        state.mutate()?;
+        state.mutate(MutationKind::Remove, path)?;
         state.lookup(path)?;
         state.stats.files_removed += 1;
         state.link(&dir, DirOp::Unlink { name })
@@ -713,7 +755,7 @@ impl Vfs for SimVfs {
 
     fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
         let mut state = self.state.lock();
-        state.mutate()?;
+        state.mutate(MutationKind::CreateDir, dir)?;
         for ancestor in dir.ancestors() {
             state.dirs.entry(ancestor.to_path_buf()).or_default();
         }
@@ -723,7 +765,7 @@ impl Vfs for SimVfs {
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         let mut guard = self.state.lock();
         let state = &mut *guard;
-        state.mutate()?;
+        state.mutate(MutationKind::SyncDir, dir)?;
         state.stats.dir_syncs += 1;
         let sync_dir_eio = state.faults.sync_dir_eio;
         let failed = state.fires(Fault::SyncDirEio, sync_dir_eio);
