@@ -61,6 +61,9 @@ enum Command {
         /// Where to write a failure's reproducer (default results/crash-fuzz/<engine>-<seed>.json).
         #[arg(long)]
         out: Option<std::path::PathBuf>,
+        /// Write what the campaign covered to results/crash-fuzz-<engine>.{md,json} (crash mode).
+        #[arg(long)]
+        report: bool,
     },
     Compare {
         /// Number of actors (Zipf θ = 0.99 popularity).
@@ -109,6 +112,7 @@ fn main() -> ExitCode {
             exhaustive,
             replay,
             out,
+            report,
         } => {
             let seed = seed.unwrap_or_else(|| {
                 std::time::SystemTime::now()
@@ -129,6 +133,7 @@ fn main() -> ExitCode {
                 exhaustive,
                 replay,
                 out,
+                report,
             };
             eprintln!("crash-fuzz {engine:?}, seed {seed}, {mode:?} mode");
             match crash_fuzz::run(&options) {

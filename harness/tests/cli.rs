@@ -139,3 +139,44 @@ fn crash_fuzz_searches_runs_exhaustively_and_replays_reproducers() {
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("unknown crash policy"));
 }
+
+#[test]
+fn crash_fuzz_reports_what_it_covered() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = leasehold()
+        .current_dir(dir.path())
+        .args([
+            "crash-fuzz",
+            "--engine",
+            "btree",
+            "--seconds",
+            "1",
+            "--seed",
+            "5",
+            "--report",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report = std::fs::read_to_string(dir.path().join("results/crash-fuzz-btree.md")).unwrap();
+    for expected in [
+        "| data file | write |",
+        "| log | fsync |",
+        "Where the crash inside recovery struck",
+        "--seed 5 --report",
+    ] {
+        assert!(
+            report.contains(expected),
+            "missing {expected:?} in\n{report}"
+        );
+    }
+    let json: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("results/crash-fuzz-btree.json")).unwrap(),
+    )
+    .unwrap();
+    assert!(json["cases"].as_u64().unwrap() > 100);
+}
