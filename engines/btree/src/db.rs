@@ -571,14 +571,12 @@ impl Inner {
             .live_bytes
             .fetch_add(change.bytes, Ordering::Relaxed);
         writer.since_checkpoint += bytes;
-        let due = writer.since_checkpoint >= self.config.checkpoint_wal_bytes;
-        if due {
-            if self.config.background_threads {
-                self.work_cv.notify_all();
-            } else {
-                // `checkpoint` takes the writer lock itself.
-                return Ok(());
-            }
+        // Inline mode checkpoints in `BtreeEngine::write`, once this group's
+        // writer lock is released (`checkpoint` takes it itself).
+        if self.config.background_threads
+            && writer.since_checkpoint >= self.config.checkpoint_wal_bytes
+        {
+            self.work_cv.notify_all();
         }
         Ok(())
     }

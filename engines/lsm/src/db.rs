@@ -1157,11 +1157,7 @@ impl Inner {
         let counters = &self.counters;
         let vfs = self.vfs.stats();
         let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
-        let (version_bytes, memtables) = {
-            let state = self.state.read();
-            (state.version.total_bytes(), state.immutables.len())
-        };
-        let _ = memtables;
+        let version_bytes = self.state.read().version.total_bytes();
         let wal_len = self.wal.lock().writer.len();
         EngineStats {
             user_bytes_written: load(&counters.user_bytes),
