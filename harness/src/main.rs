@@ -1,27 +1,29 @@
 //! `leasehold`: the command line of the Leasehold kit.
 //!
-//! Today it has `compare`, which runs the built-in activation workload on every
-//! engine that has landed and prints what each cost, and `crash-fuzz`, the
-//! crash-recovery campaign. The scenario harness, `run`, `record` / `replay`
-//! and the operator commands join as their issues land (see README.md).
+//! `compare` (the main job: every scenario on every engine, results and plots
+//! written), `run`, `record` / `replay` of traces, and `crash-fuzz`. The
+//! operator commands join with their issue (see README.md).
 
+use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
-use leasehold_btree::BtreeEngine;
-use leasehold_core::config::{BackupCompression, BtreeConfig, LsmConfig, MemoryConfig};
-use leasehold_core::metrics::OpKind;
 use leasehold_core::vfs::CrashPolicy;
-use leasehold_core::vfs::OsVfs;
-use leasehold_core::{Durability, KvStore, Store};
-use leasehold_lsm::LsmEngine;
-use leasehold_memory::MemoryEngine;
-use leasehold_workloads::activation;
 
+mod compare;
 mod crash_fuzz;
+mod engines;
+mod machine;
+mod measure;
+mod replay;
+mod report;
+mod run;
+mod svg;
+#[cfg(test)]
+mod tests;
+
+use engines::{DurabilityMode, EngineKind};
 
 #[derive(Parser)]
 #[command(
@@ -34,9 +36,87 @@ struct Cli {
     command: Command,
 }
 
+/// How replay drives the store; the same for every engine in one comparison.
+#[derive(clap::Args, Clone, Debug)]
+struct ReplayArgs {
+    /// Replay threads (each actor's ops stay on one thread, in order).
+    #[arg(long, default_value_t = 2)]
+    threads: usize,
+    /// Issue ops at this rate (ops/s of wall time) and count latency from each
+    /// op's scheduled time, so stalls are not hidden; default: closed loop.
+    #[arg(long)]
+    open_loop: Option<f64>,
+    /// Engine settings from the seed's TOML (one file per engine section; the
+    /// data directory in it is ignored: every run gets a fresh one).
+    #[arg(long = "config")]
+    configs: Vec<PathBuf>,
+    /// Where engines keep their files while they run (a fresh subdirectory per run, removed after).
+    #[arg(long, default_value = "results/data")]
+    data_dir: PathBuf,
+}
+
 #[derive(Subcommand)]
 enum Command {
-    /// Run the built-in activation workload on every engine and compare.
+    /// Every scenario on every engine at buffered and sync durability: JSON per
+    /// run, results/SUMMARY.md and SVG plots.
+    Compare {
+        /// About one minute instead of about ten (scale 0.1).
+        #[arg(long, conflicts_with = "scale")]
+        quick: bool,
+        /// Actors and message rate × this (the virtual timeline stays the same).
+        #[arg(long)]
+        scale: Option<f64>,
+        /// Built-in scenario names or TOML files (default: all built-in).
+        #[arg(long = "scenario")]
+        scenarios: Vec<String>,
+        /// Engines to run (default: all).
+        #[arg(long = "engine", value_enum)]
+        engines: Vec<EngineKind>,
+        /// Durabilities to run (default: buffered and sync).
+        #[arg(long = "durability", value_enum)]
+        durabilities: Vec<DurabilityMode>,
+        #[command(flatten)]
+        replay: ReplayArgs,
+        /// Where results go (default: results/, or results/quick/ with --quick so a
+        /// quick run never overwrites a full one).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// One scenario on one engine; writes results/<scenario>/<engine>-<durability>.json.
+    Run {
+        #[arg(long)]
+        scenario: String,
+        #[arg(long, value_enum)]
+        engine: EngineKind,
+        #[arg(long, value_enum, default_value = "buffered")]
+        durability: DurabilityMode,
+        #[arg(long, default_value_t = 1.0)]
+        scale: f64,
+        #[command(flatten)]
+        replay: ReplayArgs,
+        #[arg(long, default_value = "results")]
+        out: PathBuf,
+    },
+    /// Generate a scenario's store operations, with the reference answers, into a trace file.
+    Record {
+        #[arg(long)]
+        scenario: String,
+        #[arg(long, default_value_t = 1.0)]
+        scale: f64,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Replay a trace against an engine; fails if any answer differs from the recorded one.
+    Replay {
+        #[arg(long)]
+        trace: PathBuf,
+        #[arg(long, value_enum)]
+        engine: EngineKind,
+        #[arg(long, value_enum, default_value = "buffered")]
+        durability: DurabilityMode,
+        #[command(flatten)]
+        replay: ReplayArgs,
+    },
     /// Crash-recovery fuzzing of an engine on the simulated disk.
     CrashFuzz {
         #[arg(long, value_enum)]
@@ -65,26 +145,6 @@ enum Command {
         #[arg(long)]
         report: bool,
     },
-    Compare {
-        /// Number of actors (Zipf θ = 0.99 popularity).
-        #[arg(long, default_value_t = 5_000)]
-        actors: u32,
-        /// Messages delivered (virtual time, 1 ms apart).
-        #[arg(long, default_value_t = 100_000)]
-        messages: u64,
-        #[arg(long, default_value_t = 42)]
-        seed: u64,
-        /// Where engines with files keep them (a fresh subdirectory per run).
-        #[arg(long, default_value = "results/data")]
-        data_dir: std::path::PathBuf,
-    },
-}
-
-struct Row {
-    engine: String,
-    durability: &'static str,
-    outcome: activation::Outcome,
-    metrics: leasehold_core::metrics::StoreMetrics,
 }
 
 fn parse_policy(name: &str) -> Result<CrashPolicy, String> {
@@ -102,7 +162,50 @@ fn parse_policy(name: &str) -> Result<CrashPolicy, String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {
+    let outcome = match cli.command {
+        Command::Compare {
+            quick,
+            scale,
+            scenarios,
+            engines,
+            durabilities,
+            replay,
+            out,
+        } => {
+            let scale = scale.unwrap_or(if quick { 0.1 } else { 1.0 });
+            let out = out
+                .unwrap_or_else(|| PathBuf::from(if quick { "results/quick" } else { "results" }));
+            let mut command = std::env::args().collect::<Vec<_>>();
+            command[0] = "leasehold".to_owned();
+            compare::compare(&compare::CompareSpec {
+                command: command.join(" "),
+                scale,
+                scenarios,
+                engines,
+                durabilities,
+                replay,
+                out,
+            })
+        }
+        Command::Run {
+            scenario,
+            engine,
+            durability,
+            scale,
+            replay,
+            out,
+        } => compare::run_one(&scenario, engine, durability, scale, &replay, &out),
+        Command::Record {
+            scenario,
+            scale,
+            out,
+        } => compare::record(&scenario, scale, &out),
+        Command::Replay {
+            trace,
+            engine,
+            durability,
+            replay,
+        } => compare::replay_trace(&trace, engine, durability, &replay),
         Command::CrashFuzz {
             engine,
             seconds,
@@ -139,171 +242,17 @@ fn main() -> ExitCode {
             match crash_fuzz::run(&options) {
                 Ok(summary) => {
                     println!("{summary}");
-                    ExitCode::SUCCESS
+                    Ok(())
                 }
-                Err(failure) => {
-                    eprintln!("{failure}");
-                    ExitCode::FAILURE
-                }
+                Err(failure) => Err(failure.to_string()),
             }
         }
-        Command::Compare {
-            actors,
-            messages,
-            seed,
-            data_dir,
-        } => {
-            let workload = activation::Workload {
-                actors,
-                messages,
-                seed,
-                ..activation::Workload::default()
-            };
-            match compare(&workload, &data_dir) {
-                Ok(rows) => {
-                    print_table(&workload, &rows);
-                    ExitCode::SUCCESS
-                }
-                Err(err) => {
-                    eprintln!("leasehold compare: {err}");
-                    ExitCode::FAILURE
-                }
-            }
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("leasehold: {err}");
+            ExitCode::FAILURE
         }
-    }
-}
-
-/// Every landed engine on the workload, grouped by durability so rows that
-/// sit together promise the same thing.
-fn compare(
-    workload: &activation::Workload,
-    data_dir: &std::path::Path,
-) -> Result<Vec<Row>, String> {
-    let run_dir = data_dir.join(format!("compare-{}", std::process::id()));
-    let max_entries = u64::from(workload.actors) * 4;
-    let lsm = |name: &str, durability: Durability| -> Result<KvStore<LsmEngine>, String> {
-        let config = LsmConfig {
-            data_dir: run_dir.join(name),
-            memtable_size_limit: 4 << 20,
-            ..LsmConfig::default()
-        };
-        let engine =
-            LsmEngine::open(&config, Arc::new(OsVfs::new())).map_err(|err| err.to_string())?;
-        Ok(KvStore::new(engine, durability))
-    };
-    let btree = |name: &str, durability: Durability| -> Result<KvStore<BtreeEngine>, String> {
-        let config = BtreeConfig {
-            data_dir: run_dir.join(name),
-            ..BtreeConfig::default()
-        };
-        let engine =
-            BtreeEngine::open(&config, Arc::new(OsVfs::new())).map_err(|err| err.to_string())?;
-        Ok(KvStore::new(engine, durability))
-    };
-    let memory_backup = |name: &str, interval: Duration| -> Result<KvStore<MemoryEngine>, String> {
-        let config = MemoryConfig {
-            max_entries,
-            backup_path: Some(run_dir.join(name).join("backup.lz4")),
-            sync_interval: interval,
-            compression: BackupCompression::Lz4,
-        };
-        let engine =
-            MemoryEngine::open(&config, Arc::new(OsVfs::new())).map_err(|err| err.to_string())?;
-        Ok(KvStore::new(engine, Durability::Group))
-    };
-    let mut rows = Vec::new();
-    let mut run =
-        |engine: &str, durability: &'static str, store: &dyn Store| -> Result<(), String> {
-            rows.push(measure(engine, durability, store, workload)?);
-            store.close().map_err(|err| err.to_string())
-        };
-    run(
-        "memory (volatile)",
-        "buffered",
-        &KvStore::new(MemoryEngine::volatile(max_entries), Durability::Buffered),
-    )?;
-    run(
-        "lsm",
-        "buffered",
-        &lsm("lsm-buffered", Durability::Buffered)?,
-    )?;
-    run(
-        "btree",
-        "buffered",
-        &btree("btree-buffered", Durability::Buffered)?,
-    )?;
-    run(
-        "memory + lz4 backup",
-        "group (1 s)",
-        &memory_backup("memory-group", Duration::from_secs(1))?,
-    )?;
-    run(
-        "lsm",
-        "group (20 ms)",
-        &lsm("lsm-group", Durability::Group)?,
-    )?;
-    run("lsm", "sync", &lsm("lsm-sync", Durability::Sync)?)?;
-    run("btree", "sync", &btree("btree-sync", Durability::Sync)?)?;
-    // Best effort: the run directory is scratch space.
-    let _ = std::fs::remove_dir_all(&run_dir);
-    Ok(rows)
-}
-
-fn measure(
-    engine: &str,
-    durability: &'static str,
-    store: &dyn Store,
-    workload: &activation::Workload,
-) -> Result<Row, String> {
-    eprintln!(
-        "running {} messages over {} actors on {engine} ...",
-        workload.messages, workload.actors
-    );
-    let outcome = activation::run(store, workload).map_err(|err| format!("{engine}: {err}"))?;
-    Ok(Row {
-        engine: engine.to_owned(),
-        durability,
-        outcome,
-        metrics: store.metrics(),
-    })
-}
-
-fn micros(duration: Duration) -> String {
-    format!("{:.1}", duration.as_secs_f64() * 1e6)
-}
-
-fn print_table(workload: &activation::Workload, rows: &[Row]) {
-    println!(
-        "\nBuilt-in activation workload: {} messages, {} actors (Zipf 0.99), {} nodes, snapshot every {} messages, {} B states, seed {}",
-        workload.messages, workload.actors, workload.nodes, workload.snapshot_every, workload.state_bytes, workload.seed
-    );
-    println!("Latencies are wall-clock µs on this machine; time in the workload is virtual.\n");
-    println!("| engine | durability | msgs/s | activations | snapshots | acquire p50/p99 | load p50/p99 | save p50/p99 | fsyncs | write amp | lost updates | duplicate owners |");
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
-    for row in rows {
-        let op = |kind: OpKind| {
-            row.metrics.op(kind).map_or("-".to_owned(), |op| {
-                format!("{} / {}", micros(op.p50), micros(op.p99))
-            })
-        };
-        let engine = row.metrics.engine.clone().unwrap_or_default();
-        let write_amp = engine
-            .write_amplification()
-            .map_or("-".to_owned(), |amp| format!("{amp:.2}"));
-        println!(
-            "| {} | {} | {:.0} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
-            row.engine,
-            row.durability,
-            row.outcome.messages as f64 / row.outcome.elapsed.as_secs_f64(),
-            row.outcome.activations,
-            row.outcome.snapshots,
-            op(OpKind::Acquire),
-            op(OpKind::Load),
-            op(OpKind::Save),
-            engine.fsyncs,
-            write_amp,
-            row.outcome.lost_updates,
-            row.outcome.duplicate_owners,
-        );
     }
 }

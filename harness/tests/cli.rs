@@ -9,50 +9,143 @@ fn leasehold() -> Command {
 }
 
 #[test]
-fn compare_runs_every_landed_engine_and_prints_the_table() {
+fn compare_writes_results_summary_and_plots_for_every_engine() {
     let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("results");
     let output = leasehold()
         .args([
             "compare",
-            "--actors",
-            "200",
-            "--messages",
-            "3000",
-            "--data-dir",
+            "--scale",
+            "0.01",
+            "--scenario",
+            "steady-zipf",
+            "--scenario",
+            "recovery",
         ])
-        .arg(dir.path())
+        .arg("--out")
+        .arg(&out)
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
         .output()
         .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         output.status.success(),
         "stderr: {}",
         String::from_utf8_lossy(&output.stderr)
     );
-    for engine in [
-        "| memory (volatile) | buffered |",
-        "| memory + lz4 backup | group (1 s) |",
-    ] {
-        let row = stdout
-            .lines()
-            .find(|line| line.starts_with(engine))
-            .unwrap_or_else(|| panic!("no row {engine}:\n{stdout}"));
-        assert!(
-            row.trim_end().ends_with("| 0 |"),
-            "duplicate owners must be 0: {row}"
-        );
+    let summary = std::fs::read_to_string(out.join("SUMMARY.md")).unwrap();
+    for scenario in ["steady-zipf", "recovery"] {
+        assert!(summary.contains(&format!("## {scenario}")), "{summary}");
+        for run in [
+            "memory-none",
+            "lsm-buffered",
+            "lsm-sync",
+            "btree-buffered",
+            "btree-sync",
+        ] {
+            let path = out.join(scenario).join(format!("{run}.json"));
+            let json: serde_json::Value =
+                serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+            let result = &json["result"];
+            assert_eq!(result["mismatches"], 0, "{path:?}");
+            assert_eq!(result["duplicate_owners"], 0, "{path:?}");
+            assert!(result["throughput_ops_per_sec"].as_f64().unwrap() > 0.0);
+            assert!(json["machine"]["cores"].as_u64().unwrap() > 0);
+        }
+        for plot in ["throughput", "latency", "amplification"] {
+            let svg =
+                std::fs::read_to_string(out.join("plots").join(format!("{scenario}-{plot}.svg")))
+                    .unwrap();
+            assert!(
+                svg.starts_with("<svg") && svg.contains("lsm (sync)"),
+                "{plot}"
+            );
+        }
     }
-    assert!(stdout.contains("3000 messages, 200 actors"));
+    // The recovery scenario reopens durable engines mid-run.
+    let recovery: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(out.join("recovery").join("btree-sync.json")).unwrap(),
+    )
+    .unwrap();
+    assert!(!recovery["result"]["reopens"].as_array().unwrap().is_empty());
+    assert!(summary.contains("Reproduce with `leasehold compare --scale 0.01"));
 }
 
 #[test]
-fn a_bad_command_line_is_an_error_not_a_panic() {
+fn record_then_replay_checks_every_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("churn.lht");
     let output = leasehold()
-        .args(["compare", "--actors", "many"])
+        .args(["record", "--scenario", "churn", "--scale", "0.01", "--out"])
+        .arg(&trace)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    for engine in ["lsm", "btree", "memory"] {
+        let output = leasehold()
+            .args(["replay", "--engine", engine, "--trace"])
+            .arg(&trace)
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{engine}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(String::from_utf8_lossy(&output.stdout).contains("every answer matched"));
+    }
+    // A damaged trace is refused with the offset, not replayed.
+    let mut bytes = std::fs::read(&trace).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x40;
+    std::fs::write(&trace, bytes).unwrap();
+    let output = leasehold()
+        .args(["replay", "--engine", "memory", "--trace"])
+        .arg(&trace)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("corrupt"),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
+fn a_bad_command_line_or_scenario_is_an_error_not_a_panic() {
+    let output = leasehold()
+        .args(["compare", "--scale", "many"])
         .output()
         .unwrap();
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("invalid value"));
+    let output = leasehold()
+        .args(["compare", "--scale=-1"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let output = leasehold()
+        .args(["run", "--scenario", "nope", "--engine", "lsm"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&output.stderr).contains("no built-in scenario \"nope\""));
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "name = \"bad\"\nseed = 1\nactors = 5\nnodes = 2\nmessages_per_sec = 1\nrun_secs = 1\n[leases]\nrace = 9\n").unwrap();
+    let output = leasehold()
+        .args(["run", "--engine", "memory", "--scenario"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("leases.race"));
     let output = leasehold().arg("frobnicate").output().unwrap();
     assert_eq!(output.status.code(), Some(2));
 }

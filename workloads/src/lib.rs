@@ -1,7 +1,14 @@
-//! leasehold-workloads: what the harness replays against the engines.
-//!
-//! Today: `activation`, a built-in activation workload on virtual time with
-//! Zipf popularity. The scenario files, trace recording and replay of the
-//! harness issue build on it.
+//! Leasehold's workloads: scenario files, the simulated virtual-actor runtime
+//! that turns a scenario into a trace of store operations with their expected
+//! answers, and the trace format that replay reads.
 
-pub mod activation;
+pub mod ownership;
+pub mod popularity;
+pub mod runtime;
+pub mod scenario;
+pub mod state;
+pub mod trace;
+
+pub use runtime::{generate, Generated, RuntimeStats};
+pub use scenario::{Scenario, ScenarioError};
+pub use trace::{Answer, Op, Trace, TraceError, TraceOp};

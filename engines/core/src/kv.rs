@@ -249,7 +249,7 @@ pub type ScanVisitor<'a> = dyn FnMut(&[u8], &[u8]) -> ControlFlow<()> + 'a;
 
 /// Counters an engine keeps for the harness. Fields an engine has no notion of
 /// stay zero. All byte counts are cumulative since open.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct EngineStats {
     /// Key + value bytes of acknowledged batches (the caller's logical writes).
     pub user_bytes_written: u64,
@@ -289,6 +289,71 @@ pub struct EngineStats {
 }
 
 impl EngineStats {
+    /// Adds `later`'s counters to these (an engine reopened: one run, two
+    /// instances); the gauges — free pages, disk and live sizes — become
+    /// `later`'s.
+    pub fn accumulate(&mut self, later: &EngineStats) {
+        self.for_each_counter(later, |total, more| *total += more);
+        self.free_pages = later.free_pages;
+        self.disk_bytes = later.disk_bytes;
+        self.live_entries = later.live_entries;
+        self.live_bytes = later.live_bytes;
+    }
+
+    /// The counters accrued since `earlier` was read from the same engine;
+    /// gauges stay as they are now.
+    pub fn since(&self, earlier: &EngineStats) -> EngineStats {
+        let mut delta = self.clone();
+        delta.for_each_counter(earlier, |now, before| *now = now.saturating_sub(before));
+        delta
+    }
+
+    fn for_each_counter(&mut self, other: &EngineStats, mut apply: impl FnMut(&mut u64, u64)) {
+        let EngineStats {
+            user_bytes_written,
+            wal_bytes_written,
+            flush_bytes_written,
+            compaction_bytes_read,
+            compaction_bytes_written,
+            device_bytes_written,
+            device_bytes_read,
+            fsyncs,
+            dir_syncs,
+            stall_micros,
+            block_cache_hits,
+            block_cache_misses,
+            bloom_probes,
+            bloom_useful,
+            bloom_false_positives,
+            blocks_read,
+            checkpoints,
+            checkpoint_micros,
+            // Gauges, not counters.
+            free_pages: _,
+            disk_bytes: _,
+            live_entries: _,
+            live_bytes: _,
+        } = self;
+        apply(user_bytes_written, other.user_bytes_written);
+        apply(wal_bytes_written, other.wal_bytes_written);
+        apply(flush_bytes_written, other.flush_bytes_written);
+        apply(compaction_bytes_read, other.compaction_bytes_read);
+        apply(compaction_bytes_written, other.compaction_bytes_written);
+        apply(device_bytes_written, other.device_bytes_written);
+        apply(device_bytes_read, other.device_bytes_read);
+        apply(fsyncs, other.fsyncs);
+        apply(dir_syncs, other.dir_syncs);
+        apply(stall_micros, other.stall_micros);
+        apply(block_cache_hits, other.block_cache_hits);
+        apply(block_cache_misses, other.block_cache_misses);
+        apply(bloom_probes, other.bloom_probes);
+        apply(bloom_useful, other.bloom_useful);
+        apply(bloom_false_positives, other.bloom_false_positives);
+        apply(blocks_read, other.blocks_read);
+        apply(checkpoints, other.checkpoints);
+        apply(checkpoint_micros, other.checkpoint_micros);
+    }
+
     /// Device bytes written per logical byte; `None` before anything was written.
     pub fn write_amplification(&self) -> Option<f64> {
         (self.user_bytes_written > 0)

@@ -1,0 +1,330 @@
+//! The harness's commands: `compare` (every scenario × engine × durability),
+//! `run` (one of them), `record` and `replay` (traces as files).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use indicatif::{ProgressBar, ProgressStyle};
+use leasehold_workloads::{generate, Generated, Op, Scenario, Trace};
+
+use crate::engines::{self, DurabilityMode, EngineKind, EngineSettings};
+use crate::machine::Machine;
+use crate::replay::ReplayOptions;
+use crate::report::{self, Report, ScenarioReport};
+use crate::run::{self, RunResult, RunSpec};
+use crate::ReplayArgs;
+
+pub struct CompareSpec {
+    pub command: String,
+    pub scale: f64,
+    pub scenarios: Vec<String>,
+    pub engines: Vec<EngineKind>,
+    pub durabilities: Vec<DurabilityMode>,
+    pub replay: ReplayArgs,
+    pub out: PathBuf,
+}
+
+fn options(args: &ReplayArgs) -> Result<ReplayOptions, String> {
+    if args.threads == 0 || args.threads > 256 {
+        return Err(format!("--threads must be 1..=256, got {}", args.threads));
+    }
+    if let Some(rate) = args.open_loop {
+        if !(rate.is_finite() && rate > 0.0) {
+            return Err(format!("--open-loop must be a positive rate, got {rate}"));
+        }
+    }
+    Ok(ReplayOptions {
+        threads: args.threads,
+        open_loop_rate: args.open_loop,
+    })
+}
+
+fn check_scale(scale: f64) -> Result<(), String> {
+    if scale.is_finite() && scale > 0.0 && scale <= 1000.0 {
+        Ok(())
+    } else {
+        Err(format!("--scale must be within (0, 1000], got {scale}"))
+    }
+}
+
+/// The measured ops of a trace by kind (set-up ops before `Measure` excluded).
+fn ops_by_kind(trace: &Trace) -> BTreeMap<&'static str, u64> {
+    let first_measured = trace
+        .ops
+        .iter()
+        .position(|op| op.op == Op::Measure)
+        .map_or(0, |index| index + 1);
+    let mut counts = BTreeMap::new();
+    for op in &trace.ops[first_measured..] {
+        *counts.entry(op.op.kind()).or_insert(0) += 1;
+    }
+    counts
+}
+
+fn generate_checked(scenario: &Scenario, scale: f64) -> Result<Generated, String> {
+    let generated = generate(scenario, scale).map_err(|err| format!("{}: {err}", scenario.name))?;
+    if generated.stats.duplicate_owners > 0 || generated.stats.unexpected_rejections > 0 {
+        return Err(format!(
+            "{}: the reference run broke a lease rule: {:?}",
+            scenario.name, generated.stats
+        ));
+    }
+    Ok(generated)
+}
+
+fn started() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs());
+    // UTC civil date from days since the epoch (Howard Hinnant's algorithm).
+    let days = (secs / 86_400) as i64;
+    let (z, rem) = (days + 719_468, secs % 86_400);
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02} UTC",
+        rem / 3600,
+        rem % 3600 / 60
+    )
+}
+
+pub fn compare(spec: &CompareSpec) -> Result<(), String> {
+    check_scale(spec.scale)?;
+    let options = options(&spec.replay)?;
+    let settings = EngineSettings::from_files(&spec.replay.configs)?;
+    let scenarios: Vec<Scenario> = if spec.scenarios.is_empty() {
+        Scenario::all_built_in().map_err(|err| err.to_string())?
+    } else {
+        spec.scenarios
+            .iter()
+            .map(|name| Scenario::find(name).map_err(|err| err.to_string()))
+            .collect::<Result<_, _>>()?
+    };
+    let engines = if spec.engines.is_empty() {
+        EngineKind::ALL.to_vec()
+    } else {
+        spec.engines.clone()
+    };
+    let durabilities = if spec.durabilities.is_empty() {
+        vec![DurabilityMode::Buffered, DurabilityMode::Sync]
+    } else {
+        spec.durabilities.clone()
+    };
+    let mut plan = Vec::new();
+    for engine in &engines {
+        for durability in DurabilityMode::for_engine(*engine, &durabilities) {
+            plan.push((*engine, durability));
+        }
+    }
+    plan.sort();
+    plan.dedup();
+    let bar = ProgressBar::new((scenarios.len() * plan.len()) as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    let mut reports = Vec::new();
+    for scenario in &scenarios {
+        bar.set_message(format!("{}: generating", scenario.name));
+        let generated = generate_checked(scenario, spec.scale)?;
+        let mut results = Vec::new();
+        for &(engine, durability) in &plan {
+            bar.set_message(format!(
+                "{} on {} ({})",
+                scenario.name,
+                engine.name(),
+                durability.name()
+            ));
+            let actors = generated.trace.header.actors;
+            let open = |dir: &Path| engines::open(engine, durability, &settings, dir, actors);
+            let result = run::run(&RunSpec {
+                trace: &generated.trace,
+                engine,
+                durability,
+                open: &open,
+                dir: spec.replay.data_dir.join(format!(
+                    "{}-{}-{}",
+                    scenario.name,
+                    engine.name(),
+                    durability.name()
+                )),
+                options,
+            })?;
+            bar.println(format!(
+                "{:<17} {:<7} {:<9} {:>9.0} ops/s  p99 {:>9.1} µs  wrong answers {}  duplicate owners {}",
+                scenario.name,
+                engine.name(),
+                durability.name(),
+                result.throughput_ops_per_sec,
+                result.latency.get("all").map_or(0.0, |latency| latency.p99_us),
+                result.mismatches,
+                result.duplicate_owners,
+            ));
+            results.push(result);
+            bar.inc(1);
+        }
+        reports.push(ScenarioReport {
+            scenario: scenario.clone(),
+            scale: spec.scale,
+            ops_by_kind: ops_by_kind(&generated.trace),
+            runtime: generated.stats,
+            results,
+        });
+    }
+    bar.finish_and_clear();
+    let report = Report {
+        command: spec.command.clone(),
+        machine: Machine::describe(&spec.replay.data_dir),
+        threads: options.threads,
+        open_loop_rate: options.open_loop_rate,
+        started: started(),
+        scenarios: reports,
+    };
+    report::write(&report, &spec.out)?;
+    println!(
+        "{}",
+        std::fs::read_to_string(spec.out.join("SUMMARY.md")).unwrap_or_default()
+    );
+    println!(
+        "Results, summary and plots written to {}/",
+        spec.out.display()
+    );
+    fail_on_wrong_answers(
+        report
+            .scenarios
+            .iter()
+            .flat_map(|scenario| &scenario.results),
+    )
+}
+
+fn lost(result: &RunResult) -> u64 {
+    result
+        .recovery
+        .as_ref()
+        .map_or(0, |recovery| recovery.states_lost)
+}
+
+/// Wrong answers, duplicate owners and states lost over a clean reopen are
+/// failures of an engine, not figures.
+fn fail_on_wrong_answers<'a>(results: impl Iterator<Item = &'a RunResult>) -> Result<(), String> {
+    let broken: Vec<String> = results
+        .filter(|result| result.mismatches > 0 || result.duplicate_owners > 0 || lost(result) > 0)
+        .map(|result| {
+            format!(
+                "{} on {} ({}): {} wrong answers, {} duplicate owners, {} states lost over a reopen; first: {}",
+                result.scenario,
+                result.engine.name(),
+                result.durability.name(),
+                result.mismatches,
+                result.duplicate_owners,
+                lost(result),
+                result.first_mismatches.first().map_or("-", String::as_str)
+            )
+        })
+        .collect();
+    if broken.is_empty() {
+        Ok(())
+    } else {
+        Err(broken.join("\n"))
+    }
+}
+
+pub fn run_one(
+    scenario: &str,
+    engine: EngineKind,
+    durability: DurabilityMode,
+    scale: f64,
+    args: &ReplayArgs,
+    out: &Path,
+) -> Result<(), String> {
+    check_scale(scale)?;
+    let scenario = Scenario::find(scenario).map_err(|err| err.to_string())?;
+    let generated = generate_checked(&scenario, scale)?;
+    let result = measure_trace(&generated.trace, engine, durability, args)?;
+    let path = run::result_path(out, &result);
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(|err| format!("{}: {err}", parent.display()))?;
+    }
+    let json = serde_json::to_string_pretty(&result).map_err(|err| err.to_string())?;
+    std::fs::write(&path, json + "\n").map_err(|err| format!("{}: {err}", path.display()))?;
+    println!("{}", report::table(std::slice::from_ref(&result)));
+    println!("Written to {}", path.display());
+    fail_on_wrong_answers(std::iter::once(&result))
+}
+
+fn measure_trace(
+    trace: &Trace,
+    engine: EngineKind,
+    durability: DurabilityMode,
+    args: &ReplayArgs,
+) -> Result<RunResult, String> {
+    let durability = DurabilityMode::for_engine(engine, &[durability])
+        .first()
+        .copied()
+        .ok_or_else(|| {
+            format!(
+                "{} cannot run at {} durability",
+                engine.name(),
+                durability.name()
+            )
+        })?;
+    let settings = EngineSettings::from_files(&args.configs)?;
+    let actors = trace.header.actors;
+    let open = |dir: &Path| engines::open(engine, durability, &settings, dir, actors);
+    run::run(&RunSpec {
+        trace,
+        engine,
+        durability,
+        open: &open,
+        dir: args.data_dir.join(format!(
+            "{}-{}-{}-{}",
+            trace.header.scenario,
+            engine.name(),
+            durability.name(),
+            std::process::id()
+        )),
+        options: options(args)?,
+    })
+}
+
+pub fn record(scenario: &str, scale: f64, out: &Path) -> Result<(), String> {
+    check_scale(scale)?;
+    let scenario = Scenario::find(scenario).map_err(|err| err.to_string())?;
+    let generated = generate_checked(&scenario, scale)?;
+    generated.trace.write(out).map_err(|err| err.to_string())?;
+    let bytes = std::fs::metadata(out).map_or(0, |meta| meta.len());
+    println!(
+        "{}: {} ops ({:?}) in {} bytes → {}\n{:?}",
+        scenario.name,
+        generated.trace.ops.len(),
+        ops_by_kind(&generated.trace),
+        bytes,
+        out.display(),
+        generated.stats
+    );
+    Ok(())
+}
+
+pub fn replay_trace(
+    trace: &Path,
+    engine: EngineKind,
+    durability: DurabilityMode,
+    args: &ReplayArgs,
+) -> Result<(), String> {
+    let trace = Trace::read(trace).map_err(|err| err.to_string())?;
+    let result = measure_trace(&trace, engine, durability, args)?;
+    println!("{}", report::table(std::slice::from_ref(&result)));
+    for mismatch in &result.first_mismatches {
+        println!("wrong answer: {mismatch}");
+    }
+    fail_on_wrong_answers(std::iter::once(&result))?;
+    println!("every answer matched the recorded one");
+    Ok(())
+}

@@ -1,0 +1,169 @@
+//! The engines the harness can run, opened from the seed's TOML sections (or
+//! their defaults) in a fresh directory per run, behind one object-safe trait.
+
+use std::ops::ControlFlow;
+use std::path::Path;
+use std::sync::Arc;
+
+use leasehold_btree::BtreeEngine;
+use leasehold_core::config::{BtreeConfig, Config, LsmConfig, MemoryConfig, PersistenceConfig};
+use leasehold_core::kv::KeyRange;
+use leasehold_core::vfs::OsVfs;
+use leasehold_core::{Durability, KvEngine, KvStore, Store};
+use leasehold_lsm::LsmEngine;
+use leasehold_memory::MemoryEngine;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EngineKind {
+    Memory,
+    Lsm,
+    Btree,
+}
+
+impl EngineKind {
+    pub const ALL: [EngineKind; 3] = [EngineKind::Memory, EngineKind::Lsm, EngineKind::Btree];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            EngineKind::Memory => "memory",
+            EngineKind::Lsm => "lsm",
+            EngineKind::Btree => "btree",
+        }
+    }
+
+    /// Whether acknowledged writes can outlive the process at all. The memory
+    /// engine runs volatile in comparisons: it is the ceiling, not a peer.
+    pub fn durable(self) -> bool {
+        !matches!(self, EngineKind::Memory)
+    }
+}
+
+/// How durable an acknowledged write is; the same for every engine in a table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DurabilityMode {
+    /// In the OS page cache (survives a process crash, not power loss).
+    Buffered,
+    /// fsynced before the answer (group commit among concurrent writers).
+    Sync,
+    /// Nowhere but this process's memory: the volatile memory engine only.
+    None,
+}
+
+impl DurabilityMode {
+    pub fn name(self) -> &'static str {
+        match self {
+            DurabilityMode::Buffered => "buffered",
+            DurabilityMode::Sync => "sync",
+            DurabilityMode::None => "none",
+        }
+    }
+
+    /// The durability modes `engine` can be run with.
+    pub fn for_engine(engine: EngineKind, wanted: &[DurabilityMode]) -> Vec<DurabilityMode> {
+        if engine.durable() {
+            wanted
+                .iter()
+                .copied()
+                .filter(|mode| *mode != DurabilityMode::None)
+                .collect()
+        } else {
+            vec![DurabilityMode::None]
+        }
+    }
+}
+
+/// The per-engine settings: the seed's defaults unless a `--config` file set
+/// that engine's section. Directories are always the harness's own.
+#[derive(Clone, Debug, Default)]
+pub struct EngineSettings {
+    pub lsm: LsmConfig,
+    pub btree: BtreeConfig,
+    pub memory: MemoryConfig,
+}
+
+impl EngineSettings {
+    /// Applies each config file's persistence section; a file for an engine the
+    /// harness cannot run is an error, not ignored.
+    pub fn from_files(paths: &[std::path::PathBuf]) -> Result<EngineSettings, String> {
+        let mut settings = EngineSettings::default();
+        for path in paths {
+            let config = Config::from_file(path).map_err(|err| err.to_string())?;
+            match config.persistence {
+                PersistenceConfig::LsmTree(lsm) => settings.lsm = lsm,
+                PersistenceConfig::CowBtree(btree) => settings.btree = btree,
+                PersistenceConfig::Memory(memory) => settings.memory = memory,
+                other => {
+                    return Err(format!(
+                        "{}: the harness has no {} engine",
+                        path.display(),
+                        other.type_name()
+                    ))
+                }
+            }
+        }
+        Ok(settings)
+    }
+}
+
+/// A store the harness can measure: the `Store`, plus a count of the live
+/// logical bytes (every key and value the engine holds now).
+pub trait BenchStore: Store {
+    fn live_bytes(&self) -> Result<u64, String>;
+}
+
+impl<E: KvEngine> BenchStore for KvStore<E> {
+    fn live_bytes(&self) -> Result<u64, String> {
+        let mut total = 0u64;
+        self.engine()
+            .scan(&KeyRange::all(), &mut |key, value| {
+                total += (key.len() + value.len()) as u64;
+                ControlFlow::Continue(())
+            })
+            .map_err(|err| err.to_string())?;
+        Ok(total)
+    }
+}
+
+/// Opens `engine` with its files in `dir` (created if missing; reopening the
+/// same directory recovers what is there).
+pub fn open(
+    engine: EngineKind,
+    mode: DurabilityMode,
+    settings: &EngineSettings,
+    dir: &Path,
+    max_actors: u32,
+) -> Result<Box<dyn BenchStore>, String> {
+    let durability = match mode {
+        DurabilityMode::Sync => Durability::Sync,
+        DurabilityMode::Buffered | DurabilityMode::None => Durability::Buffered,
+    };
+    let vfs = Arc::new(OsVfs::new());
+    let opened: Box<dyn BenchStore> = match engine {
+        EngineKind::Memory => {
+            let max_entries = (u64::from(max_actors) * 2 + 16).max(settings.memory.max_entries);
+            Box::new(KvStore::new(
+                MemoryEngine::volatile(max_entries),
+                durability,
+            ))
+        }
+        EngineKind::Lsm => {
+            let config = LsmConfig {
+                data_dir: dir.to_path_buf(),
+                ..settings.lsm.clone()
+            };
+            let opened = LsmEngine::open(&config, vfs).map_err(|err| format!("lsm: {err}"))?;
+            Box::new(KvStore::new(opened, durability))
+        }
+        EngineKind::Btree => {
+            let config = BtreeConfig {
+                data_dir: dir.to_path_buf(),
+                ..settings.btree.clone()
+            };
+            let opened = BtreeEngine::open(&config, vfs).map_err(|err| format!("btree: {err}"))?;
+            Box::new(KvStore::new(opened, durability))
+        }
+    };
+    Ok(opened)
+}

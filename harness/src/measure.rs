@@ -1,0 +1,92 @@
+//! What the harness reads about itself from Linux: I/O counters
+//! (`/proc/self/io`), peak RSS (`/proc/self/status`, reset through
+//! `/proc/self/clear_refs`), and how many bytes a directory holds.
+
+use std::path::Path;
+
+/// Cumulative I/O of this process.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ProcIo {
+    /// Bytes passed to write(2) and friends.
+    pub wchar: u64,
+    /// Bytes this process caused to be sent to the block layer.
+    pub write_bytes: u64,
+    /// Bytes this process caused to be fetched from the block layer.
+    pub read_bytes: u64,
+}
+
+impl ProcIo {
+    /// `None` where the kernel has no per-task I/O accounting.
+    pub fn read() -> Option<ProcIo> {
+        let text = std::fs::read_to_string("/proc/self/io").ok()?;
+        let field = |name: &str| {
+            text.lines()
+                .find_map(|line| line.strip_prefix(name)?.trim().strip_prefix(':'))
+                .and_then(|value| value.trim().parse().ok())
+        };
+        Some(ProcIo {
+            wchar: field("wchar")?,
+            write_bytes: field("write_bytes")?,
+            read_bytes: field("read_bytes")?,
+        })
+    }
+
+    pub fn since(self, earlier: ProcIo) -> ProcIo {
+        ProcIo {
+            wchar: self.wchar.saturating_sub(earlier.wchar),
+            write_bytes: self.write_bytes.saturating_sub(earlier.write_bytes),
+            read_bytes: self.read_bytes.saturating_sub(earlier.read_bytes),
+        }
+    }
+}
+
+/// Resets the peak-RSS watermark so the next reading covers one run only.
+/// Returns false where the kernel does not allow it.
+pub fn reset_peak_rss() -> bool {
+    std::fs::write("/proc/self/clear_refs", "5").is_ok()
+}
+
+/// Peak resident set size since the last reset (VmHWM), in bytes.
+pub fn peak_rss_bytes() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kib: u64 = text
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kib * 1024)
+}
+
+/// Bytes of every file under `dir` (apparent sizes); 0 if it does not exist.
+pub fn dir_bytes(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .filter_map(Result::ok)
+        .map(|entry| match entry.metadata() {
+            Ok(meta) if meta.is_dir() => dir_bytes(&entry.path()),
+            Ok(meta) => meta.len(),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn io_counters_see_this_process_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let before = ProcIo::read().unwrap();
+        std::fs::write(dir.path().join("f"), vec![1u8; 1 << 20]).unwrap();
+        let written = ProcIo::read().unwrap().since(before);
+        assert!(written.wchar >= 1 << 20, "{written:?}");
+        assert_eq!(dir_bytes(dir.path()), 1 << 20);
+        assert!(peak_rss_bytes().unwrap() > 0);
+    }
+}

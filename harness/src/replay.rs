@@ -1,0 +1,474 @@
+//! Replays a trace against a store: every op issued as recorded, every answer
+//! compared with the reference's, latencies recorded per op kind.
+//!
+//! Threads: ops that touch one actor go to thread `hash(actor) % threads`, so
+//! each actor's ops keep their order (that is all the answers depend on: lease
+//! and snapshot rules are per actor, and time is the trace's, not the clock).
+//! Whole-store ops (purge, sync, reopen) run alone between two barriers.
+//!
+//! Closed loop by default: each thread issues its next op when the last one
+//! answered, and latency is the call's duration. With an open-loop rate, op
+//! `i` of the trace is due at `start + i / rate`; a thread that is behind
+//! issues at once and latency counts from the due time, so a stall shows in
+//! every op that queued behind it instead of hiding (coordinated omission).
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use leasehold_core::codec::fnv1a;
+use leasehold_core::kv::EngineStats;
+use leasehold_core::metrics::StoreMetrics;
+use leasehold_core::{ActorKey, NodeId, SnapshotWrite, Store, StoreError, Timestamp};
+use leasehold_workloads::ownership::OwnershipCheck;
+use leasehold_workloads::runtime::{
+    actor_keys, answer_of_acquire, answer_of_load, node_ids, rejection,
+};
+use leasehold_workloads::state::StatePool;
+use leasehold_workloads::trace::{Answer, Op, Trace, TraceHeader};
+
+use crate::engines::BenchStore;
+use crate::measure::ProcIo;
+
+/// Latencies up to an hour, 3 significant digits.
+const LATENCY_NANOS_MAX: u64 = 3_600_000_000_000;
+/// Mismatches kept for the report (all are counted).
+const MISMATCHES_KEPT: usize = 20;
+
+#[derive(Clone, Copy, Debug)]
+pub struct ReplayOptions {
+    pub threads: usize,
+    /// Ops per second of wall time; `None` runs closed loop.
+    pub open_loop_rate: Option<f64>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Mismatch {
+    pub index: usize,
+    pub op: Op,
+    pub expected: Answer,
+    pub actual: Answer,
+}
+
+/// One close-and-reopen, timed.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ReopenTiming {
+    /// Ops replayed before it.
+    pub after_ops: usize,
+    /// Bytes the engine wrote to its log since it was opened last.
+    pub wal_bytes_since_open: u64,
+    pub close_ms: f64,
+    pub open_ms: f64,
+    /// From the start of the open to the first read answered.
+    pub first_read_ms: f64,
+}
+
+/// The store's counters when measurement started (after set-up ops).
+pub struct Baseline {
+    pub metrics: StoreMetrics,
+    pub io: Option<ProcIo>,
+    /// The first measured op.
+    pub index: usize,
+}
+
+pub struct ReplayOutcome {
+    /// Ops measured (after the trace's `Measure` marker, if it has one).
+    pub ops: u64,
+    pub baseline: Option<Baseline>,
+    pub elapsed: Duration,
+    pub latencies: BTreeMap<&'static str, Histogram<u64>>,
+    pub mismatches: Vec<Mismatch>,
+    pub mismatch_count: u64,
+    pub lease_conflicts: u64,
+    pub duplicate_owners: u64,
+    pub epochs_not_raised: u64,
+    pub reopens: Vec<ReopenTiming>,
+    /// Engine counters of the instances closed by reopens (the last one is
+    /// `store`'s).
+    pub retired: Vec<EngineStats>,
+    /// Store metrics and engine stats of each store instance, summed over
+    /// reopens by the caller where it matters.
+    pub store: Box<dyn BenchStore>,
+}
+
+/// Opens the engine again on the same files (for `Reopen` ops).
+pub type Reopener<'a> = dyn FnMut() -> Result<Box<dyn BenchStore>, String> + 'a;
+
+struct Context<'a> {
+    header: &'a TraceHeader,
+    keys: Vec<ActorKey>,
+    nodes: Vec<NodeId>,
+    pool: StatePool,
+    options: ReplayOptions,
+}
+
+/// When measurement started, and at which op (open-loop due times count
+/// from there).
+#[derive(Clone, Copy)]
+struct Timing {
+    start: Instant,
+    first_index: usize,
+}
+
+/// What one thread saw over one segment.
+#[derive(Default)]
+struct ThreadLog {
+    latencies: BTreeMap<&'static str, Histogram<u64>>,
+    answers: Vec<(usize, Answer)>,
+}
+
+fn histogram() -> Histogram<u64> {
+    // Bounds and precision are constants within hdrhistogram's limits.
+    Histogram::new_with_bounds(1, LATENCY_NANOS_MAX, 3).unwrap_or_else(|_| unreachable!())
+}
+
+pub fn replay(
+    trace: &Trace,
+    mut store: Box<dyn BenchStore>,
+    reopen: Option<&mut Reopener<'_>>,
+    options: ReplayOptions,
+) -> Result<ReplayOutcome, String> {
+    let threads = options.threads.max(1);
+    let context = Context {
+        header: &trace.header,
+        keys: actor_keys(&trace.header),
+        nodes: node_ids(&trace.header),
+        pool: StatePool::new(trace.header.seed, trace.header.state_bytes_max),
+        options,
+    };
+    let mut reopen = reopen;
+    let mut answers: Vec<Option<Answer>> = vec![None; trace.ops.len()];
+    let mut latencies: BTreeMap<&'static str, Histogram<u64>> = BTreeMap::new();
+    let mut reopens = Vec::new();
+    let mut retired = Vec::new();
+    let mut wal_at_open = store
+        .metrics()
+        .engine
+        .map_or(0, |stats| stats.wal_bytes_written);
+    let mut timing = Timing {
+        start: Instant::now(),
+        first_index: 0,
+    };
+    let mut baseline = None;
+    let mut segment_start = 0;
+    while segment_start < trace.ops.len() {
+        let segment_end = trace.ops[segment_start..]
+            .iter()
+            .position(|op| op.op.actor().is_none())
+            .map_or(trace.ops.len(), |offset| segment_start + offset);
+        let logs = run_segment(
+            &context,
+            timing,
+            store.as_ref(),
+            trace,
+            segment_start..segment_end,
+            threads,
+        )?;
+        for log in logs {
+            merge(&mut latencies, log.latencies);
+            for (index, answer) in log.answers {
+                answers[index] = Some(answer);
+            }
+        }
+        if segment_end == trace.ops.len() {
+            break;
+        }
+        // The whole-store op, alone.
+        let index = segment_end;
+        let traced = &trace.ops[index];
+        let due = due_time(&context, timing, index);
+        let began = Instant::now();
+        let answer = match traced.op {
+            Op::Measure => {
+                latencies.clear();
+                baseline = Some(Baseline {
+                    metrics: store.metrics(),
+                    io: ProcIo::read(),
+                    index: index + 1,
+                });
+                timing = Timing {
+                    start: Instant::now(),
+                    first_index: index + 1,
+                };
+                answers[index] = Some(Answer::Done);
+                segment_start = segment_end + 1;
+                continue;
+            }
+            Op::Reopen => match reopen.as_deref_mut() {
+                Some(reopener) => {
+                    let stats = store.metrics().engine.unwrap_or_default();
+                    let wal_now = stats.wal_bytes_written;
+                    retired.push(stats);
+                    let (reopened, timing) = reopen_store(store, reopener, &context, index)?;
+                    store = reopened;
+                    reopens.push(ReopenTiming {
+                        wal_bytes_since_open: wal_now.saturating_sub(wal_at_open),
+                        ..timing
+                    });
+                    wal_at_open = store
+                        .metrics()
+                        .engine
+                        .map_or(0, |stats| stats.wal_bytes_written);
+                    Answer::Done
+                }
+                // A volatile engine cannot reopen: the op does not apply.
+                None => Answer::Done,
+            },
+            Op::Sync => match reopen {
+                Some(_) => store
+                    .sync()
+                    .map(|()| Answer::Done)
+                    .map_err(|err| err.to_string())?,
+                None => Answer::Done,
+            },
+            Op::PurgeExpired => store
+                .purge_expired(Timestamp::from_millis(traced.at_ms))
+                .map(|_| Answer::Purged)
+                .map_err(|err| err.to_string())?,
+            _ => unreachable!("segments end at whole-store ops"),
+        };
+        let latency = Instant::now().duration_since(due.unwrap_or(began));
+        record(&mut latencies, traced.op.kind(), latency);
+        answers[index] = Some(answer);
+        segment_start = segment_end + 1;
+    }
+    let elapsed = timing.start.elapsed();
+    let mut check = OwnershipCheck::default();
+    let mut mismatches = Vec::new();
+    let mut mismatch_count = 0;
+    let mut lease_conflicts = 0;
+    for (index, (traced, actual)) in trace.ops.iter().zip(&answers).enumerate() {
+        let Some(actual) = *actual else {
+            return Err(format!("op {index} was never replayed"));
+        };
+        check.observe(traced.at_ms, &traced.op, &actual, trace.header.lease_ms);
+        if matches!(actual, Answer::Held { .. }) {
+            lease_conflicts += 1;
+        }
+        if actual != traced.answer {
+            mismatch_count += 1;
+            if mismatches.len() < MISMATCHES_KEPT {
+                mismatches.push(Mismatch {
+                    index,
+                    op: traced.op,
+                    expected: traced.answer,
+                    actual,
+                });
+            }
+        }
+    }
+    Ok(ReplayOutcome {
+        ops: (trace.ops.len() - baseline.as_ref().map_or(0, |baseline| baseline.index)) as u64,
+        baseline,
+        elapsed,
+        latencies,
+        mismatches,
+        mismatch_count,
+        lease_conflicts,
+        duplicate_owners: check.duplicate_owners,
+        epochs_not_raised: check.epochs_not_raised,
+        reopens,
+        retired,
+        store,
+    })
+}
+
+fn reopen_store(
+    store: Box<dyn BenchStore>,
+    reopener: &mut Reopener<'_>,
+    context: &Context,
+    index: usize,
+) -> Result<(Box<dyn BenchStore>, ReopenTiming), String> {
+    let closing = Instant::now();
+    store
+        .close()
+        .map_err(|err| format!("close before reopen: {err}"))?;
+    drop(store);
+    let close_ms = closing.elapsed().as_secs_f64() * 1e3;
+    let opening = Instant::now();
+    let reopened = reopener()?;
+    let open_ms = opening.elapsed().as_secs_f64() * 1e3;
+    reopened
+        .load(&context.keys[0], Timestamp::from_millis(0))
+        .map_err(|err| format!("first read after reopen: {err}"))?;
+    let first_read_ms = opening.elapsed().as_secs_f64() * 1e3;
+    Ok((
+        reopened,
+        ReopenTiming {
+            after_ops: index,
+            wal_bytes_since_open: 0,
+            close_ms,
+            open_ms,
+            first_read_ms,
+        },
+    ))
+}
+
+fn merge(
+    into: &mut BTreeMap<&'static str, Histogram<u64>>,
+    from: BTreeMap<&'static str, Histogram<u64>>,
+) {
+    for (kind, histogram) in from {
+        let target = into.entry(kind).or_insert_with(self::histogram);
+        // Same bounds on both sides: adding cannot fail.
+        let _ = target.add(&histogram);
+    }
+}
+
+fn record(
+    latencies: &mut BTreeMap<&'static str, Histogram<u64>>,
+    kind: &'static str,
+    latency: Duration,
+) {
+    let nanos = u64::try_from(latency.as_nanos())
+        .unwrap_or(u64::MAX)
+        .clamp(1, LATENCY_NANOS_MAX);
+    latencies
+        .entry(kind)
+        .or_insert_with(histogram)
+        .saturating_record(nanos);
+}
+
+fn due_time(context: &Context, timing: Timing, index: usize) -> Option<Instant> {
+    context.options.open_loop_rate.map(|rate| {
+        let ahead = index.saturating_sub(timing.first_index) as f64 / rate;
+        timing.start + Duration::from_secs_f64(ahead)
+    })
+}
+
+fn run_segment(
+    context: &Context,
+    timing: Timing,
+    store: &dyn BenchStore,
+    trace: &Trace,
+    range: std::ops::Range<usize>,
+    threads: usize,
+) -> Result<Vec<ThreadLog>, String> {
+    if range.is_empty() {
+        return Ok(Vec::new());
+    }
+    if threads == 1 {
+        return Ok(vec![run_thread(
+            context, timing, store, trace, range, 0, 1,
+        )?]);
+    }
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|thread| {
+                let range = range.clone();
+                scope.spawn(move || {
+                    run_thread(context, timing, store, trace, range, thread, threads)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|handle| {
+                handle
+                    .join()
+                    .map_err(|_| "a replay thread panicked".to_owned())?
+            })
+            .collect()
+    })
+}
+
+fn run_thread(
+    context: &Context,
+    timing: Timing,
+    store: &dyn BenchStore,
+    trace: &Trace,
+    range: std::ops::Range<usize>,
+    thread: usize,
+    threads: usize,
+) -> Result<ThreadLog, String> {
+    let mut log = ThreadLog::default();
+    for index in range {
+        let traced = &trace.ops[index];
+        let actor = traced.op.actor().unwrap_or_default();
+        if threads > 1 && fnv1a(&actor.to_le_bytes()) % threads as u64 != thread as u64 {
+            continue;
+        }
+        let due = due_time(context, timing, index);
+        if let Some(due) = due {
+            let now = Instant::now();
+            if due > now {
+                std::thread::sleep(due - now);
+            }
+        }
+        let began = Instant::now();
+        let answer = issue(context, store, traced.op, traced.at_ms)
+            .map_err(|err| format!("op {index} ({}): {err}", traced.op.kind()))?;
+        let latency = Instant::now().duration_since(due.unwrap_or(began));
+        record(&mut log.latencies, traced.op.kind(), latency);
+        log.answers.push((index, answer));
+    }
+    Ok(log)
+}
+
+/// Issues one per-actor op and reduces the store's answer to the trace's form.
+fn issue(context: &Context, store: &dyn Store, op: Op, at_ms: u64) -> Result<Answer, StoreError> {
+    let now = Timestamp::from_millis(at_ms);
+    let key = |actor: u32| &context.keys[actor as usize];
+    let node = |node: u32| &context.nodes[node as usize];
+    let result = match op {
+        Op::Acquire { actor, node: owner } => {
+            let lease = Duration::from_millis(context.header.lease_ms);
+            store
+                .try_acquire(key(actor), node(owner), lease, now)
+                .map(|acquire| answer_of_acquire(&acquire, &context.nodes))
+        }
+        Op::Renew {
+            actor,
+            node: owner,
+            epoch,
+        } => store
+            .renew(key(actor), node(owner), epoch, now)
+            .map(|lease| Answer::Renewed {
+                expires_at_ms: lease.expires_at.as_millis(),
+            }),
+        Op::Release {
+            actor,
+            node: owner,
+            epoch,
+        } => store
+            .release(key(actor), node(owner), epoch)
+            .map(|_| Answer::Released),
+        Op::Load { actor } => store
+            .load(key(actor), now)
+            .map(|loaded| answer_of_load(loaded.as_ref())),
+        Op::Save {
+            actor,
+            expected_version,
+            epoch,
+            state_bytes,
+        } => {
+            let state = context.pool.state(actor, expected_version + 1, state_bytes);
+            let mut write = SnapshotWrite::new(key(actor).clone(), state);
+            if context.header.ttl_ms > 0 {
+                write = write.with_ttl(Duration::from_millis(context.header.ttl_ms));
+            }
+            store
+                .save(write, expected_version, epoch, now)
+                .map(|snapshot| Answer::Saved {
+                    version: snapshot.version,
+                })
+        }
+        Op::Delete {
+            actor,
+            expected_version,
+            epoch,
+        } => store
+            .delete(key(actor), expected_version, epoch, now)
+            .map(|()| Answer::Deleted),
+        Op::PurgeExpired | Op::Sync | Op::Reopen | Op::Measure => {
+            unreachable!("whole-store ops run alone")
+        }
+    };
+    match result {
+        Ok(answer) => Ok(answer),
+        Err(err) => match rejection(&err) {
+            Some(rejected) => Ok(Answer::Rejected(rejected)),
+            None => Err(err),
+        },
+    }
+}

@@ -1,0 +1,295 @@
+//! One measured run: a trace replayed against one engine at one durability in
+//! a fresh directory, then synced, measured, closed, reopened and timed.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use hdrhistogram::Histogram;
+use leasehold_core::kv::EngineStats;
+use leasehold_core::Timestamp;
+use leasehold_workloads::runtime::actor_keys;
+use leasehold_workloads::Trace;
+
+use crate::engines::{BenchStore, DurabilityMode, EngineKind};
+use crate::measure::{self, ProcIo};
+use crate::replay::{self, ReopenTiming, ReplayOptions};
+
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct LatencySummary {
+    pub count: u64,
+    pub mean_us: f64,
+    pub p50_us: f64,
+    pub p99_us: f64,
+    pub p999_us: f64,
+    pub max_us: f64,
+}
+
+impl LatencySummary {
+    fn of(histogram: &Histogram<u64>) -> LatencySummary {
+        let micros = |nanos: u64| nanos as f64 / 1e3;
+        LatencySummary {
+            count: histogram.len(),
+            mean_us: histogram.mean() / 1e3,
+            p50_us: micros(histogram.value_at_quantile(0.50)),
+            p99_us: micros(histogram.value_at_quantile(0.99)),
+            p999_us: micros(histogram.value_at_quantile(0.999)),
+            max_us: micros(histogram.max()),
+        }
+    }
+}
+
+/// The reopen at the end of every run (close, open, first read).
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Recovery {
+    pub close_ms: f64,
+    pub open_ms: f64,
+    pub first_read_ms: f64,
+    /// Did every actor's last state come back? Checked by loading each actor
+    /// the trace touched and comparing with the store before the close.
+    pub states_checked: u64,
+    pub states_lost: u64,
+}
+
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct RunResult {
+    pub scenario: String,
+    pub engine: EngineKind,
+    pub durability: DurabilityMode,
+    pub threads: usize,
+    pub open_loop_rate: Option<f64>,
+    pub ops: u64,
+    pub elapsed_secs: f64,
+    pub throughput_ops_per_sec: f64,
+    /// Per op kind, and "all".
+    pub latency: BTreeMap<String, LatencySummary>,
+    /// Key + value bytes of the batches the store wrote (engine counter).
+    pub user_bytes_written: u64,
+    /// Bytes the engine handed to its files.
+    pub device_bytes_written: u64,
+    /// Bytes this process sent towards the block layer (`/proc/self/io`
+    /// write_bytes; page-cache writeback the kernel had not started by the
+    /// end of the run is not in it).
+    pub os_bytes_written: u64,
+    pub write_amp_engine: Option<f64>,
+    pub write_amp_os: Option<f64>,
+    /// Engine files after the final sync.
+    pub disk_bytes: u64,
+    /// Keys + values the engine holds after the run (a full scan).
+    pub live_bytes: u64,
+    pub space_amp: Option<f64>,
+    /// State bytes the store returned to loads.
+    pub state_bytes_read: u64,
+    /// Bytes the engine read from its files (the page cache may have served them).
+    pub device_bytes_read: u64,
+    pub read_amp: Option<f64>,
+    pub fsyncs: u64,
+    pub fsyncs_per_op: f64,
+    pub stall_micros: u64,
+    pub recovery: Option<Recovery>,
+    /// The scenario's own reopens (recovery scenario).
+    pub reopens: Vec<ReopenTiming>,
+    pub peak_rss_bytes: Option<u64>,
+    pub lease_conflicts: u64,
+    pub duplicate_owners: u64,
+    /// Answers that differ from the reference store's (must be 0).
+    pub mismatches: u64,
+    pub first_mismatches: Vec<String>,
+    /// The engine's counters over the measured part of the run, summed over
+    /// every instance (reopens); gauges as at the end.
+    pub engine_stats: EngineStats,
+}
+
+/// Opens the store on the files in a directory (fresh, or left by the last
+/// instance: reopening recovers them).
+pub type Opener<'a> = &'a dyn Fn(&Path) -> Result<Box<dyn BenchStore>, String>;
+
+pub struct RunSpec<'a> {
+    pub trace: &'a Trace,
+    /// What the results are labelled with; `open` opens it.
+    pub engine: EngineKind,
+    pub durability: DurabilityMode,
+    pub open: Opener<'a>,
+    /// A fresh directory for the engine's files (removed afterwards).
+    pub dir: PathBuf,
+    pub options: ReplayOptions,
+}
+
+fn ratio(numerator: u64, denominator: u64) -> Option<f64> {
+    (denominator > 0).then(|| numerator as f64 / denominator as f64)
+}
+
+pub fn run(spec: &RunSpec) -> Result<RunResult, String> {
+    let label = format!(
+        "{} {} {}",
+        spec.trace.header.scenario,
+        spec.engine.name(),
+        spec.durability.name()
+    );
+    let _ = std::fs::remove_dir_all(&spec.dir);
+    std::fs::create_dir_all(&spec.dir).map_err(|err| format!("{}: {err}", spec.dir.display()))?;
+    let open = || (spec.open)(&spec.dir);
+    let store = open()?;
+    measure::reset_peak_rss();
+    let io_before = ProcIo::read();
+    let mut reopener = open;
+    let reopen: Option<&mut replay::Reopener<'_>> = if spec.engine.durable() {
+        Some(&mut reopener)
+    } else {
+        None
+    };
+    let outcome = replay::replay(spec.trace, store, reopen, spec.options)
+        .map_err(|err| format!("{label}: {err}"))?;
+    let io_before = outcome
+        .baseline
+        .as_ref()
+        .map_or(io_before, |baseline| baseline.io);
+    let io = match (ProcIo::read(), io_before) {
+        (Some(after), Some(before)) => after.since(before),
+        _ => ProcIo::default(),
+    };
+    let peak_rss_bytes = measure::peak_rss_bytes();
+    let store = outcome.store;
+    let metrics = store.metrics();
+    let mut stats = EngineStats::default();
+    for retired in &outcome.retired {
+        stats.accumulate(retired);
+    }
+    if let Some(engine) = &metrics.engine {
+        stats.accumulate(engine);
+    }
+    let baseline_metrics = outcome.baseline.as_ref().map(|baseline| &baseline.metrics);
+    if let Some(engine) = baseline_metrics.and_then(|metrics| metrics.engine.as_ref()) {
+        stats = stats.since(engine);
+    }
+    let state_bytes_read =
+        metrics.state_bytes_read - baseline_metrics.map_or(0, |metrics| metrics.state_bytes_read);
+    let live_bytes = store
+        .live_bytes()
+        .map_err(|err| format!("{label}: live bytes: {err}"))?;
+    let disk_bytes = measure::dir_bytes(&spec.dir);
+    let recovery = if spec.engine.durable() {
+        Some(recover(store, spec, &open).map_err(|err| format!("{label}: recovery: {err}"))?)
+    } else {
+        store
+            .close()
+            .map_err(|err| format!("{label}: close: {err}"))?;
+        None
+    };
+    let mut latency: BTreeMap<String, LatencySummary> = outcome
+        .latencies
+        .iter()
+        .map(|(kind, histogram)| ((*kind).to_owned(), LatencySummary::of(histogram)))
+        .collect();
+    let mut all = Histogram::<u64>::new_with_bounds(1, 3_600_000_000_000, 3)
+        .map_err(|err| err.to_string())?;
+    for histogram in outcome.latencies.values() {
+        let _ = all.add(histogram);
+    }
+    latency.insert("all".to_owned(), LatencySummary::of(&all));
+    let elapsed_secs = outcome.elapsed.as_secs_f64();
+    // A volatile engine has no files: its amplification is not a figure.
+    let durable = spec.engine.durable();
+    let _ = std::fs::remove_dir_all(&spec.dir);
+    Ok(RunResult {
+        scenario: spec.trace.header.scenario.clone(),
+        engine: spec.engine,
+        durability: spec.durability,
+        threads: spec.options.threads,
+        open_loop_rate: spec.options.open_loop_rate,
+        ops: outcome.ops,
+        elapsed_secs,
+        throughput_ops_per_sec: outcome.ops as f64 / elapsed_secs.max(1e-9),
+        latency,
+        user_bytes_written: stats.user_bytes_written,
+        device_bytes_written: stats.device_bytes_written,
+        os_bytes_written: io.write_bytes,
+        write_amp_engine: ratio(stats.device_bytes_written, stats.user_bytes_written)
+            .filter(|_| durable),
+        write_amp_os: ratio(io.write_bytes, stats.user_bytes_written).filter(|_| durable),
+        disk_bytes,
+        live_bytes,
+        space_amp: ratio(disk_bytes, live_bytes).filter(|_| durable),
+        state_bytes_read,
+        device_bytes_read: stats.device_bytes_read,
+        read_amp: ratio(stats.device_bytes_read, state_bytes_read).filter(|_| durable),
+        fsyncs: stats.fsyncs + stats.dir_syncs,
+        fsyncs_per_op: (stats.fsyncs + stats.dir_syncs) as f64 / outcome.ops.max(1) as f64,
+        stall_micros: stats.stall_micros,
+        recovery,
+        reopens: outcome.reopens,
+        peak_rss_bytes,
+        lease_conflicts: outcome.lease_conflicts,
+        duplicate_owners: outcome.duplicate_owners + outcome.epochs_not_raised,
+        mismatches: outcome.mismatch_count,
+        first_mismatches: outcome
+            .mismatches
+            .iter()
+            .map(|mismatch| {
+                format!(
+                    "op {} {:?}: expected {:?}, got {:?}",
+                    mismatch.index, mismatch.op, mismatch.expected, mismatch.actual
+                )
+            })
+            .collect(),
+        engine_stats: stats,
+    })
+}
+
+/// Close, reopen, time the first read, then check every actor's state came
+/// back exactly as the store showed it before the close.
+fn recover(
+    store: Box<dyn BenchStore>,
+    spec: &RunSpec,
+    open: &dyn Fn() -> Result<Box<dyn BenchStore>, String>,
+) -> Result<Recovery, String> {
+    let keys = actor_keys(&spec.trace.header);
+    let now = Timestamp::from_millis(spec.trace.ops.last().map_or(0, |op| op.at_ms));
+    let before: Vec<Option<(u64, [u8; 32])>> = keys
+        .iter()
+        .map(|key| {
+            store
+                .load(key, now)
+                .map(|loaded| loaded.map(|snapshot| (snapshot.version, snapshot.state_hash)))
+                .map_err(|err| err.to_string())
+        })
+        .collect::<Result<_, _>>()?;
+    let closing = Instant::now();
+    store.close().map_err(|err| err.to_string())?;
+    drop(store);
+    let close_ms = closing.elapsed().as_secs_f64() * 1e3;
+    let opening = Instant::now();
+    let reopened = open()?;
+    let open_ms = opening.elapsed().as_secs_f64() * 1e3;
+    reopened
+        .load(&keys[0], now)
+        .map_err(|err| err.to_string())?;
+    let first_read_ms = opening.elapsed().as_secs_f64() * 1e3;
+    let mut states_lost = 0;
+    for (key, expected) in keys.iter().zip(&before) {
+        let after = reopened
+            .load(key, now)
+            .map_err(|err| err.to_string())?
+            .map(|snapshot| (snapshot.version, snapshot.state_hash));
+        if after != *expected {
+            states_lost += 1;
+        }
+    }
+    reopened.close().map_err(|err| err.to_string())?;
+    Ok(Recovery {
+        close_ms,
+        open_ms,
+        first_read_ms,
+        states_checked: keys.len() as u64,
+        states_lost,
+    })
+}
+
+/// Where a run's result goes: `<out>/<scenario>/<engine>-<durability>.json`.
+pub fn result_path(out: &Path, result: &RunResult) -> PathBuf {
+    out.join(&result.scenario).join(format!(
+        "{}-{}.json",
+        result.engine.name(),
+        result.durability.name()
+    ))
+}
