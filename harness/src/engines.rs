@@ -9,7 +9,15 @@ use leasehold_btree::BtreeEngine;
 use leasehold_core::config::{BtreeConfig, Config, LsmConfig, MemoryConfig, PersistenceConfig};
 use leasehold_core::kv::KeyRange;
 use leasehold_core::vfs::OsVfs;
-use leasehold_core::{Durability, KvEngine, KvStore, Store};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use leasehold_core::kv::Health;
+use leasehold_core::metrics::StoreMetrics;
+use leasehold_core::{
+    Acquire, ActorKey, CommitOp, Durability, KvEngine, KvStore, Lease, LeaseFilter, NodeId,
+    Snapshot, SnapshotInfo, SnapshotWrite, Store, StoreError, StoreResult, Timestamp,
+};
 use leasehold_lsm::LsmEngine;
 use leasehold_memory::MemoryEngine;
 
@@ -19,6 +27,10 @@ pub enum EngineKind {
     Memory,
     Lsm,
     Btree,
+    /// Answers at once without storing anything: replaying against it
+    /// measures the harness's own cost per op. Its answers are not checked
+    /// and it is never part of a comparison.
+    Null,
 }
 
 impl EngineKind {
@@ -29,13 +41,14 @@ impl EngineKind {
             EngineKind::Memory => "memory",
             EngineKind::Lsm => "lsm",
             EngineKind::Btree => "btree",
+            EngineKind::Null => "null",
         }
     }
 
     /// Whether acknowledged writes can outlive the process at all. The memory
     /// engine runs volatile in comparisons: it is the ceiling, not a peer.
     pub fn durable(self) -> bool {
-        !matches!(self, EngineKind::Memory)
+        !matches!(self, EngineKind::Memory | EngineKind::Null)
     }
 }
 
@@ -164,6 +177,133 @@ pub fn open(
             let opened = BtreeEngine::open(&config, vfs).map_err(|err| format!("btree: {err}"))?;
             Box::new(KvStore::new(opened, durability))
         }
+        EngineKind::Null => Box::new(NullStore),
     };
     Ok(opened)
+}
+
+/// The no-op store behind `EngineKind::Null`: the cheapest answer of the
+/// right type to every call, so a replay against it costs what the harness
+/// costs (dispatch, key lookup, state slicing, answer reduction, histogram).
+pub struct NullStore;
+
+impl NullStore {
+    fn lease(key: &ActorKey, now: Timestamp) -> Lease {
+        Lease {
+            key: key.clone(),
+            node_id: None,
+            epoch: 0,
+            version: 0,
+            acquired_at: now,
+            expires_at: now,
+            duration: Duration::ZERO,
+            renewals: 0,
+            metadata: BTreeMap::new(),
+        }
+    }
+}
+
+impl Store for NullStore {
+    fn name(&self) -> &str {
+        "null"
+    }
+
+    fn try_acquire_with_metadata(
+        &self,
+        _key: &ActorKey,
+        _node: &NodeId,
+        _duration: Duration,
+        _metadata: BTreeMap<String, String>,
+        now: Timestamp,
+    ) -> StoreResult<Acquire> {
+        Ok(Acquire::Held {
+            holder: NodeId(String::new()),
+            epoch: 0,
+            expires_at: now,
+        })
+    }
+
+    fn renew(
+        &self,
+        key: &ActorKey,
+        _node: &NodeId,
+        _epoch: u64,
+        now: Timestamp,
+    ) -> StoreResult<Lease> {
+        Ok(NullStore::lease(key, now))
+    }
+
+    fn release(&self, key: &ActorKey, _node: &NodeId, _epoch: u64) -> StoreResult<Lease> {
+        Ok(NullStore::lease(key, Timestamp::from_millis(0)))
+    }
+
+    fn get_lease(&self, _key: &ActorKey) -> StoreResult<Option<Lease>> {
+        Ok(None)
+    }
+
+    fn list_leases(&self, _filter: &LeaseFilter) -> StoreResult<Vec<Lease>> {
+        Ok(Vec::new())
+    }
+
+    fn load(&self, _key: &ActorKey, _now: Timestamp) -> StoreResult<Option<Snapshot>> {
+        Ok(None)
+    }
+
+    fn save(
+        &self,
+        snapshot: SnapshotWrite,
+        expected_version: u64,
+        _fence_epoch: u64,
+        _now: Timestamp,
+    ) -> StoreResult<Snapshot> {
+        Err(StoreError::VersionConflict {
+            key: snapshot.key,
+            expected: expected_version,
+            actual: 0,
+        })
+    }
+
+    fn delete(
+        &self,
+        _key: &ActorKey,
+        _version: u64,
+        _epoch: u64,
+        _now: Timestamp,
+    ) -> StoreResult<()> {
+        Ok(())
+    }
+
+    fn list(&self, _actor_type: &str, _now: Timestamp) -> StoreResult<Vec<SnapshotInfo>> {
+        Ok(Vec::new())
+    }
+
+    fn purge_expired(&self, _now: Timestamp) -> StoreResult<u64> {
+        Ok(0)
+    }
+
+    fn commit(&self, _ops: Vec<CommitOp>, _now: Timestamp) -> StoreResult<Vec<Option<Snapshot>>> {
+        Ok(Vec::new())
+    }
+
+    fn metrics(&self) -> StoreMetrics {
+        StoreMetrics::default()
+    }
+
+    fn health(&self) -> Health {
+        Health::Healthy
+    }
+
+    fn sync(&self) -> StoreResult<()> {
+        Ok(())
+    }
+
+    fn close(&self) -> StoreResult<()> {
+        Ok(())
+    }
+}
+
+impl BenchStore for NullStore {
+    fn live_bytes(&self) -> Result<u64, String> {
+        Ok(0)
+    }
 }

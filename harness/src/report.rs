@@ -15,6 +15,8 @@ use crate::svg::Chart;
 
 pub struct ScenarioReport {
     pub scenario: Scenario,
+    /// The same trace replayed against the no-op store: the harness's ceiling.
+    pub harness_ops_per_sec: f64,
     pub scale: f64,
     pub runtime: RuntimeStats,
     pub ops_by_kind: BTreeMap<&'static str, u64>,
@@ -415,6 +417,11 @@ fn summary(report: &Report) -> String {
             runtime.renewal_share() * 100.0,
         );
         out.push_str(&table(&scenario.results));
+        let _ = writeln!(
+            out,
+            "\nThe harness alone (this trace against a store that does nothing, same threads): {:.0} ops/s.",
+            scenario.harness_ops_per_sec
+        );
         let reopening: Vec<&RunResult> = scenario
             .results
             .iter()
