@@ -1,8 +1,6 @@
 //! What the harness reads about itself from Linux: I/O counters
 //! (`/proc/self/io`), peak RSS (`/proc/self/status`, reset through
-//! `/proc/self/clear_refs`), and how many bytes a directory holds.
-
-use std::path::Path;
+//! `/proc/self/clear_refs`).
 
 /// Cumulative I/O of this process.
 #[derive(Clone, Copy, Debug, Default)]
@@ -60,21 +58,6 @@ pub fn peak_rss_bytes() -> Option<u64> {
     Some(kib * 1024)
 }
 
-/// Bytes of every file under `dir` (apparent sizes); 0 if it does not exist.
-pub fn dir_bytes(dir: &Path) -> u64 {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return 0;
-    };
-    entries
-        .filter_map(Result::ok)
-        .map(|entry| match entry.metadata() {
-            Ok(meta) if meta.is_dir() => dir_bytes(&entry.path()),
-            Ok(meta) => meta.len(),
-            Err(_) => 0,
-        })
-        .sum()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -86,7 +69,7 @@ mod tests {
         std::fs::write(dir.path().join("f"), vec![1u8; 1 << 20]).unwrap();
         let written = ProcIo::read().unwrap().since(before);
         assert!(written.wchar >= 1 << 20, "{written:?}");
-        assert_eq!(dir_bytes(dir.path()), 1 << 20);
+        assert_eq!(leasehold_core::vfs::dir_bytes(dir.path()), 1 << 20);
         assert!(peak_rss_bytes().unwrap() > 0);
     }
 }

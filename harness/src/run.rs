@@ -167,7 +167,7 @@ pub fn run(spec: &RunSpec) -> Result<RunResult, String> {
     let live_bytes = store
         .live_bytes()
         .map_err(|err| format!("{label}: live bytes: {err}"))?;
-    let disk_bytes = measure::dir_bytes(&spec.dir);
+    let disk_bytes = leasehold_core::vfs::dir_bytes(&spec.dir);
     let recovery = if spec.engine.durable() {
         Some(recover(store, spec, &open).map_err(|err| format!("{label}: recovery: {err}"))?)
     } else {

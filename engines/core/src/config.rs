@@ -277,6 +277,13 @@ pub struct RocksDbConfig {
     /// none, snappy, lz4, zstd.
     pub compression_type: String,
     pub block_cache_size: u64,
+    /// Leasehold's: bits per key of each table's bloom filter (0: no filter).
+    pub bloom_bits_per_key: f64,
+    /// Leasehold's: bytes a memtable takes before it is flushed (RocksDB's
+    /// `write_buffer_size`).
+    pub write_buffer_size: u64,
+    /// Leasehold's: RocksDB's `max_background_jobs` (flushes + compactions).
+    pub max_background_jobs: u32,
 }
 
 impl Default for RocksDbConfig {
@@ -287,6 +294,9 @@ impl Default for RocksDbConfig {
             enable_statistics: true,
             compression_type: "lz4".into(),
             block_cache_size: 256 << 20,
+            bloom_bits_per_key: 10.0,
+            write_buffer_size: 64 << 20,
+            max_background_jobs: 2,
         }
     }
 }
@@ -640,6 +650,42 @@ fn validate_rocksdb(config: RocksDbConfig, section: &str) -> Result<RocksDbConfi
             format!(
                 "compression_type {:?} is not one of none, snappy, lz4, zstd",
                 config.compression_type
+            ),
+        ));
+    }
+    if !(0.0..=64.0).contains(&config.bloom_bits_per_key) {
+        return Err(invalid(
+            section,
+            format!(
+                "bloom_bits_per_key {} is not within 0..=64",
+                config.bloom_bits_per_key
+            ),
+        ));
+    }
+    if config.write_buffer_size < 64 << 10 || config.write_buffer_size > 16 << 30 {
+        return Err(invalid(
+            section,
+            format!(
+                "write_buffer_size {} is not within 64 KiB..=16 GiB",
+                config.write_buffer_size
+            ),
+        ));
+    }
+    if config.max_background_jobs == 0 || config.max_background_jobs > 256 {
+        return Err(invalid(
+            section,
+            format!(
+                "max_background_jobs {} is not within 1..=256",
+                config.max_background_jobs
+            ),
+        ));
+    }
+    if config.block_cache_size > 1 << 40 {
+        return Err(invalid(
+            section,
+            format!(
+                "block_cache_size {} is more than 1 TiB",
+                config.block_cache_size
             ),
         ));
     }

@@ -22,7 +22,7 @@ use std::io;
 use std::path::Path;
 use std::sync::Arc;
 
-pub use os::OsVfs;
+pub use os::{dir_bytes, OsVfs};
 pub use sim::{CrashPolicy, Fault, FaultConfig, MutationKind, SimVfs, SECTOR_LEN};
 
 /// An open file. Offsets are absolute (pread/pwrite); handles are shared

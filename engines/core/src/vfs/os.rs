@@ -152,6 +152,23 @@ impl Vfs for OsVfs {
     }
 }
 
+/// Bytes of every file under `dir` on the real file system (apparent sizes,
+/// subdirectories included); 0 if it does not exist. For engines that do their
+/// own I/O (RocksDB) and for the harness's space-amplification figures.
+pub fn dir_bytes(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .filter_map(Result::ok)
+        .map(|entry| match entry.metadata() {
+            Ok(meta) if meta.is_dir() => dir_bytes(&entry.path()),
+            Ok(meta) => meta.len(),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
