@@ -156,6 +156,8 @@ pub fn compare(spec: &CompareSpec) -> Result<(), String> {
                     durability.name()
                 )),
                 options,
+                metrics_file: spec.replay.metrics_file.as_deref(),
+                keep_data: spec.replay.keep_data,
             })?;
             let line = format!(
                 "{:<17} {:<7} {:<9} {:>9.0} ops/s  p99 {:>9.1} µs  wrong answers {}  duplicate owners {}",
@@ -194,6 +196,8 @@ pub fn compare(spec: &CompareSpec) -> Result<(), String> {
             open: &null_open,
             dir: spec.replay.data_dir.join(format!("{}-null", scenario.name)),
             options,
+            metrics_file: None,
+            keep_data: false,
         })?;
         reports.push(ScenarioReport {
             harness_ops_per_sec: harness_cost.throughput_ops_per_sec,
@@ -312,13 +316,14 @@ fn measure_trace(
         durability,
         open: &open,
         dir: args.data_dir.join(format!(
-            "{}-{}-{}-{}",
+            "{}-{}-{}",
             trace.header.scenario,
             engine.name(),
-            durability.name(),
-            std::process::id()
+            durability.name()
         )),
         options: options(args)?,
+        metrics_file: args.metrics_file.as_deref(),
+        keep_data: args.keep_data,
     })
 }
 

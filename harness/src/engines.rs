@@ -2,21 +2,22 @@
 //! their defaults) in a fresh directory per run, behind one object-safe trait.
 
 use std::ops::ControlFlow;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use leasehold_btree::BtreeEngine;
 use leasehold_core::config::{BtreeConfig, Config, LsmConfig, MemoryConfig, PersistenceConfig};
 use leasehold_core::kv::KeyRange;
-use leasehold_core::vfs::OsVfs;
+use leasehold_core::vfs::{OsVfs, Vfs};
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use leasehold_core::kv::Health;
+use leasehold_core::kv::{Health, VerifyReport, WriteBatch};
 use leasehold_core::metrics::StoreMetrics;
 use leasehold_core::{
-    Acquire, ActorKey, CommitOp, Durability, KvEngine, KvStore, Lease, LeaseFilter, NodeId,
-    Snapshot, SnapshotInfo, SnapshotWrite, Store, StoreError, StoreResult, Timestamp,
+    Acquire, ActorKey, CommitOp, Durability, KvEngine, KvError, KvResult, KvStore, Lease,
+    LeaseFilter, NodeId, Snapshot, SnapshotInfo, SnapshotWrite, Store, StoreError, StoreResult,
+    Timestamp,
 };
 use leasehold_lsm::LsmEngine;
 use leasehold_memory::MemoryEngine;
@@ -120,27 +121,76 @@ impl EngineSettings {
     }
 }
 
-/// A store the harness can measure: the `Store`, plus a count of the live
-/// logical bytes (every key and value the engine holds now).
-pub trait BenchStore: Store {
-    fn live_bytes(&self) -> Result<u64, String>;
+/// What an engine holds now, counted by a full scan.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Live {
+    pub entries: u64,
+    /// Key + value bytes.
+    pub bytes: u64,
 }
 
+/// A store the harness can measure: the `Store`, plus what the engine under
+/// it holds, checks and answers.
+pub trait BenchStore: Store {
+    fn live(&self) -> Result<Live, String>;
+
+    /// The engine's full structural check (`KvEngine::verify`).
+    fn verify(&self) -> KvResult<VerifyReport>;
+
+    /// Writes a probe key, reads it back, deletes it (the health check);
+    /// an error, or a read that differs, fails it.
+    fn round_trip(&self) -> KvResult<Duration>;
+}
+
+/// The health probe's key: outside `KvStore`'s lease and snapshot key spaces.
+const PROBE_KEY_PREFIX: &[u8] = b"\xffleasehold-health-probe-";
+
 impl<E: KvEngine> BenchStore for KvStore<E> {
-    fn live_bytes(&self) -> Result<u64, String> {
-        let mut total = 0u64;
+    fn verify(&self) -> KvResult<VerifyReport> {
+        self.engine().verify()
+    }
+
+    fn round_trip(&self) -> KvResult<Duration> {
+        let started = Instant::now();
+        let mut key = PROBE_KEY_PREFIX.to_vec();
+        key.extend_from_slice(std::process::id().to_string().as_bytes());
+        let value = format!("probe at {:?}", std::time::SystemTime::now()).into_bytes();
+        let mut put = WriteBatch::new();
+        put.put(key.clone(), value.clone());
+        self.engine().write(put, self.durability())?;
+        let read = self.engine().get(&key)?;
+        if read.as_deref() != Some(value.as_slice()) {
+            return Err(KvError::Corruption {
+                file: PathBuf::from("(health probe)"),
+                offset: 0,
+                reason: format!(
+                    "wrote {} bytes, read back {:?} bytes",
+                    value.len(),
+                    read.map(|read| read.len())
+                ),
+            });
+        }
+        let mut delete = WriteBatch::new();
+        delete.delete(key);
+        self.engine().write(delete, self.durability())?;
+        Ok(started.elapsed())
+    }
+
+    fn live(&self) -> Result<Live, String> {
+        let mut live = Live::default();
         self.engine()
             .scan(&KeyRange::all(), &mut |key, value| {
-                total += (key.len() + value.len()) as u64;
+                live.entries += 1;
+                live.bytes += (key.len() + value.len()) as u64;
                 ControlFlow::Continue(())
             })
             .map_err(|err| err.to_string())?;
-        Ok(total)
+        Ok(live)
     }
 }
 
 /// Opens `engine` with its files in `dir` (created if missing; reopening the
-/// same directory recovers what is there).
+/// same directory recovers what is there). The memory engine runs volatile.
 pub fn open(
     engine: EngineKind,
     mode: DurabilityMode,
@@ -148,12 +198,45 @@ pub fn open(
     dir: &Path,
     max_actors: u32,
 ) -> Result<Box<dyn BenchStore>, String> {
+    open_on(
+        engine,
+        mode,
+        settings,
+        dir,
+        max_actors,
+        Arc::new(OsVfs::new()),
+        false,
+    )
+}
+
+/// The memory engine's backup file when it is given a directory.
+pub const MEMORY_BACKUP_FILE: &str = "backup.lz4";
+
+/// As [`open`], on `vfs`; `memory_backup` gives the memory engine its backup
+/// file in `dir` (the operator commands inspect it) instead of running volatile.
+pub fn open_on(
+    engine: EngineKind,
+    mode: DurabilityMode,
+    settings: &EngineSettings,
+    dir: &Path,
+    max_actors: u32,
+    vfs: Arc<dyn Vfs>,
+    memory_backup: bool,
+) -> Result<Box<dyn BenchStore>, String> {
     let durability = match mode {
         DurabilityMode::Sync => Durability::Sync,
         DurabilityMode::Buffered | DurabilityMode::None => Durability::Buffered,
     };
-    let vfs = Arc::new(OsVfs::new());
     let opened: Box<dyn BenchStore> = match engine {
+        EngineKind::Memory if memory_backup => {
+            let config = MemoryConfig {
+                backup_path: Some(dir.join(MEMORY_BACKUP_FILE)),
+                ..settings.memory.clone()
+            };
+            let opened =
+                MemoryEngine::open(&config, vfs).map_err(|err| format!("memory: {err}"))?;
+            Box::new(KvStore::new(opened, Durability::Group))
+        }
         EngineKind::Memory => {
             let max_entries = (u64::from(max_actors) * 2 + 16).max(settings.memory.max_entries);
             Box::new(KvStore::new(
@@ -303,7 +386,18 @@ impl Store for NullStore {
 }
 
 impl BenchStore for NullStore {
-    fn live_bytes(&self) -> Result<u64, String> {
-        Ok(0)
+    fn live(&self) -> Result<Live, String> {
+        Ok(Live::default())
+    }
+
+    fn verify(&self) -> KvResult<VerifyReport> {
+        Ok(VerifyReport {
+            checked: "nothing (the null store keeps nothing)".to_owned(),
+            problems: Vec::new(),
+        })
+    }
+
+    fn round_trip(&self) -> KvResult<Duration> {
+        Ok(Duration::ZERO)
     }
 }

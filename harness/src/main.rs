@@ -16,6 +16,8 @@ mod crash_fuzz;
 mod engines;
 mod machine;
 mod measure;
+mod metrics;
+mod operator;
 mod replay;
 mod report;
 mod run;
@@ -53,10 +55,100 @@ struct ReplayArgs {
     /// Where engines keep their files while they run (a fresh subdirectory per run, removed after).
     #[arg(long, default_value = "results/data")]
     data_dir: PathBuf,
+    /// Publish the store's live metrics to this JSON file every second
+    /// (`leasehold metrics --file F --watch` shows them).
+    #[arg(long)]
+    metrics_file: Option<PathBuf>,
+    /// Leave each engine's files in the data directory after its run (for
+    /// the operator commands) instead of removing them.
+    #[arg(long)]
+    keep_data: bool,
+}
+
+#[derive(Subcommand)]
+enum ActorCommand {
+    /// The leases in a store: owner, epoch, version, expiry, renewals.
+    ListLeases {
+        #[command(flatten)]
+        target: operator::TargetArgs,
+        #[arg(long)]
+        node_id: Option<String>,
+        #[arg(long)]
+        actor_type: Option<String>,
+        /// Only leases not held now (expired or released).
+        #[arg(long)]
+        expired: bool,
+        #[arg(long)]
+        json: bool,
+        /// Judge expiry at this time (Unix ms) instead of now.
+        #[arg(long)]
+        at: Option<u64>,
+    },
+    /// One actor's lease and snapshot: version, epoch, sizes, times, tags,
+    /// TTL, hash verified, and the state (as JSON when it is JSON, else hex).
+    InspectState {
+        #[command(flatten)]
+        target: operator::TargetArgs,
+        #[arg(long)]
+        actor_type: String,
+        #[arg(long)]
+        actor_id: String,
+        /// Bytes of a non-JSON state to show.
+        #[arg(long, default_value_t = 1024)]
+        max_bytes: usize,
+        /// Judge TTL and lease expiry at this time (Unix ms) instead of now.
+        #[arg(long)]
+        at: Option<u64>,
+    },
 }
 
 #[derive(Subcommand)]
 enum Command {
+    /// Inspect actors' leases and state in a store's files (read-only).
+    Actor {
+        #[command(subcommand)]
+        command: ActorCommand,
+    },
+    /// A running replay's metrics (--file, from --metrics-file), or what a
+    /// store's files hold (--engine/--dir or --config).
+    Metrics {
+        #[command(flatten)]
+        target: operator::TargetArgs,
+        #[arg(long, conflicts_with_all = ["config", "engine", "dir"])]
+        file: Option<PathBuf>,
+        /// Refresh in place until interrupted.
+        #[arg(long)]
+        watch: bool,
+        #[arg(long, default_value = "1s", value_parser = operator::parse_interval)]
+        interval: std::time::Duration,
+        #[arg(long, hide = true)]
+        count: Option<u64>,
+    },
+    /// Probes a store (open, engine health, a write/read/delete round trip,
+    /// verify, disk space): prints each and exits 0 Healthy, 1 Degraded, 2 Failed.
+    /// It writes (and deletes) a probe key: not for a directory another process has open.
+    HealthCheck {
+        #[command(flatten)]
+        target: operator::TargetArgs,
+    },
+    /// The engine's full structural check, read-only; exit 1 if it finds a problem.
+    Verify {
+        #[command(flatten)]
+        target: operator::TargetArgs,
+    },
+    /// Every file of a store as a person reads it — WAL records, table blocks
+    /// and index, manifest edits, B+tree pages and meta slots — with each
+    /// checksum shown valid or INVALID; exit 1 if anything is damaged.
+    Dump {
+        #[command(flatten)]
+        target: operator::TargetArgs,
+        /// Only this file of the directory.
+        #[arg(long)]
+        file: Option<String>,
+        /// Entries shown per block, page or log.
+        #[arg(long, default_value_t = 5)]
+        max_entries: usize,
+    },
     /// Every scenario on every engine at buffered and sync durability: JSON per
     /// run, results/SUMMARY.md and SVG plots.
     Compare {
@@ -161,6 +253,12 @@ fn parse_policy(name: &str) -> Result<CrashPolicy, String> {
 }
 
 fn main() -> ExitCode {
+    // Die quietly on a closed pipe (`leasehold actor list-leases | head`), as
+    // Unix tools do, instead of panicking in println!.
+    // SAFETY: restoring the default action of a signal has no preconditions.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     let outcome = match cli.command {
         Command::Compare {
@@ -186,6 +284,7 @@ fn main() -> ExitCode {
                 replay,
                 out,
             })
+            .map(|()| 0)
         }
         Command::Run {
             scenario,
@@ -194,18 +293,74 @@ fn main() -> ExitCode {
             scale,
             replay,
             out,
-        } => compare::run_one(&scenario, engine, durability, scale, &replay, &out),
+        } => compare::run_one(&scenario, engine, durability, scale, &replay, &out).map(|()| 0),
         Command::Record {
             scenario,
             scale,
             out,
-        } => compare::record(&scenario, scale, &out),
+        } => compare::record(&scenario, scale, &out).map(|()| 0),
         Command::Replay {
             trace,
             engine,
             durability,
             replay,
-        } => compare::replay_trace(&trace, engine, durability, &replay),
+        } => compare::replay_trace(&trace, engine, durability, &replay).map(|()| 0),
+        Command::Actor { command } => match command {
+            ActorCommand::ListLeases {
+                target,
+                node_id,
+                actor_type,
+                expired,
+                json,
+                at,
+            } => operator::list_leases(
+                &target,
+                &operator::ListLeases {
+                    node_id,
+                    actor_type,
+                    expired,
+                    json,
+                    at,
+                },
+            ),
+            ActorCommand::InspectState {
+                target,
+                actor_type,
+                actor_id,
+                max_bytes,
+                at,
+            } => operator::inspect_state(
+                &target,
+                &operator::InspectState {
+                    actor_type,
+                    actor_id,
+                    max_bytes,
+                    at,
+                },
+            ),
+        },
+        Command::Metrics {
+            target,
+            file,
+            watch,
+            interval,
+            count,
+        } => operator::metrics(
+            &target,
+            &operator::MetricsOptions {
+                file: file.as_deref(),
+                watch,
+                interval,
+                count,
+            },
+        ),
+        Command::HealthCheck { target } => operator::health_check(&target),
+        Command::Verify { target } => operator::verify(&target),
+        Command::Dump {
+            target,
+            file,
+            max_entries,
+        } => operator::dump(&target, file.as_deref(), max_entries),
         Command::CrashFuzz {
             engine,
             seconds,
@@ -242,14 +397,14 @@ fn main() -> ExitCode {
             match crash_fuzz::run(&options) {
                 Ok(summary) => {
                     println!("{summary}");
-                    Ok(())
+                    Ok(0)
                 }
                 Err(failure) => Err(failure.to_string()),
             }
         }
     };
     match outcome {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => ExitCode::from(code),
         Err(err) => {
             eprintln!("leasehold: {err}");
             ExitCode::FAILURE

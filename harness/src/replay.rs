@@ -29,6 +29,7 @@ use leasehold_workloads::trace::{Answer, Op, Trace, TraceHeader};
 
 use crate::engines::BenchStore;
 use crate::measure::ProcIo;
+use crate::metrics::Publisher;
 
 /// Latencies up to an hour, 3 significant digits.
 const LATENCY_NANOS_MAX: u64 = 3_600_000_000_000;
@@ -100,6 +101,7 @@ struct Context<'a> {
     nodes: Vec<NodeId>,
     pool: StatePool,
     options: ReplayOptions,
+    publisher: Option<&'a Publisher>,
 }
 
 /// When measurement started, and at which op (open-loop due times count
@@ -127,6 +129,7 @@ pub fn replay(
     mut store: Box<dyn BenchStore>,
     reopen: Option<&mut Reopener<'_>>,
     options: ReplayOptions,
+    publisher: Option<&Publisher>,
 ) -> Result<ReplayOutcome, String> {
     let threads = options.threads.max(1);
     let context = Context {
@@ -135,6 +138,7 @@ pub fn replay(
         nodes: node_ids(&trace.header),
         pool: StatePool::new(trace.header.seed, trace.header.state_bytes_max),
         options,
+        publisher,
     };
     let mut reopen = reopen;
     let mut answers: Vec<Option<Answer>> = vec![None; trace.ops.len()];
@@ -401,6 +405,11 @@ fn run_thread(
         let latency = Instant::now().duration_since(due.unwrap_or(began));
         record(&mut log.latencies, traced.op.kind(), latency);
         log.answers.push((index, answer));
+        if thread == 0 {
+            if let Some(publisher) = context.publisher {
+                publisher.maybe_publish(|| store.metrics());
+            }
+        }
     }
     Ok(log)
 }

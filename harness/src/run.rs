@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 use leasehold_core::kv::EngineStats;
@@ -13,6 +13,7 @@ use leasehold_workloads::Trace;
 
 use crate::engines::{BenchStore, DurabilityMode, EngineKind};
 use crate::measure::{self, ProcIo};
+use crate::metrics::Publisher;
 use crate::replay::{self, ReopenTiming, ReplayOptions};
 
 #[derive(Clone, Debug, serde::Serialize)]
@@ -113,6 +114,10 @@ pub struct RunSpec<'a> {
     /// A fresh directory for the engine's files (removed afterwards).
     pub dir: PathBuf,
     pub options: ReplayOptions,
+    /// Publish live metrics to this file while the run goes on.
+    pub metrics_file: Option<&'a Path>,
+    /// Leave the engine's files in `dir` after the run.
+    pub keep_data: bool,
 }
 
 fn ratio(numerator: u64, denominator: u64) -> Option<f64> {
@@ -138,7 +143,14 @@ pub fn run(spec: &RunSpec) -> Result<RunResult, String> {
     } else {
         None
     };
-    let outcome = replay::replay(spec.trace, store, reopen, spec.options)
+    let publisher = spec.metrics_file.map(|path| {
+        Publisher::new(
+            path,
+            format!("{label} (leasehold run)"),
+            Duration::from_secs(1),
+        )
+    });
+    let outcome = replay::replay(spec.trace, store, reopen, spec.options, publisher.as_ref())
         .map_err(|err| format!("{label}: {err}"))?;
     let io_before = outcome
         .baseline
@@ -151,6 +163,9 @@ pub fn run(spec: &RunSpec) -> Result<RunResult, String> {
     let peak_rss_bytes = measure::peak_rss_bytes();
     let store = outcome.store;
     let metrics = store.metrics();
+    if let Some(publisher) = &publisher {
+        publisher.publish(&metrics);
+    }
     let mut stats = EngineStats::default();
     for retired in &outcome.retired {
         stats.accumulate(retired);
@@ -165,7 +180,8 @@ pub fn run(spec: &RunSpec) -> Result<RunResult, String> {
     let state_bytes_read =
         metrics.state_bytes_read - baseline_metrics.map_or(0, |metrics| metrics.state_bytes_read);
     let live_bytes = store
-        .live_bytes()
+        .live()
+        .map(|live| live.bytes)
         .map_err(|err| format!("{label}: live bytes: {err}"))?;
     let disk_bytes = leasehold_core::vfs::dir_bytes(&spec.dir);
     let recovery = if spec.engine.durable() {
@@ -188,9 +204,11 @@ pub fn run(spec: &RunSpec) -> Result<RunResult, String> {
     }
     latency.insert("all".to_owned(), LatencySummary::of(&all));
     let elapsed_secs = outcome.elapsed.as_secs_f64();
+    if !spec.keep_data {
+        let _ = std::fs::remove_dir_all(&spec.dir);
+    }
     // A volatile engine has no files: its amplification is not a figure.
     let durable = spec.engine.durable();
-    let _ = std::fs::remove_dir_all(&spec.dir);
     Ok(RunResult {
         scenario: spec.trace.header.scenario.clone(),
         engine: spec.engine,

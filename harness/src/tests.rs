@@ -16,7 +16,7 @@ use leasehold_core::{Durability, KvEngine, KvResult, KvStore};
 use leasehold_memory::MemoryEngine;
 use leasehold_workloads::{generate, Answer, Op, Scenario};
 
-use crate::engines::{BenchStore, DurabilityMode, EngineKind};
+use crate::engines::{BenchStore, DurabilityMode, EngineKind, Live};
 use crate::replay::{replay, ReplayOptions};
 use crate::run::{run, RunSpec};
 
@@ -122,6 +122,8 @@ fn metrics_match_an_engine_with_known_costs() {
             threads: 2,
             open_loop_rate: None,
         },
+        metrics_file: None,
+        keep_data: false,
     })
     .unwrap();
     assert_eq!(result.mismatches, 0, "{:?}", result.first_mismatches);
@@ -207,8 +209,16 @@ impl leasehold_core::Store for LyingStore {
 }
 
 impl BenchStore for LyingStore {
-    fn live_bytes(&self) -> Result<u64, String> {
-        self.0.live_bytes()
+    fn live(&self) -> Result<Live, String> {
+        self.0.live()
+    }
+
+    fn verify(&self) -> KvResult<VerifyReport> {
+        BenchStore::verify(&self.0)
+    }
+
+    fn round_trip(&self) -> KvResult<Duration> {
+        self.0.round_trip()
     }
 }
 
@@ -232,6 +242,7 @@ fn replay_catches_a_wrong_answer() {
             threads: 2,
             open_loop_rate: None,
         },
+        None,
     )
     .unwrap();
     assert_eq!(outcome.mismatch_count, 0);
@@ -247,6 +258,7 @@ fn replay_catches_a_wrong_answer() {
             threads: 2,
             open_loop_rate: None,
         },
+        None,
     )
     .unwrap();
     assert!(outcome.mismatch_count > 0);
@@ -276,6 +288,7 @@ fn open_loop_counts_latency_from_the_schedule() {
             threads: 1,
             open_loop_rate: Some(2000.0),
         },
+        None,
     )
     .unwrap();
     let save = &outcome.latencies["save"];

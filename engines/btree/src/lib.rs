@@ -10,6 +10,7 @@
 
 pub mod checkpoint;
 pub mod db;
+pub mod dump;
 pub mod layout;
 pub mod load;
 pub mod meta;

@@ -628,9 +628,29 @@ fn parse_backend(section: &str, mut table: toml::Table) -> Result<PersistenceCon
 }
 
 fn deserialize<T: DeserializeOwned>(value: toml::Value, section: &str) -> Result<T, ConfigError> {
-    value
-        .try_into()
-        .map_err(|err: toml::de::Error| invalid(section, err.message().to_owned()))
+    value.clone().try_into().map_err(|err: toml::de::Error| {
+        // toml names an unknown key but not a key whose value has the wrong
+        // type; find it by deserializing each key alone (every section struct
+        // defaults its other fields; if the empty table does not deserialize,
+        // no single key can be blamed).
+        let alone = |entries: &[(&String, &toml::Value)]| {
+            let table: toml::Table = entries
+                .iter()
+                .map(|(key, value)| ((*key).clone(), (*value).clone()))
+                .collect();
+            toml::Value::Table(table).try_into::<T>().is_ok()
+        };
+        let culprit = value.as_table().filter(|_| alone(&[])).and_then(|table| {
+            table
+                .iter()
+                .find(|(key, value)| !alone(&[(key, value)]))
+                .map(|(key, _)| key.clone())
+        });
+        match culprit {
+            Some(key) => invalid(section, format!("`{key}`: {}", err.message())),
+            None => invalid(section, err.message().to_owned()),
+        }
+    })
 }
 
 fn validate_lsm(config: LsmConfig, section: &str) -> Result<LsmConfig, ConfigError> {
@@ -842,5 +862,14 @@ mod tests {
             expand_env("id-${LEASEHOLD_CONFIG_TEST_KEY}-", "s", "k").unwrap(),
             "id-AKIA123-"
         );
+    }
+
+    #[test]
+    fn a_value_of_the_wrong_type_names_its_key() {
+        let err =
+            Config::parse("[persistence]\ntype = \"lsm_tree\"\nmemtable_size_limit = \"big\"\n")
+                .unwrap_err()
+                .to_string();
+        assert!(err.contains("memtable_size_limit"), "{err}");
     }
 }

@@ -249,7 +249,8 @@ pub type ScanVisitor<'a> = dyn FnMut(&[u8], &[u8]) -> ControlFlow<()> + 'a;
 
 /// Counters an engine keeps for the harness. Fields an engine has no notion of
 /// stay zero. All byte counts are cumulative since open.
-#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct EngineStats {
     /// Key + value bytes of acknowledged batches (the caller's logical writes).
     pub user_bytes_written: u64,

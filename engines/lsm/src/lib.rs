@@ -7,6 +7,7 @@
 
 pub mod compaction;
 pub mod db;
+pub mod dump;
 pub mod format;
 pub mod iterator;
 pub mod manifest;

@@ -145,6 +145,43 @@ fn decode_body(body: &[u8]) -> Result<BackupContent, leasehold_core::codec::Deco
     Ok(BackupContent { sequence, entries })
 }
 
+/// A backup file as a person reads it, for `leasehold dump`: checksum valid
+/// or not, the sequence it is consistent with, and up to `max_entries`
+/// entries. Reads only.
+pub fn describe(path: &Path, bytes: &[u8], max_entries: usize) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    match decode(path, bytes) {
+        Ok(content) => {
+            let _ = writeln!(
+                out,
+                "  checksum valid; consistent with write {}; {} entries",
+                content.sequence,
+                content.entries.len()
+            );
+            for (key, value) in content.entries.iter().take(max_entries) {
+                let _ = writeln!(
+                    out,
+                    "    {} ({} value bytes)",
+                    leasehold_core::dump::describe_key(key),
+                    value.len()
+                );
+            }
+            if content.entries.len() > max_entries {
+                let _ = writeln!(
+                    out,
+                    "    … {} more entries",
+                    content.entries.len() - max_entries
+                );
+            }
+        }
+        Err(err) => {
+            let _ = writeln!(out, "  CORRUPT: {err}");
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

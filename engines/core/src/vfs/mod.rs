@@ -15,6 +15,7 @@
 //!    their directory before anything else; the simulation does not revert it).
 
 mod os;
+mod overlay;
 mod sim;
 
 use std::fmt;
@@ -23,6 +24,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 pub use os::{dir_bytes, OsVfs};
+pub use overlay::OverlayVfs;
 pub use sim::{CrashPolicy, Fault, FaultConfig, MutationKind, SimVfs, SECTOR_LEN};
 
 /// An open file. Offsets are absolute (pread/pwrite); handles are shared

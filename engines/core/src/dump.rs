@@ -1,0 +1,89 @@
+//! Human-readable descriptions of the on-disk pieces every engine shares —
+//! engine keys, write batches, write-ahead logs — for `leasehold dump`.
+//! Each engine's own dump (its tables, pages, manifests) builds on these.
+
+use std::fmt::Write;
+use std::path::Path;
+
+use crate::kv::{BatchOp, WriteBatch};
+use crate::kvstore::RecordKey;
+use crate::wal::{self, WalEnd};
+
+/// An engine key as a person reads it: `lease player/42`, `snapshot
+/// player/42`, or escaped bytes for keys outside `KvStore`'s key spaces.
+pub fn describe_key(key: &[u8]) -> String {
+    match RecordKey::decode(key) {
+        Some(RecordKey::Lease(actor)) => format!("lease {actor}"),
+        Some(RecordKey::Snapshot(actor)) => format!("snapshot {actor}"),
+        None => format!("raw {:?}", String::from_utf8_lossy(key)),
+    }
+}
+
+/// One line per op of a write batch (at most `max_ops`).
+pub fn describe_batch(batch: &WriteBatch, max_ops: usize, indent: &str) -> String {
+    let mut out = String::new();
+    for op in batch.ops.iter().take(max_ops) {
+        let _ = match op {
+            BatchOp::Put { key, value } => {
+                writeln!(
+                    out,
+                    "{indent}put    {} ({} value bytes)",
+                    describe_key(key),
+                    value.len()
+                )
+            }
+            BatchOp::Delete { key } => writeln!(out, "{indent}delete {}", describe_key(key)),
+        };
+    }
+    if batch.ops.len() > max_ops {
+        let _ = writeln!(out, "{indent}… {} more ops", batch.ops.len() - max_ops);
+    }
+    out
+}
+
+/// A write-ahead log of `WriteBatch` records: each record (at most
+/// `max_records`, each with at most `max_records` ops), then how the file ends
+/// — clean, a torn (unsynced) tail, or corruption in synced bytes.
+pub fn describe_wal(path: &Path, bytes: &[u8], max_records: usize) -> String {
+    let mut out = String::new();
+    match wal::read(path, bytes) {
+        Ok(contents) => {
+            let _ = writeln!(
+                out,
+                "  {} records (checksums valid) in {} bytes",
+                contents.records.len(),
+                contents.valid_end
+            );
+            for (index, record) in contents.records.iter().take(max_records).enumerate() {
+                match WriteBatch::decode(record) {
+                    Ok(batch) => {
+                        let _ = writeln!(out, "  record {index}: batch of {} ops", batch.ops.len());
+                        out.push_str(&describe_batch(&batch, max_records, "    "));
+                    }
+                    Err(err) => {
+                        let _ = writeln!(out, "  record {index}: NOT A BATCH: {err}");
+                    }
+                }
+            }
+            if contents.records.len() > max_records {
+                let _ = writeln!(
+                    out,
+                    "  … {} more records",
+                    contents.records.len() - max_records
+                );
+            }
+            let _ = match contents.end {
+                WalEnd::Clean => writeln!(out, "  ends clean"),
+                WalEnd::Torn { offset } => writeln!(
+                    out,
+                    "  ends torn at offset {offset}: {} bytes of an unsynced tail (recovery drops them)",
+                    bytes.len() as u64 - offset
+                ),
+            };
+        }
+        Err(err) => {
+            let _ = writeln!(out, "  CORRUPT: {err}");
+        }
+    }
+    out
+}

@@ -1,0 +1,622 @@
+//! The operator commands: `actor list-leases`, `actor inspect-state`,
+//! `metrics`, `health-check`, `verify` and `dump`, on any engine's directory,
+//! named by the seed's TOML (`--config`) or by `--engine E --dir D`.
+//!
+//! Commands that only read open the engine on an [`OverlayVfs`]: it recovers
+//! exactly as it would (replaying its log, even rewriting its manifest) but
+//! every change stays in memory, so inspecting never modifies the data.
+//! `health-check` is the one command that writes: a probe key, written, read
+//! and deleted through the engine.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use leasehold_core::config::{Config, PersistenceConfig};
+use leasehold_core::kv::Health;
+use leasehold_core::snapshot::to_hex;
+use leasehold_core::time::{Clock, SystemClock};
+use leasehold_core::vfs::{OsVfs, OverlayVfs, Vfs};
+use leasehold_core::{ActorKey, LeaseFilter, NodeId, StoreError, Timestamp};
+
+use crate::engines::{self, BenchStore, DurabilityMode, EngineKind, EngineSettings};
+
+/// Which data a command works on.
+#[derive(clap::Args, Clone, Debug)]
+pub struct TargetArgs {
+    /// The seed's TOML: its persistence section names the engine and its directory.
+    #[arg(long, conflicts_with_all = ["engine", "dir"])]
+    pub config: Option<PathBuf>,
+    /// The engine whose files are in --dir (checked against what is there).
+    #[arg(long, value_enum, requires = "dir")]
+    pub engine: Option<EngineKind>,
+    /// The engine's directory.
+    #[arg(long, requires = "engine")]
+    pub dir: Option<PathBuf>,
+}
+
+pub struct Target {
+    pub engine: EngineKind,
+    pub dir: PathBuf,
+    pub settings: EngineSettings,
+}
+
+/// Exit status of a command: 0 fine, 1 a problem found (or degraded), 2 failed.
+pub type Status = Result<u8, String>;
+
+impl TargetArgs {
+    pub fn resolve(&self) -> Result<Target, String> {
+        let mut settings = EngineSettings::default();
+        let (engine, dir) = match (&self.config, self.engine, &self.dir) {
+            (Some(path), _, _) => {
+                let config = Config::from_file(path).map_err(|err| err.to_string())?;
+                let dir = config.persistence.data_dir().map(Path::to_path_buf);
+                let engine = match config.persistence {
+                    PersistenceConfig::LsmTree(lsm) => {
+                        settings.lsm = lsm;
+                        EngineKind::Lsm
+                    }
+                    PersistenceConfig::CowBtree(btree) => {
+                        settings.btree = btree;
+                        EngineKind::Btree
+                    }
+                    PersistenceConfig::Memory(memory) => {
+                        settings.memory = memory;
+                        EngineKind::Memory
+                    }
+                    other => {
+                        return Err(format!(
+                            "{}: the operator commands do not handle {} yet",
+                            path.display(),
+                            other.type_name()
+                        ))
+                    }
+                };
+                let dir = dir.ok_or_else(|| {
+                    format!(
+                        "{}: the memory section has no backup_path: nothing on disk to inspect",
+                        path.display()
+                    )
+                })?;
+                (engine, dir)
+            }
+            (None, Some(engine), Some(dir)) => (engine, dir.clone()),
+            _ => {
+                return Err(
+                    "name the data with --config FILE or with --engine E --dir D".to_owned(),
+                )
+            }
+        };
+        let found = detect(&dir)?;
+        if found != engine {
+            return Err(format!(
+                "{} holds {} data, not {}",
+                dir.display(),
+                found.name(),
+                engine.name()
+            ));
+        }
+        Ok(Target {
+            engine,
+            dir,
+            settings,
+        })
+    }
+}
+
+/// What kind of database `dir` holds, from the names of its files.
+pub fn detect(dir: &Path) -> Result<EngineKind, String> {
+    let entries = std::fs::read_dir(dir)
+        .map_err(|err| format!("cannot read directory {}: {err}", dir.display()))?;
+    let names: Vec<String> = entries
+        .filter_map(Result::ok)
+        .filter_map(|entry| entry.file_name().to_str().map(str::to_owned))
+        .collect();
+    let has = |name: &str| names.iter().any(|present| present == name);
+    let any = |prefix: &str| names.iter().any(|present| present.starts_with(prefix));
+    if has("CURRENT") && any("OPTIONS-") {
+        Err(format!(
+            "{} holds a RocksDB database; the operator commands do not read RocksDB",
+            dir.display()
+        ))
+    } else if has("CURRENT") && any("MANIFEST-") {
+        Ok(EngineKind::Lsm)
+    } else if has("data.db") {
+        Ok(EngineKind::Btree)
+    } else if has(engines::MEMORY_BACKUP_FILE) {
+        Ok(EngineKind::Memory)
+    } else {
+        Err(format!(
+            "{} holds no Leasehold database (no CURRENT + MANIFEST, data.db or {})",
+            dir.display(),
+            engines::MEMORY_BACKUP_FILE
+        ))
+    }
+}
+
+impl Target {
+    /// Opens the data without modifying it (see the module docs).
+    pub fn open_read_only(&self) -> Result<Box<dyn BenchStore>, String> {
+        self.open_on(Arc::new(OverlayVfs::new()))
+    }
+
+    fn open_on(&self, vfs: Arc<dyn Vfs>) -> Result<Box<dyn BenchStore>, String> {
+        engines::open_on(
+            self.engine,
+            DurabilityMode::Sync,
+            &self.settings,
+            &self.dir,
+            1,
+            vfs,
+            true,
+        )
+    }
+}
+
+fn now(at: Option<u64>) -> Timestamp {
+    at.map_or_else(|| SystemClock.now(), Timestamp::from_millis)
+}
+
+/// "in 4m 10s" / "2h 3m ago", for times relative to now.
+fn relative(at: Timestamp, now: Timestamp) -> String {
+    let (millis, future) = if at.0 >= now.0 {
+        (at.0 - now.0, true)
+    } else {
+        (now.0 - at.0, false)
+    };
+    let secs = millis / 1000;
+    let text = match secs {
+        0..=59 => format!("{}.{}s", secs, millis % 1000 / 100),
+        60..=3599 => format!("{}m {}s", secs / 60, secs % 60),
+        3600..=86_399 => format!("{}h {}m", secs / 3600, secs % 3600 / 60),
+        _ => format!("{}d {}h", secs / 86_400, secs % 86_400 / 3600),
+    };
+    if future {
+        format!("in {text}")
+    } else {
+        format!("{text} ago")
+    }
+}
+
+pub struct ListLeases {
+    pub node_id: Option<String>,
+    pub actor_type: Option<String>,
+    pub expired: bool,
+    pub json: bool,
+    pub at: Option<u64>,
+}
+
+pub fn list_leases(target: &TargetArgs, options: &ListLeases) -> Status {
+    let target = target.resolve()?;
+    let store = target.open_read_only()?;
+    let now = now(options.at);
+    let filter = LeaseFilter {
+        node_id: options.node_id.clone().map(NodeId::new),
+        actor_type: options.actor_type.clone(),
+        expired: options.expired.then_some(true),
+        now,
+    };
+    let leases = store.list_leases(&filter).map_err(|err| err.to_string())?;
+    if options.json {
+        let rows: Vec<serde_json::Value> = leases
+            .iter()
+            .map(|lease| {
+                serde_json::json!({
+                    "actor_type": lease.key.actor_type,
+                    "actor_id": lease.key.actor_id,
+                    "owner": lease.node_id.as_ref().map(NodeId::as_str),
+                    "epoch": lease.epoch,
+                    "version": lease.version,
+                    "acquired_at_ms": lease.acquired_at.as_millis(),
+                    "expires_at_ms": lease.expires_at.as_millis(),
+                    "held": lease.is_held_at(now),
+                    "renewals": lease.renewals,
+                    "metadata": lease.metadata,
+                })
+            })
+            .collect();
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&rows).map_err(|err| err.to_string())?
+        );
+        return Ok(0);
+    }
+    println!(
+        "{:<16} {:<24} {:<14} {:>6} {:>8} {:<18} {:>8}",
+        "ACTOR TYPE", "ACTOR ID", "OWNER", "EPOCH", "VERSION", "EXPIRES", "RENEWALS"
+    );
+    for lease in &leases {
+        let expires = match &lease.node_id {
+            None => "released".to_owned(),
+            Some(_) => relative(lease.expires_at, now),
+        };
+        println!(
+            "{:<16} {:<24} {:<14} {:>6} {:>8} {:<18} {:>8}",
+            lease.key.actor_type,
+            lease.key.actor_id,
+            lease.node_id.as_ref().map_or("-", NodeId::as_str),
+            lease.epoch,
+            lease.version,
+            expires,
+            lease.renewals
+        );
+    }
+    println!("{} leases", leases.len());
+    Ok(0)
+}
+
+pub struct InspectState {
+    pub actor_type: String,
+    pub actor_id: String,
+    pub max_bytes: usize,
+    pub at: Option<u64>,
+}
+
+pub fn inspect_state(target: &TargetArgs, options: &InspectState) -> Status {
+    let target = target.resolve()?;
+    let store = target.open_read_only()?;
+    let now = now(options.at);
+    let key = ActorKey::new(options.actor_type.clone(), options.actor_id.clone());
+    let lease = store.get_lease(&key).map_err(|err| err.to_string())?;
+    println!("actor        {key}");
+    match &lease {
+        Some(lease) => println!(
+            "lease        owner {}, epoch {}, {} (expires {}), {} renewals",
+            lease.node_id.as_ref().map_or("-", NodeId::as_str),
+            lease.epoch,
+            if lease.is_held_at(now) {
+                "held"
+            } else {
+                "not held"
+            },
+            relative(lease.expires_at, now),
+            lease.renewals
+        ),
+        None => println!("lease        none"),
+    }
+    let snapshot = match store.load(&key, now) {
+        Ok(Some(snapshot)) => snapshot,
+        Ok(None) => {
+            println!("snapshot     none (never saved, deleted, or expired)");
+            return Ok(1);
+        }
+        Err(StoreError::Integrity {
+            expected, actual, ..
+        }) => {
+            println!(
+                "snapshot     INTEGRITY FAILURE: stored hash {expected}, state hashes to {actual}"
+            );
+            println!("             the state is not shown: it is not what was saved");
+            return Ok(1);
+        }
+        Err(err) => return Err(err.to_string()),
+    };
+    println!("snapshot id  {}", snapshot.snapshot_id);
+    println!(
+        "version      {} (written under epoch {})",
+        snapshot.version, snapshot.epoch
+    );
+    println!(
+        "created      {} ({})",
+        snapshot.created_at.as_millis(),
+        relative(snapshot.created_at, now)
+    );
+    println!(
+        "updated      {} ({})",
+        snapshot.updated_at.as_millis(),
+        relative(snapshot.updated_at, now)
+    );
+    match snapshot.expires_at() {
+        Some(expires) => println!(
+            "ttl          {:?}, expires {}",
+            snapshot.ttl.unwrap_or_default(),
+            relative(expires, now)
+        ),
+        None => println!("ttl          none"),
+    }
+    println!("sha-256      {} (verified)", to_hex(&snapshot.state_hash));
+    let tags: Vec<String> = snapshot
+        .tags
+        .iter()
+        .map(|(name, value)| format!("{name}={value}"))
+        .collect();
+    println!(
+        "tags         {}",
+        if tags.is_empty() {
+            "none".to_owned()
+        } else {
+            tags.join(", ")
+        }
+    );
+    println!(
+        "history      only the latest version: every save replaces the previous one in {}",
+        target.engine.name()
+    );
+    println!("state        {} bytes", snapshot.state.len());
+    match serde_json::from_slice::<serde_json::Value>(&snapshot.state) {
+        Ok(json) => println!(
+            "{}",
+            serde_json::to_string_pretty(&json).map_err(|err| err.to_string())?
+        ),
+        Err(_) => print!("{}", hex_dump(&snapshot.state, options.max_bytes)),
+    }
+    Ok(0)
+}
+
+/// 16 bytes a line: offset, hex, printable ASCII.
+pub fn hex_dump(bytes: &[u8], max_bytes: usize) -> String {
+    let mut out = String::new();
+    for (line, chunk) in bytes[..bytes.len().min(max_bytes)].chunks(16).enumerate() {
+        let hex: Vec<String> = chunk.iter().map(|byte| format!("{byte:02x}")).collect();
+        let ascii: String = chunk
+            .iter()
+            .map(|&byte| {
+                if byte.is_ascii_graphic() || byte == b' ' {
+                    byte as char
+                } else {
+                    '.'
+                }
+            })
+            .collect();
+        out.push_str(&format!(
+            "{:08x}  {:<47}  {ascii}\n",
+            line * 16,
+            hex.join(" ")
+        ));
+    }
+    if bytes.len() > max_bytes {
+        out.push_str(&format!(
+            "… {} more bytes (--max-bytes to see more)\n",
+            bytes.len() - max_bytes
+        ));
+    }
+    out
+}
+
+pub fn verify(target: &TargetArgs) -> Status {
+    let target = target.resolve()?;
+    let store = match target.open_read_only() {
+        Ok(store) => store,
+        Err(err) => {
+            println!(
+                "{} {}: cannot be opened",
+                target.engine.name(),
+                target.dir.display()
+            );
+            println!("problem: {err}");
+            return Ok(1);
+        }
+    };
+    let report = store.verify().map_err(|err| err.to_string())?;
+    println!(
+        "{} {}: checked {}",
+        target.engine.name(),
+        target.dir.display(),
+        report.checked
+    );
+    for problem in &report.problems {
+        println!("problem: {problem}");
+    }
+    if report.is_clean() {
+        println!("no problems");
+        Ok(0)
+    } else {
+        println!("{} problems", report.problems.len());
+        Ok(1)
+    }
+}
+
+/// Free and total bytes of the file system holding `dir`.
+fn disk_space(dir: &Path) -> Result<(u64, u64), String> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(dir.as_os_str().as_bytes())
+        .map_err(|_| format!("{} contains a NUL byte", dir.display()))?;
+    let mut stat = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+    // SAFETY: `path` is a valid C string and `stat` a buffer of the right type;
+    // statvfs fills it when it returns 0.
+    let status = unsafe { libc::statvfs(path.as_ptr(), stat.as_mut_ptr()) };
+    if status != 0 {
+        return Err(format!(
+            "statvfs {}: {}",
+            dir.display(),
+            std::io::Error::last_os_error()
+        ));
+    }
+    // SAFETY: statvfs returned 0, so it initialised `stat`.
+    let stat = unsafe { stat.assume_init() };
+    let block = stat.f_frsize;
+    Ok((stat.f_bavail * block, stat.f_blocks * block))
+}
+
+/// Below this share of free space the store is degraded.
+const FREE_SHARE_MIN: f64 = 0.05;
+
+pub fn health_check(target: &TargetArgs) -> Status {
+    let target = target.resolve()?;
+    let mut worst = 0u8;
+    let mut report = |level: u8, probe: &str, outcome: String| {
+        let verdict = ["ok", "DEGRADED", "FAILED"][level as usize];
+        println!("{probe:<12} {verdict:<9} {outcome}");
+        worst = worst.max(level);
+    };
+    let opening = Instant::now();
+    let store = match target.open_on(Arc::new(OsVfs::new())) {
+        Ok(store) => {
+            report(
+                0,
+                "open",
+                format!(
+                    "{} in {:.1} ms",
+                    target.engine.name(),
+                    opening.elapsed().as_secs_f64() * 1e3
+                ),
+            );
+            Some(store)
+        }
+        Err(err) => {
+            report(2, "open", err);
+            None
+        }
+    };
+    if let Some(store) = &store {
+        match store.health() {
+            Health::Healthy => report(0, "engine", "healthy".to_owned()),
+            Health::Degraded(reason) => report(1, "engine", reason),
+            Health::Failed(reason) => report(2, "engine", reason),
+        }
+        match store.round_trip() {
+            Ok(took) => report(
+                0,
+                "round trip",
+                format!("write, read, delete in {:.2} ms", took.as_secs_f64() * 1e3),
+            ),
+            Err(err) => report(2, "round trip", err.to_string()),
+        }
+        match store.verify() {
+            Ok(verified) if verified.is_clean() => report(0, "verify", verified.checked),
+            Ok(verified) => report(2, "verify", verified.problems.join("; ")),
+            Err(err) => report(2, "verify", err.to_string()),
+        }
+        if let Err(err) = store.close() {
+            report(2, "close", err.to_string());
+        }
+    }
+    match disk_space(&target.dir) {
+        Ok((free, total)) => {
+            let share = free as f64 / total.max(1) as f64;
+            let text = format!(
+                "{:.1} GiB free of {:.1} GiB",
+                free as f64 / (1u64 << 30) as f64,
+                total as f64 / (1u64 << 30) as f64
+            );
+            report(u8::from(share < FREE_SHARE_MIN), "disk space", text);
+        }
+        Err(err) => report(1, "disk space", err),
+    }
+    println!("{}", ["Healthy", "Degraded", "Failed"][worst as usize]);
+    Ok(worst)
+}
+
+pub fn parse_interval(text: &str) -> Result<Duration, String> {
+    let (number, unit) = text
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .map_or((text, "s"), |at| text.split_at(at));
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("bad interval {text:?} (try 1s or 500ms)"))?;
+    let secs = match unit {
+        "ms" => value / 1000.0,
+        "s" => value,
+        "m" => value * 60.0,
+        _ => return Err(format!("bad interval unit in {text:?} (ms, s or m)")),
+    };
+    if !(0.05..=3600.0).contains(&secs) {
+        return Err(format!("interval {text:?} is not within 50ms..=1h"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+pub struct MetricsOptions<'a> {
+    pub file: Option<&'a Path>,
+    pub watch: bool,
+    pub interval: Duration,
+    /// Stop after this many refreshes (for scripts and tests).
+    pub count: Option<u64>,
+}
+
+/// What a directory holds, for `metrics` without a live process.
+fn at_rest(target: &TargetArgs) -> Result<String, String> {
+    let target = target.resolve()?;
+    let store = target.open_read_only()?;
+    let live = store.live()?;
+    let (live_entries, live_bytes) = (live.entries, live.bytes);
+    let mut files: std::collections::BTreeMap<String, (u64, u64)> =
+        std::collections::BTreeMap::new();
+    let entries =
+        std::fs::read_dir(&target.dir).map_err(|err| format!("{}: {err}", target.dir.display()))?;
+    for entry in entries.filter_map(Result::ok) {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let kind = match name.rsplit_once('.') {
+            Some((_, extension)) if !extension.is_empty() => format!("*.{extension}"),
+            _ => name
+                .trim_end_matches(|c: char| c.is_ascii_digit())
+                .to_owned(),
+        };
+        let bytes = entry.metadata().map_or(0, |meta| meta.len());
+        let slot = files.entry(kind).or_default();
+        slot.0 += 1;
+        slot.1 += bytes;
+    }
+    let disk_bytes: u64 = files.values().map(|(_, bytes)| bytes).sum();
+    let mut out = format!(
+        "{} {} — read from its files (no process publishes live metrics here; use --file)\n",
+        target.engine.name(),
+        target.dir.display()
+    );
+    for (kind, (count, bytes)) in &files {
+        out.push_str(&format!("{kind:<14} {count:>5} files {bytes:>14} bytes\n"));
+    }
+    out.push_str(&format!(
+        "live           {live_entries} entries, {live_bytes} key+value bytes; {disk_bytes} bytes on disk; space amp {}\n",
+        if live_bytes > 0 { format!("{:.2}", disk_bytes as f64 / live_bytes as f64) } else { "-".to_owned() }
+    ));
+    match store.health() {
+        Health::Healthy => out.push_str("health         healthy\n"),
+        Health::Degraded(reason) => out.push_str(&format!("health         degraded: {reason}\n")),
+        Health::Failed(reason) => out.push_str(&format!("health         failed: {reason}\n")),
+    }
+    Ok(out)
+}
+
+pub fn metrics(target: &TargetArgs, options: &MetricsOptions) -> Status {
+    let render = || match options.file {
+        Some(file) => crate::metrics::read(file).map(|view| view.render()),
+        None => at_rest(target),
+    };
+    if !options.watch {
+        print!("{}", render()?);
+        return Ok(0);
+    }
+    let mut shown = 0u64;
+    loop {
+        let text = render()?;
+        // Clear the screen and go home: the view refreshes in place.
+        print!("\x1b[2J\x1b[H{text}");
+        use std::io::Write as _;
+        let _ = std::io::stdout().flush();
+        shown += 1;
+        if options.count.is_some_and(|count| shown >= count) {
+            return Ok(0);
+        }
+        std::thread::sleep(options.interval);
+    }
+}
+
+pub fn dump(target: &TargetArgs, file: Option<&str>, max_entries: usize) -> Status {
+    let target = target.resolve()?;
+    // Reads raw files: nothing is opened for writing.
+    let vfs = OsVfs::new();
+    let text = match target.engine {
+        EngineKind::Lsm => leasehold_lsm::dump::dump(&vfs, &target.dir, file, max_entries),
+        EngineKind::Btree => leasehold_btree::dump::dump(&vfs, &target.dir, file, max_entries),
+        EngineKind::Memory => {
+            let path = target.dir.join(file.unwrap_or(engines::MEMORY_BACKUP_FILE));
+            std::fs::read(&path)
+                .map(|bytes| {
+                    format!(
+                        "== {} ({} bytes)\n{}",
+                        path.display(),
+                        bytes.len(),
+                        leasehold_memory::backup::describe(&path, &bytes, max_entries)
+                    )
+                })
+                .map_err(|err| leasehold_core::KvError::io(format!("read {}", path.display()), err))
+        }
+        EngineKind::Null => return Err("the null engine keeps no files".to_owned()),
+    }
+    .map_err(|err| err.to_string())?;
+    print!("{text}");
+    // A dump that met damage says so in its exit status, as verify does.
+    let damaged = text.contains("INVALID") || text.contains("CORRUPT");
+    Ok(u8::from(damaged))
+}
