@@ -4,6 +4,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // measurement tools: failing loudly is right
 
+pub mod headline;
+
 use std::fmt::Write as _;
 use std::time::Duration;
 

@@ -47,6 +47,8 @@ pub struct Options {
     pub out: Option<PathBuf>,
     /// Write what the campaign covered to results/crash-fuzz-<engine>.{md,json}.
     pub report: bool,
+    /// Plant this bug (kebab-case name) and hunt for it: success is finding it.
+    pub planted: Option<String>,
 }
 
 /// What a campaign covered, for `--report`.
@@ -93,6 +95,9 @@ const ROUND_CASES: u32 = 200;
 const OPS_MAX: usize = 32;
 
 pub fn run(options: &Options) -> Result<String, String> {
+    if let Some(bug) = &options.planted {
+        return hunt(options, bug);
+    }
     match options.engine {
         Engine::Lsm => campaign(options, &|vfs: SimVfs| {
             leasehold_lsm::LsmEngine::open(&leasehold_lsm::crash_test_config("/lsm"), Arc::new(vfs))
@@ -114,6 +119,98 @@ pub fn run(options: &Options) -> Result<String, String> {
             leasehold_memory::MemoryEngine::open(&config, Arc::new(vfs))
         }),
     }
+}
+
+/// "SkipWalSync" → "skip-wal-sync".
+#[cfg_attr(not(feature = "planted-bugs"), allow(dead_code))]
+fn kebab(name: &str) -> String {
+    let mut out = String::new();
+    for (index, letter) in name.chars().enumerate() {
+        if letter.is_ascii_uppercase() && index > 0 {
+            out.push('-');
+        }
+        out.push(letter.to_ascii_lowercase());
+    }
+    out
+}
+
+/// Runs the campaign on an engine with `bug` planted until a case catches it.
+#[cfg(feature = "planted-bugs")]
+fn hunt(options: &Options, bug: &str) -> Result<String, String> {
+    fn pick<B: Copy + std::fmt::Debug>(all: &[B], name: &str) -> Result<B, String> {
+        all.iter()
+            .copied()
+            .find(|bug| kebab(&format!("{bug:?}")) == name)
+            .ok_or_else(|| {
+                let names: Vec<String> = all.iter().map(|bug| kebab(&format!("{bug:?}"))).collect();
+                format!(
+                    "no planted bug {name:?} in this engine (it has {})",
+                    names.join(", ")
+                )
+            })
+    }
+    match options.engine {
+        Engine::Lsm => {
+            let bug = pick(&leasehold_lsm::db::PlantedBug::ALL, bug)?;
+            hunt_with(options, &format!("{bug:?}"), &move |vfs: SimVfs| {
+                let engine = leasehold_lsm::LsmEngine::open(
+                    &leasehold_lsm::crash_test_config("/lsm"),
+                    Arc::new(vfs),
+                )?;
+                engine.plant(bug);
+                Ok(engine)
+            })
+        }
+        Engine::Btree => {
+            let bug = pick(&leasehold_btree::db::PlantedBug::ALL, bug)?;
+            hunt_with(options, &format!("{bug:?}"), &move |vfs: SimVfs| {
+                leasehold_btree::BtreeEngine::open_planted(
+                    &leasehold_btree::crash_test_config("/btree"),
+                    Arc::new(vfs),
+                    bug,
+                )
+            })
+        }
+        Engine::Memory => Err("the memory engine has no planted bugs".to_owned()),
+    }
+}
+
+#[cfg(not(feature = "planted-bugs"))]
+fn hunt(_options: &Options, _bug: &str) -> Result<String, String> {
+    Err("this build has no planted bugs: run with `cargo run --release -p leasehold --features planted-bugs -- crash-fuzz ...`".to_owned())
+}
+
+#[cfg(feature = "planted-bugs")]
+fn hunt_with<E: KvEngine>(
+    options: &Options,
+    name: &str,
+    open: &dyn Fn(SimVfs) -> KvResult<E>,
+) -> Result<String, String> {
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(options.seconds);
+    let mut rounds = 0u64;
+    while Instant::now() < deadline {
+        let seed = options.seed.wrapping_add(rounds);
+        let result = crash::search_seeded(seed, ROUND_CASES, OPS_MAX, &options.policies, &|case| {
+            run_one(open, options.mode, case)
+                .map_err(|reason| leasehold_core::testkit::oracle::Violation { reason })
+        });
+        rounds += 1;
+        if let Err((_, reason)) = result {
+            return Ok(format!(
+                "planted {name} caught within {} cases ({:?} mode) in {:.1?}: {reason}",
+                rounds * u64::from(ROUND_CASES),
+                options.mode,
+                started.elapsed()
+            ));
+        }
+    }
+    Err(format!(
+        "planted {name} NOT caught by {} cases ({:?} mode) in {:.0?}",
+        rounds * u64::from(ROUND_CASES),
+        options.mode,
+        started.elapsed()
+    ))
 }
 
 fn run_one<E: KvEngine>(
@@ -379,6 +476,7 @@ mod tests {
             replay: None,
             out: Some(out.clone()),
             report: false,
+            planted: None,
         };
         let case = CrashCase {
             ops: vec![CrashOp::Flush],

@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use leasehold_btree::BtreeEngine;
-use leasehold_core::config::{BtreeConfig, Config, LsmConfig, MemoryConfig, PersistenceConfig};
+use leasehold_core::config::{
+    BtreeConfig, Config, LsmConfig, MemoryConfig, PersistenceConfig, RocksDbConfig,
+};
 use leasehold_core::kv::KeyRange;
 use leasehold_core::vfs::{OsVfs, Vfs};
 use std::collections::BTreeMap;
@@ -21,6 +23,7 @@ use leasehold_core::{
 };
 use leasehold_lsm::LsmEngine;
 use leasehold_memory::MemoryEngine;
+use leasehold_rocksdb::RocksEngine;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -28,6 +31,8 @@ pub enum EngineKind {
     Memory,
     Lsm,
     Btree,
+    /// RocksDB through the `rocksdb` crate: the yardstick.
+    Rocksdb,
     /// Answers at once without storing anything: replaying against it
     /// measures the harness's own cost per op. Its answers are not checked
     /// and it is never part of a comparison.
@@ -35,14 +40,32 @@ pub enum EngineKind {
 }
 
 impl EngineKind {
-    pub const ALL: [EngineKind; 3] = [EngineKind::Memory, EngineKind::Lsm, EngineKind::Btree];
+    pub const ALL: [EngineKind; 4] = [
+        EngineKind::Memory,
+        EngineKind::Lsm,
+        EngineKind::Btree,
+        EngineKind::Rocksdb,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             EngineKind::Memory => "memory",
             EngineKind::Lsm => "lsm",
             EngineKind::Btree => "btree",
+            EngineKind::Rocksdb => "rocksdb",
             EngineKind::Null => "null",
+        }
+    }
+
+    /// What exactly ran, for every result: RocksDB's release, or that the
+    /// engine is this repository's own.
+    pub fn version(self) -> &'static str {
+        match self {
+            EngineKind::Rocksdb => leasehold_rocksdb::ROCKSDB_VERSION,
+            EngineKind::Memory | EngineKind::Lsm | EngineKind::Btree => {
+                "hand-written, this revision"
+            }
+            EngineKind::Null => "no-op",
         }
     }
 
@@ -95,6 +118,7 @@ pub struct EngineSettings {
     pub lsm: LsmConfig,
     pub btree: BtreeConfig,
     pub memory: MemoryConfig,
+    pub rocksdb: RocksDbConfig,
 }
 
 impl EngineSettings {
@@ -108,6 +132,7 @@ impl EngineSettings {
                 PersistenceConfig::LsmTree(lsm) => settings.lsm = lsm,
                 PersistenceConfig::CowBtree(btree) => settings.btree = btree,
                 PersistenceConfig::Memory(memory) => settings.memory = memory,
+                PersistenceConfig::RocksDb(rocksdb) => settings.rocksdb = rocksdb,
                 other => {
                     return Err(format!(
                         "{}: the harness has no {} engine",
@@ -258,6 +283,15 @@ pub fn open_on(
                 ..settings.btree.clone()
             };
             let opened = BtreeEngine::open(&config, vfs).map_err(|err| format!("btree: {err}"))?;
+            Box::new(KvStore::new(opened, durability))
+        }
+        // RocksDB does its own I/O: it cannot run on `vfs`.
+        EngineKind::Rocksdb => {
+            let config = RocksDbConfig {
+                data_dir: dir.to_path_buf(),
+                ..settings.rocksdb.clone()
+            };
+            let opened = RocksEngine::open(&config).map_err(|err| format!("rocksdb: {err}"))?;
             Box::new(KvStore::new(opened, durability))
         }
         EngineKind::Null => Box::new(NullStore),

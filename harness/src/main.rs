@@ -236,6 +236,11 @@ enum Command {
         /// Write what the campaign covered to results/crash-fuzz-<engine>.{md,json} (crash mode).
         #[arg(long)]
         report: bool,
+        /// Plant this bug (e.g. skip-wal-sync) and hunt for it: exit 0 once a
+        /// case catches it, 1 if --seconds pass without. Needs a build with
+        /// `--features planted-bugs`.
+        #[arg(long)]
+        planted: Option<String>,
     },
 }
 
@@ -371,6 +376,7 @@ fn main() -> ExitCode {
             replay,
             out,
             report,
+            planted,
         } => {
             let seed = seed.unwrap_or_else(|| {
                 std::time::SystemTime::now()
@@ -392,6 +398,7 @@ fn main() -> ExitCode {
                 replay,
                 out,
                 report,
+                planted,
             };
             eprintln!("crash-fuzz {engine:?}, seed {seed}, {mode:?} mode");
             match crash_fuzz::run(&options) {

@@ -64,6 +64,10 @@ impl TargetArgs {
                         settings.memory = memory;
                         EngineKind::Memory
                     }
+                    PersistenceConfig::RocksDb(rocksdb) => {
+                        settings.rocksdb = rocksdb;
+                        EngineKind::Rocksdb
+                    }
                     other => {
                         return Err(format!(
                             "{}: the operator commands do not handle {} yet",
@@ -115,10 +119,7 @@ pub fn detect(dir: &Path) -> Result<EngineKind, String> {
     let has = |name: &str| names.iter().any(|present| present == name);
     let any = |prefix: &str| names.iter().any(|present| present.starts_with(prefix));
     if has("CURRENT") && any("OPTIONS-") {
-        Err(format!(
-            "{} holds a RocksDB database; the operator commands do not read RocksDB",
-            dir.display()
-        ))
+        Ok(EngineKind::Rocksdb)
     } else if has("CURRENT") && any("MANIFEST-") {
         Ok(EngineKind::Lsm)
     } else if has("data.db") {
@@ -137,6 +138,19 @@ pub fn detect(dir: &Path) -> Result<EngineKind, String> {
 impl Target {
     /// Opens the data without modifying it (see the module docs).
     pub fn open_read_only(&self) -> Result<Box<dyn BenchStore>, String> {
+        if self.engine == EngineKind::Rocksdb {
+            // RocksDB cannot sit on a Vfs; its own read-only mode writes nothing.
+            let config = leasehold_core::config::RocksDbConfig {
+                data_dir: self.dir.clone(),
+                ..self.settings.rocksdb.clone()
+            };
+            let engine = leasehold_rocksdb::RocksEngine::open_read_only(&config)
+                .map_err(|err| format!("rocksdb: {err}"))?;
+            return Ok(Box::new(leasehold_core::KvStore::new(
+                engine,
+                leasehold_core::Durability::Sync,
+            )));
+        }
         self.open_on(Arc::new(OverlayVfs::new()))
     }
 
@@ -611,6 +625,12 @@ pub fn dump(target: &TargetArgs, file: Option<&str>, max_entries: usize) -> Stat
                     )
                 })
                 .map_err(|err| leasehold_core::KvError::io(format!("read {}", path.display()), err))
+        }
+        EngineKind::Rocksdb => {
+            return Err(
+                "RocksDB's files have RocksDB's own tools: sst_dump and ldb (verify works here)"
+                    .to_owned(),
+            )
         }
         EngineKind::Null => return Err("the null engine keeps no files".to_owned()),
     }

@@ -361,6 +361,19 @@ fn summary(report: &Report) -> String {
         report.command, report.started
     );
     let _ = writeln!(out, "- Machine: {}", report.machine.summary());
+    let mut versions: Vec<(&str, &str)> = report
+        .scenarios
+        .iter()
+        .flat_map(|scenario| &scenario.results)
+        .map(|result| (result.engine.name(), result.engine_version))
+        .collect();
+    versions.sort_unstable();
+    versions.dedup();
+    let versions: Vec<String> = versions
+        .iter()
+        .map(|(engine, version)| format!("{engine}: {version}"))
+        .collect();
+    let _ = writeln!(out, "- Engines: {}.", versions.join("; "));
     let _ = writeln!(
         out,
         "- Replay: {} thread(s), {}; each engine in a fresh directory; latency is wall time per store call{}.",

@@ -56,6 +56,8 @@ pub struct Recovery {
 pub struct RunResult {
     pub scenario: String,
     pub engine: EngineKind,
+    /// The engine's release (RocksDB's version; "hand-written" for ours).
+    pub engine_version: &'static str,
     pub durability: DurabilityMode,
     pub threads: usize,
     pub open_loop_rate: Option<f64>,
@@ -212,6 +214,7 @@ pub fn run(spec: &RunSpec) -> Result<RunResult, String> {
     Ok(RunResult {
         scenario: spec.trace.header.scenario.clone(),
         engine: spec.engine,
+        engine_version: spec.engine.version(),
         durability: spec.durability,
         threads: spec.options.threads,
         open_loop_rate: spec.options.open_loop_rate,

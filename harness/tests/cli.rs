@@ -273,3 +273,29 @@ fn crash_fuzz_reports_what_it_covered() {
     .unwrap();
     assert!(json["cases"].as_u64().unwrap() > 100);
 }
+
+#[test]
+fn planted_bugs_need_their_build_and_are_caught_with_it() {
+    let output = leasehold()
+        .args([
+            "crash-fuzz",
+            "--engine",
+            "lsm",
+            "--planted",
+            "skip-wal-sync",
+            "--seconds",
+            "20",
+            "--seed",
+            "1",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    if cfg!(feature = "planted-bugs") {
+        assert!(output.status.success(), "{stderr}");
+        assert!(String::from_utf8_lossy(&output.stdout).contains("planted SkipWalSync caught"));
+    } else {
+        assert_eq!(output.status.code(), Some(1));
+        assert!(stderr.contains("--features planted-bugs"), "{stderr}");
+    }
+}

@@ -35,11 +35,12 @@ use crate::page::{self, PageKind};
 
 pub const DATA_FILE: &str = "data.db";
 
-/// Bugs planted on purpose, switched on only by this crate's unit tests, to
-/// prove the crash oracle finds them (see `planted_bugs` tests below).
-#[cfg_attr(not(test), allow(dead_code))]
+/// Bugs planted on purpose to prove the crash campaign finds them. They can
+/// be switched on only in this crate's tests or with the `planted-bugs`
+/// feature (`BtreeEngine::open_planted`); a normal build cannot reach them.
+#[cfg_attr(not(any(test, feature = "planted-bugs")), allow(dead_code))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum PlantedBug {
+pub enum PlantedBug {
     /// A Sync write returns without the log fsync.
     SkipLogSync,
     /// A new log's directory entry is never fsynced.
@@ -49,7 +50,20 @@ enum PlantedBug {
     AckBeforeWal,
     /// A checkpoint writes its meta without first fsyncing the pages.
     SkipDataSync,
+    /// Pages are loaded without checking their checksum.
+    SkipPageChecksum,
 }
+
+impl PlantedBug {
+    pub const ALL: [PlantedBug; 5] = [
+        PlantedBug::SkipLogSync,
+        PlantedBug::SkipDirSync,
+        PlantedBug::AckBeforeWal,
+        PlantedBug::SkipDataSync,
+        PlantedBug::SkipPageChecksum,
+    ];
+}
+
 const GROUP_BYTES_MAX: u64 = 4 << 20;
 
 pub fn wal_name(number: u64) -> String {
@@ -117,7 +131,7 @@ struct Inner {
     commits: CommitQueue,
     checkpoint: Mutex<CheckpointState>,
     lifecycle: Lifecycle,
-    #[cfg(test)]
+    #[cfg(any(test, feature = "planted-bugs"))]
     planted: Mutex<(Option<PlantedBug>, Vec<Vec<u8>>)>,
     stop: Mutex<bool>,
     work_cv: Condvar,
@@ -178,10 +192,29 @@ fn write_meta(file: &dyn VfsFile, path: &Path, page_size: usize, meta: &Meta) ->
 impl BtreeEngine {
     /// Opens (creating if needed) the tree in `config.data_dir` on `vfs`.
     pub fn open(config: &BtreeConfig, vfs: Arc<dyn Vfs>) -> KvResult<BtreeEngine> {
+        BtreeEngine::open_with(config, vfs, None)
+    }
+
+    /// `open` with `bug` planted from the start (it must be: pages are read
+    /// only while opening). Tests and the crash campaign only.
+    #[cfg(any(test, feature = "planted-bugs"))]
+    pub fn open_planted(
+        config: &BtreeConfig,
+        vfs: Arc<dyn Vfs>,
+        bug: PlantedBug,
+    ) -> KvResult<BtreeEngine> {
+        BtreeEngine::open_with(config, vfs, Some(bug))
+    }
+
+    fn open_with(
+        config: &BtreeConfig,
+        vfs: Arc<dyn Vfs>,
+        planted: Option<PlantedBug>,
+    ) -> KvResult<BtreeEngine> {
         config
             .validate("cow_btree")
             .map_err(|err| KvError::InvalidArgument(err.to_string()))?;
-        let (inner, replay_had_bytes) = recover(config, vfs)?;
+        let (inner, replay_had_bytes) = recover(config, vfs, planted)?;
         let engine = BtreeEngine {
             inner: Arc::new(inner),
             worker: Mutex::new(None),
@@ -228,7 +261,11 @@ impl Drop for BtreeEngine {
     }
 }
 
-fn recover(config: &BtreeConfig, vfs: Arc<dyn Vfs>) -> KvResult<(Inner, bool)> {
+fn recover(
+    config: &BtreeConfig,
+    vfs: Arc<dyn Vfs>,
+    planted: Option<PlantedBug>,
+) -> KvResult<(Inner, bool)> {
     let dir = config.data_dir.clone();
     let page_size = config.page_size as usize;
     let limits = limits_for(config);
@@ -297,6 +334,7 @@ fn recover(config: &BtreeConfig, vfs: Arc<dyn Vfs>) -> KvResult<(Inner, bool)> {
         path: &data_path,
         page_size,
         meta: &meta,
+        check_checksums: planted != Some(PlantedBug::SkipPageChecksum),
         reached: BTreeSet::new(),
     };
     let mut root = match meta.root {
@@ -401,8 +439,8 @@ fn recover(config: &BtreeConfig, vfs: Arc<dyn Vfs>) -> KvResult<(Inner, bool)> {
             list_pages,
         }),
         lifecycle: Lifecycle::default(),
-        #[cfg(test)]
-        planted: Mutex::new((None, Vec::new())),
+        #[cfg(any(test, feature = "planted-bugs"))]
+        planted: Mutex::new((planted, Vec::new())),
         stop: Mutex::new(false),
         work_cv: Condvar::new(),
         counters,
@@ -452,11 +490,11 @@ impl Inner {
         self.lifecycle.fail(err)
     }
 
-    /// True when the test-only `bug` is planted (always false outside tests).
+    /// True when `bug` is planted (always false in a normal build).
     fn planted(&self, bug: PlantedBug) -> bool {
-        #[cfg(test)]
+        #[cfg(any(test, feature = "planted-bugs"))]
         return self.planted.lock().0 == Some(bug);
-        #[cfg(not(test))]
+        #[cfg(not(any(test, feature = "planted-bugs")))]
         {
             let _ = bug;
             false
@@ -747,6 +785,7 @@ impl Inner {
             path: &self.data_path,
             page_size: self.page_size,
             meta: &meta,
+            check_checksums: true,
             reached: BTreeSet::new(),
         };
         let root = match meta.root.map(|id| loader.node(id, 0)).transpose() {
@@ -906,9 +945,7 @@ mod planted_bugs {
     fn open(bug: PlantedBug) -> impl Fn(SimVfs) -> KvResult<BtreeEngine> {
         move |vfs| {
             let config = crate::crash_test_config("/btree");
-            let engine = BtreeEngine::open(&config, Arc::new(vfs))?;
-            engine.inner.planted.lock().0 = Some(bug);
-            Ok(engine)
+            BtreeEngine::open_planted(&config, Arc::new(vfs), bug)
         }
     }
 
@@ -927,5 +964,18 @@ mod planted_bugs {
                 "{bug:?} went unnoticed by 2 000 crash cases"
             );
         }
+    }
+
+    /// Without page checksums, a bit flipped on read is loaded as data.
+    #[test]
+    fn read_faults_find_the_skipped_page_checksum() {
+        let read_faults = crash::read_fault_config();
+        let found = crash::search_with(
+            &open(PlantedBug::SkipPageChecksum),
+            2_000,
+            32,
+            Some(&read_faults),
+        );
+        assert!(found.is_err(), "skipped page checksums went unnoticed");
     }
 }

@@ -22,6 +22,8 @@ pub struct Loader<'a> {
     pub path: &'a Path,
     pub page_size: usize,
     pub meta: &'a Meta,
+    /// False only for the planted `SkipPageChecksum` bug.
+    pub check_checksums: bool,
     /// Every page reached so far (a page reached twice is corruption).
     pub reached: BTreeSet<PageId>,
 }
@@ -50,7 +52,8 @@ impl Loader<'_> {
         read_exact_at(self.file, &mut bytes, id * self.page_size as u64).map_err(|err| {
             KvError::io(format!("read page {id} of {}", self.path.display()), err)
         })?;
-        let opened = page::open(&bytes, id).map_err(|reason| self.corrupt(id, reason))?;
+        let opened = page::open_checked(&bytes, id, self.check_checksums)
+            .map_err(|reason| self.corrupt(id, reason))?;
         if opened.kind != kind {
             return Err(self.corrupt(
                 id,

@@ -44,11 +44,12 @@ use leasehold_core::wal::{self, WalWriter};
 /// dropped: e.g. a snapshot whose TTL ran out.
 pub type CompactionFilter = Arc<dyn Fn(&[u8], &[u8]) -> bool + Send + Sync>;
 
-/// Bugs planted on purpose, switched on only by this crate's unit tests, to
-/// prove the crash oracle finds them (see `planted_bugs` tests below).
-#[cfg_attr(not(test), allow(dead_code))]
+/// Bugs planted on purpose to prove the crash campaign finds them. They can
+/// be switched on only in this crate's tests or with the `planted-bugs`
+/// feature (`LsmEngine::plant`); a normal build cannot reach them.
+#[cfg_attr(not(any(test, feature = "planted-bugs")), allow(dead_code))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum PlantedBug {
+pub enum PlantedBug {
     /// A Sync write returns without the WAL fsync.
     SkipWalSync,
     /// A new WAL or table's directory entry is never fsynced.
@@ -59,6 +60,18 @@ enum PlantedBug {
     /// A failed fsync or write is forgotten: the engine keeps acknowledging
     /// (the fsyncgate mistake).
     ForgetFailures,
+    /// Table blocks are read without checking their checksum.
+    SkipBlockChecksum,
+}
+
+impl PlantedBug {
+    pub const ALL: [PlantedBug; 5] = [
+        PlantedBug::SkipWalSync,
+        PlantedBug::SkipDirSync,
+        PlantedBug::AckBeforeWal,
+        PlantedBug::ForgetFailures,
+        PlantedBug::SkipBlockChecksum,
+    ];
 }
 
 /// Bytes of batches one write leader takes into its group.
@@ -174,7 +187,7 @@ struct Inner {
     progress_cv: Condvar,
     lifecycle: Lifecycle,
     counters: Counters,
-    #[cfg(test)]
+    #[cfg(any(test, feature = "planted-bugs"))]
     planted: Mutex<(Option<PlantedBug>, Vec<Vec<u8>>)>,
 }
 
@@ -225,6 +238,17 @@ impl LsmEngine {
             *engine.worker.lock() = Some(handle);
         }
         Ok(engine)
+    }
+
+    /// Plants `bug` in this engine from now on (tests and the crash
+    /// campaign's `--planted` runs only).
+    #[cfg(any(test, feature = "planted-bugs"))]
+    pub fn plant(&self, bug: PlantedBug) {
+        self.inner.planted.lock().0 = Some(bug);
+        self.inner
+            .cache
+            .skip_checksums
+            .store(bug == PlantedBug::SkipBlockChecksum, Ordering::Relaxed);
     }
 
     fn stop_worker(&self) {
@@ -599,7 +623,7 @@ fn recover(
         progress_cv: Condvar::new(),
         lifecycle: Lifecycle::default(),
         counters,
-        #[cfg(test)]
+        #[cfg(any(test, feature = "planted-bugs"))]
         planted: Mutex::new((None, Vec::new())),
     })
 }
@@ -645,11 +669,11 @@ impl Inner {
         self.lifecycle.check_writable()
     }
 
-    /// True when the test-only `bug` is planted (always false outside tests).
+    /// True when `bug` is planted (always false in a normal build).
     fn planted(&self, bug: PlantedBug) -> bool {
-        #[cfg(test)]
+        #[cfg(any(test, feature = "planted-bugs"))]
         return self.planted.lock().0 == Some(bug);
-        #[cfg(not(test))]
+        #[cfg(not(any(test, feature = "planted-bugs")))]
         {
             let _ = bug;
             false
@@ -1313,7 +1337,7 @@ mod planted_bugs {
         move |vfs| {
             let config = crate::crash_test_config("/lsm");
             let engine = LsmEngine::open(&config, Arc::new(vfs))?;
-            engine.inner.planted.lock().0 = Some(bug);
+            engine.plant(bug);
             Ok(engine)
         }
     }
@@ -1332,5 +1356,18 @@ mod planted_bugs {
                 "{bug:?} went unnoticed by 2 000 crash cases"
             );
         }
+    }
+
+    /// Without block checksums, a bit flipped on read comes back as data.
+    #[test]
+    fn read_faults_find_the_skipped_block_checksum() {
+        let read_faults = crash::read_fault_config();
+        let found = crash::search_with(
+            &open(PlantedBug::SkipBlockChecksum),
+            2_000,
+            32,
+            Some(&read_faults),
+        );
+        assert!(found.is_err(), "skipped block checksums went unnoticed");
     }
 }

@@ -116,6 +116,17 @@ pub fn encode_on_disk(contents: &[u8], compress: bool, out: &mut Vec<u8>) {
 
 /// Unframes and decompresses a block read from disk.
 pub fn decode_on_disk(framed: &[u8]) -> Result<Vec<u8>, DecodeError> {
+    decode_framed(framed, true)
+}
+
+/// `decode_on_disk` with the frame checksum check switchable: `false` only
+/// for the planted `SkipBlockChecksum` bug.
+pub fn decode_framed(framed: &[u8], check_checksum: bool) -> Result<Vec<u8>, DecodeError> {
+    if !check_checksum {
+        // The bug: trust the frame's length and take the payload unchecked.
+        let payload = framed.get(frame::FRAME_HEADER_LEN..).unwrap_or_default();
+        return decompress(payload);
+    }
     let payload = match frame::decode(framed, 0) {
         Ok(Some((payload, end))) if end == framed.len() => payload,
         Ok(_) => {
@@ -131,6 +142,10 @@ pub fn decode_on_disk(framed: &[u8]) -> Result<Vec<u8>, DecodeError> {
             })
         }
     };
+    decompress(payload)
+}
+
+fn decompress(payload: &[u8]) -> Result<Vec<u8>, DecodeError> {
     let mut reader = Reader::new(payload);
     match reader.u8("compression")? {
         COMPRESSION_NONE => Ok(payload[1..].to_vec()),

@@ -28,15 +28,31 @@ pub struct BlockCache {
     capacity_per_shard: usize,
     hits: AtomicU64,
     misses: AtomicU64,
+    /// The planted `SkipBlockChecksum` bug: the cache is the one per-engine
+    /// object every table shares, so its switch lives here.
+    #[cfg(any(test, feature = "planted-bugs"))]
+    pub skip_checksums: std::sync::atomic::AtomicBool,
 }
 
 impl BlockCache {
+    /// False only while the planted `SkipBlockChecksum` bug is on.
+    pub fn checks_checksums(&self) -> bool {
+        #[cfg(any(test, feature = "planted-bugs"))]
+        return !self
+            .skip_checksums
+            .load(std::sync::atomic::Ordering::Relaxed);
+        #[cfg(not(any(test, feature = "planted-bugs")))]
+        true
+    }
+
     pub fn new(capacity_bytes: usize) -> Self {
         BlockCache {
             shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
             capacity_per_shard: capacity_bytes / SHARDS,
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
+            #[cfg(any(test, feature = "planted-bugs"))]
+            skip_checksums: std::sync::atomic::AtomicBool::new(false),
         }
     }
 

@@ -23,7 +23,7 @@ use leasehold_core::frame;
 use leasehold_core::vfs::{read_exact_at, write_all_at, VfsFile};
 use leasehold_core::{KvError, KvResult};
 
-use super::block::{decode_on_disk, encode_on_disk, Block, BlockBuilder};
+use super::block::{decode_framed, decode_on_disk, encode_on_disk, Block, BlockBuilder};
 use super::bloom::{self, key_hash, Bloom};
 use super::cache::BlockCache;
 use super::BlockHandle;
@@ -333,7 +333,8 @@ impl Table {
         if let Some(block) = self.cache.get(self.number, handle.offset) {
             return Ok(block);
         }
-        let contents = decode_on_disk(&read_framed(self.file.as_ref(), &self.path, handle)?)
+        let framed = read_framed(self.file.as_ref(), &self.path, handle)?;
+        let contents = decode_framed(&framed, self.cache.checks_checksums())
             .map_err(|err| corrupt(&self.path, handle.offset, format!("data block: {err}")))?;
         let block = Block::decode(&contents)
             .map_err(|err| corrupt(&self.path, handle.offset, format!("data block: {err}")))?;
