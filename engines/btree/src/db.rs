@@ -558,7 +558,7 @@ impl Inner {
         for pending in group {
             #[allow(unused_mut)]
             let mut record = pending.batch.encode();
-            #[cfg(test)]
+            #[cfg(any(test, feature = "planted-bugs"))]
             if self.planted(PlantedBug::AckBeforeWal) {
                 let deferred = std::mem::replace(&mut self.planted.lock().1, vec![record]);
                 record = deferred.into_iter().next().unwrap_or_default();

@@ -721,7 +721,7 @@ impl Inner {
             records.push(encode_wal_record(sequence, &pending.batch));
             sequence += pending.batch.len() as u64;
         }
-        #[cfg(test)]
+        #[cfg(any(test, feature = "planted-bugs"))]
         if self.planted(PlantedBug::AckBeforeWal) {
             records = std::mem::replace(&mut self.planted.lock().1, records);
         }
