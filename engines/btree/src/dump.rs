@@ -6,9 +6,9 @@
 use std::fmt::Write;
 use std::path::Path;
 
-use leasehold_core::dump::{describe_key, describe_wal};
-use leasehold_core::vfs::{read_all, Vfs};
-use leasehold_core::{KvError, KvResult};
+use leasehold_core::dump::{describe_files, describe_key, describe_wal};
+use leasehold_core::vfs::Vfs;
+use leasehold_core::KvResult;
 
 use crate::db::DATA_FILE;
 use crate::layout::{self, Stored};
@@ -21,36 +21,15 @@ const PAGE_SIZES: [usize; 8] = [4096, 8192, 16384, 32768, 65536, 2048, 1024, 512
 /// Describes the files of `dir` (only the one named `only`, if given),
 /// showing at most `max_entries` entries per page or records per log.
 pub fn dump(vfs: &dyn Vfs, dir: &Path, only: Option<&str>, max_entries: usize) -> KvResult<String> {
-    let mut names = vfs
-        .list(dir)
-        .map_err(|err| KvError::io(format!("list {}", dir.display()), err))?;
-    names.sort();
-    if let Some(only) = only {
-        if !names.iter().any(|name| name == only) {
-            return Err(KvError::InvalidArgument(format!(
-                "{} has no file {only}",
-                dir.display()
-            )));
-        }
-        names.retain(|name| name == only);
-    }
-    let mut out = String::new();
-    for name in names {
-        let path = dir.join(&name);
-        let bytes = vfs
-            .open_read(&path)
-            .and_then(|file| read_all(file.as_ref()))
-            .map_err(|err| KvError::io(format!("read {}", path.display()), err))?;
-        let _ = writeln!(out, "== {name} ({} bytes)", bytes.len());
+    describe_files(vfs, dir, only, &|name, path, bytes| {
         if name == DATA_FILE {
-            out.push_str(&describe_data(&bytes, max_entries));
+            describe_data(bytes, max_entries)
         } else if name.ends_with(".wal") {
-            out.push_str(&describe_wal(&path, &bytes, max_entries));
+            describe_wal(path, bytes, max_entries)
         } else {
-            let _ = writeln!(out, "  not a file of this engine");
+            "  not a file of this engine\n".to_owned()
         }
-    }
-    Ok(out)
+    })
 }
 
 /// A meta slot that checks out at `page_size`.

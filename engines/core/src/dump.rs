@@ -5,8 +5,10 @@
 use std::fmt::Write;
 use std::path::Path;
 
+use crate::error::{KvError, KvResult};
 use crate::kv::{BatchOp, WriteBatch};
 use crate::kvstore::RecordKey;
+use crate::vfs::{read_all, Vfs};
 use crate::wal::{self, WalEnd};
 
 /// An engine key as a person reads it: `lease player/42`, `snapshot
@@ -86,4 +88,39 @@ pub fn describe_wal(path: &Path, bytes: &[u8], max_records: usize) -> String {
         }
     }
     out
+}
+
+/// Every file of `dir` in name order (only the one named `only`, if given),
+/// each under a `== name (N bytes)` heading followed by what `describe` says
+/// of its bytes. The engines' dumps differ only in `describe`.
+pub fn describe_files(
+    vfs: &dyn Vfs,
+    dir: &Path,
+    only: Option<&str>,
+    describe: &dyn Fn(&str, &Path, &[u8]) -> String,
+) -> KvResult<String> {
+    let mut names = vfs
+        .list(dir)
+        .map_err(|err| KvError::io(format!("list {}", dir.display()), err))?;
+    names.sort();
+    if let Some(only) = only {
+        if !names.iter().any(|name| name == only) {
+            return Err(KvError::InvalidArgument(format!(
+                "{} has no file {only}",
+                dir.display()
+            )));
+        }
+        names.retain(|name| name == only);
+    }
+    let mut out = String::new();
+    for name in names {
+        let path = dir.join(&name);
+        let bytes = vfs
+            .open_read(&path)
+            .and_then(|file| read_all(file.as_ref()))
+            .map_err(|err| KvError::io(format!("read {}", path.display()), err))?;
+        let _ = writeln!(out, "== {name} ({} bytes)", bytes.len());
+        out.push_str(&describe(&name, &path, &bytes));
+    }
+    Ok(out)
 }

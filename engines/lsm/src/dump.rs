@@ -6,9 +6,9 @@
 use std::fmt::Write;
 use std::path::Path;
 
-use leasehold_core::dump::describe_wal;
-use leasehold_core::vfs::{read_all, Vfs};
-use leasehold_core::{KvError, KvResult};
+use leasehold_core::dump::{describe_files, describe_wal};
+use leasehold_core::vfs::Vfs;
+use leasehold_core::KvResult;
 
 use crate::manifest::{self, VersionEdit};
 use crate::sstable::table;
@@ -16,47 +16,25 @@ use crate::sstable::table;
 /// Describes the files of `dir` (only the one named `only`, if given),
 /// showing at most `max_entries` entries or records per block or log.
 pub fn dump(vfs: &dyn Vfs, dir: &Path, only: Option<&str>, max_entries: usize) -> KvResult<String> {
-    let mut names = vfs
-        .list(dir)
-        .map_err(|err| KvError::io(format!("list {}", dir.display()), err))?;
-    names.sort();
-    if let Some(only) = only {
-        if !names.iter().any(|name| name == only) {
-            return Err(KvError::InvalidArgument(format!(
-                "{} has no file {only}",
-                dir.display()
-            )));
-        }
-        names.retain(|name| name == only);
-    }
-    let mut out = String::new();
-    for name in names {
-        let path = dir.join(&name);
-        let bytes = vfs
-            .open_read(&path)
-            .and_then(|file| read_all(file.as_ref()))
-            .map_err(|err| KvError::io(format!("read {}", path.display()), err))?;
-        let _ = writeln!(out, "== {name} ({} bytes)", bytes.len());
+    describe_files(vfs, dir, only, &|name, path, bytes| {
         if name == manifest::CURRENT {
-            let _ = match manifest::parse_current(&path, &bytes) {
-                Ok(number) => writeln!(
-                    out,
-                    "  names {}, checksum valid",
+            match manifest::parse_current(path, bytes) {
+                Ok(number) => format!(
+                    "  names {}, checksum valid\n",
                     manifest::manifest_name(number)
                 ),
-                Err(err) => writeln!(out, "  INVALID: {err}"),
-            };
+                Err(err) => format!("  INVALID: {err}\n"),
+            }
         } else if name.starts_with("MANIFEST-") {
-            out.push_str(&describe_manifest(&path, &bytes));
+            describe_manifest(path, bytes)
         } else if name.ends_with(".log") {
-            out.push_str(&describe_wal(&path, &bytes, max_entries));
+            describe_wal(path, bytes, max_entries)
         } else if name.ends_with(".sst") {
-            out.push_str(&table::describe(&bytes, max_entries));
+            table::describe(bytes, max_entries)
         } else {
-            let _ = writeln!(out, "  not a file of this engine");
+            "  not a file of this engine\n".to_owned()
         }
-    }
-    Ok(out)
+    })
 }
 
 fn describe_manifest(path: &Path, bytes: &[u8]) -> String {
