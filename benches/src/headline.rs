@@ -7,8 +7,13 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use std::sync::Arc;
+
+use leasehold_core::config::LsmConfig;
 use leasehold_core::rng::SplitMix64;
+use leasehold_core::vfs::OsVfs;
 use leasehold_core::{Durability, EngineStats, KvEngine};
+use leasehold_lsm::LsmEngine;
 
 use crate::{key, put, rate, sync_puts, Figure, VALUE_LEN};
 
@@ -17,6 +22,16 @@ const KEY_SPACE: u64 = 1_000_000;
 pub const MEMTABLE_BYTES: u64 = 4 << 20;
 const RECOVERY_WAL_BYTES: u64 = 64 << 20;
 const RECOVERY_MEMTABLE_BYTES: u64 = 256 << 20;
+
+/// The LSM as every headline run opens it: defaults but the memtable size.
+pub fn open_lsm(dir: &Path, memtable: u64) -> LsmEngine {
+    let config = LsmConfig {
+        data_dir: dir.to_path_buf(),
+        memtable_size_limit: memtable,
+        ..LsmConfig::default()
+    };
+    LsmEngine::open(&config, Arc::new(OsVfs::new())).unwrap()
+}
 
 /// How to run one engine: open it on a directory with a memtable size, and
 /// describe its shape (levels, files) for the notes.

@@ -6,23 +6,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a measurement tool: failing loudly is right
 
-use std::path::Path;
-use std::sync::Arc;
-
-use leasehold_benches::headline::{figures, Subject};
+use leasehold_benches::headline::{figures, open_lsm, Subject};
 use leasehold_benches::{data_dir, report};
-use leasehold_core::config::LsmConfig;
-use leasehold_core::vfs::OsVfs;
 use leasehold_lsm::LsmEngine;
-
-fn open_lsm(dir: &Path, memtable: u64) -> LsmEngine {
-    let config = LsmConfig {
-        data_dir: dir.to_path_buf(),
-        memtable_size_limit: memtable,
-        ..LsmConfig::default()
-    };
-    LsmEngine::open(&config, Arc::new(OsVfs::new())).unwrap()
-}
 
 fn main() {
     let dir = data_dir("lsm-measure");

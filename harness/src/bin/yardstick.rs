@@ -9,23 +9,12 @@
 
 use std::fmt::Write as _;
 use std::path::Path;
-use std::sync::Arc;
 
-use leasehold_benches::headline::{figures, Subject, MEMTABLE_BYTES};
+use leasehold_benches::headline::{figures, open_lsm, Subject, MEMTABLE_BYTES};
 use leasehold_benches::{data_dir, machine};
-use leasehold_core::config::{LsmConfig, RocksDbConfig};
-use leasehold_core::vfs::OsVfs;
+use leasehold_core::config::RocksDbConfig;
 use leasehold_lsm::LsmEngine;
 use leasehold_rocksdb::{RocksEngine, ROCKSDB_VERSION};
-
-fn open_lsm(dir: &Path, memtable: u64) -> LsmEngine {
-    let config = LsmConfig {
-        data_dir: dir.to_path_buf(),
-        memtable_size_limit: memtable,
-        ..LsmConfig::default()
-    };
-    LsmEngine::open(&config, Arc::new(OsVfs::new())).unwrap()
-}
 
 fn open_rocksdb(dir: &Path, memtable: u64) -> RocksEngine {
     let config = RocksDbConfig {
