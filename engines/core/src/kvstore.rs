@@ -97,16 +97,6 @@ fn stripe_of(encoded_key: &[u8]) -> usize {
     (fnv1a(encoded_key) as usize) & (LOCK_STRIPES - 1)
 }
 
-fn outcome_of<T>(result: &StoreResult<T>) -> Outcome {
-    match result {
-        Ok(_) => Outcome::Ok,
-        Err(StoreError::VersionConflict { .. }) => Outcome::VersionConflict,
-        Err(StoreError::StaleEpoch { .. }) => Outcome::StaleEpoch,
-        Err(StoreError::Integrity { .. }) => Outcome::IntegrityFailure,
-        Err(_) => Outcome::Error,
-    }
-}
-
 impl<E: KvEngine> KvStore<E> {
     /// Every write goes to `engine` with `durability`.
     pub fn new(engine: E, durability: Durability) -> Self {
@@ -143,7 +133,7 @@ impl<E: KvEngine> KvStore<E> {
         let started = Instant::now();
         let result = self.check_open().and_then(|()| body());
         self.metrics
-            .record(kind, started.elapsed(), outcome_of(&result));
+            .record(kind, started.elapsed(), Outcome::of(&result));
         result
     }
 
@@ -322,12 +312,11 @@ impl<E: KvEngine> Store for KvStore<E> {
                 }),
             }
         });
-        let outcome = match &result {
-            Ok(Acquire::Held { .. }) => Outcome::LeaseConflict,
-            other => outcome_of(other),
-        };
-        self.metrics
-            .record(OpKind::Acquire, started.elapsed(), outcome);
+        self.metrics.record(
+            OpKind::Acquire,
+            started.elapsed(),
+            Outcome::of_acquire(&result),
+        );
         result
     }
 
@@ -375,14 +364,7 @@ impl<E: KvEngine> Store for KvStore<E> {
                     key: format!("lease record {engine_key:?}"),
                     reason: err.to_string(),
                 })?;
-                let node_matches = filter
-                    .node_id
-                    .as_ref()
-                    .is_none_or(|node| lease.node_id.as_ref() == Some(node));
-                let expiry_matches = filter
-                    .expired
-                    .is_none_or(|expired| expired != lease.is_held_at(filter.now));
-                if node_matches && expiry_matches {
+                if filter.matches(&lease) {
                     leases.push(lease);
                 }
                 Ok(())

@@ -8,7 +8,9 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use crate::error::{StoreError, StoreResult};
 use crate::kv::EngineStats;
+use crate::store::Acquire;
 
 /// The store operations that are counted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -207,6 +209,27 @@ pub enum Outcome {
     VersionConflict,
     StaleEpoch,
     IntegrityFailure,
+}
+
+impl Outcome {
+    /// Which counter an operation's answer bumps.
+    pub fn of<T>(result: &StoreResult<T>) -> Outcome {
+        match result {
+            Ok(_) => Outcome::Ok,
+            Err(StoreError::VersionConflict { .. }) => Outcome::VersionConflict,
+            Err(StoreError::StaleEpoch { .. }) => Outcome::StaleEpoch,
+            Err(StoreError::Integrity { .. }) => Outcome::IntegrityFailure,
+            Err(_) => Outcome::Error,
+        }
+    }
+
+    /// As `of`, with a lease held by another node counted as a conflict.
+    pub fn of_acquire(result: &StoreResult<Acquire>) -> Outcome {
+        match result {
+            Ok(Acquire::Held { .. }) => Outcome::LeaseConflict,
+            other => Outcome::of(other),
+        }
+    }
 }
 
 impl MetricsRecorder {

@@ -63,6 +63,23 @@ pub struct LeaseFilter {
     pub now: Timestamp,
 }
 
+impl LeaseFilter {
+    pub fn matches(&self, lease: &Lease) -> bool {
+        let node_matches = self
+            .node_id
+            .as_ref()
+            .is_none_or(|node| lease.node_id.as_ref() == Some(node));
+        let type_matches = self
+            .actor_type
+            .as_ref()
+            .is_none_or(|actor_type| &lease.key.actor_type == actor_type);
+        let expiry_matches = self
+            .expired
+            .is_none_or(|expired| expired != lease.is_held_at(self.now));
+        node_matches && type_matches && expiry_matches
+    }
+}
+
 /// What `list` tells about a snapshot without handing out its state.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SnapshotInfo {

@@ -1,0 +1,230 @@
+//! From the seed's `[persistence.s3]` / `azure` / `gcs` sections to an
+//! `object_store` client. Every request is signed: a section without
+//! credentials is a configuration error, never an anonymous client, and
+//! nothing falls back to another backend or to credentials found elsewhere.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use leasehold_core::config::{AzureConfig, ConfigError, GcsConfig, PersistenceConfig, S3Config};
+use object_store::aws::{AmazonS3Builder, S3ConditionalPut};
+use object_store::azure::MicrosoftAzureBuilder;
+use object_store::gcp::GoogleCloudStorageBuilder;
+use object_store::{BackoffConfig, ClientOptions, ObjectStore, RetryConfig};
+
+/// A configured object store and the key prefix the store writes under.
+pub struct Backend {
+    pub store: Arc<dyn ObjectStore>,
+    pub prefix: String,
+    /// "s3", "azure", "gcs" or "memory", for reports.
+    pub kind: &'static str,
+}
+
+fn invalid(section: &str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        section: format!("persistence.{section}"),
+        message: message.into(),
+    }
+}
+
+fn required<'a>(
+    section: &str,
+    key: &str,
+    value: &'a Option<String>,
+) -> Result<&'a str, ConfigError> {
+    match value.as_deref() {
+        Some(text) if !text.is_empty() => Ok(text),
+        _ => Err(invalid(
+            section,
+            format!("{key} is required: every request is signed, anonymous access is not offered"),
+        )),
+    }
+}
+
+/// Retries with exponential backoff on transient failures (5xx, timeouts,
+/// dropped connections), `retry_count` times; every request has a timeout.
+fn transport(connection_timeout: u64, retry_count: u32) -> (ClientOptions, RetryConfig) {
+    let timeout = Duration::from_secs(connection_timeout);
+    let options = ClientOptions::new()
+        .with_connect_timeout(timeout)
+        .with_timeout(timeout);
+    let retry = RetryConfig {
+        backoff: BackoffConfig {
+            init_backoff: Duration::from_millis(50),
+            max_backoff: Duration::from_secs(2),
+            base: 2.0,
+        },
+        max_retries: retry_count as usize,
+        retry_timeout: timeout * (retry_count + 1),
+    };
+    (options, retry)
+}
+
+fn prefix_of(section: &str, prefix: &str) -> Result<String, ConfigError> {
+    let trimmed = prefix.trim_matches('/');
+    if trimmed.is_empty() {
+        return Err(invalid(section, "prefix must not be empty"));
+    }
+    object_store::path::Path::parse(trimmed)
+        .map_err(|err| invalid(section, format!("prefix {prefix:?}: {err}")))?;
+    Ok(trimmed.to_owned())
+}
+
+fn client_error(section: &str, err: object_store::Error) -> ConfigError {
+    invalid(section, format!("cannot build the client: {err}"))
+}
+
+pub fn s3(config: &S3Config) -> Result<Backend, ConfigError> {
+    let section = "s3";
+    let (options, retry) = transport(config.connection_timeout, config.retry_count);
+    let mut builder = AmazonS3Builder::new()
+        .with_bucket_name(&config.bucket)
+        .with_region(&config.region)
+        .with_access_key_id(required(section, "access_key_id", &config.access_key_id)?)
+        .with_secret_access_key(required(
+            section,
+            "secret_access_key",
+            &config.secret_access_key,
+        )?)
+        .with_conditional_put(S3ConditionalPut::ETagMatch)
+        .with_client_options(options.with_allow_http(!config.enable_ssl))
+        .with_retry(retry);
+    if let Some(endpoint) = &config.endpoint {
+        let endpoint = if endpoint.contains("://") {
+            endpoint.clone()
+        } else if config.enable_ssl {
+            format!("https://{endpoint}")
+        } else {
+            format!("http://{endpoint}")
+        };
+        if config.enable_ssl && endpoint.starts_with("http://") {
+            return Err(invalid(
+                section,
+                format!("endpoint {endpoint} is plain HTTP but enable_ssl is true"),
+            ));
+        }
+        builder = builder.with_endpoint(endpoint);
+    }
+    let store = builder.build().map_err(|err| client_error(section, err))?;
+    Ok(Backend {
+        store: Arc::new(store),
+        prefix: prefix_of(section, &config.prefix)?,
+        kind: "s3",
+    })
+}
+
+pub fn azure(config: &AzureConfig) -> Result<Backend, ConfigError> {
+    let section = "azure";
+    let (options, retry) = transport(config.connection_timeout, config.retry_count);
+    let mut builder = MicrosoftAzureBuilder::new()
+        .with_account(&config.account_name)
+        .with_container_name(&config.container_name)
+        .with_access_key(required(section, "account_key", &config.account_key)?)
+        .with_retry(retry);
+    let mut allow_http = false;
+    if let Some(endpoint) = &config.endpoint {
+        allow_http = endpoint.starts_with("http://");
+        builder = builder.with_endpoint(endpoint.clone());
+    }
+    let store = builder
+        .with_client_options(options.with_allow_http(allow_http))
+        .build()
+        .map_err(|err| client_error(section, err))?;
+    Ok(Backend {
+        store: Arc::new(store),
+        prefix: prefix_of(section, &config.prefix)?,
+        kind: "azure",
+    })
+}
+
+pub fn gcs(config: &GcsConfig) -> Result<Backend, ConfigError> {
+    let section = "gcs";
+    let (options, retry) = transport(config.connection_timeout, config.retry_count);
+    let credentials = config.credentials_path.as_ref().ok_or_else(|| {
+        invalid(
+            section,
+            "credentials_path is required: every request is signed, anonymous access is not offered",
+        )
+    })?;
+    let store = GoogleCloudStorageBuilder::new()
+        .with_bucket_name(&config.bucket_name)
+        .with_service_account_path(credentials.to_string_lossy())
+        .with_client_options(options)
+        .with_retry(retry)
+        .build()
+        .map_err(|err| client_error(section, err))?;
+    Ok(Backend {
+        store: Arc::new(store),
+        prefix: prefix_of(section, &config.prefix)?,
+        kind: "gcs",
+    })
+}
+
+/// The backend a persistence section names; other engines' sections are
+/// refused by name.
+pub fn from_config(config: &PersistenceConfig) -> Result<Backend, ConfigError> {
+    match config {
+        PersistenceConfig::S3(s3_config) => s3(s3_config),
+        PersistenceConfig::Azure(azure_config) => azure(azure_config),
+        PersistenceConfig::Gcs(gcs_config) => gcs(gcs_config),
+        other => Err(ConfigError::Invalid {
+            section: "persistence".into(),
+            message: format!(
+                "type {:?} is not an object store; the object-store backend takes s3, azure or gcs",
+                other.type_name()
+            ),
+        }),
+    }
+}
+
+/// `object_store`'s in-memory store: same conditional-write semantics, no
+/// server. For fast unit tests; the conformance run that counts is on S3.
+pub fn in_memory(prefix: &str) -> Backend {
+    Backend {
+        store: Arc::new(object_store::memory::InMemory::new()),
+        prefix: prefix.to_owned(),
+        kind: "memory",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failure panics with its message
+    use super::*;
+    use leasehold_core::config::Config;
+
+    fn s3_section(extra: &str) -> String {
+        format!("[persistence]\ntype = \"s3\"\nbucket = \"b\"\nendpoint = \"http://127.0.0.1:1\"\n{extra}")
+    }
+
+    #[test]
+    fn credentials_are_required() {
+        let config = Config::parse(&s3_section("enable_ssl = false\n")).unwrap();
+        let err = from_config(&config.persistence)
+            .err()
+            .expect("no credentials");
+        assert!(
+            err.to_string().contains("access_key_id is required"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn plain_http_needs_ssl_off() {
+        let config = Config::parse(&s3_section(
+            "access_key_id = \"k\"\nsecret_access_key = \"s\"\n",
+        ))
+        .unwrap();
+        let err = from_config(&config.persistence)
+            .err()
+            .expect("http with ssl on");
+        assert!(err.to_string().contains("enable_ssl"), "{err}");
+    }
+
+    #[test]
+    fn other_engines_are_refused_by_name() {
+        let config = Config::parse("[persistence]\ntype = \"memory\"\n").unwrap();
+        let err = from_config(&config.persistence).err().expect("not s3");
+        assert!(err.to_string().contains("\"memory\""), "{err}");
+    }
+}

@@ -1,0 +1,665 @@
+//! `ObjectStoreBackend`: the `Store` on object storage. No lock is held
+//! anywhere but in the server: every write is a conditional PUT over what was
+//! just read, and a refused condition means "somebody else wrote first" — read
+//! again and decide again with the same rules (`leasehold_core::rules`).
+//!
+//! The protocol, per actor (FORMAT.md has the objects):
+//! - acquire: read the lease; if the rules grant it, PUT it create-only (no
+//!   lease yet) or `If-Match` the ETag read. Taking over a lease whose holder
+//!   never released it first *fences* the snapshot object: it is rewritten
+//!   (`If-Match`) with the new epoch as its fence, so a save the old holder
+//!   decided before the takeover but sends after it fails its `If-Match`, reads
+//!   again, and meets the fence as `StaleEpoch`.
+//! - renew / release: read, check owner and epoch, PUT `If-Match`.
+//! - save / delete: read the lease and the snapshot object, check fence,
+//!   epoch and version, PUT the new snapshot (or a tombstone) `If-Match` the
+//!   snapshot's ETag (create-only when there is none).
+//! - A refused PUT whose object now holds exactly the bytes we sent is our own
+//!   write, landed on an attempt whose answer was lost and retried: success.
+//!
+//! What S3 does not give, and so this backend does not claim: an atomic
+//! multi-actor `commit` (`Unsupported`, see the README); physical deletion
+//! (S3 has no conditional DELETE through `object_store`, so deletes and purges
+//! leave tombstones, a few bytes each).
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use leasehold_core::metrics::{MetricsRecorder, OpKind, Outcome, StoreMetrics};
+use leasehold_core::rules::{self, AcquireDecision};
+use leasehold_core::{
+    Acquire, ActorKey, Clock, CommitOp, EngineStats, Health, KvError, Lease, LeaseFilter, NodeId,
+    Snapshot, SnapshotInfo, SnapshotWrite, Store, StoreError, StoreResult, SystemClock, Timestamp,
+};
+use object_store::path::Path;
+
+use crate::backend::Backend;
+use crate::client::{Client, ClientStats, Condition, ETag, Written};
+use crate::record::Envelope;
+
+/// How often one operation re-reads and retries after losing a race before it
+/// gives up with an error. Each lost race means another writer made progress.
+const MAX_ATTEMPTS: usize = 64;
+
+/// A probe slower than this makes `health()` report `Degraded`.
+const SLOW_PROBE: Duration = Duration::from_secs(1);
+
+/// Where an actor's objects live under the configured prefix.
+#[derive(Clone, Debug)]
+pub struct Layout {
+    prefix: Path,
+}
+
+impl Layout {
+    pub fn new(prefix: &str) -> Layout {
+        Layout {
+            prefix: Path::from_iter(prefix.split('/').filter(|part| !part.is_empty())),
+        }
+    }
+
+    pub fn leases(&self) -> Path {
+        self.prefix.clone().join("leases")
+    }
+
+    pub fn snapshots(&self) -> Path {
+        self.prefix.clone().join("snapshots")
+    }
+
+    pub fn lease(&self, key: &ActorKey) -> Path {
+        self.leases()
+            .join(key.actor_type.as_str())
+            .join(key.actor_id.as_str())
+    }
+
+    pub fn snapshot(&self, key: &ActorKey) -> Path {
+        self.snapshots()
+            .join(key.actor_type.as_str())
+            .join(key.actor_id.as_str())
+    }
+
+    fn probe(&self, name: &str) -> Path {
+        self.prefix.clone().join("health").join(name)
+    }
+}
+
+/// An actor key the object layout can name: `ActorKey`'s own rule plus a
+/// non-empty id (an object key cannot end in an empty segment).
+fn validate(key: &ActorKey) -> StoreResult<()> {
+    rules::validate_key(key)?;
+    if key.actor_id.is_empty() {
+        return Err(StoreError::InvalidArgument(format!(
+            "actor key {key:?} has an empty actor id, which the object-store layout cannot name"
+        )));
+    }
+    Ok(())
+}
+
+fn corrupt(path: &Path, reason: impl std::fmt::Display) -> StoreError {
+    StoreError::CorruptRecord {
+        key: path.to_string(),
+        reason: reason.to_string(),
+    }
+}
+
+fn verified(snapshot: Snapshot) -> StoreResult<Snapshot> {
+    match snapshot.verify_hash() {
+        Ok(()) => Ok(snapshot),
+        Err((expected, actual)) => Err(StoreError::Integrity {
+            key: snapshot.key,
+            expected,
+            actual,
+        }),
+    }
+}
+
+fn contention(what: &str, key: &ActorKey) -> StoreError {
+    StoreError::Engine(KvError::io(
+        format!("{what} of {key}"),
+        std::io::Error::other(format!(
+            "lost {MAX_ATTEMPTS} conditional-write races in a row; the actor is under heavy contention"
+        )),
+    ))
+}
+
+static NEXT_STORE_ID: AtomicU64 = AtomicU64::new(0);
+
+/// Leases and snapshots on object storage.
+pub struct ObjectStoreBackend {
+    client: Client,
+    layout: Layout,
+    kind: &'static str,
+    name: String,
+    metrics: MetricsRecorder,
+    closed: AtomicBool,
+    /// Names this instance's health-probe object.
+    probe_name: String,
+    /// Takeovers that had to fence a snapshot object.
+    fences: AtomicU64,
+}
+
+impl ObjectStoreBackend {
+    pub fn open(backend: Backend) -> StoreResult<ObjectStoreBackend> {
+        let probe_name = format!(
+            "probe-{}-{}-{}",
+            std::process::id(),
+            NEXT_STORE_ID.fetch_add(1, Ordering::Relaxed),
+            SystemClock.now().as_millis()
+        );
+        let client = Client::new(backend.store)?;
+        let layout = Layout::new(&backend.prefix);
+        client.check_conditions(&layout.probe(&probe_name))?;
+        Ok(ObjectStoreBackend {
+            client,
+            layout,
+            kind: backend.kind,
+            name: format!("objectstore-{}", backend.kind),
+            metrics: MetricsRecorder::default(),
+            closed: AtomicBool::new(false),
+            probe_name,
+            fences: AtomicU64::new(0),
+        })
+    }
+
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    /// "s3", "azure", "gcs" or "memory".
+    pub fn kind(&self) -> &'static str {
+        self.kind
+    }
+
+    /// Requests, bytes, refused conditions and latencies of the client.
+    pub fn client_stats(&self) -> ClientStats {
+        self.client.stats()
+    }
+
+    /// Takeovers that rewrote a snapshot object to fence out the old holder.
+    pub fn fences_written(&self) -> u64 {
+        self.fences.load(Ordering::Relaxed)
+    }
+
+    /// The client, for tools and tests that must write around the protocol
+    /// (tampering with a stored state, say).
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    fn check_open(&self) -> StoreResult<()> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(StoreError::Closed);
+        }
+        Ok(())
+    }
+
+    fn timed<T>(&self, kind: OpKind, body: impl FnOnce() -> StoreResult<T>) -> StoreResult<T> {
+        let started = Instant::now();
+        let result = self.check_open().and_then(|()| body());
+        self.metrics
+            .record(kind, started.elapsed(), Outcome::of(&result));
+        result
+    }
+
+    fn read_lease_at(&self, path: &Path) -> StoreResult<Option<(Lease, ETag)>> {
+        let Some((bytes, etag)) = self.client.get(path)? else {
+            return Ok(None);
+        };
+        let lease = Lease::decode(&bytes).map_err(|err| corrupt(path, err))?;
+        Ok(Some((lease, etag)))
+    }
+
+    fn read_lease(&self, key: &ActorKey) -> StoreResult<Option<(Lease, ETag)>> {
+        self.read_lease_at(&self.layout.lease(key))
+    }
+
+    fn read_envelope_at(&self, path: &Path) -> StoreResult<Option<(Envelope, ETag)>> {
+        let Some((bytes, etag)) = self.client.get(path)? else {
+            return Ok(None);
+        };
+        let envelope = Envelope::decode(&bytes).map_err(|err| corrupt(path, err))?;
+        Ok(Some((envelope, etag)))
+    }
+
+    fn read_envelope(&self, key: &ActorKey) -> StoreResult<Option<(Envelope, ETag)>> {
+        self.read_envelope_at(&self.layout.snapshot(key))
+    }
+
+    /// PUTs `body` under `condition`; a refused condition whose object now
+    /// holds exactly `body` is our own earlier attempt that landed.
+    fn put_checked(&self, path: &Path, body: Bytes, condition: &Condition) -> StoreResult<bool> {
+        match self.client.put(path, body.clone(), condition)? {
+            Written::Done(_) => Ok(true),
+            Written::ConditionFailed => {
+                Ok(matches!(self.client.get(path)?, Some((stored, _)) if stored == body))
+            }
+        }
+    }
+
+    /// Writes a lease record computed from what was read; `None` when the
+    /// race was lost (read again).
+    fn put_lease(&self, key: &ActorKey, lease: &Lease, read: Option<&ETag>) -> StoreResult<bool> {
+        self.put_checked(
+            &self.layout.lease(key),
+            Bytes::from(lease.encode()),
+            &Condition::after_read(read),
+        )
+    }
+
+    /// Raises the snapshot object's fence to `epoch` (creating a tombstone if
+    /// there is no object), so no write fenced below `epoch` can land.
+    fn fence(&self, key: &ActorKey, epoch: u64) -> StoreResult<()> {
+        let path = self.layout.snapshot(key);
+        for _ in 0..MAX_ATTEMPTS {
+            let read = self.read_envelope_at(&path)?;
+            let (envelope, etag) = match read {
+                Some((envelope, _)) if envelope.fence >= epoch => return Ok(()),
+                Some((envelope, etag)) => (envelope, Some(etag)),
+                None => (
+                    Envelope {
+                        fence: 0,
+                        snapshot: None,
+                    },
+                    None,
+                ),
+            };
+            let fenced = Envelope {
+                fence: epoch,
+                ..envelope
+            };
+            if self.put_checked(
+                &path,
+                fenced.encode(),
+                &Condition::after_read(etag.as_ref()),
+            )? {
+                self.fences.fetch_add(1, Ordering::Relaxed);
+                return Ok(());
+            }
+        }
+        Err(contention("fence", key))
+    }
+
+    /// Saves and deletes of one actor: read lease and snapshot, apply the
+    /// rules, PUT the result over the snapshot's ETag; on a lost race, again.
+    fn write_snapshot(&self, op: CommitOp, now: Timestamp) -> StoreResult<Option<Snapshot>> {
+        let key = op.key().clone();
+        validate(&key)?;
+        let path = self.layout.snapshot(&key);
+        for _ in 0..MAX_ATTEMPTS {
+            let lease = self.read_lease(&key)?.map(|(lease, _)| lease);
+            let read = self.read_envelope_at(&path)?;
+            let (fence, stored, etag) = match read {
+                Some((envelope, etag)) => (envelope.fence, envelope.snapshot, Some(etag)),
+                None => (0, None, None),
+            };
+            let (fence_epoch, body, saved) = match &op {
+                CommitOp::Save {
+                    snapshot,
+                    expected_version,
+                    fence_epoch,
+                } => {
+                    check_object_fence(&key, fence, *fence_epoch)?;
+                    let saved = rules::save(
+                        snapshot.clone(),
+                        lease.as_ref(),
+                        stored.as_ref(),
+                        *expected_version,
+                        *fence_epoch,
+                        now,
+                    )?;
+                    (*fence_epoch, Some(saved.clone()), Some(saved))
+                }
+                CommitOp::Delete {
+                    expected_version,
+                    fence_epoch,
+                    ..
+                } => {
+                    check_object_fence(&key, fence, *fence_epoch)?;
+                    rules::delete(
+                        &key,
+                        lease.as_ref(),
+                        stored.as_ref(),
+                        *expected_version,
+                        *fence_epoch,
+                        now,
+                    )?;
+                    if stored.is_none() {
+                        // Nothing to delete; nothing written.
+                        return Ok(None);
+                    }
+                    (*fence_epoch, None, None)
+                }
+            };
+            let envelope = Envelope {
+                fence: fence.max(fence_epoch),
+                snapshot: body,
+            };
+            if self.put_checked(
+                &path,
+                envelope.encode(),
+                &Condition::after_read(etag.as_ref()),
+            )? {
+                if let Some(saved) = &saved {
+                    self.metrics
+                        .add_state_bytes_written(saved.state.len() as u64);
+                }
+                return Ok(saved);
+            }
+        }
+        Err(contention("write", &key))
+    }
+
+    /// Every object under `prefix`, read and decoded by `decode`.
+    fn read_all<T>(
+        &self,
+        prefix: &Path,
+        mut decode: impl FnMut(&Path) -> StoreResult<Option<T>>,
+    ) -> StoreResult<Vec<T>> {
+        let mut found = Vec::new();
+        for path in self.client.list(prefix)? {
+            // An object deleted between the listing and the read is skipped.
+            if let Some(item) = decode(&path)? {
+                found.push(item);
+            }
+        }
+        Ok(found)
+    }
+
+    /// Writes, reads back and removes this instance's probe object.
+    fn probe(&self) -> StoreResult<Duration> {
+        let started = Instant::now();
+        let path = self.layout.probe(&self.probe_name);
+        let body = Bytes::from(format!("leasehold health probe {}", SystemClock.now()));
+        self.client.put_unconditionally(&path, body.clone())?;
+        let read = self.client.get(&path)?;
+        self.client.delete(&path)?;
+        match read {
+            Some((stored, _)) if stored == body => Ok(started.elapsed()),
+            Some(_) => Err(corrupt(&path, "the probe object read back different bytes")),
+            None => Err(corrupt(
+                &path,
+                "the probe object vanished after it was written",
+            )),
+        }
+    }
+}
+
+/// The snapshot object's fence: a writer below it lost the actor.
+fn check_object_fence(key: &ActorKey, fence: u64, fence_epoch: u64) -> StoreResult<()> {
+    if fence_epoch < fence {
+        return Err(StoreError::StaleEpoch {
+            key: key.clone(),
+            given: fence_epoch,
+            current: fence,
+        });
+    }
+    Ok(())
+}
+
+impl Store for ObjectStoreBackend {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn try_acquire_with_metadata(
+        &self,
+        key: &ActorKey,
+        node: &NodeId,
+        duration: Duration,
+        metadata: BTreeMap<String, String>,
+        now: Timestamp,
+    ) -> StoreResult<Acquire> {
+        let started = Instant::now();
+        let result = self.check_open().and_then(|()| {
+            validate(key)?;
+            for _ in 0..MAX_ATTEMPTS {
+                let read = self.read_lease(key)?;
+                let (existing, etag) = match read {
+                    Some((lease, etag)) => (Some(lease), Some(etag)),
+                    None => (None, None),
+                };
+                let lease = match rules::acquire(
+                    existing.as_ref(),
+                    key,
+                    node,
+                    duration,
+                    metadata.clone(),
+                    now,
+                )? {
+                    AcquireDecision::Write(lease) => lease,
+                    AcquireDecision::AlreadyOwned(lease) => return Ok(Acquire::Acquired(lease)),
+                    AcquireDecision::Held {
+                        holder,
+                        epoch,
+                        expires_at,
+                    } => {
+                        return Ok(Acquire::Held {
+                            holder,
+                            epoch,
+                            expires_at,
+                        })
+                    }
+                };
+                // The holder never released: it may still be sending a save.
+                // Fence it out before the new lease exists.
+                if existing.as_ref().is_some_and(|old| old.node_id.is_some()) {
+                    self.fence(key, lease.epoch)?;
+                }
+                if self.put_lease(key, &lease, etag.as_ref())? {
+                    return Ok(Acquire::Acquired(lease));
+                }
+            }
+            Err(contention("acquire", key))
+        });
+        self.metrics.record(
+            OpKind::Acquire,
+            started.elapsed(),
+            Outcome::of_acquire(&result),
+        );
+        result
+    }
+
+    fn renew(
+        &self,
+        key: &ActorKey,
+        node: &NodeId,
+        epoch: u64,
+        now: Timestamp,
+    ) -> StoreResult<Lease> {
+        self.timed(OpKind::Renew, || {
+            validate(key)?;
+            for _ in 0..MAX_ATTEMPTS {
+                let read = self.read_lease(key)?;
+                let lease =
+                    rules::renew(read.as_ref().map(|(lease, _)| lease), key, node, epoch, now)?;
+                if self.put_lease(key, &lease, read.as_ref().map(|(_, etag)| etag))? {
+                    return Ok(lease);
+                }
+            }
+            Err(contention("renew", key))
+        })
+    }
+
+    fn release(&self, key: &ActorKey, node: &NodeId, epoch: u64) -> StoreResult<Lease> {
+        self.timed(OpKind::Release, || {
+            validate(key)?;
+            for _ in 0..MAX_ATTEMPTS {
+                let read = self.read_lease(key)?;
+                let lease =
+                    rules::release(read.as_ref().map(|(lease, _)| lease), key, node, epoch)?;
+                if self.put_lease(key, &lease, read.as_ref().map(|(_, etag)| etag))? {
+                    return Ok(lease);
+                }
+            }
+            Err(contention("release", key))
+        })
+    }
+
+    fn get_lease(&self, key: &ActorKey) -> StoreResult<Option<Lease>> {
+        self.timed(OpKind::GetLease, || {
+            validate(key)?;
+            Ok(self.read_lease(key)?.map(|(lease, _)| lease))
+        })
+    }
+
+    fn list_leases(&self, filter: &LeaseFilter) -> StoreResult<Vec<Lease>> {
+        self.timed(OpKind::ListLeases, || {
+            let prefix = match &filter.actor_type {
+                Some(actor_type) => self.layout.leases().join(actor_type.as_str()),
+                None => self.layout.leases(),
+            };
+            let mut leases = self.read_all(&prefix, |path| {
+                Ok(self
+                    .read_lease_at(path)?
+                    .map(|(lease, _)| lease)
+                    .filter(|lease| filter.matches(lease)))
+            })?;
+            leases.sort_by(|a, b| a.key.cmp(&b.key));
+            Ok(leases)
+        })
+    }
+
+    fn load(&self, key: &ActorKey, now: Timestamp) -> StoreResult<Option<Snapshot>> {
+        self.timed(OpKind::Load, || {
+            validate(key)?;
+            let Some(snapshot) = self
+                .read_envelope(key)?
+                .and_then(|(envelope, _)| envelope.snapshot)
+            else {
+                return Ok(None);
+            };
+            if snapshot.is_expired_at(now) {
+                return Ok(None);
+            }
+            let snapshot = verified(snapshot)?;
+            self.metrics
+                .add_state_bytes_read(snapshot.state.len() as u64);
+            Ok(Some(snapshot))
+        })
+    }
+
+    fn save(
+        &self,
+        write: SnapshotWrite,
+        expected_version: u64,
+        fence_epoch: u64,
+        now: Timestamp,
+    ) -> StoreResult<Snapshot> {
+        self.timed(OpKind::Save, || {
+            let op = CommitOp::Save {
+                snapshot: write,
+                expected_version,
+                fence_epoch,
+            };
+            let saved = self.write_snapshot(op, now)?;
+            // write_snapshot answers every save with its snapshot.
+            Ok(saved.unwrap_or_else(|| unreachable!("a save returned no snapshot")))
+        })
+    }
+
+    fn delete(
+        &self,
+        key: &ActorKey,
+        expected_version: u64,
+        fence_epoch: u64,
+        now: Timestamp,
+    ) -> StoreResult<()> {
+        self.timed(OpKind::Delete, || {
+            let op = CommitOp::Delete {
+                key: key.clone(),
+                expected_version,
+                fence_epoch,
+            };
+            self.write_snapshot(op, now).map(|_| ())
+        })
+    }
+
+    fn list(&self, actor_type: &str, now: Timestamp) -> StoreResult<Vec<SnapshotInfo>> {
+        self.timed(OpKind::List, || {
+            let prefix = self.layout.snapshots().join(actor_type);
+            let mut infos = self.read_all(&prefix, |path| {
+                Ok(self
+                    .read_envelope_at(path)?
+                    .and_then(|(envelope, _)| envelope.snapshot)
+                    .filter(|snapshot| !snapshot.is_expired_at(now))
+                    .map(|snapshot| SnapshotInfo::from(&snapshot)))
+            })?;
+            infos.sort_by(|a, b| a.key.cmp(&b.key));
+            Ok(infos)
+        })
+    }
+
+    fn purge_expired(&self, now: Timestamp) -> StoreResult<u64> {
+        self.timed(OpKind::PurgeExpired, || {
+            let mut purged = 0;
+            for path in self.client.list(&self.layout.snapshots())? {
+                for _ in 0..MAX_ATTEMPTS {
+                    let Some((envelope, etag)) = self.read_envelope_at(&path)? else {
+                        break;
+                    };
+                    if !envelope
+                        .snapshot
+                        .as_ref()
+                        .is_some_and(|snapshot| snapshot.is_expired_at(now))
+                    {
+                        break;
+                    }
+                    let tombstone = Envelope {
+                        fence: envelope.current_epoch(),
+                        snapshot: None,
+                    };
+                    if self.put_checked(&path, tombstone.encode(), &Condition::Matches(etag))? {
+                        purged += 1;
+                        break;
+                    }
+                }
+            }
+            Ok(purged)
+        })
+    }
+
+    fn commit(&self, _ops: Vec<CommitOp>, _now: Timestamp) -> StoreResult<Vec<Option<Snapshot>>> {
+        self.timed(OpKind::Commit, || {
+            Err(StoreError::Unsupported(
+                "an atomic multi-actor commit: S3 conditional writes cover one object each, so \
+                 all-or-nothing across actors would need a commit record every reader resolves; \
+                 this backend does not claim it (save actors one by one)"
+                    .into(),
+            ))
+        })
+    }
+
+    fn metrics(&self) -> StoreMetrics {
+        let client = self.client.stats();
+        let stats = EngineStats {
+            device_bytes_written: client.bytes_sent,
+            device_bytes_read: client.bytes_received,
+            ..EngineStats::default()
+        };
+        self.metrics.snapshot(Some(stats))
+    }
+
+    fn health(&self) -> Health {
+        if self.closed.load(Ordering::Acquire) {
+            return Health::Failed("store is closed".into());
+        }
+        match self.probe() {
+            Ok(took) if took > SLOW_PROBE => Health::Degraded(format!(
+                "a probe write, read and delete took {took:?} (over {SLOW_PROBE:?})"
+            )),
+            Ok(_) => Health::Healthy,
+            Err(err) => Health::Failed(format!("probe request failed: {err}")),
+        }
+    }
+
+    /// Every acknowledged write is already durable on the server.
+    fn sync(&self) -> StoreResult<()> {
+        self.check_open()
+    }
+
+    fn close(&self) -> StoreResult<()> {
+        self.closed.store(true, Ordering::Release);
+        Ok(())
+    }
+}
