@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use leasehold_btree::BtreeEngine;
 use leasehold_core::config::{
-    BtreeConfig, Config, LsmConfig, MemoryConfig, PersistenceConfig, RocksDbConfig,
+    BtreeConfig, Config, LsmConfig, MemoryConfig, PersistenceConfig, RocksDbConfig, S3Config,
 };
 use leasehold_core::kv::KeyRange;
 use leasehold_core::vfs::{OsVfs, Vfs};
@@ -33,6 +33,11 @@ pub enum EngineKind {
     Btree,
     /// RocksDB through the `rocksdb` crate: the yardstick.
     Rocksdb,
+    /// Cloud object storage through `leasehold-objectstore` (S3 protocol):
+    /// settings from a `[persistence.s3]` config, or from the
+    /// `LEASEHOLD_S3_*` variables `scripts/s3-server` prints. Never part of
+    /// the default comparison (it needs a server).
+    S3,
     /// Answers at once without storing anything: replaying against it
     /// measures the harness's own cost per op. Its answers are not checked
     /// and it is never part of a comparison.
@@ -53,6 +58,7 @@ impl EngineKind {
             EngineKind::Lsm => "lsm",
             EngineKind::Btree => "btree",
             EngineKind::Rocksdb => "rocksdb",
+            EngineKind::S3 => "s3",
             EngineKind::Null => "null",
         }
     }
@@ -65,8 +71,15 @@ impl EngineKind {
             EngineKind::Memory | EngineKind::Lsm | EngineKind::Btree => {
                 "hand-written, this revision"
             }
+            EngineKind::S3 => "object_store 0.14 over S3, this revision",
             EngineKind::Null => "no-op",
         }
+    }
+
+    /// Whether the data is in files of the run's directory (engine s3 keeps
+    /// it on the server: local disk figures say nothing about it).
+    pub fn keeps_local_files(self) -> bool {
+        !matches!(self, EngineKind::S3 | EngineKind::Null)
     }
 
     /// Whether acknowledged writes can outlive the process at all. The memory
@@ -99,7 +112,15 @@ impl DurabilityMode {
 
     /// The durability modes `engine` can be run with.
     pub fn for_engine(engine: EngineKind, wanted: &[DurabilityMode]) -> Vec<DurabilityMode> {
-        if engine.durable() {
+        if engine == EngineKind::S3 {
+            // A PUT is durable on the server when it is answered: there is no
+            // buffered mode to offer.
+            wanted
+                .iter()
+                .copied()
+                .filter(|mode| *mode == DurabilityMode::Sync)
+                .collect()
+        } else if engine.durable() {
             wanted
                 .iter()
                 .copied()
@@ -119,6 +140,8 @@ pub struct EngineSettings {
     pub btree: BtreeConfig,
     pub memory: MemoryConfig,
     pub rocksdb: RocksDbConfig,
+    /// `None`: from the `LEASEHOLD_S3_*` environment, when engine s3 runs.
+    pub s3: Option<S3Config>,
 }
 
 impl EngineSettings {
@@ -133,6 +156,7 @@ impl EngineSettings {
                 PersistenceConfig::CowBtree(btree) => settings.btree = btree,
                 PersistenceConfig::Memory(memory) => settings.memory = memory,
                 PersistenceConfig::RocksDb(rocksdb) => settings.rocksdb = rocksdb,
+                PersistenceConfig::S3(s3) => settings.s3 = Some(s3),
                 other => {
                     return Err(format!(
                         "{}: the harness has no {} engine",
@@ -294,9 +318,78 @@ pub fn open_on(
             let opened = RocksEngine::open(&config).map_err(|err| format!("rocksdb: {err}"))?;
             Box::new(KvStore::new(opened, durability))
         }
+        EngineKind::S3 => {
+            let config = s3_for_run(settings, dir)?;
+            let backend =
+                leasehold_objectstore::backend::s3(&config).map_err(|err| format!("s3: {err}"))?;
+            let opened = leasehold_objectstore::ObjectStoreBackend::open(backend)
+                .map_err(|err| format!("s3: {err}"))?;
+            Box::new(opened)
+        }
         EngineKind::Null => Box::new(NullStore),
     };
     Ok(opened)
+}
+
+/// The S3 settings of one run: the configured ones (or the test server's,
+/// from the environment), under a prefix named after the run's directory, so
+/// every run starts empty and a reopen finds what the run wrote.
+fn s3_for_run(settings: &EngineSettings, dir: &Path) -> Result<S3Config, String> {
+    let mut config = match &settings.s3 {
+        Some(config) => config.clone(),
+        None => {
+            leasehold_objectstore::test_server::from_environment("leasehold").map_err(|err| {
+                format!("engine s3 needs a [persistence.s3] section (--config) or a server: {err}")
+            })?
+        }
+    };
+    let run = dir
+        .canonicalize()
+        .unwrap_or_else(|_| dir.to_path_buf())
+        .to_string_lossy()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect::<String>();
+    config.prefix = format!(
+        "{}/runs/{}",
+        config.prefix.trim_matches('/'),
+        run.trim_matches('_')
+    );
+    Ok(config)
+}
+
+impl BenchStore for leasehold_objectstore::ObjectStoreBackend {
+    /// Every object under the run's prefix, with its size.
+    fn live(&self) -> Result<Live, String> {
+        let mut live = Live::default();
+        for (_, size) in self.objects().map_err(|err| err.to_string())? {
+            live.entries += 1;
+            live.bytes += size;
+        }
+        Ok(live)
+    }
+
+    fn verify(&self) -> KvResult<VerifyReport> {
+        self.verify_objects().map_err(store_to_kv)
+    }
+
+    fn round_trip(&self) -> KvResult<Duration> {
+        self.probe().map_err(store_to_kv)
+    }
+}
+
+fn store_to_kv(err: StoreError) -> KvError {
+    match err {
+        StoreError::Engine(err) => err,
+        StoreError::CorruptRecord { key, reason } => KvError::corruption(key, 0, reason),
+        other => KvError::io("object store", std::io::Error::other(other.to_string())),
+    }
 }
 
 /// The no-op store behind `EngineKind::Null`: the cheapest answer of the

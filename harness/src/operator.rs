@@ -632,6 +632,9 @@ pub fn dump(target: &TargetArgs, file: Option<&str>, max_entries: usize) -> Stat
                     .to_owned(),
             )
         }
+        EngineKind::S3 => {
+            return Err("engine s3 keeps objects, not files in a directory".to_owned())
+        }
         EngineKind::Null => return Err("the null engine keeps no files".to_owned()),
     }
     .map_err(|err| err.to_string())?;

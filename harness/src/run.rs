@@ -209,8 +209,10 @@ pub fn run(spec: &RunSpec) -> Result<RunResult, String> {
     if !spec.keep_data {
         let _ = std::fs::remove_dir_all(&spec.dir);
     }
-    // A volatile engine has no files: its amplification is not a figure.
+    // A volatile engine has no files: its amplification is not a figure. Nor
+    // is the local disk's for engine s3, whose data lives on the server.
     let durable = spec.engine.durable();
+    let local = durable && spec.engine.keeps_local_files();
     Ok(RunResult {
         scenario: spec.trace.header.scenario.clone(),
         engine: spec.engine,
@@ -227,10 +229,10 @@ pub fn run(spec: &RunSpec) -> Result<RunResult, String> {
         os_bytes_written: io.write_bytes,
         write_amp_engine: ratio(stats.device_bytes_written, stats.user_bytes_written)
             .filter(|_| durable),
-        write_amp_os: ratio(io.write_bytes, stats.user_bytes_written).filter(|_| durable),
+        write_amp_os: ratio(io.write_bytes, stats.user_bytes_written).filter(|_| local),
         disk_bytes,
         live_bytes,
-        space_amp: ratio(disk_bytes, live_bytes).filter(|_| durable),
+        space_amp: ratio(disk_bytes, live_bytes).filter(|_| local),
         state_bytes_read,
         device_bytes_read: stats.device_bytes_read,
         read_amp: ratio(stats.device_bytes_read, state_bytes_read).filter(|_| durable),

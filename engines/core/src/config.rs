@@ -436,6 +436,10 @@ pub struct GcsConfig {
     pub bucket_name: String,
     #[serde(default)]
     pub credentials_path: Option<PathBuf>,
+    /// Leasehold's own: the service's base URL instead of Google's (an
+    /// emulator's, say); plain `http://` is allowed only when named here.
+    #[serde(default)]
+    pub endpoint: Option<String>,
     #[serde(default = "default_prefix")]
     pub prefix: String,
     #[serde(default = "default_timeout")]

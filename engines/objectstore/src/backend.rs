@@ -146,11 +146,17 @@ pub fn gcs(config: &GcsConfig) -> Result<Backend, ConfigError> {
             "credentials_path is required: every request is signed, anonymous access is not offered",
         )
     })?;
-    let store = GoogleCloudStorageBuilder::new()
+    let mut builder = GoogleCloudStorageBuilder::new()
         .with_bucket_name(&config.bucket_name)
         .with_service_account_path(credentials.to_string_lossy())
-        .with_client_options(options)
-        .with_retry(retry)
+        .with_retry(retry);
+    let mut allow_http = false;
+    if let Some(endpoint) = &config.endpoint {
+        allow_http = endpoint.starts_with("http://");
+        builder = builder.with_base_url(endpoint);
+    }
+    let store = builder
+        .with_client_options(options.with_allow_http(allow_http))
         .build()
         .map_err(|err| client_error(section, err))?;
     Ok(Backend {
@@ -219,6 +225,22 @@ mod tests {
             .err()
             .expect("http with ssl on");
         assert!(err.to_string().contains("enable_ssl"), "{err}");
+    }
+
+    #[test]
+    fn azure_and_gcs_need_their_credentials_too() {
+        let azure = Config::parse(
+            "[persistence]\ntype = \"azure\"\naccount_name = \"a\"\ncontainer_name = \"c\"\n",
+        )
+        .unwrap();
+        let err = from_config(&azure.persistence).err().expect("no key");
+        assert!(err.to_string().contains("account_key is required"), "{err}");
+        let gcs = Config::parse("[persistence]\ntype = \"gcs\"\nbucket_name = \"b\"\n").unwrap();
+        let err = from_config(&gcs.persistence).err().expect("no credentials");
+        assert!(
+            err.to_string().contains("credentials_path is required"),
+            "{err}"
+        );
     }
 
     #[test]

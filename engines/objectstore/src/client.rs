@@ -88,6 +88,7 @@ struct Counters {
     latencies: [LatencyHistogram; RequestKind::ALL.len()],
     failures: [AtomicU64; RequestKind::ALL.len()],
     bytes_sent: AtomicU64,
+    bytes_accepted: AtomicU64,
     bytes_received: AtomicU64,
     conditions_failed: AtomicU64,
 }
@@ -109,7 +110,10 @@ pub struct RequestStats {
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ClientStats {
     pub requests: Vec<RequestStats>,
+    /// Bodies of every PUT sent, taken or refused.
     pub bytes_sent: u64,
+    /// Bodies of the PUTs the server took.
+    pub bytes_accepted: u64,
     pub bytes_received: u64,
     /// Conditional writes the server refused (412, or "exists" for a
     /// create-only PUT): lost races.
@@ -232,6 +236,7 @@ impl Client {
 
     fn put_with(&self, path: &Path, body: Bytes, mode: PutMode) -> StoreResult<Written> {
         let len = body.len() as u64;
+        self.counters.bytes_sent.fetch_add(len, Ordering::Relaxed);
         let started = Instant::now();
         let options = PutOptions {
             mode,
@@ -245,7 +250,9 @@ impl Client {
         self.record(RequestKind::Put, started, &result);
         match result {
             Ok(done) => {
-                self.counters.bytes_sent.fetch_add(len, Ordering::Relaxed);
+                self.counters
+                    .bytes_accepted
+                    .fetch_add(len, Ordering::Relaxed);
                 Ok(Written::Done(ETag::from_server(done.e_tag, path)?))
             }
             Err(
@@ -319,12 +326,21 @@ impl Client {
 
     /// Every object under `prefix`, in the server's (lexicographic) order.
     pub fn list(&self, prefix: &Path) -> StoreResult<Vec<Path>> {
+        Ok(self
+            .list_sized(prefix)?
+            .into_iter()
+            .map(|(path, _)| path)
+            .collect())
+    }
+
+    /// As `list`, with each object's size in bytes.
+    pub fn list_sized(&self, prefix: &Path) -> StoreResult<Vec<(Path, u64)>> {
         let started = Instant::now();
         let result = self.runtime.block_on(async {
             self.store
                 .list(Some(prefix))
-                .map_ok(|meta| meta.location)
-                .try_collect::<Vec<Path>>()
+                .map_ok(|meta| (meta.location, meta.size))
+                .try_collect::<Vec<(Path, u64)>>()
                 .await
         });
         self.record(RequestKind::List, started, &result);
@@ -349,6 +365,7 @@ impl Client {
         ClientStats {
             requests,
             bytes_sent: self.counters.bytes_sent.load(Ordering::Relaxed),
+            bytes_accepted: self.counters.bytes_accepted.load(Ordering::Relaxed),
             bytes_received: self.counters.bytes_received.load(Ordering::Relaxed),
             conditions_failed: self.counters.conditions_failed.load(Ordering::Relaxed),
         }

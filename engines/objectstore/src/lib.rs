@@ -6,12 +6,14 @@
 //!   signed client with timeouts and retries;
 //! - `client`: the synchronous, counted and timed requests the store makes;
 //! - `record`: what the objects hold (FORMAT.md);
-//! - `store`: `ObjectStoreBackend`, the `Store` and its protocol.
+//! - `store`: `ObjectStoreBackend`, the `Store` and its protocol;
+//! - `test_server`: finds or starts the S3 server the tests run against.
 
 pub mod backend;
 pub mod client;
 pub mod record;
 pub mod store;
+pub mod test_server;
 
 pub use backend::Backend;
 pub use client::{ClientStats, RequestKind};

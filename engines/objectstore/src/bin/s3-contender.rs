@@ -6,19 +6,17 @@
 //! tries to save anyway, so that takeovers and stale saves really happen.
 //!
 //! Usage: s3-contender NODE SECONDS ACTORS LEASE_MS SEED
-//! with the S3 server and prefix in LEASEHOLD_S3_ENDPOINT, LEASEHOLD_S3_BUCKET,
-//! LEASEHOLD_S3_ACCESS_KEY_ID, LEASEHOLD_S3_SECRET_ACCESS_KEY and
-//! LEASEHOLD_S3_PREFIX.
+//! with the S3 server in the LEASEHOLD_S3_* variables `scripts/s3-server`
+//! prints, and the key prefix in LEASEHOLD_S3_PREFIX.
 
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-use leasehold_core::config::S3Config;
 use leasehold_core::rng::SplitMix64;
 use leasehold_core::{
     Acquire, ActorKey, Clock, NodeId, SnapshotWrite, Store, StoreError, SystemClock,
 };
-use leasehold_objectstore::{backend, ObjectStoreBackend};
+use leasehold_objectstore::{backend, test_server, ObjectStoreBackend};
 use serde_json::json;
 
 fn setting(name: &str) -> Result<String, String> {
@@ -71,17 +69,7 @@ fn main() -> Result<(), String> {
     let actors: u64 = arg(&args, 3, "ACTORS")?;
     let lease = Duration::from_millis(arg(&args, 4, "LEASE_MS")?);
     let seed: u64 = arg(&args, 5, "SEED")?;
-    let config = S3Config {
-        endpoint: Some(setting("LEASEHOLD_S3_ENDPOINT")?),
-        region: "us-east-1".into(),
-        bucket: setting("LEASEHOLD_S3_BUCKET")?,
-        access_key_id: Some(setting("LEASEHOLD_S3_ACCESS_KEY_ID")?),
-        secret_access_key: Some(setting("LEASEHOLD_S3_SECRET_ACCESS_KEY")?),
-        prefix: setting("LEASEHOLD_S3_PREFIX")?,
-        enable_ssl: false,
-        connection_timeout: 10,
-        retry_count: 3,
-    };
+    let config = test_server::from_environment(&setting("LEASEHOLD_S3_PREFIX")?)?;
     let store = ObjectStoreBackend::open(backend::s3(&config).map_err(|err| err.to_string())?)
         .map_err(|err| err.to_string())?;
     let node = NodeId::new(node_name.clone());

@@ -5,51 +5,18 @@
 #![allow(dead_code)]
 
 use std::collections::HashMap;
-use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use leasehold_core::config::S3Config;
 use leasehold_core::testkit::conformance::StoreFactory;
 use leasehold_core::{ActorKey, Clock, Snapshot, SystemClock};
 use leasehold_objectstore::record::Envelope;
-use leasehold_objectstore::{backend, Backend, ObjectStoreBackend};
+use leasehold_objectstore::{backend, test_server, Backend, ObjectStoreBackend};
 
 /// The S3 settings of the test server, starting it if need be.
 pub fn s3_settings() -> HashMap<String, String> {
-    static SETTINGS: OnceLock<HashMap<String, String>> = OnceLock::new();
-    SETTINGS
-        .get_or_init(|| {
-            let names = [
-                "LEASEHOLD_S3_ENDPOINT",
-                "LEASEHOLD_S3_BUCKET",
-                "LEASEHOLD_S3_ACCESS_KEY_ID",
-                "LEASEHOLD_S3_SECRET_ACCESS_KEY",
-            ];
-            let from_env: HashMap<String, String> = names
-                .iter()
-                .filter_map(|name| Some((name.to_string(), std::env::var(name).ok()?)))
-                .collect();
-            if from_env.len() == names.len() {
-                return from_env;
-            }
-            let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/s3-server");
-            let output = Command::new("bash")
-                .arg(script)
-                .output()
-                .expect("run scripts/s3-server");
-            assert!(
-                output.status.success(),
-                "scripts/s3-server failed:\n{}",
-                String::from_utf8_lossy(&output.stderr)
-            );
-            String::from_utf8_lossy(&output.stdout)
-                .lines()
-                .filter_map(|line| line.split_once('='))
-                .map(|(name, value)| (name.to_owned(), value.to_owned()))
-                .collect()
-        })
-        .clone()
+    test_server::settings().expect("the S3 test server")
 }
 
 /// A fresh prefix nobody else writes under.
@@ -64,23 +31,13 @@ pub fn unique_prefix(what: &str) -> String {
 }
 
 pub fn s3_config(prefix: &str) -> S3Config {
-    let settings = s3_settings();
-    S3Config {
-        endpoint: Some(settings["LEASEHOLD_S3_ENDPOINT"].clone()),
-        region: "us-east-1".into(),
-        bucket: settings["LEASEHOLD_S3_BUCKET"].clone(),
-        access_key_id: Some(settings["LEASEHOLD_S3_ACCESS_KEY_ID"].clone()),
-        secret_access_key: Some(settings["LEASEHOLD_S3_SECRET_ACCESS_KEY"].clone()),
-        prefix: prefix.to_owned(),
-        enable_ssl: false,
-        connection_timeout: 10,
-        retry_count: 3,
-    }
+    test_server::s3_config(prefix).expect("the S3 test server")
 }
 
 /// Where a factory's stores live.
 pub enum Target {
     S3(S3Config),
+    Azure(leasehold_core::config::AzureConfig),
     Memory(Arc<object_store::memory::InMemory>, String),
 }
 
@@ -92,6 +49,15 @@ impl ObjectFactory {
     pub fn s3() -> Self {
         ObjectFactory {
             target: Target::S3(s3_config(&unique_prefix("conformance"))),
+        }
+    }
+
+    pub fn azure() -> Self {
+        ObjectFactory {
+            target: Target::Azure(
+                test_server::azure_config(&unique_prefix("conformance"))
+                    .expect("the Azure emulator"),
+            ),
         }
     }
 
@@ -107,6 +73,7 @@ impl ObjectFactory {
     fn backend(&self) -> Backend {
         match &self.target {
             Target::S3(config) => backend::s3(config).expect("S3 client"),
+            Target::Azure(config) => backend::azure(config).expect("Azure client"),
             Target::Memory(store, prefix) => Backend {
                 store: store.clone(),
                 prefix: prefix.clone(),
