@@ -265,17 +265,6 @@ fn decode_snapshot(key: &ActorKey, bytes: &[u8]) -> StoreResult<Snapshot> {
     })
 }
 
-fn verified(snapshot: Snapshot) -> StoreResult<Snapshot> {
-    match snapshot.verify_hash() {
-        Ok(()) => Ok(snapshot),
-        Err((expected, actual)) => Err(StoreError::Integrity {
-            key: snapshot.key,
-            expected,
-            actual,
-        }),
-    }
-}
-
 impl<E: KvEngine> Store for KvStore<E> {
     fn name(&self) -> &str {
         self.engine.name()
@@ -375,16 +364,12 @@ impl<E: KvEngine> Store for KvStore<E> {
 
     fn load(&self, key: &ActorKey, now: Timestamp) -> StoreResult<Option<Snapshot>> {
         self.timed(OpKind::Load, || {
-            let Some(snapshot) = self.read_snapshot(key)? else {
-                return Ok(None);
-            };
-            if snapshot.is_expired_at(now) {
-                return Ok(None);
+            let loaded = rules::load(self.read_snapshot(key)?, now)?;
+            if let Some(snapshot) = &loaded {
+                self.metrics
+                    .add_state_bytes_read(snapshot.state.len() as u64);
             }
-            let snapshot = verified(snapshot)?;
-            self.metrics
-                .add_state_bytes_read(snapshot.state.len() as u64);
-            Ok(Some(snapshot))
+            Ok(loaded)
         })
     }
 

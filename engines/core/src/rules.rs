@@ -251,6 +251,22 @@ pub fn delete(
     check_version(key, visible, expected_version)
 }
 
+/// What `load` answers for the stored snapshot: nothing when absent or
+/// expired, `Integrity` when the state does not match its SHA-256.
+pub fn load(stored: Option<Snapshot>, now: Timestamp) -> StoreResult<Option<Snapshot>> {
+    let Some(snapshot) = stored.filter(|snapshot| !snapshot.is_expired_at(now)) else {
+        return Ok(None);
+    };
+    match snapshot.verify_hash() {
+        Ok(()) => Ok(Some(snapshot)),
+        Err((expected, actual)) => Err(StoreError::Integrity {
+            key: snapshot.key,
+            expected,
+            actual,
+        }),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -104,17 +104,6 @@ fn corrupt(path: &Path, reason: impl std::fmt::Display) -> StoreError {
     }
 }
 
-fn verified(snapshot: Snapshot) -> StoreResult<Snapshot> {
-    match snapshot.verify_hash() {
-        Ok(()) => Ok(snapshot),
-        Err((expected, actual)) => Err(StoreError::Integrity {
-            key: snapshot.key,
-            expected,
-            actual,
-        }),
-    }
-}
-
 fn contention(what: &str, key: &ActorKey) -> StoreError {
     StoreError::Engine(KvError::io(
         format!("{what} of {key}"),
@@ -580,19 +569,15 @@ impl Store for ObjectStoreBackend {
     fn load(&self, key: &ActorKey, now: Timestamp) -> StoreResult<Option<Snapshot>> {
         self.timed(OpKind::Load, || {
             validate(key)?;
-            let Some(snapshot) = self
+            let stored = self
                 .read_envelope(key)?
-                .and_then(|(envelope, _)| envelope.snapshot)
-            else {
-                return Ok(None);
-            };
-            if snapshot.is_expired_at(now) {
-                return Ok(None);
+                .and_then(|(envelope, _)| envelope.snapshot);
+            let loaded = rules::load(stored, now)?;
+            if let Some(snapshot) = &loaded {
+                self.metrics
+                    .add_state_bytes_read(snapshot.state.len() as u64);
             }
-            let snapshot = verified(snapshot)?;
-            self.metrics
-                .add_state_bytes_read(snapshot.state.len() as u64);
-            Ok(Some(snapshot))
+            Ok(loaded)
         })
     }
 
