@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use indicatif::{ProgressBar, ProgressStyle};
 use leasehold_core::config::{BackupCompression, MemoryConfig};
 use leasehold_core::testkit::crash::{self, CrashCase};
-use leasehold_core::vfs::{CrashPolicy, SimVfs};
+use leasehold_core::vfs::{CrashPolicy, Fault, SimVfs};
 use leasehold_core::{KvEngine, KvResult};
 
 /// What each case checks.
@@ -62,6 +62,10 @@ struct Coverage {
     sites: BTreeMap<(String, String, String), u64>,
     /// (file kind, operation) the crash inside recovery struck → cases.
     recovery_sites: BTreeMap<(String, String), u64>,
+    /// (fault, file kind, phase) → faults injected.
+    faults: BTreeMap<(String, String, String), u64>,
+    /// Cases in which at least one device fault fired.
+    cases_with_faults: u64,
 }
 
 /// What kind of file a path is, by the engines' naming.
@@ -109,15 +113,19 @@ pub fn run(options: &Options) -> Result<String, String> {
             )
         }),
         Engine::Memory => campaign(options, &|vfs: SimVfs| {
-            let config = MemoryConfig {
-                max_entries: 10_000,
-                backup_path: Some(PathBuf::from("/memory/backup.lz4")),
-                // No background backups: a case must be deterministic.
-                sync_interval: Duration::from_secs(24 * 3600),
-                compression: BackupCompression::Lz4,
-            };
-            leasehold_memory::MemoryEngine::open(&config, Arc::new(vfs))
+            leasehold_memory::MemoryEngine::open(&memory_config(), Arc::new(vfs))
         }),
+    }
+}
+
+/// The memory engine as the campaign runs it: backed up on the simulated disk.
+fn memory_config() -> MemoryConfig {
+    MemoryConfig {
+        max_entries: 10_000,
+        backup_path: Some(PathBuf::from("/memory/backup.lz4")),
+        // No background backups: a case must be deterministic.
+        sync_interval: Duration::from_secs(24 * 3600),
+        compression: BackupCompression::Lz4,
     }
 }
 
@@ -171,7 +179,12 @@ fn hunt(options: &Options, bug: &str) -> Result<String, String> {
                 )
             })
         }
-        Engine::Memory => Err("the memory engine has no planted bugs".to_owned()),
+        Engine::Memory => {
+            let bug = pick(&leasehold_memory::PlantedBug::ALL, bug)?;
+            hunt_with(options, &format!("{bug:?}"), &move |vfs: SimVfs| {
+                leasehold_memory::MemoryEngine::open_planted(&memory_config(), Arc::new(vfs), bug)
+            })
+        }
     }
 }
 
@@ -193,6 +206,7 @@ fn hunt_with<E: KvEngine>(
         let seed = options.seed.wrapping_add(rounds);
         let result = crash::search_seeded(seed, ROUND_CASES, OPS_MAX, &options.policies, &|case| {
             run_one(open, options.mode, case)
+                .map(|_| ())
                 .map_err(|reason| leasehold_core::testkit::oracle::Violation { reason })
         });
         rounds += 1;
@@ -217,12 +231,10 @@ fn run_one<E: KvEngine>(
     open: &dyn Fn(SimVfs) -> KvResult<E>,
     mode: Mode,
     case: &CrashCase,
-) -> Result<(), String> {
+) -> Result<crash::CaseReport, String> {
     let result = match mode {
-        Mode::Crash => crash::run_case(open, case).map(|_| ()),
-        Mode::ReadFaults => {
-            crash::run_case_with(open, case, Some(&crash::read_fault_config())).map(|_| ())
-        }
+        Mode::Crash => crash::run_case(open, case),
+        Mode::ReadFaults => crash::run_case_with(open, case, Some(&crash::read_fault_config())),
         Mode::DeviceFaults => {
             crash::run_device_fault_case(open, case, &crash::device_fault_config())
         }
@@ -240,7 +252,7 @@ fn campaign<E: KvEngine>(
         let case: CrashCase = serde_json::from_str(&text)
             .map_err(|err| format!("{} is not a crash case: {err}", path.display()))?;
         return match run_one(open, options.mode, &case) {
-            Ok(()) => Ok(format!("{}: the case passes", path.display())),
+            Ok(_) => Ok(format!("{}: the case passes", path.display())),
             Err(reason) => Err(format!("{}: {reason}", path.display())),
         };
     }
@@ -275,13 +287,12 @@ fn campaign<E: KvEngine>(
     while Instant::now() < deadline {
         let seed = options.seed.wrapping_add(rounds);
         let result = crash::search_seeded(seed, ROUND_CASES, OPS_MAX, &options.policies, &|case| {
-            if options.report && options.mode == Mode::Crash {
-                let report = crash::run_case(open, case)?;
-                record(&coverage, case, &report);
-                return Ok(());
+            let report = run_one(open, options.mode, case)
+                .map_err(|reason| leasehold_core::testkit::oracle::Violation { reason })?;
+            if options.report {
+                record(&coverage, options.mode, case, &report);
             }
-            run_one(open, options.mode, case)
-                .map_err(|reason| leasehold_core::testkit::oracle::Violation { reason })
+            Ok(())
         });
         rounds += 1;
         bar.set_position(started.elapsed().as_secs().min(options.seconds));
@@ -309,11 +320,27 @@ fn campaign<E: KvEngine>(
     Ok(summary)
 }
 
-fn record(coverage: &Mutex<Coverage>, case: &CrashCase, report: &crash::CaseReport) {
+fn record(coverage: &Mutex<Coverage>, mode: Mode, case: &CrashCase, report: &crash::CaseReport) {
     let Ok(mut coverage) = coverage.lock() else {
         return;
     };
     coverage.cases += 1;
+    coverage.cases_with_faults += u64::from(!report.faults.is_empty());
+    for hit in &report.faults {
+        *coverage
+            .faults
+            .entry((
+                hit.fault.name().to_owned(),
+                file_kind(&hit.path),
+                hit.phase.to_owned(),
+            ))
+            .or_default() += 1;
+    }
+    if mode != Mode::Crash {
+        // The crash after a fault run is not what that mode is about.
+        coverage.acknowledged += report.acknowledged as u64;
+        return;
+    }
     coverage.crashed_mid_run += u64::from(report.crashed_during_run);
     coverage.acknowledged += report.acknowledged as u64;
     coverage.tail_batches_recovered += report.tail_batches_recovered as u64;
@@ -332,12 +359,134 @@ fn record(coverage: &Mutex<Coverage>, case: &CrashCase, report: &crash::CaseRepo
     *coverage.recovery_sites.entry(recovery).or_default() += 1;
 }
 
+/// The faults each fault mode injects.
+fn faults_of(mode: Mode) -> Vec<Fault> {
+    match mode {
+        Mode::Crash => Vec::new(),
+        Mode::ReadFaults => vec![Fault::ReadEio, Fault::ReadBitFlip, Fault::ShortRead],
+        Mode::DeviceFaults => Fault::ALL.to_vec(),
+    }
+}
+
+fn mode_name(mode: Mode) -> &'static str {
+    match mode {
+        Mode::Crash => "crash",
+        Mode::ReadFaults => "read-faults",
+        Mode::DeviceFaults => "device-faults",
+    }
+}
+
+fn write_file(path: &Path, text: &str) -> Result<(), String> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|err| err.to_string())?;
+    }
+    std::fs::write(path, text).map_err(|err| format!("cannot write {}: {err}", path.display()))
+}
+
+/// results/crash-fuzz-<engine>-<mode>.{md,json}: the matrix of fault × file
+/// kind × phase a fault campaign injected, and the faults it never managed to.
+fn write_fault_report(
+    options: &Options,
+    coverage: &Coverage,
+    elapsed: Duration,
+    summary: &str,
+) -> Result<(), String> {
+    let engine = format!("{:?}", options.engine).to_lowercase();
+    let mode = mode_name(options.mode);
+    let command = format!(
+        "cargo run --release -p leasehold -- crash-fuzz --engine {engine} --mode {mode} --seconds {} --seed {} --report",
+        options.seconds, options.seed
+    );
+    let injected: u64 = coverage.faults.values().sum();
+    let mut md = String::new();
+    let _ = writeln!(
+        md,
+        "# Fault campaign: {engine}, {mode}
+"
+    );
+    let _ = writeln!(md, "Command: `{command}`  \nResult: {summary}\n");
+    let _ = writeln!(
+        md,
+        "| cases | cases with a fault | faults injected | writes acknowledged | cases/s |\n|---|---|---|---|---|"
+    );
+    let _ = writeln!(
+        md,
+        "| {} | {} | {injected} | {} | {:.0} |\n",
+        coverage.cases,
+        coverage.cases_with_faults,
+        coverage.acknowledged,
+        coverage.cases as f64 / elapsed.as_secs_f64().max(1e-9)
+    );
+    let phases: Vec<&str> = ["write", "flush", "recovery", "read"]
+        .into_iter()
+        .filter(|phase| coverage.faults.keys().any(|(_, _, seen)| seen == phase))
+        .collect();
+    let _ = writeln!(md, "## Faults injected (fault × file kind × phase)\n");
+    let _ = writeln!(md, "| fault | file | {} |", phases.join(" | "));
+    let _ = writeln!(md, "|---|---|{}", "--:|".repeat(phases.len()));
+    let mut rows: BTreeMap<(String, String), Vec<u64>> = BTreeMap::new();
+    for ((fault, kind, phase), count) in &coverage.faults {
+        let row = rows
+            .entry((fault.clone(), kind.clone()))
+            .or_insert_with(|| vec![0; phases.len()]);
+        if let Some(index) = phases.iter().position(|name| name == phase) {
+            row[index] += count;
+        }
+    }
+    for ((fault, kind), counts) in &rows {
+        let cells: Vec<String> = counts.iter().map(u64::to_string).collect();
+        let _ = writeln!(md, "| {fault} | {kind} | {} |", cells.join(" | "));
+    }
+    let never: Vec<&str> = faults_of(options.mode)
+        .into_iter()
+        .map(Fault::name)
+        .filter(|name| !coverage.faults.keys().any(|(fault, _, _)| fault == name))
+        .collect();
+    let _ = writeln!(
+        md,
+        "\nFaults of this mode never injected: {}.",
+        if never.is_empty() {
+            "none".to_owned()
+        } else {
+            never.join(", ")
+        }
+    );
+    let dir = Path::new("results");
+    write_file(&dir.join(format!("crash-fuzz-{engine}-{mode}.md")), &md)?;
+    let faults: Vec<serde_json::Value> = coverage
+        .faults
+        .iter()
+        .map(|((fault, kind, phase), count)| {
+            serde_json::json!({"fault": fault, "file": kind, "phase": phase, "injected": count})
+        })
+        .collect();
+    let json = serde_json::json!({
+        "engine": engine,
+        "mode": mode,
+        "command": command,
+        "summary": summary,
+        "cases": coverage.cases,
+        "cases_with_faults": coverage.cases_with_faults,
+        "acknowledged": coverage.acknowledged,
+        "seconds": elapsed.as_secs_f64(),
+        "faults": faults,
+        "never_injected": never,
+    });
+    write_file(
+        &dir.join(format!("crash-fuzz-{engine}-{mode}.json")),
+        &format!("{json:#}\n"),
+    )
+}
+
 fn write_report(
     options: &Options,
     coverage: &Coverage,
     elapsed: Duration,
     summary: &str,
 ) -> Result<(), String> {
+    if options.mode != Mode::Crash {
+        return write_fault_report(options, coverage, elapsed, summary);
+    }
     let engine = format!("{:?}", options.engine).to_lowercase();
     let command = format!(
         "cargo run --release -p leasehold -- crash-fuzz --engine {engine} --seconds {} --seed {} --report",
@@ -394,9 +543,7 @@ fn write_report(
         let _ = writeln!(md, "| {kind} | {operation} | {count} |");
     }
     let dir = Path::new("results");
-    std::fs::create_dir_all(dir).map_err(|err| err.to_string())?;
-    let path = dir.join(format!("crash-fuzz-{engine}.md"));
-    std::fs::write(&path, md).map_err(|err| format!("cannot write {}: {err}", path.display()))?;
+    write_file(&dir.join(format!("crash-fuzz-{engine}.md")), &md)?;
     let sites: Vec<serde_json::Value> = coverage
         .sites
         .iter()
@@ -421,9 +568,10 @@ fn write_report(
         "sites": sites,
         "recovery_sites": recovery_sites,
     });
-    let path = dir.join(format!("crash-fuzz-{engine}.json"));
-    std::fs::write(&path, format!("{json:#}\n"))
-        .map_err(|err| format!("cannot write {}: {err}", path.display()))
+    write_file(
+        &dir.join(format!("crash-fuzz-{engine}.json")),
+        &format!("{json:#}\n"),
+    )
 }
 
 /// Writes the shrunk case and describes the failure.

@@ -321,6 +321,49 @@ fn crash_fuzz_reports_what_it_covered() {
     )
     .unwrap();
     assert!(json["cases"].as_u64().unwrap() > 100);
+
+    // A device-fault campaign reports fault × file kind × phase.
+    let output = leasehold()
+        .current_dir(dir.path())
+        .args([
+            "crash-fuzz",
+            "--engine",
+            "lsm",
+            "--mode",
+            "device-faults",
+            "--seconds",
+            "2",
+            "--seed",
+            "5",
+            "--report",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report =
+        std::fs::read_to_string(dir.path().join("results/crash-fuzz-lsm-device-faults.md"))
+            .unwrap();
+    for expected in [
+        "| fault | file | write |",
+        "| EIO on fsync | log |",
+        "| short write | log |",
+        "--mode device-faults",
+    ] {
+        assert!(
+            report.contains(expected),
+            "missing {expected:?} in\n{report}"
+        );
+    }
+    let json: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("results/crash-fuzz-lsm-device-faults.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(!json["faults"].as_array().unwrap().is_empty());
 }
 
 /// Every planted bug, hunted in the mode that can see it, must be caught — in
@@ -339,6 +382,10 @@ fn planted_bugs_need_their_build_and_are_caught_with_it() {
         ("btree", "ack-before-wal", "crash"),
         ("btree", "skip-data-sync", "crash"),
         ("btree", "skip-page-checksum", "read-faults"),
+        ("memory", "skip-backup-sync", "crash"),
+        ("memory", "skip-dir-sync", "crash"),
+        ("memory", "ack-before-backup", "crash"),
+        ("memory", "skip-checksum", "read-faults"),
     ];
     for (engine, bug, mode) in bugs {
         let output = leasehold()

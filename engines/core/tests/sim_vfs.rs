@@ -225,6 +225,21 @@ fn a_full_disk_refuses_the_write_and_keeps_what_was_there() {
         file.write_at(b"x", 0).unwrap_err().kind(),
         io::ErrorKind::StorageFull
     );
+    // Both full-disk refusals are logged against the file, once each.
+    assert_eq!(
+        vfs.take_fired_faults(),
+        [
+            (Fault::WriteNoSpace, path("f")),
+            (Fault::WriteNoSpace, path("f"))
+        ]
+    );
+    vfs.arm(Fault::SyncDirEio);
+    assert!(vfs.sync_dir(Path::new("/db")).is_err());
+    assert_eq!(
+        vfs.take_fired_faults(),
+        [(Fault::SyncDirEio, PathBuf::from("/db"))]
+    );
+    assert!(vfs.take_fired_faults().is_empty());
 }
 
 #[test]

@@ -57,6 +57,16 @@ pub fn encode<'a>(
 
 /// Decodes a backup file; any damage is `Corruption` naming `path` and offset.
 pub fn decode(path: &Path, bytes: &[u8]) -> Result<BackupContent, KvError> {
+    decode_with(path, bytes, true)
+}
+
+/// `decode`, optionally without the checksum check (only the planted bug
+/// `SkipChecksum` passes false).
+pub(crate) fn decode_with(
+    path: &Path,
+    bytes: &[u8],
+    check_checksum: bool,
+) -> Result<BackupContent, KvError> {
     let corrupt = |offset: usize, reason: String| KvError::corruption(path, offset as u64, reason);
     if bytes.len() < HEADER_LEN || &bytes[..8] != BACKUP_MAGIC {
         return Err(corrupt(
@@ -71,7 +81,15 @@ pub fn decode(path: &Path, bytes: &[u8]) -> Result<BackupContent, KvError> {
             format!("unknown backup format version {version}"),
         ));
     }
-    let (payload, end) = match frame::decode(bytes, HEADER_LEN) {
+    let framed = if check_checksum {
+        frame::decode(bytes, HEADER_LEN)
+    } else {
+        // The bug: trust the frame's length and take the payload unchecked.
+        Ok(bytes
+            .get(HEADER_LEN + frame::FRAME_HEADER_LEN..)
+            .map(|payload| (payload, bytes.len())))
+    };
+    let (payload, end) = match framed {
         Ok(Some(decoded)) => decoded,
         Ok(None) => return Err(corrupt(HEADER_LEN, "backup has no payload".into())),
         Err(err) => return Err(corrupt(err.offset(), err.reason().into())),

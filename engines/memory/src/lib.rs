@@ -55,8 +55,34 @@ struct BackupState {
     poisoned: Option<String>,
 }
 
+/// Bugs planted on purpose to prove the crash campaign finds them; only
+/// `MemoryEngine::open_planted` (in this crate's tests or with the
+/// `planted-bugs` feature) can switch one on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PlantedBug {
+    /// The new backup file is renamed into place without being fsynced.
+    SkipBackupSync,
+    /// The rename of the new backup is never made durable (no directory sync).
+    SkipDirSync,
+    /// A Sync write is acknowledged without waiting for a backup to cover it.
+    AckBeforeBackup,
+    /// The backup is decoded without checking its checksum.
+    SkipChecksum,
+}
+
+impl PlantedBug {
+    pub const ALL: [PlantedBug; 4] = [
+        PlantedBug::SkipBackupSync,
+        PlantedBug::SkipDirSync,
+        PlantedBug::AckBeforeBackup,
+        PlantedBug::SkipChecksum,
+    ];
+}
+
 #[derive(Debug)]
 struct BackupTarget {
+    /// Always `None` outside planted-bug builds and tests.
+    planted: Option<PlantedBug>,
     vfs: Arc<dyn Vfs>,
     path: PathBuf,
     compression: BackupCompression,
@@ -64,6 +90,34 @@ struct BackupTarget {
     /// Held while a backup is written: concurrent Sync writers queue here and
     /// most find their write covered by the backup before theirs (group commit).
     state: Mutex<BackupState>,
+}
+
+impl BackupTarget {
+    /// Puts `bytes` in place as the backup: a temporary file, fsynced,
+    /// renamed over the old one, the directory fsynced.
+    fn replace(&self, bytes: &[u8]) -> std::io::Result<()> {
+        let vfs = self.vfs.as_ref();
+        if !matches!(
+            self.planted,
+            Some(PlantedBug::SkipBackupSync | PlantedBug::SkipDirSync)
+        ) {
+            return replace_file_atomically(vfs, &self.path, bytes);
+        }
+        // The planted bugs: the same steps with one sync left out.
+        let dir = self.path.parent().unwrap_or(Path::new(""));
+        let temp = self.path.with_extension("planted.tmp");
+        let file = vfs.create(&temp)?;
+        leasehold_core::vfs::write_all_at(file.as_ref(), bytes, 0)?;
+        if self.planted != Some(PlantedBug::SkipBackupSync) {
+            file.sync()?;
+        }
+        drop(file);
+        vfs.rename(&temp, &self.path)?;
+        if self.planted != Some(PlantedBug::SkipDirSync) {
+            vfs.sync_dir(dir)?;
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Default)]
@@ -105,6 +159,24 @@ impl MemoryEngine {
     /// Opens per `config`: restores the backup if there is one, and starts the
     /// background backup thread.
     pub fn open(config: &MemoryConfig, vfs: Arc<dyn Vfs>) -> KvResult<MemoryEngine> {
+        MemoryEngine::open_with(config, vfs, None)
+    }
+
+    /// `open` with `bug` planted (crash-campaign tests only).
+    #[cfg(any(test, feature = "planted-bugs"))]
+    pub fn open_planted(
+        config: &MemoryConfig,
+        vfs: Arc<dyn Vfs>,
+        bug: PlantedBug,
+    ) -> KvResult<MemoryEngine> {
+        MemoryEngine::open_with(config, vfs, Some(bug))
+    }
+
+    fn open_with(
+        config: &MemoryConfig,
+        vfs: Arc<dyn Vfs>,
+        planted: Option<PlantedBug>,
+    ) -> KvResult<MemoryEngine> {
         if config.max_entries == 0 {
             return Err(KvError::InvalidArgument(
                 "max_entries must be positive".into(),
@@ -125,7 +197,7 @@ impl MemoryEngine {
                 .map_err(|err| KvError::io(format!("open {}", path.display()), err))?;
             let bytes = read_all(file.as_ref())
                 .map_err(|err| KvError::io(format!("read {}", path.display()), err))?;
-            backup::decode(&path, &bytes)?
+            backup::decode_with(&path, &bytes, planted != Some(PlantedBug::SkipChecksum))?
         } else {
             BackupContent::default()
         };
@@ -140,6 +212,7 @@ impl MemoryEngine {
             });
         }
         let target = BackupTarget {
+            planted,
             vfs,
             path,
             compression: config.compression,
@@ -367,7 +440,7 @@ impl Shared {
                 backup::encode(covered, entries.into_iter(), target.compression),
             )
         };
-        match replace_file_atomically(target.vfs.as_ref(), &target.path, &bytes) {
+        match target.replace(&bytes) {
             Ok(()) => {
                 state.durable_sequence = covered;
                 self.counters
@@ -434,7 +507,8 @@ impl KvEngine for MemoryEngine {
             return Ok(());
         }
         let sequence = shared.apply(&batch)?;
-        if durability == Durability::Sync {
+        let planted = shared.backup.as_ref().and_then(|target| target.planted);
+        if durability == Durability::Sync && planted != Some(PlantedBug::AckBeforeBackup) {
             shared.backup_through(sequence)?;
         }
         Ok(())
@@ -589,5 +663,55 @@ impl KvEngine for MemoryEngine {
         };
         self.shared.closed.store(true, Ordering::Release);
         result
+    }
+}
+
+#[cfg(test)]
+mod planted_bugs {
+    use super::*;
+    use leasehold_core::config::BackupCompression;
+    use leasehold_core::testkit::crash;
+    use leasehold_core::vfs::SimVfs;
+
+    fn open(bug: PlantedBug) -> impl Fn(SimVfs) -> KvResult<MemoryEngine> {
+        move |vfs| {
+            let config = MemoryConfig {
+                max_entries: 1_000,
+                backup_path: Some(PathBuf::from("/memory/backup.lz4")),
+                sync_interval: Duration::from_secs(24 * 3600),
+                compression: BackupCompression::Lz4,
+            };
+            MemoryEngine::open_planted(&config, Arc::new(vfs), bug)
+        }
+    }
+
+    /// The campaign must find each planted bug within a bounded run.
+    #[test]
+    fn the_crash_oracle_finds_every_planted_bug() {
+        for bug in [
+            PlantedBug::SkipBackupSync,
+            PlantedBug::SkipDirSync,
+            PlantedBug::AckBeforeBackup,
+        ] {
+            let found = crash::search(&open(bug), 2_000, 32);
+            assert!(
+                found.is_err(),
+                "{bug:?} went unnoticed by 2 000 crash cases"
+            );
+        }
+    }
+
+    /// Without the checksum, a bit flipped while reading the backup comes
+    /// back as data.
+    #[test]
+    fn read_faults_find_the_skipped_checksum() {
+        let read_faults = crash::read_fault_config();
+        let found = crash::search_with(
+            &open(PlantedBug::SkipChecksum),
+            2_000,
+            32,
+            Some(&read_faults),
+        );
+        assert!(found.is_err(), "the skipped backup checksum went unnoticed");
     }
 }

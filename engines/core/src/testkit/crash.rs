@@ -25,7 +25,7 @@ use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestError, Test
 use super::oracle::{KvMap, Model, Violation};
 use crate::error::KvResult;
 use crate::kv::{Durability, KeyRange, KvEngine, WriteBatch};
-use crate::vfs::{CrashPolicy, FaultConfig, MutationKind, SimVfs};
+use crate::vfs::{CrashPolicy, Fault, FaultConfig, MutationKind, SimVfs};
 
 /// Keys are drawn from a small set so operations collide.
 pub const KEY_SPACE: u8 = 12;
@@ -85,6 +85,24 @@ pub struct CaseReport {
     /// The operation and file the crash inside recovery struck (none: it
     /// came after recovery finished).
     pub recovery_crash_site: Option<(MutationKind, PathBuf)>,
+    /// Every device fault injected, with the file it struck and the phase.
+    pub faults: Vec<FaultHit>,
+}
+
+/// One injected device fault.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FaultHit {
+    pub fault: Fault,
+    pub path: PathBuf,
+    /// What the engine was doing: "write", "flush" (during the run),
+    /// "recovery" (opening a crashed disk) or "read" (reading it back).
+    pub phase: &'static str,
+}
+
+fn hits(vfs: &SimVfs, phase: &'static str) -> impl Iterator<Item = FaultHit> {
+    vfs.take_fired_faults()
+        .into_iter()
+        .map(move |(fault, path)| FaultHit { fault, path, phase })
 }
 
 fn violation(reason: impl Into<String>) -> Violation {
@@ -253,7 +271,7 @@ pub fn run_case_with<E: KvEngine>(
         )));
     }
     if let Some(faults) = read_faults {
-        check_under_read_faults(
+        report.faults = check_under_read_faults(
             open,
             &vfs.crash_image(case.policy, case.seed),
             faults,
@@ -269,9 +287,11 @@ fn check_under_read_faults<E: KvEngine>(
     image: &SimVfs,
     faults: &FaultConfig,
     recovered: &KvMap,
-) -> Result<(), Violation> {
+) -> Result<Vec<FaultHit>, Violation> {
     image.set_faults(faults.clone());
-    if let Ok(engine) = open(image.clone()) {
+    let opened = open(image.clone());
+    let mut fired: Vec<FaultHit> = hits(image, "recovery").collect();
+    if let Ok(engine) = opened {
         if let Ok(state) = collect_all(&engine) {
             if &state != recovered {
                 return Err(violation(format!(
@@ -293,6 +313,7 @@ fn check_under_read_faults<E: KvEngine>(
         }
         // Closing may fail on a faulty device; what matters is what remains.
         let _ = engine.close();
+        fired.extend(hits(image, "read"));
     }
     image.set_faults(FaultConfig::default());
     let after = recover(
@@ -307,7 +328,7 @@ fn check_under_read_faults<E: KvEngine>(
             recovered.len()
         )));
     }
-    Ok(())
+    Ok(fired)
 }
 
 fn value_strategy() -> impl Strategy<Value = Vec<u8>> {
@@ -472,8 +493,9 @@ pub fn run_device_fault_case<E: KvEngine>(
     open: &dyn Fn(SimVfs) -> KvResult<E>,
     case: &CrashCase,
     faults: &FaultConfig,
-) -> Result<(), Violation> {
+) -> Result<CaseReport, Violation> {
     let vfs = SimVfs::new(case.seed);
+    let mut report = CaseReport::default();
     let mut engine = Some(
         open(vfs.clone())
             .map_err(|err| violation(format!("open of an empty disk failed: {err}")))?,
@@ -500,6 +522,7 @@ pub fn run_device_fault_case<E: KvEngine>(
                         ));
                     }
                     Ok(()) => {
+                        report.acknowledged += 1;
                         model.acknowledge(batch.clone(), *durability == Durability::Sync);
                         let expected = model.expected();
                         for op in &batch.ops {
@@ -518,16 +541,20 @@ pub fn run_device_fault_case<E: KvEngine>(
                         failed = true;
                     }
                 }
+                report.faults.extend(hits(&vfs, "write"));
             }
-            CrashOp::Flush => match live.flush() {
-                Ok(()) if !failed => model.mark_durable(),
-                Ok(()) => {
-                    return Err(violation(
-                        "a flush succeeded after an earlier write or flush failed",
-                    ))
+            CrashOp::Flush => {
+                match live.flush() {
+                    Ok(()) if !failed => model.mark_durable(),
+                    Ok(()) => {
+                        return Err(violation(
+                            "a flush succeeded after an earlier write or flush failed",
+                        ))
+                    }
+                    Err(_) => failed = true,
                 }
-                Err(_) => failed = true,
-            },
+                report.faults.extend(hits(&vfs, "flush"));
+            }
             // Reopening on a faulty device is not what this check is about.
             CrashOp::Reopen => {}
         }
@@ -536,7 +563,8 @@ pub fn run_device_fault_case<E: KvEngine>(
     drop(engine.take());
     let image = vfs.crash_image(case.policy, case.seed);
     let recovered = recover(open, image, "clean recovery after device faults")?;
-    model.check_recovered(&recovered).map(|_| ())
+    report.tail_batches_recovered = model.check_recovered(&recovered)?;
+    Ok(report)
 }
 
 /// Bytes the files of `vfs` hold now.
@@ -553,7 +581,7 @@ pub fn check_device_faults<E: KvEngine>(
 ) {
     let faults = device_fault_config();
     if let Err((case, reason)) = search_cases(cases, ops_max, &|case| {
-        run_device_fault_case(open, case, &faults)
+        run_device_fault_case(open, case, &faults).map(|_| ())
     }) {
         panic!("device-fault check failed for {name}: {reason}\nshrunk case: {case:#?}");
     }

@@ -135,6 +135,33 @@ pub enum Fault {
     ShortRead,
 }
 
+impl Fault {
+    pub const ALL: [Fault; 8] = [
+        Fault::WriteEio,
+        Fault::WriteNoSpace,
+        Fault::ShortWrite,
+        Fault::SyncEio,
+        Fault::SyncDirEio,
+        Fault::ReadEio,
+        Fault::ReadBitFlip,
+        Fault::ShortRead,
+    ];
+
+    /// How reports name it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Fault::WriteEio => "EIO on write",
+            Fault::WriteNoSpace => "ENOSPC",
+            Fault::ShortWrite => "short write",
+            Fault::SyncEio => "EIO on fsync",
+            Fault::SyncDirEio => "EIO on directory sync",
+            Fault::ReadEio => "EIO on read",
+            Fault::ReadBitFlip => "bit flip on read",
+            Fault::ShortRead => "short read",
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 enum FileOp {
     Write { offset: u64, data: Vec<u8> },
@@ -216,6 +243,8 @@ struct State {
     rng: SplitMix64,
     faults: FaultConfig,
     armed: VecDeque<Fault>,
+    /// Faults that fired, and where, since `take_fired_faults`.
+    fired: Vec<(Fault, PathBuf)>,
     mutations: u64,
     freeze_at: Option<u64>,
     frozen: bool,
@@ -268,13 +297,20 @@ impl State {
         Ok(())
     }
 
-    /// True if `fault` is armed (consuming it) or drawn with probability `p`.
-    fn fires(&mut self, fault: Fault, p: f64) -> bool {
-        if let Some(index) = self.armed.iter().position(|armed| *armed == fault) {
-            self.armed.remove(index);
-            return true;
+    /// True if `fault` is armed (consuming it) or drawn with probability `p`;
+    /// a fault that fires is logged against `path`.
+    fn fires(&mut self, fault: Fault, p: f64, path: &Path) -> bool {
+        let fired = match self.armed.iter().position(|armed| *armed == fault) {
+            Some(index) => {
+                self.armed.remove(index);
+                true
+            }
+            None => self.rng.chance(p),
+        };
+        if fired {
+            self.fired.push((fault, path.to_path_buf()));
         }
-        self.rng.chance(p)
+        fired
     }
 
     fn dir(&self, dir: &Path) -> io::Result<&Dir> {
@@ -354,6 +390,7 @@ impl SimVfs {
                 rng: SplitMix64::new(seed),
                 faults: FaultConfig::default(),
                 armed: VecDeque::new(),
+                fired: Vec::new(),
                 mutations: 0,
                 freeze_at: None,
                 frozen: false,
@@ -365,6 +402,12 @@ impl SimVfs {
 
     pub fn set_faults(&self, faults: FaultConfig) {
         self.state.lock().faults = faults;
+    }
+
+    /// The faults that fired since the last call, each with the file (or
+    /// directory) it struck, oldest first.
+    pub fn take_fired_faults(&self) -> Vec<(Fault, PathBuf)> {
+        std::mem::take(&mut self.state.lock().fired)
     }
 
     /// The next operation of `fault`'s kind fails (once).
@@ -447,6 +490,7 @@ impl SimVfs {
                 rng: SplitMix64::new(seed ^ 0x5eed),
                 faults: FaultConfig::default(),
                 armed: VecDeque::new(),
+                fired: Vec::new(),
                 mutations: 0,
                 freeze_at: None,
                 frozen: false,
@@ -548,20 +592,20 @@ impl VfsFile for SimFile {
         let mut guard = self.state.lock();
         let state = &mut *guard;
         let read_eio = state.faults.read_eio;
-        if state.fires(Fault::ReadEio, read_eio) {
+        if state.fires(Fault::ReadEio, read_eio, &self.path) {
             return Err(injected("read"));
         }
         let content = &state.inodes[self.inode].current;
         let start = (offset as usize).min(content.len());
         let mut len = buf.len().min(content.len() - start);
         let short_read = state.faults.short_read;
-        if len > 1 && state.fires(Fault::ShortRead, short_read) {
+        if len > 1 && state.fires(Fault::ShortRead, short_read, &self.path) {
             len = 1 + state.rng.below(len as u64 - 1) as usize;
         }
         let content = &state.inodes[self.inode].current;
         buf[..len].copy_from_slice(&content[start..start + len]);
         let bit_flip = state.faults.read_bit_flip;
-        if len > 0 && state.fires(Fault::ReadBitFlip, bit_flip) {
+        if len > 0 && state.fires(Fault::ReadBitFlip, bit_flip, &self.path) {
             let bit = state.rng.below(len as u64 * 8) as usize;
             buf[bit / 8] ^= 1 << (bit % 8);
         }
@@ -580,12 +624,12 @@ impl VfsFile for SimFile {
         let state = &mut *guard;
         state.mutate(MutationKind::Write, &self.path)?;
         let write_eio = state.faults.write_eio;
-        if state.fires(Fault::WriteEio, write_eio) {
+        if state.fires(Fault::WriteEio, write_eio, &self.path) {
             return Err(injected("write"));
         }
         let mut len = buf.len();
         let short_write = state.faults.short_write;
-        if len > 1 && state.fires(Fault::ShortWrite, short_write) {
+        if len > 1 && state.fires(Fault::ShortWrite, short_write, &self.path) {
             len = 1 + state.rng.below(len as u64 - 1) as usize;
         }
         let current_len = state.inodes[self.inode].current.len() as u64;
@@ -594,7 +638,10 @@ impl VfsFile for SimFile {
             .faults
             .capacity_bytes
             .is_some_and(|cap| state.used_bytes() + growth > cap);
-        if over_capacity || state.fires(Fault::WriteNoSpace, 0.0) {
+        if over_capacity {
+            state.fired.push((Fault::WriteNoSpace, self.path.clone()));
+        }
+        if over_capacity || state.fires(Fault::WriteNoSpace, 0.0, &self.path) {
             return Err(io::Error::new(
                 io::ErrorKind::StorageFull,
                 "simulated disk is full",
@@ -617,7 +664,7 @@ impl VfsFile for SimFile {
         state.mutate(MutationKind::Sync, &self.path)?;
         state.stats.fsyncs += 1;
         let sync_eio = state.faults.sync_eio;
-        let failed = state.fires(Fault::SyncEio, sync_eio);
+        let failed = state.fires(Fault::SyncEio, sync_eio, &self.path);
         let inode = &mut state.inodes[self.inode];
         let pending = std::mem::take(&mut inode.pending);
         if failed {
@@ -768,7 +815,7 @@ impl Vfs for SimVfs {
         state.mutate(MutationKind::SyncDir, dir)?;
         state.stats.dir_syncs += 1;
         let sync_dir_eio = state.faults.sync_dir_eio;
-        let failed = state.fires(Fault::SyncDirEio, sync_dir_eio);
+        let failed = state.fires(Fault::SyncDirEio, sync_dir_eio, dir);
         let entry = state.dirs.get_mut(dir).ok_or_else(|| not_found(dir))?;
         if failed {
             // Like a file's failed fsync: these entry changes are not durable and
