@@ -503,9 +503,11 @@ pub fn run_device_fault_case<E: KvEngine>(
     let mut faults = faults.clone();
     // A third of the cases also run out of space, somewhere past what the
     // empty engine already uses: a full disk must not corrupt what was durable.
+    // The headroom is log-uniform, 256 B to 64 KiB, so an engine that writes
+    // little (the memory engine's backups) fills its disk too.
     if case.seed.is_multiple_of(3) && faults.capacity_bytes.is_none() {
         let used: u64 = disk_usage(&vfs);
-        faults.capacity_bytes = Some(used + 4096 + case.seed % (48 << 10));
+        faults.capacity_bytes = Some(used + (256 << (case.seed / 3 % 9)));
     }
     vfs.set_faults(faults);
     let mut model = Model::new();
