@@ -365,11 +365,7 @@ impl<E: KvEngine> Store for KvStore<E> {
     fn load(&self, key: &ActorKey, now: Timestamp) -> StoreResult<Option<Snapshot>> {
         self.timed(OpKind::Load, || {
             let loaded = rules::load(self.read_snapshot(key)?, now)?;
-            if let Some(snapshot) = &loaded {
-                self.metrics
-                    .add_state_bytes_read(snapshot.state.len() as u64);
-            }
-            Ok(loaded)
+            Ok(self.metrics.loaded(loaded))
         })
     }
 

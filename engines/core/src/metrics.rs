@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use crate::error::{StoreError, StoreResult};
 use crate::kv::EngineStats;
+use crate::snapshot::Snapshot;
 use crate::store::Acquire;
 
 /// The store operations that are counted.
@@ -258,6 +259,14 @@ impl MetricsRecorder {
 
     pub fn add_state_bytes_read(&self, bytes: u64) {
         self.state_bytes_read.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// Counts the state a `load` returned, passing the answer through.
+    pub fn loaded(&self, loaded: Option<Snapshot>) -> Option<Snapshot> {
+        if let Some(snapshot) = &loaded {
+            self.add_state_bytes_read(snapshot.state.len() as u64);
+        }
+        loaded
     }
 
     pub fn snapshot(&self, engine: Option<EngineStats>) -> StoreMetrics {

@@ -572,12 +572,7 @@ impl Store for ObjectStoreBackend {
             let stored = self
                 .read_envelope(key)?
                 .and_then(|(envelope, _)| envelope.snapshot);
-            let loaded = rules::load(stored, now)?;
-            if let Some(snapshot) = &loaded {
-                self.metrics
-                    .add_state_bytes_read(snapshot.state.len() as u64);
-            }
-            Ok(loaded)
+            Ok(self.metrics.loaded(rules::load(stored, now)?))
         })
     }
 
