@@ -7,6 +7,11 @@
 //! every change stays in memory, so inspecting never modifies the data.
 //! `health-check` is the one command that writes: a probe key, written, read
 //! and deleted through the engine.
+//!
+//! An S3 store is named by a config with a `[persistence.s3]` section (its
+//! bucket and prefix, not a directory). Commands read its objects directly;
+//! opening it writes and removes one probe object under `<prefix>/health/`
+//! (the check that the server arbitrates conditional writes).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -68,6 +73,20 @@ impl TargetArgs {
                         settings.rocksdb = rocksdb;
                         EngineKind::Rocksdb
                     }
+                    // Objects, not files: the location is the bucket and prefix.
+                    PersistenceConfig::S3(s3) => {
+                        let dir = PathBuf::from(format!(
+                            "s3://{}/{}",
+                            s3.bucket,
+                            s3.prefix.trim_matches('/')
+                        ));
+                        settings.s3 = Some(s3);
+                        return Ok(Target {
+                            engine: EngineKind::S3,
+                            dir,
+                            settings,
+                        });
+                    }
                     other => {
                         return Err(format!(
                             "{}: the operator commands do not handle {} yet",
@@ -83,6 +102,13 @@ impl TargetArgs {
                     )
                 })?;
                 (engine, dir)
+            }
+            (None, Some(EngineKind::S3), Some(_)) => {
+                return Err(
+                    "engine s3 keeps objects, not a directory: name it with --config FILE \
+                     holding a [persistence.s3] section"
+                        .to_owned(),
+                )
             }
             (None, Some(engine), Some(dir)) => (engine, dir.clone()),
             _ => {
@@ -155,6 +181,18 @@ impl Target {
     }
 
     fn open_on(&self, vfs: Arc<dyn Vfs>) -> Result<Box<dyn BenchStore>, String> {
+        if let Some(s3) = self
+            .settings
+            .s3
+            .as_ref()
+            .filter(|_| self.engine == EngineKind::S3)
+        {
+            // The configured prefix itself, not a run's; opening writes and
+            // removes one probe object (the check that the server arbitrates).
+            let store = leasehold_objectstore::open(&PersistenceConfig::S3(s3.clone()))
+                .map_err(|err| format!("s3: {err}"))?;
+            return Ok(Box::new(store));
+        }
         engines::open_on(
             self.engine,
             DurabilityMode::Sync,
@@ -495,17 +533,25 @@ pub fn health_check(target: &TargetArgs) -> Status {
             report(2, "close", err.to_string());
         }
     }
-    match disk_space(&target.dir) {
-        Ok((free, total)) => {
-            let share = free as f64 / total.max(1) as f64;
-            let text = format!(
-                "{:.1} GiB free of {:.1} GiB",
-                free as f64 / (1u64 << 30) as f64,
-                total as f64 / (1u64 << 30) as f64
-            );
-            report(u8::from(share < FREE_SHARE_MIN), "disk space", text);
+    if !target.engine.keeps_local_files() {
+        report(
+            0,
+            "disk space",
+            "not local: the objects are on the server".to_owned(),
+        );
+    } else {
+        match disk_space(&target.dir) {
+            Ok((free, total)) => {
+                let share = free as f64 / total.max(1) as f64;
+                let text = format!(
+                    "{:.1} GiB free of {:.1} GiB",
+                    free as f64 / (1u64 << 30) as f64,
+                    total as f64 / (1u64 << 30) as f64
+                );
+                report(u8::from(share < FREE_SHARE_MIN), "disk space", text);
+            }
+            Err(err) => report(1, "disk space", err),
         }
-        Err(err) => report(1, "disk space", err),
     }
     println!("{}", ["Healthy", "Degraded", "Failed"][worst as usize]);
     Ok(worst)
@@ -546,9 +592,15 @@ fn at_rest(target: &TargetArgs) -> Result<String, String> {
     let (live_entries, live_bytes) = (live.entries, live.bytes);
     let mut files: std::collections::BTreeMap<String, (u64, u64)> =
         std::collections::BTreeMap::new();
-    let entries =
-        std::fs::read_dir(&target.dir).map_err(|err| format!("{}: {err}", target.dir.display()))?;
-    for entry in entries.filter_map(Result::ok) {
+    let entries = if target.engine.keeps_local_files() {
+        std::fs::read_dir(&target.dir)
+            .map_err(|err| format!("{}: {err}", target.dir.display()))?
+            .filter_map(Result::ok)
+            .collect()
+    } else {
+        Vec::new()
+    };
+    for entry in entries {
         let name = entry.file_name().to_string_lossy().into_owned();
         let kind = match name.rsplit_once('.') {
             Some((_, extension)) if !extension.is_empty() => format!("*.{extension}"),
@@ -561,11 +613,20 @@ fn at_rest(target: &TargetArgs) -> Result<String, String> {
         slot.0 += 1;
         slot.1 += bytes;
     }
+    if !target.engine.keeps_local_files() {
+        // The objects are the store's files: every lease and snapshot object.
+        files.insert("objects".to_owned(), (live_entries, live_bytes));
+    }
     let disk_bytes: u64 = files.values().map(|(_, bytes)| bytes).sum();
     let mut out = format!(
-        "{} {} — read from its files (no process publishes live metrics here; use --file)\n",
+        "{} {} — read from its {} (no process publishes live metrics here; use --file)\n",
         target.engine.name(),
-        target.dir.display()
+        target.dir.display(),
+        if target.engine.keeps_local_files() {
+            "files"
+        } else {
+            "objects on the server"
+        }
     );
     for (kind, (count, bytes)) in &files {
         out.push_str(&format!("{kind:<14} {count:>5} files {bytes:>14} bytes\n"));

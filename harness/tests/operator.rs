@@ -343,3 +343,102 @@ fn bad_targets_are_clear_errors_never_panics() {
     let output = leasehold(&["verify", "--config", config.to_str().unwrap()]);
     assert!(output.status.success(), "{}", stderr(&output));
 }
+
+#[test]
+fn the_operator_commands_read_an_s3_store_named_by_its_config() {
+    use leasehold_core::{ActorKey, NodeId, SnapshotWrite, Store, Timestamp};
+    let prefix = format!(
+        "test/operator-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis()
+    );
+    let s3 = leasehold_objectstore::test_server::s3_config(&prefix).expect("the S3 test server");
+    let store = leasehold_objectstore::ObjectStoreBackend::open(
+        leasehold_objectstore::backend::s3(&s3).unwrap(),
+    )
+    .unwrap();
+    let key = ActorKey::new("player", "p-1");
+    let now = Timestamp(1_700_000_000_000);
+    let lease = store
+        .try_acquire(
+            &key,
+            &NodeId::new("node-7"),
+            std::time::Duration::from_secs(60),
+            now,
+        )
+        .unwrap();
+    let epoch = lease.lease().unwrap().epoch;
+    store
+        .save(SnapshotWrite::new(key, &b"{\"hp\":42}"[..]), 0, epoch, now)
+        .unwrap();
+
+    let root = tempfile::tempdir().unwrap();
+    let config = root.path().join("s3.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[persistence]\ntype = \"s3\"\nendpoint = \"{}\"\nbucket = \"{}\"\n\
+             access_key_id = \"{}\"\nsecret_access_key = \"{}\"\nprefix = \"{prefix}\"\n\
+             enable_ssl = false\n",
+            s3.endpoint.as_deref().unwrap(),
+            s3.bucket,
+            s3.access_key_id.as_deref().unwrap(),
+            s3.secret_access_key.as_deref().unwrap(),
+        ),
+    )
+    .unwrap();
+    let config = config.to_str().unwrap();
+    let at = "1700000010000";
+
+    let listed = leasehold(&["actor", "list-leases", "--config", config, "--at", at]);
+    assert!(listed.status.success(), "{}", stderr(&listed));
+    assert!(
+        stdout(&listed).contains("p-1") && stdout(&listed).contains("node-7"),
+        "{}",
+        stdout(&listed)
+    );
+    let inspected = leasehold(&[
+        "actor",
+        "inspect-state",
+        "--config",
+        config,
+        "--actor-type",
+        "player",
+        "--actor-id",
+        "p-1",
+        "--at",
+        at,
+    ]);
+    assert!(inspected.status.success(), "{}", stderr(&inspected));
+    assert!(
+        stdout(&inspected).contains("(verified)"),
+        "{}",
+        stdout(&inspected)
+    );
+    let verified = leasehold(&["verify", "--config", config]);
+    assert!(
+        verified.status.success() && stdout(&verified).contains("1 lease objects, 1 snapshots"),
+        "{}",
+        stdout(&verified)
+    );
+    let health = leasehold(&["health-check", "--config", config]);
+    assert_eq!(health.status.code(), Some(0), "{}", stdout(&health));
+    assert!(stdout(&health).contains("not local"), "{}", stdout(&health));
+    let at_rest = leasehold(&["metrics", "--config", config]);
+    assert!(
+        at_rest.status.success() && stdout(&at_rest).contains("objects"),
+        "{}",
+        stdout(&at_rest)
+    );
+    // A directory cannot name an S3 store.
+    let refused = leasehold(&["verify", "--engine", "s3", "--dir", "/tmp"]);
+    assert!(!refused.status.success());
+    assert!(
+        stderr(&refused).contains("--config"),
+        "{}",
+        stderr(&refused)
+    );
+}
