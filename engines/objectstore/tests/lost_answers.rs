@@ -1,0 +1,148 @@
+//! A conditional PUT can land while its answer is lost: the client retries,
+//! and the server refuses the retry because the object changed — by our own
+//! first attempt. The store must see its own bytes and report success, not a
+//! lost race. A wrapper around `object_store`'s in-memory store plays the
+//! network that loses answers.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failure panics with its message
+
+use std::fmt;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures::stream::BoxStream;
+use leasehold_core::{Acquire, ActorKey, NodeId, SnapshotWrite, Store, Timestamp};
+use leasehold_objectstore::{Backend, ObjectStoreBackend};
+use object_store::memory::InMemory;
+use object_store::path::Path;
+use object_store::{
+    CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
+    PutMode, PutMultipartOptions, PutOptions, PutPayload, PutResult,
+};
+
+/// Applies every PUT, but answers the next `lose` conditional ones that
+/// landed with "precondition failed", as a retry after a lost answer would.
+#[derive(Debug, Default)]
+struct LosesAnswers {
+    inner: InMemory,
+    lose: AtomicUsize,
+}
+
+impl fmt::Display for LosesAnswers {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "LosesAnswers({})", self.inner)
+    }
+}
+
+#[async_trait]
+impl ObjectStore for LosesAnswers {
+    async fn put_opts(
+        &self,
+        location: &Path,
+        payload: PutPayload,
+        opts: PutOptions,
+    ) -> object_store::Result<PutResult> {
+        let conditional = !matches!(opts.mode, PutMode::Overwrite);
+        let result = self.inner.put_opts(location, payload, opts).await;
+        let lost = conditional
+            && result.is_ok()
+            && self
+                .lose
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |left| {
+                    left.checked_sub(1)
+                })
+                .is_ok();
+        if lost {
+            return Err(object_store::Error::Precondition {
+                path: location.to_string(),
+                source: "the first attempt landed, its answer was lost, the retry was refused"
+                    .into(),
+            });
+        }
+        result
+    }
+
+    async fn put_multipart_opts(
+        &self,
+        location: &Path,
+        opts: PutMultipartOptions,
+    ) -> object_store::Result<Box<dyn MultipartUpload>> {
+        self.inner.put_multipart_opts(location, opts).await
+    }
+
+    async fn get_opts(
+        &self,
+        location: &Path,
+        options: GetOptions,
+    ) -> object_store::Result<GetResult> {
+        self.inner.get_opts(location, options).await
+    }
+
+    fn delete_stream(
+        &self,
+        locations: BoxStream<'static, object_store::Result<Path>>,
+    ) -> BoxStream<'static, object_store::Result<Path>> {
+        self.inner.delete_stream(locations)
+    }
+
+    fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
+        self.inner.list(prefix)
+    }
+
+    async fn list_with_delimiter(&self, prefix: Option<&Path>) -> object_store::Result<ListResult> {
+        self.inner.list_with_delimiter(prefix).await
+    }
+
+    async fn copy_opts(
+        &self,
+        from: &Path,
+        to: &Path,
+        options: CopyOptions,
+    ) -> object_store::Result<()> {
+        self.inner.copy_opts(from, to, options).await
+    }
+}
+
+#[test]
+fn a_write_whose_answer_was_lost_is_recognised_as_our_own() {
+    let network = Arc::new(LosesAnswers::default());
+    let store = ObjectStoreBackend::open(Backend {
+        store: network.clone(),
+        prefix: "leasehold".into(),
+        kind: "memory",
+    })
+    .unwrap();
+    let refused_at_open = store.client_stats().conditions_failed;
+    let key = ActorKey::new("Lossy", "a");
+    let node = NodeId::new("n");
+    let now = Timestamp(1_800_000_000_000);
+
+    network.lose.store(1, Ordering::SeqCst);
+    let Acquire::Acquired(lease) = store
+        .try_acquire(&key, &node, Duration::from_secs(60), now)
+        .unwrap()
+    else {
+        panic!("our own create-only PUT landed: the lease is ours")
+    };
+    assert_eq!(lease.epoch, 1);
+
+    network.lose.store(1, Ordering::SeqCst);
+    let saved = store
+        .save(SnapshotWrite::new(key.clone(), &b"state"[..]), 0, 1, now)
+        .unwrap();
+    assert_eq!(saved.version, 1);
+    assert_eq!(store.load(&key, now).unwrap().unwrap().state, &b"state"[..]);
+
+    network.lose.store(1, Ordering::SeqCst);
+    let renewed = store.renew(&key, &node, 1, now).unwrap();
+    assert_eq!(renewed.renewals, 1);
+    assert_eq!(
+        network.lose.load(Ordering::SeqCst),
+        0,
+        "every answer was lost once"
+    );
+    // Each lost answer was counted as a refused condition, then recognised.
+    assert_eq!(store.client_stats().conditions_failed - refused_at_open, 3);
+}
