@@ -75,8 +75,11 @@ fn start_or_find(script: &str, variables: &[&str]) -> Result<HashMap<String, Str
 /// The `[persistence.azure]` settings of the emulator under `prefix`,
 /// starting it if need be.
 pub fn azure_config(prefix: &str) -> Result<AzureConfig, String> {
-    let settings = azure_settings()?;
-    Ok(AzureConfig {
+    Ok(azure_config_from(&azure_settings()?, prefix))
+}
+
+fn azure_config_from(settings: &HashMap<String, String>, prefix: &str) -> AzureConfig {
+    AzureConfig {
         account_name: settings["LEASEHOLD_AZURE_ACCOUNT"].clone(),
         account_key: Some(settings["LEASEHOLD_AZURE_KEY"].clone()),
         container_name: settings["LEASEHOLD_AZURE_CONTAINER"].clone(),
@@ -84,7 +87,7 @@ pub fn azure_config(prefix: &str) -> Result<AzureConfig, String> {
         prefix: prefix.to_owned(),
         connection_timeout: 10,
         retry_count: 3,
-    })
+    }
 }
 
 /// The `[persistence.s3]` settings of the test server under `prefix`,
@@ -96,14 +99,28 @@ pub fn s3_config(prefix: &str) -> Result<S3Config, String> {
 /// The `[persistence.s3]` settings the `LEASEHOLD_S3_*` variables name,
 /// without starting anything: an unset variable is an error naming it.
 pub fn from_environment(prefix: &str) -> Result<S3Config, String> {
-    let mut settings = HashMap::new();
-    for name in VARIABLES {
-        let value = std::env::var(name).map_err(|_| {
-            format!("{name} is not set (scripts/s3-server prints the LEASEHOLD_S3_* variables)")
-        })?;
-        settings.insert(name.to_owned(), value);
-    }
-    Ok(config_from(&settings, prefix))
+    Ok(config_from(&read_environment(&VARIABLES)?, prefix))
+}
+
+/// The `[persistence.azure]` settings the `LEASEHOLD_AZURE_*` variables name,
+/// likewise.
+pub fn azure_from_environment(prefix: &str) -> Result<AzureConfig, String> {
+    Ok(azure_config_from(
+        &read_environment(&AZURE_VARIABLES)?,
+        prefix,
+    ))
+}
+
+fn read_environment(variables: &[&str]) -> Result<HashMap<String, String>, String> {
+    variables
+        .iter()
+        .map(|name| {
+            let value = std::env::var(name).map_err(|_| {
+                format!("{name} is not set (scripts/s3-server and scripts/azure-server print them)")
+            })?;
+            Ok((name.to_string(), value))
+        })
+        .collect()
 }
 
 fn config_from(settings: &HashMap<String, String>, prefix: &str) -> S3Config {

@@ -1,7 +1,8 @@
-//! Separate processes race for the same hot actors through the S3 server,
-//! and a checker over their logs proves S3's conditional writes kept the
-//! lease rules: never two owners of an actor at one instant, epochs only
-//! rising, no save with a stale epoch landing, no update lost.
+//! Separate processes race for the same hot actors through the S3 server (and
+//! through Azurite), and a checker over their logs proves the server's
+//! conditional writes kept the lease rules: never two owners of an actor at
+//! one instant, epochs only rising, no save with a stale epoch landing, no
+//! update lost.
 //!
 //! `LEASEHOLD_CONTENTION_SECONDS` (default 20) and
 //! `LEASEHOLD_CONTENTION_NODES` (default 4) bound the run.
@@ -92,14 +93,26 @@ fn tenures(entries: &[&Entry]) -> Vec<Tenure> {
 }
 
 #[test]
-fn separate_processes_never_share_an_actor() {
-    let settings = common::s3_settings();
+fn separate_processes_never_share_an_actor_on_s3() {
+    race("s3", &common::s3_settings());
+}
+
+#[test]
+fn separate_processes_never_share_an_actor_on_azure() {
+    race(
+        "azure",
+        &leasehold_objectstore::test_server::azure_settings().expect("the Azure emulator"),
+    );
+}
+
+/// Runs the contender processes against `backend` and checks their logs.
+fn race(backend: &str, settings: &std::collections::HashMap<String, String>) {
     let prefix = common::unique_prefix("contention");
     let seconds = env_or("LEASEHOLD_CONTENTION_SECONDS", 20);
     let nodes = env_or("LEASEHOLD_CONTENTION_NODES", 4);
     let children: Vec<_> = (0..nodes)
         .map(|index| {
-            Command::new(env!("CARGO_BIN_EXE_s3-contender"))
+            Command::new(env!("CARGO_BIN_EXE_contender"))
                 .args([
                     format!("node-{index}"),
                     seconds.to_string(),
@@ -107,8 +120,9 @@ fn separate_processes_never_share_an_actor() {
                     "300".into(),
                     (1000 + index).to_string(),
                 ])
-                .envs(&settings)
-                .env("LEASEHOLD_S3_PREFIX", &prefix)
+                .envs(settings)
+                .env("LEASEHOLD_CONTENTION_BACKEND", backend)
+                .env("LEASEHOLD_CONTENTION_PREFIX", &prefix)
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped())
                 .spawn()
@@ -218,7 +232,7 @@ fn separate_processes_never_share_an_actor() {
         .filter(|entry| entry.op == "save" && entry.kind.as_deref() == Some("stale"))
         .count();
     eprintln!(
-        "contention: {nodes} processes x {seconds} s on 3 actors: {} acquisitions ({} takeovers \
+        "contention on {backend}: {nodes} processes x {seconds} s on 3 actors: {} acquisitions ({} takeovers \
          of unreleased leases), {} refused as held, {} saves, {} stale saves rejected, {} version \
          conflicts, {} renewals ({} refused), {} releases, duplicate owners {duplicate_owners}",
         count("acquire", true),

@@ -1,13 +1,14 @@
 //! One "node" of the multi-process contention test (`tests/contention.rs`):
 //! for a bounded time it races the other processes for a few hot actors
-//! through the S3 server — acquire, load, save, renew, release — and writes
+//! through the object store — acquire, load, save, renew, release — and writes
 //! one JSON line per operation to stdout for the checker. Now and then it
 //! stalls past its lease without renewing (a GC pause, a partition) and then
 //! tries to save anyway, so that takeovers and stale saves really happen.
 //!
-//! Usage: s3-contender NODE SECONDS ACTORS LEASE_MS SEED
-//! with the S3 server in the LEASEHOLD_S3_* variables `scripts/s3-server`
-//! prints, and the key prefix in LEASEHOLD_S3_PREFIX.
+//! Usage: contender NODE SECONDS ACTORS LEASE_MS SEED, with
+//! LEASEHOLD_CONTENTION_BACKEND (`s3` or `azure`), LEASEHOLD_CONTENTION_PREFIX
+//! (the key prefix) and the server in the variables `scripts/s3-server` or
+//! `scripts/azure-server` print.
 
 use std::io::Write;
 use std::time::{Duration, Instant};
@@ -69,8 +70,13 @@ fn main() -> Result<(), String> {
     let actors: u64 = arg(&args, 3, "ACTORS")?;
     let lease = Duration::from_millis(arg(&args, 4, "LEASE_MS")?);
     let seed: u64 = arg(&args, 5, "SEED")?;
-    let config = test_server::from_environment(&setting("LEASEHOLD_S3_PREFIX")?)?;
-    let store = ObjectStoreBackend::open(backend::s3(&config).map_err(|err| err.to_string())?)
+    let prefix = setting("LEASEHOLD_CONTENTION_PREFIX")?;
+    let configured = match setting("LEASEHOLD_CONTENTION_BACKEND")?.as_str() {
+        "s3" => backend::s3(&test_server::from_environment(&prefix)?),
+        "azure" => backend::azure(&test_server::azure_from_environment(&prefix)?),
+        other => return Err(format!("unknown backend {other:?} (s3 or azure)")),
+    };
+    let store = ObjectStoreBackend::open(configured.map_err(|err| err.to_string())?)
         .map_err(|err| err.to_string())?;
     let node = NodeId::new(node_name.clone());
     let mut rng = SplitMix64::new(seed);
