@@ -56,6 +56,10 @@ pub enum Written {
     ConditionFailed,
 }
 
+/// The largest object the store will read (a 1 GiB state is far beyond any
+/// actor's; a larger object is damage or someone else's data).
+pub const OBJECT_SIZE_MAX_BYTES: u64 = 1 << 30;
+
 /// The kinds of request, for the counters.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RequestKind {
@@ -183,15 +187,32 @@ impl Client {
         }
     }
 
-    /// The object's bytes and version, or `None` when there is none.
+    /// The object's bytes and version, or `None` when there is none. An
+    /// object larger than `OBJECT_SIZE_MAX_BYTES` is refused before its body
+    /// is read: nothing the store writes is that large.
     pub fn get(&self, path: &Path) -> StoreResult<Option<(Bytes, ETag)>> {
         let started = Instant::now();
         let result = self.runtime.block_on(async {
             let answer = self.store.get(path).await?;
+            if answer.meta.size > OBJECT_SIZE_MAX_BYTES {
+                return Ok(Err(answer.meta.size));
+            }
             let tag = answer.meta.e_tag.clone();
             let bytes = answer.bytes().await?;
-            Ok((bytes, tag))
+            Ok(Ok((bytes, tag)))
         });
+        let result = match result {
+            Ok(Err(size)) => {
+                return Err(StoreError::CorruptRecord {
+                    key: path.to_string(),
+                    reason: format!(
+                        "object of {size} bytes is over the {OBJECT_SIZE_MAX_BYTES}-byte limit"
+                    ),
+                })
+            }
+            Ok(Ok(read)) => Ok(read),
+            Err(err) => Err(err),
+        };
         self.record(RequestKind::Get, started, &result);
         match result {
             Ok((bytes, tag)) => {

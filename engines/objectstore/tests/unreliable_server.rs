@@ -1,19 +1,21 @@
-//! A conditional PUT can land while its answer is lost: the client retries,
-//! and the server refuses the retry because the object changed — by our own
-//! first attempt. The store must see its own bytes and report success, not a
-//! lost race. A wrapper around `object_store`'s in-memory store plays the
-//! network that loses answers.
+//! What a real network and server can do that `object_store`'s in-memory store
+//! does not, played by a wrapper around it:
+//! - a conditional PUT lands while its answer is lost; the client retries, and
+//!   the server refuses the retry because the object changed — by our own
+//!   first attempt. The store must see its own bytes and report success;
+//! - an object says it is larger than anything the store writes; the store
+//!   must refuse it before reading its body.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failure panics with its message
 
 use std::fmt;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use futures::stream::BoxStream;
-use leasehold_core::{Acquire, ActorKey, NodeId, SnapshotWrite, Store, Timestamp};
+use leasehold_core::{Acquire, ActorKey, NodeId, SnapshotWrite, Store, StoreError, Timestamp};
 use leasehold_objectstore::{Backend, ObjectStoreBackend};
 use object_store::memory::InMemory;
 use object_store::path::Path;
@@ -23,21 +25,23 @@ use object_store::{
 };
 
 /// Applies every PUT, but answers the next `lose` conditional ones that
-/// landed with "precondition failed", as a retry after a lost answer would.
+/// landed with "precondition failed", as a retry after a lost answer would;
+/// with `huge`, every object read claims to be 4 GiB.
 #[derive(Debug, Default)]
-struct LosesAnswers {
+struct Unreliable {
     inner: InMemory,
     lose: AtomicUsize,
+    huge: AtomicBool,
 }
 
-impl fmt::Display for LosesAnswers {
+impl fmt::Display for Unreliable {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "LosesAnswers({})", self.inner)
+        write!(f, "Unreliable({})", self.inner)
     }
 }
 
 #[async_trait]
-impl ObjectStore for LosesAnswers {
+impl ObjectStore for Unreliable {
     async fn put_opts(
         &self,
         location: &Path,
@@ -77,7 +81,11 @@ impl ObjectStore for LosesAnswers {
         location: &Path,
         options: GetOptions,
     ) -> object_store::Result<GetResult> {
-        self.inner.get_opts(location, options).await
+        let mut answer = self.inner.get_opts(location, options).await?;
+        if self.huge.load(Ordering::SeqCst) {
+            answer.meta.size = 4 << 30;
+        }
+        Ok(answer)
     }
 
     fn delete_stream(
@@ -107,7 +115,7 @@ impl ObjectStore for LosesAnswers {
 
 #[test]
 fn a_write_whose_answer_was_lost_is_recognised_as_our_own() {
-    let network = Arc::new(LosesAnswers::default());
+    let network = Arc::new(Unreliable::default());
     let store = ObjectStoreBackend::open(Backend {
         store: network.clone(),
         prefix: "leasehold".into(),
@@ -145,4 +153,27 @@ fn a_write_whose_answer_was_lost_is_recognised_as_our_own() {
     );
     // Each lost answer was counted as a refused condition, then recognised.
     assert_eq!(store.client_stats().conditions_failed - refused_at_open, 3);
+}
+
+#[test]
+fn an_object_larger_than_any_the_store_writes_is_refused_unread() {
+    let network = Arc::new(Unreliable::default());
+    let store = ObjectStoreBackend::open(Backend {
+        store: network.clone(),
+        prefix: "leasehold".into(),
+        kind: "memory",
+    })
+    .unwrap();
+    let key = ActorKey::new("Huge", "a");
+    let now = Timestamp(1_800_000_000_000);
+    store
+        .try_acquire(&key, &NodeId::new("n"), Duration::from_secs(60), now)
+        .unwrap();
+    network.huge.store(true, Ordering::SeqCst);
+    let err = store.get_lease(&key).unwrap_err();
+    assert!(
+        matches!(&err, StoreError::CorruptRecord { reason, .. } if reason.contains("limit")),
+        "{err}"
+    );
+    assert_eq!(store.client_stats().bytes_received, 0);
 }
