@@ -43,11 +43,17 @@ fn required<'a>(
 
 /// Retries with exponential backoff on transient failures (5xx, timeouts,
 /// dropped connections), `retry_count` times; every request has a timeout.
-fn transport(connection_timeout: u64, retry_count: u32) -> (ClientOptions, RetryConfig) {
+/// Plain HTTP only when the section asks for it.
+fn transport(
+    connection_timeout: u64,
+    retry_count: u32,
+    allow_http: bool,
+) -> (ClientOptions, RetryConfig) {
     let timeout = Duration::from_secs(connection_timeout);
     let options = ClientOptions::new()
         .with_connect_timeout(timeout)
-        .with_timeout(timeout);
+        .with_timeout(timeout)
+        .with_allow_http(allow_http);
     let retry = RetryConfig {
         backoff: BackoffConfig {
             init_backoff: Duration::from_millis(50),
@@ -70,13 +76,34 @@ fn prefix_of(section: &str, prefix: &str) -> Result<String, ConfigError> {
     Ok(trimmed.to_owned())
 }
 
-fn client_error(section: &str, err: object_store::Error) -> ConfigError {
-    invalid(section, format!("cannot build the client: {err}"))
+/// The backend a builder made, under the section's prefix.
+fn finish<T: ObjectStore>(
+    section: &'static str,
+    built: object_store::Result<T>,
+    prefix: &str,
+) -> Result<Backend, ConfigError> {
+    let store = built.map_err(|err| invalid(section, format!("cannot build the client: {err}")))?;
+    Ok(Backend {
+        store: Arc::new(store),
+        prefix: prefix_of(section, prefix)?,
+        kind: section,
+    })
+}
+
+/// Plain HTTP is allowed to an endpoint named with `http://` (an emulator).
+fn is_plain_http(endpoint: &Option<String>) -> bool {
+    endpoint
+        .as_deref()
+        .is_some_and(|endpoint| endpoint.starts_with("http://"))
 }
 
 pub fn s3(config: &S3Config) -> Result<Backend, ConfigError> {
     let section = "s3";
-    let (options, retry) = transport(config.connection_timeout, config.retry_count);
+    let (options, retry) = transport(
+        config.connection_timeout,
+        config.retry_count,
+        !config.enable_ssl,
+    );
     let mut builder = AmazonS3Builder::new()
         .with_bucket_name(&config.bucket)
         .with_region(&config.region)
@@ -87,7 +114,7 @@ pub fn s3(config: &S3Config) -> Result<Backend, ConfigError> {
             &config.secret_access_key,
         )?)
         .with_conditional_put(S3ConditionalPut::ETagMatch)
-        .with_client_options(options.with_allow_http(!config.enable_ssl))
+        .with_client_options(options)
         .with_retry(retry);
     if let Some(endpoint) = &config.endpoint {
         let endpoint = if endpoint.contains("://") {
@@ -105,65 +132,48 @@ pub fn s3(config: &S3Config) -> Result<Backend, ConfigError> {
         }
         builder = builder.with_endpoint(endpoint);
     }
-    let store = builder.build().map_err(|err| client_error(section, err))?;
-    Ok(Backend {
-        store: Arc::new(store),
-        prefix: prefix_of(section, &config.prefix)?,
-        kind: "s3",
-    })
+    finish(section, builder.build(), &config.prefix)
 }
 
 pub fn azure(config: &AzureConfig) -> Result<Backend, ConfigError> {
     let section = "azure";
-    let (options, retry) = transport(config.connection_timeout, config.retry_count);
+    let (options, retry) = transport(
+        config.connection_timeout,
+        config.retry_count,
+        is_plain_http(&config.endpoint),
+    );
     let mut builder = MicrosoftAzureBuilder::new()
         .with_account(&config.account_name)
         .with_container_name(&config.container_name)
         .with_access_key(required(section, "account_key", &config.account_key)?)
+        .with_client_options(options)
         .with_retry(retry);
-    let mut allow_http = false;
     if let Some(endpoint) = &config.endpoint {
-        allow_http = endpoint.starts_with("http://");
         builder = builder.with_endpoint(endpoint.clone());
     }
-    let store = builder
-        .with_client_options(options.with_allow_http(allow_http))
-        .build()
-        .map_err(|err| client_error(section, err))?;
-    Ok(Backend {
-        store: Arc::new(store),
-        prefix: prefix_of(section, &config.prefix)?,
-        kind: "azure",
-    })
+    finish(section, builder.build(), &config.prefix)
 }
 
 pub fn gcs(config: &GcsConfig) -> Result<Backend, ConfigError> {
     let section = "gcs";
-    let (options, retry) = transport(config.connection_timeout, config.retry_count);
-    let credentials = config.credentials_path.as_ref().ok_or_else(|| {
-        invalid(
-            section,
-            "credentials_path is required: every request is signed, anonymous access is not offered",
-        )
-    })?;
+    let (options, retry) = transport(
+        config.connection_timeout,
+        config.retry_count,
+        is_plain_http(&config.endpoint),
+    );
+    let credentials = config
+        .credentials_path
+        .as_ref()
+        .map(|path| path.to_string_lossy().into_owned());
     let mut builder = GoogleCloudStorageBuilder::new()
         .with_bucket_name(&config.bucket_name)
-        .with_service_account_path(credentials.to_string_lossy())
+        .with_service_account_path(required(section, "credentials_path", &credentials)?)
+        .with_client_options(options)
         .with_retry(retry);
-    let mut allow_http = false;
     if let Some(endpoint) = &config.endpoint {
-        allow_http = endpoint.starts_with("http://");
         builder = builder.with_base_url(endpoint);
     }
-    let store = builder
-        .with_client_options(options.with_allow_http(allow_http))
-        .build()
-        .map_err(|err| client_error(section, err))?;
-    Ok(Backend {
-        store: Arc::new(store),
-        prefix: prefix_of(section, &config.prefix)?,
-        kind: "gcs",
-    })
+    finish(section, builder.build(), &config.prefix)
 }
 
 /// The backend a persistence section names; other engines' sections are

@@ -113,8 +113,8 @@ impl ObjectStore for Unreliable {
     }
 }
 
-#[test]
-fn a_write_whose_answer_was_lost_is_recognised_as_our_own() {
+/// A store over a fresh unreliable server (well-behaved until told otherwise).
+fn open() -> (Arc<Unreliable>, ObjectStoreBackend) {
     let network = Arc::new(Unreliable::default());
     let store = ObjectStoreBackend::open(Backend {
         store: network.clone(),
@@ -122,6 +122,12 @@ fn a_write_whose_answer_was_lost_is_recognised_as_our_own() {
         kind: "memory",
     })
     .unwrap();
+    (network, store)
+}
+
+#[test]
+fn a_write_whose_answer_was_lost_is_recognised_as_our_own() {
+    let (network, store) = open();
     let refused_at_open = store.client_stats().conditions_failed;
     let key = ActorKey::new("Lossy", "a");
     let node = NodeId::new("n");
@@ -157,13 +163,7 @@ fn a_write_whose_answer_was_lost_is_recognised_as_our_own() {
 
 #[test]
 fn an_object_larger_than_any_the_store_writes_is_refused_unread() {
-    let network = Arc::new(Unreliable::default());
-    let store = ObjectStoreBackend::open(Backend {
-        store: network.clone(),
-        prefix: "leasehold".into(),
-        kind: "memory",
-    })
-    .unwrap();
+    let (network, store) = open();
     let key = ActorKey::new("Huge", "a");
     let now = Timestamp(1_800_000_000_000);
     store
