@@ -108,6 +108,7 @@ fn main() {
                 largest: InternalKey::new(&b"z"[..], 1, ValueKind::Delete).encode(),
             },
         )],
+        closed: Some(vec![(10, 4096)]),
     };
     let mut manifest = Vec::new();
     frame::encode(&edit.encode(), &mut manifest);

@@ -20,7 +20,7 @@ use leasehold_core::commit::{CommitQueue, Pending};
 use leasehold_core::config::BtreeConfig;
 use leasehold_core::kv::ScanVisitor;
 use leasehold_core::lifecycle::Lifecycle;
-use leasehold_core::vfs::{read_confirmed, write_all_at, Vfs, VfsFile};
+use leasehold_core::vfs::{lock_directory, read_confirmed, write_all_at, Vfs, VfsFile};
 use leasehold_core::wal::{self, WalWriter};
 use leasehold_core::{
     BatchOp, Durability, EngineStats, Health, KeyRange, KvEngine, KvError, KvResult, VerifyReport,
@@ -271,18 +271,30 @@ fn recover(
     let limits = limits_for(config);
     vfs.create_dir_all(&dir)
         .map_err(io_error(format!("create {}", dir.display())))?;
+    let lock = lock_directory(vfs.as_ref(), &dir)?;
     let data_path = dir.join(DATA_FILE);
     let names = vfs
         .list(&dir)
         .map_err(io_error(format!("list {}", dir.display())))?;
     let mut wal_numbers: Vec<u64> = names.iter().filter_map(|name| wal_number(name)).collect();
     wal_numbers.sort_unstable();
-    let mut meta = if names.iter().any(|name| name == DATA_FILE) {
+    let has_data_file = names.iter().any(|name| name == DATA_FILE);
+    if !has_data_file && !wal_numbers.is_empty() {
+        return Err(KvError::corruption(
+            &data_path,
+            0,
+            format!(
+                "{DATA_FILE} is missing but {} log(s) are here: refusing to start a new tree                  over them",
+                wal_numbers.len()
+            ),
+        ));
+    }
+    let mut meta = if has_data_file {
         read_metas(vfs.as_ref(), &data_path, page_size)?
     } else {
         None
     };
-    let data: Arc<dyn VfsFile> = if names.iter().any(|name| name == DATA_FILE) {
+    let data: Arc<dyn VfsFile> = if has_data_file {
         vfs.open(&data_path)
             .map_err(io_error(format!("open {}", data_path.display())))?
     } else {
@@ -315,13 +327,20 @@ fn recover(
                 "neither meta slot is valid",
             ));
         }
+        // The log the fresh meta names exists before the meta does, as for
+        // every checkpoint: recovery relies on it (below).
         let fresh = meta_for(1, page_size, None, 2, 1, 0, None, Vec::new());
-        write_meta(data.as_ref(), &data_path, page_size, &fresh)?;
+        let first_log = dir.join(wal_name(fresh.wal_number));
+        vfs.create(&first_log)
+            .map_err(io_error(format!("create {}", first_log.display())))?;
         vfs.sync_dir(&dir)
             .map_err(io_error(format!("sync {}", dir.display())))?;
+        write_meta(data.as_ref(), &data_path, page_size, &fresh)?;
+        wal_numbers.push(fresh.wal_number);
         meta = Some(fresh);
     }
     let meta = meta.ok_or_else(|| KvError::corruption(&data_path, 0, "no meta"))?;
+    check_log_chain(&dir, &data_path, &meta, &wal_numbers)?;
     if meta.page_size as usize != page_size {
         return Err(KvError::InvalidArgument(format!(
             "{} has {}-byte pages; the config says {page_size}",
@@ -377,10 +396,11 @@ fn recover(
             .map_err(io_error(format!("stat {}", path.display())))?
             > 0;
     }
-    for (path, records) in wal::read_logs(vfs.as_ref(), &needed)? {
-        for (index, record) in records.iter().enumerate() {
-            let batch = WriteBatch::decode(record)
-                .map_err(|err| KvError::corruption(&path, 0, format!("record {index}: {err}")))?;
+    for log in wal::read_logs(vfs.as_ref(), &needed)? {
+        for (index, record) in log.records.iter().enumerate() {
+            let batch = WriteBatch::decode(record).map_err(|err| {
+                KvError::corruption(&log.path, 0, format!("record {index}: {err}"))
+            })?;
             for op in batch.ops {
                 apply(&mut root, op, &limits, &mut replaced, &mut change);
             }
@@ -407,6 +427,8 @@ fn recover(
             .map_err(io_error(format!("remove {}", path.display())))?;
     }
     let counters = Counters::default();
+    let lifecycle = Lifecycle::default();
+    lifecycle.hold(lock);
     counters
         .live_entries
         .store(entries + change.entries, Ordering::Relaxed);
@@ -438,7 +460,7 @@ fn recover(
             page_count: meta.page_count,
             list_pages,
         }),
-        lifecycle: Lifecycle::default(),
+        lifecycle,
         #[cfg(any(test, feature = "planted-bugs"))]
         planted: Mutex::new((planted, Vec::new())),
         stop: Mutex::new(false),
@@ -446,6 +468,44 @@ fn recover(
         counters,
     };
     Ok((inner, replay_had_bytes))
+}
+
+/// The logs recovery replays must be exactly `meta.wal_number`, the next, …,
+/// the newest (each checkpoint and each open starts the next number). The
+/// first must exist: a log is deleted only after a newer meta is durable, so
+/// when the meta chosen names a missing log, the newer meta that made it
+/// obsolete is the slot that failed its checks — damage, not a torn write,
+/// and falling back would lose what that checkpoint held and replay later
+/// logs onto an older tree.
+fn check_log_chain(dir: &Path, data_path: &Path, meta: &Meta, wal_numbers: &[u64]) -> KvResult<()> {
+    let needed: Vec<u64> = wal_numbers
+        .iter()
+        .copied()
+        .filter(|&number| number >= meta.wal_number)
+        .collect();
+    if needed.first() != Some(&meta.wal_number) {
+        return Err(KvError::corruption(
+            data_path,
+            (meta.txn % 2) * meta.page_size as u64,
+            format!(
+                "the newest valid meta (checkpoint {}) needs {}, which is missing: a newer \
+                 checkpoint had been durable and its meta slot is damaged",
+                meta.txn,
+                dir.join(wal_name(meta.wal_number)).display()
+            ),
+        ));
+    }
+    if let Some(gap) = needed.windows(2).find(|pair| pair[1] != pair[0] + 1) {
+        return Err(KvError::corruption(
+            dir.join(wal_name(gap[0] + 1)),
+            0,
+            format!(
+                "logs {} and {} are here but the log between them is missing",
+                gap[0], gap[1]
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Applies one op to the tree rooted at `root`, copying the path it changes.
@@ -930,7 +990,16 @@ impl KvEngine for BtreeEngine {
             return Ok(());
         }
         self.stop_worker();
-        let result = self.flush();
+        // A closed tree holds everything in its pages: its logs are empty, so
+        // a damaged or removed log or meta slot shows at the next open
+        // instead of passing for a crash's torn tail (FORMAT.md, "Recovery").
+        let result = self.flush().and_then(|()| {
+            if self.inner.writer.lock().since_checkpoint > 0 {
+                self.inner.checkpoint()
+            } else {
+                Ok(())
+            }
+        });
         self.inner.lifecycle.close();
         result
     }

@@ -24,6 +24,14 @@ pub enum KvError {
         reason: String,
     },
 
+    /// Another open of the engine directory holds its lock (a second writer
+    /// would corrupt it). `holder_pid` is the pid the holder wrote, if known.
+    #[error("{} is locked by another open of the store{}", dir.display(), holder_text(*holder_pid))]
+    Locked {
+        dir: PathBuf,
+        holder_pid: Option<u32>,
+    },
+
     /// The operating system (or the simulated device) failed an operation.
     #[error("i/o error during {context}: {source}")]
     Io {
@@ -76,6 +84,10 @@ impl KvError {
     pub fn is_disk_full(&self) -> bool {
         matches!(self, KvError::Io { source, .. } if source.kind() == std::io::ErrorKind::StorageFull)
     }
+}
+
+fn holder_text(holder_pid: Option<u32>) -> String {
+    holder_pid.map_or_else(String::new, |pid| format!(" (process {pid})"))
 }
 
 pub type KvResult<T> = Result<T, KvError>;

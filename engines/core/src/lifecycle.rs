@@ -2,7 +2,8 @@
 //! could have lost acknowledged data (a failed fsync, a failed log or manifest
 //! write) is sticky: from then on the engine refuses writes until it is
 //! reopened, because after a failed fsync the kernel may have dropped the data
-//! for good (DESIGN §4). Reads stay allowed until `close`.
+//! for good (DESIGN §4). Reads stay allowed until `close`. The lifecycle also
+//! holds the engine directory's lock, so `close` releases it.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -10,11 +11,13 @@ use parking_lot::Mutex;
 
 use crate::error::{KvError, KvResult};
 use crate::kv::Health;
+use crate::vfs::DirLock;
 
 #[derive(Debug, Default)]
 pub struct Lifecycle {
     failure: Mutex<Option<String>>,
     closed: AtomicBool,
+    lock: Mutex<Option<DirLock>>,
 }
 
 impl Lifecycle {
@@ -51,9 +54,17 @@ impl Lifecycle {
         self.closed.load(Ordering::Acquire)
     }
 
-    /// Marks the engine closed; false if it already was.
+    /// Keeps the directory lock until `close` (or until the engine drops).
+    pub fn hold(&self, lock: DirLock) {
+        *self.lock.lock() = Some(lock);
+    }
+
+    /// Marks the engine closed and releases its directory lock; false if it
+    /// already was closed.
     pub fn close(&self) -> bool {
-        !self.closed.swap(true, Ordering::AcqRel)
+        let first = !self.closed.swap(true, Ordering::AcqRel);
+        self.lock.lock().take();
+        first
     }
 
     /// `Failed` when closed or failed, else `None` (the engine judges the rest).

@@ -273,8 +273,15 @@ fn synced_claim_after(bytes: &[u8], bad: usize) -> Option<u64> {
     claim
 }
 
-/// One log's path and its records.
-pub type LogRecords = (PathBuf, Vec<Vec<u8>>);
+/// One log as recovery read it.
+#[derive(Debug)]
+pub struct LogRecords {
+    pub path: PathBuf,
+    pub records: Vec<Vec<u8>>,
+    /// Offset just past the last complete record.
+    pub valid_end: u64,
+    pub end: WalEnd,
+}
 
 /// Reads a sequence of logs, oldest first: each log's records, in order. A
 /// log read that looks damaged is confirmed by re-reading (`read_confirmed`).
@@ -304,7 +311,12 @@ pub fn read_logs(vfs: &dyn Vfs, paths: &[PathBuf]) -> Result<Vec<LogRecords>, Kv
         if let WalEnd::Torn { offset } = contents.end {
             torn = Some((path, offset));
         }
-        logs.push((path.clone(), contents.records));
+        logs.push(LogRecords {
+            path: path.clone(),
+            records: contents.records,
+            valid_end: contents.valid_end,
+            end: contents.end,
+        });
     }
     Ok(logs)
 }

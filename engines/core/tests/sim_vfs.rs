@@ -313,3 +313,23 @@ fn corrupt_byte_rots_the_stored_data() {
     );
     assert_eq!(vfs.durable_content(&path("f")).unwrap(), b"acc");
 }
+
+#[test]
+fn a_directory_lock_is_held_per_machine_and_a_crash_image_holds_none() {
+    let vfs = SimVfs::new(1);
+    vfs.create_dir_all(Path::new("/d")).unwrap();
+    let held = vfs.lock_dir(Path::new("/d")).unwrap();
+    assert!(vfs
+        .list(Path::new("/d"))
+        .unwrap()
+        .contains(&"LOCK".to_owned()));
+    assert!(matches!(
+        vfs.clone().lock_dir(Path::new("/d")),
+        Err(leasehold_core::vfs::LockError::Held { .. })
+    ));
+    vfs.crash_image(CrashPolicy::ProcessCrash, 0)
+        .lock_dir(Path::new("/d"))
+        .unwrap();
+    drop(held);
+    vfs.lock_dir(Path::new("/d")).unwrap();
+}

@@ -24,7 +24,7 @@ use leasehold_core::commit::{CommitQueue, Pending};
 use leasehold_core::config::LsmConfig;
 use leasehold_core::kv::ScanVisitor;
 use leasehold_core::lifecycle::Lifecycle;
-use leasehold_core::vfs::{read_confirmed, replace_file_atomically, Vfs, VfsFile};
+use leasehold_core::vfs::{Vfs, VfsFile};
 use leasehold_core::{
     BatchOp, Durability, EngineStats, Health, KeyRange, KvEngine, KvError, KvResult, VerifyReport,
     WriteBatch,
@@ -38,7 +38,7 @@ use crate::memtable::Memtable;
 use crate::sstable::cache::BlockCache;
 use crate::sstable::table::{Lookup, Table, TableBuilder, TableOptions};
 use crate::version::{TableFile, Version};
-use leasehold_core::wal::{self, WalWriter};
+use leasehold_core::wal::WalWriter;
 
 /// Decides, at the bottom level, whether an entry (user key, value) may be
 /// dropped: e.g. a snapshot whose TTL ran out.
@@ -84,9 +84,13 @@ pub enum FileKind {
     Table(u64),
     Manifest(u64),
     Current,
+    /// `CURRENT.tmp` (other `*.tmp` files are not the tree's: never touched).
     Temporary,
     Other,
 }
+
+/// The only temporary the tree makes: CURRENT's, while it is replaced.
+const CURRENT_TEMPORARY: &str = "CURRENT.tmp";
 
 pub fn log_name(number: u64) -> String {
     format!("{number:06}.log")
@@ -105,7 +109,7 @@ pub fn file_kind(name: &str) -> FileKind {
     };
     if name == manifest::CURRENT {
         FileKind::Current
-    } else if name.ends_with(".tmp") {
+    } else if name == CURRENT_TEMPORARY {
         FileKind::Temporary
     } else if let Some(n) = name.strip_suffix(".log").and_then(number) {
         FileKind::Log(n)
@@ -325,9 +329,13 @@ fn open_table(
     meta: &FileMeta,
 ) -> KvResult<Arc<Table>> {
     let path = dir.join(table_name(meta.number));
-    let file = vfs
-        .open_read(&path)
-        .map_err(io_error(format!("open {}", path.display())))?;
+    let file = vfs.open_read(&path).map_err(|err| {
+        if err.kind() == std::io::ErrorKind::NotFound {
+            KvError::corruption(&path, 0, "a table the manifest names is missing")
+        } else {
+            KvError::io(format!("open {}", path.display()), err)
+        }
+    })?;
     let size = file
         .len()
         .map_err(io_error(format!("stat {}", path.display())))?;
@@ -411,222 +419,8 @@ fn memtable_entries(memtable: &Memtable) -> impl Iterator<Item = KvResult<Entry>
         .map(|(key, value)| Ok((key.encode(), value)))
 }
 
-/// Opens the tree: reads CURRENT and the manifest, opens the tables, replays
-/// the WALs the manifest still needs, flushes what they held to level 0,
-/// starts a new WAL and a new manifest, and removes obsolete files. Every step
-/// before the new CURRENT is durable leaves the old state intact, so a crash
-/// during recovery is recovered from the same way.
-fn recover(
-    config: &LsmConfig,
-    vfs: Arc<dyn Vfs>,
-    filter: Option<CompactionFilter>,
-) -> KvResult<Inner> {
-    let dir = config.data_dir.clone();
-    vfs.create_dir_all(&dir)
-        .map_err(io_error(format!("create {}", dir.display())))?;
-    let cache = Arc::new(BlockCache::new(config.block_cache_size as usize));
-    let table_options = TableOptions {
-        block_size: config.block_size as usize,
-        compress: config.enable_compression,
-        bloom_fp_rate: config.bloom_filter_fp_rate,
-    };
-    let names = vfs
-        .list(&dir)
-        .map_err(io_error(format!("list {}", dir.display())))?;
-    let current_path = dir.join(manifest::CURRENT);
-    let mut version = Version::default();
-    let mut log_number = 0;
-    let mut next_file_number = 1;
-    let mut last_sequence = 0;
-    if names.iter().any(|name| name == manifest::CURRENT) {
-        let current = read_confirmed(vfs.as_ref(), &current_path, |bytes| {
-            manifest::parse_current(&current_path, bytes).is_err()
-        })?;
-        let number = manifest::parse_current(&current_path, &current)?;
-        let manifest_path = dir.join(manifest::manifest_name(number));
-        let bytes = read_confirmed(vfs.as_ref(), &manifest_path, |bytes| {
-            !matches!(manifest::read(&manifest_path, bytes), Ok((_, false)))
-        })?;
-        let (edits, _torn) = manifest::read(&manifest_path, &bytes)?;
-        // Replay the edits on file records first; open only the tables that remain.
-        let mut files: Vec<std::collections::BTreeMap<u64, FileMeta>> =
-            vec![Default::default(); LEVELS];
-        for edit in &edits {
-            for (level, number) in &edit.deleted {
-                if files[*level].remove(number).is_none() {
-                    return Err(KvError::corruption(
-                        &manifest_path,
-                        0,
-                        format!("edit deletes table {number} absent from level {level}"),
-                    ));
-                }
-            }
-            for (level, meta) in &edit.added {
-                files[*level].insert(meta.number, meta.clone());
-            }
-            log_number = edit.log_number.unwrap_or(log_number);
-            next_file_number = edit.next_file_number.unwrap_or(next_file_number);
-            last_sequence = edit.last_sequence.unwrap_or(last_sequence);
-        }
-        let all = VersionEdit {
-            added: files
-                .into_iter()
-                .enumerate()
-                .flat_map(|(level, files)| files.into_values().map(move |meta| (level, meta)))
-                .collect(),
-            ..VersionEdit::default()
-        };
-        version = version
-            .apply(&all, |meta| open_table(vfs.as_ref(), &dir, &cache, meta))
-            .map_err(|err| KvError::corruption(&manifest_path, 0, err.to_string()))?;
-    }
-    // Numbers already on disk are never reused, whatever the manifest says.
-    for name in &names {
-        if let FileKind::Log(n) | FileKind::Table(n) | FileKind::Manifest(n) = file_kind(name) {
-            next_file_number = next_file_number.max(n + 1);
-        }
-    }
-
-    // Replay the WALs the manifest still needs, oldest first.
-    let mut logs: Vec<u64> = names
-        .iter()
-        .filter_map(|name| match file_kind(name) {
-            FileKind::Log(n) if n >= log_number => Some(n),
-            _ => None,
-        })
-        .collect();
-    logs.sort_unstable();
-    let replayed = Memtable::new(0);
-    let paths: Vec<PathBuf> = logs
-        .iter()
-        .map(|&number| dir.join(log_name(number)))
-        .collect();
-    for (path, records) in wal::read_logs(vfs.as_ref(), &paths)? {
-        for (index, record) in records.iter().enumerate() {
-            let (first_sequence, batch) = decode_wal_record(record).map_err(|reason| {
-                KvError::corruption(&path, 0, format!("record {index}: {reason}"))
-            })?;
-            let mut sequence = first_sequence;
-            for op in batch.ops {
-                insert_op(&replayed, op, sequence);
-                sequence += 1;
-            }
-            last_sequence = last_sequence.max(sequence - 1);
-        }
-    }
-
-    let mut edit = VersionEdit::default();
-    if !replayed.is_empty() {
-        let number = next_file_number;
-        next_file_number += 1;
-        if let Some(meta) = write_table(
-            vfs.as_ref(),
-            &dir,
-            &table_options,
-            number,
-            newest_versions(memtable_entries(&replayed)),
-        )? {
-            edit.added.push((0, meta));
-        }
-    }
-    let wal_number = next_file_number;
-    let manifest_number = next_file_number + 1;
-    next_file_number += 2;
-    let wal_path = dir.join(log_name(wal_number));
-    let wal_file = vfs
-        .create(&wal_path)
-        .map_err(io_error(format!("create {}", wal_path.display())))?;
-    vfs.sync_dir(&dir)
-        .map_err(io_error(format!("sync {}", dir.display())))?;
-    version = version.apply(&edit, |meta| open_table(vfs.as_ref(), &dir, &cache, meta))?;
-
-    // A new manifest holding the whole version, then CURRENT pointing at it.
-    let manifest_path = dir.join(manifest::manifest_name(manifest_number));
-    let manifest_file = vfs
-        .create(&manifest_path)
-        .map_err(io_error(format!("create {}", manifest_path.display())))?;
-    let mut manifest = ManifestWriter::new(manifest_file, manifest_path.clone());
-    let snapshot = VersionEdit {
-        log_number: Some(wal_number),
-        next_file_number: Some(next_file_number),
-        last_sequence: Some(last_sequence),
-        deleted: Vec::new(),
-        added: version
-            .files()
-            .map(|(level, file)| (level, file.meta.clone()))
-            .collect(),
-    };
-    manifest
-        .append(&snapshot)
-        .map_err(io_error(format!("write {}", manifest_path.display())))?;
-    vfs.sync_dir(&dir)
-        .map_err(io_error(format!("sync {}", dir.display())))?;
-    replace_file_atomically(
-        vfs.as_ref(),
-        &current_path,
-        &manifest::current_contents(manifest_number),
-    )
-    .map_err(io_error(format!("replace {}", current_path.display())))?;
-
-    // Now obsolete: older WALs and manifests, tables no version names, temporaries.
-    let live: Vec<u64> = version.files().map(|(_, file)| file.meta.number).collect();
-    for name in vfs
-        .list(&dir)
-        .map_err(io_error(format!("list {}", dir.display())))?
-    {
-        let obsolete = match file_kind(&name) {
-            FileKind::Log(n) => n < wal_number,
-            FileKind::Manifest(n) => n != manifest_number,
-            FileKind::Table(n) => !live.contains(&n),
-            FileKind::Temporary => true,
-            FileKind::Current | FileKind::Other => false,
-        };
-        if obsolete {
-            let path = dir.join(&name);
-            vfs.remove(&path)
-                .map_err(io_error(format!("remove {}", path.display())))?;
-        }
-    }
-
-    let counters = Counters::default();
-    counters
-        .manifest_bytes
-        .store(manifest.len(), Ordering::Relaxed);
-    Ok(Inner {
-        vfs,
-        dir,
-        config: config.clone(),
-        table_options,
-        cache,
-        filter,
-        state: RwLock::new(TreeState {
-            active: Arc::new(Memtable::new(wal_number)),
-            immutables: Vec::new(),
-            version: Arc::new(version),
-        }),
-        versions: Mutex::new(VersionSet {
-            manifest,
-            log_number: wal_number,
-            next_file_number,
-            pointers: vec![Vec::new(); LEVELS],
-        }),
-        wal: Mutex::new(WalState {
-            writer: WalWriter::new(wal_file, wal_path),
-            number: wal_number,
-            last_sequence,
-            last_sync: Instant::now(),
-        }),
-        commits: CommitQueue::new(GROUP_BYTES_MAX),
-        visible_sequence: AtomicU64::new(last_sequence),
-        stop: Mutex::new(false),
-        work_cv: Condvar::new(),
-        progress_cv: Condvar::new(),
-        lifecycle: Lifecycle::default(),
-        counters,
-        #[cfg(any(test, feature = "planted-bugs"))]
-        planted: Mutex::new((None, Vec::new())),
-    })
-}
+mod recovery;
+use recovery::recover;
 
 /// A WAL record: first_sequence: u64 LE | batch.
 fn encode_wal_record(first_sequence: u64, batch: &WriteBatch) -> Vec<u8> {
@@ -842,6 +636,41 @@ impl Inner {
         Ok(())
     }
 
+    /// Logs the clean close (FORMAT.md, "Recovery"): every log still
+    /// holding records, with its exact length, so that the next open can
+    /// tell a removed, truncated or damaged log from a crash's torn tail. The
+    /// WAL was just synced; nothing writes after this.
+    fn record_close(&self) -> KvResult<()> {
+        let wal = self.wal.lock();
+        let mut versions = self.versions.lock();
+        let state = self.state.read();
+        let mut logs = Vec::new();
+        for memtable in state.immutables.iter().chain([&state.active]) {
+            let path = self.dir.join(log_name(memtable.wal_number()));
+            let length = self
+                .vfs
+                .file_size(&path)
+                .map_err(io_error(format!("stat {}", path.display())))?;
+            if length > 0 {
+                logs.push((memtable.wal_number(), length));
+            }
+        }
+        drop(state);
+        let edit = VersionEdit {
+            last_sequence: Some(wal.last_sequence),
+            closed: Some(logs),
+            ..VersionEdit::default()
+        };
+        let written = versions.manifest.append(&edit).map_err(|err| {
+            self.fail(KvError::io(
+                format!("append to {}", versions.manifest.path().display()),
+                err,
+            ))
+        })?;
+        bump(&self.counters.manifest_bytes, written);
+        Ok(())
+    }
+
     fn run_due_work_inline(&self) -> KvResult<()> {
         while self.flush_one()? {}
         while self.compact_once()? {}
@@ -851,10 +680,14 @@ impl Inner {
     /// Writes the oldest immutable memtable to a level-0 table. False when
     /// there was none.
     fn flush_one(&self) -> KvResult<bool> {
+        // `versions` first: whoever holds it is the only flusher, so the
+        // memtable picked is the one `install` removes below (picked before
+        // the lock, a racing flush could install it first and this one would
+        // then remove the next, unflushed memtable).
+        let mut versions = self.versions.lock();
         let Some(memtable) = self.state.read().immutables.first().cloned() else {
             return Ok(false);
         };
-        let mut versions = self.versions.lock();
         let mut edit = VersionEdit::default();
         if !memtable.is_empty() {
             let number = versions.allocate();
@@ -883,7 +716,11 @@ impl Inner {
         edit.next_file_number = Some(versions.next_file_number);
         edit.last_sequence = Some(self.visible_sequence.load(Ordering::Acquire));
         self.install(&mut versions, &edit, |state| {
-            state.immutables.remove(0);
+            let flushed = state.immutables.remove(0);
+            assert!(
+                Arc::ptr_eq(&flushed, &memtable),
+                "flushed one memtable and retired another"
+            );
         })?;
         versions.log_number = next_log;
         drop(versions);
@@ -1321,7 +1158,7 @@ impl KvEngine for LsmEngine {
             return Ok(());
         }
         self.stop_worker();
-        let result = self.flush();
+        let result = self.flush().and_then(|()| self.inner.record_close());
         self.inner.lifecycle.close();
         result
     }

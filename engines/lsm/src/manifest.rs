@@ -11,12 +11,17 @@
 //!   4 delete file:      level: varint | number: varint
 //!   5 add file:         level: varint | number: varint | size: varint
 //!                       | smallest: bytes | largest: bytes   (encoded internal keys)
+//!   6 closed:           count: varint | (log number: varint | length: varint) × count
+//!                       the logs still holding records at a clean close, each
+//!                       with its exact length (the last edit a closed tree writes)
 //! CURRENT       = "MANIFEST-<n> <checksum>\n"      (replaced atomically;
 //!                 checksum = 8 hex digits of the masked CRC-32 of "MANIFEST-<n>")
 //! ```
 //! Each edit is written and fsynced before the next is written, so only the
 //! last frame can be incomplete: a bad frame at the end is a torn edit and is
-//! ignored; a bad frame followed by an intact one is corruption.
+//! ignored; a bad frame followed by an intact one is corruption. The first
+//! frame is never torn — a manifest is fsynced before CURRENT names it — so a
+//! bad first frame is corruption too.
 //! Written to disk — do not change.
 
 use std::path::{Path, PathBuf};
@@ -35,6 +40,9 @@ const TAG_NEXT_FILE: u64 = 2;
 const TAG_LAST_SEQUENCE: u64 = 3;
 const TAG_DELETE: u64 = 4;
 const TAG_ADD: u64 = 5;
+const TAG_CLOSED: u64 = 6;
+/// Logs a closed record may list (a tree has at most `max_memtables` + 1).
+const CLOSED_LOGS_MAX: u64 = 1 << 16;
 
 /// A table as the manifest records it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -53,6 +61,9 @@ pub struct VersionEdit {
     pub last_sequence: Option<u64>,
     pub deleted: Vec<(usize, u64)>,
     pub added: Vec<(usize, FileMeta)>,
+    /// Written at a clean close: (log number, exact length) of every log that
+    /// still holds records. Recovery then requires each to be there, whole.
+    pub closed: Option<Vec<(u64, u64)>>,
 }
 
 impl VersionEdit {
@@ -81,6 +92,12 @@ impl VersionEdit {
                 .varint(file.size)
                 .bytes(&file.smallest)
                 .bytes(&file.largest);
+        }
+        if let Some(logs) = &self.closed {
+            writer.varint(TAG_CLOSED).varint(logs.len() as u64);
+            for (number, length) in logs {
+                writer.varint(*number).varint(*length);
+            }
         }
         writer.finish()
     }
@@ -119,6 +136,15 @@ impl VersionEdit {
                             largest,
                         },
                     ));
+                }
+                TAG_CLOSED => {
+                    let count = reader.varint_at_most(CLOSED_LOGS_MAX, "closed log count")?;
+                    let mut logs = Vec::new();
+                    for _ in 0..count {
+                        let number = reader.varint("closed log number")?;
+                        logs.push((number, reader.varint("closed log length")?));
+                    }
+                    edit.closed = Some(logs);
                 }
                 other => return Err(reader.error(format!("unknown edit tag {other}"))),
             }
@@ -180,6 +206,17 @@ pub fn read(path: &Path, bytes: &[u8]) -> Result<(Vec<VersionEdit>, bool), KvErr
                 offset = next;
             }
             Err(err) => {
+                // The first edit was fsynced before CURRENT named this file.
+                if offset == 0 {
+                    return Err(KvError::corruption(
+                        path,
+                        0,
+                        format!(
+                            "{} in the first edit, which was durable before CURRENT named the manifest",
+                            err.reason()
+                        ),
+                    ));
+                }
                 // Only the last edit may be torn: any intact frame after it
                 // means bytes that were fsynced went bad.
                 if (offset + 1..bytes.len())
@@ -257,7 +294,27 @@ mod tests {
                     largest: InternalKey::new(&b"z"[..], 1, ValueKind::Delete).encode(),
                 },
             )],
+            closed: Some(vec![(number + 2, 4096), (number + 3, 0)]),
         }
+    }
+
+    #[test]
+    fn a_damaged_first_edit_is_corruption_never_a_torn_tail() {
+        let mut bytes = Vec::new();
+        frame::encode(&edit(5).encode(), &mut bytes);
+        for offset in [0, 4, 9, bytes.len() - 1] {
+            let mut damaged = bytes.clone();
+            damaged[offset] ^= 0x10;
+            assert!(
+                matches!(
+                    read(Path::new("m"), &damaged),
+                    Err(KvError::Corruption { offset: 0, .. })
+                ),
+                "byte {offset}"
+            );
+        }
+        assert!(read(Path::new("m"), &bytes[..bytes.len() - 1]).is_err());
+        assert!(read(Path::new("m"), &[]).unwrap().0.is_empty());
     }
 
     #[test]

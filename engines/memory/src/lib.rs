@@ -30,7 +30,7 @@ use parking_lot::{Condvar, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use leasehold_core::codec::fnv1a;
 use leasehold_core::config::{BackupCompression, MemoryConfig};
 use leasehold_core::kv::ScanVisitor;
-use leasehold_core::vfs::{read_all, replace_file_atomically, Vfs};
+use leasehold_core::vfs::{lock_directory, read_all, replace_file_atomically, DirLock, Vfs};
 use leasehold_core::{
     BatchOp, Durability, EngineStats, Health, KeyRange, KvEngine, KvError, KvResult, VerifyReport,
     WriteBatch,
@@ -90,9 +90,40 @@ struct BackupTarget {
     /// Held while a backup is written: concurrent Sync writers queue here and
     /// most find their write covered by the backup before theirs (group commit).
     state: Mutex<BackupState>,
+    /// The backup directory's lock, released at `close`.
+    lock: Mutex<Option<DirLock>>,
+}
+
+/// The file that says a backup exists: `<backup file name>.present`, made
+/// (and its directory entry synced) only after the first backup is durable,
+/// and never removed. A missing backup beside it was lost, not never made —
+/// an error, never an empty store.
+fn witness_path(backup: &Path) -> PathBuf {
+    let mut name = backup.file_name().unwrap_or_default().to_os_string();
+    name.push(".present");
+    backup.with_file_name(name)
 }
 
 impl BackupTarget {
+    /// Writes the first (empty) backup if there is none, then the witness
+    /// that a backup exists.
+    fn make_witness(&self, has_backup: bool) -> KvResult<()> {
+        let context = |what: &str| format!("{what} {}", self.path.display());
+        if !has_backup {
+            let empty = backup::encode(0, std::iter::empty(), self.compression);
+            self.replace(&empty)
+                .map_err(|err| KvError::io(context("write the first backup"), err))?;
+        }
+        let witness = witness_path(&self.path);
+        self.vfs
+            .create(&witness)
+            .map_err(|err| KvError::io(context("create the witness of"), err))?;
+        let dir = self.path.parent().unwrap_or(Path::new(""));
+        self.vfs
+            .sync_dir(dir)
+            .map_err(|err| KvError::io(format!("sync {}", dir.display()), err))
+    }
+
     /// Puts `bytes` in place as the backup: a temporary file, fsynced,
     /// renamed over the old one, the directory fsynced.
     fn replace(&self, bytes: &[u8]) -> std::io::Result<()> {
@@ -188,10 +219,25 @@ impl MemoryEngine {
         let dir = path.parent().unwrap_or(Path::new("")).to_path_buf();
         vfs.create_dir_all(&dir)
             .map_err(|err| KvError::io(format!("create {}", dir.display()), err))?;
-        let content = if vfs
-            .exists(&path)
-            .map_err(|err| KvError::io(format!("stat {}", path.display()), err))?
-        {
+        let lock = lock_directory(vfs.as_ref(), &dir)?;
+        let exists = |path: &Path| {
+            vfs.exists(path)
+                .map_err(|err| KvError::io(format!("stat {}", path.display()), err))
+        };
+        let witness = witness_path(&path);
+        let has_backup = exists(&path)?;
+        let has_witness = exists(&witness)?;
+        if !has_backup && has_witness {
+            return Err(KvError::corruption(
+                &path,
+                0,
+                format!(
+                    "the backup is missing, but {} says one was written: refusing to open empty",
+                    witness.display()
+                ),
+            ));
+        }
+        let content = if has_backup {
             let file = vfs
                 .open_read(&path)
                 .map_err(|err| KvError::io(format!("open {}", path.display()), err))?;
@@ -221,7 +267,11 @@ impl MemoryEngine {
                 durable_sequence: content.sequence,
                 poisoned: None,
             }),
+            lock: Mutex::new(Some(lock)),
         };
+        if !has_witness {
+            target.make_witness(has_backup)?;
+        }
         let engine = MemoryEngine::build(
             config.max_entries,
             Some(target),
@@ -662,6 +712,9 @@ impl KvEngine for MemoryEngine {
             None => Ok(()),
         };
         self.shared.closed.store(true, Ordering::Release);
+        if let Some(target) = &self.shared.backup {
+            target.lock.lock().take();
+        }
         result
     }
 }

@@ -6,6 +6,9 @@
 //!   chosen point under a chosen policy, recovers (twice, with a crash inside
 //!   the first recovery) and consults the oracle; with a proptest front end
 //!   that shrinks failures;
+//! - `damage`: media damage at rest — a closed store's files flipped, zeroed,
+//!   truncated, removed — and the rule that the store then opens with every
+//!   key right or fails with a typed error;
 //! - `conformance`: the `Store` behaviour every engine must show;
 //! - `workload`: a random workload checked against a model;
 //! - `toy`: a minimal log engine, correct or with a planted ack-before-fsync bug,
@@ -17,6 +20,7 @@
 
 pub mod conformance;
 pub mod crash;
+pub mod damage;
 pub mod oracle;
 pub mod toy;
 pub mod workload;

@@ -11,9 +11,14 @@
 //!    successful `sync` does not bring it back (the fsyncgate lesson), so an
 //!    engine must treat a failed sync as fatal.
 //! 4. Reads and writes may be short; use `read_exact_at` / `write_all_at`.
-//! 5. Directories made by `create_dir_all` are durable at once (engines create
-//!    their directory before anything else; the simulation does not revert it).
+//! 5. Directories made by `create_dir_all` are durable once it returns: the
+//!    real file system fsyncs the parent of every directory it creates (the
+//!    simulation does not revert them).
+//! 6. Files are created owner-only (0600) and directories 0700: actor state is
+//!    nobody else's business.
+//! 7. `lock_dir` is the engine directory's single-writer lock (`lock.rs`).
 
+mod lock;
 mod os;
 mod overlay;
 mod sim;
@@ -23,6 +28,7 @@ use std::io;
 use std::path::Path;
 use std::sync::Arc;
 
+pub use lock::{lock_directory, DirLock, LockError, LOCK_FILE};
 pub use os::{dir_bytes, OsVfs};
 pub use overlay::OverlayVfs;
 pub use sim::{CrashPolicy, Fault, FaultConfig, MutationKind, SimVfs, SECTOR_LEN};
@@ -70,6 +76,10 @@ pub trait Vfs: Send + Sync + fmt::Debug {
     fn sync_dir(&self, dir: &Path) -> io::Result<()>;
     fn file_size(&self, path: &Path) -> io::Result<u64>;
     fn stats(&self) -> VfsStats;
+    /// Takes the exclusive lock of the engine directory `dir` (which exists),
+    /// held until the returned guard drops. `LockError::Held` when another
+    /// opener — another process, or this one — holds it.
+    fn lock_dir(&self, dir: &Path) -> Result<DirLock, LockError>;
 }
 
 /// Writes all of `buf` at `offset`, retrying short writes.

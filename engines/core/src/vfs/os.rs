@@ -1,14 +1,19 @@
 //! `OsVfs`: the real file system through std::fs, with `sync_data` for files and
 //! an fsync of the directory handle for directory entries.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::io;
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use super::lock::{lock_os, DirLock, LockError};
 use super::{Vfs, VfsFile, VfsStats};
+
+/// Modes of what the engines create: owner-only.
+const FILE_MODE: u32 = 0o600;
+const DIR_MODE: u32 = 0o700;
 
 #[derive(Debug, Default)]
 struct Counters {
@@ -82,6 +87,7 @@ impl Vfs for OsVfs {
             .write(true)
             .create(true)
             .truncate(true)
+            .mode(FILE_MODE)
             .open(path)?;
         self.counters.files_created.fetch_add(1, Ordering::Relaxed);
         Ok(self.wrap(file))
@@ -121,8 +127,25 @@ impl Vfs for OsVfs {
         Ok(())
     }
 
+    /// Creates the missing directories from the top down, each 0700, and
+    /// fsyncs the parent of each one made, so the new entry survives power
+    /// loss on file systems that do not order it with the child's own fsync.
     fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
-        fs::create_dir_all(dir)
+        let missing: Vec<&Path> = dir
+            .ancestors()
+            .filter(|path| !path.as_os_str().is_empty())
+            .take_while(|path| !path.is_dir())
+            .collect();
+        for path in missing.into_iter().rev() {
+            match DirBuilder::new().mode(DIR_MODE).create(path) {
+                Ok(()) => {}
+                // Made by someone else in between: theirs to make durable.
+                Err(err) if err.kind() == io::ErrorKind::AlreadyExists && path.is_dir() => continue,
+                Err(err) => return Err(err),
+            }
+            self.sync_dir(path.parent().unwrap_or(Path::new("")))?;
+        }
+        Ok(())
     }
 
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
@@ -137,6 +160,10 @@ impl Vfs for OsVfs {
 
     fn file_size(&self, path: &Path) -> io::Result<u64> {
         Ok(fs::metadata(path)?.len())
+    }
+
+    fn lock_dir(&self, dir: &Path) -> Result<DirLock, LockError> {
+        lock_os(dir)
     }
 
     fn stats(&self) -> VfsStats {
@@ -192,5 +219,56 @@ mod tests {
         assert_eq!(stats.bytes_written, 11);
         assert_eq!((stats.fsyncs, stats.dir_syncs), (2, 1));
         assert!(vfs.open(&dir.path().join("missing")).is_err());
+    }
+
+    /// Actor state is nobody else's business, whatever the umask says; each
+    /// directory made gets its parent fsynced (the audit's S1 and D9).
+    #[test]
+    fn files_and_directories_are_owner_only_and_new_directories_are_durable() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let vfs = OsVfs::new();
+        let nested = dir.path().join("a").join("b").join("c");
+        vfs.create_dir_all(&nested).unwrap();
+        assert_eq!(
+            vfs.stats().dir_syncs,
+            3,
+            "one parent fsync per directory made"
+        );
+        for path in [dir.path().join("a"), dir.path().join("a/b"), nested.clone()] {
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o700, "{}", path.display());
+        }
+        vfs.create_dir_all(&nested).unwrap();
+        assert_eq!(vfs.stats().dir_syncs, 3, "nothing made, nothing synced");
+        vfs.create(&nested.join("f")).unwrap();
+        let mode = std::fs::metadata(nested.join("f"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(mode, 0o600);
+        drop(vfs.lock_dir(&nested).unwrap());
+        let mode = std::fs::metadata(nested.join(super::super::LOCK_FILE))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+
+    #[test]
+    fn a_held_directory_lock_is_refused_with_the_holders_pid_until_released() {
+        let dir = tempfile::tempdir().unwrap();
+        let vfs = OsVfs::new();
+        let held = vfs.lock_dir(dir.path()).unwrap();
+        match vfs.lock_dir(dir.path()) {
+            Err(super::super::LockError::Held { holder_pid }) => {
+                assert_eq!(holder_pid, Some(std::process::id()))
+            }
+            other => panic!("{other:?}"),
+        }
+        drop(held);
+        vfs.lock_dir(dir.path()).unwrap();
     }
 }

@@ -27,6 +27,7 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
+use super::lock::{DirLock, LockError, SimLocks, LOCK_FILE};
 use super::{Vfs, VfsFile, VfsStats};
 use crate::rng::SplitMix64;
 
@@ -357,6 +358,7 @@ impl State {
 #[derive(Clone)]
 pub struct SimVfs {
     state: Arc<Mutex<State>>,
+    locks: SimLocks,
 }
 
 impl fmt::Debug for SimVfs {
@@ -384,6 +386,7 @@ impl SimVfs {
         dirs.insert(PathBuf::new(), Dir::default());
         dirs.insert(PathBuf::from("/"), Dir::default());
         SimVfs {
+            locks: SimLocks::default(),
             state: Arc::new(Mutex::new(State {
                 inodes: Vec::new(),
                 dirs,
@@ -484,6 +487,7 @@ impl SimVfs {
             );
         }
         SimVfs {
+            locks: SimLocks::default(),
             state: Arc::new(Mutex::new(State {
                 inodes,
                 dirs,
@@ -837,6 +841,16 @@ impl Vfs for SimVfs {
 
     fn stats(&self) -> VfsStats {
         self.state.lock().stats
+    }
+
+    /// Held per simulated machine; the LOCK file exists as on a real disk.
+    fn lock_dir(&self, dir: &Path) -> Result<DirLock, LockError> {
+        let lock = self.locks.lock(dir)?;
+        let path = dir.join(LOCK_FILE);
+        if !self.exists(&path)? {
+            self.create(&path)?;
+        }
+        Ok(lock)
     }
 }
 

@@ -1,0 +1,211 @@
+//! Damage is an error, never a smaller tree: the audit's D4 and D6 as the
+//! smallest tests that show them, and media damage at rest swept over every
+//! file of a closed tree (meta slots densely).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failure panics with its message
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use leasehold_btree::BtreeEngine;
+use leasehold_core::config::BtreeConfig;
+use leasehold_core::testkit::crash::collect_all;
+use leasehold_core::testkit::damage::{self, Copy};
+use leasehold_core::testkit::oracle::KvMap;
+use leasehold_core::vfs::{read_exact_at, CrashPolicy, OsVfs, SimVfs, Vfs};
+use leasehold_core::{Durability, KvEngine, KvError, WriteBatch};
+
+const DIR: &str = "/bt";
+const PAGE: u64 = 1024;
+
+fn open_on(vfs: &SimVfs, config: &BtreeConfig) -> Result<BtreeEngine, KvError> {
+    BtreeEngine::open(config, Arc::new(vfs.clone()))
+}
+
+fn put(engine: &BtreeEngine, model: &mut KvMap, key: &str, len: usize) {
+    let mut batch = WriteBatch::new();
+    batch.put(key.as_bytes(), vec![key.len() as u8; len]);
+    batch.apply_to(model);
+    engine.write(batch, Durability::Sync).unwrap();
+}
+
+fn names(vfs: &SimVfs) -> Vec<String> {
+    vfs.list(Path::new(DIR)).unwrap()
+}
+
+/// The header txn of meta slot `slot` (page header: FORMAT.md, "Pages").
+fn slot_txn(vfs: &SimVfs, slot: u64) -> u64 {
+    let file = vfs.open_read(&Path::new(DIR).join("data.db")).unwrap();
+    let mut txn = [0u8; 8];
+    read_exact_at(file.as_ref(), &mut txn, slot * PAGE + 16).unwrap();
+    u64::from_le_bytes(txn)
+}
+
+/// D4: with the newest meta slot damaged, the older one names a log that a
+/// later checkpoint deleted. Falling back would lose what that checkpoint held
+/// and replay later logs on top; it must be corruption.
+#[test]
+fn a_damaged_newest_meta_slot_is_corruption_not_an_older_tree() {
+    let config = common::tiny_config(DIR);
+    let vfs = SimVfs::new(1);
+    let engine = open_on(&vfs, &config).unwrap();
+    let mut model = KvMap::new();
+    put(&engine, &mut model, "k1", 10);
+    engine.checkpoint().unwrap();
+    put(&engine, &mut model, "k2", 10);
+    engine.checkpoint().unwrap();
+    put(&engine, &mut model, "k3", 10);
+    // A crash, not a close: k3 lives only in the log. (A process crash: the
+    // deleted logs stay deleted. After a power loss they may come back, and
+    // then falling back to the older meta and replaying them all is right.)
+    let crashed = vfs.crash_image(CrashPolicy::ProcessCrash, 0);
+    drop(engine);
+    let newest = if slot_txn(&crashed, 0) > slot_txn(&crashed, 1) {
+        0
+    } else {
+        1
+    };
+    crashed
+        .corrupt_byte(&Path::new(DIR).join("data.db"), newest * PAGE + 40, 0x01)
+        .unwrap();
+    let before = names(&crashed);
+    let reopened = open_on(&crashed, &config);
+    assert!(
+        matches!(reopened, Err(KvError::Corruption { .. })),
+        "{:?}",
+        reopened.map(|engine| collect_all(&engine).unwrap())
+    );
+    assert_eq!(names(&crashed), before, "a refused open changes nothing");
+}
+
+/// A missing data file beside logs is not a new tree.
+#[test]
+fn a_missing_data_file_beside_logs_is_corruption_and_creates_nothing() {
+    let config = common::tiny_config(DIR);
+    let vfs = SimVfs::new(2);
+    let engine = open_on(&vfs, &config).unwrap();
+    let mut model = KvMap::new();
+    put(&engine, &mut model, "k1", 10);
+    drop(engine);
+    vfs.remove(&Path::new(DIR).join("data.db")).unwrap();
+    let before = names(&vfs);
+    assert!(matches!(
+        open_on(&vfs, &config),
+        Err(KvError::Corruption { .. })
+    ));
+    assert_eq!(names(&vfs), before);
+}
+
+/// D6: a second open of a live tree is refused; the lock goes with `close`.
+#[test]
+fn a_second_open_of_a_live_tree_is_locked() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = common::tiny_config(dir.path());
+    let engine = BtreeEngine::open(&config, Arc::new(OsVfs::new())).unwrap();
+    let mut model = KvMap::new();
+    for index in 0..50 {
+        put(&engine, &mut model, &format!("k{index:03}"), 20);
+    }
+    assert!(matches!(
+        BtreeEngine::open(&config, Arc::new(OsVfs::new())),
+        Err(KvError::Locked {
+            holder_pid: Some(_),
+            ..
+        })
+    ));
+    assert_eq!(collect_all(&engine).unwrap(), model);
+    engine.close().unwrap();
+    let engine = BtreeEngine::open(&config, Arc::new(OsVfs::new())).unwrap();
+    assert_eq!(collect_all(&engine).unwrap(), model);
+}
+
+/// A closed tree over several checkpoints, with overflow values (so every
+/// page kind is on disk); the model of its content.
+fn closed_tree(engine: &BtreeEngine) -> KvMap {
+    let mut model = KvMap::new();
+    for index in 0..150 {
+        let len = if index % 10 == 0 { 3000 } else { 40 };
+        put(engine, &mut model, &format!("k{index:04}"), len);
+    }
+    engine.close().unwrap();
+    model
+}
+
+fn is_metadata(name: &str) -> bool {
+    name == "data.db"
+}
+
+/// Every file — data.db (its two meta slots and the first pages densely),
+/// the log, LOCK — flipped, zeroed, truncated and removed, one at a time.
+#[test]
+fn damage_at_rest_anywhere_is_an_error_or_changes_nothing() {
+    let config = common::tiny_config(DIR);
+    let vfs = SimVfs::new(3);
+    let model = closed_tree(&open_on(&vfs, &config).unwrap());
+    let mut cases = damage::cases_for_dir(
+        &vfs,
+        Path::new(DIR),
+        damage::Density {
+            is_metadata: &is_metadata,
+            metadata_offsets: 512,
+            sampled: 16,
+        },
+        3,
+    )
+    .unwrap();
+    // Every byte of both meta slots.
+    cases.extend((0..2 * PAGE).map(|offset| damage::DamageCase {
+        file: "data.db".into(),
+        damage: damage::Damage::Flip { offset, mask: 0x04 },
+    }));
+    let copy = || {
+        Ok(Copy {
+            vfs: Arc::new(vfs.crash_image(CrashPolicy::ProcessCrash, 0)),
+            dir: PathBuf::from(DIR),
+            keep: None,
+        })
+    };
+    let open = |vfs: Arc<dyn Vfs>, dir: &Path| {
+        BtreeEngine::open(
+            &BtreeConfig {
+                data_dir: dir.to_path_buf(),
+                ..config.clone()
+            },
+            vfs,
+        )
+    };
+    let report = damage::sweep(&copy, &open, &model, &cases).unwrap();
+    assert!(report.refused > 0 && report.intact > 0, "{report:?}");
+}
+
+/// The same on the real file system, on fewer cases.
+#[test]
+fn damage_at_rest_on_the_real_disk_is_an_error_or_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = common::tiny_config(dir.path());
+    let model = closed_tree(&BtreeEngine::open(&config, Arc::new(OsVfs::new())).unwrap());
+    let cases = damage::cases_for_dir(
+        &OsVfs::new(),
+        dir.path(),
+        damage::Density {
+            is_metadata: &is_metadata,
+            metadata_offsets: 64,
+            sampled: 2,
+        },
+        4,
+    )
+    .unwrap();
+    let open = |vfs: Arc<dyn Vfs>, at: &Path| {
+        BtreeEngine::open(
+            &BtreeConfig {
+                data_dir: at.to_path_buf(),
+                ..config.clone()
+            },
+            vfs,
+        )
+    };
+    let report = damage::sweep(&|| damage::copy_os_dir(dir.path()), &open, &model, &cases).unwrap();
+    assert!(report.refused > 0, "{report:?}");
+}

@@ -1,0 +1,127 @@
+//! Damage is an error, never a smaller store: a removed backup, a second
+//! open, and media damage at rest swept over every file of a closed store.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failure panics with its message
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use leasehold_core::config::{BackupCompression, MemoryConfig};
+use leasehold_core::testkit::crash::collect_all;
+use leasehold_core::testkit::damage::{self, Copy};
+use leasehold_core::testkit::oracle::KvMap;
+use leasehold_core::vfs::{CrashPolicy, OsVfs, SimVfs, Vfs};
+use leasehold_core::{Durability, KvEngine, KvError, WriteBatch};
+use leasehold_memory::MemoryEngine;
+
+const DIR: &str = "/mem";
+
+fn config(dir: &Path) -> MemoryConfig {
+    MemoryConfig {
+        max_entries: 10_000,
+        backup_path: Some(dir.join("backup.lz4")),
+        sync_interval: Duration::from_secs(3600),
+        compression: BackupCompression::Lz4,
+    }
+}
+
+fn fill(engine: &MemoryEngine, count: usize) -> KvMap {
+    let mut model = KvMap::new();
+    for index in 0..count {
+        let mut batch = WriteBatch::new();
+        batch.put(format!("k{index:04}"), vec![index as u8; 50]);
+        batch.apply_to(&mut model);
+        engine.write(batch, Durability::Buffered).unwrap();
+    }
+    engine.flush().unwrap();
+    model
+}
+
+/// A removed backup used to open as an empty store.
+#[test]
+fn a_removed_backup_is_corruption_not_an_empty_store() {
+    let vfs = SimVfs::new(1);
+    let config = config(Path::new(DIR));
+    let engine = MemoryEngine::open(&config, Arc::new(vfs.clone())).unwrap();
+    fill(&engine, 20);
+    engine.close().unwrap();
+    vfs.remove(&Path::new(DIR).join("backup.lz4")).unwrap();
+    assert!(matches!(
+        MemoryEngine::open(&config, Arc::new(vfs.clone())),
+        Err(KvError::Corruption { .. })
+    ));
+    // A store never written to is still a store: its first open made a backup.
+    let fresh = SimVfs::new(2);
+    drop(MemoryEngine::open(&config, Arc::new(fresh.clone())).unwrap());
+    let engine = MemoryEngine::open(&config, Arc::new(fresh)).unwrap();
+    assert!(collect_all(&engine).unwrap().is_empty());
+}
+
+#[test]
+fn a_second_open_of_a_live_store_is_locked() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path());
+    let engine = MemoryEngine::open(&config, Arc::new(OsVfs::new())).unwrap();
+    let model = fill(&engine, 10);
+    assert!(matches!(
+        MemoryEngine::open(&config, Arc::new(OsVfs::new())),
+        Err(KvError::Locked { .. })
+    ));
+    engine.close().unwrap();
+    let engine = MemoryEngine::open(&config, Arc::new(OsVfs::new())).unwrap();
+    assert_eq!(collect_all(&engine).unwrap(), model);
+}
+
+fn is_metadata(name: &str) -> bool {
+    name.starts_with("backup.lz4")
+}
+
+#[test]
+fn damage_at_rest_anywhere_is_an_error_or_changes_nothing() {
+    let vfs = SimVfs::new(3);
+    let config = config(Path::new(DIR));
+    let engine = MemoryEngine::open(&config, Arc::new(vfs.clone())).unwrap();
+    let model = fill(&engine, 100);
+    engine.close().unwrap();
+    let cases = damage::cases_for_dir(
+        &vfs,
+        Path::new(DIR),
+        damage::Density {
+            is_metadata: &is_metadata,
+            metadata_offsets: 512,
+            sampled: 8,
+        },
+        3,
+    )
+    .unwrap();
+    let copy = || {
+        Ok(Copy {
+            vfs: Arc::new(vfs.crash_image(CrashPolicy::ProcessCrash, 0)),
+            dir: PathBuf::from(DIR),
+            keep: None,
+        })
+    };
+    let open = |vfs: Arc<dyn Vfs>, dir: &Path| MemoryEngine::open(&self::config(dir), vfs);
+    let report = damage::sweep(&copy, &open, &model, &cases).unwrap();
+    assert!(report.refused > 0 && report.intact > 0, "{report:?}");
+
+    let real = tempfile::tempdir().unwrap();
+    let engine = MemoryEngine::open(&self::config(real.path()), Arc::new(OsVfs::new())).unwrap();
+    let model = fill(&engine, 100);
+    engine.close().unwrap();
+    let cases = damage::cases_for_dir(
+        &OsVfs::new(),
+        real.path(),
+        damage::Density {
+            is_metadata: &is_metadata,
+            metadata_offsets: 32,
+            sampled: 2,
+        },
+        4,
+    )
+    .unwrap();
+    let report =
+        damage::sweep(&|| damage::copy_os_dir(real.path()), &open, &model, &cases).unwrap();
+    assert!(report.refused > 0, "{report:?}");
+}
