@@ -6,7 +6,9 @@
 //! exactly as it would (replaying its log, even rewriting its manifest) but
 //! every change stays in memory, so inspecting never modifies the data.
 //! `health-check` is the one command that writes: a probe key, written, read
-//! and deleted through the engine.
+//! and deleted through the engine — unless a live store holds the directory's
+//! lock, in which case it says so and checks read-only (a second writer would
+//! fight the live one).
 //!
 //! An S3 store is named by a config with a `[persistence.s3]` section (its
 //! bucket and prefix, not a directory). Commands read its objects directly;
@@ -21,7 +23,7 @@ use leasehold_core::config::{Config, PersistenceConfig};
 use leasehold_core::kv::Health;
 use leasehold_core::snapshot::to_hex;
 use leasehold_core::time::{Clock, SystemClock};
-use leasehold_core::vfs::{OsVfs, OverlayVfs, Vfs};
+use leasehold_core::vfs::{LockError, OsVfs, OverlayVfs, Vfs};
 use leasehold_core::{ActorKey, LeaseFilter, NodeId, StoreError, Timestamp};
 
 use crate::engines::{self, BenchStore, DurabilityMode, EngineKind, EngineSettings};
@@ -480,6 +482,22 @@ fn disk_space(dir: &Path) -> Result<(u64, u64), String> {
     Ok((stat.f_bavail * block, stat.f_blocks * block))
 }
 
+/// The pid (if known) of a live open holding the directory lock of one of
+/// Leasehold's own engines; `None` when no one holds it (the probe's own lock
+/// is released at once). RocksDB and object stores keep their own locks.
+fn live_holder(target: &Target) -> Option<Option<u32>> {
+    if !matches!(
+        target.engine,
+        EngineKind::Lsm | EngineKind::Btree | EngineKind::Memory
+    ) {
+        return None;
+    }
+    match OsVfs::new().lock_dir(&target.dir) {
+        Err(LockError::Held { holder_pid }) => Some(holder_pid),
+        Ok(_) | Err(LockError::Io(_)) => None,
+    }
+}
+
 /// Below this share of free space the store is degraded.
 const FREE_SHARE_MIN: f64 = 0.05;
 
@@ -491,8 +509,24 @@ pub fn health_check(target: &TargetArgs) -> Status {
         println!("{probe:<12} {verdict:<9} {outcome}");
         worst = worst.max(level);
     };
+    let holder = live_holder(&target);
+    if let Some(pid) = holder {
+        let by = pid.map_or_else(
+            || "another process".to_owned(),
+            |pid| format!("process {pid}"),
+        );
+        report(
+            0,
+            "lock",
+            format!("held by {by}: the store is live, so the checks below only read"),
+        );
+    }
     let opening = Instant::now();
-    let store = match target.open_on(Arc::new(OsVfs::new())) {
+    let vfs: Arc<dyn Vfs> = match holder {
+        Some(_) => Arc::new(OverlayVfs::new()),
+        None => Arc::new(OsVfs::new()),
+    };
+    let store = match target.open_on(vfs) {
         Ok(store) => {
             report(
                 0,
@@ -517,6 +551,11 @@ pub fn health_check(target: &TargetArgs) -> Status {
             Health::Failed(reason) => report(2, "engine", reason),
         }
         match store.round_trip() {
+            Ok(_) if holder.is_some() => report(
+                0,
+                "round trip",
+                "skipped: writing would fight the live store".to_owned(),
+            ),
             Ok(took) => report(
                 0,
                 "round trip",

@@ -211,6 +211,62 @@ fn verify_and_dump_find_a_flipped_byte_with_its_offset() {
     }
 }
 
+/// A health check of a directory a live store holds says whose lock it is,
+/// checks read-only, and changes nothing the live store depends on (on main
+/// it opened read-write and deleted the live store's log and manifest).
+#[test]
+fn health_check_of_a_live_store_reads_only_and_names_the_holder() {
+    use leasehold_core::{Durability, KvEngine, WriteBatch};
+    use std::sync::Arc;
+    let root = tempfile::tempdir().unwrap();
+    for engine in ["lsm", "btree"] {
+        let dir = harness_data(root.path(), "steady-zipf", engine);
+        let vfs = Arc::new(leasehold_core::vfs::OsVfs::new());
+        let live: Box<dyn KvEngine> = match engine {
+            "lsm" => Box::new(
+                leasehold_lsm::LsmEngine::open(
+                    &leasehold_core::config::LsmConfig {
+                        data_dir: dir.clone(),
+                        ..Default::default()
+                    },
+                    vfs,
+                )
+                .unwrap(),
+            ),
+            _ => Box::new(
+                leasehold_btree::BtreeEngine::open(
+                    &leasehold_core::config::BtreeConfig {
+                        data_dir: dir.clone(),
+                        ..Default::default()
+                    },
+                    vfs,
+                )
+                .unwrap(),
+            ),
+        };
+        let mut batch = WriteBatch::new();
+        batch.put(&b"written-while-checked"[..], &b"1"[..]);
+        live.write(batch, Durability::Sync).unwrap();
+        let before = contents(&dir);
+        let checked = run(&["health-check"], target(engine, &dir));
+        let text = stdout(&checked);
+        assert_eq!(checked.status.code(), Some(0), "{text}{}", stderr(&checked));
+        assert!(
+            text.contains(&format!("held by process {}", std::process::id())),
+            "{text}"
+        );
+        assert!(text.contains("skipped"), "{text}");
+        assert_eq!(contents(&dir), before, "{engine}: the check changed files");
+        live.close().unwrap();
+        let verified = run(&["verify"], target(engine, &dir));
+        assert!(
+            stdout(&verified).contains("no problems"),
+            "{}",
+            stdout(&verified)
+        );
+    }
+}
+
 #[test]
 fn health_check_probes_and_metrics_render_a_live_run() {
     let root = tempfile::tempdir().unwrap();
