@@ -87,6 +87,9 @@ impl KvEngine for FakeEngine {
     fn close(&self) -> KvResult<()> {
         Ok(())
     }
+    fn persists(&self) -> bool {
+        self.data.persists()
+    }
 }
 
 fn small_trace(name: &str) -> leasehold_workloads::Trace {

@@ -416,6 +416,12 @@ pub trait KvEngine: Send + Sync + 'static {
 
     /// Flushes and releases resources; later calls answer `KvError::Closed`.
     fn close(&self) -> KvResult<()>;
+
+    /// Whether anything written can outlive the process (false for a volatile
+    /// in-memory engine, whose `Sync` writes answer `Unsupported`).
+    fn persists(&self) -> bool {
+        true
+    }
 }
 
 #[cfg(test)]

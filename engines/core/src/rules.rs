@@ -74,8 +74,8 @@ pub fn acquire(
     Ok(AcquireDecision::Write(Lease {
         key: key.clone(),
         node_id: Some(node.clone()),
-        epoch: epoch + 1,
-        version: version + 1,
+        epoch: next(epoch, key, "epoch")?,
+        version: next(version, key, "lease version")?,
         acquired_at: now,
         expires_at: now.saturating_add(duration),
         duration,
@@ -132,8 +132,8 @@ pub fn renew(
         });
     }
     lease.expires_at = now.saturating_add(lease.duration);
-    lease.renewals += 1;
-    lease.version += 1;
+    lease.renewals = lease.renewals.saturating_add(1);
+    lease.version = next(lease.version, key, "lease version")?;
     Ok(lease)
 }
 
@@ -147,8 +147,20 @@ pub fn release(
 ) -> StoreResult<Lease> {
     let mut lease = check_owner(existing, key, node, epoch)?;
     lease.node_id = None;
-    lease.version += 1;
+    lease.version = next(lease.version, key, "lease version")?;
     Ok(lease)
+}
+
+/// `counter + 1`, or an error for a record already at the top (only a
+/// crafted or damaged record gets there: wrapping to 0 would restart epochs
+/// and versions, and fencing with them).
+fn next(counter: u64, key: &ActorKey, what: &str) -> StoreResult<u64> {
+    counter
+        .checked_add(1)
+        .ok_or_else(|| StoreError::CorruptRecord {
+            key: key.to_string(),
+            reason: format!("{what} is at its maximum ({counter}) and cannot rise"),
+        })
 }
 
 /// A write fenced with `fence_epoch` is allowed only if no newer lease (and no
@@ -200,13 +212,17 @@ pub fn next_snapshot(
     visible: Option<&Snapshot>,
     fence_epoch: u64,
     now: Timestamp,
-) -> Snapshot {
-    let version = visible.map_or(0, |snapshot| snapshot.version) + 1;
+) -> StoreResult<Snapshot> {
+    let version = next(
+        visible.map_or(0, |snapshot| snapshot.version),
+        &write.key,
+        "snapshot version",
+    )?;
     let created_at = visible.map_or(now, |snapshot| snapshot.created_at);
     let snapshot_id = write
         .snapshot_id
         .unwrap_or_else(|| format!("{}@{version}", write.key));
-    Snapshot {
+    Ok(Snapshot {
         state_hash: state_hash(&write.state),
         key: write.key,
         snapshot_id,
@@ -217,7 +233,7 @@ pub fn next_snapshot(
         updated_at: now,
         tags: write.tags,
         ttl: write.ttl,
-    }
+    })
 }
 
 /// Checks everything a save of `write` must satisfy, and returns the record.
@@ -233,7 +249,7 @@ pub fn save(
     check_fence(&write.key, lease, stored, fence_epoch)?;
     let visible = stored.filter(|snapshot| !snapshot.is_expired_at(now));
     check_version(&write.key, visible, expected_version)?;
-    Ok(next_snapshot(write, visible, fence_epoch, now))
+    next_snapshot(write, visible, fence_epoch, now)
 }
 
 /// Checks a delete; deleting what is not there (version 0 expected) is allowed.
@@ -287,6 +303,32 @@ mod tests {
             Ok(AcquireDecision::Write(lease)) => lease,
             other => panic!("{other:?}"),
         }
+    }
+
+    /// X1: a record at the top of its counters must not wrap to 0 (epochs
+    /// would restart and fencing with them).
+    #[test]
+    fn counters_at_their_maximum_are_errors_not_wraps() {
+        let mut top = granted("a", 0);
+        top.node_id = None;
+        top.epoch = u64::MAX;
+        let acquired = acquire(
+            Some(&top),
+            &key(),
+            &NodeId::new("b"),
+            Duration::from_secs(10),
+            BTreeMap::new(),
+            Timestamp(1),
+        );
+        assert!(
+            matches!(acquired, Err(StoreError::CorruptRecord { .. })),
+            "{acquired:?}"
+        );
+        let mut held = granted("a", 0);
+        held.version = u64::MAX;
+        let node = NodeId::new("a");
+        assert!(renew(Some(&held), &key(), &node, 1, Timestamp(1)).is_err());
+        assert!(release(Some(&held), &key(), &node, 1).is_err());
     }
 
     #[test]

@@ -702,6 +702,10 @@ impl KvEngine for MemoryEngine {
         Ok(report)
     }
 
+    fn persists(&self) -> bool {
+        self.shared.backup.is_some()
+    }
+
     fn close(&self) -> KvResult<()> {
         if self.shared.closed.load(Ordering::Acquire) {
             return Ok(());

@@ -90,7 +90,7 @@ mod tests {
 
     fn snapshot(state: &[u8]) -> Snapshot {
         let write = SnapshotWrite::new(ActorKey::new("T", "a/b c"), state.to_vec());
-        rules::next_snapshot(write, None, 3, Timestamp(7))
+        rules::next_snapshot(write, None, 3, Timestamp(7)).unwrap()
     }
 
     #[test]
