@@ -442,7 +442,7 @@ fn the_operator_commands_read_an_s3_store_named_by_its_config() {
             s3.endpoint.as_deref().unwrap(),
             s3.bucket,
             s3.access_key_id.as_deref().unwrap(),
-            s3.secret_access_key.as_deref().unwrap(),
+            s3.secret_access_key.as_ref().unwrap().expose(),
         ),
     )
     .unwrap();

@@ -24,6 +24,7 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
 use crate::kv::Durability;
+pub use crate::secret::Secret;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[non_exhaustive]
@@ -399,7 +400,7 @@ pub struct S3Config {
     #[serde(default)]
     pub access_key_id: Option<String>,
     #[serde(default)]
-    pub secret_access_key: Option<String>,
+    pub secret_access_key: Option<Secret>,
     #[serde(default = "default_prefix")]
     pub prefix: String,
     #[serde(default = "default_true")]
@@ -416,7 +417,7 @@ pub struct S3Config {
 pub struct AzureConfig {
     pub account_name: String,
     #[serde(default)]
-    pub account_key: Option<String>,
+    pub account_key: Option<Secret>,
     pub container_name: String,
     #[serde(default)]
     pub endpoint: Option<String>,
@@ -605,13 +606,11 @@ fn parse_backend(section: &str, mut table: toml::Table) -> Result<PersistenceCon
         )?),
         "s3" => {
             let mut config: S3Config = deserialize(value, section)?;
-            for (key, field) in [
-                ("access_key_id", &mut config.access_key_id),
-                ("secret_access_key", &mut config.secret_access_key),
-            ] {
-                if let Some(text) = field.as_mut() {
-                    *text = expand_env(text, section, key)?;
-                }
+            if let Some(text) = config.access_key_id.as_mut() {
+                *text = expand_env(text, section, "access_key_id")?;
+            }
+            if let Some(secret) = config.secret_access_key.as_mut() {
+                *secret = Secret::new(expand_env(secret.expose(), section, "secret_access_key")?);
             }
             if let Some(endpoint) = config.endpoint.as_mut() {
                 *endpoint = expand_env(endpoint, section, "endpoint")?;
@@ -621,7 +620,7 @@ fn parse_backend(section: &str, mut table: toml::Table) -> Result<PersistenceCon
         "azure" => {
             let mut config: AzureConfig = deserialize(value, section)?;
             if let Some(key) = config.account_key.as_mut() {
-                *key = expand_env(key, section, "account_key")?;
+                *key = Secret::new(expand_env(key.expose(), section, "account_key")?);
             }
             PersistenceConfig::Azure(config)
         }
@@ -724,7 +723,14 @@ pub fn expand_env(text: &str, section: &str, key: &str) -> Result<String, Config
         out.push_str(&rest[..start]);
         let after = &rest[start + 2..];
         let Some(end) = after.find('}') else {
-            return Err(invalid(section, format!("{key}: unclosed ${{ in {text:?}")));
+            // The text itself stays out of the message: it may be a secret.
+            return Err(invalid(
+                section,
+                format!(
+                    "{key}: unclosed ${{ in its value (at byte {})",
+                    text.len() - rest.len() + start
+                ),
+            ));
         };
         let var = &after[..end];
         let value = std::env::var(var).map_err(|_| ConfigError::MissingEnv {
@@ -742,6 +748,30 @@ pub fn expand_env(text: &str, section: &str, key: &str) -> Result<String, Config
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// S2: no secret in any `Debug` of a config, nor in an error message.
+    #[test]
+    fn secrets_never_format() {
+        let secret = "s3cr3t-VALUE-never-printed";
+        for text in [
+            format!("[persistence]\ntype = \"s3\"\nbucket = \"b\"\naccess_key_id = \"id\"\nsecret_access_key = \"{secret}\"\n"),
+            format!("[persistence]\ntype = \"azure\"\naccount_name = \"a\"\ncontainer_name = \"c\"\naccount_key = \"{secret}\"\n"),
+        ] {
+            let config = Config::parse(&text).unwrap();
+            for shown in [format!("{config:?}"), format!("{:?}", config.persistence)] {
+                assert!(!shown.contains(secret), "{shown}");
+                assert!(shown.contains("redacted"), "{shown}");
+            }
+        }
+        let unclosed = format!("{secret}${{OPEN");
+        let err = expand_env(&unclosed, "s3", "secret_access_key").unwrap_err();
+        assert!(!err.to_string().contains(secret), "{err}");
+        let text = format!(
+            "[persistence]\ntype = \"s3\"\nbucket = \"b\"\nsecret_access_key = \"{unclosed}\"\n"
+        );
+        let err = Config::parse(&text).unwrap_err();
+        assert!(!err.to_string().contains(secret), "{err}");
+    }
 
     #[test]
     fn the_seeds_flat_sections_parse() {

@@ -524,7 +524,9 @@ mod tests {
     }
 
     /// L3: a grant acknowledged at Buffered durability and lost in a crash
-    /// let the next grant issue the same epoch to another node.
+    /// let the next grant issue the same epoch to another node. (Needs the
+    /// testkit's toy engine: runs in workspace test runs, which turn it on.)
+    #[cfg(feature = "testkit")]
     #[test]
     fn a_grant_survives_power_loss_at_any_durability_so_no_epoch_is_issued_twice() {
         use crate::testkit::toy::ToyLogEngine;

@@ -27,6 +27,7 @@ pub mod lifecycle;
 pub mod metrics;
 pub mod rng;
 pub mod rules;
+pub mod secret;
 pub mod snapshot;
 pub mod store;
 pub mod time;

@@ -6,7 +6,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use leasehold_core::config::{AzureConfig, ConfigError, GcsConfig, PersistenceConfig, S3Config};
+use leasehold_core::config::{
+    AzureConfig, ConfigError, GcsConfig, PersistenceConfig, S3Config, Secret,
+};
 use object_store::aws::{AmazonS3Builder, S3ConditionalPut};
 use object_store::azure::MicrosoftAzureBuilder;
 use object_store::gcp::GoogleCloudStorageBuilder;
@@ -27,12 +29,8 @@ fn invalid(section: &str, message: impl Into<String>) -> ConfigError {
     }
 }
 
-fn required<'a>(
-    section: &str,
-    key: &str,
-    value: &'a Option<String>,
-) -> Result<&'a str, ConfigError> {
-    match value.as_deref() {
+fn required<'a>(section: &str, key: &str, value: Option<&'a str>) -> Result<&'a str, ConfigError> {
+    match value {
         Some(text) if !text.is_empty() => Ok(text),
         _ => Err(invalid(
             section,
@@ -107,11 +105,15 @@ pub fn s3(config: &S3Config) -> Result<Backend, ConfigError> {
     let mut builder = AmazonS3Builder::new()
         .with_bucket_name(&config.bucket)
         .with_region(&config.region)
-        .with_access_key_id(required(section, "access_key_id", &config.access_key_id)?)
+        .with_access_key_id(required(
+            section,
+            "access_key_id",
+            config.access_key_id.as_deref(),
+        )?)
         .with_secret_access_key(required(
             section,
             "secret_access_key",
-            &config.secret_access_key,
+            config.secret_access_key.as_ref().map(Secret::expose),
         )?)
         .with_conditional_put(S3ConditionalPut::ETagMatch)
         .with_client_options(options)
@@ -145,7 +147,11 @@ pub fn azure(config: &AzureConfig) -> Result<Backend, ConfigError> {
     let mut builder = MicrosoftAzureBuilder::new()
         .with_account(&config.account_name)
         .with_container_name(&config.container_name)
-        .with_access_key(required(section, "account_key", &config.account_key)?)
+        .with_access_key(required(
+            section,
+            "account_key",
+            config.account_key.as_ref().map(Secret::expose),
+        )?)
         .with_client_options(options)
         .with_retry(retry);
     if let Some(endpoint) = &config.endpoint {
@@ -167,7 +173,11 @@ pub fn gcs(config: &GcsConfig) -> Result<Backend, ConfigError> {
         .map(|path| path.to_string_lossy().into_owned());
     let mut builder = GoogleCloudStorageBuilder::new()
         .with_bucket_name(&config.bucket_name)
-        .with_service_account_path(required(section, "credentials_path", &credentials)?)
+        .with_service_account_path(required(
+            section,
+            "credentials_path",
+            credentials.as_deref(),
+        )?)
         .with_client_options(options)
         .with_retry(retry);
     if let Some(endpoint) = &config.endpoint {

@@ -474,7 +474,12 @@ impl Store for ObjectStoreBackend {
                     now,
                 )? {
                     AcquireDecision::Write(lease) => lease,
-                    AcquireDecision::AlreadyOwned(lease) => return Ok(Acquire::Acquired(lease)),
+                    AcquireDecision::AlreadyOwned(lease) => {
+                        // Our grant may have been answered before its fence
+                        // landed (a failed fence, then a retry): finish it.
+                        self.fence(key, lease.epoch)?;
+                        return Ok(Acquire::Acquired(lease));
+                    }
                     AcquireDecision::Held {
                         holder,
                         epoch,
@@ -487,12 +492,18 @@ impl Store for ObjectStoreBackend {
                         })
                     }
                 };
-                // The holder never released: it may still be sending a save.
-                // Fence it out before the new lease exists.
-                if existing.as_ref().is_some_and(|old| old.node_id.is_some()) {
-                    self.fence(key, lease.epoch)?;
-                }
                 if self.put_lease(key, &lease, etag.as_ref())? {
+                    // Won. Any earlier holder — expired, or released with a
+                    // save whose answer it never got — may still have a save
+                    // in flight, decided under the old lease: raise the
+                    // snapshot's fence to our epoch before answering, so none
+                    // lands after our caller loads. Only a winner fences, so a
+                    // live holder is never fenced out by a takeover that lost
+                    // (FORMAT.md, "Takeover fence"). An actor never leased
+                    // before has no earlier holder and no fence to raise.
+                    if existing.is_some() {
+                        self.fence(key, lease.epoch)?;
+                    }
                     return Ok(Acquire::Acquired(lease));
                 }
             }

@@ -81,7 +81,7 @@ pub fn azure_config(prefix: &str) -> Result<AzureConfig, String> {
 fn azure_config_from(settings: &HashMap<String, String>, prefix: &str) -> AzureConfig {
     AzureConfig {
         account_name: settings["LEASEHOLD_AZURE_ACCOUNT"].clone(),
-        account_key: Some(settings["LEASEHOLD_AZURE_KEY"].clone()),
+        account_key: Some(settings["LEASEHOLD_AZURE_KEY"].clone().into()),
         container_name: settings["LEASEHOLD_AZURE_CONTAINER"].clone(),
         endpoint: Some(settings["LEASEHOLD_AZURE_ENDPOINT"].clone()),
         prefix: prefix.to_owned(),
@@ -129,7 +129,7 @@ fn config_from(settings: &HashMap<String, String>, prefix: &str) -> S3Config {
         region: "us-east-1".into(),
         bucket: settings["LEASEHOLD_S3_BUCKET"].clone(),
         access_key_id: Some(settings["LEASEHOLD_S3_ACCESS_KEY_ID"].clone()),
-        secret_access_key: Some(settings["LEASEHOLD_S3_SECRET_ACCESS_KEY"].clone()),
+        secret_access_key: Some(settings["LEASEHOLD_S3_SECRET_ACCESS_KEY"].clone().into()),
         prefix: prefix.to_owned(),
         enable_ssl: false,
         connection_timeout: 10,

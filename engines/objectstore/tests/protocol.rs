@@ -76,12 +76,25 @@ fn a_takeover_fences_out_the_old_holders_writes() {
     store
         .save(SnapshotWrite::new(key.clone(), &b"v2"[..]), 1, new, at(11))
         .unwrap();
-    // A released lease needs no fence: its holder has stopped writing.
+    // A released lease is fenced too: its holder may have a save in flight
+    // whose answer it never got (FORMAT.md, "Takeover fence").
     store.release(&key, &b, new).unwrap();
-    store
-        .try_acquire(&key, &a, Duration::from_secs(5), at(12))
-        .unwrap();
-    assert_eq!(store.fences_written(), 1);
+    let third = epoch_of(
+        store
+            .try_acquire(&key, &a, Duration::from_secs(5), at(12))
+            .unwrap(),
+    );
+    assert_eq!(store.fences_written(), 2);
+    assert!(matches!(
+        store.save(
+            SnapshotWrite::new(key.clone(), &b"late"[..]),
+            2,
+            new,
+            at(12)
+        ),
+        Err(StoreError::StaleEpoch { .. })
+    ));
+    assert_eq!(third, 3);
 }
 
 #[test]

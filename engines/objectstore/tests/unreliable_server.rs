@@ -4,7 +4,9 @@
 //!   the server refuses the retry because the object changed — by our own
 //!   first attempt. The store must see its own bytes and report success;
 //! - an object says it is larger than anything the store writes; the store
-//!   must refuse it before reading its body.
+//!   must refuse it before reading its body;
+//! - another node's write lands between a read and the conditional PUT made
+//!   from it (a renewal racing a takeover).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failure panics with its message
 
@@ -26,12 +28,14 @@ use object_store::{
 
 /// Applies every PUT, but answers the next `lose` conditional ones that
 /// landed with "precondition failed", as a retry after a lost answer would;
-/// with `huge`, every object read claims to be 4 GiB.
+/// with `huge`, every object read claims to be 4 GiB; `interpose` lands its
+/// bytes at its path just before the next conditional PUT there.
 #[derive(Debug, Default)]
 struct Unreliable {
     inner: InMemory,
     lose: AtomicUsize,
     huge: AtomicBool,
+    interpose: parking_lot::Mutex<Option<(Path, bytes::Bytes)>>,
 }
 
 impl fmt::Display for Unreliable {
@@ -49,6 +53,18 @@ impl ObjectStore for Unreliable {
         opts: PutOptions,
     ) -> object_store::Result<PutResult> {
         let conditional = !matches!(opts.mode, PutMode::Overwrite);
+        let racing = {
+            let mut interpose = self.interpose.lock();
+            match interpose.as_ref() {
+                Some((path, _)) if conditional && path == location => interpose.take(),
+                _ => None,
+            }
+        };
+        if let Some((path, bytes)) = racing {
+            self.inner
+                .put_opts(&path, bytes.into(), PutOptions::default())
+                .await?;
+        }
         let result = self.inner.put_opts(location, payload, opts).await;
         let lost = conditional
             && result.is_ok()
@@ -176,4 +192,88 @@ fn an_object_larger_than_any_the_store_writes_is_refused_unread() {
         "{err}"
     );
     assert_eq!(store.client_stats().bytes_received, 0);
+}
+
+/// L1: a takeover by a node whose clock says the lease ran out, losing its
+/// lease PUT to the holder's renewal, used to leave the snapshot fenced at the
+/// epoch it never got: the live holder's every save was then `StaleEpoch`.
+#[test]
+fn a_takeover_that_loses_to_a_renewal_leaves_the_holder_able_to_save() {
+    let (network, store) = open();
+    let key = ActorKey::new("Racing", "a");
+    let (a, b) = (NodeId::new("a"), NodeId::new("b"));
+    let t0 = Timestamp(1_800_000_000_000);
+    let term = Duration::from_secs(10);
+    store.try_acquire(&key, &a, term, t0).unwrap();
+    store
+        .save(SnapshotWrite::new(key.clone(), &b"v1"[..]), 0, 1, t0)
+        .unwrap();
+    // The holder's renewal lands between b's read of the lease and b's PUT.
+    let mut renewed = store.get_lease(&key).unwrap().unwrap();
+    renewed.expires_at = t0.saturating_add(Duration::from_secs(100));
+    renewed.version += 1;
+    renewed.renewals += 1;
+    *network.interpose.lock() = Some((
+        store.layout().lease(&key),
+        bytes::Bytes::from(renewed.encode()),
+    ));
+    let b_clock = t0.saturating_add(Duration::from_secs(20));
+    match store.try_acquire(&key, &b, term, b_clock).unwrap() {
+        Acquire::Held { holder, epoch, .. } => assert_eq!((holder, epoch), (a.clone(), 1)),
+        other => panic!("the renewal came first: {other:?}"),
+    }
+    assert!(network.interpose.lock().is_none(), "the race was played");
+    store
+        .save(SnapshotWrite::new(key.clone(), &b"v2"[..]), 1, 1, b_clock)
+        .expect("the live holder saves");
+    assert_eq!(store.fences_written(), 0);
+}
+
+/// L2: a takeover of a released lease wrote no fence, so a save the releaser
+/// decided earlier (its answer lost, say) still matched the snapshot's ETag
+/// and landed after the new grant, under the old epoch.
+#[test]
+fn a_takeover_of_a_released_lease_fences_out_the_releasers_late_save() {
+    use leasehold_objectstore::client::{Condition, Written};
+    use leasehold_objectstore::record::Envelope;
+    let (_network, store) = open();
+    let key = ActorKey::new("Released", "a");
+    let (a, d) = (NodeId::new("a"), NodeId::new("d"));
+    let now = Timestamp(1_800_000_000_000);
+    let term = Duration::from_secs(10);
+    store.try_acquire(&key, &a, term, now).unwrap();
+    let v1 = store
+        .save(SnapshotWrite::new(key.clone(), &b"v1"[..]), 0, 1, now)
+        .unwrap();
+    // a decides its next save: it has read the lease (epoch 1) and the
+    // snapshot object's ETag; its PUT is delayed.
+    let path = store.layout().snapshot(&key);
+    let (_, read_etag) = store.client().get(&path).unwrap().unwrap();
+    let late = leasehold_core::rules::next_snapshot(
+        SnapshotWrite::new(key.clone(), &b"late"[..]),
+        Some(&v1),
+        1,
+        now,
+    )
+    .unwrap();
+    store.release(&key, &a, 1).unwrap();
+    assert_eq!(epoch_of(store.try_acquire(&key, &d, term, now).unwrap()), 2);
+    let landed = store
+        .client()
+        .put(
+            &path,
+            Envelope {
+                fence: 1,
+                snapshot: Some(late),
+            }
+            .encode(),
+            &Condition::Matches(read_etag),
+        )
+        .unwrap();
+    assert!(matches!(landed, Written::ConditionFailed), "{landed:?}");
+    assert_eq!(store.load(&key, now).unwrap().unwrap().state, &b"v1"[..]);
+}
+
+fn epoch_of(answer: Acquire) -> u64 {
+    answer.lease().expect("acquired").epoch
 }
