@@ -93,7 +93,10 @@ impl EngineKind {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum DurabilityMode {
-    /// In the OS page cache (survives a process crash, not power loss).
+    /// Acknowledged before any fsync; never survives power loss. The LSM and
+    /// RocksDB have handed it to the OS (it survives a process crash); the
+    /// B+tree may hold up to `wal_buffer_size` in its own buffer, which dies
+    /// with the process.
     Buffered,
     /// fsynced before the answer (group commit among concurrent writers).
     Sync,

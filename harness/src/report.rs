@@ -386,7 +386,9 @@ fn summary(report: &Report) -> String {
     );
     let _ = writeln!(
         out,
-        "- Durability: **buffered** = acknowledged once in the OS (survives a process crash, not power loss); \
+        "- Durability: **buffered** = acknowledged before any fsync, never durable against power loss \
+         (LSM and RocksDB: in the OS, so it survives a process crash; B+tree: up to `wal_buffer_size` in its \
+         own buffer, lost with the process); lease grants are fsynced at every durability; \
          **sync** = fsynced before the answer (concurrent writers share fsyncs); \
          **none** = the volatile memory engine, the ceiling no durable engine can reach. Bold marks the best \
          engine within one durability."

@@ -121,6 +121,24 @@ fn a_second_open_of_a_live_tree_is_locked() {
     assert_eq!(collect_all(&engine).unwrap(), model);
 }
 
+/// G1: without the background thread a trailing Group write was never
+/// synced: durable "within the interval" meant never.
+#[test]
+fn a_group_write_without_the_background_thread_survives_power_loss() {
+    let config = common::tiny_config(DIR);
+    let vfs = SimVfs::new(9);
+    let engine = open_on(&vfs, &config).unwrap();
+    let mut model = KvMap::new();
+    put(&engine, &mut model, "k0", 10);
+    let mut group = WriteBatch::new();
+    group.put(&b"k1"[..], &b"1"[..]);
+    engine.write(group, Durability::Group).unwrap();
+    let crashed = vfs.crash_image(CrashPolicy::PowerLoss, 0);
+    drop(engine);
+    let engine = open_on(&crashed, &config).unwrap();
+    assert_eq!(engine.get(b"k1").unwrap().as_deref(), Some(&b"1"[..]));
+}
+
 /// A closed tree over several checkpoints, with overflow values (so every
 /// page kind is on disk); the model of its content.
 fn closed_tree(engine: &BtreeEngine) -> KvMap {

@@ -80,17 +80,42 @@ impl CommitQueue {
             group.push(Arc::clone(waiting));
         }
         drop(queue);
+        let mut finish = Finish {
+            queue: self,
+            group: &group,
+            leader: &pending,
+            outcome: None,
+        };
         let result = write_group(&group);
-        let shared = result.as_ref().map(|_| ()).map_err(ToString::to_string);
-        let mut queue = self.queue.lock();
-        for member in &group {
+        finish.outcome = Some(result.as_ref().map(|_| ()).map_err(ToString::to_string));
+        drop(finish);
+        result
+    }
+}
+
+/// Retires a group and answers its followers — also when the leader's
+/// `write_group` panics (then with an error: the group's fate is unknown), so
+/// a panicking leader never leaves every other writer waiting forever.
+struct Finish<'a> {
+    queue: &'a CommitQueue,
+    group: &'a [Arc<Pending>],
+    leader: &'a Arc<Pending>,
+    outcome: Option<Result<(), String>>,
+}
+
+impl Drop for Finish<'_> {
+    fn drop(&mut self) {
+        let shared = self.outcome.take().unwrap_or_else(|| {
+            Err("the write leader panicked while writing this group: its outcome is unknown".into())
+        });
+        let mut queue = self.queue.queue.lock();
+        for member in self.group {
             queue.pop_front();
-            if !Arc::ptr_eq(member, &pending) {
+            if !Arc::ptr_eq(member, self.leader) {
                 *member.result.lock() = Some(shared.clone());
             }
         }
-        self.ready.notify_all();
-        result
+        self.queue.ready.notify_all();
     }
 }
 
@@ -142,6 +167,39 @@ mod tests {
             groups.load(Ordering::SeqCst) < 400,
             "some writes shared a group"
         );
+    }
+
+    /// C3: a leader that panicked left its group queued; every later writer
+    /// waited behind it forever.
+    #[test]
+    fn a_panicking_leader_fails_its_group_and_the_queue_moves_on() {
+        let queue = CommitQueue::new(u64::MAX);
+        let (entered, release) = (std::sync::Barrier::new(2), std::sync::Barrier::new(2));
+        std::thread::scope(|scope| {
+            let leader = scope.spawn(|| {
+                queue.submit(WriteBatch::new(), Durability::Sync, |_| {
+                    entered.wait();
+                    release.wait();
+                    panic!("a bug in the engine's write path")
+                })
+            });
+            entered.wait();
+            let follower =
+                scope.spawn(|| queue.submit(WriteBatch::new(), Durability::Sync, |_| Ok(())));
+            // Let the follower queue behind the leader, then let the leader fail.
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            release.wait();
+            assert!(
+                leader.join().is_err(),
+                "the leader's panic reaches its caller"
+            );
+            // The follower was in the group (Poisoned) or led the next one (Ok);
+            // either way it returns.
+            let _ = follower.join().expect("the follower does not panic");
+        });
+        assert!(queue
+            .submit(WriteBatch::new(), Durability::Sync, |_| Ok(()))
+            .is_ok());
     }
 
     #[test]

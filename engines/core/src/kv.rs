@@ -31,7 +31,8 @@ pub enum Durability {
     /// share one fsync (group commit).
     Sync,
     /// Acknowledged once in the engine's log buffer; fsynced by the engine within
-    /// its group-sync interval (`wal_sync_interval`).
+    /// its group-sync interval (`wal_sync_interval`). An engine running without
+    /// its background thread has nothing to sync later, so it syncs at once.
     Group,
     /// Acknowledged once handed to the OS (or kept in memory); durable only at
     /// `flush` or when the engine syncs for its own reasons.
