@@ -14,6 +14,9 @@ use std::time::{Duration, Instant};
 use indicatif::{ProgressBar, ProgressStyle};
 use leasehold_core::config::{BackupCompression, MemoryConfig};
 use leasehold_core::testkit::crash::{self, CrashCase};
+use leasehold_core::testkit::damage;
+
+mod damage_report;
 use leasehold_core::vfs::{CrashPolicy, Fault, SimVfs};
 use leasehold_core::{KvEngine, KvResult};
 
@@ -26,6 +29,11 @@ pub enum Mode {
     ReadFaults,
     /// Run on a device that fails writes and fsyncs, then recover cleanly.
     DeviceFaults,
+    /// Run to the end; a second open of the live store must be refused
+    /// (`Locked`); close; damage one file at rest (a byte flipped, a sector
+    /// zeroed, the file truncated or removed); open again: every key right,
+    /// or a typed error — never a smaller store.
+    Damage,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -66,10 +74,18 @@ struct Coverage {
     faults: BTreeMap<(String, String, String), u64>,
     /// Cases in which at least one device fault fired.
     cases_with_faults: u64,
+    /// (file kind, damage, outcome) → cases, in damage mode.
+    damage: BTreeMap<(String, String, String), u64>,
+}
+
+/// What one case did, by mode.
+enum CaseOutcome {
+    Crash(crash::CaseReport),
+    Damage(damage::DamageCaseReport),
 }
 
 /// What kind of file a path is, by the engines' naming.
-fn file_kind(path: &Path) -> String {
+pub(crate) fn file_kind(path: &Path) -> String {
     let name = path
         .file_name()
         .map(|name| name.to_string_lossy().into_owned())
@@ -86,6 +102,10 @@ fn file_kind(path: &Path) -> String {
         "CURRENT"
     } else if name == "data.db" {
         "data file"
+    } else if name == "LOCK" {
+        "LOCK"
+    } else if name.ends_with(".present") {
+        "backup witness"
     } else if name.contains("backup") {
         "backup"
     } else {
@@ -102,20 +122,30 @@ pub fn run(options: &Options) -> Result<String, String> {
     if let Some(bug) = &options.planted {
         return hunt(options, bug);
     }
+    let dir = engine_dir(options.engine);
     match options.engine {
-        Engine::Lsm => campaign(options, &|vfs: SimVfs| {
-            leasehold_lsm::LsmEngine::open(&leasehold_lsm::crash_test_config("/lsm"), Arc::new(vfs))
+        Engine::Lsm => campaign(options, dir, &|vfs: SimVfs| {
+            leasehold_lsm::LsmEngine::open(&leasehold_lsm::crash_test_config(dir), Arc::new(vfs))
         }),
-        Engine::Btree => campaign(options, &|vfs: SimVfs| {
+        Engine::Btree => campaign(options, dir, &|vfs: SimVfs| {
             leasehold_btree::BtreeEngine::open(
-                &leasehold_btree::crash_test_config("/btree"),
+                &leasehold_btree::crash_test_config(dir),
                 Arc::new(vfs),
             )
         }),
-        Engine::Memory => campaign(options, &|vfs: SimVfs| {
+        Engine::Memory => campaign(options, dir, &|vfs: SimVfs| {
             leasehold_memory::MemoryEngine::open(&memory_config(), Arc::new(vfs))
         }),
     }
+}
+
+/// Where each engine keeps its files on the simulated disk.
+fn engine_dir(engine: Engine) -> &'static Path {
+    Path::new(match engine {
+        Engine::Lsm => "/lsm",
+        Engine::Btree => "/btree",
+        Engine::Memory => "/memory",
+    })
 }
 
 /// The memory engine as the campaign runs it: backed up on the simulated disk.
@@ -161,12 +191,11 @@ fn hunt(options: &Options, bug: &str) -> Result<String, String> {
         Engine::Lsm => {
             let bug = pick(&leasehold_lsm::db::PlantedBug::ALL, bug)?;
             hunt_with(options, &format!("{bug:?}"), &move |vfs: SimVfs| {
-                let engine = leasehold_lsm::LsmEngine::open(
+                leasehold_lsm::LsmEngine::open_planted(
                     &leasehold_lsm::crash_test_config("/lsm"),
                     Arc::new(vfs),
-                )?;
-                engine.plant(bug);
-                Ok(engine)
+                    bug,
+                )
             })
         }
         Engine::Btree => {
@@ -205,7 +234,7 @@ fn hunt_with<E: KvEngine>(
     while Instant::now() < deadline {
         let seed = options.seed.wrapping_add(rounds);
         let result = crash::search_seeded(seed, ROUND_CASES, OPS_MAX, &options.policies, &|case| {
-            run_one(open, options.mode, case)
+            run_one(open, engine_dir(options.engine), options.mode, case)
                 .map(|_| ())
                 .map_err(|reason| leasehold_core::testkit::oracle::Violation { reason })
         });
@@ -229,21 +258,26 @@ fn hunt_with<E: KvEngine>(
 
 fn run_one<E: KvEngine>(
     open: &dyn Fn(SimVfs) -> KvResult<E>,
+    dir: &Path,
     mode: Mode,
     case: &CrashCase,
-) -> Result<crash::CaseReport, String> {
+) -> Result<CaseOutcome, String> {
     let result = match mode {
-        Mode::Crash => crash::run_case(open, case),
-        Mode::ReadFaults => crash::run_case_with(open, case, Some(&crash::read_fault_config())),
+        Mode::Crash => crash::run_case(open, case).map(CaseOutcome::Crash),
+        Mode::ReadFaults => crash::run_case_with(open, case, Some(&crash::read_fault_config()))
+            .map(CaseOutcome::Crash),
         Mode::DeviceFaults => {
             crash::run_device_fault_case(open, case, &crash::device_fault_config())
+                .map(CaseOutcome::Crash)
         }
+        Mode::Damage => damage::run_damage_case(open, dir, case).map(CaseOutcome::Damage),
     };
     result.map_err(|violation| violation.reason)
 }
 
 fn campaign<E: KvEngine>(
     options: &Options,
+    dir: &Path,
     open: &dyn Fn(SimVfs) -> KvResult<E>,
 ) -> Result<String, String> {
     if let Some(path) = &options.replay {
@@ -251,7 +285,7 @@ fn campaign<E: KvEngine>(
             .map_err(|err| format!("cannot read {}: {err}", path.display()))?;
         let case: CrashCase = serde_json::from_str(&text)
             .map_err(|err| format!("{} is not a crash case: {err}", path.display()))?;
-        return match run_one(open, options.mode, &case) {
+        return match run_one(open, dir, options.mode, &case) {
             Ok(_) => Ok(format!("{}: the case passes", path.display())),
             Err(reason) => Err(format!("{}: {reason}", path.display())),
         };
@@ -287,7 +321,7 @@ fn campaign<E: KvEngine>(
     while Instant::now() < deadline {
         let seed = options.seed.wrapping_add(rounds);
         let result = crash::search_seeded(seed, ROUND_CASES, OPS_MAX, &options.policies, &|case| {
-            let report = run_one(open, options.mode, case)
+            let report = run_one(open, dir, options.mode, case)
                 .map_err(|reason| leasehold_core::testkit::oracle::Violation { reason })?;
             if options.report {
                 record(&coverage, options.mode, case, &report);
@@ -320,11 +354,20 @@ fn campaign<E: KvEngine>(
     Ok(summary)
 }
 
-fn record(coverage: &Mutex<Coverage>, mode: Mode, case: &CrashCase, report: &crash::CaseReport) {
+fn record(coverage: &Mutex<Coverage>, mode: Mode, case: &CrashCase, outcome: &CaseOutcome) {
     let Ok(mut coverage) = coverage.lock() else {
         return;
     };
     coverage.cases += 1;
+    let report = match outcome {
+        CaseOutcome::Crash(report) => report,
+        CaseOutcome::Damage(damaged) => {
+            coverage.acknowledged += damaged.acknowledged as u64;
+            let key = damage_report::classify(damaged);
+            *coverage.damage.entry(key).or_default() += 1;
+            return;
+        }
+    };
     coverage.cases_with_faults += u64::from(!report.faults.is_empty());
     for hit in &report.faults {
         *coverage
@@ -365,6 +408,7 @@ fn faults_of(mode: Mode) -> Vec<Fault> {
         Mode::Crash => Vec::new(),
         Mode::ReadFaults => vec![Fault::ReadEio, Fault::ReadBitFlip, Fault::ShortRead],
         Mode::DeviceFaults => Fault::ALL.to_vec(),
+        Mode::Damage => Vec::new(),
     }
 }
 
@@ -373,10 +417,11 @@ fn mode_name(mode: Mode) -> &'static str {
         Mode::Crash => "crash",
         Mode::ReadFaults => "read-faults",
         Mode::DeviceFaults => "device-faults",
+        Mode::Damage => "damage",
     }
 }
 
-fn write_file(path: &Path, text: &str) -> Result<(), String> {
+pub(crate) fn write_file(path: &Path, text: &str) -> Result<(), String> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(|err| err.to_string())?;
     }
@@ -484,6 +529,9 @@ fn write_report(
     elapsed: Duration,
     summary: &str,
 ) -> Result<(), String> {
+    if options.mode == Mode::Damage {
+        return damage_report::write(options, coverage, elapsed, summary);
+    }
     if options.mode != Mode::Crash {
         return write_fault_report(options, coverage, elapsed, summary);
     }

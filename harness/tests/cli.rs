@@ -386,6 +386,12 @@ fn planted_bugs_need_their_build_and_are_caught_with_it() {
         ("memory", "skip-dir-sync", "crash"),
         ("memory", "ack-before-backup", "crash"),
         ("memory", "skip-checksum", "read-faults"),
+        ("lsm", "skip-dir-lock", "damage"),
+        ("lsm", "trust-torn-manifest", "damage"),
+        ("btree", "skip-dir-lock", "damage"),
+        ("btree", "fall-back-blindly", "damage"),
+        ("memory", "skip-dir-lock", "damage"),
+        ("memory", "ignore-witness", "damage"),
     ];
     for (engine, bug, mode) in bugs {
         let output = leasehold()

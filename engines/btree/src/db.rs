@@ -52,15 +52,22 @@ pub enum PlantedBug {
     SkipDataSync,
     /// Pages are loaded without checking their checksum.
     SkipPageChecksum,
+    /// Open takes no directory lock: a second open of a live tree goes ahead.
+    SkipDirLock,
+    /// Recovery falls back to the older meta slot without checking that its
+    /// log chain is intact (the D4 mistake).
+    FallBackBlindly,
 }
 
 impl PlantedBug {
-    pub const ALL: [PlantedBug; 5] = [
+    pub const ALL: [PlantedBug; 7] = [
         PlantedBug::SkipLogSync,
         PlantedBug::SkipDirSync,
         PlantedBug::AckBeforeWal,
         PlantedBug::SkipDataSync,
         PlantedBug::SkipPageChecksum,
+        PlantedBug::SkipDirLock,
+        PlantedBug::FallBackBlindly,
     ];
 }
 
@@ -271,7 +278,11 @@ fn recover(
     let limits = limits_for(config);
     vfs.create_dir_all(&dir)
         .map_err(io_error(format!("create {}", dir.display())))?;
-    let lock = lock_directory(vfs.as_ref(), &dir)?;
+    let lock = if planted == Some(PlantedBug::SkipDirLock) {
+        None
+    } else {
+        Some(lock_directory(vfs.as_ref(), &dir)?)
+    };
     let data_path = dir.join(DATA_FILE);
     let names = vfs
         .list(&dir)
@@ -340,7 +351,9 @@ fn recover(
         meta = Some(fresh);
     }
     let meta = meta.ok_or_else(|| KvError::corruption(&data_path, 0, "no meta"))?;
-    check_log_chain(&dir, &data_path, &meta, &wal_numbers)?;
+    if planted != Some(PlantedBug::FallBackBlindly) {
+        check_log_chain(&dir, &data_path, &meta, &wal_numbers)?;
+    }
     if meta.page_size as usize != page_size {
         return Err(KvError::InvalidArgument(format!(
             "{} has {}-byte pages; the config says {page_size}",
@@ -428,7 +441,9 @@ fn recover(
     }
     let counters = Counters::default();
     let lifecycle = Lifecycle::default();
-    lifecycle.hold(lock);
+    if let Some(lock) = lock {
+        lifecycle.hold(lock);
+    }
     counters
         .live_entries
         .store(entries + change.entries, Ordering::Relaxed);
@@ -1018,6 +1033,24 @@ mod planted_bugs {
         move |vfs| {
             let config = crate::crash_test_config("/btree");
             BtreeEngine::open_planted(&config, Arc::new(vfs), bug)
+        }
+    }
+
+    /// The media-damage family catches a missing lock and what recovery
+    /// must not take at its word.
+    #[test]
+    fn the_damage_family_finds_its_planted_bugs() {
+        for bug in [PlantedBug::SkipDirLock, PlantedBug::FallBackBlindly] {
+            let found = leasehold_core::testkit::damage::search_damage(
+                &open(bug),
+                std::path::Path::new("/btree"),
+                2_000,
+                32,
+            );
+            assert!(
+                found.is_err(),
+                "{bug:?} went unnoticed by 2 000 damage cases"
+            );
         }
     }
 

@@ -62,16 +62,28 @@ pub enum PlantedBug {
     ForgetFailures,
     /// Table blocks are read without checking their checksum.
     SkipBlockChecksum,
+    /// Open takes no directory lock: a second open of a live tree goes ahead.
+    SkipDirLock,
+    /// Recovery takes a manifest that reads as torn at its word: no check
+    /// that the logs it needs, or a clean close listed, are there and whole.
+    TrustTornManifest,
 }
 
 impl PlantedBug {
-    pub const ALL: [PlantedBug; 5] = [
+    pub const ALL: [PlantedBug; 7] = [
         PlantedBug::SkipWalSync,
         PlantedBug::SkipDirSync,
         PlantedBug::AckBeforeWal,
         PlantedBug::ForgetFailures,
         PlantedBug::SkipBlockChecksum,
+        PlantedBug::SkipDirLock,
+        PlantedBug::TrustTornManifest,
     ];
+
+    /// True when `planted` is `bug` (always false in a normal build).
+    pub(crate) fn is(planted: Option<PlantedBug>, bug: PlantedBug) -> bool {
+        cfg!(any(test, feature = "planted-bugs")) && planted == Some(bug)
+    }
 }
 
 /// Bytes of batches one write leader takes into its group.
@@ -225,10 +237,32 @@ impl LsmEngine {
         vfs: Arc<dyn Vfs>,
         filter: Option<CompactionFilter>,
     ) -> KvResult<LsmEngine> {
+        LsmEngine::open_with(config, vfs, filter, None)
+    }
+
+    /// `open` with `bug` planted from the start (the bugs of recovery need
+    /// it). Tests and the crash campaign only.
+    #[cfg(any(test, feature = "planted-bugs"))]
+    pub fn open_planted(
+        config: &LsmConfig,
+        vfs: Arc<dyn Vfs>,
+        bug: PlantedBug,
+    ) -> KvResult<LsmEngine> {
+        let engine = LsmEngine::open_with(config, vfs, None, Some(bug))?;
+        engine.plant(bug);
+        Ok(engine)
+    }
+
+    fn open_with(
+        config: &LsmConfig,
+        vfs: Arc<dyn Vfs>,
+        filter: Option<CompactionFilter>,
+        planted: Option<PlantedBug>,
+    ) -> KvResult<LsmEngine> {
         config
             .validate("lsm_tree")
             .map_err(|err| KvError::InvalidArgument(err.to_string()))?;
-        let inner = Arc::new(recover(config, vfs, filter)?);
+        let inner = Arc::new(recover(config, vfs, filter, planted)?);
         let engine = LsmEngine {
             inner,
             worker: Mutex::new(None),
@@ -1194,6 +1228,23 @@ mod planted_bugs {
             assert!(
                 found.is_err(),
                 "{bug:?} went unnoticed by 2 000 crash cases"
+            );
+        }
+    }
+
+    /// The media-damage family catches a missing lock and a manifest taken
+    /// at its word.
+    #[test]
+    fn the_damage_family_finds_its_planted_bugs() {
+        for bug in [PlantedBug::SkipDirLock, PlantedBug::TrustTornManifest] {
+            let open = |vfs: SimVfs| {
+                LsmEngine::open_planted(&crate::crash_test_config("/lsm"), Arc::new(vfs), bug)
+            };
+            let found =
+                leasehold_core::testkit::damage::search_damage(&open, Path::new("/lsm"), 2_000, 32);
+            assert!(
+                found.is_err(),
+                "{bug:?} went unnoticed by 2 000 damage cases"
             );
         }
     }

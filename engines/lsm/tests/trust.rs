@@ -334,3 +334,13 @@ fn damage_at_rest_on_the_real_disk_is_an_error_or_changes_nothing() {
     let report = damage::sweep(&|| damage::copy_os_dir(dir.path()), &open, &model, &cases).unwrap();
     assert!(report.refused > 0, "{report:?}");
 }
+
+/// The campaign's media-damage family (`crash-fuzz --mode damage`) in the
+/// default run: random sequences, a refused second open, one damage at rest.
+#[test]
+fn the_damage_family_finds_no_violation() {
+    let open = |vfs: SimVfs| LsmEngine::open(&common::tiny_config(DIR), Arc::new(vfs));
+    if let Err((case, reason)) = damage::search_damage(&open, Path::new(DIR), 1_000, 32) {
+        panic!("{reason}\n{case:?}");
+    }
+}

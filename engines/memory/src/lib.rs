@@ -68,14 +68,20 @@ pub enum PlantedBug {
     AckBeforeBackup,
     /// The backup is decoded without checking its checksum.
     SkipChecksum,
+    /// Open takes no directory lock: a second open of a live store goes ahead.
+    SkipDirLock,
+    /// A missing backup opens as an empty store, whatever its witness says.
+    IgnoreWitness,
 }
 
 impl PlantedBug {
-    pub const ALL: [PlantedBug; 4] = [
+    pub const ALL: [PlantedBug; 6] = [
         PlantedBug::SkipBackupSync,
         PlantedBug::SkipDirSync,
         PlantedBug::AckBeforeBackup,
         PlantedBug::SkipChecksum,
+        PlantedBug::SkipDirLock,
+        PlantedBug::IgnoreWitness,
     ];
 }
 
@@ -219,7 +225,11 @@ impl MemoryEngine {
         let dir = path.parent().unwrap_or(Path::new("")).to_path_buf();
         vfs.create_dir_all(&dir)
             .map_err(|err| KvError::io(format!("create {}", dir.display()), err))?;
-        let lock = lock_directory(vfs.as_ref(), &dir)?;
+        let lock = if planted == Some(PlantedBug::SkipDirLock) {
+            None
+        } else {
+            Some(lock_directory(vfs.as_ref(), &dir)?)
+        };
         let exists = |path: &Path| {
             vfs.exists(path)
                 .map_err(|err| KvError::io(format!("stat {}", path.display()), err))
@@ -227,7 +237,7 @@ impl MemoryEngine {
         let witness = witness_path(&path);
         let has_backup = exists(&path)?;
         let has_witness = exists(&witness)?;
-        if !has_backup && has_witness {
+        if !has_backup && has_witness && planted != Some(PlantedBug::IgnoreWitness) {
             return Err(KvError::corruption(
                 &path,
                 0,
@@ -267,7 +277,7 @@ impl MemoryEngine {
                 durable_sequence: content.sequence,
                 poisoned: None,
             }),
-            lock: Mutex::new(Some(lock)),
+            lock: Mutex::new(lock),
         };
         if !has_witness {
             target.make_witness(has_backup)?;
@@ -739,6 +749,24 @@ mod planted_bugs {
                 compression: BackupCompression::Lz4,
             };
             MemoryEngine::open_planted(&config, Arc::new(vfs), bug)
+        }
+    }
+
+    /// The media-damage family catches a missing lock and what recovery
+    /// must not take at its word.
+    #[test]
+    fn the_damage_family_finds_its_planted_bugs() {
+        for bug in [PlantedBug::SkipDirLock, PlantedBug::IgnoreWitness] {
+            let found = leasehold_core::testkit::damage::search_damage(
+                &open(bug),
+                std::path::Path::new("/memory"),
+                2_000,
+                32,
+            );
+            assert!(
+                found.is_err(),
+                "{bug:?} went unnoticed by 2 000 damage cases"
+            );
         }
     }
 

@@ -125,3 +125,13 @@ fn damage_at_rest_anywhere_is_an_error_or_changes_nothing() {
         damage::sweep(&|| damage::copy_os_dir(real.path()), &open, &model, &cases).unwrap();
     assert!(report.refused > 0, "{report:?}");
 }
+
+/// The campaign's media-damage family (`crash-fuzz --mode damage`) in the
+/// default run: random sequences, a refused second open, one damage at rest.
+#[test]
+fn the_damage_family_finds_no_violation() {
+    let open = |vfs: SimVfs| MemoryEngine::open(&config(Path::new(DIR)), Arc::new(vfs));
+    if let Err((case, reason)) = damage::search_damage(&open, Path::new(DIR), 1_000, 32) {
+        panic!("{reason}\n{case:?}");
+    }
+}

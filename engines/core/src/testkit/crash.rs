@@ -47,7 +47,7 @@ pub enum CrashOp {
 }
 
 impl CrashOp {
-    fn batch(ops: &[(u8, Option<Vec<u8>>)]) -> WriteBatch {
+    pub(crate) fn batch(ops: &[(u8, Option<Vec<u8>>)]) -> WriteBatch {
         let mut batch = WriteBatch::new();
         for (key, value) in ops {
             match value {

@@ -293,3 +293,136 @@ pub fn sweep<E: KvEngine>(
     }
     Ok(report)
 }
+
+/// What one campaign case of the media-damage family did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DamageCaseReport {
+    pub damage: DamageCase,
+    pub outcome: Outcome,
+    pub acknowledged: usize,
+}
+
+/// The damage a case applies: a file of the closed store picked uniformly,
+/// then a byte flipped (half the cases), a sector zeroed, the file truncated
+/// at a random length, or removed.
+pub fn pick_damage(
+    vfs: &dyn Vfs,
+    dir: &Path,
+    rng: &mut SplitMix64,
+) -> io::Result<Option<DamageCase>> {
+    let files = vfs.list(dir)?;
+    if files.is_empty() {
+        return Ok(None);
+    }
+    let file = files[rng.below(files.len() as u64) as usize].clone();
+    let len = vfs.file_size(&dir.join(&file))?;
+    let roll = rng.below(10);
+    let damage = if len == 0 || roll == 9 {
+        Damage::Remove
+    } else if roll < 5 {
+        Damage::Flip {
+            offset: rng.below(len),
+            mask: 1 << rng.below(8),
+        }
+    } else if roll < 7 {
+        Damage::ZeroSector {
+            offset: rng.below(len.div_ceil(SECTOR_BYTES)) * SECTOR_BYTES,
+        }
+    } else {
+        Damage::Truncate {
+            len: rng.below(len),
+        }
+    };
+    Ok(Some(DamageCase { file, damage }))
+}
+
+/// A case of the campaign's media-damage family. The case's operations run
+/// to the end on a fresh simulated disk (no crash); then a second open of
+/// the live store must be refused with `Locked` (a second opener must never
+/// touch a live directory); the store is closed; one damage picked from the
+/// case's seed is applied to its directory `dir`; and the store is opened
+/// again: every acknowledged key right, or a typed error (`judge`).
+pub fn run_damage_case<E: KvEngine>(
+    open: &dyn Fn(crate::vfs::SimVfs) -> crate::KvResult<E>,
+    dir: &Path,
+    case: &super::crash::CrashCase,
+) -> Result<DamageCaseReport, super::oracle::Violation> {
+    use super::crash::CrashOp;
+    use super::oracle::Violation;
+    let violation = |reason: String| Violation { reason };
+    let failed = |what: &str, err: &dyn fmt::Display| {
+        violation(format!("{what} failed on a healthy disk: {err}"))
+    };
+    let vfs = crate::vfs::SimVfs::new(case.seed);
+    let mut engine = open(vfs.clone()).map_err(|err| failed("open", &err))?;
+    let mut model = KvMap::new();
+    let mut acknowledged = 0;
+    for op in &case.ops {
+        match op {
+            CrashOp::Write { ops, durability } => {
+                let batch = CrashOp::batch(ops);
+                engine
+                    .write(batch.clone(), *durability)
+                    .map_err(|err| failed("write", &err))?;
+                batch.apply_to(&mut model);
+                acknowledged += 1;
+            }
+            CrashOp::Flush => engine.flush().map_err(|err| failed("flush", &err))?,
+            CrashOp::Reopen => {
+                engine.close().map_err(|err| failed("close", &err))?;
+                drop(engine);
+                engine = open(vfs.clone()).map_err(|err| failed("reopen", &err))?;
+            }
+        }
+    }
+    match open(vfs.clone()) {
+        Err(crate::KvError::Locked { .. }) => {}
+        Ok(_) => {
+            return Err(violation(
+                "a second open of a live store was allowed (it may delete the live store's files)"
+                    .into(),
+            ))
+        }
+        Err(err) => {
+            return Err(violation(format!(
+                "a second open of a live store failed with `{err}`, not Locked"
+            )))
+        }
+    }
+    if collect_all(&engine).map_err(|err| failed("scan", &err))? != model {
+        return Err(violation(
+            "the live store changed when a second open was refused".into(),
+        ));
+    }
+    engine.close().map_err(|err| failed("close", &err))?;
+    drop(engine);
+    let mut rng = SplitMix64::new(case.seed ^ 0xda3a_6e00_0000_0001);
+    let Some(damage) = pick_damage(&vfs, dir, &mut rng).map_err(|err| failed("list", &err))? else {
+        return Err(violation(format!(
+            "{} holds no file after a close",
+            dir.display()
+        )));
+    };
+    apply(&vfs, dir, &damage).map_err(|err| failed("damaging", &err))?;
+    let outcome = judge(open(vfs.clone()), &model)
+        .map_err(|reason| violation(format!("{damage}: {reason}")))?;
+    Ok(DamageCaseReport {
+        damage,
+        outcome,
+        acknowledged,
+    })
+}
+
+/// `cases` random damage-family cases (`run_damage_case`) of at most `ops_max`
+/// operations, on the engine `open` builds in `dir`; the shrunk failing case,
+/// if any. Deterministic unless `LEASEHOLD_CRASH_SEED` is set.
+pub fn search_damage<E: KvEngine>(
+    open: &dyn Fn(crate::vfs::SimVfs) -> crate::KvResult<E>,
+    dir: &Path,
+    cases: u32,
+    ops_max: usize,
+) -> Result<(), (super::crash::CrashCase, String)> {
+    super::crash::search_cases(cases, ops_max, &|case| {
+        run_damage_case(open, dir, case).map(|_| ())
+    })
+}

@@ -39,8 +39,8 @@ use leasehold_core::{KvError, KvResult};
 
 use super::{
     decode_wal_record, file_kind, insert_op, io_error, log_name, memtable_entries, newest_versions,
-    open_table, write_table, CompactionFilter, Counters, FileKind, Inner, TreeState, VersionSet,
-    WalState, GROUP_BYTES_MAX,
+    open_table, write_table, CompactionFilter, Counters, FileKind, Inner, PlantedBug, TreeState,
+    VersionSet, WalState, GROUP_BYTES_MAX,
 };
 use crate::manifest::{self, FileMeta, ManifestWriter, VersionEdit, LEVELS};
 use crate::memtable::Memtable;
@@ -67,11 +67,17 @@ pub(super) fn recover(
     config: &LsmConfig,
     vfs: Arc<dyn Vfs>,
     filter: Option<CompactionFilter>,
+    planted: Option<PlantedBug>,
 ) -> KvResult<Inner> {
     let dir = config.data_dir.clone();
     vfs.create_dir_all(&dir)
         .map_err(io_error(format!("create {}", dir.display())))?;
-    let lock = lock_directory(vfs.as_ref(), &dir)?;
+    let lock = if PlantedBug::is(planted, PlantedBug::SkipDirLock) {
+        None
+    } else {
+        Some(lock_directory(vfs.as_ref(), &dir)?)
+    };
+    let trust_torn = PlantedBug::is(planted, PlantedBug::TrustTornManifest);
     let cache = Arc::new(BlockCache::new(config.block_cache_size as usize));
     let table_options = TableOptions {
         block_size: config.block_size as usize,
@@ -83,7 +89,7 @@ pub(super) fn recover(
         .map_err(io_error(format!("list {}", dir.display())))?;
     let current_path = dir.join(manifest::CURRENT);
     let recorded = if names.iter().any(|name| name == manifest::CURRENT) {
-        read_recorded(vfs.as_ref(), &dir, &cache, &names)?
+        read_recorded(vfs.as_ref(), &dir, &cache, &names, trust_torn)?
     } else {
         refuse_lost_current(vfs.as_ref(), &dir, &names)?;
         Recorded {
@@ -113,7 +119,8 @@ pub(super) fn recover(
         })
         .collect();
     logs.sort_unstable();
-    if let Some(closed) = &recorded.closed {
+    let closed = recorded.closed.as_ref().filter(|_| !trust_torn);
+    if let Some(closed) = closed {
         check_closed_logs(vfs.as_ref(), &dir, closed)?;
     }
     let replayed = Memtable::new(0);
@@ -123,7 +130,7 @@ pub(super) fn recover(
         .collect();
     let mut expected_sequence: Option<(u64, PathBuf)> = None;
     for log in wal::read_logs(vfs.as_ref(), &paths)? {
-        if recorded.closed.is_some() && log.end != WalEnd::Clean {
+        if closed.is_some() && log.end != WalEnd::Clean {
             return Err(KvError::corruption(
                 &log.path,
                 log.valid_end,
@@ -217,7 +224,9 @@ pub(super) fn recover(
         .manifest_bytes
         .store(manifest.len(), Ordering::Relaxed);
     let lifecycle = Lifecycle::default();
-    lifecycle.hold(lock);
+    if let Some(lock) = lock {
+        lifecycle.hold(lock);
+    }
     Ok(Inner {
         vfs,
         dir,
@@ -250,7 +259,7 @@ pub(super) fn recover(
         lifecycle,
         counters,
         #[cfg(any(test, feature = "planted-bugs"))]
-        planted: Mutex::new((None, Vec::new())),
+        planted: Mutex::new((planted, Vec::new())),
     })
 }
 
@@ -261,6 +270,7 @@ fn read_recorded(
     dir: &Path,
     cache: &Arc<BlockCache>,
     names: &[String],
+    trust_torn: bool,
 ) -> KvResult<Recorded> {
     let current_path = dir.join(manifest::CURRENT);
     let current = read_confirmed(vfs, &current_path, |bytes| {
@@ -318,7 +328,7 @@ fn read_recorded(
         recorded.closed = edit.closed.clone();
     }
     let oldest_log = log_name(recorded.log_number);
-    if recorded.log_number > 0 && !names.contains(&oldest_log) {
+    if recorded.log_number > 0 && !names.contains(&oldest_log) && !trust_torn {
         let why = if torn {
             "its last edit reads as torn, but the log deletion that followed it shows the edit \
              had been durable"
