@@ -34,6 +34,10 @@ pub enum Mode {
     /// zeroed, the file truncated or removed); open again: every key right,
     /// or a typed error — never a smaller store.
     Damage,
+    /// The lease protocol across a crash: nodes acquire, renew, save and
+    /// release through `KvStore` (any durability), the disk crashes anywhere;
+    /// no epoch may be granted twice, no Sync save lost, no stale save let in.
+    Lease,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -119,6 +123,13 @@ const ROUND_CASES: u32 = 200;
 const OPS_MAX: usize = 32;
 
 pub fn run(options: &Options) -> Result<String, String> {
+    if options.mode == Mode::Lease && (options.planted.is_some() || options.replay.is_some()) {
+        return Err(
+            "--mode lease takes neither --planted nor --replay: it runs Store-level cases \
+             (the engines' tests plant a grant acknowledged before it is durable)"
+                .to_owned(),
+        );
+    }
     if let Some(bug) = &options.planted {
         return hunt(options, bug);
     }
@@ -271,6 +282,13 @@ fn run_one<E: KvEngine>(
                 .map(CaseOutcome::Crash)
         }
         Mode::Damage => damage::run_damage_case(open, dir, case).map(CaseOutcome::Damage),
+        Mode::Lease => {
+            return Err(
+                "lease mode runs its own Store-level cases; --replay and --planted take \
+                 the crash cases of the other modes"
+                    .to_owned(),
+            )
+        }
     };
     result.map_err(|violation| violation.reason)
 }
@@ -289,6 +307,9 @@ fn campaign<E: KvEngine>(
             Ok(_) => Ok(format!("{}: the case passes", path.display())),
             Err(reason) => Err(format!("{}: {reason}", path.display())),
         };
+    }
+    if options.mode == Mode::Lease {
+        return lease_campaign(options, open);
     }
     if options.exhaustive {
         let bar = ProgressBar::new_spinner();
@@ -408,7 +429,7 @@ fn faults_of(mode: Mode) -> Vec<Fault> {
         Mode::Crash => Vec::new(),
         Mode::ReadFaults => vec![Fault::ReadEio, Fault::ReadBitFlip, Fault::ShortRead],
         Mode::DeviceFaults => Fault::ALL.to_vec(),
-        Mode::Damage => Vec::new(),
+        Mode::Damage | Mode::Lease => Vec::new(),
     }
 }
 
@@ -418,7 +439,38 @@ fn mode_name(mode: Mode) -> &'static str {
         Mode::ReadFaults => "read-faults",
         Mode::DeviceFaults => "device-faults",
         Mode::Damage => "damage",
+        Mode::Lease => "lease",
     }
+}
+
+/// `--mode lease`: Store-level crash cases in rounds until the time is up.
+/// A failing case is printed whole (its seed reruns it).
+fn lease_campaign<E: KvEngine>(
+    options: &Options,
+    open: &dyn Fn(SimVfs) -> KvResult<E>,
+) -> Result<String, String> {
+    use leasehold_core::testkit::store_crash::search_store_crashes;
+    const LEASE_ROUND: u32 = 500;
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(options.seconds);
+    let mut cases = 0u64;
+    let mut rounds = 0u64;
+    while Instant::now() < deadline {
+        let seed = options.seed.wrapping_add(rounds);
+        if let Err((case, reason)) = search_store_crashes(open, seed, LEASE_ROUND) {
+            return Err(format!(
+                "lease rules broken across a crash: {reason}\ncase: {case:?}"
+            ));
+        }
+        cases += u64::from(LEASE_ROUND);
+        rounds += 1;
+    }
+    Ok(format!(
+        "{cases} cases (Lease mode, seeds {}..{}) in {:.0?}: no violation",
+        options.seed,
+        options.seed.wrapping_add(rounds),
+        started.elapsed()
+    ))
 }
 
 pub(crate) fn write_file(path: &Path, text: &str) -> Result<(), String> {

@@ -135,3 +135,15 @@ fn the_damage_family_finds_no_violation() {
         panic!("{reason}\n{case:?}");
     }
 }
+
+/// The Store-level crash oracle: `KvStore` on this engine, crashed anywhere,
+/// never grants an epoch twice, loses a Sync save, or lets a stale save in.
+#[test]
+fn the_lease_rules_hold_across_crashes() {
+    let open = |vfs: SimVfs| MemoryEngine::open(&config(Path::new(DIR)), Arc::new(vfs));
+    if let Err((case, reason)) =
+        leasehold_core::testkit::store_crash::search_store_crashes(&open, 1, 1_000)
+    {
+        panic!("{reason}\n{case:?}");
+    }
+}

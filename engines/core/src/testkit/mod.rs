@@ -9,6 +9,9 @@
 //! - `damage`: media damage at rest — a closed store's files flipped, zeroed,
 //!   truncated, removed — and the rule that the store then opens with every
 //!   key right or fails with a typed error;
+//! - `store_crash`: the lease protocol across a crash — `KvStore` on a crashed
+//!   disk must never grant an epoch twice, lose a Sync save, or let a stale
+//!   epoch's save through;
 //! - `conformance`: the `Store` behaviour every engine must show;
 //! - `workload`: a random workload checked against a model;
 //! - `toy`: a minimal log engine, correct or with a planted ack-before-fsync bug,
@@ -22,5 +25,6 @@ pub mod conformance;
 pub mod crash;
 pub mod damage;
 pub mod oracle;
+pub mod store_crash;
 pub mod toy;
 pub mod workload;
