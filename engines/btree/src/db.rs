@@ -351,6 +351,23 @@ fn recover(
         meta = Some(fresh);
     }
     let meta = meta.ok_or_else(|| KvError::corruption(&data_path, 0, "no meta"))?;
+    // Pages reach the file (fsynced) before a meta names them, and the file
+    // shrinks only after; so a meta naming more pages than the file holds was
+    // damaged or crafted — and every later bound (page ids, overflow lengths)
+    // rests on `page_count`.
+    let file_len = data
+        .len()
+        .map_err(io_error(format!("stat {}", data_path.display())))?;
+    if meta.page_count.saturating_mul(page_size as u64) > file_len {
+        return Err(KvError::corruption(
+            &data_path,
+            file_len,
+            format!(
+                "the meta names {} pages of {page_size} bytes; the file holds {file_len} bytes",
+                meta.page_count
+            ),
+        ));
+    }
     if planted != Some(PlantedBug::FallBackBlindly) {
         check_log_chain(&dir, &data_path, &meta, &wal_numbers)?;
     }

@@ -32,19 +32,14 @@ impl Loader<'_> {
     fn corrupt(&self, page: PageId, reason: impl Into<String>) -> KvError {
         KvError::corruption(
             self.path,
-            page * self.page_size as u64,
+            page.saturating_mul(self.page_size as u64),
             format!("page {page}: {}", reason.into()),
         )
     }
 
     /// Reads and checks page `id`, expecting `kind`.
     pub fn read(&mut self, id: PageId, kind: PageKind) -> KvResult<Vec<u8>> {
-        if id < 2 || id >= self.meta.page_count {
-            return Err(self.corrupt(
-                id,
-                format!("outside the {} pages in use", self.meta.page_count),
-            ));
-        }
+        self.check_in_use(id)?;
         if !self.reached.insert(id) {
             return Err(self.corrupt(id, "reached twice"));
         }
@@ -72,11 +67,23 @@ impl Loader<'_> {
         Ok(opened.payload.to_vec())
     }
 
+    /// Page ids come from disk: checked before any offset is computed from one.
+    fn check_in_use(&self, id: PageId) -> KvResult<()> {
+        if id < 2 || id >= self.meta.page_count {
+            return Err(self.corrupt(
+                id,
+                format!("outside the {} pages in use", self.meta.page_count),
+            ));
+        }
+        Ok(())
+    }
+
     /// Loads the node at `id` and everything under it.
     pub fn node(&mut self, id: PageId, depth: usize) -> KvResult<Arc<Node>> {
         if depth > DEPTH_MAX {
             return Err(self.corrupt(id, "tree deeper than possible"));
         }
+        self.check_in_use(id)?;
         // A page is a leaf or a branch; peek at the kind through the header.
         let mut header = [0u8; page::HEADER_LEN];
         read_exact_at(self.file, &mut header, id * self.page_size as u64).map_err(|err| {

@@ -249,3 +249,58 @@ fn the_lease_rules_hold_across_crashes() {
         panic!("{reason}\n{case:?}");
     }
 }
+
+/// B1: a crafted file with valid checksums whose meta claims far more pages
+/// than the file holds made the loader allocate what an overflow entry asked
+/// for (an abort), and a branch child id near `u64::MAX / page_size`
+/// overflowed the offset computed from it. Both are corruption now.
+#[test]
+fn a_crafted_meta_or_page_id_beyond_the_file_is_corruption() {
+    use leasehold_btree::layout::{encode_branch, encode_leaf, LeafEntry, Stored};
+    use leasehold_btree::meta::Meta;
+    use leasehold_btree::page::{seal, PageKind};
+    use leasehold_core::vfs::write_all_at;
+    let crafted = |page_count: u64, root: (PageKind, Vec<u8>)| {
+        let vfs = SimVfs::new(13);
+        vfs.create_dir_all(Path::new(DIR)).unwrap();
+        let file = vfs.create(&Path::new(DIR).join("data.db")).unwrap();
+        let meta = Meta {
+            txn: 1,
+            page_size: PAGE as u32,
+            root: Some(2),
+            page_count,
+            wal_number: 1,
+            free_count: 0,
+            freelist_head: None,
+            inline_free: vec![],
+        };
+        write_all_at(file.as_ref(), &vec![0u8; PAGE as usize], 0).unwrap();
+        for (id, kind, payload) in [(1u64, PageKind::Meta, meta.encode()), (2, root.0, root.1)] {
+            let page = seal(PAGE as usize, kind, id, 1, &payload);
+            write_all_at(file.as_ref(), &page, id * PAGE).unwrap();
+        }
+        file.sync().unwrap();
+        vfs.create(&Path::new(DIR).join("000001.wal")).unwrap();
+        vfs.sync_dir(Path::new(DIR)).unwrap();
+        open_on(&vfs, &common::tiny_config(DIR))
+    };
+    let huge_overflow = encode_leaf(&[LeafEntry {
+        key: b"k".to_vec(),
+        lz4_raw_len: None,
+        stored: Stored::Overflow {
+            first_page: 3,
+            stored_len: 1 << 45,
+        },
+    }]);
+    let opened = crafted(1 << 40, (PageKind::Leaf, huge_overflow));
+    assert!(
+        matches!(opened, Err(KvError::Corruption { .. })),
+        "{opened:?}"
+    );
+    let far_child = encode_branch(&[b"m".to_vec()], &[u64::MAX / PAGE + 5, 3]);
+    let opened = crafted(3, (PageKind::Branch, far_child));
+    assert!(
+        matches!(opened, Err(KvError::Corruption { .. })),
+        "{opened:?}"
+    );
+}
