@@ -16,6 +16,7 @@ use leasehold_core::config::{BackupCompression, MemoryConfig};
 use leasehold_core::testkit::crash::{self, CrashCase};
 use leasehold_core::testkit::damage;
 
+mod background;
 mod damage_report;
 use leasehold_core::vfs::{CrashPolicy, Fault, SimVfs};
 use leasehold_core::{KvEngine, KvResult};
@@ -38,6 +39,12 @@ pub enum Mode {
     /// release through `KvStore` (any durability), the disk crashes anywhere;
     /// no epoch may be granted twice, no Sync save lost, no stale save let in.
     Lease,
+    /// Background threads on, with `compact_all` (LSM), checkpoints (B+tree)
+    /// or flushes (memory) racing the workers while the case writes; the live
+    /// state, then the recovery of a crash image, checked by the oracle.
+    /// Threads interleave as the OS schedules them: a seed fixes the
+    /// operations, not the interleaving.
+    Background,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -129,6 +136,9 @@ pub fn run(options: &Options) -> Result<String, String> {
              (the engines' tests plant a grant acknowledged before it is durable)"
                 .to_owned(),
         );
+    }
+    if options.mode == Mode::Background {
+        return background::campaign(options);
     }
     if let Some(bug) = &options.planted {
         return hunt(options, bug);
@@ -282,7 +292,7 @@ fn run_one<E: KvEngine>(
                 .map(CaseOutcome::Crash)
         }
         Mode::Damage => damage::run_damage_case(open, dir, case).map(CaseOutcome::Damage),
-        Mode::Lease => {
+        Mode::Lease | Mode::Background => {
             return Err(
                 "lease mode runs its own Store-level cases; --replay and --planted take \
                  the crash cases of the other modes"
@@ -429,7 +439,7 @@ fn faults_of(mode: Mode) -> Vec<Fault> {
         Mode::Crash => Vec::new(),
         Mode::ReadFaults => vec![Fault::ReadEio, Fault::ReadBitFlip, Fault::ShortRead],
         Mode::DeviceFaults => Fault::ALL.to_vec(),
-        Mode::Damage | Mode::Lease => Vec::new(),
+        Mode::Damage | Mode::Lease | Mode::Background => Vec::new(),
     }
 }
 
@@ -440,6 +450,7 @@ fn mode_name(mode: Mode) -> &'static str {
         Mode::DeviceFaults => "device-faults",
         Mode::Damage => "damage",
         Mode::Lease => "lease",
+        Mode::Background => "background",
     }
 }
 

@@ -392,6 +392,7 @@ fn planted_bugs_need_their_build_and_are_caught_with_it() {
         ("btree", "fall-back-blindly", "damage"),
         ("memory", "skip-dir-lock", "damage"),
         ("memory", "ignore-witness", "damage"),
+        ("lsm", "pick-before-lock", "background"),
     ];
     for (engine, bug, mode) in bugs {
         let output = leasehold()

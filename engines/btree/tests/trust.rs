@@ -304,3 +304,28 @@ fn a_crafted_meta_or_page_id_beyond_the_file_is_corruption() {
         "{opened:?}"
     );
 }
+
+/// Background threads on, with manual maintenance racing the workers while
+/// the case writes (`testkit::background`; `crash-fuzz --mode background`).
+#[test]
+fn the_background_family_finds_no_violation() {
+    let open = |vfs: SimVfs| {
+        BtreeEngine::open(
+            &BtreeConfig {
+                background_threads: true,
+                ..common::tiny_config(DIR)
+            },
+            Arc::new(vfs),
+        )
+    };
+    let found = leasehold_core::testkit::background::search_background(
+        Arc::new(open),
+        Arc::new(BtreeEngine::checkpoint),
+        1,
+        150,
+        32,
+    );
+    if let Err((case, reason)) = found {
+        panic!("{reason}\n{case:?}");
+    }
+}

@@ -67,10 +67,13 @@ pub enum PlantedBug {
     /// Recovery takes a manifest that reads as torn at its word: no check
     /// that the logs it needs, or a clean close listed, are there and whole.
     TrustTornManifest,
+    /// A flush picks its memtable before taking the `versions` lock and
+    /// retires whatever is first when it installs (the D3 race).
+    PickBeforeLock,
 }
 
 impl PlantedBug {
-    pub const ALL: [PlantedBug; 7] = [
+    pub const ALL: [PlantedBug; 8] = [
         PlantedBug::SkipWalSync,
         PlantedBug::SkipDirSync,
         PlantedBug::AckBeforeWal,
@@ -78,6 +81,7 @@ impl PlantedBug {
         PlantedBug::SkipBlockChecksum,
         PlantedBug::SkipDirLock,
         PlantedBug::TrustTornManifest,
+        PlantedBug::PickBeforeLock,
     ];
 
     /// True when `planted` is `bug` (always false in a normal build).
@@ -721,8 +725,13 @@ impl Inner {
         // memtable picked is the one `install` removes below (picked before
         // the lock, a racing flush could install it first and this one would
         // then remove the next, unflushed memtable).
+        let racy = self.planted(PlantedBug::PickBeforeLock);
+        let picked_early = racy
+            .then(|| self.state.read().immutables.first().cloned())
+            .flatten();
         let mut versions = self.versions.lock();
-        let Some(memtable) = self.state.read().immutables.first().cloned() else {
+        let Some(memtable) = picked_early.or_else(|| self.state.read().immutables.first().cloned())
+        else {
             return Ok(false);
         };
         let mut edit = VersionEdit::default();
@@ -755,7 +764,7 @@ impl Inner {
         self.install(&mut versions, &edit, |state| {
             let flushed = state.immutables.remove(0);
             assert!(
-                Arc::ptr_eq(&flushed, &memtable),
+                racy || Arc::ptr_eq(&flushed, &memtable),
                 "flushed one memtable and retired another"
             );
         })?;
@@ -1247,6 +1256,28 @@ mod planted_bugs {
                 "{bug:?} went unnoticed by 2 000 damage cases"
             );
         }
+    }
+
+    /// The background family finds the D3 race: a flush that picks its
+    /// memtable before the lock retires another one, or panics the worker.
+    #[test]
+    fn the_background_family_finds_the_flush_race() {
+        let open = |vfs: SimVfs| {
+            let config = LsmConfig {
+                background_threads: true,
+                max_memtables: 4,
+                ..crate::crash_test_config("/lsm")
+            };
+            LsmEngine::open_planted(&config, Arc::new(vfs), PlantedBug::PickBeforeLock)
+        };
+        let found = leasehold_core::testkit::background::search_background(
+            Arc::new(open),
+            Arc::new(LsmEngine::compact_all),
+            1,
+            300,
+            32,
+        );
+        assert!(found.is_err(), "the D3 race went unnoticed by 300 cases");
     }
 
     /// Without block checksums, a bit flipped on read comes back as data.

@@ -356,3 +356,29 @@ fn the_lease_rules_hold_across_crashes() {
         panic!("{reason}\n{case:?}");
     }
 }
+
+/// Background threads on, with manual maintenance racing the workers while
+/// the case writes (`testkit::background`; `crash-fuzz --mode background`).
+#[test]
+fn the_background_family_finds_no_violation() {
+    let open = |vfs: SimVfs| {
+        LsmEngine::open(
+            &LsmConfig {
+                background_threads: true,
+                max_memtables: 4,
+                ..common::tiny_config(DIR)
+            },
+            Arc::new(vfs),
+        )
+    };
+    let found = leasehold_core::testkit::background::search_background(
+        Arc::new(open),
+        Arc::new(LsmEngine::compact_all),
+        1,
+        150,
+        32,
+    );
+    if let Err((case, reason)) = found {
+        panic!("{reason}\n{case:?}");
+    }
+}

@@ -147,3 +147,28 @@ fn the_lease_rules_hold_across_crashes() {
         panic!("{reason}\n{case:?}");
     }
 }
+
+/// Background threads on, with manual maintenance racing the workers while
+/// the case writes (`testkit::background`; `crash-fuzz --mode background`).
+#[test]
+fn the_background_family_finds_no_violation() {
+    let open = |vfs: SimVfs| {
+        MemoryEngine::open(
+            &MemoryConfig {
+                sync_interval: Duration::from_secs(1),
+                ..config(Path::new(DIR))
+            },
+            Arc::new(vfs),
+        )
+    };
+    let found = leasehold_core::testkit::background::search_background(
+        Arc::new(open),
+        Arc::new(|engine: &MemoryEngine| engine.flush()),
+        1,
+        150,
+        32,
+    );
+    if let Err((case, reason)) = found {
+        panic!("{reason}\n{case:?}");
+    }
+}

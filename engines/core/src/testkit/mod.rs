@@ -12,6 +12,8 @@
 //! - `store_crash`: the lease protocol across a crash — `KvStore` on a crashed
 //!   disk must never grant an epoch twice, lose a Sync save, or let a stale
 //!   epoch's save through;
+//! - `background`: the oracle with the engine's workers on and manual
+//!   maintenance (`compact_all`, checkpoints) racing them;
 //! - `conformance`: the `Store` behaviour every engine must show;
 //! - `workload`: a random workload checked against a model;
 //! - `toy`: a minimal log engine, correct or with a planted ack-before-fsync bug,
@@ -21,6 +23,7 @@
 // a failed expectation is meant to panic, with a message.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
+pub mod background;
 pub mod conformance;
 pub mod crash;
 pub mod damage;

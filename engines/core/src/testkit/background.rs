@@ -1,0 +1,141 @@
+//! Background threads on: the crash oracle with an engine's own workers
+//! running (flushes, compactions, checkpoints, timed syncs) and a second
+//! thread calling the engine's manual maintenance (`compact_all`, a
+//! checkpoint) in a loop while the case's writes go on — the races the
+//! deterministic campaign (`background_threads = false`) cannot see. After
+//! the writes, the live state must equal the model; then the disk's crash
+//! image must recover to the durable floor plus a prefix of the rest.
+//!
+//! Cases are not deterministic (threads interleave as the OS schedules
+//! them); the seed fixes the operations and the crash image. A case that
+//! does not finish within `CASE_TIME_MAX` is a violation: a dead worker
+//! leaves writers stalled for good.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::Duration;
+
+use crate::kv::{Durability, KvEngine};
+use crate::vfs::SimVfs;
+use crate::KvResult;
+
+use super::crash::{collect_all, CrashCase, CrashOp};
+use super::oracle::{Model, Violation};
+
+/// The longest a case may take before it counts as stalled.
+pub const CASE_TIME_MAX: Duration = Duration::from_secs(20);
+
+/// Opens an engine (with its background threads) on a disk.
+pub type OpenShared<E> = dyn Fn(SimVfs) -> KvResult<E> + Send + Sync;
+/// The manual maintenance raced against the workers.
+pub type Maintain<E> = dyn Fn(&E) -> KvResult<()> + Send + Sync;
+
+fn violation(reason: String) -> Violation {
+    Violation { reason }
+}
+
+/// Runs `case`'s writes and flushes (a reopen counts as a flush: the
+/// maintenance thread holds the engine) with `maintain` looping beside them.
+pub fn run_background_case<E: KvEngine>(
+    open: Arc<OpenShared<E>>,
+    maintain: Arc<Maintain<E>>,
+    case: CrashCase,
+) -> Result<usize, Violation> {
+    let (answer, answered) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = answer.send(run_unwatched(open.as_ref(), maintain, &case));
+    });
+    match answered.recv_timeout(CASE_TIME_MAX) {
+        Ok(result) => result,
+        Err(mpsc::RecvTimeoutError::Timeout) => Err(violation(format!(
+            "the case did not finish in {CASE_TIME_MAX:?}: a writer or the maintenance stalled \
+             (a background worker that died leaves writers waiting for good)"
+        ))),
+        Err(mpsc::RecvTimeoutError::Disconnected) => Err(violation(
+            "the case panicked (see the panic message above)".into(),
+        )),
+    }
+}
+
+fn run_unwatched<E: KvEngine>(
+    open: &OpenShared<E>,
+    maintain: Arc<Maintain<E>>,
+    case: &CrashCase,
+) -> Result<usize, Violation> {
+    let vfs = SimVfs::new(case.seed);
+    let engine = Arc::new(open(vfs.clone()).map_err(|err| violation(format!("open: {err}")))?);
+    let done = Arc::new(AtomicBool::new(false));
+    let maintenance = {
+        let (engine, done) = (Arc::clone(&engine), Arc::clone(&done));
+        std::thread::spawn(move || -> Result<u64, String> {
+            let mut rounds = 0;
+            while !done.load(Ordering::Relaxed) {
+                maintain(&engine).map_err(|err| format!("maintenance failed: {err}"))?;
+                rounds += 1;
+            }
+            Ok(rounds)
+        })
+    };
+    let mut model = Model::new();
+    let mut acknowledged = 0;
+    let mut outcome = Ok(());
+    for op in &case.ops {
+        let result = match op {
+            CrashOp::Write { ops, durability } => {
+                let batch = CrashOp::batch(ops);
+                engine.write(batch.clone(), *durability).map(|()| {
+                    model.acknowledge(batch, *durability == Durability::Sync);
+                    acknowledged += 1;
+                })
+            }
+            CrashOp::Flush | CrashOp::Reopen => engine.flush().map(|()| model.mark_durable()),
+        };
+        if let Err(err) = result {
+            outcome = Err(violation(format!("{op:?} failed on a healthy disk: {err}")));
+            break;
+        }
+    }
+    done.store(true, Ordering::Relaxed);
+    match maintenance.join() {
+        Ok(Ok(_)) => {}
+        Ok(Err(reason)) => return Err(violation(reason)),
+        Err(_) => return Err(violation("the maintenance thread panicked".into())),
+    }
+    outcome?;
+    let live = collect_all(engine.as_ref()).map_err(|err| violation(format!("scan: {err}")))?;
+    if live != model.expected() {
+        return Err(violation(format!(
+            "with the workers racing the maintenance, the live store holds {} keys where {} were \
+             written",
+            live.len(),
+            model.expected().len()
+        )));
+    }
+    let image = vfs.crash_image(case.policy, case.seed);
+    drop(engine);
+    let recovered = open(image).map_err(|err| violation(format!("recovery: {err}")))?;
+    let state = collect_all(&recovered).map_err(|err| violation(format!("scan: {err}")))?;
+    let _ = recovered.close();
+    model.check_recovered(&state)?;
+    Ok(acknowledged)
+}
+
+/// `cases` random cases (the crash campaign's generator, `seed`); the first
+/// violation with its case.
+pub fn search_background<E: KvEngine>(
+    open: Arc<OpenShared<E>>,
+    maintain: Arc<Maintain<E>>,
+    seed: u64,
+    cases: u32,
+    ops_max: usize,
+) -> Result<(), (CrashCase, String)> {
+    super::crash::search_seeded(
+        seed,
+        cases,
+        ops_max,
+        &crate::vfs::CrashPolicy::ALL,
+        &|case| {
+            run_background_case(Arc::clone(&open), Arc::clone(&maintain), case.clone()).map(|_| ())
+        },
+    )
+}
