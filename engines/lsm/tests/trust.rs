@@ -382,3 +382,142 @@ fn the_background_family_finds_no_violation() {
         panic!("{reason}\n{case:?}");
     }
 }
+
+/// A Vfs whose log fsyncs wait at a gate while it is closed: a writer then
+/// holds the WAL through its fsync for as long as a test likes.
+#[derive(Debug)]
+struct GatedVfs {
+    inner: SimVfs,
+    gate: Arc<Gate>,
+}
+
+#[derive(Debug, Default)]
+struct Gate {
+    closed: parking_lot::Mutex<bool>,
+    opened: parking_lot::Condvar,
+    waiting: AtomicBool,
+}
+
+#[derive(Debug)]
+struct GatedFile {
+    inner: Arc<dyn leasehold_core::vfs::VfsFile>,
+    gate: Option<Arc<Gate>>,
+}
+
+impl leasehold_core::vfs::VfsFile for GatedFile {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
+        self.inner.read_at(buf, offset)
+    }
+    fn write_at(&self, buf: &[u8], offset: u64) -> std::io::Result<usize> {
+        self.inner.write_at(buf, offset)
+    }
+    fn sync(&self) -> std::io::Result<()> {
+        if let Some(gate) = &self.gate {
+            let mut closed = gate.closed.lock();
+            while *closed {
+                gate.waiting.store(true, Ordering::SeqCst);
+                gate.opened.wait(&mut closed);
+            }
+        }
+        self.inner.sync()
+    }
+    fn len(&self) -> std::io::Result<u64> {
+        self.inner.len()
+    }
+    fn set_len(&self, len: u64) -> std::io::Result<()> {
+        self.inner.set_len(len)
+    }
+}
+
+impl GatedVfs {
+    fn wrap(
+        &self,
+        path: &Path,
+        file: Arc<dyn leasehold_core::vfs::VfsFile>,
+    ) -> Arc<dyn leasehold_core::vfs::VfsFile> {
+        let is_log = path.extension().is_some_and(|ext| ext == "log");
+        Arc::new(GatedFile {
+            inner: file,
+            gate: is_log.then(|| Arc::clone(&self.gate)),
+        })
+    }
+}
+
+impl Vfs for GatedVfs {
+    fn create(&self, path: &Path) -> std::io::Result<Arc<dyn leasehold_core::vfs::VfsFile>> {
+        Ok(self.wrap(path, self.inner.create(path)?))
+    }
+    fn open(&self, path: &Path) -> std::io::Result<Arc<dyn leasehold_core::vfs::VfsFile>> {
+        Ok(self.wrap(path, self.inner.open(path)?))
+    }
+    fn open_read(&self, path: &Path) -> std::io::Result<Arc<dyn leasehold_core::vfs::VfsFile>> {
+        self.inner.open_read(path)
+    }
+    fn exists(&self, path: &Path) -> std::io::Result<bool> {
+        self.inner.exists(path)
+    }
+    fn list(&self, dir: &Path) -> std::io::Result<Vec<String>> {
+        self.inner.list(dir)
+    }
+    fn rename(&self, from: &Path, to: &Path) -> std::io::Result<()> {
+        self.inner.rename(from, to)
+    }
+    fn remove(&self, path: &Path) -> std::io::Result<()> {
+        self.inner.remove(path)
+    }
+    fn create_dir_all(&self, dir: &Path) -> std::io::Result<()> {
+        self.inner.create_dir_all(dir)
+    }
+    fn sync_dir(&self, dir: &Path) -> std::io::Result<()> {
+        self.inner.sync_dir(dir)
+    }
+    fn file_size(&self, path: &Path) -> std::io::Result<u64> {
+        self.inner.file_size(path)
+    }
+    fn stats(&self) -> leasehold_core::vfs::VfsStats {
+        self.inner.stats()
+    }
+    fn lock_dir(
+        &self,
+        dir: &Path,
+    ) -> Result<leasehold_core::vfs::DirLock, leasehold_core::vfs::LockError> {
+        self.inner.lock_dir(dir)
+    }
+}
+
+/// P3: `health()` and `stats()` took the WAL lock, so they hung exactly when
+/// a writer held it — stalled, or in a slow fsync — instead of answering.
+#[test]
+fn health_and_stats_answer_while_a_writer_holds_the_log() {
+    let gate = Arc::new(Gate::default());
+    let vfs = GatedVfs {
+        inner: SimVfs::new(10),
+        gate: Arc::clone(&gate),
+    };
+    let engine = Arc::new(LsmEngine::open(&common::tiny_config(DIR), Arc::new(vfs)).unwrap());
+    *gate.closed.lock() = true;
+    let writer = {
+        let engine = Arc::clone(&engine);
+        std::thread::spawn(move || {
+            let mut batch = WriteBatch::new();
+            batch.put(&b"k"[..], &b"v"[..]);
+            engine.write(batch, Durability::Sync)
+        })
+    };
+    while !gate.waiting.load(Ordering::SeqCst) {
+        std::thread::yield_now();
+    }
+    let (answer, answered) = std::sync::mpsc::channel();
+    {
+        let engine = Arc::clone(&engine);
+        std::thread::spawn(move || {
+            let _ = answer.send((engine.health(), engine.stats().disk_bytes));
+        });
+    }
+    let result = answered.recv_timeout(std::time::Duration::from_secs(5));
+    *gate.closed.lock() = false;
+    gate.opened.notify_all();
+    writer.join().unwrap().unwrap();
+    let (health, _) = result.expect("health() and stats() must not wait for the writer");
+    assert_eq!(health, leasehold_core::Health::Healthy);
+}
