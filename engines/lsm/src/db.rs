@@ -171,17 +171,8 @@ struct TreeState {
 struct VersionSet {
     manifest: ManifestWriter,
     log_number: u64,
-    next_file_number: u64,
     /// Per level, the largest user key of the last table compacted out of it.
     pointers: Vec<Vec<u8>>,
-}
-
-impl VersionSet {
-    fn allocate(&mut self) -> u64 {
-        let number = self.next_file_number;
-        self.next_file_number += 1;
-        number
-    }
 }
 
 struct WalState {
@@ -200,6 +191,10 @@ struct Inner {
     filter: Option<CompactionFilter>,
     state: RwLock<TreeState>,
     versions: Mutex<VersionSet>,
+    /// The next file number (logs, tables, manifests share it). An atomic,
+    /// not part of `versions`: a memtable switch (holding the WAL) must not
+    /// wait for a flush or compaction that holds `versions` (audit P2).
+    file_numbers: AtomicU64,
     wal: Mutex<WalState>,
     commits: CommitQueue,
     visible_sequence: AtomicU64,
@@ -666,7 +661,7 @@ impl Inner {
     /// fsynced first: records in the new one must never outlive older ones.
     fn switch_memtable(&self, wal: &mut WalState) -> KvResult<()> {
         self.sync_wal(wal)?;
-        let number = self.versions.lock().allocate();
+        let number = self.allocate_file_number();
         let path = self.dir.join(log_name(number));
         let file = self
             .vfs
@@ -719,6 +714,13 @@ impl Inner {
         Ok(())
     }
 
+    /// A fresh file number. Recovery also moves past every number on disk,
+    /// so an edit recording a smaller `next_file_number` than a file that
+    /// raced it never leads to reuse.
+    fn allocate_file_number(&self) -> u64 {
+        self.file_numbers.fetch_add(1, Ordering::SeqCst)
+    }
+
     fn run_due_work_inline(&self) -> KvResult<()> {
         while self.flush_one()? {}
         while self.compact_once()? {}
@@ -743,7 +745,7 @@ impl Inner {
         };
         let mut edit = VersionEdit::default();
         if !memtable.is_empty() {
-            let number = versions.allocate();
+            let number = self.allocate_file_number();
             let meta = write_table(
                 self.vfs.as_ref(),
                 &self.dir,
@@ -766,7 +768,7 @@ impl Inner {
                 .map_or(state.active.wal_number(), |next| next.wal_number())
         };
         edit.log_number = Some(next_log);
-        edit.next_file_number = Some(versions.next_file_number);
+        edit.next_file_number = Some(self.file_numbers.load(Ordering::SeqCst));
         edit.last_sequence = Some(self.visible_sequence.load(Ordering::Acquire));
         self.install(&mut versions, &edit, |state| {
             let flushed = state.immutables.remove(0);
@@ -827,9 +829,7 @@ impl Inner {
 
     /// Runs the compaction `pick`: merge, log the edit, install, delete inputs.
     fn run_pick(&self, versions: &mut VersionSet, pick: &Pick) -> KvResult<()> {
-        let outputs = self
-            .run_compaction(versions, pick)
-            .map_err(|err| self.fail(err))?;
+        let outputs = self.run_compaction(pick).map_err(|err| self.fail(err))?;
         let edit = VersionEdit {
             deleted: pick
                 .all_inputs()
@@ -839,7 +839,7 @@ impl Inner {
                 .into_iter()
                 .map(|meta| (pick.output_level, meta))
                 .collect(),
-            next_file_number: Some(versions.next_file_number),
+            next_file_number: Some(self.file_numbers.load(Ordering::SeqCst)),
             ..VersionEdit::default()
         };
         self.install(versions, &edit, |_| {})?;
@@ -855,7 +855,8 @@ impl Inner {
     }
 
     /// Merges the inputs of `pick` into new tables (fsynced, directory synced).
-    fn run_compaction(&self, versions: &mut VersionSet, pick: &Pick) -> KvResult<Vec<FileMeta>> {
+    /// The caller holds `versions` (one flush or compaction at a time).
+    fn run_compaction(&self, pick: &Pick) -> KvResult<Vec<FileMeta>> {
         let mut sources: Vec<Source<'_>> = Vec::new();
         // Level-0 inputs may overlap: one source each, newest first.
         for file in &pick.inputs {
@@ -887,7 +888,7 @@ impl Inner {
         let mut outputs = Vec::new();
         let mut kept = kept.peekable();
         while kept.peek().is_some() {
-            let number = versions.allocate();
+            let number = self.allocate_file_number();
             let target = self.config.target_file_size;
             let mut size = 0u64;
             let chunk = std::iter::from_fn(|| {

@@ -383,12 +383,14 @@ fn the_background_family_finds_no_violation() {
     }
 }
 
-/// A Vfs whose log fsyncs wait at a gate while it is closed: a writer then
-/// holds the WAL through its fsync for as long as a test likes.
+/// A Vfs whose fsyncs of files with extension `gated` wait at a gate while
+/// it is closed: a log fsync then holds the WAL, a table fsync the flush that
+/// holds `versions`, for as long as a test likes.
 #[derive(Debug)]
 struct GatedVfs {
     inner: SimVfs,
     gate: Arc<Gate>,
+    gated: &'static str,
 }
 
 #[derive(Debug, Default)]
@@ -435,10 +437,10 @@ impl GatedVfs {
         path: &Path,
         file: Arc<dyn leasehold_core::vfs::VfsFile>,
     ) -> Arc<dyn leasehold_core::vfs::VfsFile> {
-        let is_log = path.extension().is_some_and(|ext| ext == "log");
+        let gated = path.extension().is_some_and(|ext| ext == self.gated);
         Arc::new(GatedFile {
             inner: file,
-            gate: is_log.then(|| Arc::clone(&self.gate)),
+            gate: gated.then(|| Arc::clone(&self.gate)),
         })
     }
 }
@@ -493,6 +495,7 @@ fn health_and_stats_answer_while_a_writer_holds_the_log() {
     let vfs = GatedVfs {
         inner: SimVfs::new(10),
         gate: Arc::clone(&gate),
+        gated: "log",
     };
     let engine = Arc::new(LsmEngine::open(&common::tiny_config(DIR), Arc::new(vfs)).unwrap());
     *gate.closed.lock() = true;
@@ -520,4 +523,51 @@ fn health_and_stats_answer_while_a_writer_holds_the_log() {
     writer.join().unwrap().unwrap();
     let (health, _) = result.expect("health() and stats() must not wait for the writer");
     assert_eq!(health, leasehold_core::Health::Healthy);
+}
+
+/// P2: a memtable switch (under the WAL lock) allocated its log's number
+/// under `versions`, which a flush or compaction holds through its whole
+/// merge and fsyncs — so every writer waited for the compaction, uncounted.
+#[test]
+fn a_memtable_switch_does_not_wait_for_a_flush_in_progress() {
+    let gate = Arc::new(Gate::default());
+    let vfs = GatedVfs {
+        inner: SimVfs::new(11),
+        gate: Arc::clone(&gate),
+        gated: "sst",
+    };
+    let config = LsmConfig {
+        background_threads: true,
+        max_memtables: 8,
+        ..common::tiny_config(DIR)
+    };
+    let engine = Arc::new(LsmEngine::open(&config, Arc::new(vfs)).unwrap());
+    *gate.closed.lock() = true;
+    let write_memtable = |engine: &LsmEngine, round: usize| {
+        for index in 0..80 {
+            let mut batch = WriteBatch::new();
+            batch.put(key(round * 1000 + index), vec![1u8; 64]);
+            engine.write(batch, Durability::Buffered).unwrap();
+        }
+    };
+    // Fill one memtable: the worker starts flushing it and stops in the
+    // table's fsync, holding `versions`.
+    write_memtable(&engine, 0);
+    while !gate.waiting.load(Ordering::SeqCst) {
+        std::thread::yield_now();
+    }
+    let (done, finished) = std::sync::mpsc::channel();
+    {
+        let engine = Arc::clone(&engine);
+        std::thread::spawn(move || {
+            write_memtable(&engine, 1);
+            write_memtable(&engine, 2);
+            let _ = done.send(());
+        });
+    }
+    let result = finished.recv_timeout(std::time::Duration::from_secs(5));
+    *gate.closed.lock() = false;
+    gate.opened.notify_all();
+    result.expect("memtable switches must not wait for the flush in progress");
+    engine.close().unwrap();
 }

@@ -242,9 +242,9 @@ pub(super) fn recover(
         versions: Mutex::new(VersionSet {
             manifest,
             log_number: wal_number,
-            next_file_number,
             pointers: vec![Vec::new(); LEVELS],
         }),
+        file_numbers: AtomicU64::new(next_file_number),
         wal: Mutex::new(WalState {
             writer: WalWriter::new(wal_file, wal_path),
             number: wal_number,
