@@ -86,6 +86,9 @@ fn wal_number(name: &str) -> Option<u64> {
         .flatten()
 }
 
+/// What a background thread runs.
+type ThreadBody = fn(&Inner);
+
 fn io_error(context: String) -> impl FnOnce(std::io::Error) -> KvError {
     move |source| KvError::io(context, source)
 }
@@ -151,7 +154,9 @@ struct Inner {
 /// The copy-on-write B+tree engine.
 pub struct BtreeEngine {
     inner: Arc<Inner>,
-    worker: Mutex<Option<JoinHandle<()>>>,
+    /// The checkpointer and the syncer (timed log syncs for Group writes),
+    /// when `background_threads`.
+    workers: Mutex<Vec<JoinHandle<()>>>,
 }
 
 impl std::fmt::Debug for BtreeEngine {
@@ -227,7 +232,7 @@ impl BtreeEngine {
         let (inner, replay_had_bytes) = recover(config, vfs, planted)?;
         let engine = BtreeEngine {
             inner: Arc::new(inner),
-            worker: Mutex::new(None),
+            workers: Mutex::new(Vec::new()),
         };
         if replay_had_bytes {
             // Make the replayed logs obsolete now, so a later log is never
@@ -235,12 +240,18 @@ impl BtreeEngine {
             engine.inner.checkpoint()?;
         }
         if config.background_threads {
-            let inner = Arc::clone(&engine.inner);
-            let handle = std::thread::Builder::new()
-                .name("leasehold-btree".into())
-                .spawn(move || inner.background_loop())
-                .map_err(io_error("start the B+tree background thread".into()))?;
-            *engine.worker.lock() = Some(handle);
+            let loops: [(&str, ThreadBody); 2] = [
+                ("leasehold-btree", Inner::background_loop),
+                ("leasehold-btree-sync", Inner::sync_loop),
+            ];
+            for (name, body) in loops {
+                let inner = Arc::clone(&engine.inner);
+                let handle = std::thread::Builder::new()
+                    .name(name.into())
+                    .spawn(move || body(&inner))
+                    .map_err(io_error(format!("start the {name} thread")))?;
+                engine.workers.lock().push(handle);
+            }
         }
         Ok(engine)
     }
@@ -259,7 +270,7 @@ impl BtreeEngine {
     fn stop_worker(&self) {
         *self.inner.stop.lock() = true;
         self.inner.work_cv.notify_all();
-        if let Some(handle) = self.worker.lock().take() {
+        for handle in std::mem::take(&mut *self.workers.lock()) {
             let _ = handle.join();
         }
     }
@@ -856,18 +867,40 @@ impl Inner {
             if self.lifecycle.is_failed() {
                 return;
             }
+            if self.checkpoint_due() && self.checkpoint().is_err() {
+                return;
+            }
+        }
+    }
+
+    /// Group durability: syncs the log once its unsynced records have waited
+    /// the interval. Its own thread, so that no checkpoint delays it (audit
+    /// G1); it never waits for the writer lock (a holder syncs or will).
+    fn sync_loop(&self) {
+        let interval = Duration::from_secs(self.config.wal_sync_interval);
+        let tick = (interval / 4).clamp(Duration::from_millis(1), Duration::from_millis(50));
+        loop {
+            {
+                let mut stop = self.stop.lock();
+                if *stop {
+                    return;
+                }
+                self.work_cv.wait_for(&mut stop, tick);
+                if *stop {
+                    return;
+                }
+            }
+            if self.lifecycle.is_failed() {
+                return;
+            }
             if let Some(mut writer) = self.writer.try_lock() {
-                let group_interval = Duration::from_secs(self.config.wal_sync_interval);
                 let dirty = !writer.buffer.is_empty() || !writer.wal.is_synced();
                 if dirty
-                    && writer.last_sync.elapsed() >= group_interval
+                    && writer.last_sync.elapsed() >= interval
                     && self.sync_log(&mut writer).is_err()
                 {
                     return;
                 }
-            }
-            if self.checkpoint_due() && self.checkpoint().is_err() {
-                return;
             }
         }
     }

@@ -5,7 +5,7 @@
 //! Lock order, to rule out deadlock: `wal` → `versions` → `state`. The write
 //! leader holds `wal` for its whole group (and, inline, for the flushes and
 //! compactions it triggers); the background worker takes `versions` then
-//! `state`, and `wal` alone for timed syncs.
+//! `state`; the syncer tries `wal` alone for timed syncs, never waiting.
 //!
 //! Readers clone the `state` Arcs (memtables, version) and *then* read the
 //! visible sequence: everything in those tables was published no later than
@@ -212,7 +212,9 @@ struct Inner {
 /// The LSM-tree engine.
 pub struct LsmEngine {
     inner: Arc<Inner>,
-    worker: Mutex<Option<JoinHandle<()>>>,
+    /// The background worker (flushes, compactions) and the syncer (timed
+    /// WAL syncs for Group writes), when `background_threads`.
+    workers: Mutex<Vec<JoinHandle<()>>>,
 }
 
 impl std::fmt::Debug for LsmEngine {
@@ -222,6 +224,9 @@ impl std::fmt::Debug for LsmEngine {
             .finish()
     }
 }
+
+/// What a background thread runs.
+type ThreadBody = fn(&Inner);
 
 fn io_error(context: String) -> impl FnOnce(std::io::Error) -> KvError {
     move |source| KvError::io(context, source)
@@ -267,15 +272,21 @@ impl LsmEngine {
         let inner = Arc::new(recover(config, vfs, filter, planted)?);
         let engine = LsmEngine {
             inner,
-            worker: Mutex::new(None),
+            workers: Mutex::new(Vec::new()),
         };
         if config.background_threads {
-            let inner = Arc::clone(&engine.inner);
-            let handle = std::thread::Builder::new()
-                .name("leasehold-lsm".into())
-                .spawn(move || inner.background_loop())
-                .map_err(io_error("start the LSM background thread".into()))?;
-            *engine.worker.lock() = Some(handle);
+            let loops: [(&str, ThreadBody); 2] = [
+                ("leasehold-lsm", Inner::background_loop),
+                ("leasehold-lsm-sync", Inner::sync_loop),
+            ];
+            for (name, body) in loops {
+                let inner = Arc::clone(&engine.inner);
+                let handle = std::thread::Builder::new()
+                    .name(name.into())
+                    .spawn(move || body(&inner))
+                    .map_err(io_error(format!("start the {name} thread")))?;
+                engine.workers.lock().push(handle);
+            }
         }
         Ok(engine)
     }
@@ -295,7 +306,7 @@ impl LsmEngine {
         *self.inner.stop.lock() = true;
         self.inner.work_cv.notify_all();
         self.inner.progress_cv.notify_all();
-        if let Some(handle) = self.worker.lock().take() {
+        for handle in std::mem::take(&mut *self.workers.lock()) {
             // A panicked worker already recorded nothing more we can use.
             let _ = handle.join();
         }
@@ -942,17 +953,6 @@ impl Inner {
             if self.lifecycle.is_failed() {
                 return;
             }
-            // Group durability: sync a WAL that has waited long enough. A
-            // write leader holding the WAL (perhaps stalled on this very
-            // thread) syncs it itself, so never wait for it here.
-            if let Some(mut wal) = self.wal.try_lock() {
-                if !wal.writer.is_synced()
-                    && wal.last_sync.elapsed() >= interval
-                    && self.sync_wal(&mut wal).is_err()
-                {
-                    return;
-                }
-            }
             let worked = self.flush_one().and_then(|flushed| {
                 if flushed {
                     Ok(true)
@@ -962,6 +962,39 @@ impl Inner {
             });
             if worked.is_err() {
                 return;
+            }
+        }
+    }
+
+    /// Group durability: syncs a WAL whose unsynced bytes have waited the
+    /// interval. Its own thread, so that no flush or compaction delays it
+    /// (audit G1). A write leader holding the WAL (a Sync write's fsync, or
+    /// a stall) syncs before it acknowledges anything else, so this never
+    /// waits for the lock: it tries again a few milliseconds later.
+    fn sync_loop(&self) {
+        let interval = Duration::from_millis(self.config.wal_sync_interval_ms.max(1));
+        let tick = (interval / 4).max(Duration::from_millis(1));
+        loop {
+            {
+                let mut stop = self.stop.lock();
+                if *stop {
+                    return;
+                }
+                self.work_cv.wait_for(&mut stop, tick);
+                if *stop {
+                    return;
+                }
+            }
+            if self.lifecycle.is_failed() {
+                return;
+            }
+            if let Some(mut wal) = self.wal.try_lock() {
+                if !wal.writer.is_synced()
+                    && wal.last_sync.elapsed() >= interval
+                    && self.sync_wal(&mut wal).is_err()
+                {
+                    return;
+                }
             }
         }
     }

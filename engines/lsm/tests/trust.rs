@@ -13,6 +13,7 @@ use std::sync::Arc;
 use leasehold_core::config::LsmConfig;
 use leasehold_core::testkit::crash::collect_all;
 use leasehold_core::testkit::damage::{self, Copy};
+use leasehold_core::testkit::gated::GatedVfs;
 use leasehold_core::testkit::oracle::KvMap;
 use leasehold_core::vfs::{CrashPolicy, OsVfs, SimVfs, Vfs};
 use leasehold_core::{Durability, KvEngine, KvError, WriteBatch};
@@ -383,122 +384,14 @@ fn the_background_family_finds_no_violation() {
     }
 }
 
-/// A Vfs whose fsyncs of files with extension `gated` wait at a gate while
-/// it is closed: a log fsync then holds the WAL, a table fsync the flush that
-/// holds `versions`, for as long as a test likes.
-#[derive(Debug)]
-struct GatedVfs {
-    inner: SimVfs,
-    gate: Arc<Gate>,
-    gated: &'static str,
-}
-
-#[derive(Debug, Default)]
-struct Gate {
-    closed: parking_lot::Mutex<bool>,
-    opened: parking_lot::Condvar,
-    waiting: AtomicBool,
-}
-
-#[derive(Debug)]
-struct GatedFile {
-    inner: Arc<dyn leasehold_core::vfs::VfsFile>,
-    gate: Option<Arc<Gate>>,
-}
-
-impl leasehold_core::vfs::VfsFile for GatedFile {
-    fn read_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
-        self.inner.read_at(buf, offset)
-    }
-    fn write_at(&self, buf: &[u8], offset: u64) -> std::io::Result<usize> {
-        self.inner.write_at(buf, offset)
-    }
-    fn sync(&self) -> std::io::Result<()> {
-        if let Some(gate) = &self.gate {
-            let mut closed = gate.closed.lock();
-            while *closed {
-                gate.waiting.store(true, Ordering::SeqCst);
-                gate.opened.wait(&mut closed);
-            }
-        }
-        self.inner.sync()
-    }
-    fn len(&self) -> std::io::Result<u64> {
-        self.inner.len()
-    }
-    fn set_len(&self, len: u64) -> std::io::Result<()> {
-        self.inner.set_len(len)
-    }
-}
-
-impl GatedVfs {
-    fn wrap(
-        &self,
-        path: &Path,
-        file: Arc<dyn leasehold_core::vfs::VfsFile>,
-    ) -> Arc<dyn leasehold_core::vfs::VfsFile> {
-        let gated = path.extension().is_some_and(|ext| ext == self.gated);
-        Arc::new(GatedFile {
-            inner: file,
-            gate: gated.then(|| Arc::clone(&self.gate)),
-        })
-    }
-}
-
-impl Vfs for GatedVfs {
-    fn create(&self, path: &Path) -> std::io::Result<Arc<dyn leasehold_core::vfs::VfsFile>> {
-        Ok(self.wrap(path, self.inner.create(path)?))
-    }
-    fn open(&self, path: &Path) -> std::io::Result<Arc<dyn leasehold_core::vfs::VfsFile>> {
-        Ok(self.wrap(path, self.inner.open(path)?))
-    }
-    fn open_read(&self, path: &Path) -> std::io::Result<Arc<dyn leasehold_core::vfs::VfsFile>> {
-        self.inner.open_read(path)
-    }
-    fn exists(&self, path: &Path) -> std::io::Result<bool> {
-        self.inner.exists(path)
-    }
-    fn list(&self, dir: &Path) -> std::io::Result<Vec<String>> {
-        self.inner.list(dir)
-    }
-    fn rename(&self, from: &Path, to: &Path) -> std::io::Result<()> {
-        self.inner.rename(from, to)
-    }
-    fn remove(&self, path: &Path) -> std::io::Result<()> {
-        self.inner.remove(path)
-    }
-    fn create_dir_all(&self, dir: &Path) -> std::io::Result<()> {
-        self.inner.create_dir_all(dir)
-    }
-    fn sync_dir(&self, dir: &Path) -> std::io::Result<()> {
-        self.inner.sync_dir(dir)
-    }
-    fn file_size(&self, path: &Path) -> std::io::Result<u64> {
-        self.inner.file_size(path)
-    }
-    fn stats(&self) -> leasehold_core::vfs::VfsStats {
-        self.inner.stats()
-    }
-    fn lock_dir(
-        &self,
-        dir: &Path,
-    ) -> Result<leasehold_core::vfs::DirLock, leasehold_core::vfs::LockError> {
-        self.inner.lock_dir(dir)
-    }
-}
-
 /// P3: `health()` and `stats()` took the WAL lock, so they hung exactly when
 /// a writer held it — stalled, or in a slow fsync — instead of answering.
 #[test]
 fn health_and_stats_answer_while_a_writer_holds_the_log() {
-    let gate = Arc::new(Gate::default());
-    let vfs = GatedVfs {
-        inner: SimVfs::new(10),
-        gate: Arc::clone(&gate),
-        gated: "log",
-    };
+    let vfs = GatedVfs::new(SimVfs::new(10), "log");
+    let gate = vfs.gate();
     let engine = Arc::new(LsmEngine::open(&common::tiny_config(DIR), Arc::new(vfs)).unwrap());
-    *gate.closed.lock() = true;
+    gate.close();
     let writer = {
         let engine = Arc::clone(&engine);
         std::thread::spawn(move || {
@@ -507,9 +400,7 @@ fn health_and_stats_answer_while_a_writer_holds_the_log() {
             engine.write(batch, Durability::Sync)
         })
     };
-    while !gate.waiting.load(Ordering::SeqCst) {
-        std::thread::yield_now();
-    }
+    gate.wait_until_held();
     let (answer, answered) = std::sync::mpsc::channel();
     {
         let engine = Arc::clone(&engine);
@@ -518,8 +409,7 @@ fn health_and_stats_answer_while_a_writer_holds_the_log() {
         });
     }
     let result = answered.recv_timeout(std::time::Duration::from_secs(5));
-    *gate.closed.lock() = false;
-    gate.opened.notify_all();
+    gate.open();
     writer.join().unwrap().unwrap();
     let (health, _) = result.expect("health() and stats() must not wait for the writer");
     assert_eq!(health, leasehold_core::Health::Healthy);
@@ -530,19 +420,15 @@ fn health_and_stats_answer_while_a_writer_holds_the_log() {
 /// merge and fsyncs — so every writer waited for the compaction, uncounted.
 #[test]
 fn a_memtable_switch_does_not_wait_for_a_flush_in_progress() {
-    let gate = Arc::new(Gate::default());
-    let vfs = GatedVfs {
-        inner: SimVfs::new(11),
-        gate: Arc::clone(&gate),
-        gated: "sst",
-    };
+    let vfs = GatedVfs::new(SimVfs::new(11), "sst");
+    let gate = vfs.gate();
     let config = LsmConfig {
         background_threads: true,
         max_memtables: 8,
         ..common::tiny_config(DIR)
     };
     let engine = Arc::new(LsmEngine::open(&config, Arc::new(vfs)).unwrap());
-    *gate.closed.lock() = true;
+    gate.close();
     let write_memtable = |engine: &LsmEngine, round: usize| {
         for index in 0..80 {
             let mut batch = WriteBatch::new();
@@ -553,9 +439,7 @@ fn a_memtable_switch_does_not_wait_for_a_flush_in_progress() {
     // Fill one memtable: the worker starts flushing it and stops in the
     // table's fsync, holding `versions`.
     write_memtable(&engine, 0);
-    while !gate.waiting.load(Ordering::SeqCst) {
-        std::thread::yield_now();
-    }
+    gate.wait_until_held();
     let (done, finished) = std::sync::mpsc::channel();
     {
         let engine = Arc::clone(&engine);
@@ -566,8 +450,45 @@ fn a_memtable_switch_does_not_wait_for_a_flush_in_progress() {
         });
     }
     let result = finished.recv_timeout(std::time::Duration::from_secs(5));
-    *gate.closed.lock() = false;
-    gate.opened.notify_all();
+    gate.open();
     result.expect("memtable switches must not wait for the flush in progress");
     engine.close().unwrap();
+}
+
+/// G1, with the worker: the timed sync of Group writes ran between flushes
+/// and compactions, so a long one (here, a flush stuck in its table's fsync)
+/// kept an acknowledged Group write unsynced past its interval.
+#[test]
+fn a_group_write_is_synced_within_its_interval_during_a_long_flush() {
+    let inner = SimVfs::new(12);
+    let vfs = GatedVfs::new(inner.clone(), "sst");
+    let gate = vfs.gate();
+    let config = LsmConfig {
+        background_threads: true,
+        max_memtables: 8,
+        wal_sync_interval_ms: 20,
+        ..common::tiny_config(DIR)
+    };
+    let engine = LsmEngine::open(&config, Arc::new(vfs)).unwrap();
+    gate.close();
+    for index in 0..80 {
+        let mut batch = WriteBatch::new();
+        batch.put(key(index), vec![1u8; 64]);
+        engine.write(batch, Durability::Buffered).unwrap();
+    }
+    gate.wait_until_held();
+    let mut group = WriteBatch::new();
+    group.put(&b"group"[..], &b"1"[..]);
+    engine.write(group, Durability::Group).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let crashed = inner.crash_image(CrashPolicy::PowerLoss, 0);
+    gate.open();
+    engine.close().unwrap();
+    drop(engine);
+    let recovered = open_on(&crashed, &common::tiny_config(DIR)).unwrap();
+    assert_eq!(
+        recovered.get(b"group").unwrap().as_deref(),
+        Some(&b"1"[..]),
+        "a Group write acknowledged 300 ms before the crash, interval 20 ms"
+    );
 }

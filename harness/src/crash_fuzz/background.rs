@@ -99,10 +99,12 @@ fn rounds<E: KvEngine>(
         rounds += 1;
         let cases = rounds * u64::from(ROUND_CASES);
         match (found, &options.planted) {
-            (Err((_, reason)), Some(bug)) => return Ok(format!(
+            (Err((_, reason)), Some(bug)) => {
+                return Ok(format!(
                 "planted {bug} caught within {cases} cases (Background mode) in {:.1?}: {reason}",
                 started.elapsed()
-            )),
+            ))
+            }
             (Err((case, reason)), None) => {
                 return Err(format!("background case failed: {reason}\ncase: {case:?}"))
             }

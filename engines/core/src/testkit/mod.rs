@@ -14,6 +14,8 @@
 //!   epoch's save through;
 //! - `background`: the oracle with the engine's workers on and manual
 //!   maintenance (`compact_all`, checkpoints) racing them;
+//! - `gated`: a simulated disk whose fsyncs of one file kind wait at a gate,
+//!   to hold an engine inside a flush, a checkpoint or a log sync;
 //! - `conformance`: the `Store` behaviour every engine must show;
 //! - `workload`: a random workload checked against a model;
 //! - `toy`: a minimal log engine, correct or with a planted ack-before-fsync bug,
@@ -27,6 +29,7 @@ pub mod background;
 pub mod conformance;
 pub mod crash;
 pub mod damage;
+pub mod gated;
 pub mod oracle;
 pub mod store_crash;
 pub mod toy;

@@ -1,0 +1,144 @@
+//! `GatedVfs`: a `SimVfs` whose fsyncs of files with one extension wait at a
+//! gate while it is closed. A test closes the gate, lets an engine reach such
+//! an fsync — a log's (the writer then holds its log for as long as the test
+//! likes), a table's or a data file's (a flush, compaction or checkpoint then
+//! stalls) — and checks what the rest of the engine does meanwhile.
+
+use std::io;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use parking_lot::{Condvar, Mutex};
+
+use crate::vfs::{DirLock, LockError, SimVfs, Vfs, VfsFile, VfsStats};
+
+/// The gate: closed, fsyncs of gated files wait; opened, they go on.
+#[derive(Debug, Default)]
+pub struct Gate {
+    closed: Mutex<bool>,
+    opened: Condvar,
+    held: AtomicBool,
+}
+
+impl Gate {
+    pub fn close(&self) {
+        *self.closed.lock() = true;
+    }
+
+    pub fn open(&self) {
+        *self.closed.lock() = false;
+        self.opened.notify_all();
+    }
+
+    /// Waits until some fsync is held at the closed gate.
+    pub fn wait_until_held(&self) {
+        while !self.held.load(Ordering::SeqCst) {
+            std::thread::yield_now();
+        }
+    }
+
+    fn pass(&self) {
+        let mut closed = self.closed.lock();
+        while *closed {
+            self.held.store(true, Ordering::SeqCst);
+            self.opened.wait(&mut closed);
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct GatedVfs {
+    inner: SimVfs,
+    gate: Arc<Gate>,
+    extension: &'static str,
+}
+
+impl GatedVfs {
+    /// Gates the fsyncs of files named `*.extension` on `inner`.
+    pub fn new(inner: SimVfs, extension: &'static str) -> GatedVfs {
+        GatedVfs {
+            inner,
+            gate: Arc::default(),
+            extension,
+        }
+    }
+
+    pub fn gate(&self) -> Arc<Gate> {
+        Arc::clone(&self.gate)
+    }
+
+    fn wrap(&self, path: &Path, file: Arc<dyn VfsFile>) -> Arc<dyn VfsFile> {
+        let gated = path.extension().is_some_and(|ext| ext == self.extension);
+        Arc::new(GatedFile {
+            inner: file,
+            gate: gated.then(|| Arc::clone(&self.gate)),
+        })
+    }
+}
+
+#[derive(Debug)]
+struct GatedFile {
+    inner: Arc<dyn VfsFile>,
+    gate: Option<Arc<Gate>>,
+}
+
+impl VfsFile for GatedFile {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        self.inner.read_at(buf, offset)
+    }
+    fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<usize> {
+        self.inner.write_at(buf, offset)
+    }
+    fn sync(&self) -> io::Result<()> {
+        if let Some(gate) = &self.gate {
+            gate.pass();
+        }
+        self.inner.sync()
+    }
+    fn len(&self) -> io::Result<u64> {
+        self.inner.len()
+    }
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        self.inner.set_len(len)
+    }
+}
+
+impl Vfs for GatedVfs {
+    fn create(&self, path: &Path) -> io::Result<Arc<dyn VfsFile>> {
+        Ok(self.wrap(path, self.inner.create(path)?))
+    }
+    fn open(&self, path: &Path) -> io::Result<Arc<dyn VfsFile>> {
+        Ok(self.wrap(path, self.inner.open(path)?))
+    }
+    fn open_read(&self, path: &Path) -> io::Result<Arc<dyn VfsFile>> {
+        self.inner.open_read(path)
+    }
+    fn exists(&self, path: &Path) -> io::Result<bool> {
+        self.inner.exists(path)
+    }
+    fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
+        self.inner.list(dir)
+    }
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        self.inner.rename(from, to)
+    }
+    fn remove(&self, path: &Path) -> io::Result<()> {
+        self.inner.remove(path)
+    }
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
+        self.inner.create_dir_all(dir)
+    }
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        self.inner.sync_dir(dir)
+    }
+    fn file_size(&self, path: &Path) -> io::Result<u64> {
+        self.inner.file_size(path)
+    }
+    fn stats(&self) -> VfsStats {
+        self.inner.stats()
+    }
+    fn lock_dir(&self, dir: &Path) -> Result<DirLock, LockError> {
+        self.inner.lock_dir(dir)
+    }
+}
