@@ -6,13 +6,13 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use leasehold_btree::BtreeEngine;
 use leasehold_core::config::BtreeConfig;
 use leasehold_core::testkit::crash::collect_all;
-use leasehold_core::testkit::damage::{self, Copy};
+use leasehold_core::testkit::damage;
 use leasehold_core::testkit::oracle::KvMap;
 use leasehold_core::vfs::{read_exact_at, CrashPolicy, OsVfs, SimVfs, Vfs};
 use leasehold_core::{Durability, KvEngine, KvError, WriteBatch};
@@ -178,13 +178,7 @@ fn damage_at_rest_anywhere_is_an_error_or_changes_nothing() {
         file: "data.db".into(),
         damage: damage::Damage::Flip { offset, mask: 0x04 },
     }));
-    let copy = || {
-        Ok(Copy {
-            vfs: Arc::new(vfs.crash_image(CrashPolicy::ProcessCrash, 0)),
-            dir: PathBuf::from(DIR),
-            keep: None,
-        })
-    };
+    let copy = || damage::copy_sim(&vfs, Path::new(DIR));
     let open = |vfs: Arc<dyn Vfs>, dir: &Path| {
         BtreeEngine::open(
             &BtreeConfig {

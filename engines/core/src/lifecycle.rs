@@ -7,7 +7,9 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use parking_lot::Mutex;
+use std::time::Duration;
+
+use parking_lot::{Condvar, Mutex};
 
 use crate::error::{KvError, KvResult};
 use crate::kv::Health;
@@ -65,6 +67,22 @@ impl Lifecycle {
         let first = !self.closed.swap(true, Ordering::AcqRel);
         self.lock.lock().take();
         first
+    }
+
+    /// One pause of a background loop: waits up to `timeout` on `wake`
+    /// (not at all for a zero timeout). False — the loop ends — once `stop`
+    /// is set or the engine has failed.
+    pub fn pause(&self, stop: &Mutex<bool>, wake: &Condvar, timeout: Duration) -> bool {
+        {
+            let mut stopping = stop.lock();
+            if !*stopping && !timeout.is_zero() {
+                wake.wait_for(&mut stopping, timeout);
+            }
+            if *stopping {
+                return false;
+            }
+        }
+        !self.is_failed()
     }
 
     /// `Failed` when closed or failed, else `None` (the engine judges the rest).

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use leasehold_core::config::LsmConfig;
 use leasehold_core::testkit::crash::collect_all;
-use leasehold_core::testkit::damage::{self, Copy};
+use leasehold_core::testkit::damage;
 use leasehold_core::testkit::gated::GatedVfs;
 use leasehold_core::testkit::oracle::KvMap;
 use leasehold_core::vfs::{CrashPolicy, OsVfs, SimVfs, Vfs};
@@ -292,13 +292,7 @@ fn damage_at_rest_anywhere_is_an_error_or_changes_nothing() {
     assert!(files.iter().any(|name| name.ends_with(".log")));
     assert!(files.iter().any(|name| name.ends_with(".sst")));
     let cases = damage::cases_for_dir(&vfs, Path::new(DIR), density(1024, 16), 7).unwrap();
-    let copy = || {
-        Ok(Copy {
-            vfs: Arc::new(vfs.crash_image(CrashPolicy::ProcessCrash, 0)),
-            dir: PathBuf::from(DIR),
-            keep: None,
-        })
-    };
+    let copy = || damage::copy_sim(&vfs, Path::new(DIR));
     let open = |vfs: Arc<dyn Vfs>, dir: &Path| {
         LsmEngine::open(
             &LsmConfig {

@@ -48,13 +48,6 @@ fn shard_of(key: &[u8]) -> usize {
     (fnv1a(key) as usize) & (SHARDS - 1)
 }
 
-#[derive(Debug)]
-struct BackupState {
-    /// Every batch with a sequence number up to this is in the durable backup.
-    durable_sequence: u64,
-    poisoned: Option<String>,
-}
-
 /// Bugs planted on purpose to prove the crash campaign finds them; only
 /// `MemoryEngine::open_planted` (in this crate's tests or with the
 /// `planted-bugs` feature) can switch one on.
@@ -85,77 +78,9 @@ impl PlantedBug {
     ];
 }
 
-#[derive(Debug)]
-struct BackupTarget {
-    /// Always `None` outside planted-bug builds and tests.
-    planted: Option<PlantedBug>,
-    vfs: Arc<dyn Vfs>,
-    path: PathBuf,
-    compression: BackupCompression,
-    interval: Duration,
-    /// Held while a backup is written: concurrent Sync writers queue here and
-    /// most find their write covered by the backup before theirs (group commit).
-    state: Mutex<BackupState>,
-    /// The backup directory's lock, released at `close`.
-    lock: Mutex<Option<DirLock>>,
-}
-
-/// The file that says a backup exists: `<backup file name>.present`, made
-/// (and its directory entry synced) only after the first backup is durable,
-/// and never removed. A missing backup beside it was lost, not never made —
-/// an error, never an empty store.
-fn witness_path(backup: &Path) -> PathBuf {
-    let mut name = backup.file_name().unwrap_or_default().to_os_string();
-    name.push(".present");
-    backup.with_file_name(name)
-}
-
-impl BackupTarget {
-    /// Writes the first (empty) backup if there is none, then the witness
-    /// that a backup exists.
-    fn make_witness(&self, has_backup: bool) -> KvResult<()> {
-        let context = |what: &str| format!("{what} {}", self.path.display());
-        if !has_backup {
-            let empty = backup::encode(0, std::iter::empty(), self.compression);
-            self.replace(&empty)
-                .map_err(|err| KvError::io(context("write the first backup"), err))?;
-        }
-        let witness = witness_path(&self.path);
-        self.vfs
-            .create(&witness)
-            .map_err(|err| KvError::io(context("create the witness of"), err))?;
-        let dir = self.path.parent().unwrap_or(Path::new(""));
-        self.vfs
-            .sync_dir(dir)
-            .map_err(|err| KvError::io(format!("sync {}", dir.display()), err))
-    }
-
-    /// Puts `bytes` in place as the backup: a temporary file, fsynced,
-    /// renamed over the old one, the directory fsynced.
-    fn replace(&self, bytes: &[u8]) -> std::io::Result<()> {
-        let vfs = self.vfs.as_ref();
-        if !matches!(
-            self.planted,
-            Some(PlantedBug::SkipBackupSync | PlantedBug::SkipDirSync)
-        ) {
-            return replace_file_atomically(vfs, &self.path, bytes);
-        }
-        // The planted bugs: the same steps with one sync left out.
-        let dir = self.path.parent().unwrap_or(Path::new(""));
-        let temp = self.path.with_extension("planted.tmp");
-        let file = vfs.create(&temp)?;
-        leasehold_core::vfs::write_all_at(file.as_ref(), bytes, 0)?;
-        if self.planted != Some(PlantedBug::SkipBackupSync) {
-            file.sync()?;
-        }
-        drop(file);
-        vfs.rename(&temp, &self.path)?;
-        if self.planted != Some(PlantedBug::SkipDirSync) {
-            vfs.sync_dir(dir)?;
-        }
-        Ok(())
-    }
-}
+mod durability;
+mod target;
+use target::{witness_path, BackupState, BackupTarget};
 
 #[derive(Debug, Default)]
 struct Counters {
@@ -466,80 +391,6 @@ impl Shared {
             .fetch_add(batch.logical_bytes(), Ordering::Relaxed);
         Ok(self.sequence.fetch_add(1, Ordering::AcqRel) + 1)
     }
-
-    /// Returns once a durable backup covers batch `sequence` (writing one if
-    /// needed). Errors poison the engine.
-    fn backup_through(&self, sequence: u64) -> KvResult<()> {
-        let Some(target) = &self.backup else {
-            return Err(KvError::Unsupported(
-                "the memory engine has no backup configured; it cannot make writes durable".into(),
-            ));
-        };
-        let mut state = target.state.lock();
-        if let Some(reason) = &state.poisoned {
-            return Err(KvError::Poisoned {
-                reason: reason.clone(),
-            });
-        }
-        if state.durable_sequence >= sequence {
-            return Ok(());
-        }
-        let (covered, bytes) = {
-            let guards = self.read_all_shards();
-            let covered = self.sequence.load(Ordering::Acquire);
-            let mut entries: Vec<(&[u8], &[u8])> = guards
-                .iter()
-                .flat_map(|map| {
-                    map.iter()
-                        .map(|(key, value)| (key.as_slice(), value.as_slice()))
-                })
-                .collect();
-            entries.sort_unstable_by(|left, right| left.0.cmp(right.0));
-            (
-                covered,
-                backup::encode(covered, entries.into_iter(), target.compression),
-            )
-        };
-        match target.replace(&bytes) {
-            Ok(()) => {
-                state.durable_sequence = covered;
-                self.counters
-                    .backup_bytes_written
-                    .fetch_add(bytes.len() as u64, Ordering::Relaxed);
-                self.counters.backups.fetch_add(1, Ordering::Relaxed);
-                Ok(())
-            }
-            Err(err) => {
-                let reason = format!("backup to {} failed: {err}", target.path.display());
-                state.poisoned = Some(reason);
-                Err(KvError::io(
-                    format!("backup to {}", target.path.display()),
-                    err,
-                ))
-            }
-        }
-    }
-
-    fn background_loop(&self) {
-        let Some(target) = &self.backup else { return };
-        loop {
-            {
-                let mut stop = self.stop.lock();
-                if !*stop {
-                    self.wake.wait_for(&mut stop, target.interval);
-                }
-                if *stop {
-                    return;
-                }
-            }
-            let sequence = self.sequence.load(Ordering::Acquire);
-            let behind = target.state.lock().durable_sequence < sequence;
-            if behind && self.backup_through(sequence).is_err() {
-                // Poisoned; writers see it. Nothing more to do here.
-                return;
-            }
-        }
-    }
 }
 
 impl KvEngine for MemoryEngine {
@@ -734,69 +585,4 @@ impl KvEngine for MemoryEngine {
 }
 
 #[cfg(test)]
-mod planted_bugs {
-    use super::*;
-    use leasehold_core::config::BackupCompression;
-    use leasehold_core::testkit::crash;
-    use leasehold_core::vfs::SimVfs;
-
-    fn open(bug: PlantedBug) -> impl Fn(SimVfs) -> KvResult<MemoryEngine> {
-        move |vfs| {
-            let config = MemoryConfig {
-                max_entries: 1_000,
-                backup_path: Some(PathBuf::from("/memory/backup.lz4")),
-                sync_interval: Duration::from_secs(24 * 3600),
-                compression: BackupCompression::Lz4,
-            };
-            MemoryEngine::open_planted(&config, Arc::new(vfs), bug)
-        }
-    }
-
-    /// The media-damage family catches a missing lock and what recovery
-    /// must not take at its word.
-    #[test]
-    fn the_damage_family_finds_its_planted_bugs() {
-        for bug in [PlantedBug::SkipDirLock, PlantedBug::IgnoreWitness] {
-            let found = leasehold_core::testkit::damage::search_damage(
-                &open(bug),
-                std::path::Path::new("/memory"),
-                2_000,
-                32,
-            );
-            assert!(
-                found.is_err(),
-                "{bug:?} went unnoticed by 2 000 damage cases"
-            );
-        }
-    }
-
-    /// The campaign must find each planted bug within a bounded run.
-    #[test]
-    fn the_crash_oracle_finds_every_planted_bug() {
-        for bug in [
-            PlantedBug::SkipBackupSync,
-            PlantedBug::SkipDirSync,
-            PlantedBug::AckBeforeBackup,
-        ] {
-            let found = crash::search(&open(bug), 2_000, 32);
-            assert!(
-                found.is_err(),
-                "{bug:?} went unnoticed by 2 000 crash cases"
-            );
-        }
-    }
-
-    /// Without the checksum, a bit flipped while reading the backup comes
-    /// back as data.
-    #[test]
-    fn read_faults_find_the_skipped_checksum() {
-        let read_faults = crash::read_fault_config();
-        let found = crash::search_with(
-            &open(PlantedBug::SkipChecksum),
-            2_000,
-            32,
-            Some(&read_faults),
-        );
-        assert!(found.is_err(), "the skipped backup checksum went unnoticed");
-    }
-}
+mod planted_bugs;

@@ -3,15 +3,15 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failure panics with its message
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use leasehold_core::config::{BackupCompression, MemoryConfig};
 use leasehold_core::testkit::crash::collect_all;
-use leasehold_core::testkit::damage::{self, Copy};
+use leasehold_core::testkit::damage;
 use leasehold_core::testkit::oracle::KvMap;
-use leasehold_core::vfs::{CrashPolicy, OsVfs, SimVfs, Vfs};
+use leasehold_core::vfs::{OsVfs, SimVfs, Vfs};
 use leasehold_core::{Durability, KvEngine, KvError, WriteBatch};
 use leasehold_memory::MemoryEngine;
 
@@ -95,13 +95,7 @@ fn damage_at_rest_anywhere_is_an_error_or_changes_nothing() {
         3,
     )
     .unwrap();
-    let copy = || {
-        Ok(Copy {
-            vfs: Arc::new(vfs.crash_image(CrashPolicy::ProcessCrash, 0)),
-            dir: PathBuf::from(DIR),
-            keep: None,
-        })
-    };
+    let copy = || damage::copy_sim(&vfs, Path::new(DIR));
     let open = |vfs: Arc<dyn Vfs>, dir: &Path| MemoryEngine::open(&self::config(dir), vfs);
     let report = damage::sweep(&copy, &open, &model, &cases).unwrap();
     assert!(report.refused > 0 && report.intact > 0, "{report:?}");

@@ -11,6 +11,7 @@
 
 pub mod backend;
 pub mod client;
+mod layout;
 pub mod record;
 pub mod store;
 pub mod test_server;

@@ -37,6 +37,10 @@ use leasehold_core::{
 use object_store::path::Path;
 
 use crate::backend::Backend;
+use crate::layout::validate;
+pub use crate::layout::Layout;
+
+mod snapshots;
 use crate::client::{Client, ClientStats, Condition, ETag, Written};
 use crate::record::Envelope;
 
@@ -46,56 +50,6 @@ const MAX_ATTEMPTS: usize = 64;
 
 /// A probe slower than this makes `health()` report `Degraded`.
 const SLOW_PROBE: Duration = Duration::from_secs(1);
-
-/// Where an actor's objects live under the configured prefix.
-#[derive(Clone, Debug)]
-pub struct Layout {
-    prefix: Path,
-}
-
-impl Layout {
-    pub fn new(prefix: &str) -> Layout {
-        Layout {
-            prefix: Path::from_iter(prefix.split('/').filter(|part| !part.is_empty())),
-        }
-    }
-
-    pub fn leases(&self) -> Path {
-        self.prefix.clone().join("leases")
-    }
-
-    pub fn snapshots(&self) -> Path {
-        self.prefix.clone().join("snapshots")
-    }
-
-    pub fn lease(&self, key: &ActorKey) -> Path {
-        self.leases()
-            .join(key.actor_type.as_str())
-            .join(key.actor_id.as_str())
-    }
-
-    pub fn snapshot(&self, key: &ActorKey) -> Path {
-        self.snapshots()
-            .join(key.actor_type.as_str())
-            .join(key.actor_id.as_str())
-    }
-
-    fn probe(&self, name: &str) -> Path {
-        self.prefix.clone().join("health").join(name)
-    }
-}
-
-/// An actor key the object layout can name: `ActorKey`'s own rule plus a
-/// non-empty id (an object key cannot end in an empty segment).
-fn validate(key: &ActorKey) -> StoreResult<()> {
-    rules::validate_key(key)?;
-    if key.actor_id.is_empty() {
-        return Err(StoreError::InvalidArgument(format!(
-            "actor key {key:?} has an empty actor id, which the object-store layout cannot name"
-        )));
-    }
-    Ok(())
-}
 
 fn corrupt(path: &Path, reason: impl std::fmt::Display) -> StoreError {
     StoreError::CorruptRecord {
@@ -235,109 +189,6 @@ impl ObjectStoreBackend {
             Bytes::from(lease.encode()),
             &Condition::after_read(read),
         )
-    }
-
-    /// Raises the snapshot object's fence to `epoch` (creating a tombstone if
-    /// there is no object), so no write fenced below `epoch` can land.
-    fn fence(&self, key: &ActorKey, epoch: u64) -> StoreResult<()> {
-        let path = self.layout.snapshot(key);
-        for _ in 0..MAX_ATTEMPTS {
-            let read = self.read_envelope_at(&path)?;
-            let (envelope, etag) = match read {
-                Some((envelope, _)) if envelope.fence >= epoch => return Ok(()),
-                Some((envelope, etag)) => (envelope, Some(etag)),
-                None => (
-                    Envelope {
-                        fence: 0,
-                        snapshot: None,
-                    },
-                    None,
-                ),
-            };
-            let fenced = Envelope {
-                fence: epoch,
-                ..envelope
-            };
-            if self.put_checked(
-                &path,
-                fenced.encode(),
-                &Condition::after_read(etag.as_ref()),
-            )? {
-                self.fences.fetch_add(1, Ordering::Relaxed);
-                return Ok(());
-            }
-        }
-        Err(contention("fence", key))
-    }
-
-    /// Saves and deletes of one actor: read lease and snapshot, apply the
-    /// rules, PUT the result over the snapshot's ETag; on a lost race, again.
-    fn write_snapshot(&self, op: CommitOp, now: Timestamp) -> StoreResult<Option<Snapshot>> {
-        let key = op.key().clone();
-        validate(&key)?;
-        let path = self.layout.snapshot(&key);
-        for _ in 0..MAX_ATTEMPTS {
-            let lease = self.read_lease(&key)?.map(|(lease, _)| lease);
-            let read = self.read_envelope_at(&path)?;
-            let (fence, stored, etag) = match read {
-                Some((envelope, etag)) => (envelope.fence, envelope.snapshot, Some(etag)),
-                None => (0, None, None),
-            };
-            let (fence_epoch, body, saved) = match &op {
-                CommitOp::Save {
-                    snapshot,
-                    expected_version,
-                    fence_epoch,
-                } => {
-                    check_object_fence(&key, fence, *fence_epoch)?;
-                    let saved = rules::save(
-                        snapshot.clone(),
-                        lease.as_ref(),
-                        stored.as_ref(),
-                        *expected_version,
-                        *fence_epoch,
-                        now,
-                    )?;
-                    (*fence_epoch, Some(saved.clone()), Some(saved))
-                }
-                CommitOp::Delete {
-                    expected_version,
-                    fence_epoch,
-                    ..
-                } => {
-                    check_object_fence(&key, fence, *fence_epoch)?;
-                    rules::delete(
-                        &key,
-                        lease.as_ref(),
-                        stored.as_ref(),
-                        *expected_version,
-                        *fence_epoch,
-                        now,
-                    )?;
-                    if stored.is_none() {
-                        // Nothing to delete; nothing written.
-                        return Ok(None);
-                    }
-                    (*fence_epoch, None, None)
-                }
-            };
-            let envelope = Envelope {
-                fence: fence.max(fence_epoch),
-                snapshot: body,
-            };
-            if self.put_checked(
-                &path,
-                envelope.encode(),
-                &Condition::after_read(etag.as_ref()),
-            )? {
-                if let Some(saved) = &saved {
-                    self.metrics
-                        .add_state_bytes_written(saved.state.len() as u64);
-                }
-                return Ok(saved);
-            }
-        }
-        Err(contention("write", &key))
     }
 
     /// Every object under `prefix`, read and decoded by `decode`.

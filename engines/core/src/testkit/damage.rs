@@ -268,6 +268,16 @@ pub fn copy_os_dir(dir: &Path) -> io::Result<Copy> {
 /// Opens an engine on a Vfs, in a directory.
 pub type OpenAt<'a, E> = dyn Fn(Arc<dyn Vfs>, &Path) -> crate::KvResult<E> + 'a;
 
+/// A copy of the closed store in `dir` on the simulated disk `vfs` (a
+/// process-crash image: everything written, nothing lost).
+pub fn copy_sim(vfs: &crate::vfs::SimVfs, dir: &Path) -> io::Result<Copy> {
+    Ok(Copy {
+        vfs: Arc::new(vfs.crash_image(crate::vfs::CrashPolicy::ProcessCrash, 0)),
+        dir: dir.to_path_buf(),
+        keep: None,
+    })
+}
+
 /// Runs every case: `copy` gives a fresh copy of the closed store, the case
 /// damages it, `open` opens it (on the copy's Vfs, in its directory), `judge`
 /// decides. The first violation is the error, with its case.

@@ -1,0 +1,35 @@
+//! The background threads: the checkpointer and the syncer (timed log syncs
+//! for Group writes, never behind a checkpoint).
+
+use super::*;
+
+impl Inner {
+    pub(super) fn background_loop(&self) {
+        let interval = Duration::from_secs(self.config.wal_sync_interval)
+            .clamp(Duration::from_millis(10), Duration::from_millis(200));
+        while self.lifecycle.pause(&self.stop, &self.work_cv, interval) {
+            if self.checkpoint_due() && self.checkpoint().is_err() {
+                return;
+            }
+        }
+    }
+
+    /// Group durability: syncs the log once its unsynced records have waited
+    /// the interval. Its own thread, so that no checkpoint delays it (audit
+    /// G1); it never waits for the writer lock (a holder syncs or will).
+    pub(super) fn sync_loop(&self) {
+        let interval = Duration::from_secs(self.config.wal_sync_interval);
+        let tick = (interval / 4).clamp(Duration::from_millis(1), Duration::from_millis(50));
+        while self.lifecycle.pause(&self.stop, &self.work_cv, tick) {
+            if let Some(mut writer) = self.writer.try_lock() {
+                let dirty = !writer.buffer.is_empty() || !writer.wal.is_synced();
+                if dirty
+                    && writer.last_sync.elapsed() >= interval
+                    && self.sync_log(&mut writer).is_err()
+                {
+                    return;
+                }
+            }
+        }
+    }
+}

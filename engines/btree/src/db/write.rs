@@ -1,0 +1,130 @@
+//! The write path: group commit into the log (Buffered records held up to
+//! `wal_buffer_size`), fsyncs per durability, and the copy-on-write apply.
+
+use super::*;
+
+impl Inner {
+    pub(super) fn write(&self, batch: WriteBatch, durability: Durability) -> KvResult<()> {
+        self.check_usable()?;
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let key_max = self.limits.capacity / 8;
+        if let Some(op) = batch.ops.iter().find(|op| op.key().len() > key_max) {
+            return Err(KvError::InvalidArgument(format!(
+                "key of {} bytes; this page size allows at most {key_max}",
+                op.key().len()
+            )));
+        }
+        self.commits
+            .submit(batch, durability, |group| self.write_group(group))
+    }
+
+    /// Writes buffered records to the log.
+    pub(super) fn drain_buffer(&self, writer: &mut WriterState) -> KvResult<()> {
+        if writer.buffer.is_empty() {
+            return Ok(());
+        }
+        let records = std::mem::take(&mut writer.buffer);
+        writer.buffer_bytes = 0;
+        let refs: Vec<&[u8]> = records.iter().map(Vec::as_slice).collect();
+        let written = writer.wal.append(&refs).map_err(|err| {
+            self.fail(KvError::io(
+                format!("append to {}", writer.wal.path().display()),
+                err,
+            ))
+        })?;
+        bump(&self.counters.wal_bytes, written);
+        self.counters
+            .active_wal_bytes
+            .store(writer.wal.len(), Ordering::Relaxed);
+        Ok(())
+    }
+
+    pub(super) fn sync_log(&self, writer: &mut WriterState) -> KvResult<()> {
+        self.drain_buffer(writer)?;
+        if self.planted(PlantedBug::SkipLogSync) {
+            writer.last_sync = Instant::now();
+            return Ok(());
+        }
+        writer.wal.sync().map_err(|err| {
+            self.fail(KvError::io(
+                format!("sync {}", writer.wal.path().display()),
+                err,
+            ))
+        })?;
+        writer.last_sync = Instant::now();
+        Ok(())
+    }
+
+    pub(super) fn write_group(&self, group: &[Arc<Pending>]) -> KvResult<()> {
+        let mut writer = self.writer.lock();
+        self.check_usable()?;
+        let mut bytes = 0;
+        for pending in group {
+            #[allow(unused_mut)]
+            let mut record = pending.batch.encode();
+            #[cfg(any(test, feature = "planted-bugs"))]
+            if self.planted(PlantedBug::AckBeforeWal) {
+                let deferred = std::mem::replace(&mut self.planted.lock().1, vec![record]);
+                record = deferred.into_iter().next().unwrap_or_default();
+                if record.is_empty() {
+                    continue;
+                }
+            }
+            bytes += record.len() as u64;
+            writer.buffer.push(record);
+        }
+        writer.buffer_bytes += bytes;
+        let interval = Duration::from_secs(self.config.wal_sync_interval);
+        // Without the background thread nothing would sync a trailing Group
+        // write later, so Group is synced at once: its promise (durable
+        // within the interval) kept the only way it can be.
+        let sync = group
+            .iter()
+            .any(|pending| pending.durability == Durability::Sync)
+            || (group
+                .iter()
+                .any(|pending| pending.durability == Durability::Group)
+                && (writer.last_sync.elapsed() >= interval || !self.config.background_threads));
+        let unbuffered = group
+            .iter()
+            .any(|pending| pending.durability != Durability::Buffered);
+        if sync {
+            self.sync_log(&mut writer)?;
+        } else if unbuffered || writer.buffer_bytes >= self.config.wal_buffer_size {
+            self.drain_buffer(&mut writer)?;
+        }
+        let mut root = self.root.read().clone();
+        let mut change = Change::default();
+        let writer = &mut *writer;
+        for pending in group {
+            bump(&self.counters.user_bytes, pending.batch.logical_bytes());
+            for op in pending.batch.ops.iter().cloned() {
+                apply(
+                    &mut root,
+                    op,
+                    &self.limits,
+                    &mut writer.replaced,
+                    &mut change,
+                );
+            }
+        }
+        *self.root.write() = root;
+        self.counters
+            .live_entries
+            .fetch_add(change.entries, Ordering::Relaxed);
+        self.counters
+            .live_bytes
+            .fetch_add(change.bytes, Ordering::Relaxed);
+        writer.since_checkpoint += bytes;
+        // Inline mode checkpoints in `BtreeEngine::write`, once this group's
+        // writer lock is released (`checkpoint` takes it itself).
+        if self.config.background_threads
+            && writer.since_checkpoint >= self.config.checkpoint_wal_bytes
+        {
+            self.work_cv.notify_all();
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,56 @@
+//! The background threads: the worker (flushes and compactions) and the
+//! syncer (timed WAL syncs for Group writes, never behind a flush).
+
+use super::*;
+
+impl Inner {
+    pub(super) fn has_work(&self) -> bool {
+        let state = self.state.read();
+        !state.immutables.is_empty()
+            || compaction::pick(&state.version, &self.config, &vec![Vec::new(); LEVELS]).is_some()
+    }
+
+    pub(super) fn background_loop(&self) {
+        let interval = Duration::from_millis(self.config.wal_sync_interval_ms.max(1));
+        loop {
+            let wait = if self.has_work() {
+                Duration::ZERO
+            } else {
+                interval
+            };
+            if !self.lifecycle.pause(&self.stop, &self.work_cv, wait) {
+                return;
+            }
+            let worked = self.flush_one().and_then(|flushed| {
+                if flushed {
+                    Ok(true)
+                } else {
+                    self.compact_once()
+                }
+            });
+            if worked.is_err() {
+                return;
+            }
+        }
+    }
+
+    /// Group durability: syncs a WAL whose unsynced bytes have waited the
+    /// interval. Its own thread, so that no flush or compaction delays it
+    /// (audit G1). A write leader holding the WAL (a Sync write's fsync, or
+    /// a stall) syncs before it acknowledges anything else, so this never
+    /// waits for the lock: it tries again a few milliseconds later.
+    pub(super) fn sync_loop(&self) {
+        let interval = Duration::from_millis(self.config.wal_sync_interval_ms.max(1));
+        let tick = (interval / 4).max(Duration::from_millis(1));
+        while self.lifecycle.pause(&self.stop, &self.work_cv, tick) {
+            if let Some(mut wal) = self.wal.try_lock() {
+                if !wal.writer.is_synced()
+                    && wal.last_sync.elapsed() >= interval
+                    && self.sync_wal(&mut wal).is_err()
+                {
+                    return;
+                }
+            }
+        }
+    }
+}

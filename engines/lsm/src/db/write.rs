@@ -1,0 +1,197 @@
+//! The write path: group commit through the WAL into the active memtable,
+//! memtable switches and stalls, timed and Sync fsyncs, and the record a clean
+//! close leaves in the manifest (FORMAT.md, "Write", "Close").
+
+use super::*;
+
+impl Inner {
+    pub(super) fn write(&self, batch: WriteBatch, durability: Durability) -> KvResult<()> {
+        self.check_usable()?;
+        if batch.is_empty() {
+            return Ok(());
+        }
+        self.commits
+            .submit(batch, durability, |group| self.write_group(group))
+    }
+
+    pub(super) fn write_group(&self, group: &[Arc<Pending>]) -> KvResult<()> {
+        let mut wal = self.wal.lock();
+        self.check_usable()?;
+        self.make_room(&mut wal)?;
+        let first = wal.last_sequence + 1;
+        let mut sequence = first;
+        let mut records = Vec::with_capacity(group.len());
+        for pending in group {
+            records.push(encode_wal_record(sequence, &pending.batch));
+            sequence += pending.batch.len() as u64;
+        }
+        #[cfg(any(test, feature = "planted-bugs"))]
+        if self.planted(PlantedBug::AckBeforeWal) {
+            records = std::mem::replace(&mut self.planted.lock().1, records);
+        }
+        let refs: Vec<&[u8]> = records.iter().map(Vec::as_slice).collect();
+        let written = wal.writer.append(&refs).map_err(|err| {
+            self.fail(KvError::io(
+                format!("append to {}", wal.writer.path().display()),
+                err,
+            ))
+        })?;
+        bump(&self.counters.wal_bytes, written);
+        self.counters
+            .active_wal_bytes
+            .store(wal.writer.len(), Ordering::Relaxed);
+        let interval = Duration::from_millis(self.config.wal_sync_interval_ms);
+        // Without the background thread nothing would sync a trailing Group
+        // write later, so Group is synced at once: its promise (durable
+        // within the interval) kept the only way it can be.
+        let sync_now = group
+            .iter()
+            .any(|pending| pending.durability == Durability::Sync)
+            || (group
+                .iter()
+                .any(|pending| pending.durability == Durability::Group)
+                && (wal.last_sync.elapsed() >= interval || !self.config.background_threads));
+        if sync_now {
+            self.sync_wal(&mut wal)?;
+        }
+        let active = Arc::clone(&self.state.read().active);
+        let mut sequence = first;
+        for pending in group {
+            bump(&self.counters.user_bytes, pending.batch.logical_bytes());
+            for op in pending.batch.ops.iter().cloned() {
+                insert_op(&active, op, sequence);
+                sequence += 1;
+            }
+        }
+        wal.last_sequence = sequence - 1;
+        self.visible_sequence.store(sequence - 1, Ordering::Release);
+        if !self.config.background_threads {
+            drop(wal);
+            self.run_due_work_inline()?;
+        }
+        Ok(())
+    }
+
+    pub(super) fn sync_wal(&self, wal: &mut WalState) -> KvResult<()> {
+        if self.planted(PlantedBug::SkipWalSync) {
+            wal.last_sync = Instant::now();
+            return Ok(());
+        }
+        wal.writer.sync().map_err(|err| {
+            self.fail(KvError::io(
+                format!("sync {}", wal.writer.path().display()),
+                err,
+            ))
+        })?;
+        wal.last_sync = Instant::now();
+        Ok(())
+    }
+
+    /// Makes sure the active memtable has room, switching to a new one (and
+    /// stalling while too much waits to be flushed).
+    pub(super) fn make_room(&self, wal: &mut WalState) -> KvResult<()> {
+        let limit = self.config.memtable_size_limit as usize;
+        let mut stalled: Option<Instant> = None;
+        loop {
+            let (full, immutables, level0) = {
+                let state = self.state.read();
+                (
+                    state.active.size() >= limit,
+                    state.immutables.len(),
+                    state.version.levels[0].len(),
+                )
+            };
+            if !full {
+                break;
+            }
+            let backlog = immutables >= self.config.max_memtables as usize
+                || (self.config.enable_compaction && level0 >= self.config.l0_stop_writes as usize);
+            if !backlog || !self.config.background_threads {
+                self.switch_memtable(wal)?;
+                break;
+            }
+            // Stall: wait for the worker to flush or compact.
+            stalled.get_or_insert_with(Instant::now);
+            self.work_cv.notify_all();
+            let mut stop = self.stop.lock();
+            if *stop {
+                return Err(KvError::Closed);
+            }
+            self.progress_cv
+                .wait_for(&mut stop, Duration::from_millis(50));
+            drop(stop);
+            self.check_usable()?;
+        }
+        if let Some(started) = stalled {
+            bump(
+                &self.counters.stall_micros,
+                started.elapsed().as_micros() as u64,
+            );
+        }
+        Ok(())
+    }
+
+    /// Freezes the active memtable and starts a new WAL. The old WAL is
+    /// fsynced first: records in the new one must never outlive older ones.
+    pub(super) fn switch_memtable(&self, wal: &mut WalState) -> KvResult<()> {
+        self.sync_wal(wal)?;
+        let number = self.allocate_file_number();
+        let path = self.dir.join(log_name(number));
+        let file = self
+            .vfs
+            .create(&path)
+            .map_err(|err| self.fail(KvError::io(format!("create {}", path.display()), err)))?;
+        self.sync_dir()?;
+        wal.writer = WalWriter::new(file, path);
+        self.counters.active_wal_bytes.store(0, Ordering::Relaxed);
+        wal.number = number;
+        let mut state = self.state.write();
+        let frozen = std::mem::replace(&mut state.active, Arc::new(Memtable::new(number)));
+        state.immutables.push(frozen);
+        drop(state);
+        self.work_cv.notify_all();
+        Ok(())
+    }
+
+    /// Logs the clean close (FORMAT.md, "Recovery"): every log still
+    /// holding records, with its exact length, so that the next open can
+    /// tell a removed, truncated or damaged log from a crash's torn tail. The
+    /// WAL was just synced; nothing writes after this.
+    pub(super) fn record_close(&self) -> KvResult<()> {
+        let wal = self.wal.lock();
+        let mut versions = self.versions.lock();
+        let state = self.state.read();
+        let mut logs = Vec::new();
+        for memtable in state.immutables.iter().chain([&state.active]) {
+            let path = self.dir.join(log_name(memtable.wal_number()));
+            let length = self
+                .vfs
+                .file_size(&path)
+                .map_err(io_error(format!("stat {}", path.display())))?;
+            if length > 0 {
+                logs.push((memtable.wal_number(), length));
+            }
+        }
+        drop(state);
+        let edit = VersionEdit {
+            last_sequence: Some(wal.last_sequence),
+            closed: Some(logs),
+            ..VersionEdit::default()
+        };
+        let written = versions.manifest.append(&edit).map_err(|err| {
+            self.fail(KvError::io(
+                format!("append to {}", versions.manifest.path().display()),
+                err,
+            ))
+        })?;
+        bump(&self.counters.manifest_bytes, written);
+        Ok(())
+    }
+
+    /// A fresh file number. Recovery also moves past every number on disk,
+    /// so an edit recording a smaller `next_file_number` than a file that
+    /// raced it never leads to reuse.
+    pub(super) fn allocate_file_number(&self) -> u64 {
+        self.file_numbers.fetch_add(1, Ordering::SeqCst)
+    }
+}

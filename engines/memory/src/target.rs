@@ -1,0 +1,84 @@
+//! The backup target: where the map goes on disk, the atomic replace that
+//! puts it there, the witness that a backup exists, and the directory lock
+//! (FORMAT.md, "Commit protocol").
+
+use super::*;
+
+#[derive(Debug)]
+pub(crate) struct BackupState {
+    /// Every batch with a sequence number up to this is in the durable backup.
+    pub(crate) durable_sequence: u64,
+    pub(crate) poisoned: Option<String>,
+}
+
+#[derive(Debug)]
+pub(crate) struct BackupTarget {
+    /// Always `None` outside planted-bug builds and tests.
+    pub(crate) planted: Option<PlantedBug>,
+    pub(crate) vfs: Arc<dyn Vfs>,
+    pub(crate) path: PathBuf,
+    pub(crate) compression: BackupCompression,
+    pub(crate) interval: Duration,
+    /// Held while a backup is written: concurrent Sync writers queue here and
+    /// most find their write covered by the backup before theirs (group commit).
+    pub(crate) state: Mutex<BackupState>,
+    /// The backup directory's lock, released at `close`.
+    pub(crate) lock: Mutex<Option<DirLock>>,
+}
+
+/// The file that says a backup exists: `<backup file name>.present`, made
+/// (and its directory entry synced) only after the first backup is durable,
+/// and never removed. A missing backup beside it was lost, not never made —
+/// an error, never an empty store.
+pub(crate) fn witness_path(backup: &Path) -> PathBuf {
+    let mut name = backup.file_name().unwrap_or_default().to_os_string();
+    name.push(".present");
+    backup.with_file_name(name)
+}
+
+impl BackupTarget {
+    /// Writes the first (empty) backup if there is none, then the witness
+    /// that a backup exists.
+    pub(crate) fn make_witness(&self, has_backup: bool) -> KvResult<()> {
+        let context = |what: &str| format!("{what} {}", self.path.display());
+        if !has_backup {
+            let empty = backup::encode(0, std::iter::empty(), self.compression);
+            self.replace(&empty)
+                .map_err(|err| KvError::io(context("write the first backup"), err))?;
+        }
+        let witness = witness_path(&self.path);
+        self.vfs
+            .create(&witness)
+            .map_err(|err| KvError::io(context("create the witness of"), err))?;
+        let dir = self.path.parent().unwrap_or(Path::new(""));
+        self.vfs
+            .sync_dir(dir)
+            .map_err(|err| KvError::io(format!("sync {}", dir.display()), err))
+    }
+
+    /// Puts `bytes` in place as the backup: a temporary file, fsynced,
+    /// renamed over the old one, the directory fsynced.
+    pub(crate) fn replace(&self, bytes: &[u8]) -> std::io::Result<()> {
+        let vfs = self.vfs.as_ref();
+        if !matches!(
+            self.planted,
+            Some(PlantedBug::SkipBackupSync | PlantedBug::SkipDirSync)
+        ) {
+            return replace_file_atomically(vfs, &self.path, bytes);
+        }
+        // The planted bugs: the same steps with one sync left out.
+        let dir = self.path.parent().unwrap_or(Path::new(""));
+        let temp = self.path.with_extension("planted.tmp");
+        let file = vfs.create(&temp)?;
+        leasehold_core::vfs::write_all_at(file.as_ref(), bytes, 0)?;
+        if self.planted != Some(PlantedBug::SkipBackupSync) {
+            file.sync()?;
+        }
+        drop(file);
+        vfs.rename(&temp, &self.path)?;
+        if self.planted != Some(PlantedBug::SkipDirSync) {
+            vfs.sync_dir(dir)?;
+        }
+        Ok(())
+    }
+}

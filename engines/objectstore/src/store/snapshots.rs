@@ -1,0 +1,114 @@
+//! Snapshot objects: saves and deletes as conditional PUTs over the ETag just
+//! read, and the takeover fence that keeps an old holder's late saves out
+//! (FORMAT.md, "Protocol").
+
+use super::*;
+
+impl ObjectStoreBackend {
+    /// Raises the snapshot object's fence to `epoch` (creating a tombstone if
+    /// there is no object), so no write fenced below `epoch` can land.
+    pub(super) fn fence(&self, key: &ActorKey, epoch: u64) -> StoreResult<()> {
+        let path = self.layout.snapshot(key);
+        for _ in 0..MAX_ATTEMPTS {
+            let read = self.read_envelope_at(&path)?;
+            let (envelope, etag) = match read {
+                Some((envelope, _)) if envelope.fence >= epoch => return Ok(()),
+                Some((envelope, etag)) => (envelope, Some(etag)),
+                None => (
+                    Envelope {
+                        fence: 0,
+                        snapshot: None,
+                    },
+                    None,
+                ),
+            };
+            let fenced = Envelope {
+                fence: epoch,
+                ..envelope
+            };
+            if self.put_checked(
+                &path,
+                fenced.encode(),
+                &Condition::after_read(etag.as_ref()),
+            )? {
+                self.fences.fetch_add(1, Ordering::Relaxed);
+                return Ok(());
+            }
+        }
+        Err(contention("fence", key))
+    }
+
+    /// Saves and deletes of one actor: read lease and snapshot, apply the
+    /// rules, PUT the result over the snapshot's ETag; on a lost race, again.
+    pub(super) fn write_snapshot(
+        &self,
+        op: CommitOp,
+        now: Timestamp,
+    ) -> StoreResult<Option<Snapshot>> {
+        let key = op.key().clone();
+        validate(&key)?;
+        let path = self.layout.snapshot(&key);
+        for _ in 0..MAX_ATTEMPTS {
+            let lease = self.read_lease(&key)?.map(|(lease, _)| lease);
+            let read = self.read_envelope_at(&path)?;
+            let (fence, stored, etag) = match read {
+                Some((envelope, etag)) => (envelope.fence, envelope.snapshot, Some(etag)),
+                None => (0, None, None),
+            };
+            let (fence_epoch, body, saved) = match &op {
+                CommitOp::Save {
+                    snapshot,
+                    expected_version,
+                    fence_epoch,
+                } => {
+                    check_object_fence(&key, fence, *fence_epoch)?;
+                    let saved = rules::save(
+                        snapshot.clone(),
+                        lease.as_ref(),
+                        stored.as_ref(),
+                        *expected_version,
+                        *fence_epoch,
+                        now,
+                    )?;
+                    (*fence_epoch, Some(saved.clone()), Some(saved))
+                }
+                CommitOp::Delete {
+                    expected_version,
+                    fence_epoch,
+                    ..
+                } => {
+                    check_object_fence(&key, fence, *fence_epoch)?;
+                    rules::delete(
+                        &key,
+                        lease.as_ref(),
+                        stored.as_ref(),
+                        *expected_version,
+                        *fence_epoch,
+                        now,
+                    )?;
+                    if stored.is_none() {
+                        // Nothing to delete; nothing written.
+                        return Ok(None);
+                    }
+                    (*fence_epoch, None, None)
+                }
+            };
+            let envelope = Envelope {
+                fence: fence.max(fence_epoch),
+                snapshot: body,
+            };
+            if self.put_checked(
+                &path,
+                envelope.encode(),
+                &Condition::after_read(etag.as_ref()),
+            )? {
+                if let Some(saved) = &saved {
+                    self.metrics
+                        .add_state_bytes_written(saved.state.len() as u64);
+                }
+                return Ok(saved);
+            }
+        }
+        Err(contention("write", &key))
+    }
+}
