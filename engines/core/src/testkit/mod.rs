@@ -16,6 +16,8 @@
 //!   maintenance (`compact_all`, checkpoints) racing them;
 //! - `gated`: a simulated disk whose fsyncs of one file kind wait at a gate,
 //!   to hold an engine inside a flush, a checkpoint or a log sync;
+//! - `kill`: acknowledged Sync writes survive SIGKILL of a writer process on
+//!   the real file system, and a second process is refused the directory;
 //! - `conformance`: the `Store` behaviour every engine must show;
 //! - `workload`: a random workload checked against a model;
 //! - `toy`: a minimal log engine, correct or with a planted ack-before-fsync bug,
@@ -30,6 +32,7 @@ pub mod conformance;
 pub mod crash;
 pub mod damage;
 pub mod gated;
+pub mod kill;
 pub mod oracle;
 pub mod store_crash;
 pub mod toy;

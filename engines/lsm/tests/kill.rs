@@ -1,0 +1,33 @@
+//! Acknowledged Sync writes survive SIGKILL of a writer process on the real
+//! file system, and a second process is refused the live directory
+//! (`testkit::kill`).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failure panics with its message
+
+use std::path::Path;
+use std::sync::Arc;
+
+use leasehold_core::testkit::kill;
+use leasehold_core::vfs::OsVfs;
+
+fn open(dir: &Path) -> leasehold_core::KvResult<leasehold_lsm::LsmEngine> {
+    leasehold_lsm::LsmEngine::open(
+        &leasehold_core::config::LsmConfig {
+            data_dir: dir.to_path_buf(),
+            memtable_size_limit: 64 << 10,
+            ..Default::default()
+        },
+        Arc::new(OsVfs::new()),
+    )
+}
+
+#[test]
+#[ignore = "the child process of acknowledged_sync_writes_survive_sigkill"]
+fn kill_child_writer() {
+    kill::child_writer(open);
+}
+
+#[test]
+fn acknowledged_sync_writes_survive_sigkill() {
+    kill::sigkill_rounds("kill_child_writer", 6, true, open);
+}
