@@ -429,7 +429,11 @@ impl KvEngine for BtreeEngine {
     fn write(&self, batch: WriteBatch, durability: Durability) -> KvResult<()> {
         self.inner.write(batch, durability)?;
         if !self.inner.config.background_threads && self.inner.checkpoint_due() {
-            self.inner.checkpoint()?;
+            // The write is applied and visible: a failed checkpoint fails the
+            // engine for what comes next, not this acknowledged write (X3).
+            if let Err(err) = self.inner.checkpoint() {
+                self.inner.fail(err);
+            }
         }
         Ok(())
     }

@@ -182,7 +182,8 @@ impl Loader<'_> {
         Ok((bytes, pages))
     }
 
-    /// The free list: its pages, and the freelist pages holding it.
+    /// The free list: its pages, and the freelist pages holding it. Called
+    /// after the tree is loaded: a free page the tree reaches is corruption.
     pub fn free_list(&mut self) -> KvResult<(BTreeSet<PageId>, Vec<PageId>)> {
         let mut free: BTreeSet<PageId> = self.meta.inline_free.iter().copied().collect();
         let mut list_pages = Vec::new();
@@ -209,6 +210,11 @@ impl Loader<'_> {
                     self.meta.free_count
                 ),
             ));
+        }
+        // A page both free and reached (tree, overflow or free-list page)
+        // would be overwritten by the next checkpoint while still in use.
+        if let Some(&page) = free.iter().find(|page| self.reached.contains(page)) {
+            return Err(self.corrupt(page, "is on the free list and in use"));
         }
         Ok((free, list_pages))
     }

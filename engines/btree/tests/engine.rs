@@ -425,3 +425,8 @@ fn overflow_chains_with_a_cycle_or_an_absurd_length_are_errors() {
         }
     }
 }
+
+#[test]
+fn a_batch_above_the_limit_is_refused_and_changes_nothing() {
+    workload::check_batch_limit(&open(&SimVfs::new(21)));
+}

@@ -247,14 +247,16 @@ fn the_lease_rules_hold_across_crashes() {
 /// B1: a crafted file with valid checksums whose meta claims far more pages
 /// than the file holds made the loader allocate what an overflow entry asked
 /// for (an abort), and a branch child id near `u64::MAX / page_size`
-/// overflowed the offset computed from it. Both are corruption now.
+/// overflowed the offset computed from it. Both are corruption now. So is
+/// (B2) a free list naming a page the tree uses: the next checkpoint would
+/// have overwritten that live page.
 #[test]
-fn a_crafted_meta_or_page_id_beyond_the_file_is_corruption() {
+fn a_crafted_meta_page_id_or_free_list_is_corruption() {
     use leasehold_btree::layout::{encode_branch, encode_leaf, LeafEntry, Stored};
     use leasehold_btree::meta::Meta;
     use leasehold_btree::page::{seal, PageKind};
     use leasehold_core::vfs::write_all_at;
-    let crafted = |page_count: u64, root: (PageKind, Vec<u8>)| {
+    let crafted = |page_count: u64, root: (PageKind, Vec<u8>), inline_free: Vec<u64>| {
         let vfs = SimVfs::new(13);
         vfs.create_dir_all(Path::new(DIR)).unwrap();
         let file = vfs.create(&Path::new(DIR).join("data.db")).unwrap();
@@ -264,9 +266,9 @@ fn a_crafted_meta_or_page_id_beyond_the_file_is_corruption() {
             root: Some(2),
             page_count,
             wal_number: 1,
-            free_count: 0,
+            free_count: inline_free.len() as u64,
             freelist_head: None,
-            inline_free: vec![],
+            inline_free,
         };
         write_all_at(file.as_ref(), &vec![0u8; PAGE as usize], 0).unwrap();
         for (id, kind, payload) in [(1u64, PageKind::Meta, meta.encode()), (2, root.0, root.1)] {
@@ -286,13 +288,25 @@ fn a_crafted_meta_or_page_id_beyond_the_file_is_corruption() {
             stored_len: 1 << 45,
         },
     }]);
-    let opened = crafted(1 << 40, (PageKind::Leaf, huge_overflow));
+    let opened = crafted(1 << 40, (PageKind::Leaf, huge_overflow), vec![]);
     assert!(
         matches!(opened, Err(KvError::Corruption { .. })),
         "{opened:?}"
     );
     let far_child = encode_branch(&[b"m".to_vec()], &[u64::MAX / PAGE + 5, 3]);
-    let opened = crafted(3, (PageKind::Branch, far_child));
+    let opened = crafted(3, (PageKind::Branch, far_child), vec![]);
+    assert!(
+        matches!(opened, Err(KvError::Corruption { .. })),
+        "{opened:?}"
+    );
+    let leaf = encode_leaf(&[LeafEntry {
+        key: b"k".to_vec(),
+        lz4_raw_len: None,
+        stored: Stored::Inline(b"v".to_vec()),
+    }]);
+    let opened = crafted(3, (PageKind::Leaf, leaf.clone()), vec![]);
+    assert!(opened.is_ok(), "the well-formed file opens: {opened:?}");
+    let opened = crafted(3, (PageKind::Leaf, leaf), vec![2]);
     assert!(
         matches!(opened, Err(KvError::Corruption { .. })),
         "{opened:?}"
@@ -359,4 +373,35 @@ fn a_group_write_is_synced_within_its_interval_during_a_long_checkpoint() {
         Some(&b"1"[..]),
         "a Group write acknowledged 1.5 s before the crash, interval 1 s"
     );
+}
+
+/// X3: in inline mode a write that made a checkpoint due ran it after the
+/// write was applied and visible, and a checkpoint error came back as that
+/// write's error. Now the write is acknowledged and the engine is failed.
+#[test]
+fn an_inline_checkpoint_error_fails_the_engine_not_the_write_already_applied() {
+    use leasehold_core::testkit::gated::GatedVfs;
+    let vfs = GatedVfs::new(SimVfs::new(15), "db");
+    let gate = vfs.gate();
+    let config = BtreeConfig {
+        background_threads: false,
+        ..common::tiny_config(DIR)
+    };
+    let engine = BtreeEngine::open(&config, Arc::new(vfs)).unwrap();
+    gate.fail_next();
+    let mut written = 0;
+    while engine.health() == leasehold_core::Health::Healthy && written < 10_000 {
+        let mut batch = WriteBatch::new();
+        batch.put(format!("k{written:05}"), vec![1u8; 64]);
+        engine
+            .write(batch, Durability::Buffered)
+            .expect("an applied write is acknowledged");
+        written += 1;
+    }
+    assert!(written < 10_000, "no checkpoint ran");
+    assert!(matches!(engine.health(), leasehold_core::Health::Failed(_)));
+    for index in 0..written {
+        let key = format!("k{index:05}");
+        assert!(engine.get(key.as_bytes()).unwrap().is_some(), "{key}");
+    }
 }

@@ -37,7 +37,9 @@ fn mask(crc: u32) -> u32 {
 /// Appends one frame holding `payload` to `out`.
 ///
 /// Panics if the payload is longer than `FRAME_PAYLOAD_LEN_MAX`: callers bound
-/// their records long before that (an internal invariant, not input checking).
+/// their records long before that (an internal invariant, not input checking):
+/// every engine refuses batches above `kv::BATCH_BYTES_MAX` (2 GiB), and the
+/// memory engine refuses writes that would grow its one-frame backup past it.
 pub fn encode(payload: &[u8], out: &mut Vec<u8>) {
     assert!(
         payload.len() <= FRAME_PAYLOAD_LEN_MAX,

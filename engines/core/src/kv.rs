@@ -73,6 +73,13 @@ impl BatchOp {
     }
 }
 
+/// The most bytes one batch may take encoded (its keys and values plus a few
+/// bytes per op). Every engine refuses a larger batch with
+/// `CapacityExceeded` before it changes anything: records on disk are frames
+/// of at most 4 GiB (`frame::FRAME_PAYLOAD_LEN_MAX`), and a batch's log
+/// record, or a table block holding one of its values, must fit one.
+pub const BATCH_BYTES_MAX: u64 = 1 << 31;
+
 /// Operations applied atomically, in order (a later op on the same key wins).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct WriteBatch {
@@ -103,6 +110,21 @@ impl WriteBatch {
 
     pub fn len(&self) -> usize {
         self.ops.len()
+    }
+
+    /// `CapacityExceeded` if the batch is above `BATCH_BYTES_MAX`.
+    pub fn check_size(&self) -> crate::error::KvResult<()> {
+        // Each op's kind byte and two varint lengths: at most 21 bytes.
+        let bytes = self
+            .logical_bytes()
+            .saturating_add(21 * self.ops.len() as u64);
+        if bytes > BATCH_BYTES_MAX {
+            return Err(crate::error::KvError::CapacityExceeded {
+                what: format!("a write batch of about {bytes} bytes"),
+                limit: BATCH_BYTES_MAX,
+            });
+        }
+        Ok(())
     }
 
     /// Key and value bytes the caller asked to write: the denominator of write
@@ -146,7 +168,10 @@ impl WriteBatch {
         let mut reader = Reader::new(bytes);
         // Each op takes at least two bytes (kind + empty key).
         let count = reader.varint_at_most(bytes.len() as u64 / 2, "batch op count")?;
-        let mut ops = Vec::with_capacity(count as usize);
+        // Room grows with the ops actually decoded, not with a claimed count
+        // (a crafted count of len/2 tiny ops would otherwise reserve ~24× the
+        // record up front).
+        let mut ops = Vec::with_capacity(count.min(1024) as usize);
         for _ in 0..count {
             let op = match reader.u8("batch op kind")? {
                 BATCH_OP_PUT => BatchOp::Put {

@@ -41,6 +41,7 @@ pub use error::{KvError, KvResult, StoreError, StoreResult};
 pub use key::ActorKey;
 pub use kv::{
     BatchOp, Durability, EngineStats, Health, KeyRange, KvEngine, VerifyReport, WriteBatch,
+    BATCH_BYTES_MAX,
 };
 pub use kvstore::KvStore;
 pub use lease::{Lease, NodeId};

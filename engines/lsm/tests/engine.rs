@@ -385,3 +385,8 @@ fn every_crash_point_inside_flushes_and_compactions_recovers() {
     }
     assert!(points > 600, "{points} crash points");
 }
+
+#[test]
+fn a_batch_above_the_limit_is_refused_and_changes_nothing() {
+    workload::check_batch_limit(&open(&SimVfs::new(21)));
+}

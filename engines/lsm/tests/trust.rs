@@ -486,3 +486,45 @@ fn a_group_write_is_synced_within_its_interval_during_a_long_flush() {
         "a Group write acknowledged 300 ms before the crash, interval 20 ms"
     );
 }
+
+/// X3: in inline mode the write leader flushed after its group was applied
+/// and visible, and a flush error came back as that write's error: an
+/// applied write (say, a lease taken) reported failure. Now the write is
+/// acknowledged, and the failure fails the engine for what comes next.
+#[test]
+fn an_inline_flush_error_fails_the_engine_not_the_write_already_applied() {
+    let vfs = GatedVfs::new(SimVfs::new(13), "sst");
+    let gate = vfs.gate();
+    let config = LsmConfig {
+        background_threads: false,
+        ..common::tiny_config(DIR)
+    };
+    let engine = LsmEngine::open(&config, Arc::new(vfs)).unwrap();
+    gate.fail_next();
+    let mut written = 0;
+    while engine.health() == leasehold_core::Health::Healthy && written < 10_000 {
+        engine
+            .write(put(written), Durability::Buffered)
+            .expect("an applied write is acknowledged");
+        written += 1;
+    }
+    assert!(written > 0 && written < 10_000, "{written} writes");
+    assert!(
+        matches!(engine.health(), leasehold_core::Health::Failed(_)),
+        "the failed flush fails the engine: {:?}",
+        engine.health()
+    );
+    for index in 0..written {
+        assert!(engine.get(&key(index)).unwrap().is_some(), "key {index}");
+    }
+    assert!(matches!(
+        engine.write(put(written), Durability::Buffered),
+        Err(KvError::Poisoned { .. })
+    ));
+}
+
+fn put(index: usize) -> WriteBatch {
+    let mut batch = WriteBatch::new();
+    batch.put(key(index), vec![1u8; 64]);
+    batch
+}

@@ -12,8 +12,13 @@
 //! 3. Without a backup the engine is volatile: `Sync` and `Group` writes and
 //!    `flush` answer `Unsupported` rather than pretend.
 //! 4. With a backup, `Sync` acknowledges after a backup covering the write is
-//!    durable (concurrent writers share one backup); `Group` and `Buffered` are
-//!    covered by the background backup every `sync_interval` or by `flush`.
+//!    durable, and no reader sees the write before (its shards stay
+//!    write-locked until then; a failed backup takes it back). Concurrent Sync
+//!    writers take turns, one whole-map backup each: Sync costs O(map) per
+//!    write by design. `Group` and `Buffered` are covered by the background
+//!    backup every `sync_interval` or by `flush`.
+//! 6. A batch that would grow the backup past one frame (4 GiB) is refused
+//!    with `CapacityExceeded`, like one that would pass `max_entries`.
 //! 5. A failed backup poisons the engine: writes fail until it is reopened.
 
 pub mod backup;
@@ -25,7 +30,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use parking_lot::{Condvar, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use parking_lot::{Condvar, Mutex, RwLock, RwLockReadGuard};
 
 use leasehold_core::codec::fnv1a;
 use leasehold_core::config::{BackupCompression, MemoryConfig};
@@ -78,6 +83,7 @@ impl PlantedBug {
     ];
 }
 
+mod apply;
 mod durability;
 mod target;
 use target::{witness_path, BackupState, BackupTarget};
@@ -202,6 +208,7 @@ impl MemoryEngine {
                 durable_sequence: content.sequence,
                 poisoned: None,
             }),
+            body_max: AtomicU64::new(apply::BACKUP_BODY_MAX),
             lock: Mutex::new(lock),
         };
         if !has_witness {
@@ -313,84 +320,6 @@ impl Shared {
     fn read_all_shards(&self) -> Vec<RwLockReadGuard<'_, ShardMap>> {
         self.shards.iter().map(|shard| shard.read()).collect()
     }
-
-    /// Applies `batch` atomically; returns its sequence number.
-    fn apply(&self, batch: &WriteBatch) -> KvResult<u64> {
-        // Write-lock the touched shards in ascending order (contract 1).
-        let mut guards: Vec<Option<RwLockWriteGuard<'_, ShardMap>>> =
-            (0..SHARDS).map(|_| None).collect();
-        let mut touched: Vec<usize> = batch.ops.iter().map(|op| shard_of(op.key())).collect();
-        touched.sort_unstable();
-        touched.dedup();
-        for index in touched {
-            guards[index] = Some(self.shards[index].write());
-        }
-        // The entry-count change, as the batch would leave things.
-        let mut present: BTreeMap<&[u8], bool> = BTreeMap::new();
-        let mut delta: i64 = 0;
-        for op in &batch.ops {
-            let existed = match &guards[shard_of(op.key())] {
-                Some(map) => map.contains_key(op.key()),
-                None => {
-                    return Err(KvError::InvalidArgument(
-                        "internal: a batch key's shard is not locked".into(),
-                    ))
-                }
-            };
-            let was = *present.entry(op.key()).or_insert(existed);
-            let is = matches!(op, BatchOp::Put { .. });
-            delta += i64::from(is) - i64::from(was);
-            present.insert(op.key(), is);
-        }
-        if delta > 0 {
-            let grown = self
-                .entries
-                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |entries| {
-                    (entries + delta as u64 <= self.max_entries).then_some(entries + delta as u64)
-                });
-            if grown.is_err() {
-                return Err(KvError::CapacityExceeded {
-                    what: "entries".into(),
-                    limit: self.max_entries,
-                });
-            }
-        } else {
-            self.entries
-                .fetch_sub(delta.unsigned_abs(), Ordering::AcqRel);
-        }
-
-        let mut bytes_delta: i64 = 0;
-        for op in &batch.ops {
-            let Some(map) = guards[shard_of(op.key())].as_mut() else {
-                return Err(KvError::InvalidArgument(
-                    "internal: a batch key's shard is not locked".into(),
-                ));
-            };
-            let old = match op {
-                BatchOp::Put { key, value } => {
-                    bytes_delta += (key.len() + value.len()) as i64;
-                    map.insert(key.clone(), value.clone())
-                }
-                BatchOp::Delete { key } => map.remove(key),
-            };
-            if let Some(old) = old {
-                bytes_delta -= (op.key().len() + old.len()) as i64;
-            }
-        }
-        if bytes_delta >= 0 {
-            self.counters
-                .live_bytes
-                .fetch_add(bytes_delta as u64, Ordering::Relaxed);
-        } else {
-            self.counters
-                .live_bytes
-                .fetch_sub(bytes_delta.unsigned_abs(), Ordering::Relaxed);
-        }
-        self.counters
-            .user_bytes_written
-            .fetch_add(batch.logical_bytes(), Ordering::Relaxed);
-        Ok(self.sequence.fetch_add(1, Ordering::AcqRel) + 1)
-    }
 }
 
 impl KvEngine for MemoryEngine {
@@ -408,6 +337,7 @@ impl KvEngine for MemoryEngine {
     fn write(&self, batch: WriteBatch, durability: Durability) -> KvResult<()> {
         let shared = &self.shared;
         shared.check_writable()?;
+        batch.check_size()?;
         if shared.backup.is_none() && durability != Durability::Buffered {
             return Err(KvError::Unsupported(format!(
                 "{} durability needs a backup (enable_disk_backup); this memory engine is volatile",
@@ -417,11 +347,16 @@ impl KvEngine for MemoryEngine {
         if batch.is_empty() {
             return Ok(());
         }
-        let sequence = shared.apply(&batch)?;
         let planted = shared.backup.as_ref().and_then(|target| target.planted);
         if durability == Durability::Sync && planted != Some(PlantedBug::AckBeforeBackup) {
-            shared.backup_through(sequence)?;
+            shared.write_durably(&batch)?;
+        } else {
+            shared.apply(&batch)?;
         }
+        shared
+            .counters
+            .user_bytes_written
+            .fetch_add(batch.logical_bytes(), Ordering::Relaxed);
         Ok(())
     }
 

@@ -22,6 +22,9 @@ pub(crate) struct BackupTarget {
     /// Held while a backup is written: concurrent Sync writers queue here and
     /// most find their write covered by the backup before theirs (group commit).
     pub(crate) state: Mutex<BackupState>,
+    /// The largest backup body accepted (`apply::BACKUP_BODY_MAX`; lowered
+    /// only by tests).
+    pub(crate) body_max: AtomicU64,
     /// The backup directory's lock, released at `close`.
     pub(crate) lock: Mutex<Option<DirLock>>,
 }

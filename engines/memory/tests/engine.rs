@@ -272,3 +272,8 @@ fn concurrent_sync_writers_are_all_durable() {
     let recovered = collect_all(&sim_engine(&vfs.crash_image(CrashPolicy::PowerLoss, 0))).unwrap();
     assert_eq!(recovered.len(), 100);
 }
+
+#[test]
+fn a_batch_above_the_limit_is_refused_and_changes_nothing() {
+    leasehold_core::testkit::workload::check_batch_limit(&sim_engine(&SimVfs::new(21)));
+}

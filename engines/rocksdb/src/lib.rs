@@ -194,6 +194,7 @@ impl KvEngine for RocksEngine {
 
     fn write(&self, batch: WriteBatch, durability: Durability) -> KvResult<()> {
         self.check_writable()?;
+        batch.check_size()?;
         let mut write_options = WriteOptions::default();
         match durability {
             Durability::Sync => write_options.set_sync(true),

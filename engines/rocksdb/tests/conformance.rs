@@ -136,3 +136,11 @@ fn bad_options_are_typed_errors() {
         Err(KvError::InvalidArgument(_))
     ));
 }
+
+/// C1's limit holds on RocksDB too: every engine refuses the same batches.
+#[test]
+fn a_batch_above_the_limit_is_refused_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = RocksEngine::open(&config(dir.path())).unwrap();
+    leasehold_core::testkit::workload::check_batch_limit(&engine);
+}

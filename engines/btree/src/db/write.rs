@@ -6,6 +6,7 @@ use super::*;
 impl Inner {
     pub(super) fn write(&self, batch: WriteBatch, durability: Durability) -> KvResult<()> {
         self.check_usable()?;
+        batch.check_size()?;
         if batch.is_empty() {
             return Ok(());
         }

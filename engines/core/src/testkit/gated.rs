@@ -2,7 +2,9 @@
 //! gate while it is closed. A test closes the gate, lets an engine reach such
 //! an fsync — a log's (the writer then holds its log for as long as the test
 //! likes), a table's or a data file's (a flush, compaction or checkpoint then
-//! stalls) — and checks what the rest of the engine does meanwhile.
+//! stalls) — and checks what the rest of the engine does meanwhile. A gate
+//! can also fail the next gated fsync once (an I/O error where the engine
+//! does background work).
 
 use std::io;
 use std::path::Path;
@@ -19,6 +21,7 @@ pub struct Gate {
     closed: Mutex<bool>,
     opened: Condvar,
     held: AtomicBool,
+    fail_next: AtomicBool,
 }
 
 impl Gate {
@@ -31,6 +34,11 @@ impl Gate {
         self.opened.notify_all();
     }
 
+    /// The next gated fsync fails with an I/O error (once).
+    pub fn fail_next(&self) {
+        self.fail_next.store(true, Ordering::SeqCst);
+    }
+
     /// Waits until some fsync is held at the closed gate.
     pub fn wait_until_held(&self) {
         while !self.held.load(Ordering::SeqCst) {
@@ -38,12 +46,16 @@ impl Gate {
         }
     }
 
-    fn pass(&self) {
+    fn pass(&self) -> io::Result<()> {
         let mut closed = self.closed.lock();
         while *closed {
             self.held.store(true, Ordering::SeqCst);
             self.opened.wait(&mut closed);
         }
+        if self.fail_next.swap(false, Ordering::SeqCst) {
+            return Err(io::Error::other("injected EIO at the gate"));
+        }
+        Ok(())
     }
 }
 
@@ -92,7 +104,7 @@ impl VfsFile for GatedFile {
     }
     fn sync(&self) -> io::Result<()> {
         if let Some(gate) = &self.gate {
-            gate.pass();
+            gate.pass()?;
         }
         self.inner.sync()
     }

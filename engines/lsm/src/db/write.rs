@@ -7,6 +7,7 @@ use super::*;
 impl Inner {
     pub(super) fn write(&self, batch: WriteBatch, durability: Durability) -> KvResult<()> {
         self.check_usable()?;
+        batch.check_size()?;
         if batch.is_empty() {
             return Ok(());
         }
@@ -67,7 +68,12 @@ impl Inner {
         self.visible_sequence.store(sequence - 1, Ordering::Release);
         if !self.config.background_threads {
             drop(wal);
-            self.run_due_work_inline()?;
+            // The group is applied and visible: a failed flush or compaction
+            // fails the engine for what comes next (`fail`), it does not turn
+            // these acknowledged writes into errors (audit X3).
+            if let Err(err) = self.run_due_work_inline() {
+                self.fail(err);
+            }
         }
         Ok(())
     }
