@@ -264,6 +264,16 @@ pub fn open(
 /// The memory engine's backup file when it is given a directory.
 pub const MEMORY_BACKUP_FILE: &str = "backup.lz4";
 
+/// The memory engine's backup in `dir`: the configured file if the settings
+/// name one, else [`MEMORY_BACKUP_FILE`].
+pub fn memory_backup_path(settings: &EngineSettings, dir: &Path) -> PathBuf {
+    settings
+        .memory
+        .backup_path
+        .clone()
+        .unwrap_or_else(|| dir.join(MEMORY_BACKUP_FILE))
+}
+
 /// As [`open`], on `vfs`; `memory_backup` gives the memory engine its backup
 /// file in `dir` (the operator commands inspect it) instead of running volatile.
 pub fn open_on(
@@ -282,7 +292,7 @@ pub fn open_on(
     let opened: Box<dyn BenchStore> = match engine {
         EngineKind::Memory if memory_backup => {
             let config = MemoryConfig {
-                backup_path: Some(dir.join(MEMORY_BACKUP_FILE)),
+                backup_path: Some(memory_backup_path(settings, dir)),
                 ..settings.memory.clone()
             };
             let opened =

@@ -93,7 +93,7 @@ enum ActorCommand {
         actor_type: String,
         #[arg(long)]
         actor_id: String,
-        /// Bytes of a non-JSON state to show.
+        /// Bytes of the state to show (of its pretty JSON, when it is JSON).
         #[arg(long, default_value_t = 1024)]
         max_bytes: usize,
         /// Judge TTL and lease expiry at this time (Unix ms) instead of now.

@@ -21,12 +21,13 @@ use std::time::Duration;
 
 use leasehold_core::config::{Config, PersistenceConfig};
 use leasehold_core::kv::Health;
-use leasehold_core::snapshot::to_hex;
 use leasehold_core::time::{Clock, SystemClock};
 use leasehold_core::vfs::{OsVfs, OverlayVfs, Vfs};
-use leasehold_core::{ActorKey, LeaseFilter, NodeId, StoreError, Timestamp};
+use leasehold_core::Timestamp;
 
+mod actor;
 mod health;
+pub use actor::{inspect_state, list_leases, InspectState, ListLeases};
 pub use health::health_check;
 
 use crate::engines::{self, BenchStore, DurabilityMode, EngineKind, EngineSettings};
@@ -122,7 +123,17 @@ impl TargetArgs {
                 )
             }
         };
-        let found = detect(&dir)?;
+        let found = match (engine, &settings.memory.backup_path) {
+            // A memory config names its backup file, whatever its name.
+            (EngineKind::Memory, Some(backup)) if backup.is_file() => EngineKind::Memory,
+            (EngineKind::Memory, Some(backup)) => {
+                return Err(format!(
+                    "{}: no memory backup there (the config's backup_path)",
+                    backup.display()
+                ))
+            }
+            _ => detect(&dir)?,
+        };
         if found != engine {
             return Err(format!(
                 "{} holds {} data, not {}",
@@ -212,222 +223,6 @@ impl Target {
 
 fn now(at: Option<u64>) -> Timestamp {
     at.map_or_else(|| SystemClock.now(), Timestamp::from_millis)
-}
-
-/// "in 4m 10s" / "2h 3m ago", for times relative to now.
-fn relative(at: Timestamp, now: Timestamp) -> String {
-    let (millis, future) = if at.0 >= now.0 {
-        (at.0 - now.0, true)
-    } else {
-        (now.0 - at.0, false)
-    };
-    let secs = millis / 1000;
-    let text = match secs {
-        0..=59 => format!("{}.{}s", secs, millis % 1000 / 100),
-        60..=3599 => format!("{}m {}s", secs / 60, secs % 60),
-        3600..=86_399 => format!("{}h {}m", secs / 3600, secs % 3600 / 60),
-        _ => format!("{}d {}h", secs / 86_400, secs % 86_400 / 3600),
-    };
-    if future {
-        format!("in {text}")
-    } else {
-        format!("{text} ago")
-    }
-}
-
-pub struct ListLeases {
-    pub node_id: Option<String>,
-    pub actor_type: Option<String>,
-    pub expired: bool,
-    pub json: bool,
-    pub at: Option<u64>,
-}
-
-pub fn list_leases(target: &TargetArgs, options: &ListLeases) -> Status {
-    let target = target.resolve()?;
-    let store = target.open_read_only()?;
-    let now = now(options.at);
-    let filter = LeaseFilter {
-        node_id: options.node_id.clone().map(NodeId::new),
-        actor_type: options.actor_type.clone(),
-        expired: options.expired.then_some(true),
-        now,
-    };
-    let leases = store.list_leases(&filter).map_err(|err| err.to_string())?;
-    if options.json {
-        let rows: Vec<serde_json::Value> = leases
-            .iter()
-            .map(|lease| {
-                serde_json::json!({
-                    "actor_type": lease.key.actor_type,
-                    "actor_id": lease.key.actor_id,
-                    "owner": lease.node_id.as_ref().map(NodeId::as_str),
-                    "epoch": lease.epoch,
-                    "version": lease.version,
-                    "acquired_at_ms": lease.acquired_at.as_millis(),
-                    "expires_at_ms": lease.expires_at.as_millis(),
-                    "held": lease.is_held_at(now),
-                    "renewals": lease.renewals,
-                    "metadata": lease.metadata,
-                })
-            })
-            .collect();
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&rows).map_err(|err| err.to_string())?
-        );
-        return Ok(0);
-    }
-    println!(
-        "{:<16} {:<24} {:<14} {:>6} {:>8} {:<18} {:>8}",
-        "ACTOR TYPE", "ACTOR ID", "OWNER", "EPOCH", "VERSION", "EXPIRES", "RENEWALS"
-    );
-    for lease in &leases {
-        let expires = match &lease.node_id {
-            None => "released".to_owned(),
-            Some(_) => relative(lease.expires_at, now),
-        };
-        println!(
-            "{:<16} {:<24} {:<14} {:>6} {:>8} {:<18} {:>8}",
-            lease.key.actor_type,
-            lease.key.actor_id,
-            lease.node_id.as_ref().map_or("-", NodeId::as_str),
-            lease.epoch,
-            lease.version,
-            expires,
-            lease.renewals
-        );
-    }
-    println!("{} leases", leases.len());
-    Ok(0)
-}
-
-pub struct InspectState {
-    pub actor_type: String,
-    pub actor_id: String,
-    pub max_bytes: usize,
-    pub at: Option<u64>,
-}
-
-pub fn inspect_state(target: &TargetArgs, options: &InspectState) -> Status {
-    let target = target.resolve()?;
-    let store = target.open_read_only()?;
-    let now = now(options.at);
-    let key = ActorKey::new(options.actor_type.clone(), options.actor_id.clone());
-    let lease = store.get_lease(&key).map_err(|err| err.to_string())?;
-    println!("actor        {key}");
-    match &lease {
-        Some(lease) => println!(
-            "lease        owner {}, epoch {}, {} (expires {}), {} renewals",
-            lease.node_id.as_ref().map_or("-", NodeId::as_str),
-            lease.epoch,
-            if lease.is_held_at(now) {
-                "held"
-            } else {
-                "not held"
-            },
-            relative(lease.expires_at, now),
-            lease.renewals
-        ),
-        None => println!("lease        none"),
-    }
-    let snapshot = match store.load(&key, now) {
-        Ok(Some(snapshot)) => snapshot,
-        Ok(None) => {
-            println!("snapshot     none (never saved, deleted, or expired)");
-            return Ok(1);
-        }
-        Err(StoreError::Integrity {
-            expected, actual, ..
-        }) => {
-            println!(
-                "snapshot     INTEGRITY FAILURE: stored hash {expected}, state hashes to {actual}"
-            );
-            println!("             the state is not shown: it is not what was saved");
-            return Ok(1);
-        }
-        Err(err) => return Err(err.to_string()),
-    };
-    println!("snapshot id  {}", snapshot.snapshot_id);
-    println!(
-        "version      {} (written under epoch {})",
-        snapshot.version, snapshot.epoch
-    );
-    println!(
-        "created      {} ({})",
-        snapshot.created_at.as_millis(),
-        relative(snapshot.created_at, now)
-    );
-    println!(
-        "updated      {} ({})",
-        snapshot.updated_at.as_millis(),
-        relative(snapshot.updated_at, now)
-    );
-    match snapshot.expires_at() {
-        Some(expires) => println!(
-            "ttl          {:?}, expires {}",
-            snapshot.ttl.unwrap_or_default(),
-            relative(expires, now)
-        ),
-        None => println!("ttl          none"),
-    }
-    println!("sha-256      {} (verified)", to_hex(&snapshot.state_hash));
-    let tags: Vec<String> = snapshot
-        .tags
-        .iter()
-        .map(|(name, value)| format!("{name}={value}"))
-        .collect();
-    println!(
-        "tags         {}",
-        if tags.is_empty() {
-            "none".to_owned()
-        } else {
-            tags.join(", ")
-        }
-    );
-    println!(
-        "history      only the latest version: every save replaces the previous one in {}",
-        target.engine.name()
-    );
-    println!("state        {} bytes", snapshot.state.len());
-    match serde_json::from_slice::<serde_json::Value>(&snapshot.state) {
-        Ok(json) => println!(
-            "{}",
-            serde_json::to_string_pretty(&json).map_err(|err| err.to_string())?
-        ),
-        Err(_) => print!("{}", hex_dump(&snapshot.state, options.max_bytes)),
-    }
-    Ok(0)
-}
-
-/// 16 bytes a line: offset, hex, printable ASCII.
-pub fn hex_dump(bytes: &[u8], max_bytes: usize) -> String {
-    let mut out = String::new();
-    for (line, chunk) in bytes[..bytes.len().min(max_bytes)].chunks(16).enumerate() {
-        let hex: Vec<String> = chunk.iter().map(|byte| format!("{byte:02x}")).collect();
-        let ascii: String = chunk
-            .iter()
-            .map(|&byte| {
-                if byte.is_ascii_graphic() || byte == b' ' {
-                    byte as char
-                } else {
-                    '.'
-                }
-            })
-            .collect();
-        out.push_str(&format!(
-            "{:08x}  {:<47}  {ascii}\n",
-            line * 16,
-            hex.join(" ")
-        ));
-    }
-    if bytes.len() > max_bytes {
-        out.push_str(&format!(
-            "… {} more bytes (--max-bytes to see more)\n",
-            bytes.len() - max_bytes
-        ));
-    }
-    out
 }
 
 pub fn verify(target: &TargetArgs) -> Status {
@@ -581,7 +376,10 @@ pub fn dump(target: &TargetArgs, file: Option<&str>, max_entries: usize) -> Stat
         EngineKind::Lsm => leasehold_lsm::dump::dump(&vfs, &target.dir, file, max_entries),
         EngineKind::Btree => leasehold_btree::dump::dump(&vfs, &target.dir, file, max_entries),
         EngineKind::Memory => {
-            let path = target.dir.join(file.unwrap_or(engines::MEMORY_BACKUP_FILE));
+            let path = file.map_or_else(
+                || engines::memory_backup_path(&target.settings, &target.dir),
+                |file| target.dir.join(file),
+            );
             std::fs::read(&path)
                 .map(|bytes| {
                     format!(

@@ -498,3 +498,88 @@ fn the_operator_commands_read_an_s3_store_named_by_its_config() {
         stderr(&refused)
     );
 }
+
+/// A memory config with its own backup file name: the operator commands used
+/// to look for `backup.lz4` beside it ("not a Leasehold database"), or
+/// inspect — and rewrite at close — a stray `backup.lz4` instead. And what
+/// they print of stored text is escaped (an actor id holding a terminal
+/// escape sequence), and a JSON state is cut at `--max-bytes` too.
+#[test]
+fn the_operator_commands_read_the_memory_backup_their_config_names() {
+    use leasehold_core::{ActorKey, KvStore, NodeId, SnapshotWrite, Store, Timestamp};
+    let root = tempfile::tempdir().unwrap();
+    let backup = root.path().join("actors.bak");
+    let memory = leasehold_core::config::MemoryConfig {
+        backup_path: Some(backup.clone()),
+        ..Default::default()
+    };
+    let engine = leasehold_memory::MemoryEngine::open(
+        &memory,
+        std::sync::Arc::new(leasehold_core::vfs::OsVfs::new()),
+    )
+    .unwrap();
+    let store = KvStore::new(engine, leasehold_core::Durability::Sync);
+    let key = ActorKey::new("player", "p-1\u{1b}[2J");
+    let now = Timestamp(1_700_000_000_000);
+    let lease = store
+        .try_acquire(
+            &key,
+            &NodeId::new("node-1"),
+            std::time::Duration::from_secs(60),
+            now,
+        )
+        .unwrap();
+    let epoch = lease.lease().unwrap().epoch;
+    store
+        .save(SnapshotWrite::new(key, &b"{\"hp\":3}"[..]), 0, epoch, now)
+        .unwrap();
+    store.close().unwrap();
+    let config = root.path().join("memory.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[persistence]\ntype = \"memory\"\nenable_disk_backup = true\nbackup_path = \"{}\"\n",
+            backup.display()
+        ),
+    )
+    .unwrap();
+    let before = contents(root.path());
+    let at = ["--at", "1700000010000"];
+    for command in [
+        &["verify"][..],
+        &["actor", "list-leases", at[0], at[1]][..],
+        &["dump"][..],
+    ] {
+        let output = leasehold(&[command, &["--config", config.to_str().unwrap()][..]].concat());
+        assert!(output.status.success(), "{command:?}: {}", stderr(&output));
+        if command[0] == "actor" {
+            assert!(stdout(&output).contains("p-1"), "{}", stdout(&output));
+            assert!(!stdout(&output).contains('\u{1b}'), "{}", stdout(&output));
+        }
+    }
+    let inspected = leasehold(&[
+        "actor",
+        "inspect-state",
+        "--config",
+        config.to_str().unwrap(),
+        "--actor-type",
+        "player",
+        "--actor-id",
+        "p-1\u{1b}[2J",
+        "--max-bytes",
+        "4",
+        at[0],
+        at[1],
+    ]);
+    let text = stdout(&inspected);
+    assert!(inspected.status.success(), "{}", stderr(&inspected));
+    assert!(
+        !text.contains('\u{1b}') && text.contains("more bytes"),
+        "{text}"
+    );
+    assert_eq!(
+        before,
+        contents(root.path()),
+        "reading commands changed nothing"
+    );
+}
