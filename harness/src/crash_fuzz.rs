@@ -17,6 +17,7 @@ use leasehold_core::testkit::damage;
 
 mod background;
 mod damage_report;
+mod group_bound;
 mod report;
 use leasehold_core::vfs::{CrashPolicy, Fault, SimVfs};
 use leasehold_core::{KvEngine, KvResult};
@@ -46,6 +47,10 @@ pub enum Mode {
     /// Threads interleave as the OS schedules them: a seed fixes the
     /// operations, not the interleaving.
     Background,
+    /// Group's time bound, threads on: a burst of Group writes, silence, a
+    /// crash image at a random moment; every write acknowledged more than
+    /// the interval (plus slack) before it must be recovered.
+    GroupBound,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -140,6 +145,9 @@ pub fn run(options: &Options) -> Result<String, String> {
     }
     if options.mode == Mode::Background {
         return background::campaign(options);
+    }
+    if options.mode == Mode::GroupBound {
+        return group_bound::campaign(options);
     }
     if let Some(bug) = &options.planted {
         return hunt(options, bug);
@@ -293,7 +301,7 @@ fn run_one<E: KvEngine>(
                 .map(CaseOutcome::Crash)
         }
         Mode::Damage => damage::run_damage_case(open, dir, case).map(CaseOutcome::Damage),
-        Mode::Lease | Mode::Background => {
+        Mode::Lease | Mode::Background | Mode::GroupBound => {
             return Err(
                 "lease mode runs its own Store-level cases; --replay and --planted take \
                  the crash cases of the other modes"
@@ -440,7 +448,7 @@ fn faults_of(mode: Mode) -> Vec<Fault> {
         Mode::Crash => Vec::new(),
         Mode::ReadFaults => vec![Fault::ReadEio, Fault::ReadBitFlip, Fault::ShortRead],
         Mode::DeviceFaults => Fault::ALL.to_vec(),
-        Mode::Damage | Mode::Lease | Mode::Background => Vec::new(),
+        Mode::Damage | Mode::Lease | Mode::Background | Mode::GroupBound => Vec::new(),
     }
 }
 
@@ -452,6 +460,7 @@ fn mode_name(mode: Mode) -> &'static str {
         Mode::Damage => "damage",
         Mode::Lease => "lease",
         Mode::Background => "background",
+        Mode::GroupBound => "group-bound",
     }
 }
 

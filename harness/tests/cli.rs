@@ -393,6 +393,8 @@ fn planted_bugs_need_their_build_and_are_caught_with_it() {
         ("memory", "skip-dir-lock", "damage"),
         ("memory", "ignore-witness", "damage"),
         ("lsm", "pick-before-lock", "background"),
+        ("lsm", "no-group-timer", "group-bound"),
+        ("btree", "no-group-timer", "group-bound"),
     ];
     for (engine, bug, mode) in bugs {
         let output = leasehold()

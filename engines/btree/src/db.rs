@@ -57,10 +57,13 @@ pub enum PlantedBug {
     /// Recovery falls back to the older meta slot without checking that its
     /// log chain is intact (the D4 mistake).
     FallBackBlindly,
+    /// The Group timer never syncs: a Group write waits for a later Sync
+    /// write, a checkpoint or close (G1: no bound after a burst).
+    NoGroupTimer,
 }
 
 impl PlantedBug {
-    pub const ALL: [PlantedBug; 7] = [
+    pub const ALL: [PlantedBug; 8] = [
         PlantedBug::SkipLogSync,
         PlantedBug::SkipDirSync,
         PlantedBug::AckBeforeWal,
@@ -68,6 +71,7 @@ impl PlantedBug {
         PlantedBug::SkipPageChecksum,
         PlantedBug::SkipDirLock,
         PlantedBug::FallBackBlindly,
+        PlantedBug::NoGroupTimer,
     ];
 }
 

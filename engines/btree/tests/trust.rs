@@ -405,3 +405,24 @@ fn an_inline_checkpoint_error_fails_the_engine_not_the_write_already_applied() {
         assert!(engine.get(key.as_bytes()).unwrap().is_some(), "{key}");
     }
 }
+
+/// Group's time bound, with the workers on: what was acknowledged more than
+/// the interval (plus slack) before a crash is recovered
+/// (`testkit::group_bound`; `crash-fuzz --mode group-bound`).
+#[test]
+fn the_group_bound_family_finds_no_violation() {
+    use leasehold_core::testkit::group_bound::{bound_for, search_group_bound};
+    let config = BtreeConfig {
+        background_threads: true,
+        wal_sync_interval: 1,
+        ..common::tiny_config(DIR)
+    };
+    let open = move |vfs: SimVfs| BtreeEngine::open(&config, Arc::new(vfs));
+    let bound = bound_for(
+        std::time::Duration::from_secs(1),
+        std::time::Duration::from_millis(50),
+    );
+    if let Err((case, reason)) = search_group_bound(&open, bound, 1, 2) {
+        panic!("{reason}\n{case:?}");
+    }
+}

@@ -70,10 +70,13 @@ pub enum PlantedBug {
     /// A flush picks its memtable before taking the `versions` lock and
     /// retires whatever is first when it installs (the D3 race).
     PickBeforeLock,
+    /// The Group timer never syncs: a Group write is synced only when a
+    /// later write finds the interval passed (G1: no bound after a burst).
+    NoGroupTimer,
 }
 
 impl PlantedBug {
-    pub const ALL: [PlantedBug; 8] = [
+    pub const ALL: [PlantedBug; 9] = [
         PlantedBug::SkipWalSync,
         PlantedBug::SkipDirSync,
         PlantedBug::AckBeforeWal,
@@ -82,6 +85,7 @@ impl PlantedBug {
         PlantedBug::SkipDirLock,
         PlantedBug::TrustTornManifest,
         PlantedBug::PickBeforeLock,
+        PlantedBug::NoGroupTimer,
     ];
 
     /// True when `planted` is `bug` (always false in a normal build).

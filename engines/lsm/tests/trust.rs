@@ -528,3 +528,29 @@ fn put(index: usize) -> WriteBatch {
     batch.put(key(index), vec![1u8; 64]);
     batch
 }
+
+/// Group's time bound, with the workers on: what was acknowledged more than
+/// the interval (plus slack) before a crash is recovered
+/// (`testkit::group_bound`; `crash-fuzz --mode group-bound`).
+#[test]
+fn the_group_bound_family_finds_no_violation() {
+    use leasehold_core::testkit::group_bound::{bound_for, search_group_bound};
+    let config = group_config();
+    let open = move |vfs: SimVfs| LsmEngine::open(&config, Arc::new(vfs));
+    let interval = std::time::Duration::from_millis(20);
+    if let Err((case, reason)) = search_group_bound(&open, bound_for(interval, interval / 4), 1, 4)
+    {
+        panic!("{reason}\n{case:?}");
+    }
+}
+
+/// The settings of the Group-bound family: workers on, a 20 ms interval,
+/// memtables large enough that no switch syncs the log for the timer.
+fn group_config() -> LsmConfig {
+    LsmConfig {
+        background_threads: true,
+        wal_sync_interval_ms: 20,
+        memtable_size_limit: 1 << 20,
+        ..common::tiny_config(DIR)
+    }
+}

@@ -224,3 +224,20 @@ fn a_sync_write_whose_backup_fails_is_never_seen() {
     assert_eq!(engine.get(b"j").unwrap(), None);
     assert_eq!(engine.stats().live_entries, 1);
 }
+
+/// Group's time bound: the background backup covers what was acknowledged
+/// more than the interval (plus slack) before a crash
+/// (`testkit::group_bound`; `crash-fuzz --mode group-bound`).
+#[test]
+fn the_group_bound_family_finds_no_violation() {
+    use leasehold_core::testkit::group_bound::{bound_for, search_group_bound};
+    let interval = Duration::from_millis(20);
+    let config = MemoryConfig {
+        sync_interval: interval,
+        ..config(Path::new(DIR))
+    };
+    let open = move |vfs: SimVfs| MemoryEngine::open(&config, Arc::new(vfs));
+    if let Err((case, reason)) = search_group_bound(&open, bound_for(interval, interval), 1, 4) {
+        panic!("{reason}\n{case:?}");
+    }
+}

@@ -58,3 +58,24 @@ fn read_faults_find_the_skipped_page_checksum() {
     );
     assert!(found.is_err(), "skipped page checksums went unnoticed");
 }
+
+/// The Group-bound family finds a missing Group timer: a burst's Group
+/// writes stay in the log buffer past the interval.
+#[test]
+fn the_group_bound_family_finds_a_missing_timer() {
+    use leasehold_core::testkit::group_bound::{bound_for, search_group_bound};
+    let open = |vfs: SimVfs| {
+        let config = BtreeConfig {
+            background_threads: true,
+            wal_sync_interval: 1,
+            ..crate::crash_test_config("/btree")
+        };
+        BtreeEngine::open_planted(&config, Arc::new(vfs), PlantedBug::NoGroupTimer)
+    };
+    let bound = bound_for(Duration::from_secs(1), Duration::from_millis(50));
+    let found = search_group_bound(&open, bound, 1, 12);
+    assert!(
+        found.is_err(),
+        "a missing Group timer went unnoticed by 12 cases"
+    );
+}

@@ -14,6 +14,9 @@
 //!   epoch's save through;
 //! - `background`: the oracle with the engine's workers on and manual
 //!   maintenance (`compact_all`, checkpoints) racing them;
+//! - `group_bound`: Group's time bound — a burst of Group writes, silence,
+//!   and a crash image at a random moment: what was acknowledged more than
+//!   the interval (plus slack) before it must be recovered;
 //! - `gated`: a simulated disk whose fsyncs of one file kind wait at a gate,
 //!   to hold an engine inside a flush, a checkpoint or a log sync;
 //! - `kill`: acknowledged Sync writes survive SIGKILL of a writer process on
@@ -32,6 +35,7 @@ pub mod conformance;
 pub mod crash;
 pub mod damage;
 pub mod gated;
+pub mod group_bound;
 pub mod kill;
 pub mod oracle;
 pub mod store_crash;

@@ -43,6 +43,9 @@ impl Inner {
         let interval = Duration::from_millis(self.config.wal_sync_interval_ms.max(1));
         let tick = (interval / 4).max(Duration::from_millis(1));
         while self.lifecycle.pause(&self.stop, &self.work_cv, tick) {
+            if self.planted(PlantedBug::NoGroupTimer) {
+                continue;
+            }
             if let Some(mut wal) = self.wal.try_lock() {
                 if !wal.writer.is_synced()
                     && wal.last_sync.elapsed() >= interval

@@ -80,3 +80,25 @@ fn read_faults_find_the_skipped_block_checksum() {
     );
     assert!(found.is_err(), "skipped block checksums went unnoticed");
 }
+
+/// The Group-bound family finds a missing Group timer: the last writes of
+/// a burst stay unsynced past the interval.
+#[test]
+fn the_group_bound_family_finds_a_missing_timer() {
+    use leasehold_core::testkit::group_bound::{bound_for, search_group_bound};
+    let open = |vfs: SimVfs| {
+        let config = LsmConfig {
+            background_threads: true,
+            wal_sync_interval_ms: 20,
+            memtable_size_limit: 1 << 20,
+            ..crate::crash_test_config("/lsm")
+        };
+        LsmEngine::open_planted(&config, Arc::new(vfs), PlantedBug::NoGroupTimer)
+    };
+    let interval = Duration::from_millis(20);
+    let found = search_group_bound(&open, bound_for(interval, interval / 4), 1, 30);
+    assert!(
+        found.is_err(),
+        "a missing Group timer went unnoticed by 30 cases"
+    );
+}
