@@ -426,3 +426,41 @@ fn the_group_bound_family_finds_no_violation() {
         panic!("{reason}\n{case:?}");
     }
 }
+
+/// D8: damage inside the last synced records of a crashed (not closed)
+/// tree was truncated away as a torn tail. Now the syncer seals an idle
+/// log, so after a quiet second that damage is corruption.
+#[test]
+fn damage_in_the_last_synced_records_of_an_idle_crashed_tree_is_corruption() {
+    let vfs = SimVfs::new(17);
+    let config = BtreeConfig {
+        background_threads: true,
+        wal_sync_interval: 1,
+        ..common::tiny_config(DIR)
+    };
+    let engine = open_on(&vfs, &config).unwrap();
+    let mut model = KvMap::new();
+    for index in 0..4 {
+        put(&engine, &mut model, &format!("k{index}"), 40);
+    }
+    let log = names(&vfs)
+        .into_iter()
+        .filter(|name| name.ends_with(".wal"))
+        .max()
+        .unwrap();
+    let log = Path::new(DIR).join(log);
+    let written = vfs.file_size(&log).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1_500));
+    let crashed = vfs.crash_image(CrashPolicy::PowerLoss, 0);
+    drop(engine);
+    assert!(
+        crashed.file_size(&log).unwrap() > written,
+        "an idle log is sealed"
+    );
+    crashed.corrupt_byte(&log, written - 8, 0x10).unwrap();
+    let reopened = open_on(&crashed, &common::tiny_config(DIR));
+    assert!(
+        matches!(reopened, Err(KvError::Corruption { .. })),
+        "{reopened:?}"
+    );
+}

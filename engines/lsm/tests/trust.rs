@@ -554,3 +554,43 @@ fn group_config() -> LsmConfig {
         ..common::tiny_config(DIR)
     }
 }
+
+/// D8: damage inside the last synced records of a crashed (not closed)
+/// tree was truncated away as a torn tail: no later record claimed them.
+/// Now the syncer seals an idle log (an empty record claiming every byte
+/// before it, fsynced), so after a quiet second that damage is corruption.
+#[test]
+fn damage_in_the_last_synced_records_of_an_idle_crashed_tree_is_corruption() {
+    let vfs = SimVfs::new(16);
+    let config = LsmConfig {
+        background_threads: true,
+        ..group_config()
+    };
+    let engine = open_on(&vfs, &config).unwrap();
+    for index in 0..4 {
+        engine.write(put(index), Durability::Sync).unwrap();
+    }
+    let log = vfs
+        .list(Path::new(DIR))
+        .unwrap()
+        .into_iter()
+        .filter(|name| name.ends_with(".log"))
+        .max()
+        .unwrap();
+    let log = Path::new(DIR).join(log);
+    let written = vfs.file_size(&log).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1_500));
+    let crashed = vfs.crash_image(CrashPolicy::PowerLoss, 0);
+    drop(engine);
+    assert!(
+        crashed.file_size(&log).unwrap() > written,
+        "an idle log is sealed"
+    );
+    // A byte inside the last data record: it was synced and acknowledged.
+    crashed.corrupt_byte(&log, written - 8, 0x10).unwrap();
+    let reopened = open_on(&crashed, &common::tiny_config(DIR));
+    assert!(
+        matches!(reopened, Err(KvError::Corruption { .. })),
+        "{reopened:?}"
+    );
+}

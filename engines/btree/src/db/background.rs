@@ -2,6 +2,7 @@
 //! for Group writes, never behind a checkpoint).
 
 use super::*;
+use leasehold_core::wal::SEAL_AFTER_IDLE;
 
 impl Inner {
     pub(super) fn background_loop(&self) {
@@ -17,6 +18,9 @@ impl Inner {
     /// Group durability: syncs the log once its unsynced records have waited
     /// the interval. Its own thread, so that no checkpoint delays it (audit
     /// G1); it never waits for the writer lock (a holder syncs or will).
+    /// It also seals a synced log once it has been quiet for
+    /// `wal::SEAL_AFTER_IDLE` (audit D8): the seal claims the last records,
+    /// so damage in them after a crash is corruption, not a torn tail.
     pub(super) fn sync_loop(&self) {
         let interval = Duration::from_secs(self.config.wal_sync_interval);
         let tick = (interval / 4).clamp(Duration::from_millis(1), Duration::from_millis(50));
@@ -26,13 +30,31 @@ impl Inner {
             }
             if let Some(mut writer) = self.writer.try_lock() {
                 let dirty = !writer.buffer.is_empty() || !writer.wal.is_synced();
-                if dirty
-                    && writer.last_sync.elapsed() >= interval
-                    && self.sync_log(&mut writer).is_err()
+                let failed = if dirty && writer.last_sync.elapsed() >= interval {
+                    self.sync_log(&mut writer).is_err()
+                } else if !dirty
+                    && writer.wal.needs_seal()
+                    && writer.last_sync.elapsed() >= SEAL_AFTER_IDLE
                 {
+                    self.seal_log(&mut writer).is_err()
+                } else {
+                    false
+                };
+                if failed {
                     return;
                 }
             }
         }
+    }
+
+    fn seal_log(&self, writer: &mut WriterState) -> KvResult<()> {
+        writer.wal.seal().map_err(|err| {
+            self.fail(KvError::io(
+                format!("seal {}", writer.wal.path().display()),
+                err,
+            ))
+        })?;
+        writer.last_sync = Instant::now();
+        Ok(())
     }
 }
