@@ -505,21 +505,27 @@ impl KvEngine for BtreeEngine {
     }
 
     fn close(&self) -> KvResult<()> {
-        if self.inner.lifecycle.is_closed() {
+        let inner = &self.inner;
+        if !inner.lifecycle.begin_close() {
             return Ok(());
         }
         self.stop_worker();
-        // A closed tree holds everything in its pages: its logs are empty, so
-        // a damaged or removed log or meta slot shows at the next open
-        // instead of passing for a crash's torn tail (FORMAT.md, "Recovery").
-        let result = self.flush().and_then(|()| {
-            if self.inner.writer.lock().since_checkpoint > 0 {
-                self.inner.checkpoint()
+        // Writes are refused from here on. A closed tree holds everything in
+        // its pages: its logs are empty, so a damaged or removed log or meta
+        // slot shows at the next open instead of passing for a crash's torn
+        // tail (FORMAT.md, "Recovery").
+        let result = inner.lifecycle.check_healthy().and_then(|()| {
+            let mut writer = inner.writer.lock();
+            inner.sync_log(&mut writer)?;
+            let due = writer.since_checkpoint > 0;
+            drop(writer);
+            if due {
+                inner.checkpoint()
             } else {
                 Ok(())
             }
         });
-        self.inner.lifecycle.close();
+        inner.lifecycle.close();
         result
     }
 }

@@ -18,14 +18,24 @@ use crate::vfs::DirLock;
 #[derive(Debug, Default)]
 pub struct Lifecycle {
     failure: Mutex<Option<String>>,
+    /// Set when `close` begins: writes are refused from then on, so none
+    /// slips in after the close's final sync.
+    closing: AtomicBool,
     closed: AtomicBool,
     lock: Mutex<Option<DirLock>>,
 }
 
 impl Lifecycle {
-    /// Ok while the engine may write: not closed, not failed.
+    /// Ok while the engine may write: not closing or closed, not failed.
     pub fn check_writable(&self) -> KvResult<()> {
-        self.check_open()?;
+        if self.closing.load(Ordering::Acquire) {
+            return Err(KvError::Closed);
+        }
+        self.check_healthy()
+    }
+
+    /// Ok unless the engine has failed (a closing engine's last sync).
+    pub fn check_healthy(&self) -> KvResult<()> {
         match self.failure.lock().as_ref() {
             Some(reason) => Err(KvError::Poisoned {
                 reason: reason.clone(),
@@ -59,6 +69,12 @@ impl Lifecycle {
     /// Keeps the directory lock until `close` (or until the engine drops).
     pub fn hold(&self, lock: DirLock) {
         *self.lock.lock() = Some(lock);
+    }
+
+    /// Starts closing: from now on writes get `Closed` (reads go on until
+    /// `close`). False if a close already began: the caller then does nothing.
+    pub fn begin_close(&self) -> bool {
+        !self.closing.swap(true, Ordering::AcqRel)
     }
 
     /// Marks the engine closed and releases its directory lock; false if it

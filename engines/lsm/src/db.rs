@@ -603,12 +603,19 @@ impl KvEngine for LsmEngine {
     }
 
     fn close(&self) -> KvResult<()> {
-        if self.inner.lifecycle.is_closed() {
+        let inner = &self.inner;
+        if !inner.lifecycle.begin_close() {
             return Ok(());
         }
         self.stop_worker();
-        let result = self.flush().and_then(|()| self.inner.record_close());
-        self.inner.lifecycle.close();
+        // Writes are refused from here on: none lands after the final sync
+        // or beyond the lengths the close record lists.
+        let result = inner.lifecycle.check_healthy().and_then(|()| {
+            let mut wal = inner.wal.lock();
+            inner.sync_wal(&mut wal)
+        });
+        let result = result.and_then(|()| inner.record_close());
+        inner.lifecycle.close();
         result
     }
 }

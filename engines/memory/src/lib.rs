@@ -104,6 +104,9 @@ struct Shared {
     /// Batches applied so far; bumped under the batch's shard locks.
     sequence: AtomicU64,
     backup: Option<BackupTarget>,
+    /// Set when `close` begins: writes are refused from then on, so none
+    /// slips in after the final backup.
+    closing: AtomicBool,
     closed: AtomicBool,
     counters: Counters,
     /// Tells the background thread to stop.
@@ -249,6 +252,7 @@ impl MemoryEngine {
                 max_entries,
                 sequence: AtomicU64::new(sequence),
                 backup,
+                closing: AtomicBool::new(false),
                 closed: AtomicBool::new(false),
                 counters,
                 stop: Mutex::new(false),
@@ -298,7 +302,7 @@ impl Drop for MemoryEngine {
 
 impl Shared {
     fn check_writable(&self) -> KvResult<()> {
-        if self.closed.load(Ordering::Acquire) {
+        if self.closing.load(Ordering::Acquire) {
             return Err(KvError::Closed);
         }
         if let Some(target) = &self.backup {
@@ -503,12 +507,15 @@ impl KvEngine for MemoryEngine {
     }
 
     fn close(&self) -> KvResult<()> {
-        if self.shared.closed.load(Ordering::Acquire) {
+        if self.shared.closing.swap(true, Ordering::AcqRel) {
             return Ok(());
         }
         self.stop_background();
+        // Writes are refused from here on: the last backup covers them all.
         let result = match &self.shared.backup {
-            Some(_) => self.flush(),
+            Some(_) => self
+                .shared
+                .backup_through(self.shared.sequence.load(Ordering::Acquire)),
             None => Ok(()),
         };
         self.shared.closed.store(true, Ordering::Release);
