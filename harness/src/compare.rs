@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 use indicatif::{ProgressBar, ProgressStyle};
 use leasehold_workloads::{generate, Generated, Op, Scenario, Trace};
 
+use crate::budget;
 use crate::engines::{self, DurabilityMode, EngineKind, EngineSettings};
+use crate::isolated::{self, IsolatedRun};
 use crate::machine::Machine;
 use crate::replay::ReplayOptions;
 use crate::report::{self, Report, ScenarioReport};
@@ -134,6 +136,16 @@ pub fn compare(spec: &CompareSpec) -> Result<(), String> {
     for scenario in &scenarios {
         bar.set_message(format!("{}: generating", scenario.name));
         let generated = generate_checked(scenario, spec.scale)?;
+        let limit = spec.replay.memory_limit.or(scenario
+            .memory_limit
+            .as_deref()
+            .map(budget::parse_size)
+            .transpose()?);
+        // A budgeted run replays in a child process: it reads the trace from a file.
+        let trace_file = match limit {
+            Some(_) => Some(write_trace(&generated.trace, &spec.replay.data_dir)?),
+            None => None,
+        };
         let mut results = Vec::new();
         for &(engine, durability) in &plan {
             bar.set_message(format!(
@@ -142,33 +154,44 @@ pub fn compare(spec: &CompareSpec) -> Result<(), String> {
                 engine.name(),
                 durability.name()
             ));
-            let actors = generated.trace.header.actors;
-            let open = |dir: &Path| engines::open(engine, durability, &settings, dir, actors);
-            let result = run::run(&RunSpec {
-                trace: &generated.trace,
-                engine,
-                durability,
-                open: &open,
-                dir: spec.replay.data_dir.join(format!(
-                    "{}-{}-{}",
+            let result = match (limit, &trace_file) {
+                (Some(limit), Some(trace)) => isolated::run_isolated(&IsolatedRun {
+                    scenario: &scenario.name,
+                    trace,
+                    trace_ops: generated.trace.ops.len() as u64,
+                    engine,
+                    durability,
+                    limit,
+                    replay: &spec.replay,
+                })?,
+                _ => in_process(
+                    &generated.trace,
+                    engine,
+                    durability,
+                    &settings,
+                    &spec.replay,
+                    options,
+                )?,
+            };
+            let line = match &result.out_of_memory {
+                Some(oom) => format!(
+                    "{:<17} {:<7} {:<9} {}",
                     scenario.name,
                     engine.name(),
-                    durability.name()
-                )),
-                options,
-                metrics_file: spec.replay.metrics_file.as_deref(),
-                keep_data: spec.replay.keep_data,
-            })?;
-            let line = format!(
-                "{:<17} {:<7} {:<9} {:>9.0} ops/s  p99 {:>9.1} µs  wrong answers {}  duplicate owners {}",
-                scenario.name,
-                engine.name(),
-                durability.name(),
-                result.throughput_ops_per_sec,
-                result.latency.get("all").map_or(0.0, |latency| latency.p99_us),
-                result.mismatches,
-                result.duplicate_owners,
-            );
+                    durability.name(),
+                    oom.describe()
+                ),
+                None => format!(
+                    "{:<17} {:<7} {:<9} {:>9.0} ops/s  p99 {:>9.1} µs  wrong answers {}  duplicate owners {}",
+                    scenario.name,
+                    engine.name(),
+                    durability.name(),
+                    result.throughput_ops_per_sec,
+                    result.latency.get("all").map_or(0.0, |latency| latency.p99_us),
+                    result.mismatches,
+                    result.duplicate_owners,
+                ),
+            };
             // Without a terminal the bar is hidden and so are its lines.
             if bar.is_hidden() {
                 eprintln!("{line}");
@@ -177,6 +200,9 @@ pub fn compare(spec: &CompareSpec) -> Result<(), String> {
             }
             results.push(result);
             bar.inc(1);
+        }
+        if let Some(trace) = &trace_file {
+            let _ = std::fs::remove_file(trace);
         }
         // What the harness itself costs on this trace: the same replay with
         // a store that does nothing.
@@ -234,6 +260,44 @@ pub fn compare(spec: &CompareSpec) -> Result<(), String> {
     )
 }
 
+/// One run in this process, with no memory limit.
+fn in_process(
+    trace: &Trace,
+    engine: EngineKind,
+    durability: DurabilityMode,
+    settings: &EngineSettings,
+    args: &ReplayArgs,
+    options: ReplayOptions,
+) -> Result<RunResult, String> {
+    let actors = trace.header.actors;
+    let open = |dir: &Path| engines::open(engine, durability, settings, dir, actors);
+    run::run(&RunSpec {
+        trace,
+        engine,
+        durability,
+        open: &open,
+        dir: args.data_dir.join(format!(
+            "{}-{}-{}",
+            trace.header.scenario,
+            engine.name(),
+            durability.name()
+        )),
+        options,
+        metrics_file: args.metrics_file.as_deref(),
+        keep_data: args.keep_data,
+    })
+}
+
+/// The trace as a file for budgeted runs' child processes.
+fn write_trace(trace: &Trace, data_dir: &Path) -> Result<PathBuf, String> {
+    std::fs::create_dir_all(data_dir).map_err(|err| format!("{}: {err}", data_dir.display()))?;
+    let path = data_dir.join(format!("{}.trace", trace.header.scenario));
+    trace
+        .write(&path)
+        .map_err(|err| format!("{}: {err}", path.display()))?;
+    Ok(path)
+}
+
 fn lost(result: &RunResult) -> u64 {
     result
         .recovery
@@ -279,7 +343,21 @@ pub fn run_one(
     check_scale(scale)?;
     let scenario = Scenario::find(scenario).map_err(|err| err.to_string())?;
     let generated = generate_checked(&scenario, scale)?;
-    let result = measure_trace(&generated.trace, engine, durability, args)?;
+    let limit = args.memory_limit.or(scenario
+        .memory_limit
+        .as_deref()
+        .map(budget::parse_size)
+        .transpose()?);
+    let result = match limit {
+        Some(limit) => {
+            let trace = write_trace(&generated.trace, &args.data_dir)?;
+            let result =
+                measure_isolated(&trace, &generated.trace, engine, durability, limit, args);
+            let _ = std::fs::remove_file(&trace);
+            result?
+        }
+        None => measure_trace(&generated.trace, engine, durability, args)?,
+    };
     let path = run::result_path(out, &result);
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent).map_err(|err| format!("{}: {err}", parent.display()))?;
@@ -291,13 +369,10 @@ pub fn run_one(
     fail_on_wrong_answers(std::iter::once(&result))
 }
 
-fn measure_trace(
-    trace: &Trace,
-    engine: EngineKind,
-    durability: DurabilityMode,
-    args: &ReplayArgs,
-) -> Result<RunResult, String> {
-    let durability = DurabilityMode::for_engine(engine, &[durability])
+/// The durability `engine` runs at when asked for `durability` (the
+/// volatile memory engine runs at none).
+fn resolve(engine: EngineKind, durability: DurabilityMode) -> Result<DurabilityMode, String> {
+    DurabilityMode::for_engine(engine, &[durability])
         .first()
         .copied()
         .ok_or_else(|| {
@@ -306,25 +381,18 @@ fn measure_trace(
                 engine.name(),
                 durability.name()
             )
-        })?;
+        })
+}
+
+fn measure_trace(
+    trace: &Trace,
+    engine: EngineKind,
+    durability: DurabilityMode,
+    args: &ReplayArgs,
+) -> Result<RunResult, String> {
+    let durability = resolve(engine, durability)?;
     let settings = EngineSettings::from_files(&args.configs)?;
-    let actors = trace.header.actors;
-    let open = |dir: &Path| engines::open(engine, durability, &settings, dir, actors);
-    run::run(&RunSpec {
-        trace,
-        engine,
-        durability,
-        open: &open,
-        dir: args.data_dir.join(format!(
-            "{}-{}-{}",
-            trace.header.scenario,
-            engine.name(),
-            durability.name()
-        )),
-        options: options(args)?,
-        metrics_file: args.metrics_file.as_deref(),
-        keep_data: args.keep_data,
-    })
+    in_process(trace, engine, durability, &settings, args, options(args)?)
 }
 
 pub fn record(scenario: &str, scale: f64, out: &Path) -> Result<(), String> {
@@ -345,14 +413,44 @@ pub fn record(scenario: &str, scale: f64, out: &Path) -> Result<(), String> {
     Ok(())
 }
 
+/// `trace` (also in the file `path`) on `engine` in a child process limited
+/// to `limit` bytes.
+fn measure_isolated(
+    path: &Path,
+    trace: &Trace,
+    engine: EngineKind,
+    durability: DurabilityMode,
+    limit: u64,
+    args: &ReplayArgs,
+) -> Result<RunResult, String> {
+    let durability = resolve(engine, durability)?;
+    isolated::run_isolated(&IsolatedRun {
+        scenario: &trace.header.scenario,
+        trace: path,
+        trace_ops: trace.ops.len() as u64,
+        engine,
+        durability,
+        limit,
+        replay: args,
+    })
+}
+
 pub fn replay_trace(
-    trace: &Path,
+    path: &Path,
     engine: EngineKind,
     durability: DurabilityMode,
     args: &ReplayArgs,
+    result_json: Option<&Path>,
 ) -> Result<(), String> {
-    let trace = Trace::read(trace).map_err(|err| err.to_string())?;
-    let result = measure_trace(&trace, engine, durability, args)?;
+    let trace = Trace::read(path).map_err(|err| err.to_string())?;
+    let result = match args.memory_limit {
+        Some(limit) => measure_isolated(path, &trace, engine, durability, limit, args)?,
+        None => measure_trace(&trace, engine, durability, args)?,
+    };
+    if let Some(out) = result_json {
+        let json = serde_json::to_string(&result).map_err(|err| err.to_string())?;
+        std::fs::write(out, json).map_err(|err| format!("{}: {err}", out.display()))?;
+    }
     println!("{}", report::table(std::slice::from_ref(&result)));
     for mismatch in &result.first_mismatches {
         println!("wrong answer: {mismatch}");

@@ -25,7 +25,18 @@ use leasehold_lsm::LsmEngine;
 use leasehold_memory::MemoryEngine;
 use leasehold_rocksdb::RocksEngine;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum, serde::Serialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    clap::ValueEnum,
+    serde::Serialize,
+    serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum EngineKind {
     Memory,
@@ -90,7 +101,18 @@ impl EngineKind {
 }
 
 /// How durable an acknowledged write is; the same for every engine in a table.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum, serde::Serialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    clap::ValueEnum,
+    serde::Serialize,
+    serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum DurabilityMode {
     /// Acknowledged before any fsync; never survives power loss. The LSM and

@@ -11,9 +11,11 @@ use clap::{Parser, Subcommand};
 
 use leasehold_core::vfs::CrashPolicy;
 
+mod budget;
 mod compare;
 mod crash_fuzz;
 mod engines;
+mod isolated;
 mod machine;
 mod measure;
 mod metrics;
@@ -63,6 +65,11 @@ struct ReplayArgs {
     /// the operator commands) instead of removing them.
     #[arg(long)]
     keep_data: bool,
+    /// Run each engine's replay in its own child process inside a memory
+    /// cgroup of this size ("384MiB", "1GiB"; page cache counted; needs root
+    /// and a cgroup memory controller). Overrides a scenario's memory_limit.
+    #[arg(long, value_parser = budget::parse_size)]
+    memory_limit: Option<u64>,
 }
 
 #[derive(Subcommand)]
@@ -208,6 +215,10 @@ enum Command {
         durability: DurabilityMode,
         #[command(flatten)]
         replay: ReplayArgs,
+        /// Also write the run's result as JSON here (before the answers are
+        /// judged); how a budgeted run's child reports to its parent.
+        #[arg(long, hide = true)]
+        result_json: Option<PathBuf>,
     },
     /// Crash-recovery fuzzing of an engine on the simulated disk.
     CrashFuzz {
@@ -309,7 +320,9 @@ fn main() -> ExitCode {
             engine,
             durability,
             replay,
-        } => compare::replay_trace(&trace, engine, durability, &replay).map(|()| 0),
+            result_json,
+        } => compare::replay_trace(&trace, engine, durability, &replay, result_json.as_deref())
+            .map(|()| 0),
         Command::Actor { command } => match command {
             ActorCommand::ListLeases {
                 target,

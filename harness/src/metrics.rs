@@ -36,6 +36,11 @@ pub struct MetricsView {
     pub state_bytes_written: u64,
     pub state_bytes_read: u64,
     pub engine: Option<EngineStats>,
+    /// How far a replay is: the trace op thread 0 reached, of `trace_ops`.
+    #[serde(default)]
+    pub trace_position: Option<u64>,
+    #[serde(default)]
+    pub trace_ops: Option<u64>,
 }
 
 impl MetricsView {
@@ -65,6 +70,8 @@ impl MetricsView {
             state_bytes_written: metrics.state_bytes_written,
             state_bytes_read: metrics.state_bytes_read,
             engine: metrics.engine.clone(),
+            trace_position: None,
+            trace_ops: None,
         }
     }
 
@@ -177,23 +184,35 @@ impl Publisher {
         }
     }
 
-    /// Publishes if the interval has passed; `metrics` is only called then.
-    pub fn maybe_publish(&self, metrics: impl FnOnce() -> StoreMetrics) {
+    /// Publishes if the interval has passed, with how far the replay is
+    /// (`position` of `ops` trace ops); `metrics` is only called then.
+    pub fn maybe_publish(
+        &self,
+        (position, ops): (usize, usize),
+        metrics: impl FnOnce() -> StoreMetrics,
+    ) {
         let mut last = self.last.lock();
         if last.is_some_and(|at| at.elapsed() < self.interval) {
             return;
         }
         *last = Some(Instant::now());
         drop(last);
-        self.publish(&metrics());
+        let mut view = MetricsView::of(&self.source, &metrics());
+        view.trace_position = Some(position as u64);
+        view.trace_ops = Some(ops as u64);
+        self.write(&view);
+    }
+
+    /// Publishes now (the end of a run).
+    pub fn publish(&self, metrics: &StoreMetrics) {
+        self.write(&MetricsView::of(&self.source, metrics));
     }
 
     /// Best effort: a metrics file that cannot be written is reported once
     /// per attempt on stderr and never stops the run.
-    pub fn publish(&self, metrics: &StoreMetrics) {
-        let view = MetricsView::of(&self.source, metrics);
+    fn write(&self, view: &MetricsView) {
         let temporary = self.path.with_extension("tmp");
-        let written = serde_json::to_vec_pretty(&view)
+        let written = serde_json::to_vec_pretty(view)
             .map_err(std::io::Error::other)
             .and_then(|json| std::fs::write(&temporary, json))
             .and_then(|()| std::fs::rename(&temporary, &self.path));

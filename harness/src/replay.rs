@@ -52,7 +52,7 @@ pub struct Mismatch {
 }
 
 /// One close-and-reopen, timed.
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct ReopenTiming {
     /// Ops replayed before it.
     pub after_ops: usize,
@@ -407,7 +407,7 @@ fn run_thread(
         log.answers.push((index, answer));
         if thread == 0 {
             if let Some(publisher) = context.publisher {
-                publisher.maybe_publish(|| store.metrics());
+                publisher.maybe_publish((index, trace.ops.len()), || store.metrics());
             }
         }
     }

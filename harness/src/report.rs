@@ -97,7 +97,12 @@ fn charts(scenario: &ScenarioReport) -> Vec<(&'static str, Chart<'static>)> {
                 groups: groups.clone(),
                 series: vec![(
                     "ops/s".to_owned(),
-                    per_run(&|result| Some(result.throughput_ops_per_sec)),
+                    per_run(&|result| {
+                        result
+                            .out_of_memory
+                            .is_none()
+                            .then_some(result.throughput_ops_per_sec)
+                    }),
                 )],
             },
         ),
@@ -186,8 +191,8 @@ fn latency(
     result.latency.get(kind).map(pick)
 }
 
-fn columns() -> Vec<Column> {
-    vec![
+fn columns(budgeted: bool) -> Vec<Column> {
+    let mut columns = vec![
         Column {
             title: "ops/s",
             better: Better::Higher,
@@ -293,13 +298,27 @@ fn columns() -> Vec<Column> {
             value: |r| Some(r.mismatches as f64),
             format: fixed0,
         },
-    ]
+    ];
+    if budgeted {
+        columns.push(Column {
+            title: "cgroup peak MiB",
+            better: Better::Lower,
+            value: |r| {
+                r.memory
+                    .as_ref()
+                    .and_then(|memory| memory.peak_bytes)
+                    .map(|bytes| bytes as f64 / (1 << 20) as f64)
+            },
+            format: fixed0,
+        });
+    }
+    columns
 }
 
 /// One markdown table: rows grouped by durability, the best durable engine
 /// of each group in bold per column.
 pub fn table(results: &[RunResult]) -> String {
-    let columns = columns();
+    let columns = columns(results.iter().any(|result| result.memory.is_some()));
     let mut out = String::new();
     let _ = write!(out, "| engine | durability |");
     for column in &columns {
@@ -316,7 +335,9 @@ pub fn table(results: &[RunResult]) -> String {
         let peers: Vec<&&RunResult> = ordered
             .iter()
             .filter(|peer| {
-                peer.durability == result.durability && peer.durability != DurabilityMode::None
+                peer.durability == result.durability
+                    && peer.durability != DurabilityMode::None
+                    && peer.out_of_memory.is_none()
             })
             .collect();
         let _ = write!(
@@ -325,6 +346,14 @@ pub fn table(results: &[RunResult]) -> String {
             result.engine.name(),
             result.durability.name()
         );
+        if let Some(oom) = &result.out_of_memory {
+            let _ = write!(out, " {} |", oom.describe());
+            for _ in 1..columns.len() {
+                out.push_str(" – |");
+            }
+            out.push('\n');
+            continue;
+        }
         for column in &columns {
             let Some(value) = (column.value)(result) else {
                 out.push_str(" – |");
@@ -365,7 +394,7 @@ fn summary(report: &Report) -> String {
         .scenarios
         .iter()
         .flat_map(|scenario| &scenario.results)
-        .map(|result| (result.engine.name(), result.engine_version))
+        .map(|result| (result.engine.name(), result.engine_version.as_str()))
         .collect();
     versions.sort_unstable();
     versions.dedup();
@@ -393,6 +422,31 @@ fn summary(report: &Report) -> String {
          **none** = the volatile memory engine, the ceiling no durable engine can reach. Bold marks the best \
          engine within one durability."
     );
+    let budgets: std::collections::BTreeSet<(u64, bool)> = report
+        .scenarios
+        .iter()
+        .flat_map(|scenario| &scenario.results)
+        .filter_map(|result| result.memory.as_ref())
+        .map(|memory| (memory.limit_bytes, memory.page_cache_dropped))
+        .collect();
+    let _ =
+        match budgets.iter().next() {
+            None => writeln!(
+                out,
+                "- Memory: no limit; every engine ran in the harness's process (`--memory-limit` \
+             gives each run its own child process in a memory cgroup)."
+            ),
+            Some(&(limit, dropped)) => writeln!(
+            out,
+            "- Memory: **{}** per run{} — each engine's replay in its own child process inside a \
+             memory cgroup whose limit counts the page cache (swap limited too); the page cache \
+             was {}dropped before each run. An engine the kernel killed for memory shows how far \
+             it got (\"OOM at 61 % of the trace\"); cgroup peak = the most the group held.",
+            crate::budget::format_size(limit),
+            if budgets.len() > 1 { " (scenarios differ: see each result)" } else { "" },
+            if dropped { "" } else { "not " }
+        ),
+        };
     let _ = writeln!(
         out,
         "- Write amp (engine) = bytes the engine wrote to its files / key+value bytes of its batches; \

@@ -16,7 +16,7 @@ use crate::measure::{self, ProcIo};
 use crate::metrics::Publisher;
 use crate::replay::{self, ReopenTiming, ReplayOptions};
 
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct LatencySummary {
     pub count: u64,
     pub mean_us: f64,
@@ -41,7 +41,7 @@ impl LatencySummary {
 }
 
 /// The reopen at the end of every run (close, open, first read).
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Recovery {
     pub close_ms: f64,
     pub open_ms: f64,
@@ -52,12 +52,44 @@ pub struct Recovery {
     pub states_lost: u64,
 }
 
-#[derive(Clone, Debug, serde::Serialize)]
+/// A run the kernel ended for memory: how far it got.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct OutOfMemory {
+    /// The trace op the replay had reached at its last published progress
+    /// (at most a second before the kill); None if it published none.
+    pub trace_position: Option<u64>,
+    pub trace_ops: u64,
+}
+
+impl OutOfMemory {
+    /// "OOM at 61 % of the trace" / "OOM before any progress".
+    pub fn describe(&self) -> String {
+        match self.trace_position {
+            Some(position) => format!(
+                "OOM at {:.0} % of the trace",
+                position as f64 * 100.0 / self.trace_ops.max(1) as f64
+            ),
+            None => "OOM before its first progress report".to_owned(),
+        }
+    }
+}
+
+/// The memory a run had: a cgroup limit counting the page cache.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct MemoryBudget {
+    pub limit_bytes: u64,
+    /// The most the cgroup held (page cache included).
+    pub peak_bytes: Option<u64>,
+    /// Whether the page cache was dropped before the run (needs root).
+    pub page_cache_dropped: bool,
+}
+
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct RunResult {
     pub scenario: String,
     pub engine: EngineKind,
     /// The engine's release (RocksDB's version; "hand-written" for ours).
-    pub engine_version: &'static str,
+    pub engine_version: String,
     pub durability: DurabilityMode,
     pub threads: usize,
     pub open_loop_rate: Option<f64>,
@@ -101,6 +133,63 @@ pub struct RunResult {
     /// The engine's counters over the measured part of the run, summed over
     /// every instance (reopens); gauges as at the end.
     pub engine_stats: EngineStats,
+    /// The run's memory budget; None: it ran in the harness's own process,
+    /// with no limit.
+    #[serde(default)]
+    pub memory: Option<MemoryBudget>,
+    /// Set when the kernel killed the run for memory: its figures are then
+    /// empty and this says how far it got.
+    #[serde(default)]
+    pub out_of_memory: Option<OutOfMemory>,
+}
+
+impl RunResult {
+    /// The result of a run killed for memory: no figures, how far it got.
+    pub fn killed_for_memory(
+        scenario: &str,
+        engine: EngineKind,
+        durability: DurabilityMode,
+        threads: usize,
+        memory: MemoryBudget,
+        out_of_memory: OutOfMemory,
+    ) -> RunResult {
+        RunResult {
+            scenario: scenario.to_owned(),
+            engine,
+            engine_version: engine.version().to_owned(),
+            durability,
+            threads,
+            open_loop_rate: None,
+            ops: 0,
+            elapsed_secs: 0.0,
+            throughput_ops_per_sec: 0.0,
+            latency: BTreeMap::new(),
+            user_bytes_written: 0,
+            device_bytes_written: 0,
+            os_bytes_written: 0,
+            write_amp_engine: None,
+            write_amp_os: None,
+            disk_bytes: 0,
+            live_bytes: 0,
+            space_amp: None,
+            state_bytes_read: 0,
+            device_bytes_read: 0,
+            read_amp: None,
+            fsyncs: 0,
+            fsyncs_per_op: 0.0,
+            stall_micros: 0,
+            recovery: None,
+            reopens: Vec::new(),
+            peak_rss_bytes: None,
+            lease_conflicts: 0,
+            duplicate_owners: 0,
+            mismatches: 0,
+            first_mismatches: Vec::new(),
+            engine_stats: EngineStats::default(),
+            memory: Some(memory),
+            out_of_memory: Some(out_of_memory),
+        }
+    }
 }
 
 /// Opens the store on the files in a directory (fresh, or left by the last
@@ -216,7 +305,7 @@ pub fn run(spec: &RunSpec) -> Result<RunResult, String> {
     Ok(RunResult {
         scenario: spec.trace.header.scenario.clone(),
         engine: spec.engine,
-        engine_version: spec.engine.version(),
+        engine_version: spec.engine.version().to_owned(),
         durability: spec.durability,
         threads: spec.options.threads,
         open_loop_rate: spec.options.open_loop_rate,
@@ -256,6 +345,8 @@ pub fn run(spec: &RunSpec) -> Result<RunResult, String> {
             })
             .collect(),
         engine_stats: stats,
+        memory: None,
+        out_of_memory: None,
     })
 }
 

@@ -85,6 +85,11 @@ pub struct Scenario {
     pub node_failures: Vec<NodeFailure>,
     #[serde(default)]
     pub recovery: Recovery,
+    /// The memory each engine's run gets ("384MiB"; a cgroup limit counting
+    /// the page cache, `leasehold compare --memory-limit` overrides it).
+    /// The harness parses it; none: unlimited.
+    #[serde(default)]
+    pub memory_limit: Option<String>,
 }
 
 fn default_actor_type() -> String {
