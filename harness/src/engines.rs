@@ -44,6 +44,11 @@ pub enum EngineKind {
     Btree,
     /// RocksDB through the `rocksdb` crate: the yardstick.
     Rocksdb,
+    /// RocksDB with its integrated BlobDB: values of at least
+    /// `min_blob_size` (4 KiB) in blob files, blob GC on — the fair
+    /// yardstick for large snapshots (key-value separation).
+    #[serde(rename = "rocksdb-blob")]
+    RocksdbBlob,
     /// Cloud object storage through `leasehold-objectstore` (S3 protocol):
     /// settings from a `[persistence.s3]` config, or from the
     /// `LEASEHOLD_S3_*` variables `scripts/s3-server` prints. Never part of
@@ -56,11 +61,12 @@ pub enum EngineKind {
 }
 
 impl EngineKind {
-    pub const ALL: [EngineKind; 4] = [
+    pub const ALL: [EngineKind; 5] = [
         EngineKind::Memory,
         EngineKind::Lsm,
         EngineKind::Btree,
         EngineKind::Rocksdb,
+        EngineKind::RocksdbBlob,
     ];
 
     pub fn name(self) -> &'static str {
@@ -69,6 +75,7 @@ impl EngineKind {
             EngineKind::Lsm => "lsm",
             EngineKind::Btree => "btree",
             EngineKind::Rocksdb => "rocksdb",
+            EngineKind::RocksdbBlob => "rocksdb-blob",
             EngineKind::S3 => "s3",
             EngineKind::Null => "null",
         }
@@ -78,7 +85,7 @@ impl EngineKind {
     /// engine is this repository's own.
     pub fn version(self) -> &'static str {
         match self {
-            EngineKind::Rocksdb => leasehold_rocksdb::ROCKSDB_VERSION,
+            EngineKind::Rocksdb | EngineKind::RocksdbBlob => leasehold_rocksdb::ROCKSDB_VERSION,
             EngineKind::Memory | EngineKind::Lsm | EngineKind::Btree => {
                 "hand-written, this revision"
             }
@@ -345,12 +352,14 @@ pub fn open_on(
             Box::new(KvStore::new(opened, durability))
         }
         // RocksDB does its own I/O: it cannot run on `vfs`.
-        EngineKind::Rocksdb => {
+        EngineKind::Rocksdb | EngineKind::RocksdbBlob => {
             let config = RocksDbConfig {
                 data_dir: dir.to_path_buf(),
+                enable_blob_files: engine == EngineKind::RocksdbBlob,
                 ..settings.rocksdb.clone()
             };
-            let opened = RocksEngine::open(&config).map_err(|err| format!("rocksdb: {err}"))?;
+            let opened =
+                RocksEngine::open(&config).map_err(|err| format!("{}: {err}", engine.name()))?;
             Box::new(KvStore::new(opened, durability))
         }
         EngineKind::S3 => {

@@ -134,7 +134,10 @@ impl TargetArgs {
             }
             _ => detect(&dir)?,
         };
-        if found != engine {
+        // A RocksDB directory is one, blob files or not.
+        let same =
+            found == engine || (found, engine) == (EngineKind::Rocksdb, EngineKind::RocksdbBlob);
+        if !same {
             return Err(format!(
                 "{} holds {} data, not {}",
                 dir.display(),
@@ -180,7 +183,7 @@ pub fn detect(dir: &Path) -> Result<EngineKind, String> {
 impl Target {
     /// Opens the data without modifying it (see the module docs).
     pub fn open_read_only(&self) -> Result<Box<dyn BenchStore>, String> {
-        if self.engine == EngineKind::Rocksdb {
+        if matches!(self.engine, EngineKind::Rocksdb | EngineKind::RocksdbBlob) {
             // RocksDB cannot sit on a Vfs; its own read-only mode writes nothing.
             let config = leasehold_core::config::RocksDbConfig {
                 data_dir: self.dir.clone(),
@@ -391,7 +394,7 @@ pub fn dump(target: &TargetArgs, file: Option<&str>, max_entries: usize) -> Stat
                 })
                 .map_err(|err| leasehold_core::KvError::io(format!("read {}", path.display()), err))
         }
-        EngineKind::Rocksdb => {
+        EngineKind::Rocksdb | EngineKind::RocksdbBlob => {
             return Err(
                 "RocksDB's files have RocksDB's own tools: sst_dump and ldb (verify works here)"
                     .to_owned(),

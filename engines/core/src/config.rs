@@ -290,6 +290,17 @@ pub struct RocksDbConfig {
     pub write_buffer_size: u64,
     /// Leasehold's: RocksDB's `max_background_jobs` (flushes + compactions).
     pub max_background_jobs: u32,
+    /// RocksDB's integrated BlobDB: values of at least `min_blob_size` bytes
+    /// go to blob files, the LSM keeps a reference (key-value separation,
+    /// as WiscKey). Off by default; the harness's `rocksdb-blob` turns it on.
+    pub enable_blob_files: bool,
+    pub min_blob_size: u64,
+    /// Blob files are cut at this size.
+    pub blob_file_size: u64,
+    /// Compaction relocates live blobs out of the oldest blob files (the
+    /// `blob_gc_age_cutoff` share of them), so their garbage is freed.
+    pub enable_blob_gc: bool,
+    pub blob_gc_age_cutoff: f64,
 }
 
 impl Default for RocksDbConfig {
@@ -303,6 +314,11 @@ impl Default for RocksDbConfig {
             bloom_bits_per_key: 10.0,
             write_buffer_size: 64 << 20,
             max_background_jobs: 2,
+            enable_blob_files: false,
+            min_blob_size: 4096,
+            blob_file_size: 256 << 20,
+            enable_blob_gc: true,
+            blob_gc_age_cutoff: 0.25,
         }
     }
 }

@@ -138,9 +138,8 @@ impl RocksEngine {
     }
 }
 
-fn family_options(config: &RocksDbConfig) -> KvResult<Options> {
-    let mut options = Options::default();
-    options.set_compression_type(match config.compression_type.as_str() {
+fn options_compression(config: &RocksDbConfig) -> KvResult<DBCompressionType> {
+    Ok(match config.compression_type.as_str() {
         "none" => DBCompressionType::None,
         "snappy" => DBCompressionType::Snappy,
         "lz4" => DBCompressionType::Lz4,
@@ -150,8 +149,21 @@ fn family_options(config: &RocksDbConfig) -> KvResult<Options> {
                 "compression_type {other:?} is not one of none, snappy, lz4, zstd"
             )))
         }
-    });
+    })
+}
+
+fn family_options(config: &RocksDbConfig) -> KvResult<Options> {
+    let mut options = Options::default();
+    options.set_compression_type(options_compression(config)?);
     options.set_write_buffer_size(config.write_buffer_size as usize);
+    if config.enable_blob_files {
+        options.set_enable_blob_files(true);
+        options.set_min_blob_size(config.min_blob_size);
+        options.set_blob_file_size(config.blob_file_size);
+        options.set_blob_compression_type(options_compression(config)?);
+        options.set_enable_blob_gc(config.enable_blob_gc);
+        options.set_blob_gc_age_cutoff(config.blob_gc_age_cutoff);
+    }
     let mut table = BlockBasedOptions::default();
     table.set_block_cache(&Cache::new_lru_cache(config.block_cache_size as usize));
     if config.bloom_bits_per_key > 0.0 {

@@ -188,6 +188,24 @@ pub(super) fn validate_rocksdb(
             ),
         ));
     }
+    if config.blob_file_size < 1 << 20 || config.blob_file_size > 16 << 30 {
+        return Err(invalid(
+            section,
+            format!(
+                "blob_file_size {} is not within 1 MiB..=16 GiB",
+                config.blob_file_size
+            ),
+        ));
+    }
+    if !(0.0..=1.0).contains(&config.blob_gc_age_cutoff) {
+        return Err(invalid(
+            section,
+            format!(
+                "blob_gc_age_cutoff {} is not within 0..=1",
+                config.blob_gc_age_cutoff
+            ),
+        ));
+    }
     if config.block_cache_size > 1 << 40 {
         return Err(invalid(
             section,

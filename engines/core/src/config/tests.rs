@@ -155,3 +155,22 @@ fn a_value_of_the_wrong_type_names_its_key() {
         .to_string();
     assert!(err.contains("memtable_size_limit"), "{err}");
 }
+
+#[test]
+fn rocksdbs_blob_settings_parse_and_bad_ones_are_refused() {
+    let config = Config::parse(
+        "[persistence]\ntype = \"rocksdb\"\nenable_blob_files = true\nmin_blob_size = 1024\n",
+    )
+    .unwrap();
+    let PersistenceConfig::RocksDb(rocksdb) = config.persistence else {
+        panic!()
+    };
+    assert!(rocksdb.enable_blob_files && rocksdb.enable_blob_gc);
+    assert_eq!(rocksdb.min_blob_size, 1024);
+    for bad in ["blob_gc_age_cutoff = 2.0", "blob_file_size = 10"] {
+        let err = Config::parse(&format!("[persistence]\ntype = \"rocksdb\"\n{bad}\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(bad.split(' ').next().unwrap()), "{err}");
+    }
+}
