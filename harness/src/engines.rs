@@ -49,6 +49,9 @@ pub enum EngineKind {
     /// yardstick for large snapshots (key-value separation).
     #[serde(rename = "rocksdb-blob")]
     RocksdbBlob,
+    /// redb 4, the copy-on-write B-tree Rust users pick: the hand-written
+    /// B+tree's peer.
+    Redb,
     /// Cloud object storage through `leasehold-objectstore` (S3 protocol):
     /// settings from a `[persistence.s3]` config, or from the
     /// `LEASEHOLD_S3_*` variables `scripts/s3-server` prints. Never part of
@@ -61,12 +64,13 @@ pub enum EngineKind {
 }
 
 impl EngineKind {
-    pub const ALL: [EngineKind; 5] = [
+    pub const ALL: [EngineKind; 6] = [
         EngineKind::Memory,
         EngineKind::Lsm,
         EngineKind::Btree,
         EngineKind::Rocksdb,
         EngineKind::RocksdbBlob,
+        EngineKind::Redb,
     ];
 
     pub fn name(self) -> &'static str {
@@ -76,6 +80,7 @@ impl EngineKind {
             EngineKind::Btree => "btree",
             EngineKind::Rocksdb => "rocksdb",
             EngineKind::RocksdbBlob => "rocksdb-blob",
+            EngineKind::Redb => "redb",
             EngineKind::S3 => "s3",
             EngineKind::Null => "null",
         }
@@ -86,6 +91,7 @@ impl EngineKind {
     pub fn version(self) -> &'static str {
         match self {
             EngineKind::Rocksdb | EngineKind::RocksdbBlob => leasehold_rocksdb::ROCKSDB_VERSION,
+            EngineKind::Redb => leasehold_redb::REDB_VERSION,
             EngineKind::Memory | EngineKind::Lsm | EngineKind::Btree => {
                 "hand-written, this revision"
             }
@@ -172,6 +178,8 @@ pub struct EngineSettings {
     pub btree: BtreeConfig,
     pub memory: MemoryConfig,
     pub rocksdb: RocksDbConfig,
+    /// redb has no section in the seed's TOML: its defaults (a 64 MiB cache).
+    pub redb: leasehold_redb::RedbConfig,
     /// `None`: from the `LEASEHOLD_S3_*` environment, when engine s3 runs.
     pub s3: Option<S3Config>,
 }
@@ -360,6 +368,16 @@ pub fn open_on(
             };
             let opened =
                 RocksEngine::open(&config).map_err(|err| format!("{}: {err}", engine.name()))?;
+            Box::new(KvStore::new(opened, durability))
+        }
+        // redb does its own I/O too.
+        EngineKind::Redb => {
+            let config = leasehold_redb::RedbConfig {
+                data_dir: dir.to_path_buf(),
+                ..settings.redb.clone()
+            };
+            let opened =
+                leasehold_redb::RedbEngine::open(&config).map_err(|err| format!("redb: {err}"))?;
             Box::new(KvStore::new(opened, durability))
         }
         EngineKind::S3 => {

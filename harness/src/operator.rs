@@ -394,6 +394,13 @@ pub fn dump(target: &TargetArgs, file: Option<&str>, max_entries: usize) -> Stat
                 })
                 .map_err(|err| leasehold_core::KvError::io(format!("read {}", path.display()), err))
         }
+        EngineKind::Redb => {
+            return Err(
+                "redb is a peer for comparisons: the operator commands do not open its \
+                 file"
+                    .to_owned(),
+            )
+        }
         EngineKind::Rocksdb | EngineKind::RocksdbBlob => {
             return Err(
                 "RocksDB's files have RocksDB's own tools: sst_dump and ldb (verify works here)"
