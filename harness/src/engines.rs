@@ -52,6 +52,8 @@ pub enum EngineKind {
     /// redb 4, the copy-on-write B-tree Rust users pick: the hand-written
     /// B+tree's peer.
     Redb,
+    /// fjall 3, the LSM-tree Rust users pick: the hand-written LSM's peer.
+    Fjall,
     /// Cloud object storage through `leasehold-objectstore` (S3 protocol):
     /// settings from a `[persistence.s3]` config, or from the
     /// `LEASEHOLD_S3_*` variables `scripts/s3-server` prints. Never part of
@@ -64,13 +66,14 @@ pub enum EngineKind {
 }
 
 impl EngineKind {
-    pub const ALL: [EngineKind; 6] = [
+    pub const ALL: [EngineKind; 7] = [
         EngineKind::Memory,
         EngineKind::Lsm,
         EngineKind::Btree,
         EngineKind::Rocksdb,
         EngineKind::RocksdbBlob,
         EngineKind::Redb,
+        EngineKind::Fjall,
     ];
 
     pub fn name(self) -> &'static str {
@@ -81,6 +84,7 @@ impl EngineKind {
             EngineKind::Rocksdb => "rocksdb",
             EngineKind::RocksdbBlob => "rocksdb-blob",
             EngineKind::Redb => "redb",
+            EngineKind::Fjall => "fjall",
             EngineKind::S3 => "s3",
             EngineKind::Null => "null",
         }
@@ -92,6 +96,7 @@ impl EngineKind {
         match self {
             EngineKind::Rocksdb | EngineKind::RocksdbBlob => leasehold_rocksdb::ROCKSDB_VERSION,
             EngineKind::Redb => leasehold_redb::REDB_VERSION,
+            EngineKind::Fjall => leasehold_fjall::FJALL_VERSION,
             EngineKind::Memory | EngineKind::Lsm | EngineKind::Btree => {
                 "hand-written, this revision"
             }
@@ -178,8 +183,10 @@ pub struct EngineSettings {
     pub btree: BtreeConfig,
     pub memory: MemoryConfig,
     pub rocksdb: RocksDbConfig,
-    /// redb has no section in the seed's TOML: its defaults (a 64 MiB cache).
+    /// redb and fjall have no section in the seed's TOML: their defaults
+    /// (a 64 MiB cache each).
     pub redb: leasehold_redb::RedbConfig,
+    pub fjall: leasehold_fjall::FjallConfig,
     /// `None`: from the `LEASEHOLD_S3_*` environment, when engine s3 runs.
     pub s3: Option<S3Config>,
 }
@@ -378,6 +385,15 @@ pub fn open_on(
             };
             let opened =
                 leasehold_redb::RedbEngine::open(&config).map_err(|err| format!("redb: {err}"))?;
+            Box::new(KvStore::new(opened, durability))
+        }
+        EngineKind::Fjall => {
+            let config = leasehold_fjall::FjallConfig {
+                data_dir: dir.to_path_buf(),
+                ..settings.fjall.clone()
+            };
+            let opened = leasehold_fjall::FjallEngine::open(&config)
+                .map_err(|err| format!("fjall: {err}"))?;
             Box::new(KvStore::new(opened, durability))
         }
         EngineKind::S3 => {

@@ -394,12 +394,11 @@ pub fn dump(target: &TargetArgs, file: Option<&str>, max_entries: usize) -> Stat
                 })
                 .map_err(|err| leasehold_core::KvError::io(format!("read {}", path.display()), err))
         }
-        EngineKind::Redb => {
-            return Err(
-                "redb is a peer for comparisons: the operator commands do not open its \
-                 file"
-                    .to_owned(),
-            )
+        EngineKind::Redb | EngineKind::Fjall => {
+            return Err(format!(
+                "{} is a peer for comparisons: the operator commands do not open its files",
+                target.engine.name()
+            ))
         }
         EngineKind::Rocksdb | EngineKind::RocksdbBlob => {
             return Err(

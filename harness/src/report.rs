@@ -262,7 +262,7 @@ fn columns(budgeted: bool) -> Vec<Column> {
         Column {
             title: "fsyncs/op",
             better: Better::Neither,
-            value: |r| Some(r.fsyncs_per_op),
+            value: |r| (!r.engine_stats.io_uncounted).then_some(r.fsyncs_per_op),
             format: fixed2,
         },
         Column {

@@ -302,6 +302,8 @@ pub fn run(spec: &RunSpec) -> Result<RunResult, String> {
     // is the local disk's for engine s3, whose data lives on the server.
     let durable = spec.engine.durable();
     let local = durable && spec.engine.keeps_local_files();
+    // A peer that keeps no I/O counters (fjall) has no engine-counted figures.
+    let counted = !stats.io_uncounted;
     Ok(RunResult {
         scenario: spec.trace.header.scenario.clone(),
         engine: spec.engine,
@@ -317,14 +319,14 @@ pub fn run(spec: &RunSpec) -> Result<RunResult, String> {
         device_bytes_written: stats.device_bytes_written,
         os_bytes_written: io.write_bytes,
         write_amp_engine: ratio(stats.device_bytes_written, stats.user_bytes_written)
-            .filter(|_| durable),
+            .filter(|_| durable && counted),
         write_amp_os: ratio(io.write_bytes, stats.user_bytes_written).filter(|_| local),
         disk_bytes,
         live_bytes,
         space_amp: ratio(disk_bytes, live_bytes).filter(|_| local),
         state_bytes_read,
         device_bytes_read: stats.device_bytes_read,
-        read_amp: ratio(stats.device_bytes_read, state_bytes_read).filter(|_| durable),
+        read_amp: ratio(stats.device_bytes_read, state_bytes_read).filter(|_| durable && counted),
         fsyncs: stats.fsyncs + stats.dir_syncs,
         fsyncs_per_op: (stats.fsyncs + stats.dir_syncs) as f64 / outcome.ops.max(1) as f64,
         stall_micros: stats.stall_micros,

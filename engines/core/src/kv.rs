@@ -313,6 +313,9 @@ pub struct EngineStats {
     /// Live keys and their key + value bytes, where the engine knows them.
     pub live_entries: u64,
     pub live_bytes: u64,
+    /// The engine cannot count its own device bytes and fsyncs (a peer
+    /// doing its own I/O without counters): those fields are not figures.
+    pub io_uncounted: bool,
 }
 
 impl EngineStats {
@@ -325,6 +328,7 @@ impl EngineStats {
         self.disk_bytes = later.disk_bytes;
         self.live_entries = later.live_entries;
         self.live_bytes = later.live_bytes;
+        self.io_uncounted |= later.io_uncounted;
     }
 
     /// The counters accrued since `earlier` was read from the same engine;
@@ -360,6 +364,8 @@ impl EngineStats {
             disk_bytes: _,
             live_entries: _,
             live_bytes: _,
+            // A property of the engine, not a count.
+            io_uncounted: _,
         } = self;
         apply(user_bytes_written, other.user_bytes_written);
         apply(wal_bytes_written, other.wal_bytes_written);

@@ -317,6 +317,7 @@ impl KvEngine for RocksEngine {
             // RocksDB's estimate; exact counts need a full scan.
             live_entries,
             live_bytes: 0,
+            io_uncounted: false,
         }
     }
 

@@ -1,0 +1,118 @@
+//! The Store conformance suite over fjall, as a `Store` through `KvStore`,
+//! plus the engine-level contract the suite does not reach.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failure panics with its message
+
+use std::ops::{Bound, ControlFlow};
+
+use leasehold_core::kv::{KeyRange, WriteBatch};
+use leasehold_core::testkit::conformance::{tamper_kv_state, StoreFactory};
+use leasehold_core::{ActorKey, Durability, KvEngine, KvError, KvStore};
+use leasehold_fjall::{FjallConfig, FjallEngine};
+
+fn config(dir: &std::path::Path) -> FjallConfig {
+    FjallConfig {
+        data_dir: dir.to_path_buf(),
+        cache_size_bytes: 4 << 20,
+    }
+}
+
+struct Fjall {
+    dir: tempfile::TempDir,
+}
+
+impl StoreFactory for Fjall {
+    type Store = KvStore<FjallEngine>;
+
+    fn open(&self) -> Self::Store {
+        KvStore::new(
+            FjallEngine::open(&config(self.dir.path())).unwrap(),
+            Durability::Sync,
+        )
+    }
+
+    fn durable(&self) -> bool {
+        true
+    }
+
+    fn tamper_state(&self, store: &Self::Store, key: &ActorKey) {
+        tamper_kv_state(store, key);
+    }
+}
+
+leasehold_core::store_conformance_tests!(Fjall {
+    dir: tempfile::tempdir().unwrap()
+});
+
+#[test]
+fn scans_honour_bounds_and_stop_when_told() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = FjallEngine::open(&config(dir.path())).unwrap();
+    let keys: [&[u8]; 5] = [b"A", b"L1", b"L2", b"S1", b"Z"];
+    let mut batch = WriteBatch::new();
+    for key in keys.iter().rev() {
+        batch.put(key.to_vec(), b"v".to_vec());
+    }
+    engine.write(batch, Durability::Sync).unwrap();
+    let mut seen = Vec::new();
+    let middle = KeyRange {
+        start: Bound::Excluded(b"A".to_vec()),
+        end: Bound::Included(b"S1".to_vec()),
+    };
+    engine
+        .scan(&middle, &mut |key, _| {
+            seen.push(key.to_vec());
+            ControlFlow::Continue(())
+        })
+        .unwrap();
+    assert_eq!(seen, vec![b"L1".to_vec(), b"L2".to_vec(), b"S1".to_vec()]);
+    let mut count = 0;
+    engine
+        .scan(&KeyRange::all(), &mut |_, _| {
+            count += 1;
+            if count == 2 {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        })
+        .unwrap();
+    assert_eq!(count, 2);
+}
+
+#[test]
+fn group_is_refused_a_second_open_is_locked_and_close_is_final() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = FjallEngine::open(&config(dir.path())).unwrap();
+    let mut batch = WriteBatch::new();
+    batch.put(b"k".to_vec(), b"v".to_vec());
+    assert!(matches!(
+        engine.write(batch.clone(), Durability::Group),
+        Err(KvError::Unsupported(_))
+    ));
+    engine.write(batch.clone(), Durability::Buffered).unwrap();
+    engine.flush().unwrap();
+    let stats = engine.stats();
+    assert_eq!(stats.user_bytes_written, 2);
+    assert!(stats.io_uncounted);
+    assert!(matches!(
+        FjallEngine::open(&config(dir.path())),
+        Err(KvError::Locked { .. })
+    ));
+    engine.close().unwrap();
+    assert!(matches!(engine.get(b"k"), Err(KvError::Closed)));
+    assert!(matches!(
+        engine.write(batch, Durability::Sync),
+        Err(KvError::Closed)
+    ));
+    let reopened = FjallEngine::open(&config(dir.path())).unwrap();
+    assert_eq!(reopened.get(b"k").unwrap(), Some(b"v".to_vec()));
+    assert!(reopened.verify().unwrap().is_clean());
+}
+
+#[test]
+fn a_batch_above_the_limit_is_refused_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = FjallEngine::open(&config(dir.path())).unwrap();
+    leasehold_core::testkit::workload::check_batch_limit(&engine);
+}

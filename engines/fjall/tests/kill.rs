@@ -1,0 +1,29 @@
+//! Crash test by process kill (fjall does its own I/O, so the simulated-disk
+//! oracle cannot reach it): `testkit::kill` — a child writes with `Sync`, the
+//! parent SIGKILLs it at a random moment and checks every acknowledged key,
+//! and that a second open of the live directory is refused (`Locked`).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failure panics with its message
+
+use std::path::Path;
+
+use leasehold_core::testkit::kill;
+use leasehold_fjall::{FjallConfig, FjallEngine};
+
+fn open(dir: &Path) -> leasehold_core::KvResult<FjallEngine> {
+    FjallEngine::open(&FjallConfig {
+        data_dir: dir.to_path_buf(),
+        cache_size_bytes: 4 << 20,
+    })
+}
+
+#[test]
+#[ignore = "the child process of acknowledged_sync_writes_survive_sigkill"]
+fn kill_child_writer() {
+    kill::child_writer(open);
+}
+
+#[test]
+fn acknowledged_sync_writes_survive_sigkill() {
+    kill::sigkill_rounds("kill_child_writer", 6, true, open);
+}
