@@ -11,6 +11,7 @@ use crate::budget;
 use crate::engines::{self, DurabilityMode, EngineKind, EngineSettings};
 use crate::isolated::{self, IsolatedRun};
 use crate::machine::Machine;
+use crate::regime::{self, Regime};
 use crate::replay::ReplayOptions;
 use crate::report::{self, Report, ScenarioReport};
 use crate::run::{self, RunResult, RunSpec};
@@ -18,6 +19,7 @@ use crate::ReplayArgs;
 
 pub struct CompareSpec {
     pub command: String,
+    pub regime: Regime,
     pub scale: f64,
     pub scenarios: Vec<String>,
     pub engines: Vec<EngineKind>,
@@ -101,7 +103,13 @@ pub fn compare(spec: &CompareSpec) -> Result<(), String> {
     let options = options(&spec.replay)?;
     let settings = EngineSettings::from_files(&spec.replay.configs)?;
     let scenarios: Vec<Scenario> = if spec.scenarios.is_empty() {
-        Scenario::all_built_in().map_err(|err| err.to_string())?
+        match spec.regime {
+            Regime::InMemory => Scenario::all_built_in().map_err(|err| err.to_string())?,
+            Regime::BeyondMemory => regime::BEYOND_MEMORY_SCENARIOS
+                .iter()
+                .map(|name| Scenario::find(name).map_err(|err| err.to_string()))
+                .collect::<Result<_, _>>()?,
+        }
     } else {
         spec.scenarios
             .iter()
@@ -134,13 +142,23 @@ pub fn compare(spec: &CompareSpec) -> Result<(), String> {
     );
     let mut reports = Vec::new();
     for scenario in &scenarios {
-        bar.set_message(format!("{}: generating", scenario.name));
-        let generated = generate_checked(scenario, spec.scale)?;
-        let limit = spec.replay.memory_limit.or(scenario
+        let limit = spec
+            .replay
             .memory_limit
-            .as_deref()
-            .map(budget::parse_size)
-            .transpose()?);
+            .or(scenario
+                .memory_limit
+                .as_deref()
+                .map(budget::parse_size)
+                .transpose()?)
+            .or((spec.regime == Regime::BeyondMemory).then_some(regime::BEYOND_MEMORY_BUDGET));
+        // Beyond memory, each scenario is sized from its budget.
+        let (scenario, scale) = match (spec.regime, limit) {
+            (Regime::BeyondMemory, Some(limit)) => regime::beyond_memory(scenario, limit)?,
+            _ => (scenario.clone(), spec.scale),
+        };
+        let scenario = &scenario;
+        bar.set_message(format!("{}: generating", scenario.name));
+        let generated = generate_checked(scenario, scale)?;
         // A budgeted run replays in a child process: it reads the trace from a file.
         let trace_file = match limit {
             Some(_) => Some(write_trace(&generated.trace, &spec.replay.data_dir)?),
@@ -228,7 +246,7 @@ pub fn compare(spec: &CompareSpec) -> Result<(), String> {
         reports.push(ScenarioReport {
             harness_ops_per_sec: harness_cost.throughput_ops_per_sec,
             scenario: scenario.clone(),
-            scale: spec.scale,
+            scale,
             ops_by_kind: ops_by_kind(&generated.trace),
             runtime: generated.stats,
             results,
@@ -391,7 +409,10 @@ fn measure_trace(
     args: &ReplayArgs,
 ) -> Result<RunResult, String> {
     let durability = resolve(engine, durability)?;
-    let settings = EngineSettings::from_files(&args.configs)?;
+    let mut settings = EngineSettings::from_files(&args.configs)?;
+    if let Some(budget) = args.sized_for {
+        settings.sized_for(budget);
+    }
     in_process(trace, engine, durability, &settings, args, options(args)?)
 }
 

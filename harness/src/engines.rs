@@ -192,6 +192,26 @@ pub struct EngineSettings {
 }
 
 impl EngineSettings {
+    /// Every engine's memory knobs sized from a memory budget the same way,
+    /// so the engines meet the budget with the same shares: a cache of a
+    /// quarter of it (the LSM's, RocksDB's, redb's and fjall's block or page
+    /// cache) and write buffers of a sixteenth (the LSM's memtables, at most
+    /// four of them; RocksDB's and fjall's memtable). The rest is the page
+    /// cache's, the harness's and the engine's own. The B+tree keeps its
+    /// whole tree in memory: it has no knob to size (FORMAT.md, "Limits").
+    pub fn sized_for(&mut self, budget: u64) {
+        let cache = budget / 4;
+        let buffer = (budget / 16).max(1 << 20);
+        self.lsm.block_cache_size = cache;
+        self.lsm.memtable_size_limit = buffer;
+        self.lsm.max_memtables = self.lsm.max_memtables.min(4);
+        self.rocksdb.block_cache_size = cache;
+        self.rocksdb.write_buffer_size = buffer;
+        self.redb.cache_size_bytes = cache;
+        self.fjall.cache_size_bytes = cache;
+        self.fjall.memtable_bytes = buffer;
+    }
+
     /// Applies each config file's persistence section; a file for an engine the
     /// harness cannot run is an error, not ignored.
     pub fn from_files(paths: &[std::path::PathBuf]) -> Result<EngineSettings, String> {

@@ -43,6 +43,8 @@ fn child_args(run: &IsolatedRun, result: &Path, metrics: &Path) -> Vec<String> {
         path(metrics),
         "--result-json".to_owned(),
         path(result),
+        "--sized-for".to_owned(),
+        run.limit.to_string(),
     ];
     if let Some(rate) = run.replay.open_loop {
         args.extend(["--open-loop".to_owned(), rate.to_string()]);

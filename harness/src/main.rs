@@ -20,6 +20,7 @@ mod machine;
 mod measure;
 mod metrics;
 mod operator;
+mod regime;
 mod replay;
 mod report;
 mod run;
@@ -70,6 +71,10 @@ struct ReplayArgs {
     /// and a cgroup memory controller). Overrides a scenario's memory_limit.
     #[arg(long, value_parser = budget::parse_size)]
     memory_limit: Option<u64>,
+    /// Size every engine's caches and write buffers from this budget
+    /// (`EngineSettings::sized_for`); a budgeted run's child gets it.
+    #[arg(long, hide = true, value_parser = budget::parse_size)]
+    sized_for: Option<u64>,
 }
 
 #[derive(Subcommand)]
@@ -160,8 +165,19 @@ enum Command {
     /// run, results/SUMMARY.md and SVG plots.
     Compare {
         /// About one minute instead of about ten (scale 0.1).
-        #[arg(long, conflicts_with = "scale")]
+        #[arg(long, conflicts_with_all = ["scale", "regime"])]
         quick: bool,
+        /// in-memory (default), or beyond-memory: each run in a memory budget
+        /// (384MiB unless --memory-limit names one), each scenario sized so its
+        /// preloaded snapshots hold 2.5× it (activation-storm and
+        /// snapshot-heavy unless --scenario names others); results/beyond-memory/.
+        #[arg(
+            long,
+            value_enum,
+            default_value = "in-memory",
+            conflicts_with = "scale"
+        )]
+        regime: regime::Regime,
         /// Actors and message rate × this (the virtual timeline stays the same).
         #[arg(long)]
         scale: Option<f64>,
@@ -279,6 +295,7 @@ fn main() -> ExitCode {
     let outcome = match cli.command {
         Command::Compare {
             quick,
+            regime,
             scale,
             scenarios,
             engines,
@@ -287,12 +304,18 @@ fn main() -> ExitCode {
             out,
         } => {
             let scale = scale.unwrap_or(if quick { 0.1 } else { 1.0 });
-            let out = out
-                .unwrap_or_else(|| PathBuf::from(if quick { "results/quick" } else { "results" }));
+            let out = out.unwrap_or_else(|| {
+                PathBuf::from(match (quick, regime) {
+                    (true, _) => "results/quick",
+                    (false, regime::Regime::BeyondMemory) => "results/beyond-memory",
+                    (false, regime::Regime::InMemory) => "results",
+                })
+            });
             let mut command = std::env::args().collect::<Vec<_>>();
             command[0] = "leasehold".to_owned();
             compare::compare(&compare::CompareSpec {
                 command: command.join(" "),
+                regime,
                 scale,
                 scenarios,
                 engines,

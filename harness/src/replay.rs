@@ -25,7 +25,7 @@ use leasehold_workloads::runtime::{
     actor_keys, answer_of_acquire, answer_of_load, node_ids, rejection,
 };
 use leasehold_workloads::state::StatePool;
-use leasehold_workloads::trace::{Answer, Op, Trace, TraceHeader};
+use leasehold_workloads::trace::{Answer, Op, Trace, TraceHeader, TraceOp};
 
 use crate::engines::BenchStore;
 use crate::measure::ProcIo;
@@ -116,7 +116,41 @@ struct Timing {
 #[derive(Default)]
 struct ThreadLog {
     latencies: BTreeMap<&'static str, Histogram<u64>>,
-    answers: Vec<(usize, Answer)>,
+}
+
+/// Judges answers as they come — each compared with the reference's, the
+/// lease rules checked per actor — so no answer is kept: a replay's memory
+/// is the trace's. Each replay thread has its own judge for the actors it
+/// replays (in order, across segments); whole-store ops have one more.
+#[derive(Default)]
+struct Judge {
+    check: OwnershipCheck,
+    judged: usize,
+    mismatch_count: u64,
+    mismatches: Vec<Mismatch>,
+    lease_conflicts: u64,
+}
+
+impl Judge {
+    fn judge(&mut self, index: usize, traced: &TraceOp, actual: Answer, lease_ms: u64) {
+        self.judged += 1;
+        self.check
+            .observe(traced.at_ms, &traced.op, &actual, lease_ms);
+        if matches!(actual, Answer::Held { .. }) {
+            self.lease_conflicts += 1;
+        }
+        if actual != traced.answer {
+            self.mismatch_count += 1;
+            if self.mismatches.len() < MISMATCHES_KEPT {
+                self.mismatches.push(Mismatch {
+                    index,
+                    op: traced.op,
+                    expected: traced.answer,
+                    actual,
+                });
+            }
+        }
+    }
 }
 
 fn histogram() -> Histogram<u64> {
@@ -141,7 +175,9 @@ pub fn replay(
         publisher,
     };
     let mut reopen = reopen;
-    let mut answers: Vec<Option<Answer>> = vec![None; trace.ops.len()];
+    let lease_ms = trace.header.lease_ms;
+    let mut judges: Vec<Judge> = (0..threads).map(|_| Judge::default()).collect();
+    let mut alone = Judge::default();
     let mut latencies: BTreeMap<&'static str, Histogram<u64>> = BTreeMap::new();
     let mut reopens = Vec::new();
     let mut retired = Vec::new();
@@ -166,13 +202,10 @@ pub fn replay(
             store.as_ref(),
             trace,
             segment_start..segment_end,
-            threads,
+            &mut judges,
         )?;
         for log in logs {
             merge(&mut latencies, log.latencies);
-            for (index, answer) in log.answers {
-                answers[index] = Some(answer);
-            }
         }
         if segment_end == trace.ops.len() {
             break;
@@ -194,7 +227,7 @@ pub fn replay(
                     start: Instant::now(),
                     first_index: index + 1,
                 };
-                answers[index] = Some(Answer::Done);
+                alone.judge(index, traced, Answer::Done, lease_ms);
                 segment_start = segment_end + 1;
                 continue;
             }
@@ -233,34 +266,30 @@ pub fn replay(
         };
         let latency = Instant::now().duration_since(due.unwrap_or(began));
         record(&mut latencies, traced.op.kind(), latency);
-        answers[index] = Some(answer);
+        alone.judge(index, traced, answer, lease_ms);
         segment_start = segment_end + 1;
     }
     let elapsed = timing.start.elapsed();
-    let mut check = OwnershipCheck::default();
-    let mut mismatches = Vec::new();
-    let mut mismatch_count = 0;
-    let mut lease_conflicts = 0;
-    for (index, (traced, actual)) in trace.ops.iter().zip(&answers).enumerate() {
-        let Some(actual) = *actual else {
-            return Err(format!("op {index} was never replayed"));
-        };
-        check.observe(traced.at_ms, &traced.op, &actual, trace.header.lease_ms);
-        if matches!(actual, Answer::Held { .. }) {
-            lease_conflicts += 1;
-        }
-        if actual != traced.answer {
-            mismatch_count += 1;
-            if mismatches.len() < MISMATCHES_KEPT {
-                mismatches.push(Mismatch {
-                    index,
-                    op: traced.op,
-                    expected: traced.answer,
-                    actual,
-                });
-            }
-        }
+    judges.push(alone);
+    let judged: usize = judges.iter().map(|judge| judge.judged).sum();
+    if judged != trace.ops.len() {
+        return Err(format!(
+            "{} of {} ops were never replayed",
+            trace.ops.len() - judged,
+            trace.ops.len()
+        ));
     }
+    let mut mismatches: Vec<Mismatch> = judges
+        .iter_mut()
+        .flat_map(|judge| std::mem::take(&mut judge.mismatches))
+        .collect();
+    mismatches.sort_by_key(|mismatch| mismatch.index);
+    mismatches.truncate(MISMATCHES_KEPT);
+    let sum = |count: fn(&Judge) -> u64| judges.iter().map(count).sum::<u64>();
+    let mismatch_count = sum(|judge| judge.mismatch_count);
+    let lease_conflicts = sum(|judge| judge.lease_conflicts);
+    let duplicate_owners = sum(|judge| judge.check.duplicate_owners);
+    let epochs_not_raised = sum(|judge| judge.check.epochs_not_raised);
     Ok(ReplayOutcome {
         ops: (trace.ops.len() - baseline.as_ref().map_or(0, |baseline| baseline.index)) as u64,
         baseline,
@@ -269,8 +298,8 @@ pub fn replay(
         mismatches,
         mismatch_count,
         lease_conflicts,
-        duplicate_owners: check.duplicate_owners,
-        epochs_not_raised: check.epochs_not_raised,
+        duplicate_owners,
+        epochs_not_raised,
         reopens,
         retired,
         store,
@@ -346,22 +375,39 @@ fn run_segment(
     store: &dyn BenchStore,
     trace: &Trace,
     range: std::ops::Range<usize>,
-    threads: usize,
+    judges: &mut [Judge],
 ) -> Result<Vec<ThreadLog>, String> {
+    let threads = judges.len();
     if range.is_empty() {
         return Ok(Vec::new());
     }
-    if threads == 1 {
+    if let [judge] = judges {
         return Ok(vec![run_thread(
-            context, timing, store, trace, range, 0, 1,
+            context,
+            timing,
+            store,
+            trace,
+            range,
+            (0, 1),
+            judge,
         )?]);
     }
     std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..threads)
-            .map(|thread| {
+        let handles: Vec<_> = judges
+            .iter_mut()
+            .enumerate()
+            .map(|(thread, judge)| {
                 let range = range.clone();
                 scope.spawn(move || {
-                    run_thread(context, timing, store, trace, range, thread, threads)
+                    run_thread(
+                        context,
+                        timing,
+                        store,
+                        trace,
+                        range,
+                        (thread, threads),
+                        judge,
+                    )
                 })
             })
             .collect();
@@ -382,8 +428,8 @@ fn run_thread(
     store: &dyn BenchStore,
     trace: &Trace,
     range: std::ops::Range<usize>,
-    thread: usize,
-    threads: usize,
+    (thread, threads): (usize, usize),
+    judge: &mut Judge,
 ) -> Result<ThreadLog, String> {
     let mut log = ThreadLog::default();
     for index in range {
@@ -404,7 +450,7 @@ fn run_thread(
             .map_err(|err| format!("op {index} ({}): {err}", traced.op.kind()))?;
         let latency = Instant::now().duration_since(due.unwrap_or(began));
         record(&mut log.latencies, traced.op.kind(), latency);
-        log.answers.push((index, answer));
+        judge.judge(index, traced, answer, context.header.lease_ms);
         if thread == 0 {
             if let Some(publisher) = context.publisher {
                 publisher.maybe_publish((index, trace.ops.len()), || store.metrics());

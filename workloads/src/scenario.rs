@@ -133,6 +133,21 @@ pub struct StateSize {
     pub distribution: SizeDistribution,
 }
 
+impl StateSize {
+    /// The mean state size the distribution draws.
+    pub fn mean_bytes(&self) -> f64 {
+        let (min, max) = (f64::from(self.min_bytes), f64::from(self.max_bytes));
+        match self.distribution {
+            SizeDistribution::Fixed => max,
+            SizeDistribution::Uniform => (min + max) / 2.0,
+            SizeDistribution::LogUniform if max > min && min > 0.0 => {
+                (max - min) / (max / min).ln()
+            }
+            SizeDistribution::LogUniform => max,
+        }
+    }
+}
+
 impl Default for StateSize {
     fn default() -> Self {
         StateSize {
@@ -279,6 +294,12 @@ impl Scenario {
         scaled.actors = ((f64::from(self.actors) * scale).round() as u32).max(1);
         scaled.messages_per_sec = self.messages_per_sec * scale;
         scaled
+    }
+
+    /// The state bytes its preloaded snapshots hold (at scale 1): a lower
+    /// bound of its live data, since actors saved during the run add theirs.
+    pub fn preloaded_bytes(&self) -> f64 {
+        f64::from(self.actors) * self.preloaded_share * self.state.mean_bytes()
     }
 
     /// Messages delivered over the run.

@@ -43,6 +43,8 @@ pub struct FjallConfig {
     /// fjall's block cache (64 MiB, the LSM's, so the engines compare at the
     /// same memory).
     pub cache_size_bytes: u64,
+    /// The keyspace's memtable (fjall's default, 64 MiB).
+    pub memtable_bytes: u64,
 }
 
 impl Default for FjallConfig {
@@ -50,6 +52,7 @@ impl Default for FjallConfig {
         FjallConfig {
             data_dir: PathBuf::from("./leasehold_fjall"),
             cache_size_bytes: 64 << 20,
+            memtable_bytes: 64 << 20,
         }
     }
 }
@@ -103,7 +106,9 @@ impl FjallEngine {
             .open()
             .map_err(|err| error(&dir, "open", err))?;
         let keyspace = db
-            .keyspace(KEYSPACE, KeyspaceCreateOptions::default)
+            .keyspace(KEYSPACE, || {
+                KeyspaceCreateOptions::default().max_memtable_size(config.memtable_bytes)
+            })
             .map_err(|err| error(&dir, "open keyspace", err))?;
         Ok(FjallEngine {
             open: RwLock::new(Some(Open { db, keyspace })),

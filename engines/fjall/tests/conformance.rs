@@ -14,6 +14,7 @@ fn config(dir: &std::path::Path) -> FjallConfig {
     FjallConfig {
         data_dir: dir.to_path_buf(),
         cache_size_bytes: 4 << 20,
+        ..FjallConfig::default()
     }
 }
 

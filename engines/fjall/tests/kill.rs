@@ -14,6 +14,7 @@ fn open(dir: &Path) -> leasehold_core::KvResult<FjallEngine> {
     FjallEngine::open(&FjallConfig {
         data_dir: dir.to_path_buf(),
         cache_size_bytes: 4 << 20,
+        ..FjallConfig::default()
     })
 }
 
