@@ -99,6 +99,8 @@ fn started() -> String {
 }
 
 pub fn compare(spec: &CompareSpec) -> Result<(), String> {
+    // The report says when the comparison began, not when it was written.
+    let started_at = started();
     check_scale(spec.scale)?;
     let options = options(&spec.replay)?;
     let settings = EngineSettings::from_files(&spec.replay.configs)?;
@@ -258,7 +260,7 @@ pub fn compare(spec: &CompareSpec) -> Result<(), String> {
         machine: Machine::describe(&spec.replay.data_dir),
         threads: options.threads,
         open_loop_rate: options.open_loop_rate,
-        started: started(),
+        started: started_at,
         scenarios: reports,
     };
     report::write(&report, &spec.out)?;
