@@ -203,9 +203,13 @@ impl Publisher {
         self.write(&view);
     }
 
-    /// Publishes now (the end of a run).
-    pub fn publish(&self, metrics: &StoreMetrics) {
-        self.write(&MetricsView::of(&self.source, metrics));
+    /// Publishes now: the end of a replay, all `ops` trace ops done (what
+    /// follows is the run's end-of-run checks: live-data scan, close, reopen).
+    pub fn publish_done(&self, ops: usize, metrics: &StoreMetrics) {
+        let mut view = MetricsView::of(&self.source, metrics);
+        view.trace_position = Some(ops as u64);
+        view.trace_ops = Some(ops as u64);
+        self.write(&view);
     }
 
     /// Best effort: a metrics file that cannot be written is reported once

@@ -62,9 +62,14 @@ pub struct OutOfMemory {
 }
 
 impl OutOfMemory {
-    /// "OOM at 61 % of the trace" / "OOM before any progress".
+    /// "OOM at 61 % of the trace" / "OOM after the trace, in the end-of-run
+    /// checks" / "OOM before its first progress report".
     pub fn describe(&self) -> String {
         match self.trace_position {
+            Some(position) if position >= self.trace_ops => {
+                "OOM after the trace, in the end-of-run checks (live-data scan, close, reopen)"
+                    .to_owned()
+            }
             Some(position) => format!(
                 "OOM at {:.0} % of the trace",
                 position as f64 * 100.0 / self.trace_ops.max(1) as f64
@@ -255,7 +260,7 @@ pub fn run(spec: &RunSpec) -> Result<RunResult, String> {
     let store = outcome.store;
     let metrics = store.metrics();
     if let Some(publisher) = &publisher {
-        publisher.publish(&metrics);
+        publisher.publish_done(spec.trace.ops.len(), &metrics);
     }
     let mut stats = EngineStats::default();
     for retired in &outcome.retired {
