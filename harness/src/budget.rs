@@ -104,6 +104,7 @@ impl Cgroup {
             Version::V1 => V1_ROOT,
             Version::V2 => V2_ROOT,
         };
+        reap_stale(Path::new(root), version);
         let name = format!(
             "leasehold-{}-{}",
             std::process::id(),
@@ -192,6 +193,33 @@ impl Drop for Cgroup {
         if let Err(err) = std::fs::remove_dir(&self.path) {
             eprintln!("cannot remove the cgroup {}: {err}", self.path.display());
         }
+    }
+}
+
+/// Removes the cgroups of harness processes that died without removing
+/// theirs (`leasehold-<pid>-<n>`, its pid gone): killed, they never ran
+/// their `Drop`. Best effort: a group still holding a process stays.
+fn reap_stale(root: &Path, version: Version) {
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return;
+    };
+    for entry in entries.filter_map(Result::ok) {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name
+            .strip_prefix("leasehold-")
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|pid| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if Path::new("/proc").join(pid.to_string()).exists() {
+            continue;
+        }
+        let stale = Cgroup {
+            path: entry.path(),
+            version,
+        };
+        drop(stale);
     }
 }
 

@@ -44,6 +44,12 @@ fn result(root: &Path, scenario: &str, engine: &str, durability: &str) -> serde_
 
 #[test]
 fn a_budgeted_run_records_its_budget_and_the_cgroup_peak() {
+    // A group left by a harness that was killed (its pid cannot exist) is
+    // removed by the next budgeted run.
+    let stale = Path::new("/sys/fs/cgroup/memory/leasehold-4294967295-0");
+    if Path::new("/sys/fs/cgroup/memory/memory.limit_in_bytes").exists() {
+        std::fs::create_dir(stale).unwrap();
+    }
     let root = tempfile::tempdir().unwrap();
     let output = run(root.path(), "steady-zipf", "lsm", "0.02", "256MiB");
     assert!(
@@ -57,6 +63,7 @@ fn a_budgeted_run_records_its_budget_and_the_cgroup_peak() {
     assert!(peak > 0 && peak <= 256 << 20, "peak {peak}");
     assert!(result["out_of_memory"].is_null());
     assert!(result["throughput_ops_per_sec"].as_f64().unwrap() > 0.0);
+    assert!(!stale.exists(), "a stale cgroup is reaped");
     assert!(
         !root.path().join("data").read_dir().unwrap().any(|_| true),
         "the child's files are removed"
