@@ -14,8 +14,9 @@ pub const BEYOND_MEMORY_BUDGET: u64 = 384 << 20;
 /// budgets.
 pub const DATA_OVER_BUDGET: f64 = 2.5;
 /// At most this many messages per run: the harness's own trace (about 100
-/// bytes per op, in the replaying child) stays a small share of the budget,
-/// and the preset runs in about half an hour here.
+/// bytes per op, in the replaying child) stays a small share of the budget.
+/// (It does not bound a run's time: redb beyond memory replays at a few
+/// hundred ops/s.)
 pub const MESSAGES_MAX: f64 = 150_000.0;
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
