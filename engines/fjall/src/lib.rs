@@ -18,7 +18,6 @@
 //! `/proc/self/io` only. fjall locks its directory: a second open is
 //! `Locked`. Its crash test kills a writer process (`tests/kill.rs`).
 
-use std::ops::{Bound, ControlFlow};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -133,14 +132,6 @@ impl FjallEngine {
     }
 }
 
-fn bound_ref(bound: &Bound<Vec<u8>>) -> Bound<&[u8]> {
-    match bound {
-        Bound::Included(key) => Bound::Included(key.as_slice()),
-        Bound::Excluded(key) => Bound::Excluded(key.as_slice()),
-        Bound::Unbounded => Bound::Unbounded,
-    }
-}
-
 impl KvEngine for FjallEngine {
     fn name(&self) -> &'static str {
         "fjall"
@@ -194,8 +185,7 @@ impl KvEngine for FjallEngine {
         self.lifecycle.check_open()?;
         self.with_open(|open| {
             let snapshot = open.db.snapshot();
-            let bounds: (Bound<&[u8]>, Bound<&[u8]>) =
-                (bound_ref(&range.start), bound_ref(&range.end));
+            let bounds = range.as_slices();
             for guard in snapshot.range::<&[u8], _>(&open.keyspace, bounds) {
                 let (key, value) = guard
                     .into_inner()
@@ -237,17 +227,10 @@ impl KvEngine for FjallEngine {
 
     fn verify(&self) -> KvResult<VerifyReport> {
         self.lifecycle.check_open()?;
-        let mut report = VerifyReport::default();
-        let mut entries = 0u64;
-        let scanned = self.scan(&KeyRange::all(), &mut |_, _| {
-            entries += 1;
-            ControlFlow::Continue(())
-        });
-        if let Err(err) = scanned {
-            report.problems.push(err.to_string());
-        }
-        report.checked = format!("{entries} entries read from {}", self.dir.display());
-        Ok(report)
+        Ok(leasehold_core::kv::verify_by_scan(
+            self,
+            &self.dir.display().to_string(),
+        ))
     }
 
     fn close(&self) -> KvResult<()> {

@@ -3,9 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failure panics with its message
 
-use std::ops::{Bound, ControlFlow};
-
-use leasehold_core::kv::{KeyRange, WriteBatch};
+use leasehold_core::kv::WriteBatch;
 use leasehold_core::testkit::conformance::{tamper_kv_state, StoreFactory};
 use leasehold_core::{ActorKey, Durability, KvEngine, KvError, KvStore};
 use leasehold_fjall::{FjallConfig, FjallEngine};
@@ -49,36 +47,7 @@ leasehold_core::store_conformance_tests!(Fjall {
 fn scans_honour_bounds_and_stop_when_told() {
     let dir = tempfile::tempdir().unwrap();
     let engine = FjallEngine::open(&config(dir.path())).unwrap();
-    let keys: [&[u8]; 5] = [b"A", b"L1", b"L2", b"S1", b"Z"];
-    let mut batch = WriteBatch::new();
-    for key in keys.iter().rev() {
-        batch.put(key.to_vec(), b"v".to_vec());
-    }
-    engine.write(batch, Durability::Sync).unwrap();
-    let mut seen = Vec::new();
-    let middle = KeyRange {
-        start: Bound::Excluded(b"A".to_vec()),
-        end: Bound::Included(b"S1".to_vec()),
-    };
-    engine
-        .scan(&middle, &mut |key, _| {
-            seen.push(key.to_vec());
-            ControlFlow::Continue(())
-        })
-        .unwrap();
-    assert_eq!(seen, vec![b"L1".to_vec(), b"L2".to_vec(), b"S1".to_vec()]);
-    let mut count = 0;
-    engine
-        .scan(&KeyRange::all(), &mut |_, _| {
-            count += 1;
-            if count == 2 {
-                ControlFlow::Break(())
-            } else {
-                ControlFlow::Continue(())
-            }
-        })
-        .unwrap();
-    assert_eq!(count, 2);
+    leasehold_core::testkit::workload::check_scan_bounds(&engine);
 }
 
 #[test]

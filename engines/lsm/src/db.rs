@@ -97,51 +97,6 @@ impl PlantedBug {
 /// Bytes of batches one write leader takes into its group.
 const GROUP_BYTES_MAX: u64 = 4 << 20;
 
-/// What a file in the engine's directory is.
-#[derive(Debug, PartialEq, Eq)]
-pub enum FileKind {
-    Log(u64),
-    Table(u64),
-    Manifest(u64),
-    Current,
-    /// `CURRENT.tmp` (other `*.tmp` files are not the tree's: never touched).
-    Temporary,
-    Other,
-}
-
-/// The only temporary the tree makes: CURRENT's, while it is replaced.
-const CURRENT_TEMPORARY: &str = "CURRENT.tmp";
-
-pub fn log_name(number: u64) -> String {
-    format!("{number:06}.log")
-}
-
-pub fn table_name(number: u64) -> String {
-    format!("{number:06}.sst")
-}
-
-pub fn file_kind(name: &str) -> FileKind {
-    let number = |digits: &str| {
-        digits
-            .parse::<u64>()
-            .ok()
-            .filter(|_| digits.bytes().all(|b| b.is_ascii_digit()))
-    };
-    if name == manifest::CURRENT {
-        FileKind::Current
-    } else if name == CURRENT_TEMPORARY {
-        FileKind::Temporary
-    } else if let Some(n) = name.strip_suffix(".log").and_then(number) {
-        FileKind::Log(n)
-    } else if let Some(n) = name.strip_suffix(".sst").and_then(number) {
-        FileKind::Table(n)
-    } else if let Some(n) = name.strip_prefix("MANIFEST-").and_then(number) {
-        FileKind::Manifest(n)
-    } else {
-        FileKind::Other
-    }
-}
-
 #[derive(Debug, Default)]
 struct Counters {
     user_bytes: AtomicU64,
@@ -373,109 +328,16 @@ impl Drop for LsmEngine {
     }
 }
 
-fn open_table(
-    vfs: &dyn Vfs,
-    dir: &Path,
-    cache: &Arc<BlockCache>,
-    meta: &FileMeta,
-) -> KvResult<Arc<Table>> {
-    let path = dir.join(table_name(meta.number));
-    let file = vfs.open_read(&path).map_err(|err| {
-        if err.kind() == std::io::ErrorKind::NotFound {
-            KvError::corruption(&path, 0, "a table the manifest names is missing")
-        } else {
-            KvError::io(format!("open {}", path.display()), err)
-        }
-    })?;
-    let size = file
-        .len()
-        .map_err(io_error(format!("stat {}", path.display())))?;
-    if size != meta.size {
-        return Err(KvError::corruption(
-            &path,
-            size,
-            format!("table is {size} bytes, the manifest says {}", meta.size),
-        ));
-    }
-    Ok(Arc::new(Table::open(
-        file,
-        path,
-        meta.number,
-        size,
-        Arc::clone(cache),
-    )?))
-}
-
-/// Writes `entries` (ascending, newest version per user key) as table
-/// `number`, fsynced. The caller syncs the directory.
-fn write_table(
-    vfs: &dyn Vfs,
-    dir: &Path,
-    options: &TableOptions,
-    number: u64,
-    entries: impl Iterator<Item = KvResult<Entry>>,
-) -> KvResult<Option<FileMeta>> {
-    let path = dir.join(table_name(number));
-    let file: Arc<dyn VfsFile> = vfs
-        .create(&path)
-        .map_err(io_error(format!("create {}", path.display())))?;
-    let mut builder = TableBuilder::new(Arc::clone(&file), options.clone());
-    for entry in entries {
-        let (key, value) = entry?;
-        builder
-            .add(&key, &value)
-            .map_err(io_error(format!("write {}", path.display())))?;
-    }
-    if builder.is_empty() {
-        drop(builder);
-        vfs.remove(&path)
-            .map_err(io_error(format!("remove {}", path.display())))?;
-        return Ok(None);
-    }
-    let summary = builder
-        .finish()
-        .map_err(io_error(format!("write {}", path.display())))?;
-    file.sync()
-        .map_err(io_error(format!("sync {}", path.display())))?;
-    Ok(Some(FileMeta {
-        number,
-        size: summary.size,
-        smallest: summary.smallest,
-        largest: summary.largest,
-    }))
-}
-
-/// The newest version of each user key, in order.
-fn newest_versions(
-    entries: impl Iterator<Item = KvResult<Entry>>,
-) -> impl Iterator<Item = KvResult<Entry>> {
-    let mut last: Option<Vec<u8>> = None;
-    entries.filter(move |entry| match entry {
-        Ok((key, _)) => {
-            let user_key = format::user_key(key);
-            if last.as_deref() == Some(user_key) {
-                false
-            } else {
-                last = Some(user_key.to_vec());
-                true
-            }
-        }
-        Err(_) => true,
-    })
-}
-
-fn memtable_entries(memtable: &Memtable) -> impl Iterator<Item = KvResult<Entry>> + '_ {
-    memtable
-        .iter_from(Bound::Unbounded)
-        .map(|(key, value)| Ok((key.encode(), value)))
-}
-
 mod background;
+mod files;
 mod flush;
 mod read;
 mod recovery;
+mod tables;
 mod write;
+pub use files::{file_kind, log_name, table_name, FileKind};
 use recovery::recover;
+use tables::{memtable_entries, newest_versions, open_table, write_table};
 
 /// A WAL record: first_sequence: u64 LE | batch.
 fn encode_wal_record(first_sequence: u64, batch: &WriteBatch) -> Vec<u8> {

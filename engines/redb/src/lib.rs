@@ -23,7 +23,6 @@
 
 mod backend;
 
-use std::ops::{Bound, ControlFlow};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -220,8 +219,7 @@ impl KvEngine for RedbEngine {
             let table = txn
                 .open_table(TABLE)
                 .map_err(|err| error(path, "open table", err))?;
-            let bounds: (Bound<&[u8]>, Bound<&[u8]>) =
-                (bound_ref(&range.start), bound_ref(&range.end));
+            let bounds = range.as_slices();
             let entries = table
                 .range::<&[u8]>(bounds)
                 .map_err(|err| error(path, "range", err))?;
@@ -280,17 +278,10 @@ impl KvEngine for RedbEngine {
 
     fn verify(&self) -> KvResult<VerifyReport> {
         self.lifecycle.check_open()?;
-        let mut report = VerifyReport::default();
-        let mut entries = 0u64;
-        let scanned = self.scan(&KeyRange::all(), &mut |_, _| {
-            entries += 1;
-            ControlFlow::Continue(())
-        });
-        if let Err(err) = scanned {
-            report.problems.push(err.to_string());
-        }
-        report.checked = format!("{entries} entries read from {}", self.path.display());
-        Ok(report)
+        Ok(leasehold_core::kv::verify_by_scan(
+            self,
+            &self.path.display().to_string(),
+        ))
     }
 
     fn close(&self) -> KvResult<()> {
@@ -305,13 +296,5 @@ impl KvEngine for RedbEngine {
         self.lifecycle.close();
         self.db.write().take();
         result
-    }
-}
-
-fn bound_ref(bound: &Bound<Vec<u8>>) -> Bound<&[u8]> {
-    match bound {
-        Bound::Included(key) => Bound::Included(key.as_slice()),
-        Bound::Excluded(key) => Bound::Excluded(key.as_slice()),
-        Bound::Unbounded => Bound::Unbounded,
     }
 }

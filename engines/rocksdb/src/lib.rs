@@ -22,7 +22,7 @@
 //! simulated-disk crash oracle does not apply to it. Its crash test kills a
 //! writer process instead (`tests/kill.rs`).
 
-use std::ops::{Bound, ControlFlow};
+use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -346,17 +346,8 @@ impl KvEngine for RocksEngine {
     fn verify(&self) -> KvResult<VerifyReport> {
         self.lifecycle.check_open()?;
         // Reads every entry of every family with block checksums verified.
-        let mut report = VerifyReport::default();
-        let mut entries = 0u64;
-        let scanned = self.scan(&KeyRange::all(), &mut |_, _| {
-            entries += 1;
-            ControlFlow::Continue(())
-        });
-        if let Err(err) = scanned {
-            report.problems.push(err.to_string());
-        }
-        report.checked = format!("{entries} entries in {} column families", FAMILIES.len());
-        Ok(report)
+        let source = format!("{} column families", FAMILIES.len());
+        Ok(leasehold_core::kv::verify_by_scan(self, &source))
     }
 
     fn close(&self) -> KvResult<()> {

@@ -75,3 +75,39 @@ pub fn check_batch_limit(engine: &dyn KvEngine) {
         .write(small, Durability::Sync)
         .expect("a small write");
 }
+
+/// A scan visits exactly its range, in key order, and stops when the
+/// visitor says so (a peer engine's own scan, not through `KvStore`).
+pub fn check_scan_bounds(engine: &dyn KvEngine) {
+    use std::ops::{Bound, ControlFlow};
+    let keys: [&[u8]; 5] = [b"A", b"L1", b"L2", b"S1", b"Z"];
+    let mut batch = WriteBatch::new();
+    for key in keys.iter().rev() {
+        batch.put(key.to_vec(), b"v".to_vec());
+    }
+    engine.write(batch, Durability::Sync).expect("write");
+    let mut seen = Vec::new();
+    let middle = crate::kv::KeyRange {
+        start: Bound::Excluded(b"A".to_vec()),
+        end: Bound::Included(b"S1".to_vec()),
+    };
+    engine
+        .scan(&middle, &mut |key, _| {
+            seen.push(key.to_vec());
+            ControlFlow::Continue(())
+        })
+        .expect("scan");
+    assert_eq!(seen, vec![b"L1".to_vec(), b"L2".to_vec(), b"S1".to_vec()]);
+    let mut count = 0;
+    engine
+        .scan(&crate::kv::KeyRange::all(), &mut |_, _| {
+            count += 1;
+            if count == 2 {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        })
+        .expect("scan");
+    assert_eq!(count, 2);
+}

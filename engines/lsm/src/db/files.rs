@@ -1,0 +1,48 @@
+//! The names of the tree's files and what each name says it is.
+
+use super::*;
+
+/// What a file in the engine's directory is.
+#[derive(Debug, PartialEq, Eq)]
+pub enum FileKind {
+    Log(u64),
+    Table(u64),
+    Manifest(u64),
+    Current,
+    /// `CURRENT.tmp` (other `*.tmp` files are not the tree's: never touched).
+    Temporary,
+    Other,
+}
+
+/// The only temporary the tree makes: CURRENT's, while it is replaced.
+pub(super) const CURRENT_TEMPORARY: &str = "CURRENT.tmp";
+
+pub fn log_name(number: u64) -> String {
+    format!("{number:06}.log")
+}
+
+pub fn table_name(number: u64) -> String {
+    format!("{number:06}.sst")
+}
+
+pub fn file_kind(name: &str) -> FileKind {
+    let number = |digits: &str| {
+        digits
+            .parse::<u64>()
+            .ok()
+            .filter(|_| digits.bytes().all(|b| b.is_ascii_digit()))
+    };
+    if name == manifest::CURRENT {
+        FileKind::Current
+    } else if name == CURRENT_TEMPORARY {
+        FileKind::Temporary
+    } else if let Some(n) = name.strip_suffix(".log").and_then(number) {
+        FileKind::Log(n)
+    } else if let Some(n) = name.strip_suffix(".sst").and_then(number) {
+        FileKind::Table(n)
+    } else if let Some(n) = name.strip_prefix("MANIFEST-").and_then(number) {
+        FileKind::Manifest(n)
+    } else {
+        FileKind::Other
+    }
+}

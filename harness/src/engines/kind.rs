@@ -1,0 +1,151 @@
+//! Which engines the harness runs, and at which durabilities.
+
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    clap::ValueEnum,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum EngineKind {
+    Memory,
+    Lsm,
+    Btree,
+    /// RocksDB through the `rocksdb` crate: the yardstick.
+    Rocksdb,
+    /// RocksDB with its integrated BlobDB: values of at least
+    /// `min_blob_size` (4 KiB) in blob files, blob GC on — the fair
+    /// yardstick for large snapshots (key-value separation).
+    #[serde(rename = "rocksdb-blob")]
+    RocksdbBlob,
+    /// redb 4, the copy-on-write B-tree Rust users pick: the hand-written
+    /// B+tree's peer.
+    Redb,
+    /// fjall 3, the LSM-tree Rust users pick: the hand-written LSM's peer.
+    Fjall,
+    /// Cloud object storage through `leasehold-objectstore` (S3 protocol):
+    /// settings from a `[persistence.s3]` config, or from the
+    /// `LEASEHOLD_S3_*` variables `scripts/s3-server` prints. Never part of
+    /// the default comparison (it needs a server).
+    S3,
+    /// Answers at once without storing anything: replaying against it
+    /// measures the harness's own cost per op. Its answers are not checked
+    /// and it is never part of a comparison.
+    Null,
+}
+
+impl EngineKind {
+    pub const ALL: [EngineKind; 7] = [
+        EngineKind::Memory,
+        EngineKind::Lsm,
+        EngineKind::Btree,
+        EngineKind::Rocksdb,
+        EngineKind::RocksdbBlob,
+        EngineKind::Redb,
+        EngineKind::Fjall,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            EngineKind::Memory => "memory",
+            EngineKind::Lsm => "lsm",
+            EngineKind::Btree => "btree",
+            EngineKind::Rocksdb => "rocksdb",
+            EngineKind::RocksdbBlob => "rocksdb-blob",
+            EngineKind::Redb => "redb",
+            EngineKind::Fjall => "fjall",
+            EngineKind::S3 => "s3",
+            EngineKind::Null => "null",
+        }
+    }
+
+    /// What exactly ran, for every result: RocksDB's release, or that the
+    /// engine is this repository's own.
+    pub fn version(self) -> &'static str {
+        match self {
+            EngineKind::Rocksdb | EngineKind::RocksdbBlob => leasehold_rocksdb::ROCKSDB_VERSION,
+            EngineKind::Redb => leasehold_redb::REDB_VERSION,
+            EngineKind::Fjall => leasehold_fjall::FJALL_VERSION,
+            EngineKind::Memory | EngineKind::Lsm | EngineKind::Btree => {
+                "hand-written, this revision"
+            }
+            EngineKind::S3 => "object_store 0.14 over S3, this revision",
+            EngineKind::Null => "no-op",
+        }
+    }
+
+    /// Whether the data is in files of the run's directory (engine s3 keeps
+    /// it on the server: local disk figures say nothing about it).
+    pub fn keeps_local_files(self) -> bool {
+        !matches!(self, EngineKind::S3 | EngineKind::Null)
+    }
+
+    /// Whether acknowledged writes can outlive the process at all. The memory
+    /// engine runs volatile in comparisons: it is the ceiling, not a peer.
+    pub fn durable(self) -> bool {
+        !matches!(self, EngineKind::Memory | EngineKind::Null)
+    }
+}
+
+/// How durable an acknowledged write is; the same for every engine in a table.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    clap::ValueEnum,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum DurabilityMode {
+    /// Acknowledged before any fsync; never survives power loss. The LSM and
+    /// RocksDB have handed it to the OS (it survives a process crash); the
+    /// B+tree may hold up to `wal_buffer_size` in its own buffer, which dies
+    /// with the process.
+    Buffered,
+    /// fsynced before the answer (group commit among concurrent writers).
+    Sync,
+    /// Nowhere but this process's memory: the volatile memory engine only.
+    None,
+}
+
+impl DurabilityMode {
+    pub fn name(self) -> &'static str {
+        match self {
+            DurabilityMode::Buffered => "buffered",
+            DurabilityMode::Sync => "sync",
+            DurabilityMode::None => "none",
+        }
+    }
+
+    /// The durability modes `engine` can be run with.
+    pub fn for_engine(engine: EngineKind, wanted: &[DurabilityMode]) -> Vec<DurabilityMode> {
+        if engine == EngineKind::S3 {
+            // A PUT is durable on the server when it is answered: there is no
+            // buffered mode to offer.
+            wanted
+                .iter()
+                .copied()
+                .filter(|mode| *mode == DurabilityMode::Sync)
+                .collect()
+        } else if engine.durable() {
+            wanted
+                .iter()
+                .copied()
+                .filter(|mode| *mode != DurabilityMode::None)
+                .collect()
+        } else {
+            vec![DurabilityMode::None]
+        }
+    }
+}
