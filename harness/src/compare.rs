@@ -3,8 +3,10 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
+use leasehold_workloads::trace::TraceHeader;
 use leasehold_workloads::{generate, Generated, Op, Scenario, Trace};
 
 use crate::budget;
@@ -15,6 +17,7 @@ use crate::regime::{self, Regime};
 use crate::replay::ReplayOptions;
 use crate::report::{self, Report, ScenarioReport};
 use crate::run::{self, RunResult, RunSpec};
+use crate::source::{InMemory, OpSource, Streamed};
 use crate::ReplayArgs;
 
 pub struct CompareSpec {
@@ -37,9 +40,13 @@ fn options(args: &ReplayArgs) -> Result<ReplayOptions, String> {
             return Err(format!("--open-loop must be a positive rate, got {rate}"));
         }
     }
+    if args.time_cap_secs == Some(0) {
+        return Err("--time-cap-secs must be at least 1".to_owned());
+    }
     Ok(ReplayOptions {
         threads: args.threads,
         open_loop_rate: args.open_loop,
+        time_cap: args.time_cap_secs.map(Duration::from_secs),
     })
 }
 
@@ -185,7 +192,7 @@ pub fn compare(spec: &CompareSpec) -> Result<(), String> {
                     replay: &spec.replay,
                 })?,
                 _ => in_process(
-                    &generated.trace,
+                    &mut InMemory::new(&generated.trace),
                     engine,
                     durability,
                     &settings,
@@ -193,6 +200,10 @@ pub fn compare(spec: &CompareSpec) -> Result<(), String> {
                     options,
                 )?,
             };
+            let capped = result
+                .time_capped
+                .as_ref()
+                .map_or(String::new(), |capped| format!("  ({})", capped.describe()));
             let line = match &result.out_of_memory {
                 Some(oom) => format!(
                     "{:<17} {:<7} {:<9} {}",
@@ -202,7 +213,7 @@ pub fn compare(spec: &CompareSpec) -> Result<(), String> {
                     oom.describe()
                 ),
                 None => format!(
-                    "{:<17} {:<7} {:<9} {:>9.0} ops/s  p99 {:>9.1} µs  wrong answers {}  duplicate owners {}",
+                    "{:<17} {:<7} {:<9} {:>9.0} ops/s  p99 {:>9.1} µs  wrong answers {}  duplicate owners {}{capped}",
                     scenario.name,
                     engine.name(),
                     durability.name(),
@@ -235,16 +246,21 @@ pub fn compare(spec: &CompareSpec) -> Result<(), String> {
                 1,
             )
         };
-        let harness_cost = run::run(&RunSpec {
-            trace: &generated.trace,
-            engine: EngineKind::Null,
-            durability: DurabilityMode::None,
-            open: &null_open,
-            dir: spec.replay.data_dir.join(format!("{}-null", scenario.name)),
-            options,
-            metrics_file: None,
-            keep_data: false,
-        })?;
+        let harness_cost = run::run(
+            &RunSpec {
+                engine: EngineKind::Null,
+                durability: DurabilityMode::None,
+                open: &null_open,
+                dir: spec.replay.data_dir.join(format!("{}-null", scenario.name)),
+                options: ReplayOptions {
+                    time_cap: None,
+                    ..options
+                },
+                metrics_file: None,
+                keep_data: false,
+            },
+            &mut InMemory::new(&generated.trace),
+        )?;
         reports.push(ScenarioReport {
             harness_ops_per_sec: harness_cost.throughput_ops_per_sec,
             scenario: scenario.clone(),
@@ -282,30 +298,33 @@ pub fn compare(spec: &CompareSpec) -> Result<(), String> {
 
 /// One run in this process, with no memory limit.
 fn in_process(
-    trace: &Trace,
+    source: &mut dyn OpSource,
     engine: EngineKind,
     durability: DurabilityMode,
     settings: &EngineSettings,
     args: &ReplayArgs,
     options: ReplayOptions,
 ) -> Result<RunResult, String> {
-    let actors = trace.header.actors;
+    let actors = source.header().actors;
     let open = |dir: &Path| engines::open(engine, durability, settings, dir, actors);
-    run::run(&RunSpec {
-        trace,
-        engine,
-        durability,
-        open: &open,
-        dir: args.data_dir.join(format!(
-            "{}-{}-{}",
-            trace.header.scenario,
-            engine.name(),
-            durability.name()
-        )),
-        options,
-        metrics_file: args.metrics_file.as_deref(),
-        keep_data: args.keep_data,
-    })
+    let dir = args.data_dir.join(format!(
+        "{}-{}-{}",
+        source.header().scenario,
+        engine.name(),
+        durability.name()
+    ));
+    run::run(
+        &RunSpec {
+            engine,
+            durability,
+            open: &open,
+            dir,
+            options,
+            metrics_file: args.metrics_file.as_deref(),
+            keep_data: args.keep_data,
+        },
+        source,
+    )
 }
 
 /// The trace as a file for budgeted runs' child processes.
@@ -371,12 +390,24 @@ pub fn run_one(
     let result = match limit {
         Some(limit) => {
             let trace = write_trace(&generated.trace, &args.data_dir)?;
-            let result =
-                measure_isolated(&trace, &generated.trace, engine, durability, limit, args);
+            let result = measure_isolated(
+                &trace,
+                &generated.trace.header,
+                generated.trace.ops.len() as u64,
+                engine,
+                durability,
+                limit,
+                args,
+            );
             let _ = std::fs::remove_file(&trace);
             result?
         }
-        None => measure_trace(&generated.trace, engine, durability, args)?,
+        None => measure_trace(
+            &mut InMemory::new(&generated.trace),
+            engine,
+            durability,
+            args,
+        )?,
     };
     let path = run::result_path(out, &result);
     if let Some(parent) = path.parent() {
@@ -405,7 +436,7 @@ fn resolve(engine: EngineKind, durability: DurabilityMode) -> Result<DurabilityM
 }
 
 fn measure_trace(
-    trace: &Trace,
+    source: &mut dyn OpSource,
     engine: EngineKind,
     durability: DurabilityMode,
     args: &ReplayArgs,
@@ -415,7 +446,7 @@ fn measure_trace(
     if let Some(budget) = args.sized_for {
         settings.sized_for(budget);
     }
-    in_process(trace, engine, durability, &settings, args, options(args)?)
+    in_process(source, engine, durability, &settings, args, options(args)?)
 }
 
 pub fn record(scenario: &str, scale: f64, out: &Path) -> Result<(), String> {
@@ -440,7 +471,8 @@ pub fn record(scenario: &str, scale: f64, out: &Path) -> Result<(), String> {
 /// to `limit` bytes.
 fn measure_isolated(
     path: &Path,
-    trace: &Trace,
+    header: &TraceHeader,
+    trace_ops: u64,
     engine: EngineKind,
     durability: DurabilityMode,
     limit: u64,
@@ -448,9 +480,9 @@ fn measure_isolated(
 ) -> Result<RunResult, String> {
     let durability = resolve(engine, durability)?;
     isolated::run_isolated(&IsolatedRun {
-        scenario: &trace.header.scenario,
+        scenario: &header.scenario,
         trace: path,
-        trace_ops: trace.ops.len() as u64,
+        trace_ops,
         engine,
         durability,
         limit,
@@ -465,10 +497,14 @@ pub fn replay_trace(
     args: &ReplayArgs,
     result_json: Option<&Path>,
 ) -> Result<(), String> {
-    let trace = Trace::read(path).map_err(|err| err.to_string())?;
+    // Streamed: a replaying child holds a window of the trace, not all of it.
+    let mut source = Streamed::open(path)?;
     let result = match args.memory_limit {
-        Some(limit) => measure_isolated(path, &trace, engine, durability, limit, args)?,
-        None => measure_trace(&trace, engine, durability, args)?,
+        Some(limit) => {
+            let (header, total) = (source.header().clone(), source.total_ops());
+            measure_isolated(path, &header, total, engine, durability, limit, args)?
+        }
+        None => measure_trace(&mut source, engine, durability, args)?,
     };
     if let Some(out) = result_json {
         let json = serde_json::to_string(&result).map_err(|err| err.to_string())?;

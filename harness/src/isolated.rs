@@ -46,6 +46,9 @@ fn child_args(run: &IsolatedRun, result: &Path, metrics: &Path) -> Vec<String> {
         "--sized-for".to_owned(),
         run.limit.to_string(),
     ];
+    if let Some(secs) = run.replay.time_cap_secs {
+        args.extend(["--time-cap-secs".to_owned(), secs.to_string()]);
+    }
     if let Some(rate) = run.replay.open_loop {
         args.extend(["--open-loop".to_owned(), rate.to_string()]);
     }

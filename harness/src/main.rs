@@ -24,6 +24,7 @@ mod regime;
 mod replay;
 mod report;
 mod run;
+mod source;
 mod svg;
 #[cfg(test)]
 mod tests;
@@ -71,6 +72,11 @@ struct ReplayArgs {
     /// and a cgroup memory controller). Overrides a scenario's memory_limit.
     #[arg(long, value_parser = budget::parse_size)]
     memory_limit: Option<u64>,
+    /// Stop each replay this many seconds after it began (set-up ops
+    /// included) and report the figures of the ops it replayed, marked as
+    /// capped. `compare --regime beyond-memory` caps at 150 s unless told.
+    #[arg(long)]
+    time_cap_secs: Option<u64>,
     /// Size every engine's caches and write buffers from this budget
     /// (`EngineSettings::sized_for`); a budgeted run's child gets it.
     #[arg(long, hide = true, value_parser = budget::parse_size)]
@@ -304,6 +310,12 @@ fn main() -> ExitCode {
             out,
         } => {
             let scale = scale.unwrap_or(if quick { 0.1 } else { 1.0 });
+            let mut replay = replay;
+            if regime == regime::Regime::BeyondMemory {
+                replay
+                    .time_cap_secs
+                    .get_or_insert(regime::BEYOND_MEMORY_TIME_CAP_SECS);
+            }
             let out = out.unwrap_or_else(|| {
                 PathBuf::from(match (quick, regime) {
                     (true, _) => "results/quick",

@@ -13,11 +13,15 @@ pub const BEYOND_MEMORY_BUDGET: u64 = 384 << 20;
 /// Live data over the budget: the preloaded snapshots alone hold this many
 /// budgets.
 pub const DATA_OVER_BUDGET: f64 = 2.5;
-/// At most this many messages per run: the harness's own trace (about 100
-/// bytes per op, in the replaying child) stays a small share of the budget.
-/// (It does not bound a run's time: redb beyond memory replays at a few
-/// hundred ops/s.)
+/// At most this many messages per run, so the preset's runs are comparable
+/// in length (the replaying child streams the trace: its length costs no
+/// memory).
 pub const MESSAGES_MAX: f64 = 150_000.0;
+/// Each run of the preset stops this long after its replay began (the fill
+/// included) unless `--time-cap-secs` says otherwise: redb beyond memory
+/// replays at a few hundred ops/s and would take hours. A capped run reports
+/// its figures over the ops it replayed and how far it got.
+pub const BEYOND_MEMORY_TIME_CAP_SECS: u64 = 150;
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum Regime {

@@ -13,6 +13,7 @@
 //! every op that queued behind it instead of hiding (coordinated omission).
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
@@ -25,11 +26,12 @@ use leasehold_workloads::runtime::{
     actor_keys, answer_of_acquire, answer_of_load, node_ids, rejection,
 };
 use leasehold_workloads::state::StatePool;
-use leasehold_workloads::trace::{Answer, Op, Trace, TraceHeader, TraceOp};
+use leasehold_workloads::trace::{Answer, Op, TraceHeader, TraceOp};
 
 use crate::engines::BenchStore;
 use crate::measure::ProcIo;
 use crate::metrics::Publisher;
+use crate::source::{OpSource, WINDOW_OPS};
 
 /// Latencies up to an hour, 3 significant digits.
 const LATENCY_NANOS_MAX: u64 = 3_600_000_000_000;
@@ -41,6 +43,9 @@ pub struct ReplayOptions {
     pub threads: usize,
     /// Ops per second of wall time; `None` runs closed loop.
     pub open_loop_rate: Option<f64>,
+    /// Stop issuing ops this long after the replay began (set-up ops
+    /// included); `None` replays the whole trace.
+    pub time_cap: Option<Duration>,
 }
 
 #[derive(Clone, Debug)]
@@ -84,6 +89,13 @@ pub struct ReplayOutcome {
     pub duplicate_owners: u64,
     pub epochs_not_raised: u64,
     pub reopens: Vec<ReopenTiming>,
+    /// Ops of the trace replayed (all of them unless the time cap stopped
+    /// the replay).
+    pub replayed: u64,
+    /// The time cap stopped the replay before the end of the trace.
+    pub time_capped: bool,
+    /// The latest trace time of an op replayed.
+    pub last_ms: u64,
     /// Engine counters of the instances closed by reopens (the last one is
     /// `store`'s).
     pub retired: Vec<EngineStats>,
@@ -97,11 +109,34 @@ pub type Reopener<'a> = dyn FnMut() -> Result<Box<dyn BenchStore>, String> + 'a;
 
 struct Context<'a> {
     header: &'a TraceHeader,
+    total_ops: usize,
     keys: Vec<ActorKey>,
     nodes: Vec<NodeId>,
     pool: StatePool,
     options: ReplayOptions,
     publisher: Option<&'a Publisher>,
+    /// When the time cap runs out.
+    deadline: Option<Instant>,
+    /// Set by the first thread that sees the deadline pass: every thread
+    /// stops at its next op.
+    stopped: AtomicBool,
+}
+
+impl Context<'_> {
+    /// Whether to stop before the next op (the time cap ran out).
+    fn stop_now(&self) -> bool {
+        let Some(deadline) = self.deadline else {
+            return false;
+        };
+        if self.stopped.load(Ordering::Relaxed) {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            self.stopped.store(true, Ordering::Relaxed);
+            return true;
+        }
+        false
+    }
 }
 
 /// When measurement started, and at which op (open-loop due times count
@@ -129,11 +164,13 @@ struct Judge {
     mismatch_count: u64,
     mismatches: Vec<Mismatch>,
     lease_conflicts: u64,
+    last_ms: u64,
 }
 
 impl Judge {
     fn judge(&mut self, index: usize, traced: &TraceOp, actual: Answer, lease_ms: u64) {
         self.judged += 1;
+        self.last_ms = self.last_ms.max(traced.at_ms);
         self.check
             .observe(traced.at_ms, &traced.op, &actual, lease_ms);
         if matches!(actual, Answer::Held { .. }) {
@@ -159,23 +196,29 @@ fn histogram() -> Histogram<u64> {
 }
 
 pub fn replay(
-    trace: &Trace,
+    source: &mut dyn OpSource,
     mut store: Box<dyn BenchStore>,
     reopen: Option<&mut Reopener<'_>>,
     options: ReplayOptions,
     publisher: Option<&Publisher>,
 ) -> Result<ReplayOutcome, String> {
     let threads = options.threads.max(1);
+    let header = source.header().clone();
+    let total_ops = source.total_ops() as usize;
+    let began = Instant::now();
     let context = Context {
-        header: &trace.header,
-        keys: actor_keys(&trace.header),
-        nodes: node_ids(&trace.header),
-        pool: StatePool::new(trace.header.seed, trace.header.state_bytes_max),
+        header: &header,
+        total_ops,
+        keys: actor_keys(&header),
+        nodes: node_ids(&header),
+        pool: StatePool::new(header.seed, header.state_bytes_max),
         options,
         publisher,
+        deadline: options.time_cap.map(|cap| began + cap),
+        stopped: AtomicBool::new(false),
     };
     let mut reopen = reopen;
-    let lease_ms = trace.header.lease_ms;
+    let lease_ms = header.lease_ms;
     let mut judges: Vec<Judge> = (0..threads).map(|_| Judge::default()).collect();
     let mut alone = Judge::default();
     let mut latencies: BTreeMap<&'static str, Histogram<u64>> = BTreeMap::new();
@@ -186,97 +229,115 @@ pub fn replay(
         .engine
         .map_or(0, |stats| stats.wal_bytes_written);
     let mut timing = Timing {
-        start: Instant::now(),
+        start: began,
         first_index: 0,
     };
     let mut baseline = None;
-    let mut segment_start = 0;
-    while segment_start < trace.ops.len() {
-        let segment_end = trace.ops[segment_start..]
-            .iter()
-            .position(|op| op.op.actor().is_none())
-            .map_or(trace.ops.len(), |offset| segment_start + offset);
-        let logs = run_segment(
-            &context,
-            timing,
-            store.as_ref(),
-            trace,
-            segment_start..segment_end,
-            &mut judges,
-        )?;
-        for log in logs {
-            merge(&mut latencies, log.latencies);
-        }
-        if segment_end == trace.ops.len() {
+    let mut window = Vec::with_capacity(WINDOW_OPS);
+    // The trace index of `window[0]`.
+    let mut base = 0;
+    'windows: loop {
+        source.next_window(&mut window)?;
+        if window.is_empty() {
             break;
         }
-        // The whole-store op, alone.
-        let index = segment_end;
-        let traced = &trace.ops[index];
-        let due = due_time(&context, timing, index);
-        let began = Instant::now();
-        let answer = match traced.op {
-            Op::Measure => {
-                latencies.clear();
-                baseline = Some(Baseline {
-                    metrics: store.metrics(),
-                    io: ProcIo::read(),
-                    index: index + 1,
-                });
-                timing = Timing {
-                    start: Instant::now(),
-                    first_index: index + 1,
-                };
-                alone.judge(index, traced, Answer::Done, lease_ms);
-                segment_start = segment_end + 1;
-                continue;
+        let mut segment_start = 0;
+        while segment_start < window.len() {
+            let segment_end = window[segment_start..]
+                .iter()
+                .position(|op| op.op.actor().is_none())
+                .map_or(window.len(), |offset| segment_start + offset);
+            let ops = Ops { ops: &window, base };
+            let logs = run_segment(
+                &context,
+                timing,
+                store.as_ref(),
+                ops,
+                segment_start..segment_end,
+                &mut judges,
+            )?;
+            for log in logs {
+                merge(&mut latencies, log.latencies);
             }
-            Op::Reopen => match reopen.as_deref_mut() {
-                Some(reopener) => {
-                    let stats = store.metrics().engine.unwrap_or_default();
-                    let wal_now = stats.wal_bytes_written;
-                    retired.push(stats);
-                    let (reopened, timing) = reopen_store(store, reopener, &context, index)?;
-                    store = reopened;
-                    reopens.push(ReopenTiming {
-                        wal_bytes_since_open: wal_now.saturating_sub(wal_at_open),
-                        ..timing
+            if segment_end == window.len() {
+                break;
+            }
+            if context.stop_now() {
+                break 'windows;
+            }
+            // The whole-store op, alone.
+            let index = base + segment_end;
+            let traced = &window[segment_end];
+            let due = due_time(&context, timing, index);
+            let op_began = Instant::now();
+            let answer = match traced.op {
+                Op::Measure => {
+                    latencies.clear();
+                    baseline = Some(Baseline {
+                        metrics: store.metrics(),
+                        io: ProcIo::read(),
+                        index: index + 1,
                     });
-                    wal_at_open = store
-                        .metrics()
-                        .engine
-                        .map_or(0, |stats| stats.wal_bytes_written);
-                    Answer::Done
+                    timing = Timing {
+                        start: Instant::now(),
+                        first_index: index + 1,
+                    };
+                    alone.judge(index, traced, Answer::Done, lease_ms);
+                    segment_start = segment_end + 1;
+                    continue;
                 }
-                // A volatile engine cannot reopen: the op does not apply.
-                None => Answer::Done,
-            },
-            Op::Sync => match reopen {
-                Some(_) => store
-                    .sync()
-                    .map(|()| Answer::Done)
+                Op::Reopen => match reopen.as_deref_mut() {
+                    Some(reopener) => {
+                        let stats = store.metrics().engine.unwrap_or_default();
+                        let wal_now = stats.wal_bytes_written;
+                        retired.push(stats);
+                        let (reopened, timing) = reopen_store(store, reopener, &context, index)?;
+                        store = reopened;
+                        reopens.push(ReopenTiming {
+                            wal_bytes_since_open: wal_now.saturating_sub(wal_at_open),
+                            ..timing
+                        });
+                        wal_at_open = store
+                            .metrics()
+                            .engine
+                            .map_or(0, |stats| stats.wal_bytes_written);
+                        Answer::Done
+                    }
+                    // A volatile engine cannot reopen: the op does not apply.
+                    None => Answer::Done,
+                },
+                Op::Sync => match reopen {
+                    Some(_) => store
+                        .sync()
+                        .map(|()| Answer::Done)
+                        .map_err(|err| err.to_string())?,
+                    None => Answer::Done,
+                },
+                Op::PurgeExpired => store
+                    .purge_expired(Timestamp::from_millis(traced.at_ms))
+                    .map(|_| Answer::Purged)
                     .map_err(|err| err.to_string())?,
-                None => Answer::Done,
-            },
-            Op::PurgeExpired => store
-                .purge_expired(Timestamp::from_millis(traced.at_ms))
-                .map(|_| Answer::Purged)
-                .map_err(|err| err.to_string())?,
-            _ => unreachable!("segments end at whole-store ops"),
-        };
-        let latency = Instant::now().duration_since(due.unwrap_or(began));
-        record(&mut latencies, traced.op.kind(), latency);
-        alone.judge(index, traced, answer, lease_ms);
-        segment_start = segment_end + 1;
+                _ => unreachable!("segments end at whole-store ops"),
+            };
+            let latency = Instant::now().duration_since(due.unwrap_or(op_began));
+            record(&mut latencies, traced.op.kind(), latency);
+            alone.judge(index, traced, answer, lease_ms);
+            segment_start = segment_end + 1;
+        }
+        if context.stop_now() {
+            break;
+        }
+        base += window.len();
     }
     let elapsed = timing.start.elapsed();
     judges.push(alone);
     let judged: usize = judges.iter().map(|judge| judge.judged).sum();
-    if judged != trace.ops.len() {
+    let time_capped = context.stopped.load(Ordering::Relaxed) && judged < total_ops;
+    if judged != total_ops && !time_capped {
         return Err(format!(
             "{} of {} ops were never replayed",
-            trace.ops.len() - judged,
-            trace.ops.len()
+            total_ops.saturating_sub(judged),
+            total_ops
         ));
     }
     let mut mismatches: Vec<Mismatch> = judges
@@ -290,8 +351,9 @@ pub fn replay(
     let lease_conflicts = sum(|judge| judge.lease_conflicts);
     let duplicate_owners = sum(|judge| judge.check.duplicate_owners);
     let epochs_not_raised = sum(|judge| judge.check.epochs_not_raised);
+    let last_ms = judges.iter().map(|judge| judge.last_ms).max().unwrap_or(0);
     Ok(ReplayOutcome {
-        ops: (trace.ops.len() - baseline.as_ref().map_or(0, |baseline| baseline.index)) as u64,
+        ops: judged.saturating_sub(baseline.as_ref().map_or(0, |baseline| baseline.index)) as u64,
         baseline,
         elapsed,
         latencies,
@@ -301,9 +363,19 @@ pub fn replay(
         duplicate_owners,
         epochs_not_raised,
         reopens,
+        replayed: judged as u64,
+        time_capped,
+        last_ms,
         retired,
         store,
     })
+}
+
+/// A window of the trace and the trace index of its first op.
+#[derive(Clone, Copy)]
+struct Ops<'a> {
+    ops: &'a [TraceOp],
+    base: usize,
 }
 
 fn reopen_store(
@@ -373,7 +445,7 @@ fn run_segment(
     context: &Context,
     timing: Timing,
     store: &dyn BenchStore,
-    trace: &Trace,
+    ops: Ops,
     range: std::ops::Range<usize>,
     judges: &mut [Judge],
 ) -> Result<Vec<ThreadLog>, String> {
@@ -386,7 +458,7 @@ fn run_segment(
             context,
             timing,
             store,
-            trace,
+            ops,
             range,
             (0, 1),
             judge,
@@ -399,15 +471,7 @@ fn run_segment(
             .map(|(thread, judge)| {
                 let range = range.clone();
                 scope.spawn(move || {
-                    run_thread(
-                        context,
-                        timing,
-                        store,
-                        trace,
-                        range,
-                        (thread, threads),
-                        judge,
-                    )
+                    run_thread(context, timing, store, ops, range, (thread, threads), judge)
                 })
             })
             .collect();
@@ -426,17 +490,21 @@ fn run_thread(
     context: &Context,
     timing: Timing,
     store: &dyn BenchStore,
-    trace: &Trace,
+    ops: Ops,
     range: std::ops::Range<usize>,
     (thread, threads): (usize, usize),
     judge: &mut Judge,
 ) -> Result<ThreadLog, String> {
     let mut log = ThreadLog::default();
-    for index in range {
-        let traced = &trace.ops[index];
+    for local in range {
+        let index = ops.base + local;
+        let traced = &ops.ops[local];
         let actor = traced.op.actor().unwrap_or_default();
         if threads > 1 && fnv1a(&actor.to_le_bytes()) % threads as u64 != thread as u64 {
             continue;
+        }
+        if context.stop_now() {
+            break;
         }
         let due = due_time(context, timing, index);
         if let Some(due) = due {
@@ -453,7 +521,7 @@ fn run_thread(
         judge.judge(index, traced, answer, context.header.lease_ms);
         if thread == 0 {
             if let Some(publisher) = context.publisher {
-                publisher.maybe_publish((index, trace.ops.len()), || store.metrics());
+                publisher.maybe_publish((index, context.total_ops), || store.metrics());
             }
         }
     }

@@ -98,9 +98,7 @@ fn charts(scenario: &ScenarioReport) -> Vec<(&'static str, Chart<'static>)> {
                 series: vec![(
                     "ops/s".to_owned(),
                     per_run(&|result| {
-                        result
-                            .out_of_memory
-                            .is_none()
+                        (result.out_of_memory.is_none() && result.ops > 0)
                             .then_some(result.throughput_ops_per_sec)
                     }),
                 )],
@@ -338,6 +336,7 @@ pub fn table(results: &[RunResult]) -> String {
                 peer.durability == result.durability
                     && peer.durability != DurabilityMode::None
                     && peer.out_of_memory.is_none()
+                    && peer.ops > 0
             })
             .collect();
         let _ = write!(
@@ -346,8 +345,15 @@ pub fn table(results: &[RunResult]) -> String {
             result.engine.name(),
             result.durability.name()
         );
-        if let Some(oom) = &result.out_of_memory {
-            let _ = write!(out, " {} |", oom.describe());
+        let unmeasured = match (&result.out_of_memory, &result.time_capped) {
+            (Some(oom), _) => Some(oom.describe()),
+            (None, Some(capped)) if result.ops == 0 => {
+                Some(format!("{}, before measurement began", capped.describe()))
+            }
+            _ => None,
+        };
+        if let Some(why) = unmeasured {
+            let _ = write!(out, " {why} |");
             for _ in 1..columns.len() {
                 out.push_str(" – |");
             }
@@ -377,6 +383,27 @@ pub fn table(results: &[RunResult]) -> String {
             }
         }
         out.push('\n');
+    }
+    let capped: Vec<String> = ordered
+        .iter()
+        .filter(|result| result.ops > 0)
+        .filter_map(|result| {
+            result.time_capped.as_ref().map(|capped| {
+                format!(
+                    "{} {} {}",
+                    result.engine.name(),
+                    result.durability.name(),
+                    capped.describe()
+                )
+            })
+        })
+        .collect();
+    if !capped.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nCapped runs (figures over the ops they replayed): {}.",
+            capped.join("; ")
+        );
     }
     out
 }

@@ -9,12 +9,13 @@ use hdrhistogram::Histogram;
 use leasehold_core::kv::EngineStats;
 use leasehold_core::Timestamp;
 use leasehold_workloads::runtime::actor_keys;
-use leasehold_workloads::Trace;
+use leasehold_workloads::trace::TraceHeader;
 
 use crate::engines::{BenchStore, DurabilityMode, EngineKind};
 use crate::measure::{self, ProcIo};
 use crate::metrics::Publisher;
 use crate::replay::{self, ReopenTiming, ReplayOptions};
+use crate::source::OpSource;
 
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct LatencySummary {
@@ -76,6 +77,26 @@ impl OutOfMemory {
             ),
             None => "OOM before its first progress report".to_owned(),
         }
+    }
+}
+
+/// A replay the time cap (`--time-cap`) stopped before the end of its trace.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct TimeCapped {
+    pub cap_secs: f64,
+    /// Ops of the trace replayed (set-up ops included).
+    pub trace_position: u64,
+    pub trace_ops: u64,
+}
+
+impl TimeCapped {
+    /// "stopped by the 300 s time cap at 37 % of the trace".
+    pub fn describe(&self) -> String {
+        format!(
+            "stopped by the {:.0} s time cap at {:.0} % of the trace",
+            self.cap_secs,
+            self.trace_position as f64 * 100.0 / self.trace_ops.max(1) as f64
+        )
     }
 }
 
@@ -146,6 +167,10 @@ pub struct RunResult {
     /// empty and this says how far it got.
     #[serde(default)]
     pub out_of_memory: Option<OutOfMemory>,
+    /// The time cap stopped the replay before the end of the trace: the
+    /// figures are those of the ops it replayed.
+    #[serde(default)]
+    pub time_capped: Option<TimeCapped>,
 }
 
 impl RunResult {
@@ -193,6 +218,7 @@ impl RunResult {
             engine_stats: EngineStats::default(),
             memory: Some(memory),
             out_of_memory: Some(out_of_memory),
+            time_capped: None,
         }
     }
 }
@@ -202,7 +228,6 @@ impl RunResult {
 pub type Opener<'a> = &'a dyn Fn(&Path) -> Result<Box<dyn BenchStore>, String>;
 
 pub struct RunSpec<'a> {
-    pub trace: &'a Trace,
     /// What the results are labelled with; `open` opens it.
     pub engine: EngineKind,
     pub durability: DurabilityMode,
@@ -220,10 +245,12 @@ fn ratio(numerator: u64, denominator: u64) -> Option<f64> {
     (denominator > 0).then(|| numerator as f64 / denominator as f64)
 }
 
-pub fn run(spec: &RunSpec) -> Result<RunResult, String> {
+pub fn run(spec: &RunSpec, source: &mut dyn OpSource) -> Result<RunResult, String> {
+    let header = source.header().clone();
+    let trace_ops = source.total_ops();
     let label = format!(
         "{} {} {}",
-        spec.trace.header.scenario,
+        header.scenario,
         spec.engine.name(),
         spec.durability.name()
     );
@@ -246,7 +273,7 @@ pub fn run(spec: &RunSpec) -> Result<RunResult, String> {
             Duration::from_secs(1),
         )
     });
-    let outcome = replay::replay(spec.trace, store, reopen, spec.options, publisher.as_ref())
+    let outcome = replay::replay(source, store, reopen, spec.options, publisher.as_ref())
         .map_err(|err| format!("{label}: {err}"))?;
     let io_before = outcome
         .baseline
@@ -260,7 +287,7 @@ pub fn run(spec: &RunSpec) -> Result<RunResult, String> {
     let store = outcome.store;
     let metrics = store.metrics();
     if let Some(publisher) = &publisher {
-        publisher.publish_done(spec.trace.ops.len(), &metrics);
+        publisher.publish_done(outcome.replayed as usize, &metrics);
     }
     let mut stats = EngineStats::default();
     for retired in &outcome.retired {
@@ -281,7 +308,10 @@ pub fn run(spec: &RunSpec) -> Result<RunResult, String> {
         .map_err(|err| format!("{label}: live bytes: {err}"))?;
     let disk_bytes = leasehold_core::vfs::dir_bytes(&spec.dir);
     let recovery = if spec.engine.durable() {
-        Some(recover(store, spec, &open).map_err(|err| format!("{label}: recovery: {err}"))?)
+        Some(
+            recover(store, &header, outcome.last_ms, &open)
+                .map_err(|err| format!("{label}: recovery: {err}"))?,
+        )
     } else {
         store
             .close()
@@ -310,7 +340,7 @@ pub fn run(spec: &RunSpec) -> Result<RunResult, String> {
     // A peer that keeps no I/O counters (fjall) has no engine-counted figures.
     let counted = !stats.io_uncounted;
     Ok(RunResult {
-        scenario: spec.trace.header.scenario.clone(),
+        scenario: header.scenario.clone(),
         engine: spec.engine,
         engine_version: spec.engine.version().to_owned(),
         durability: spec.durability,
@@ -354,6 +384,11 @@ pub fn run(spec: &RunSpec) -> Result<RunResult, String> {
         engine_stats: stats,
         memory: None,
         out_of_memory: None,
+        time_capped: outcome.time_capped.then(|| TimeCapped {
+            cap_secs: spec.options.time_cap.map_or(0.0, |cap| cap.as_secs_f64()),
+            trace_position: outcome.replayed,
+            trace_ops,
+        }),
     })
 }
 
@@ -361,11 +396,12 @@ pub fn run(spec: &RunSpec) -> Result<RunResult, String> {
 /// back exactly as the store showed it before the close.
 fn recover(
     store: Box<dyn BenchStore>,
-    spec: &RunSpec,
+    header: &TraceHeader,
+    last_ms: u64,
     open: &dyn Fn() -> Result<Box<dyn BenchStore>, String>,
 ) -> Result<Recovery, String> {
-    let keys = actor_keys(&spec.trace.header);
-    let now = Timestamp::from_millis(spec.trace.ops.last().map_or(0, |op| op.at_ms));
+    let keys = actor_keys(header);
+    let now = Timestamp::from_millis(last_ms);
     let before: Vec<Option<(u64, [u8; 32])>> = keys
         .iter()
         .map(|key| {

@@ -19,6 +19,7 @@ use leasehold_workloads::{generate, Answer, Op, Scenario};
 use crate::engines::{BenchStore, DurabilityMode, EngineKind, Live};
 use crate::replay::{replay, ReplayOptions};
 use crate::run::{run, RunSpec};
+use crate::source::{InMemory, OpSource, Streamed, WINDOW_OPS};
 
 const WRITE_COST: Duration = Duration::from_millis(2);
 
@@ -115,20 +116,24 @@ fn metrics_match_an_engine_with_known_costs() {
             Durability::Buffered,
         )))
     };
-    let result = run(&RunSpec {
-        trace: &trace,
-        engine: EngineKind::Lsm,
-        durability: DurabilityMode::Buffered,
-        open: &open,
-        dir: data,
-        options: ReplayOptions {
-            threads: 2,
-            open_loop_rate: None,
+    let result = run(
+        &RunSpec {
+            engine: EngineKind::Lsm,
+            durability: DurabilityMode::Buffered,
+            open: &open,
+            dir: data,
+            options: ReplayOptions {
+                threads: 2,
+                open_loop_rate: None,
+                time_cap: None,
+            },
+            metrics_file: None,
+            keep_data: false,
         },
-        metrics_file: None,
-        keep_data: false,
-    })
+        &mut InMemory::new(&trace),
+    )
     .unwrap();
+    assert!(result.time_capped.is_none());
     assert_eq!(result.mismatches, 0, "{:?}", result.first_mismatches);
     assert!(
         (result.write_amp_engine.unwrap() - 3.0).abs() < 1e-9,
@@ -238,12 +243,13 @@ fn replay_catches_a_wrong_answer() {
         Durability::Buffered,
     ));
     let outcome = replay(
-        &trace,
+        &mut InMemory::new(&trace),
         honest,
         None,
         ReplayOptions {
             threads: 2,
             open_loop_rate: None,
+            time_cap: None,
         },
         None,
     )
@@ -254,12 +260,13 @@ fn replay_catches_a_wrong_answer() {
         Durability::Buffered,
     )));
     let outcome = replay(
-        &trace,
+        &mut InMemory::new(&trace),
         lying,
         None,
         ReplayOptions {
             threads: 2,
             open_loop_rate: None,
+            time_cap: None,
         },
         None,
     )
@@ -284,12 +291,13 @@ fn open_loop_counts_latency_from_the_schedule() {
     std::fs::create_dir_all(&data).unwrap();
     let store = Box::new(KvStore::new(FakeEngine::open(&data), Durability::Buffered));
     let outcome = replay(
-        &trace,
+        &mut InMemory::new(&trace),
         store,
         None,
         ReplayOptions {
             threads: 1,
             open_loop_rate: Some(2000.0),
+            time_cap: None,
         },
         None,
     )
@@ -299,5 +307,81 @@ fn open_loop_counts_latency_from_the_schedule() {
         save.value_at_quantile(0.99) > 20 * WRITE_COST.as_nanos() as u64,
         "p99 {}",
         save.value_at_quantile(0.99)
+    );
+}
+
+#[test]
+fn a_streamed_trace_replays_window_by_window_as_in_memory() {
+    // More ops than one window, so the replay crosses window boundaries.
+    let scenario = Scenario::find("activation-storm").unwrap();
+    let trace = generate(&scenario, 0.5).unwrap().trace;
+    assert!(trace.ops.len() > WINDOW_OPS, "{}", trace.ops.len());
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("storm.trace");
+    trace.write(&path).unwrap();
+    let options = ReplayOptions {
+        threads: 2,
+        open_loop_rate: None,
+        time_cap: None,
+    };
+    let store = || {
+        Box::new(KvStore::new(
+            MemoryEngine::volatile(1 << 20),
+            Durability::Buffered,
+        ))
+    };
+    let mut streamed = Streamed::open(&path).unwrap();
+    assert_eq!(streamed.total_ops(), trace.ops.len() as u64);
+    let from_file = replay(&mut streamed, store(), None, options, None).unwrap();
+    let in_memory = replay(&mut InMemory::new(&trace), store(), None, options, None).unwrap();
+    assert_eq!(from_file.mismatch_count, 0, "{:?}", from_file.mismatches);
+    assert_eq!(from_file.replayed, trace.ops.len() as u64);
+    assert_eq!(from_file.ops, in_memory.ops);
+    assert_eq!(from_file.lease_conflicts, in_memory.lease_conflicts);
+    assert!(!from_file.time_capped);
+}
+
+#[test]
+fn the_time_cap_stops_a_replay_and_says_how_far_it_got() {
+    // 2 ms per write: ~2 500 writes take far longer than the 1 s cap.
+    let scenario = Scenario::find("snapshot-heavy").unwrap();
+    let trace = generate(&scenario, 0.1).unwrap().trace;
+    let (_dir, data) = spec_dir();
+    let open = |dir: &Path| -> Result<Box<dyn BenchStore>, String> {
+        Ok(Box::new(KvStore::new(
+            FakeEngine::open(dir),
+            Durability::Buffered,
+        )))
+    };
+    let result = run(
+        &RunSpec {
+            engine: EngineKind::Lsm,
+            durability: DurabilityMode::Buffered,
+            open: &open,
+            dir: data,
+            options: ReplayOptions {
+                threads: 2,
+                open_loop_rate: None,
+                time_cap: Some(Duration::from_secs(1)),
+            },
+            metrics_file: None,
+            keep_data: false,
+        },
+        &mut InMemory::new(&trace),
+    )
+    .unwrap();
+    let capped = result.time_capped.as_ref().expect("the cap stopped it");
+    assert_eq!(capped.trace_ops, trace.ops.len() as u64);
+    assert!(
+        capped.trace_position > 0 && capped.trace_position < capped.trace_ops,
+        "{capped:?}"
+    );
+    // What it replayed was answered right, and is what the figures count.
+    assert_eq!(result.mismatches, 0, "{:?}", result.first_mismatches);
+    assert!(result.elapsed_secs < 3.0, "{}", result.elapsed_secs);
+    assert!(
+        capped.describe().contains("time cap at"),
+        "{}",
+        capped.describe()
     );
 }

@@ -4,7 +4,7 @@
 //! damaged trace is an error, not a wrong workload.
 
 use leasehold_workloads::scenario::{Scenario, BUILT_IN};
-use leasehold_workloads::trace::Trace;
+use leasehold_workloads::trace::{Trace, TraceFile};
 use leasehold_workloads::{generate, Op};
 
 /// Small enough for a debug build; the virtual timeline is the same at every
@@ -97,4 +97,34 @@ fn traces_round_trip_and_damage_is_detected() {
     }
     assert!(Trace::decode(&bytes[..bytes.len() - 1]).is_err());
     assert!(Trace::decode(&bytes[..bytes.len() / 2]).is_err());
+}
+
+#[test]
+fn a_trace_file_streams_chunk_by_chunk_and_is_checked_before_it_is_replayed() {
+    let scenario = Scenario::built_in("churn").unwrap();
+    let trace = generate(&scenario, 0.05).unwrap().trace;
+    let dir = std::env::temp_dir().join(format!("leasehold-trace-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("churn.trace");
+    trace.write(&path).unwrap();
+    let mut file = TraceFile::open(&path).unwrap();
+    assert_eq!(file.total_ops, trace.ops.len() as u64);
+    assert_eq!(file.reader.header(), &trace.header);
+    let mut ops = Vec::new();
+    let mut chunks = 0;
+    while file.reader.next_chunk(&mut ops).unwrap() {
+        chunks += 1;
+    }
+    assert_eq!(ops, trace.ops);
+    assert!(chunks > 1, "{chunks} chunk(s): the test needs several");
+    // A damaged byte anywhere is refused at open, before any op is replayed.
+    let bytes = std::fs::read(&path).unwrap();
+    let mut damaged = bytes.clone();
+    damaged[bytes.len() * 2 / 3] ^= 0x01;
+    std::fs::write(&path, &damaged).unwrap();
+    let err = TraceFile::open(&path).err().expect("damage detected");
+    assert!(err.to_string().contains("corrupt at byte"), "{err}");
+    std::fs::write(&path, &bytes[..bytes.len() - 2]).unwrap();
+    assert!(TraceFile::open(&path).is_err());
+    std::fs::remove_dir_all(&dir).unwrap();
 }
