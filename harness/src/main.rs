@@ -175,8 +175,9 @@ enum Command {
         quick: bool,
         /// in-memory (default), or beyond-memory: each run in a memory budget
         /// (384MiB unless --memory-limit names one), each scenario sized so its
-        /// preloaded snapshots hold 2.5× it (activation-storm and
-        /// snapshot-heavy unless --scenario names others); results/beyond-memory/.
+        /// preloaded snapshots hold 2.5× it (activation-storm,
+        /// snapshot-heavy and ycsb-mix unless --scenario names others; each run
+        /// capped at 150 s); results/beyond-memory/.
         #[arg(
             long,
             value_enum,

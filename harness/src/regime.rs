@@ -7,7 +7,7 @@
 use leasehold_workloads::Scenario;
 
 /// The scenarios of the beyond-memory preset (when none is named).
-pub const BEYOND_MEMORY_SCENARIOS: [&str; 2] = ["activation-storm", "snapshot-heavy"];
+pub const BEYOND_MEMORY_SCENARIOS: [&str; 3] = ["activation-storm", "snapshot-heavy", "ycsb-mix"];
 /// The budget of the beyond-memory preset unless `--memory-limit` names one.
 pub const BEYOND_MEMORY_BUDGET: u64 = 384 << 20;
 /// Live data over the budget: the preloaded snapshots alone hold this many

@@ -10,7 +10,7 @@ use std::path::Path;
 use serde::Deserialize;
 
 /// The scenarios that ship with the kit, in the order reports list them.
-pub const BUILT_IN: [(&str, &str); 8] = [
+pub const BUILT_IN: [(&str, &str); 9] = [
     ("steady-zipf", include_str!("../scenarios/steady-zipf.toml")),
     (
         "activation-storm",
@@ -31,6 +31,7 @@ pub const BUILT_IN: [(&str, &str); 8] = [
         "orbit-preset",
         include_str!("../scenarios/orbit-preset.toml"),
     ),
+    ("ycsb-mix", include_str!("../scenarios/ycsb-mix.toml")),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -48,7 +49,7 @@ pub enum ScenarioError {
         field: &'static str,
         reason: String,
     },
-    #[error("no built-in scenario {0:?} (known: steady-zipf, activation-storm, snapshot-heavy, churn, lease-contention, large-state, recovery, orbit-preset)")]
+    #[error("no built-in scenario {0:?} (known: steady-zipf, activation-storm, snapshot-heavy, churn, lease-contention, large-state, recovery, orbit-preset, ycsb-mix)")]
     Unknown(String),
 }
 
