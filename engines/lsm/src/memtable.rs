@@ -20,6 +20,9 @@ pub struct Memtable {
     size: AtomicUsize,
     /// The WAL file holding this memtable's writes.
     wal_number: u64,
+    /// Entries iterators handed out (tests check scans read lazily).
+    #[cfg(test)]
+    yielded: AtomicUsize,
 }
 
 impl Memtable {
@@ -28,6 +31,8 @@ impl Memtable {
             map: SkipMap::new(),
             size: AtomicUsize::new(0),
             wal_number,
+            #[cfg(test)]
+            yielded: AtomicUsize::new(0),
         }
     }
 
@@ -69,9 +74,16 @@ impl Memtable {
         &self,
         start: Bound<InternalKey>,
     ) -> impl Iterator<Item = (InternalKey, Vec<u8>)> + '_ {
-        self.map
-            .range((start, Bound::Unbounded))
-            .map(|entry| (entry.key().clone(), entry.value().clone()))
+        self.map.range((start, Bound::Unbounded)).map(|entry| {
+            #[cfg(test)]
+            self.yielded.fetch_add(1, Ordering::Relaxed);
+            (entry.key().clone(), entry.value().clone())
+        })
+    }
+
+    #[cfg(test)]
+    pub fn entries_yielded(&self) -> usize {
+        self.yielded.load(Ordering::Relaxed)
     }
 }
 
