@@ -28,6 +28,7 @@ mod source;
 mod svg;
 #[cfg(test)]
 mod tests;
+mod user_trace;
 
 use engines::{DurabilityMode, EngineKind};
 
@@ -221,17 +222,34 @@ enum Command {
     },
     /// Generate a scenario's store operations, with the reference answers, into a trace file.
     Record {
-        #[arg(long)]
-        scenario: String,
+        /// A built-in scenario or a TOML file to generate the trace from.
+        #[arg(long, required_unless_present = "from_jsonl")]
+        scenario: Option<String>,
         #[arg(long, default_value_t = 1.0)]
         scale: f64,
+        /// Convert this JSONL trace (one op per line, README "User traces")
+        /// instead: played against the reference store for its answers.
+        #[arg(long, conflicts_with_all = ["scenario", "format"])]
+        from_jsonl: Option<PathBuf>,
+        #[command(flatten)]
+        jsonl: user_trace::JsonlArgs,
+        /// What to write: the framed trace, or the scenario's ops as JSONL.
+        #[arg(long, value_enum)]
+        format: Option<user_trace::TraceFormat>,
         #[arg(long)]
         out: PathBuf,
     },
     /// Replay a trace against an engine; fails if any answer differs from the recorded one.
     Replay {
-        #[arg(long)]
-        trace: PathBuf,
+        #[arg(long, required_unless_present = "jsonl")]
+        trace: Option<PathBuf>,
+        /// A JSONL trace (one op per line, README "User traces"): converted
+        /// into a trace beside the engine data (answers from the reference
+        /// store), then replayed like any trace.
+        #[arg(long, conflicts_with = "trace")]
+        jsonl: Option<PathBuf>,
+        #[command(flatten)]
+        jsonl_args: user_trace::JsonlArgs,
         #[arg(long, value_enum)]
         engine: EngineKind,
         #[arg(long, value_enum, default_value = "buffered")]
@@ -349,16 +367,39 @@ fn main() -> ExitCode {
         Command::Record {
             scenario,
             scale,
+            from_jsonl,
+            jsonl,
+            format,
             out,
-        } => compare::record(&scenario, scale, &out).map(|()| 0),
+        } => match (from_jsonl, scenario, format.unwrap_or_default()) {
+            (Some(input), _, _) => user_trace::record_from_jsonl(&input, &jsonl, &out),
+            (None, Some(scenario), user_trace::TraceFormat::Trace) => {
+                compare::record(&scenario, scale, &out)
+            }
+            (None, Some(scenario), user_trace::TraceFormat::Jsonl) => {
+                user_trace::export(&scenario, scale, &out)
+            }
+            (None, None, _) => Err("--scenario or --from-jsonl is required".to_owned()),
+        }
+        .map(|()| 0),
         Command::Replay {
             trace,
+            jsonl,
+            jsonl_args,
             engine,
             durability,
             replay,
             result_json,
-        } => compare::replay_trace(&trace, engine, durability, &replay, result_json.as_deref())
-            .map(|()| 0),
+        } => replay_command(
+            trace,
+            jsonl,
+            &jsonl_args,
+            engine,
+            durability,
+            &replay,
+            result_json.as_deref(),
+        )
+        .map(|()| 0),
         Command::Actor { command } => match command {
             ActorCommand::ListLeases {
                 target,
@@ -465,5 +506,38 @@ fn main() -> ExitCode {
             eprintln!("leasehold: {err}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// `replay --trace F` or `replay --jsonl F` (converted first, into a trace
+/// file that is removed afterwards).
+fn replay_command(
+    trace: Option<PathBuf>,
+    jsonl: Option<PathBuf>,
+    jsonl_args: &user_trace::JsonlArgs,
+    engine: EngineKind,
+    durability: DurabilityMode,
+    replay: &ReplayArgs,
+    result_json: Option<&std::path::Path>,
+) -> Result<(), String> {
+    match (trace, jsonl) {
+        (Some(trace), _) => compare::replay_trace(&trace, engine, durability, replay, result_json),
+        (None, Some(input)) => {
+            let converted = user_trace::converted_path(&input, &replay.data_dir)?;
+            let stats = user_trace::convert(&input, jsonl_args, &converted)?;
+            println!(
+                "{}: {} lines → {} ops, {} actors, {} nodes",
+                input.display(),
+                stats.lines,
+                stats.ops,
+                stats.actors,
+                stats.nodes
+            );
+            let replayed =
+                compare::replay_trace(&converted, engine, durability, replay, result_json);
+            let _ = std::fs::remove_file(&converted);
+            replayed
+        }
+        (None, None) => Err("--trace or --jsonl is required".to_owned()),
     }
 }

@@ -2,6 +2,7 @@
 //! that turns a scenario into a trace of store operations with their expected
 //! answers, and the trace format that replay reads.
 
+pub mod jsonl;
 pub mod ownership;
 pub mod popularity;
 pub mod runtime;
