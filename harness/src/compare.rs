@@ -83,7 +83,8 @@ fn generate_checked(scenario: &Scenario, scale: f64) -> Result<Generated, String
     Ok(generated)
 }
 
-fn started() -> String {
+/// Now, as "2026-12-01 02:24 UTC".
+pub fn started() -> String {
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |elapsed| elapsed.as_secs());

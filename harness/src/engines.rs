@@ -111,12 +111,22 @@ pub trait BenchStore: Store {
     /// Writes a probe key, reads it back, deletes it (the health check);
     /// an error, or a read that differs, fails it.
     fn round_trip(&self) -> KvResult<Duration>;
+
+    /// The key-value engine under the Store, for benchmarks at that level
+    /// (`None`: the store has none, as the object store and the null store).
+    fn kv_engine(&self) -> Option<&dyn KvEngine> {
+        None
+    }
 }
 
 /// The health probe's key: outside `KvStore`'s lease and snapshot key spaces.
 const PROBE_KEY_PREFIX: &[u8] = b"\xffleasehold-health-probe-";
 
 impl<E: KvEngine> BenchStore for KvStore<E> {
+    fn kv_engine(&self) -> Option<&dyn KvEngine> {
+        Some(self.engine())
+    }
+
     fn verify(&self) -> KvResult<VerifyReport> {
         self.engine().verify()
     }

@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand};
 
 use leasehold_core::vfs::CrashPolicy;
 
+mod bench;
 mod budget;
 mod compare;
 mod crash_fuzz;
@@ -261,6 +262,14 @@ enum Command {
         #[arg(long, hide = true)]
         result_json: Option<PathBuf>,
     },
+    /// The standard workloads others defined — db_bench's fillrandom,
+    /// overwrite, readrandom, seekrandom, fillsync and YCSB A–F — on every
+    /// engine, at the key-value level and through the Store:
+    /// results/bench/SUMMARY.md and bench.json.
+    Bench {
+        #[command(flatten)]
+        args: bench::BenchArgs,
+    },
     /// Crash-recovery fuzzing of an engine on the simulated disk.
     CrashFuzz {
         #[arg(long, value_enum)]
@@ -400,6 +409,11 @@ fn main() -> ExitCode {
             result_json.as_deref(),
         )
         .map(|()| 0),
+        Command::Bench { args } => {
+            let mut command = std::env::args().collect::<Vec<_>>();
+            command[0] = "leasehold".to_owned();
+            bench::bench(&args, &command.join(" ")).map(|()| 0)
+        }
         Command::Actor { command } => match command {
             ActorCommand::ListLeases {
                 target,

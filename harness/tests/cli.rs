@@ -522,3 +522,66 @@ fn a_jsonl_trace_replays_on_every_engine_and_a_bad_line_is_refused_by_number() {
         "{stderr}"
     );
 }
+
+#[test]
+fn bench_runs_db_bench_and_ycsb_at_both_levels_and_reads_find_what_was_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("bench");
+    let output = leasehold()
+        .args(["bench", "--records", "600", "--ops", "600"])
+        .args([
+            "--engine", "memory", "--engine", "lsm", "--engine", "rocksdb",
+        ])
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let summary = std::fs::read_to_string(out.join("SUMMARY.md")).unwrap();
+    for heading in [
+        "## db_bench",
+        "## YCSB",
+        "| kv | lsm |",
+        "| store | lsm |",
+        "ycsb-e",
+        "fillsync",
+    ] {
+        assert!(summary.contains(heading), "{heading} missing:\n{summary}");
+    }
+    let results: Vec<serde_json::Value> =
+        serde_json::from_str(&std::fs::read_to_string(out.join("bench.json")).unwrap()).unwrap();
+    let find = |workload: &str, engine: &str, level: &str| {
+        results
+            .iter()
+            .find(|result| {
+                result["workload"] == workload
+                    && result["engine"] == engine
+                    && result["level"] == level
+            })
+            .unwrap_or_else(|| panic!("no {workload} {engine} {level}"))
+            .clone()
+    };
+    for level in ["kv", "store"] {
+        // Every loaded record is there to read.
+        let c = find("ycsb-c", "lsm", level);
+        assert_eq!(c["found"], c["reads"], "{c}");
+        assert!(c["reads"].as_u64().unwrap() >= 600, "{c}");
+    }
+    // db_bench draws keys with replacement: most, not all, reads find one.
+    let read = find("readrandom", "rocksdb", "kv");
+    let (found, reads) = (
+        read["found"].as_f64().unwrap(),
+        read["reads"].as_f64().unwrap(),
+    );
+    assert!(found > 0.5 * reads && found < reads, "{read}");
+    // The volatile memory engine cannot sync: no fillsync row for it.
+    assert!(results
+        .iter()
+        .all(|r| !(r["workload"] == "fillsync" && r["engine"] == "memory")));
+}

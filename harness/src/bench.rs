@@ -1,0 +1,493 @@
+//! `leasehold bench`: the workloads others defined — db_bench's and YCSB's
+//! (`bench/workload.rs`) — on every engine, at the key-value level and
+//! through the Store (`bench/target.rs`), so the figures sit beside
+//! published tables. Results: `results/bench/bench.json` and
+//! `results/bench/SUMMARY.md` (ops/s with the ratio to RocksDB at the same
+//! level, and p99 latency).
+//!
+//! Order, as the suites run them: db_bench fills an empty engine
+//! (`fillrandom`), then `overwrite`, `readrandom` and `seekrandom` run on
+//! what it filled; `fillsync` gets an engine of its own. YCSB loads its
+//! records (the "load" column), then runs A, B, C, F, D, E on them (YCSB's
+//! recommended sequence; D and E insert). One thread unless `--threads`
+//! (both suites' default); writes buffered except fillsync's.
+
+mod report;
+mod target;
+mod workload;
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use hdrhistogram::Histogram;
+
+use crate::engines::{self, BenchStore, DurabilityMode, EngineKind, EngineSettings};
+pub use target::Level;
+use target::Target;
+pub use workload::Workload;
+use workload::{Request, Requests};
+
+#[derive(clap::Args, Clone, Debug)]
+pub struct BenchArgs {
+    /// Workloads to run (default: all of db_bench's and YCSB's).
+    #[arg(long = "workload", value_enum)]
+    pub workloads: Vec<Workload>,
+    /// Engines to run (default: every embedded one).
+    #[arg(long = "engine", value_enum)]
+    pub engines: Vec<EngineKind>,
+    /// Levels to run at (default: both).
+    #[arg(long = "level", value_enum)]
+    pub levels: Vec<Level>,
+    /// Records: db_bench's --num (keys fillrandom draws from), YCSB's
+    /// recordcount.
+    #[arg(long, default_value_t = 100_000)]
+    pub records: u64,
+    /// Requests per workload (fillsync: a thousandth, at least 1000).
+    #[arg(long, default_value_t = 100_000)]
+    pub ops: u64,
+    /// Client threads (db_bench's and YCSB's default is 1).
+    #[arg(long, default_value_t = 1)]
+    pub threads: usize,
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Engine settings from the seed's TOML, as for compare.
+    #[arg(long = "config")]
+    pub configs: Vec<PathBuf>,
+    /// Where engines keep their files while they run (removed after).
+    #[arg(long, default_value = "results/data")]
+    pub data_dir: PathBuf,
+    #[arg(long, default_value = "results/bench")]
+    pub out: PathBuf,
+}
+
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct BenchResult {
+    pub workload: String,
+    pub engine: EngineKind,
+    pub engine_version: String,
+    pub level: Level,
+    pub durability: DurabilityMode,
+    pub threads: usize,
+    pub requests: u64,
+    pub elapsed_secs: f64,
+    pub ops_per_sec: f64,
+    pub p50_us: f64,
+    pub p99_us: f64,
+    pub p999_us: f64,
+    /// Reads (and scans) that found a record.
+    pub found: u64,
+    pub reads: u64,
+}
+
+/// "load" is YCSB's load phase.
+const LOAD: &str = "load";
+
+pub fn bench(args: &BenchArgs, command: &str) -> Result<(), String> {
+    if args.threads == 0 || args.threads > 64 || args.records == 0 || args.ops == 0 {
+        return Err("--threads must be 1..=64; --records and --ops at least 1".to_owned());
+    }
+    let workloads: Vec<Workload> = if args.workloads.is_empty() {
+        Workload::ALL.to_vec()
+    } else {
+        args.workloads.clone()
+    };
+    let engines: Vec<EngineKind> = if args.engines.is_empty() {
+        EngineKind::ALL.to_vec()
+    } else {
+        args.engines.clone()
+    };
+    let levels = if args.levels.is_empty() {
+        vec![Level::Kv, Level::Store]
+    } else {
+        args.levels.clone()
+    };
+    let settings = EngineSettings::from_files(&args.configs)?;
+    let started = crate::compare::started();
+    let mut results = Vec::new();
+    for &engine in &engines {
+        for &level in &levels {
+            let db_bench: Vec<Workload> = workloads
+                .iter()
+                .copied()
+                .filter(|workload| !workload.is_ycsb())
+                .filter(|workload| level == Level::Kv || *workload != Workload::Seekrandom)
+                .collect();
+            let ycsb: Vec<Workload> = workloads.iter().copied().filter(|w| w.is_ycsb()).collect();
+            results.extend(run_db_bench(engine, level, &db_bench, args, &settings)?);
+            results.extend(run_ycsb(engine, level, &ycsb, args, &settings)?);
+        }
+    }
+    std::fs::create_dir_all(&args.out).map_err(|err| format!("{}: {err}", args.out.display()))?;
+    let json = serde_json::to_string_pretty(&results).map_err(|err| err.to_string())?;
+    let json_path = args.out.join("bench.json");
+    std::fs::write(&json_path, json + "\n")
+        .map_err(|err| format!("{}: {err}", json_path.display()))?;
+    let summary = report::summary(&results, args, command, &started);
+    let summary_path = args.out.join("SUMMARY.md");
+    std::fs::write(&summary_path, &summary)
+        .map_err(|err| format!("{}: {err}", summary_path.display()))?;
+    println!("{summary}");
+    println!(
+        "Written to {} and {}",
+        json_path.display(),
+        summary_path.display()
+    );
+    Ok(())
+}
+
+/// A fresh engine in its own directory, removed when dropped.
+struct Fresh {
+    store: Box<dyn BenchStore>,
+    dir: PathBuf,
+}
+
+impl Fresh {
+    fn open(
+        engine: EngineKind,
+        durability: DurabilityMode,
+        settings: &EngineSettings,
+        args: &BenchArgs,
+        name: &str,
+        capacity: u64,
+    ) -> Result<Fresh, String> {
+        let dir = args
+            .data_dir
+            .join(format!("bench-{}-{name}", engine.name()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).map_err(|err| format!("{}: {err}", dir.display()))?;
+        let actors = u32::try_from(capacity).unwrap_or(u32::MAX);
+        let store = engines::open(engine, durability, settings, &dir, actors)?;
+        Ok(Fresh { store, dir })
+    }
+}
+
+impl Drop for Fresh {
+    fn drop(&mut self) {
+        let _ = self.store.close();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The durability writes run at: buffered, or none for the volatile memory
+/// engine (which cannot sync).
+fn durability_of(engine: EngineKind, sync: bool) -> Option<DurabilityMode> {
+    let wanted = if sync {
+        DurabilityMode::Sync
+    } else {
+        DurabilityMode::Buffered
+    };
+    DurabilityMode::for_engine(engine, &[wanted])
+        .first()
+        .copied()
+        .filter(|mode| !sync || *mode == DurabilityMode::Sync)
+}
+
+fn run_db_bench(
+    engine: EngineKind,
+    level: Level,
+    workloads: &[Workload],
+    args: &BenchArgs,
+    settings: &EngineSettings,
+) -> Result<Vec<BenchResult>, String> {
+    let mut results = Vec::new();
+    let filled: Vec<Workload> = workloads
+        .iter()
+        .copied()
+        .filter(|workload| *workload != Workload::Fillsync)
+        .collect();
+    if let (false, Some(durability)) = (filled.is_empty(), durability_of(engine, false)) {
+        let fresh = Fresh::open(engine, durability, settings, args, "db_bench", args.records)?;
+        let measured_fill = filled.contains(&Workload::Fillrandom);
+        for workload in [
+            Workload::Fillrandom,
+            Workload::Overwrite,
+            Workload::Readrandom,
+            Workload::Seekrandom,
+        ] {
+            let measured = filled.contains(&workload);
+            // Unmeasured, the fill still runs: the others need its keys.
+            let fill_only = workload == Workload::Fillrandom && !measured_fill;
+            if !measured && !fill_only {
+                continue;
+            }
+            let target = Target::new(fresh.store.as_ref(), level, workload, args.records);
+            let (result, _) = run(
+                &target,
+                engine,
+                level,
+                durability,
+                workload.name(),
+                args,
+                |thread, threads| {
+                    Box::new(Requests::new(
+                        workload,
+                        args.records,
+                        args.seed,
+                        (thread, threads),
+                    ))
+                },
+            )?;
+            if measured {
+                results.push(result);
+            }
+        }
+    }
+    if workloads.contains(&Workload::Fillsync) {
+        // The volatile memory engine cannot sync: it has no fillsync.
+        if let Some(durability) = durability_of(engine, true) {
+            let fresh = Fresh::open(engine, durability, settings, args, "fillsync", args.records)?;
+            let target = Target::new(
+                fresh.store.as_ref(),
+                level,
+                Workload::Fillsync,
+                args.records,
+            );
+            let (result, _) = run(
+                &target,
+                engine,
+                level,
+                durability,
+                "fillsync",
+                args,
+                |thread, threads| {
+                    Box::new(Requests::new(
+                        Workload::Fillsync,
+                        args.records,
+                        args.seed,
+                        (thread, threads),
+                    ))
+                },
+            )?;
+            results.push(result);
+        }
+    }
+    Ok(results)
+}
+
+fn run_ycsb(
+    engine: EngineKind,
+    level: Level,
+    workloads: &[Workload],
+    args: &BenchArgs,
+    settings: &EngineSettings,
+) -> Result<Vec<BenchResult>, String> {
+    let Some(durability) = durability_of(engine, false) else {
+        return Ok(Vec::new());
+    };
+    if workloads.is_empty() {
+        return Ok(Vec::new());
+    }
+    // Room for every record D and E may insert.
+    let capacity = args.records + 2 * args.ops + 64;
+    let fresh = Fresh::open(engine, durability, settings, args, "ycsb", capacity)?;
+    // One target through the sequence: at the Store level it keeps each
+    // record's version and lease from one workload to the next.
+    let mut target = Target::new(fresh.store.as_ref(), level, Workload::YcsbA, capacity);
+    let mut results = Vec::new();
+    // YCSB's load phase: every record inserted once, in order.
+    let (load, _) = run(&target, engine, level, durability, LOAD, args, |_, _| {
+        Box::new(LoadPhase {
+            next: 0,
+            records: args.records,
+        })
+    })?;
+    results.push(load);
+    let mut existing = args.records;
+    for workload in [
+        Workload::YcsbA,
+        Workload::YcsbB,
+        Workload::YcsbC,
+        Workload::YcsbF,
+        Workload::YcsbD,
+        Workload::YcsbE,
+    ] {
+        if !workloads.contains(&workload) {
+            continue;
+        }
+        target.set_workload(workload);
+        let (result, inserted) = run(
+            &target,
+            engine,
+            level,
+            durability,
+            workload.name(),
+            args,
+            |thread, threads| {
+                Box::new(Requests::new(
+                    workload,
+                    existing,
+                    args.seed,
+                    (thread, threads),
+                ))
+            },
+        )?;
+        // D's and E's inserts come after the records before them.
+        existing += inserted;
+        results.push(result);
+    }
+    Ok(results)
+}
+
+/// A source of requests for one client thread.
+trait RequestSource: Send {
+    /// The next request; `None` when the source is done early.
+    fn next_request(&mut self) -> Option<Request>;
+    /// Records this source inserted.
+    fn inserted(&self) -> u64 {
+        0
+    }
+}
+
+impl RequestSource for Requests {
+    fn next_request(&mut self) -> Option<Request> {
+        Some(self.next())
+    }
+
+    fn inserted(&self) -> u64 {
+        Requests::inserted_span(self)
+    }
+}
+
+/// YCSB's load phase: records 0.. in order, each inserted once (threads
+/// take every `threads`-th).
+struct LoadPhase {
+    next: u64,
+    records: u64,
+}
+
+impl RequestSource for LoadPhase {
+    fn next_request(&mut self) -> Option<Request> {
+        (self.next < self.records).then(|| {
+            self.next += 1;
+            Request::Insert(self.next - 1)
+        })
+    }
+}
+
+/// Runs `requests` requests (split over the threads; the load phase runs
+/// until its records are in) and times each. Returns the result and the
+/// records inserted.
+fn run(
+    target: &Target,
+    engine: EngineKind,
+    level: Level,
+    durability: DurabilityMode,
+    name: &str,
+    args: &BenchArgs,
+    source: impl Fn(usize, usize) -> Box<dyn RequestSource> + Sync,
+) -> Result<(BenchResult, u64), String> {
+    let threads = args.threads;
+    let requests = match Workload::ALL
+        .iter()
+        .find(|workload| workload.name() == name)
+    {
+        Some(workload) => workload.requests(args.ops),
+        None => args.records,
+    };
+    let per_thread = requests.div_ceil(threads as u64);
+    let started = Instant::now();
+    let logs: Vec<Result<ThreadLog, String>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|thread| {
+                let source = &source;
+                scope.spawn(move || {
+                    let mut requests = source(thread, threads);
+                    let mut log = ThreadLog::new();
+                    let mut issued = 0;
+                    while issued < per_thread {
+                        let Some(request) = requests.next_request() else {
+                            break;
+                        };
+                        // The load phase's records are split over the threads.
+                        if let (Request::Insert(record), LOAD) = (request, name) {
+                            if record % threads as u64 != thread as u64 {
+                                continue;
+                            }
+                        }
+                        let began = Instant::now();
+                        let found = target
+                            .serve(request)
+                            .map_err(|err| format!("{name} on {}: {err}", target.describe()))?;
+                        log.record(began.elapsed());
+                        if matches!(request, Request::Read(_) | Request::Scan { .. }) {
+                            log.reads += 1;
+                            log.found += u64::from(found);
+                        }
+                        issued += 1;
+                    }
+                    log.inserted = requests.inserted();
+                    Ok(log)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|handle| {
+                handle
+                    .join()
+                    .unwrap_or_else(|_| Err("a bench thread panicked".to_owned()))
+            })
+            .collect()
+    });
+    let elapsed = started.elapsed().as_secs_f64();
+    let mut all = ThreadLog::new();
+    let mut inserted = 0;
+    for log in logs {
+        let log = log?;
+        inserted = inserted.max(log.inserted);
+        all.merge(&log);
+    }
+    let done = all.latencies.len();
+    let quantile = |q: f64| all.latencies.value_at_quantile(q) as f64 / 1000.0;
+    Ok((
+        BenchResult {
+            workload: name.to_owned(),
+            engine,
+            engine_version: engine.version().to_owned(),
+            level,
+            durability,
+            threads,
+            requests: done,
+            elapsed_secs: elapsed,
+            ops_per_sec: done as f64 / elapsed.max(1e-9),
+            p50_us: quantile(0.5),
+            p99_us: quantile(0.99),
+            p999_us: quantile(0.999),
+            found: all.found,
+            reads: all.reads,
+        },
+        inserted,
+    ))
+}
+
+struct ThreadLog {
+    latencies: Histogram<u64>,
+    reads: u64,
+    found: u64,
+    inserted: u64,
+}
+
+impl ThreadLog {
+    fn new() -> ThreadLog {
+        ThreadLog {
+            // Bounds and precision are constants within hdrhistogram's limits.
+            latencies: Histogram::new_with_bounds(1, 3_600_000_000_000, 3)
+                .unwrap_or_else(|_| unreachable!()),
+            reads: 0,
+            found: 0,
+            inserted: 0,
+        }
+    }
+
+    fn record(&mut self, latency: std::time::Duration) {
+        let nanos = u64::try_from(latency.as_nanos()).unwrap_or(u64::MAX);
+        self.latencies.saturating_record(nanos.max(1));
+    }
+
+    fn merge(&mut self, other: &ThreadLog) {
+        // Same bounds on both sides: adding cannot fail.
+        let _ = self.latencies.add(&other.latencies);
+        self.reads += other.reads;
+        self.found += other.found;
+    }
+}

@@ -1,0 +1,137 @@
+//! The bench's report: one table per suite of ops/s (with the ratio to
+//! RocksDB at the same level), and one of p99 latency.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use super::target::{self, Level};
+use super::workload::Workload;
+use super::{BenchArgs, BenchResult, LOAD};
+use crate::engines::EngineKind;
+use crate::machine::Machine;
+
+pub fn summary(results: &[BenchResult], args: &BenchArgs, command: &str, started: &str) -> String {
+    let machine = Machine::describe(&args.data_dir);
+    let mut out = String::new();
+    let _ = writeln!(out, "# Standard workloads: db_bench and YCSB\n");
+    let _ = writeln!(out, "Reproduce with `{command}` (started {started}).\n");
+    let _ = writeln!(out, "- Machine: {}", machine.summary());
+    let mut versions: Vec<String> = results
+        .iter()
+        .map(|result| format!("{}: {}", result.engine.name(), result.engine_version))
+        .collect();
+    versions.sort_unstable();
+    versions.dedup();
+    let _ = writeln!(out, "- Engines: {}.", versions.join("; "));
+    let _ = writeln!(
+        out,
+        "- {} records, {} requests per workload (fillsync: {}), {} client thread(s), seed {}. \
+         Writes buffered (acknowledged before any fsync; redb: `Durability::None`) except \
+         fillsync's, which are synced; the memory engine is volatile (`none`) and has no fillsync. \
+         No memory limit.",
+        args.records,
+        args.ops,
+        Workload::Fillsync.requests(args.ops),
+        args.threads,
+        args.seed
+    );
+    let _ = writeln!(
+        out,
+        "- **kv**: the `KvEngine` (get, write, scan) — what db_bench and YCSB measure of a \
+         key-value store. **store**: through the Store, as an actor runtime calls it — a record \
+         is an actor, a read a `load`, a write a `save` under the actor's lease (acquired at its \
+         first write, and a lease grant is fsynced at every durability: the Store's fills pay an \
+         fsync per record), a scan a `list` of the actor type the record belongs to ({} records to a \
+         type), YCSB D's reads of the latest records are lease renewals; db_bench's seekrandom \
+         has no Store form (the Store has no seek).",
+        target::STORE_GROUP
+    );
+    let _ = writeln!(
+        out,
+        "- Cells: ops/s (× RocksDB at the same level); the second table of each suite gives p99 µs."
+    );
+    for (title, ycsb, note) in [
+        (
+            "db_bench",
+            false,
+            "16-byte keys, 100-byte values; fillrandom into an empty engine, then overwrite, \
+             readrandom and seekrandom on it (keys drawn with replacement, so about 63 % of the \
+             reads find a key, as in db_bench).",
+        ),
+        (
+            "YCSB",
+            true,
+            "1000-byte records, scrambled Zipfian(0.99) unless stated: load = the load phase; \
+             A 50/50 read/update, B 95/5, C read-only, F 50/50 read/read-modify-write, D 95/5 \
+             read-latest/insert, E 95/5 scan (1–100 records)/insert — run in YCSB's order \
+             (load, A, B, C, F, D, E) on one engine.",
+        ),
+    ] {
+        let rows: Vec<&BenchResult> = results
+            .iter()
+            .filter(|result| (result.workload == LOAD || is_ycsb_name(&result.workload)) == ycsb)
+            .collect();
+        if rows.is_empty() {
+            continue;
+        }
+        let _ = writeln!(out, "\n## {title}\n\n{note}\n");
+        table(&mut out, &rows, |result| {
+            let yardstick = rows.iter().find(|peer| {
+                peer.engine == EngineKind::Rocksdb
+                    && peer.level == result.level
+                    && peer.workload == result.workload
+            });
+            match yardstick {
+                Some(rocksdb) if result.engine != EngineKind::Rocksdb => format!(
+                    "{:.0} (×{:.2})",
+                    result.ops_per_sec,
+                    result.ops_per_sec / rocksdb.ops_per_sec.max(1e-9)
+                ),
+                _ => format!("{:.0}", result.ops_per_sec),
+            }
+        });
+        let _ = writeln!(out);
+        table(&mut out, &rows, |result| format!("{:.1}", result.p99_us));
+    }
+    out
+}
+
+fn is_ycsb_name(name: &str) -> bool {
+    name.starts_with("ycsb-")
+}
+
+/// Rows: engine and level; columns: workloads in the order they ran.
+fn table(out: &mut String, rows: &[&BenchResult], cell: impl Fn(&BenchResult) -> String) {
+    let mut columns: Vec<&str> = Vec::new();
+    for result in rows {
+        if !columns.contains(&result.workload.as_str()) {
+            columns.push(&result.workload);
+        }
+    }
+    let mut grid: BTreeMap<(Level, EngineKind), BTreeMap<&str, String>> = BTreeMap::new();
+    for result in rows {
+        grid.entry((result.level, result.engine))
+            .or_default()
+            .insert(&result.workload, cell(result));
+    }
+    let _ = write!(out, "| level | engine |");
+    for column in &columns {
+        let _ = write!(out, " {column} |");
+    }
+    let _ = write!(out, "\n|---|---|");
+    for _ in &columns {
+        out.push_str("--:|");
+    }
+    out.push('\n');
+    for ((level, engine), cells) in &grid {
+        let level = match level {
+            Level::Kv => "kv",
+            Level::Store => "store",
+        };
+        let _ = write!(out, "| {level} | {} |", engine.name());
+        for column in &columns {
+            let _ = write!(out, " {} |", cells.get(column).map_or("–", String::as_str));
+        }
+        out.push('\n');
+    }
+}

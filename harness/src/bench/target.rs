@@ -1,0 +1,284 @@
+//! Where a benchmark's requests go: straight to the key-value engine, or
+//! through the Store as an actor runtime would call it.
+
+use std::ops::{Bound, ControlFlow};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use leasehold_core::kv::{KeyRange, WriteBatch};
+use leasehold_core::{
+    Acquire, ActorKey, Durability, KvEngine, NodeId, SnapshotWrite, StoreError, Timestamp,
+};
+use leasehold_workloads::state::StatePool;
+
+use super::workload::{key, Request, Workload};
+use crate::engines::BenchStore;
+
+/// The level a benchmark runs at.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    clap::ValueEnum,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    /// `KvEngine` get / write / scan: what db_bench and YCSB measure of a
+    /// key-value store.
+    Kv,
+    /// The Store: a record is an actor, a read a `load`, a write a `save`
+    /// under the actor's lease (acquired at its first write), a scan a `list`
+    /// of the actor type its record belongs to (records are grouped
+    /// `STORE_GROUP` to a type); YCSB D's reads of the latest records are
+    /// lease renewals.
+    Store,
+}
+
+/// Records per actor type at the Store level: YCSB E's scan lists one type.
+pub const STORE_GROUP: u64 = 50;
+/// The Store level's leases outlast any benchmark.
+const LEASE: Duration = Duration::from_secs(24 * 3600);
+/// The Store level's clock: fixed, so nothing expires.
+const NOW_MS: u64 = 1_000_000;
+/// Tries of a save that lost a version race to another benchmark thread.
+const SAVE_TRIES: usize = 8;
+
+/// What a request did: for reads, whether the record was there.
+pub type Served = Result<bool, String>;
+
+pub struct Target<'a> {
+    store: &'a dyn BenchStore,
+    level: Level,
+    workload: Workload,
+    pool: StatePool,
+    /// Per record at the Store level: the version saved last and the epoch
+    /// of the lease held (0: none yet).
+    versions: Vec<AtomicU64>,
+    epochs: Vec<AtomicU64>,
+    writes: AtomicU64,
+    node: NodeId,
+}
+
+impl<'a> Target<'a> {
+    /// A target for records numbered below `capacity`.
+    pub fn new(
+        store: &'a dyn BenchStore,
+        level: Level,
+        workload: Workload,
+        capacity: u64,
+    ) -> Target<'a> {
+        let slots = if level == Level::Store {
+            capacity as usize
+        } else {
+            0
+        };
+        Target {
+            store,
+            level,
+            workload,
+            pool: StatePool::new(7, workload.value_bytes()),
+            versions: (0..slots).map(|_| AtomicU64::new(0)).collect(),
+            epochs: (0..slots).map(|_| AtomicU64::new(0)).collect(),
+            writes: AtomicU64::new(0),
+            node: NodeId::new("bench"),
+        }
+    }
+
+    /// The same records, asked by another workload of the same suite.
+    pub fn set_workload(&mut self, workload: Workload) {
+        debug_assert_eq!(workload.is_ycsb(), self.workload.is_ycsb());
+        self.workload = workload;
+    }
+
+    /// "lsm at the kv level".
+    pub fn describe(&self) -> String {
+        format!("{} at the {:?} level", self.store.name(), self.level).to_lowercase()
+    }
+
+    /// Serves one request.
+    pub fn serve(&self, request: Request) -> Served {
+        match (self.level, request) {
+            (Level::Kv, Request::Read(record)) => self.kv_get(record),
+            (Level::Kv, Request::Write { record, sync }) => self.kv_put(record, sync),
+            (Level::Kv, Request::Insert(record)) => self.kv_put(record, false),
+            (Level::Kv, Request::Scan { record, len }) => self.kv_scan(record, len),
+            (Level::Kv, Request::ReadModifyWrite(record)) => {
+                self.kv_get(record)?;
+                self.kv_put(record, false)
+            }
+            (Level::Store, Request::Read(record)) if self.workload == Workload::YcsbD => {
+                self.renew(record)
+            }
+            (Level::Store, Request::Read(record)) => self.load(record),
+            (Level::Store, Request::Write { record, .. } | Request::Insert(record)) => {
+                self.save(record)
+            }
+            (Level::Store, Request::Scan { record, .. }) => self.list(record),
+            (Level::Store, Request::ReadModifyWrite(record)) => {
+                self.load(record)?;
+                self.save(record)
+            }
+        }
+    }
+
+    fn engine(&self) -> Result<&dyn KvEngine, String> {
+        self.store
+            .kv_engine()
+            .ok_or_else(|| "this store has no key-value engine to benchmark".to_owned())
+    }
+
+    fn value(&self, record: u64) -> bytes::Bytes {
+        let write = self.writes.fetch_add(1, Ordering::Relaxed);
+        self.pool
+            .state(record as u32, write, self.workload.value_bytes())
+    }
+
+    fn kv_get(&self, record: u64) -> Served {
+        let found = self
+            .engine()?
+            .get(&key(self.workload, record))
+            .map_err(|err| err.to_string())?;
+        Ok(found.is_some())
+    }
+
+    fn kv_put(&self, record: u64, sync: bool) -> Served {
+        let mut batch = WriteBatch::new();
+        batch.put(key(self.workload, record), self.value(record).to_vec());
+        let durability = if sync {
+            Durability::Sync
+        } else {
+            Durability::Buffered
+        };
+        self.engine()?
+            .write(batch, durability)
+            .map_err(|err| err.to_string())?;
+        Ok(true)
+    }
+
+    fn kv_scan(&self, record: u64, len: usize) -> Served {
+        let range = KeyRange {
+            start: Bound::Included(key(self.workload, record)),
+            end: Bound::Unbounded,
+        };
+        let mut seen = 0;
+        self.engine()?
+            .scan(&range, &mut |_, _| {
+                seen += 1;
+                if seen >= len {
+                    ControlFlow::Break(())
+                } else {
+                    ControlFlow::Continue(())
+                }
+            })
+            .map_err(|err| err.to_string())?;
+        Ok(seen > 0)
+    }
+
+    fn actor(&self, record: u64) -> ActorKey {
+        let id = String::from_utf8_lossy(&key(self.workload, record)).into_owned();
+        ActorKey::new(format!("g{:06}", record / STORE_GROUP), id)
+    }
+
+    fn now() -> Timestamp {
+        Timestamp::from_millis(NOW_MS)
+    }
+
+    fn slot(&self, record: u64) -> Result<usize, String> {
+        let slot = record as usize;
+        if slot >= self.versions.len() {
+            return Err(format!(
+                "record {record} is beyond the benchmark's {}",
+                self.versions.len()
+            ));
+        }
+        Ok(slot)
+    }
+
+    fn load(&self, record: u64) -> Served {
+        let loaded = self
+            .store
+            .load(&self.actor(record), Self::now())
+            .map_err(|err| err.to_string())?;
+        Ok(loaded.is_some())
+    }
+
+    fn list(&self, record: u64) -> Served {
+        let actor = self.actor(record);
+        let listed = self
+            .store
+            .list(&actor.actor_type, Self::now())
+            .map_err(|err| err.to_string())?;
+        Ok(!listed.is_empty())
+    }
+
+    fn renew(&self, record: u64) -> Served {
+        let slot = self.slot(record)?;
+        let epoch = self.epochs[slot].load(Ordering::Acquire);
+        if epoch == 0 {
+            // Never written: nothing to renew, as a read would find nothing.
+            return Ok(false);
+        }
+        self.store
+            .renew(&self.actor(record), &self.node, epoch, Self::now())
+            .map_err(|err| err.to_string())?;
+        Ok(true)
+    }
+
+    /// Saves a new version under the record's lease (acquired first if this
+    /// is its first write); a version race lost to another thread reloads
+    /// and tries again.
+    fn save(&self, record: u64) -> Served {
+        let slot = self.slot(record)?;
+        let actor = self.actor(record);
+        let mut epoch = self.epochs[slot].load(Ordering::Acquire);
+        if epoch == 0 {
+            match self
+                .store
+                .try_acquire(&actor, &self.node, LEASE, Self::now())
+                .map_err(|err| err.to_string())?
+            {
+                Acquire::Acquired(lease) => {
+                    epoch = lease.epoch;
+                    self.epochs[slot].store(epoch, Ordering::Release);
+                }
+                Acquire::Held { .. } => {
+                    // Another thread of this node is acquiring it: use its lease.
+                    epoch = self
+                        .store
+                        .get_lease(&actor)
+                        .map_err(|err| err.to_string())?
+                        .map_or(0, |lease| lease.epoch);
+                }
+            }
+        }
+        for _ in 0..SAVE_TRIES {
+            let version = self.versions[slot].load(Ordering::Acquire);
+            let write = SnapshotWrite::new(actor.clone(), self.value(record));
+            match self.store.save(write, version, epoch, Self::now()) {
+                Ok(snapshot) => {
+                    self.versions[slot].fetch_max(snapshot.version, Ordering::AcqRel);
+                    return Ok(true);
+                }
+                Err(StoreError::VersionConflict { .. }) => {
+                    let current = self
+                        .store
+                        .load(&actor, Self::now())
+                        .map_err(|err| err.to_string())?
+                        .map_or(0, |snapshot| snapshot.version);
+                    self.versions[slot].fetch_max(current, Ordering::AcqRel);
+                }
+                Err(err) => return Err(err.to_string()),
+            }
+        }
+        Err(format!(
+            "record {record}: {SAVE_TRIES} saves in a row lost a version race"
+        ))
+    }
+}

@@ -1,0 +1,312 @@
+//! The standard workloads, as their authors published them.
+//!
+//! db_bench (LevelDB/RocksDB `tools/db_bench`): 16-byte keys, 100-byte
+//! values, `--num` keys drawn uniformly at random; `fillrandom` into an empty
+//! database, `overwrite` and `readrandom` and `seekrandom` over the filled
+//! one, `fillsync` a thousandth as many writes, each synced.
+//!
+//! YCSB core workloads (`workloads/workloada` … `workloadf`): 1000-byte
+//! records (ten 100-byte fields), keys `user<hash>`, request distribution
+//! scrambled Zipfian (θ 0.99) unless stated:
+//! A 50 % read / 50 % update; B 95 / 5; C read only; D 95 % read of the latest
+//! records / 5 % insert; E 95 % scan of 1–100 records / 5 % insert; F 50 %
+//! read / 50 % read-modify-write.
+
+use leasehold_core::codec::fnv1a;
+use leasehold_core::rng::SplitMix64;
+use leasehold_workloads::popularity::ScrambledZipf;
+
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    clap::ValueEnum,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum Workload {
+    Fillrandom,
+    Overwrite,
+    Readrandom,
+    Seekrandom,
+    Fillsync,
+    YcsbA,
+    YcsbB,
+    YcsbC,
+    YcsbD,
+    YcsbE,
+    YcsbF,
+}
+
+/// One request of a workload.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Request {
+    Read(u64),
+    /// Write a record (new or existing); `sync` for fillsync.
+    Write {
+        record: u64,
+        sync: bool,
+    },
+    /// A record that did not exist yet (YCSB D and E).
+    Insert(u64),
+    /// Up to `len` records from `record` on.
+    Scan {
+        record: u64,
+        len: usize,
+    },
+    ReadModifyWrite(u64),
+}
+
+impl Request {
+    #[cfg(test)]
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Request::Read(_) => "read",
+            Request::Write { .. } => "write",
+            Request::Insert(_) => "insert",
+            Request::Scan { .. } => "scan",
+            Request::ReadModifyWrite(_) => "read-modify-write",
+        }
+    }
+}
+
+/// The longest YCSB E scan (YCSB's `maxscanlength`).
+pub const SCAN_LENGTH_MAX: u64 = 100;
+/// The YCSB Zipfian constant.
+const ZIPF_THETA: f64 = 0.99;
+
+impl Workload {
+    pub const ALL: [Workload; 11] = [
+        Workload::Fillrandom,
+        Workload::Overwrite,
+        Workload::Readrandom,
+        Workload::Seekrandom,
+        Workload::Fillsync,
+        Workload::YcsbA,
+        Workload::YcsbB,
+        Workload::YcsbC,
+        Workload::YcsbD,
+        Workload::YcsbE,
+        Workload::YcsbF,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Workload::Fillrandom => "fillrandom",
+            Workload::Overwrite => "overwrite",
+            Workload::Readrandom => "readrandom",
+            Workload::Seekrandom => "seekrandom",
+            Workload::Fillsync => "fillsync",
+            Workload::YcsbA => "ycsb-a",
+            Workload::YcsbB => "ycsb-b",
+            Workload::YcsbC => "ycsb-c",
+            Workload::YcsbD => "ycsb-d",
+            Workload::YcsbE => "ycsb-e",
+            Workload::YcsbF => "ycsb-f",
+        }
+    }
+
+    pub fn is_ycsb(self) -> bool {
+        self >= Workload::YcsbA
+    }
+
+    /// db_bench's key and value sizes, or YCSB's.
+    pub fn value_bytes(self) -> u32 {
+        if self.is_ycsb() {
+            1000
+        } else {
+            100
+        }
+    }
+
+    /// Requests this workload makes when asked for `ops` (fillsync: a
+    /// thousandth, at least 1000, as db_bench's `fillsync` writes num/1000).
+    pub fn requests(self, ops: u64) -> u64 {
+        match self {
+            Workload::Fillsync => (ops / 1000).max(1000),
+            _ => ops,
+        }
+    }
+}
+
+/// Draws one workload's requests over `records` existing records; inserts
+/// take the next numbers after them.
+pub struct Requests {
+    workload: Workload,
+    records: u64,
+    rng: SplitMix64,
+    zipf: ScrambledZipf,
+    inserted: u64,
+    /// This client thread and how many there are: thread `t` inserts
+    /// records `records + t`, `records + t + threads`, …
+    thread: u64,
+    threads: u64,
+}
+
+impl Requests {
+    pub fn new(
+        workload: Workload,
+        records: u64,
+        seed: u64,
+        (thread, threads): (usize, usize),
+    ) -> Requests {
+        let items = u32::try_from(records.max(1)).unwrap_or(u32::MAX);
+        Requests {
+            workload,
+            records,
+            rng: SplitMix64::new(seed ^ (workload as u64) << 8 ^ thread as u64),
+            zipf: ScrambledZipf::new(items, ZIPF_THETA),
+            inserted: 0,
+            thread: thread as u64,
+            threads: threads.max(1) as u64,
+        }
+    }
+
+    /// Records this thread inserted so far.
+    #[cfg(test)]
+    pub fn inserted(&self) -> u64 {
+        self.inserted
+    }
+
+    /// Record numbers the inserts of every thread may have taken, if each
+    /// inserted as many as this one: where the next workload's inserts start.
+    pub fn inserted_span(&self) -> u64 {
+        self.inserted * self.threads
+    }
+
+    fn uniform(&mut self) -> u64 {
+        self.rng.below(self.records.max(1))
+    }
+
+    fn zipfian(&mut self) -> u64 {
+        u64::from(self.zipf.next(&mut self.rng)) % self.records.max(1)
+    }
+
+    /// YCSB's skewed-latest: the newest record is the most popular.
+    fn latest(&mut self) -> u64 {
+        let newest = self.records + self.inserted * self.threads;
+        let rank = u64::from(self.zipf.rank(&mut self.rng));
+        newest.saturating_sub(1 + rank % newest.max(1))
+    }
+
+    fn insert(&mut self) -> Request {
+        let record = self.records + self.inserted * self.threads + self.thread;
+        self.inserted += 1;
+        Request::Insert(record)
+    }
+
+    pub fn next(&mut self) -> Request {
+        let roll = self.rng.below(100);
+        match self.workload {
+            Workload::Fillrandom | Workload::Overwrite => Request::Write {
+                record: self.uniform(),
+                sync: false,
+            },
+            Workload::Fillsync => Request::Write {
+                record: self.uniform(),
+                sync: true,
+            },
+            Workload::Readrandom => Request::Read(self.uniform()),
+            Workload::Seekrandom => Request::Scan {
+                record: self.uniform(),
+                len: 1,
+            },
+            Workload::YcsbA if roll < 50 => Request::Read(self.zipfian()),
+            Workload::YcsbA => Request::Write {
+                record: self.zipfian(),
+                sync: false,
+            },
+            Workload::YcsbB if roll < 95 => Request::Read(self.zipfian()),
+            Workload::YcsbB => Request::Write {
+                record: self.zipfian(),
+                sync: false,
+            },
+            Workload::YcsbC => Request::Read(self.zipfian()),
+            Workload::YcsbD if roll < 95 => Request::Read(self.latest()),
+            Workload::YcsbD => self.insert(),
+            Workload::YcsbE if roll < 95 => Request::Scan {
+                record: self.zipfian(),
+                len: 1 + self.rng.below(SCAN_LENGTH_MAX) as usize,
+            },
+            Workload::YcsbE => self.insert(),
+            Workload::YcsbF if roll < 50 => Request::Read(self.zipfian()),
+            Workload::YcsbF => Request::ReadModifyWrite(self.zipfian()),
+        }
+    }
+}
+
+/// The key of `record`: db_bench's 16-digit number, or YCSB's `user` and
+/// the record number's hash (YCSB's `insertorder=hashed`), so the hot
+/// records are spread over the key space.
+pub fn key(workload: Workload, record: u64) -> Vec<u8> {
+    if workload.is_ycsb() {
+        format!("user{:020}", fnv1a(&record.to_le_bytes())).into_bytes()
+    } else {
+        format!("{record:016}").into_bytes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mix(workload: Workload) -> std::collections::BTreeMap<&'static str, u64> {
+        let mut requests = Requests::new(workload, 10_000, 1, (0, 1));
+        let mut counts = std::collections::BTreeMap::new();
+        for _ in 0..20_000 {
+            *counts.entry(requests.next().kind()).or_insert(0) += 1;
+        }
+        counts
+    }
+
+    #[test]
+    fn the_mixes_are_the_published_ones() {
+        let share = |counts: &std::collections::BTreeMap<&str, u64>, kind: &str| {
+            *counts.get(kind).unwrap_or(&0) as f64 / 20_000.0
+        };
+        let a = mix(Workload::YcsbA);
+        assert!((share(&a, "read") - 0.5).abs() < 0.02, "{a:?}");
+        let b = mix(Workload::YcsbB);
+        assert!((share(&b, "write") - 0.05).abs() < 0.01, "{b:?}");
+        assert_eq!(share(&mix(Workload::YcsbC), "read"), 1.0);
+        let d = mix(Workload::YcsbD);
+        assert!((share(&d, "insert") - 0.05).abs() < 0.01, "{d:?}");
+        let e = mix(Workload::YcsbE);
+        assert!((share(&e, "scan") - 0.95).abs() < 0.01, "{e:?}");
+        let f = mix(Workload::YcsbF);
+        assert!((share(&f, "read-modify-write") - 0.5).abs() < 0.02, "{f:?}");
+        assert_eq!(share(&mix(Workload::Readrandom), "read"), 1.0);
+    }
+
+    #[test]
+    fn latest_prefers_the_newest_records_and_zipfian_the_hot_ones() {
+        let mut requests = Requests::new(Workload::YcsbD, 10_000, 3, (0, 1));
+        let mut newest = 0;
+        let mut reads = 0;
+        for _ in 0..20_000 {
+            if let Request::Read(record) = requests.next() {
+                reads += 1;
+                if record + 100 >= 10_000 + requests.inserted() {
+                    newest += 1;
+                }
+            }
+        }
+        // The newest 1 % of the records get far more than 1 % of the reads.
+        assert!(newest * 5 > reads, "{newest} of {reads}");
+        let mut requests = Requests::new(Workload::YcsbC, 10_000, 3, (0, 1));
+        let mut counts = std::collections::HashMap::new();
+        for _ in 0..20_000 {
+            if let Request::Read(record) = requests.next() {
+                *counts.entry(record).or_insert(0u32) += 1;
+            }
+        }
+        let hottest = counts.values().max().copied().unwrap_or(0);
+        assert!(hottest > 200, "the hottest record got {hottest} of 20 000");
+    }
+}
