@@ -21,6 +21,7 @@ mod machine;
 mod measure;
 mod metrics;
 mod operator;
+mod ratios;
 mod regime;
 mod replay;
 mod report;
@@ -270,6 +271,13 @@ enum Command {
         #[command(flatten)]
         args: bench::BenchArgs,
     },
+    /// Every engine's throughput and p99 as a ratio to RocksDB's, in memory
+    /// and beyond it side by side, from two comparisons' results:
+    /// RATIOS.md and plots/ratio-*.svg.
+    Ratios {
+        #[command(flatten)]
+        args: ratios::RatiosArgs,
+    },
     /// Crash-recovery fuzzing of an engine on the simulated disk.
     CrashFuzz {
         #[arg(long, value_enum)]
@@ -409,6 +417,7 @@ fn main() -> ExitCode {
             result_json.as_deref(),
         )
         .map(|()| 0),
+        Command::Ratios { args } => ratios::write(&args).map(|()| 0),
         Command::Bench { args } => {
             let mut command = std::env::args().collect::<Vec<_>>();
             command[0] = "leasehold".to_owned();

@@ -102,6 +102,7 @@ fn charts(scenario: &ScenarioReport) -> Vec<(&'static str, Chart<'static>)> {
                             .then_some(result.throughput_ops_per_sec)
                     }),
                 )],
+                reference: None,
             },
         ),
         (
@@ -129,6 +130,7 @@ fn charts(scenario: &ScenarioReport) -> Vec<(&'static str, Chart<'static>)> {
                         per_run(&|result| all(result, |l| l.max_us)),
                     ),
                 ],
+                reference: None,
             },
         ),
         (
@@ -149,6 +151,7 @@ fn charts(scenario: &ScenarioReport) -> Vec<(&'static str, Chart<'static>)> {
                     ),
                     ("space".to_owned(), per_run(&|result| result.space_amp)),
                 ],
+                reference: None,
             },
         ),
     ]

@@ -21,12 +21,38 @@ pub struct Chart<'a> {
     pub groups: Vec<String>,
     /// (series name, one value per group; `None` draws no bar).
     pub series: Vec<(String, Vec<Option<f64>>)>,
+    /// A value to mark across the plot (1 on a chart of ratios).
+    pub reference: Option<f64>,
 }
 
 fn escape(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
+}
+
+/// A linear axis: a round step (1, 2, 2.5 or 5 × 10ⁿ) that cuts it into at
+/// most six intervals, and the first multiple of that step at or above
+/// `max`, so every tick reads as a round number.
+pub fn round_axis(max: f64) -> (f64, f64) {
+    let max = if max.is_finite() && max > 0.0 {
+        max
+    } else {
+        1.0
+    };
+    let magnitude = 10f64.powf((max / 5.0).log10().floor());
+    let step = [1.0, 2.0, 2.5, 5.0, 10.0]
+        .iter()
+        .map(|multiple| multiple * magnitude)
+        .find(|step| max / step <= 6.0)
+        .unwrap_or(10.0 * magnitude);
+    ((max / step).ceil().max(1.0) * step, step)
+}
+
+/// A tick's label: the round number, with no trailing zeros.
+fn tick_label(value: f64) -> String {
+    let rounded = (value * 1e6).round() / 1e6;
+    format!("{rounded}")
 }
 
 fn label(value: f64) -> String {
@@ -54,7 +80,7 @@ impl Chart<'_> {
                 10f64.powf(max.log10().ceil()),
             )
         } else {
-            (0.0, max * 1.1)
+            (0.0, round_axis(max * 1.05).0)
         };
         let plot_height = HEIGHT - TOP - BOTTOM;
         let y_of = |value: f64| {
@@ -77,7 +103,7 @@ impl Chart<'_> {
             WIDTH / 2.0,
             escape(&self.title)
         );
-        // Axis ticks: decades on a log scale, fifths otherwise.
+        // Axis ticks: decades on a log scale, round steps otherwise.
         let ticks: Vec<f64> = if self.log {
             let mut ticks = Vec::new();
             let mut tick = floor;
@@ -87,9 +113,9 @@ impl Chart<'_> {
             }
             ticks
         } else {
-            (0..=5)
-                .map(|step| ceiling * f64::from(step) / 5.0)
-                .collect()
+            let step = round_axis(max * 1.05).1;
+            let intervals = (ceiling / step).round() as u32;
+            (0..=intervals).map(|n| step * f64::from(n)).collect()
         };
         for tick in ticks {
             let y = y_of(tick);
@@ -99,7 +125,15 @@ impl Chart<'_> {
                 WIDTH - RIGHT,
                 LEFT - 6.0,
                 y + 4.0,
-                label(tick)
+                tick_label(tick)
+            );
+        }
+        if let Some(reference) = self.reference {
+            let y = y_of(reference);
+            let _ = writeln!(
+                svg,
+                r##"<line x1="{LEFT}" x2="{}" y1="{y:.1}" y2="{y:.1}" stroke="#333" stroke-dasharray="4 3"/>"##,
+                WIDTH - RIGHT
             );
         }
         let _ = writeln!(
@@ -175,6 +209,7 @@ mod tests {
             log: true,
             groups: vec!["a".to_owned(), "b".to_owned()],
             series: vec![("s".to_owned(), vec![Some(10.0), None])],
+            reference: None,
         };
         let svg = chart.render();
         assert_eq!(
@@ -183,5 +218,27 @@ mod tests {
             "one bar, one legend swatch"
         );
         assert!(svg.contains("t &lt;&amp;&gt;"));
+    }
+
+    #[test]
+    fn linear_axes_have_round_ticks() {
+        assert_eq!(round_axis(47_312.0), (50_000.0, 10_000.0));
+        assert_eq!(round_axis(1.83), (2.0, 0.5));
+        assert_eq!(round_axis(0.7), (0.8, 0.2));
+        assert_eq!(round_axis(12.0), (12.0, 2.0));
+        let chart = Chart {
+            title: "t".to_owned(),
+            unit: "ops/s",
+            log: false,
+            groups: vec!["a".to_owned()],
+            series: vec![("s".to_owned(), vec![Some(47_312.0)])],
+            reference: Some(1.0),
+        };
+        let svg = chart.render();
+        for tick in [">0<", ">10000<", ">50000<"] {
+            assert!(svg.contains(tick), "{tick} missing");
+        }
+        assert!(!svg.contains(">52043<"), "a tick at 1.1 × the maximum");
+        assert!(svg.contains("stroke-dasharray"), "the reference line");
     }
 }

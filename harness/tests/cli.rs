@@ -69,6 +69,38 @@ fn compare_writes_results_summary_and_plots_for_every_engine() {
     .unwrap();
     assert!(!recovery["result"]["reopens"].as_array().unwrap().is_empty());
     assert!(summary.contains("Reproduce with `leasehold compare --scale 0.01"));
+    // Ratios to RocksDB from the results (the same comparison stands in for
+    // both regimes here, so both columns must agree).
+    let ratios = dir.path().join("ratios");
+    let output = leasehold()
+        .arg("ratios")
+        .arg("--in-memory")
+        .arg(&out)
+        .arg("--beyond-memory")
+        .arg(&out)
+        .arg("--out")
+        .arg(&ratios)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let text = std::fs::read_to_string(ratios.join("RATIOS.md")).unwrap();
+    let row = text
+        .lines()
+        .find(|line| line.starts_with("| rocksdb-blob | sync |"))
+        .unwrap_or_else(|| panic!("{text}"));
+    let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+    assert_eq!(
+        cells[3], cells[4],
+        "the same results in both columns: {row}"
+    );
+    assert!(cells[3].parse::<f64>().unwrap() > 0.0, "{row}");
+    assert!(ratios
+        .join("plots/ratio-steady-zipf-throughput.svg")
+        .exists());
 }
 
 #[test]
