@@ -352,8 +352,14 @@ pub fn replay(
     let duplicate_owners = sum(|judge| judge.check.duplicate_owners);
     let epochs_not_raised = sum(|judge| judge.check.epochs_not_raised);
     let last_ms = judges.iter().map(|judge| judge.last_ms).max().unwrap_or(0);
+    // A cap that fell among the set-up ops measured nothing.
+    let ops = match (&baseline, source.measure_at()) {
+        (Some(baseline), _) => judged.saturating_sub(baseline.index),
+        (None, Some(_)) => 0,
+        (None, None) => judged,
+    };
     Ok(ReplayOutcome {
-        ops: judged.saturating_sub(baseline.as_ref().map_or(0, |baseline| baseline.index)) as u64,
+        ops: ops as u64,
         baseline,
         elapsed,
         latencies,

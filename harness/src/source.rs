@@ -2,7 +2,7 @@
 //! process) or a trace file streamed a window at a time, so a replaying child
 //! holds one window of the trace, not all of it, inside its memory budget.
 
-use leasehold_workloads::trace::{Trace, TraceFile, TraceHeader, TraceOp};
+use leasehold_workloads::trace::{Op, Trace, TraceFile, TraceHeader, TraceOp};
 
 /// Ops a replay holds at once: whole-store ops aside, the threads replay a
 /// window between two barriers.
@@ -12,6 +12,9 @@ pub trait OpSource {
     fn header(&self) -> &TraceHeader;
     /// Ops in the whole trace.
     fn total_ops(&self) -> u64;
+    /// Where the trace's `Measure` marker is, if it has one (the ops before
+    /// it set the store up and are not measured).
+    fn measure_at(&self) -> Option<u64>;
     /// Replaces `window`'s contents with the next ops (at least one chunk,
     /// about `WINDOW_OPS`); leaves it empty at the end of the trace.
     fn next_window(&mut self, window: &mut Vec<TraceOp>) -> Result<(), String>;
@@ -36,6 +39,14 @@ impl OpSource for InMemory<'_> {
 
     fn total_ops(&self) -> u64 {
         self.trace.ops.len() as u64
+    }
+
+    fn measure_at(&self) -> Option<u64> {
+        self.trace
+            .ops
+            .iter()
+            .position(|op| op.op == Op::Measure)
+            .map(|at| at as u64)
     }
 
     fn next_window(&mut self, window: &mut Vec<TraceOp>) -> Result<(), String> {
@@ -71,6 +82,10 @@ impl OpSource for Streamed {
 
     fn total_ops(&self) -> u64 {
         self.file.total_ops
+    }
+
+    fn measure_at(&self) -> Option<u64> {
+        self.file.measure_at
     }
 
     fn next_window(&mut self, window: &mut Vec<TraceOp>) -> Result<(), String> {

@@ -385,3 +385,37 @@ fn the_time_cap_stops_a_replay_and_says_how_far_it_got() {
         capped.describe()
     );
 }
+
+#[test]
+fn a_replay_capped_before_its_measure_marker_measured_nothing() {
+    // 2 ms per write: the 1 s cap ends the run inside its set-up saves.
+    let scenario = Scenario::find("activation-storm").unwrap();
+    let trace = generate(&scenario, 0.1).unwrap().trace;
+    let marker = trace
+        .ops
+        .iter()
+        .position(|op| op.op == Op::Measure)
+        .unwrap();
+    assert!(
+        marker > 1_000,
+        "{marker} set-up ops: the cap must fall among them"
+    );
+    let (_dir, data) = spec_dir();
+    std::fs::create_dir_all(&data).unwrap();
+    let store = Box::new(KvStore::new(FakeEngine::open(&data), Durability::Buffered));
+    let outcome = replay(
+        &mut InMemory::new(&trace),
+        store,
+        None,
+        ReplayOptions {
+            threads: 2,
+            open_loop_rate: None,
+            time_cap: Some(Duration::from_secs(1)),
+        },
+        None,
+    )
+    .unwrap();
+    assert!(outcome.time_capped);
+    assert!(outcome.replayed < marker as u64, "{}", outcome.replayed);
+    assert_eq!(outcome.ops, 0, "set-up ops counted as measured");
+}

@@ -110,6 +110,9 @@ fn a_trace_file_streams_chunk_by_chunk_and_is_checked_before_it_is_replayed() {
     let mut file = TraceFile::open(&path).unwrap();
     assert_eq!(file.total_ops, trace.ops.len() as u64);
     assert_eq!(file.reader.header(), &trace.header);
+    let marker = trace.ops.iter().position(|op| op.op == Op::Measure);
+    assert!(marker.is_some());
+    assert_eq!(file.measure_at, marker.map(|at| at as u64));
     let mut ops = Vec::new();
     let mut chunks = 0;
     while file.reader.next_chunk(&mut ops).unwrap() {

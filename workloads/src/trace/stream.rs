@@ -277,6 +277,8 @@ impl<R: Read> TraceReader<R> {
 pub struct TraceFile {
     pub reader: TraceReader<std::io::BufReader<std::fs::File>>,
     pub total_ops: u64,
+    /// Where the trace's `Measure` marker is (set-up ops come before it).
+    pub measure_at: Option<u64>,
 }
 
 impl TraceFile {
@@ -292,14 +294,26 @@ impl TraceFile {
         };
         let mut checking = open()?;
         let mut ops = Vec::with_capacity(CHUNK_OPS);
-        while checking
-            .next_chunk(&mut ops)
-            .map_err(|err| err.in_file(path))?
-        {
+        let mut measure_at = None;
+        loop {
+            let before = checking.ops_read();
+            if !checking
+                .next_chunk(&mut ops)
+                .map_err(|err| err.in_file(path))?
+            {
+                break;
+            }
+            if measure_at.is_none() {
+                measure_at = ops
+                    .iter()
+                    .position(|op| op.op == super::Op::Measure)
+                    .map(|at| before + at as u64);
+            }
             ops.clear();
         }
         Ok(TraceFile {
             total_ops: checking.ops_read(),
+            measure_at,
             reader: open()?,
         })
     }
