@@ -452,6 +452,12 @@ fn summary(report: &Report) -> String {
          **none** = the volatile memory engine, the ceiling no durable engine can reach. Bold marks the best \
          engine within one durability."
     );
+    let arenas = report
+        .scenarios
+        .iter()
+        .flat_map(|scenario| &scenario.results)
+        .filter_map(|result| result.memory.as_ref())
+        .find_map(|memory| memory.malloc_arenas);
     let budgets: std::collections::BTreeSet<(u64, bool)> = report
         .scenarios
         .iter()
@@ -470,11 +476,19 @@ fn summary(report: &Report) -> String {
             out,
             "- Memory: **{}** per run{} — each engine's replay in its own child process inside a \
              memory cgroup whose limit counts the page cache (swap limited too); the page cache \
-             was {}dropped before each run. An engine the kernel killed for memory shows how far \
+             was {}dropped before each run{}. An engine the kernel killed for memory shows how far \
              it got (\"OOM at 61 % of the trace\"); cgroup peak = the most the group held.",
             crate::budget::format_size(limit),
             if budgets.len() > 1 { " (scenarios differ: see each result)" } else { "" },
-            if dropped { "" } else { "not " }
+            if dropped { "" } else { "not " },
+            match arenas {
+                Some(arenas) => format!(
+                    "; glibc's malloc was held to {arenas} arena(s) (`MALLOC_ARENA_MAX`, one per \
+                     core), so the budget measures what an engine holds rather than per-thread \
+                     arenas' free memory"
+                ),
+                None => String::new(),
+            }
         ),
         };
     let _ = writeln!(

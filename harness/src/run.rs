@@ -108,6 +108,9 @@ pub struct MemoryBudget {
     pub peak_bytes: Option<u64>,
     /// Whether the page cache was dropped before the run (needs root).
     pub page_cache_dropped: bool,
+    /// `MALLOC_ARENA_MAX` the child ran with (glibc's malloc arenas).
+    #[serde(default)]
+    pub malloc_arenas: Option<u32>,
 }
 
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]

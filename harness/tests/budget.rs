@@ -59,6 +59,8 @@ fn a_budgeted_run_records_its_budget_and_the_cgroup_peak() {
     );
     let result = result(root.path(), "steady-zipf", "lsm", "buffered");
     assert_eq!(result["memory"]["limit_bytes"], 256u64 << 20);
+    // The child ran with one malloc arena per core (at least one).
+    assert!(result["memory"]["malloc_arenas"].as_u64().unwrap() >= 1);
     let peak = result["memory"]["peak_bytes"].as_u64().unwrap();
     assert!(peak > 0 && peak <= 256 << 20, "peak {peak}");
     assert!(result["out_of_memory"].is_null());
