@@ -22,6 +22,7 @@ use std::time::Instant;
 use hdrhistogram::Histogram;
 
 use crate::engines::{self, BenchStore, DurabilityMode, EngineKind, EngineSettings};
+use crate::measure;
 pub use target::Level;
 use target::Target;
 pub use workload::Workload;
@@ -470,9 +471,7 @@ struct ThreadLog {
 impl ThreadLog {
     fn new() -> ThreadLog {
         ThreadLog {
-            // Bounds and precision are constants within hdrhistogram's limits.
-            latencies: Histogram::new_with_bounds(1, 3_600_000_000_000, 3)
-                .unwrap_or_else(|_| unreachable!()),
+            latencies: measure::latency_histogram(),
             reads: 0,
             found: 0,
             inserted: 0,
@@ -480,8 +479,7 @@ impl ThreadLog {
     }
 
     fn record(&mut self, latency: std::time::Duration) {
-        let nanos = u64::try_from(latency.as_nanos()).unwrap_or(u64::MAX);
-        self.latencies.saturating_record(nanos.max(1));
+        measure::record_latency(&mut self.latencies, latency);
     }
 
     fn merge(&mut self, other: &ThreadLog) {

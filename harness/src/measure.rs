@@ -1,6 +1,26 @@
 //! What the harness reads about itself from Linux: I/O counters
 //! (`/proc/self/io`), peak RSS (`/proc/self/status`, reset through
-//! `/proc/self/clear_refs`).
+//! `/proc/self/clear_refs`); and the one latency histogram every timed
+//! call is recorded in.
+
+use hdrhistogram::Histogram;
+
+/// Latencies up to an hour, 3 significant digits.
+const LATENCY_NANOS_MAX: u64 = 3_600_000_000_000;
+
+/// An empty latency histogram (nanoseconds).
+pub fn latency_histogram() -> Histogram<u64> {
+    // Bounds and precision are constants within hdrhistogram's limits.
+    Histogram::new_with_bounds(1, LATENCY_NANOS_MAX, 3).unwrap_or_else(|_| unreachable!())
+}
+
+/// Records `latency`, clamped into the histogram's range.
+pub fn record_latency(histogram: &mut Histogram<u64>, latency: std::time::Duration) {
+    let nanos = u64::try_from(latency.as_nanos())
+        .unwrap_or(u64::MAX)
+        .clamp(1, LATENCY_NANOS_MAX);
+    histogram.saturating_record(nanos);
+}
 
 /// Cumulative I/O of this process.
 #[derive(Clone, Copy, Debug, Default)]

@@ -20,21 +20,19 @@ use hdrhistogram::Histogram;
 use leasehold_core::codec::fnv1a;
 use leasehold_core::kv::EngineStats;
 use leasehold_core::metrics::StoreMetrics;
-use leasehold_core::{ActorKey, NodeId, SnapshotWrite, Store, StoreError, Timestamp};
+use leasehold_core::{NodeId, SnapshotWrite, Store, StoreError, Timestamp};
 use leasehold_workloads::ownership::OwnershipCheck;
 use leasehold_workloads::runtime::{
-    actor_keys, answer_of_acquire, answer_of_load, node_ids, rejection,
+    actor_key, answer_of_acquire, answer_of_load, node_ids, rejection,
 };
 use leasehold_workloads::state::StatePool;
 use leasehold_workloads::trace::{Answer, Op, TraceHeader, TraceOp};
 
 use crate::engines::BenchStore;
-use crate::measure::ProcIo;
+use crate::measure::{self, ProcIo};
 use crate::metrics::Publisher;
 use crate::source::{OpSource, WINDOW_OPS};
 
-/// Latencies up to an hour, 3 significant digits.
-const LATENCY_NANOS_MAX: u64 = 3_600_000_000_000;
 /// Mismatches kept for the report (all are counted).
 const MISMATCHES_KEPT: usize = 20;
 
@@ -110,7 +108,6 @@ pub type Reopener<'a> = dyn FnMut() -> Result<Box<dyn BenchStore>, String> + 'a;
 struct Context<'a> {
     header: &'a TraceHeader,
     total_ops: usize,
-    keys: Vec<ActorKey>,
     nodes: Vec<NodeId>,
     pool: StatePool,
     options: ReplayOptions,
@@ -191,8 +188,7 @@ impl Judge {
 }
 
 fn histogram() -> Histogram<u64> {
-    // Bounds and precision are constants within hdrhistogram's limits.
-    Histogram::new_with_bounds(1, LATENCY_NANOS_MAX, 3).unwrap_or_else(|_| unreachable!())
+    measure::latency_histogram()
 }
 
 pub fn replay(
@@ -209,7 +205,6 @@ pub fn replay(
     let context = Context {
         header: &header,
         total_ops,
-        keys: actor_keys(&header),
         nodes: node_ids(&header),
         pool: StatePool::new(header.seed, header.state_bytes_max),
         options,
@@ -400,7 +395,7 @@ fn reopen_store(
     let reopened = reopener()?;
     let open_ms = opening.elapsed().as_secs_f64() * 1e3;
     reopened
-        .load(&context.keys[0], Timestamp::from_millis(0))
+        .load(&actor_key(context.header, 0), Timestamp::from_millis(0))
         .map_err(|err| format!("first read after reopen: {err}"))?;
     let first_read_ms = opening.elapsed().as_secs_f64() * 1e3;
     Ok((
@@ -431,13 +426,7 @@ fn record(
     kind: &'static str,
     latency: Duration,
 ) {
-    let nanos = u64::try_from(latency.as_nanos())
-        .unwrap_or(u64::MAX)
-        .clamp(1, LATENCY_NANOS_MAX);
-    latencies
-        .entry(kind)
-        .or_insert_with(histogram)
-        .saturating_record(nanos);
+    measure::record_latency(latencies.entry(kind).or_insert_with(histogram), latency);
 }
 
 fn due_time(context: &Context, timing: Timing, index: usize) -> Option<Instant> {
@@ -537,13 +526,15 @@ fn run_thread(
 /// Issues one per-actor op and reduces the store's answer to the trace's form.
 fn issue(context: &Context, store: &dyn Store, op: Op, at_ms: u64) -> Result<Answer, StoreError> {
     let now = Timestamp::from_millis(at_ms);
-    let key = |actor: u32| &context.keys[actor as usize];
+    // Built per op, not held: a trace of a million actors would otherwise
+    // keep a million keys in the replaying child's memory budget.
+    let key = |actor: u32| actor_key(context.header, actor);
     let node = |node: u32| &context.nodes[node as usize];
     let result = match op {
         Op::Acquire { actor, node: owner } => {
             let lease = Duration::from_millis(context.header.lease_ms);
             store
-                .try_acquire(key(actor), node(owner), lease, now)
+                .try_acquire(&key(actor), node(owner), lease, now)
                 .map(|acquire| answer_of_acquire(&acquire, &context.nodes))
         }
         Op::Renew {
@@ -551,7 +542,7 @@ fn issue(context: &Context, store: &dyn Store, op: Op, at_ms: u64) -> Result<Ans
             node: owner,
             epoch,
         } => store
-            .renew(key(actor), node(owner), epoch, now)
+            .renew(&key(actor), node(owner), epoch, now)
             .map(|lease| Answer::Renewed {
                 expires_at_ms: lease.expires_at.as_millis(),
             }),
@@ -560,10 +551,10 @@ fn issue(context: &Context, store: &dyn Store, op: Op, at_ms: u64) -> Result<Ans
             node: owner,
             epoch,
         } => store
-            .release(key(actor), node(owner), epoch)
+            .release(&key(actor), node(owner), epoch)
             .map(|_| Answer::Released),
         Op::Load { actor } => store
-            .load(key(actor), now)
+            .load(&key(actor), now)
             .map(|loaded| answer_of_load(loaded.as_ref())),
         Op::Save {
             actor,
@@ -572,7 +563,7 @@ fn issue(context: &Context, store: &dyn Store, op: Op, at_ms: u64) -> Result<Ans
             state_bytes,
         } => {
             let state = context.pool.state(actor, expected_version + 1, state_bytes);
-            let mut write = SnapshotWrite::new(key(actor).clone(), state);
+            let mut write = SnapshotWrite::new(key(actor), state);
             if context.header.ttl_ms > 0 {
                 write = write.with_ttl(Duration::from_millis(context.header.ttl_ms));
             }
@@ -587,7 +578,7 @@ fn issue(context: &Context, store: &dyn Store, op: Op, at_ms: u64) -> Result<Ans
             expected_version,
             epoch,
         } => store
-            .delete(key(actor), expected_version, epoch, now)
+            .delete(&key(actor), expected_version, epoch, now)
             .map(|()| Answer::Deleted),
         Op::PurgeExpired | Op::Sync | Op::Reopen | Op::Measure => {
             unreachable!("whole-store ops run alone")

@@ -107,8 +107,14 @@ pub fn generate(scenario: &Scenario, scale: f64) -> Result<Generated, StoreError
 /// The keys replay and generation use for a trace's actors and nodes.
 pub fn actor_keys(header: &TraceHeader) -> Vec<ActorKey> {
     (0..header.actors)
-        .map(|actor| ActorKey::new(header.actor_type.clone(), format!("{actor:08}")))
+        .map(|actor| actor_key(header, actor))
         .collect()
+}
+
+/// The key of one of a trace's actors (what `actor_keys` lists), built when
+/// needed: a replay of a million actors does not hold a million keys.
+pub fn actor_key(header: &TraceHeader, actor: u32) -> ActorKey {
+    ActorKey::new(header.actor_type.clone(), format!("{actor:08}"))
 }
 
 pub fn node_ids(header: &TraceHeader) -> Vec<NodeId> {
