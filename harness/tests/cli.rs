@@ -4,6 +4,16 @@
 
 use std::process::Command;
 
+/// `output`, after checking the command succeeded (its stderr if not).
+fn succeeded(output: std::process::Output) -> std::process::Output {
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
 fn leasehold() -> Command {
     Command::new(env!("CARGO_BIN_EXE_leasehold"))
 }
@@ -72,20 +82,17 @@ fn compare_writes_results_summary_and_plots_for_every_engine() {
     // Ratios to RocksDB from the results (the same comparison stands in for
     // both regimes here, so both columns must agree).
     let ratios = dir.path().join("ratios");
-    let output = leasehold()
-        .arg("ratios")
-        .arg("--in-memory")
-        .arg(&out)
-        .arg("--beyond-memory")
-        .arg(&out)
-        .arg("--out")
-        .arg(&ratios)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
+    succeeded(
+        leasehold()
+            .arg("ratios")
+            .arg("--in-memory")
+            .arg(&out)
+            .arg("--beyond-memory")
+            .arg(&out)
+            .arg("--out")
+            .arg(&ratios)
+            .output()
+            .unwrap(),
     );
     let text = std::fs::read_to_string(ratios.join("RATIOS.md")).unwrap();
     let row = text
@@ -156,15 +163,12 @@ fn engine_s3_runs_a_scenario_through_the_s3_server_with_every_answer_checked() {
 fn record_then_replay_checks_every_answer() {
     let dir = tempfile::tempdir().unwrap();
     let trace = dir.path().join("churn.lht");
-    let output = leasehold()
-        .args(["record", "--scenario", "churn", "--scale", "0.01", "--out"])
-        .arg(&trace)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
+    succeeded(
+        leasehold()
+            .args(["record", "--scenario", "churn", "--scale", "0.01", "--out"])
+            .arg(&trace)
+            .output()
+            .unwrap(),
     );
     for engine in ["lsm", "btree", "memory"] {
         let output = leasehold()
@@ -233,40 +237,34 @@ fn a_bad_command_line_or_scenario_is_an_error_not_a_panic() {
 
 #[test]
 fn crash_fuzz_searches_runs_exhaustively_and_replays_reproducers() {
-    let output = leasehold()
-        .args([
-            "crash-fuzz",
-            "--engine",
-            "memory",
-            "--seconds",
-            "1",
-            "--seed",
-            "3",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
+    let output = succeeded(
+        leasehold()
+            .args([
+                "crash-fuzz",
+                "--engine",
+                "memory",
+                "--seconds",
+                "1",
+                "--seed",
+                "3",
+            ])
+            .output()
+            .unwrap(),
     );
     assert!(String::from_utf8_lossy(&output.stdout).contains("no violation"));
 
-    let output = leasehold()
-        .args([
-            "crash-fuzz",
-            "--engine",
-            "btree",
-            "--exhaustive",
-            "--policy",
-            "power-loss",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
+    let output = succeeded(
+        leasehold()
+            .args([
+                "crash-fuzz",
+                "--engine",
+                "btree",
+                "--exhaustive",
+                "--policy",
+                "power-loss",
+            ])
+            .output()
+            .unwrap(),
     );
     assert!(String::from_utf8_lossy(&output.stdout)
         .contains("crash points of 6 sequences under 1 policies, no violation"));
@@ -285,15 +283,12 @@ fn crash_fuzz_searches_runs_exhaustively_and_replays_reproducers() {
     };
     let path = dir.path().join("case.json");
     std::fs::write(&path, serde_json::to_string(&case).unwrap()).unwrap();
-    let output = leasehold()
-        .args(["crash-fuzz", "--engine", "lsm", "--replay"])
-        .arg(&path)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
+    let output = succeeded(
+        leasehold()
+            .args(["crash-fuzz", "--engine", "lsm", "--replay"])
+            .arg(&path)
+            .output()
+            .unwrap(),
     );
     assert!(String::from_utf8_lossy(&output.stdout).contains("the case passes"));
 
@@ -317,24 +312,21 @@ fn crash_fuzz_searches_runs_exhaustively_and_replays_reproducers() {
 #[test]
 fn crash_fuzz_reports_what_it_covered() {
     let dir = tempfile::tempdir().unwrap();
-    let output = leasehold()
-        .current_dir(dir.path())
-        .args([
-            "crash-fuzz",
-            "--engine",
-            "btree",
-            "--seconds",
-            "1",
-            "--seed",
-            "5",
-            "--report",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
+    succeeded(
+        leasehold()
+            .current_dir(dir.path())
+            .args([
+                "crash-fuzz",
+                "--engine",
+                "btree",
+                "--seconds",
+                "1",
+                "--seed",
+                "5",
+                "--report",
+            ])
+            .output()
+            .unwrap(),
     );
     let report = std::fs::read_to_string(dir.path().join("results/crash-fuzz-btree.md")).unwrap();
     for expected in [
@@ -355,26 +347,23 @@ fn crash_fuzz_reports_what_it_covered() {
     assert!(json["cases"].as_u64().unwrap() > 100);
 
     // A device-fault campaign reports fault × file kind × phase.
-    let output = leasehold()
-        .current_dir(dir.path())
-        .args([
-            "crash-fuzz",
-            "--engine",
-            "lsm",
-            "--mode",
-            "device-faults",
-            "--seconds",
-            "2",
-            "--seed",
-            "5",
-            "--report",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
+    succeeded(
+        leasehold()
+            .current_dir(dir.path())
+            .args([
+                "crash-fuzz",
+                "--engine",
+                "lsm",
+                "--mode",
+                "device-faults",
+                "--seconds",
+                "2",
+                "--seed",
+                "5",
+                "--report",
+            ])
+            .output()
+            .unwrap(),
     );
     let report =
         std::fs::read_to_string(dir.path().join("results/crash-fuzz-lsm-device-faults.md"))
@@ -482,22 +471,19 @@ fn a_jsonl_trace_replays_on_every_engine_and_a_bad_line_is_refused_by_number() {
     assert!(stdout.contains("16 lines → 16 ops (1 rejected"), "{stdout}");
     // A scenario's ops as JSONL, then replayed from it on every engine.
     let jsonl = dir.path().join("storm.jsonl");
-    let output = leasehold()
-        .args([
-            "record",
-            "--scenario",
-            "activation-storm",
-            "--scale",
-            "0.02",
-        ])
-        .args(["--format", "jsonl", "--out"])
-        .arg(&jsonl)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
+    succeeded(
+        leasehold()
+            .args([
+                "record",
+                "--scenario",
+                "activation-storm",
+                "--scale",
+                "0.02",
+            ])
+            .args(["--format", "jsonl", "--out"])
+            .arg(&jsonl)
+            .output()
+            .unwrap(),
     );
     for engine in [
         "memory",
@@ -559,21 +545,18 @@ fn a_jsonl_trace_replays_on_every_engine_and_a_bad_line_is_refused_by_number() {
 fn bench_runs_db_bench_and_ycsb_at_both_levels_and_reads_find_what_was_written() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("bench");
-    let output = leasehold()
-        .args(["bench", "--records", "600", "--ops", "600"])
-        .args([
-            "--engine", "memory", "--engine", "lsm", "--engine", "rocksdb",
-        ])
-        .arg("--data-dir")
-        .arg(dir.path().join("data"))
-        .arg("--out")
-        .arg(&out)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
+    succeeded(
+        leasehold()
+            .args(["bench", "--records", "600", "--ops", "600"])
+            .args([
+                "--engine", "memory", "--engine", "lsm", "--engine", "rocksdb",
+            ])
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .arg("--out")
+            .arg(&out)
+            .output()
+            .unwrap(),
     );
     let summary = std::fs::read_to_string(out.join("SUMMARY.md")).unwrap();
     for heading in [
