@@ -14,11 +14,11 @@ use std::time::Duration;
 use leasehold_core::kv::{EngineStats, Health, KeyRange, ScanVisitor, VerifyReport, WriteBatch};
 use leasehold_core::{Durability, KvEngine, KvResult, KvStore};
 use leasehold_memory::MemoryEngine;
-use leasehold_workloads::{generate, Answer, Op, Scenario};
+use leasehold_workloads::{generate, Answer, Op, Scenario, Trace};
 
 use crate::engines::{BenchStore, DurabilityMode, EngineKind, Live};
 use crate::replay::{replay, ReplayOptions};
-use crate::run::{run, RunSpec};
+use crate::run::{run, RunResult, RunSpec};
 use crate::source::{InMemory, OpSource, Streamed, WINDOW_OPS};
 
 const WRITE_COST: Duration = Duration::from_millis(2);
@@ -104,35 +104,37 @@ fn spec_dir() -> (tempfile::TempDir, PathBuf) {
     (dir, data)
 }
 
-#[test]
-fn metrics_match_an_engine_with_known_costs() {
-    let trace = small_trace("snapshot-heavy");
+/// `trace` run on the fake engine (labelled LSM, buffered), 2 threads.
+fn run_on_fake(trace: &Trace, time_cap: Option<Duration>) -> RunResult {
     let (_dir, data) = spec_dir();
-    // The fake keeps its data in memory: the run's final reopen loses it, and
-    // the recovery check must say so.
     let open = |dir: &Path| -> Result<Box<dyn BenchStore>, String> {
         Ok(Box::new(KvStore::new(
             FakeEngine::open(dir),
             Durability::Buffered,
         )))
     };
-    let result = run(
-        &RunSpec {
-            engine: EngineKind::Lsm,
-            durability: DurabilityMode::Buffered,
-            open: &open,
-            dir: data,
-            options: ReplayOptions {
-                threads: 2,
-                open_loop_rate: None,
-                time_cap: None,
-            },
-            metrics_file: None,
-            keep_data: false,
+    let spec = RunSpec {
+        engine: EngineKind::Lsm,
+        durability: DurabilityMode::Buffered,
+        open: &open,
+        dir: data,
+        options: ReplayOptions {
+            threads: 2,
+            open_loop_rate: None,
+            time_cap,
         },
-        &mut InMemory::new(&trace),
-    )
-    .unwrap();
+        metrics_file: None,
+        keep_data: false,
+    };
+    run(&spec, &mut InMemory::new(trace)).unwrap()
+}
+
+#[test]
+fn metrics_match_an_engine_with_known_costs() {
+    let trace = small_trace("snapshot-heavy");
+    // The fake keeps its data in memory: the run's final reopen loses it, and
+    // the recovery check must say so.
+    let result = run_on_fake(&trace, None);
     assert!(result.time_capped.is_none());
     assert_eq!(result.mismatches, 0, "{:?}", result.first_mismatches);
     assert!(
@@ -346,30 +348,7 @@ fn the_time_cap_stops_a_replay_and_says_how_far_it_got() {
     // 2 ms per write: ~2 500 writes take far longer than the 1 s cap.
     let scenario = Scenario::find("snapshot-heavy").unwrap();
     let trace = generate(&scenario, 0.1).unwrap().trace;
-    let (_dir, data) = spec_dir();
-    let open = |dir: &Path| -> Result<Box<dyn BenchStore>, String> {
-        Ok(Box::new(KvStore::new(
-            FakeEngine::open(dir),
-            Durability::Buffered,
-        )))
-    };
-    let result = run(
-        &RunSpec {
-            engine: EngineKind::Lsm,
-            durability: DurabilityMode::Buffered,
-            open: &open,
-            dir: data,
-            options: ReplayOptions {
-                threads: 2,
-                open_loop_rate: None,
-                time_cap: Some(Duration::from_secs(1)),
-            },
-            metrics_file: None,
-            keep_data: false,
-        },
-        &mut InMemory::new(&trace),
-    )
-    .unwrap();
+    let result = run_on_fake(&trace, Some(Duration::from_secs(1)));
     let capped = result.time_capped.as_ref().expect("the cap stopped it");
     assert_eq!(capped.trace_ops, trace.ops.len() as u64);
     assert!(
