@@ -5,6 +5,10 @@
 //! each actor's ops keep their order (that is all the answers depend on: lease
 //! and snapshot rules are per actor, and time is the trace's, not the clock).
 //! Whole-store ops (purge, sync, reopen) run alone between two barriers.
+//! Set-up ops (before the trace's `Measure` marker: the preloaded snapshots)
+//! are not measured, and are replayed by `SET_UP_THREADS_PER_THREAD` times as
+//! many threads so that fsynced lease grants share their fsyncs: a fill of a
+//! million actors then fits the beyond-memory preset's time cap.
 //!
 //! Closed loop by default: each thread issues its next op when the last one
 //! answered, and latency is the call's duration. With an open-loop rate, op
@@ -21,7 +25,6 @@ use leasehold_core::codec::fnv1a;
 use leasehold_core::kv::EngineStats;
 use leasehold_core::metrics::StoreMetrics;
 use leasehold_core::{NodeId, SnapshotWrite, Store, StoreError, Timestamp};
-use leasehold_workloads::ownership::OwnershipCheck;
 use leasehold_workloads::runtime::{
     actor_key, answer_of_acquire, answer_of_load, node_ids, rejection,
 };
@@ -33,8 +36,17 @@ use crate::measure::{self, ProcIo};
 use crate::metrics::Publisher;
 use crate::source::{OpSource, WINDOW_OPS};
 
+mod judge;
+
+use judge::Judge;
+
 /// Mismatches kept for the report (all are counted).
 const MISMATCHES_KEPT: usize = 20;
+/// Set-up ops are replayed by this many threads per replay thread. Set-up
+/// thread `f` replays the actors whose hash is `f` modulo their number — a
+/// subset of replay thread `f % threads`'s actors — so its judge folds into
+/// that thread's at the marker and the lease checks go on unbroken.
+pub const SET_UP_THREADS_PER_THREAD: usize = 4;
 
 #[derive(Clone, Copy, Debug)]
 pub struct ReplayOptions {
@@ -150,40 +162,12 @@ struct ThreadLog {
     latencies: BTreeMap<&'static str, Histogram<u64>>,
 }
 
-/// Judges answers as they come — each compared with the reference's, the
-/// lease rules checked per actor — so no answer is kept: a replay's memory
-/// is the trace's. Each replay thread has its own judge for the actors it
-/// replays (in order, across segments); whole-store ops have one more.
-#[derive(Default)]
-struct Judge {
-    check: OwnershipCheck,
-    judged: usize,
-    mismatch_count: u64,
-    mismatches: Vec<Mismatch>,
-    lease_conflicts: u64,
-    last_ms: u64,
-}
-
-impl Judge {
-    fn judge(&mut self, index: usize, traced: &TraceOp, actual: Answer, lease_ms: u64) {
-        self.judged += 1;
-        self.last_ms = self.last_ms.max(traced.at_ms);
-        self.check
-            .observe(traced.at_ms, &traced.op, &actual, lease_ms);
-        if matches!(actual, Answer::Held { .. }) {
-            self.lease_conflicts += 1;
-        }
-        if actual != traced.answer {
-            self.mismatch_count += 1;
-            if self.mismatches.len() < MISMATCHES_KEPT {
-                self.mismatches.push(Mismatch {
-                    index,
-                    op: traced.op,
-                    expected: traced.answer,
-                    actual,
-                });
-            }
-        }
+/// The set-up threads' judges folded into the replay threads' (see
+/// `SET_UP_THREADS_PER_THREAD`).
+fn fold(judges: &mut [Judge], set_up: Option<Vec<Judge>>) {
+    let threads = judges.len();
+    for (thread, judge) in set_up.into_iter().flatten().enumerate() {
+        judges[thread % threads].absorb(judge);
     }
 }
 
@@ -214,7 +198,11 @@ pub fn replay(
     };
     let mut reopen = reopen;
     let lease_ms = header.lease_ms;
-    let mut judges: Vec<Judge> = (0..threads).map(|_| Judge::default()).collect();
+    let judges_for = |threads: usize| (0..threads).map(|_| Judge::default()).collect::<Vec<_>>();
+    let mut judges = judges_for(threads);
+    let mut set_up = source
+        .measure_at()
+        .map(|_| judges_for(threads * SET_UP_THREADS_PER_THREAD));
     let mut alone = Judge::default();
     let mut latencies: BTreeMap<&'static str, Histogram<u64>> = BTreeMap::new();
     let mut reopens = Vec::new();
@@ -249,7 +237,10 @@ pub fn replay(
                 store.as_ref(),
                 ops,
                 segment_start..segment_end,
-                &mut judges,
+                match set_up.as_mut() {
+                    Some(set_up) => set_up,
+                    None => &mut judges,
+                },
             )?;
             for log in logs {
                 merge(&mut latencies, log.latencies);
@@ -267,6 +258,7 @@ pub fn replay(
             let op_began = Instant::now();
             let answer = match traced.op {
                 Op::Measure => {
+                    fold(&mut judges, set_up.take());
                     latencies.clear();
                     baseline = Some(Baseline {
                         metrics: store.metrics(),
@@ -325,6 +317,7 @@ pub fn replay(
         base += window.len();
     }
     let elapsed = timing.start.elapsed();
+    fold(&mut judges, set_up.take());
     judges.push(alone);
     let judged: usize = judges.iter().map(|judge| judge.judged).sum();
     let time_capped = context.stopped.load(Ordering::Relaxed) && judged < total_ops;

@@ -435,12 +435,15 @@ fn summary(report: &Report) -> String {
     let _ = writeln!(out, "- Engines: {}.", versions.join("; "));
     let _ = writeln!(
         out,
-        "- Replay: {} thread(s), {}; each engine in a fresh directory; latency is wall time per store call{}.",
+        "- Replay: {} thread(s), {}; the set-up before measurement (the preloaded snapshots) by {} threads, \
+         so that its fsynced lease grants share fsyncs; each engine in a fresh directory; latency is wall \
+         time per store call{}.",
         report.threads,
         match report.open_loop_rate {
             Some(rate) => format!("open loop at {rate:.0} ops/s"),
             None => "closed loop".to_owned(),
         },
+        report.threads * crate::replay::SET_UP_THREADS_PER_THREAD,
         if report.open_loop_rate.is_some() { ", counted from each op's scheduled time" } else { "" }
     );
     let _ = writeln!(

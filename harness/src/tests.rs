@@ -398,3 +398,79 @@ fn a_replay_capped_before_its_measure_marker_measured_nothing() {
     assert!(outcome.replayed < marker as u64, "{}", outcome.replayed);
     assert_eq!(outcome.ops, 0, "set-up ops counted as measured");
 }
+
+/// A memory engine that takes 1 ms per write and remembers the most writes
+/// it ever had in flight at once.
+struct Gauge {
+    data: MemoryEngine,
+    in_flight: AtomicU64,
+    most: std::sync::Arc<AtomicU64>,
+}
+
+impl KvEngine for Gauge {
+    fn name(&self) -> &'static str {
+        "gauge"
+    }
+    fn get(&self, key: &[u8]) -> KvResult<Option<Vec<u8>>> {
+        self.data.get(key)
+    }
+    fn write(&self, batch: WriteBatch, durability: Durability) -> KvResult<()> {
+        let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        self.most.fetch_max(now, Ordering::SeqCst);
+        std::thread::sleep(Duration::from_millis(1));
+        self.in_flight.fetch_sub(1, Ordering::SeqCst);
+        self.data.write(batch, durability)
+    }
+    fn scan(&self, range: &KeyRange, visit: &mut ScanVisitor<'_>) -> KvResult<()> {
+        self.data.scan(range, visit)
+    }
+    fn flush(&self) -> KvResult<()> {
+        Ok(())
+    }
+    fn stats(&self) -> EngineStats {
+        EngineStats::default()
+    }
+    fn health(&self) -> Health {
+        Health::Healthy
+    }
+    fn verify(&self) -> KvResult<VerifyReport> {
+        Ok(VerifyReport::default())
+    }
+    fn close(&self) -> KvResult<()> {
+        Ok(())
+    }
+    fn persists(&self) -> bool {
+        false
+    }
+}
+
+#[test]
+fn set_up_ops_are_replayed_by_more_threads_than_the_run() {
+    // Two run threads never have more than two writes in flight: more came
+    // from the set-up, and the answers must still all match.
+    let scenario = Scenario::find("snapshot-heavy").unwrap();
+    let trace = generate(&scenario, 0.1).unwrap().trace;
+    let marker = trace.ops.iter().position(|op| op.op == Op::Measure);
+    assert!(marker.unwrap_or(0) > 100, "{marker:?} set-up ops");
+    let most = std::sync::Arc::new(AtomicU64::new(0));
+    let gauge = Gauge {
+        data: MemoryEngine::volatile(1 << 20),
+        in_flight: AtomicU64::new(0),
+        most: most.clone(),
+    };
+    let outcome = replay(
+        &mut InMemory::new(&trace),
+        Box::new(KvStore::new(gauge, Durability::Buffered)),
+        None,
+        ReplayOptions {
+            threads: 2,
+            open_loop_rate: None,
+            time_cap: None,
+        },
+        None,
+    )
+    .unwrap();
+    assert_eq!(outcome.mismatch_count, 0, "{:?}", outcome.mismatches);
+    assert_eq!(outcome.duplicate_owners + outcome.epochs_not_raised, 0);
+    assert!(most.load(Ordering::SeqCst) > 2, "{most:?} writes in flight");
+}

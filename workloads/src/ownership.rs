@@ -73,6 +73,19 @@ impl OwnershipCheck {
             _ => {}
         }
     }
+
+    /// Takes over what `other` observed, about actors this check never saw
+    /// (two checks fed disjoint sets of actors become the check of their
+    /// union).
+    pub fn absorb(&mut self, other: OwnershipCheck) {
+        debug_assert!(other
+            .owners
+            .keys()
+            .all(|actor| !self.owners.contains_key(actor)));
+        self.owners.extend(other.owners);
+        self.duplicate_owners += other.duplicate_owners;
+        self.epochs_not_raised += other.epochs_not_raised;
+    }
 }
 
 #[cfg(test)]
@@ -90,5 +103,22 @@ mod tests {
         check.observe(500, &acquire(0), &Answer::Acquired { epoch: 2 }, 100);
         assert_eq!(check.duplicate_owners, 1);
         assert_eq!(check.epochs_not_raised, 1);
+    }
+
+    #[test]
+    fn an_absorbed_check_keeps_judging_its_actors() {
+        let acquire = |actor, node| Op::Acquire { actor, node };
+        let mut first = OwnershipCheck::default();
+        first.observe(0, &acquire(1, 0), &Answer::Acquired { epoch: 1 }, 100);
+        let mut second = OwnershipCheck::default();
+        second.observe(0, &acquire(2, 0), &Answer::Acquired { epoch: 4 }, 100);
+        second.observe(10, &acquire(2, 1), &Answer::Acquired { epoch: 5 }, 100);
+        first.absorb(second);
+        assert_eq!(first.duplicate_owners, 1);
+        // Actor 2's lease, seen by the absorbed check, is still live.
+        first.observe(20, &acquire(2, 2), &Answer::Acquired { epoch: 6 }, 100);
+        assert_eq!(first.duplicate_owners, 2);
+        first.observe(500, &acquire(2, 0), &Answer::Acquired { epoch: 6 }, 100);
+        assert_eq!(first.epochs_not_raised, 1);
     }
 }
