@@ -123,6 +123,7 @@ fn main() {
         wal_number: 3,
         free_count: 1,
         freelist_head: None,
+        live: Some((1, 2)),
         inline_free: vec![4],
     };
     seed(
@@ -131,9 +132,9 @@ fn main() {
         &seal(1024, PageKind::Meta, 2, 2, &meta.encode()),
     );
     let leaf = encode_leaf(&[LeafEntry {
-        key: b"k".to_vec(),
+        key: b"k",
         lz4_raw_len: None,
-        stored: Stored::Inline(b"v".to_vec()),
+        stored: Stored::Inline(b"v"),
     }]);
     seed(
         "btree_pages",

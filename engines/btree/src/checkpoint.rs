@@ -5,15 +5,59 @@
 
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::sync::Arc;
 
 use leasehold_core::vfs::{write_all_at, VfsFile};
 use leasehold_core::{KvError, KvResult};
 
+use crate::cache::PageCache;
 use crate::layout::{self, LeafEntry, Stored};
 use crate::meta::{self, Meta};
-use crate::node::{Body, Limits, Node, OverflowRef, PageId, ValueCell};
+use crate::node::{Body, Child, Limits, OverflowRef, PageId, Value, ValueCell};
 use crate::page::{self, PageKind};
+use crate::pages;
+
+/// How a leaf entry's value is written.
+enum Encoded {
+    /// Written since the leaf was read, stored inline (lz4 when `.0`).
+    Inline(Option<u64>, Vec<u8>),
+    /// Written since the leaf was read, in overflow pages.
+    Overflow(OverflowRef),
+    /// As it was read.
+    AsRead,
+}
+
+/// A leaf entry as it is written.
+fn leaf_entry<'a>(key: &'a [u8], value: &'a Value, encoded: &'a Encoded) -> LeafEntry<'a> {
+    let overflow = |written: &OverflowRef| Stored::Overflow {
+        first_page: written.pages.first().copied().unwrap_or(0),
+        stored_len: written.stored_len,
+    };
+    let (lz4_raw_len, stored) = match (encoded, value) {
+        (Encoded::Inline(lz4_raw_len, bytes), _) => (*lz4_raw_len, Stored::Inline(bytes)),
+        (Encoded::Overflow(written), _) => (written.lz4_raw_len, overflow(written)),
+        (
+            Encoded::AsRead,
+            Value::Inline {
+                stored,
+                lz4_raw_len,
+            },
+        ) => (*lz4_raw_len, Stored::Inline(stored)),
+        (Encoded::AsRead, Value::Stored(stored)) => (
+            stored.lz4_raw_len,
+            Stored::Overflow {
+                first_page: stored.first_page,
+                stored_len: stored.stored_len,
+            },
+        ),
+        // A cell is always encoded afresh (see `write_node`).
+        (Encoded::AsRead, Value::Cell(cell)) => (None, Stored::Inline(&cell.bytes)),
+    };
+    LeafEntry {
+        key,
+        lz4_raw_len,
+        stored,
+    }
+}
 
 /// Where a checkpoint put its free list.
 pub struct FreelistWritten {
@@ -37,6 +81,8 @@ pub struct PageWriter<'a> {
     pub compress: bool,
     pub limits: Limits,
     pub pages_written: u64,
+    /// Forgets each page written over (a free page may still be cached).
+    pub cache: &'a PageCache,
 }
 
 impl PageWriter<'_> {
@@ -50,18 +96,20 @@ impl PageWriter<'_> {
         page
     }
 
-    pub fn write_page(&mut self, id: PageId, kind: PageKind, payload: &[u8]) -> KvResult<()> {
+    /// Writes page `id`; returns the sealed bytes.
+    pub fn write_page(&mut self, id: PageId, kind: PageKind, payload: &[u8]) -> KvResult<Vec<u8>> {
+        self.cache.remove(id);
         let bytes = page::seal(self.page_size, kind, id, self.txn, payload);
         write_all_at(self.file, &bytes, id * self.page_size as u64).map_err(|err| {
             KvError::io(format!("write page {id} of {}", self.path.display()), err)
         })?;
         self.pages_written += 1;
-        Ok(())
+        Ok(bytes)
     }
 
     fn write_overflow(&mut self, value: &ValueCell) -> KvResult<OverflowRef> {
         if let Some(written) = value.overflow.get() {
-            return Ok(written.clone());
+            return Ok((**written).clone());
         }
         let (lz4_raw_len, stored) = layout::compress(&value.bytes, self.compress);
         let chunk_len = page::capacity(self.page_size) - 8;
@@ -81,39 +129,43 @@ impl PageWriter<'_> {
             lz4_raw_len,
         };
         // Another checkpoint cannot race here (checkpoints are serialized).
-        let _ = value.overflow.set(written.clone());
+        let _ = value.overflow.set(Box::new(written.clone()));
         Ok(written)
     }
 
-    /// Writes `node` and everything under it that has no page yet.
-    pub fn write_node(&mut self, node: &Arc<Node>) -> KvResult<PageId> {
+    /// Writes the node `child` names and everything under it that has no
+    /// page yet; returns its page.
+    pub fn write_node(&mut self, child: &Child) -> KvResult<PageId> {
+        let node = match child {
+            Child::Page(page) => return Ok(*page),
+            Child::Node(node) => node,
+        };
         if let Some(&page) = node.page.get() {
             return Ok(page);
         }
         let (kind, payload) = match &node.body {
             Body::Leaf(entries) => {
-                let mut encoded = Vec::with_capacity(entries.len());
-                for (key, value) in entries {
-                    let entry = if value.bytes.len() > self.limits.inline_max {
-                        let written = self.write_overflow(value)?;
-                        LeafEntry {
-                            key: key.clone(),
-                            lz4_raw_len: written.lz4_raw_len,
-                            stored: Stored::Overflow {
-                                first_page: written.pages.first().copied().unwrap_or(0),
-                                stored_len: written.stored_len,
-                            },
+                // Values written since the leaf was read: compressed, or put
+                // in overflow pages; the rest go back as they were stored.
+                let mut values = Vec::with_capacity(entries.len());
+                for (_, value) in entries {
+                    values.push(match value {
+                        Value::Cell(cell) if cell.bytes.len() > self.limits.inline_max => {
+                            Encoded::Overflow(self.write_overflow(cell.as_ref())?)
                         }
-                    } else {
-                        let (lz4_raw_len, stored) = layout::compress(&value.bytes, self.compress);
-                        LeafEntry {
-                            key: key.clone(),
-                            lz4_raw_len,
-                            stored: Stored::Inline(stored),
+                        Value::Cell(cell) => {
+                            let (lz4_raw_len, stored) =
+                                layout::compress(&cell.bytes, self.compress);
+                            Encoded::Inline(lz4_raw_len, stored)
                         }
-                    };
-                    encoded.push(entry);
+                        Value::Inline { .. } | Value::Stored(_) => Encoded::AsRead,
+                    });
                 }
+                let encoded: Vec<LeafEntry<'_>> = entries
+                    .iter()
+                    .zip(&values)
+                    .map(|((key, value), encoded)| leaf_entry(key, value, encoded))
+                    .collect();
                 (PageKind::Leaf, layout::encode_leaf(&encoded))
             }
             Body::Branch { keys, children } => {
@@ -125,8 +177,16 @@ impl PageWriter<'_> {
             }
         };
         let id = self.allocate();
-        self.write_page(id, kind, &payload)?;
+        let sealed = self.write_page(id, kind, &payload)?;
         let _ = node.page.set(id);
+        // The page as a reader will see it, cached: the live tree swaps this
+        // node for its page once the checkpoint is durable, and the
+        // recently written pages are the likeliest to be read next.
+        if let Ok(read) = pages::check_sealed(sealed, id, kind) {
+            if let Ok(node) = pages::node_of(id, &read) {
+                self.cache.insert(id, node);
+            }
+        }
         Ok(id)
     }
 
@@ -180,6 +240,7 @@ pub fn meta_for(
     wal_number: u64,
     free_count: u64,
     freelist_head: Option<PageId>,
+    live: (u64, u64),
     inline_free: Vec<PageId>,
 ) -> Meta {
     Meta {
@@ -190,6 +251,7 @@ pub fn meta_for(
         wal_number,
         free_count,
         freelist_head,
+        live: Some(live),
         inline_free,
     }
 }

@@ -1,10 +1,13 @@
-//! The engine: commits go through the WAL (group commit) into the in-memory
-//! copy-on-write tree; checkpoints write the tree's dirty pages and flip a
-//! meta slot; recovery loads the newest valid checkpoint and replays the WAL
-//! after it. FORMAT.md states the protocol and why recovery is correct.
+//! The engine: commits go through the WAL (group commit) into the
+//! copy-on-write tree, whose clean pages are read on demand through a
+//! bounded cache; checkpoints write the tree's dirty nodes and flip a meta
+//! slot; recovery opens the newest valid checkpoint and replays the WAL after
+//! it. FORMAT.md states the protocol and why recovery is correct.
 //!
-//! Lock order: `checkpoint` → `writer` → `root`. Readers take `root` alone,
-//! clone the Arc, and never block the writer for longer than that.
+//! Lock order: `checkpoint` → `writer` → `root` → `readers`. Readers take
+//! `root` alone, clone the root and register the checkpoint it dates from
+//! (so no page they may reach is reused), and never block the writer for
+//! longer than that.
 
 use std::collections::BTreeSet;
 use std::ops::{Bound, ControlFlow};
@@ -28,10 +31,14 @@ use leasehold_core::{
 };
 
 use crate::checkpoint::{meta_for, PageWriter};
-use crate::load::Loader;
+use crate::load::Walker;
 use crate::meta::Meta;
-use crate::node::{self, Body, Change, Limits, Node, PageId, Replaced, ValueCell};
+use crate::node::{
+    self, Body, Change, Child, Limits, PageId, PageSource, Replaced, Value, ValueCell,
+};
 use crate::page::{self, PageKind};
+use crate::pages::Pages;
+use crate::slice::Slice;
 
 pub const DATA_FILE: &str = "data.db";
 
@@ -60,10 +67,13 @@ pub enum PlantedBug {
     /// The Group timer never syncs: a Group write waits for a later Sync
     /// write, a checkpoint or close (G1: no bound after a burst).
     NoGroupTimer,
+    /// Checkpoints reuse freed pages without asking whether a registered
+    /// reader may still reach them.
+    IgnoreReaders,
 }
 
 impl PlantedBug {
-    pub const ALL: [PlantedBug; 8] = [
+    pub const ALL: [PlantedBug; 9] = [
         PlantedBug::SkipLogSync,
         PlantedBug::SkipDirSync,
         PlantedBug::AckBeforeWal,
@@ -72,6 +82,7 @@ impl PlantedBug {
         PlantedBug::SkipDirLock,
         PlantedBug::FallBackBlindly,
         PlantedBug::NoGroupTimer,
+        PlantedBug::IgnoreReaders,
     ];
 }
 
@@ -106,6 +117,10 @@ struct Counters {
     checkpoint_micros: AtomicU64,
     live_entries: AtomicI64,
     live_bytes: AtomicI64,
+    /// Bytes of dirty nodes in the live tree (exact after each checkpoint,
+    /// kept by each write in between).
+    dirty_bytes: AtomicI64,
+    stall_micros: AtomicU64,
     /// Bytes in the current log, apart from the writer's lock so that
     /// `stats` never waits behind a writer in its fsync.
     active_wal_bytes: AtomicU64,
@@ -128,11 +143,22 @@ struct WriterState {
 
 struct CheckpointState {
     txn: u64,
-    /// Pages free as of the durable meta: safe to overwrite.
+    /// Pages free as of the durable meta and reached by no reader: safe to
+    /// overwrite.
     free: BTreeSet<PageId>,
+    /// Pages freed by checkpoint `.0`, free on disk but not yet reusable: a
+    /// reader whose root dates from before it may still reach them.
+    held: Vec<(u64, Vec<PageId>)>,
     page_count: u64,
     /// The durable meta's freelist pages (free at the next checkpoint).
     list_pages: Vec<PageId>,
+}
+
+/// The live tree and the checkpoint it dates from: every page it names was
+/// written by that checkpoint or an earlier one.
+struct Root {
+    tree: Option<Child>,
+    txn: u64,
 }
 
 struct Inner {
@@ -143,7 +169,9 @@ struct Inner {
     page_size: usize,
     data: Arc<dyn VfsFile>,
     data_path: PathBuf,
-    root: RwLock<Option<Arc<Node>>>,
+    pages: Pages,
+    root: RwLock<Root>,
+    readers: Readers,
     writer: Mutex<WriterState>,
     commits: CommitQueue,
     checkpoint: Mutex<CheckpointState>,
@@ -152,6 +180,8 @@ struct Inner {
     planted: Mutex<(Option<PlantedBug>, Vec<Vec<u8>>)>,
     stop: Mutex<bool>,
     work_cv: Condvar,
+    /// Writers held back by the dirty bound wait here for a checkpoint.
+    dirty_room: (Mutex<()>, Condvar),
     counters: Counters,
 }
 
@@ -210,8 +240,11 @@ fn write_meta(file: &dyn VfsFile, path: &Path, page_size: usize, meta: &Meta) ->
 
 mod background;
 mod checkpointing;
+mod readers;
 mod recovery;
+mod verify;
 mod write;
+use readers::Readers;
 use recovery::recover;
 
 impl BtreeEngine {
@@ -294,12 +327,13 @@ impl Drop for BtreeEngine {
 
 /// Applies one op to the tree rooted at `root`, copying the path it changes.
 fn apply(
-    root: &mut Option<Arc<Node>>,
+    root: &mut Option<Child>,
     op: BatchOp,
     limits: &Limits,
     replaced: &mut Replaced,
     change: &mut Change,
-) {
+    pages: &dyn PageSource,
+) -> KvResult<()> {
     match op {
         BatchOp::Put { key, value } => {
             let cell = ValueCell::new(value);
@@ -307,22 +341,27 @@ fn apply(
                 None => {
                     change.entries += 1;
                     change.bytes += (key.len() + cell.bytes.len()) as i64;
-                    Node::new(Body::Leaf(vec![(key, cell)]))
+                    Child::Node(
+                        change.made(Body::Leaf(vec![(Slice::copied(&key), Value::Cell(cell))])),
+                    )
                 }
-                Some(current) => node::new_root(
-                    node::insert(&current, &key, cell, limits, replaced, change),
-                    limits,
-                ),
+                Some(current) => {
+                    let node = current.resolve(pages)?;
+                    let parts = node::insert(&node, &key, cell, limits, replaced, change, pages)?;
+                    node::new_root(parts, limits, change)
+                }
             });
         }
         BatchOp::Delete { key } => {
             if let Some(current) = root.as_ref() {
-                if let Some(result) = node::delete(current, &key, replaced, change) {
-                    *root = result.map(|node| node::collapse(node, replaced));
+                let node = current.resolve(pages)?;
+                if let Some(result) = node::delete(&node, &key, replaced, change, pages)? {
+                    *root = result.map(|child| node::collapse(child, replaced, change));
                 }
             }
         }
     }
+    Ok(())
 }
 
 impl Inner {
@@ -344,76 +383,6 @@ impl Inner {
             false
         }
     }
-
-    fn verify(&self) -> KvResult<VerifyReport> {
-        let state = self.checkpoint.lock();
-        let mut report = VerifyReport::default();
-        let Some(meta) = read_metas(self.vfs.as_ref(), &self.data_path, self.page_size)? else {
-            report.problems.push(format!(
-                "{}: neither meta slot is valid",
-                self.data_path.display()
-            ));
-            return Ok(report);
-        };
-        let mut loader = Loader {
-            file: self.data.as_ref(),
-            path: &self.data_path,
-            page_size: self.page_size,
-            meta: &meta,
-            check_checksums: true,
-            reached: BTreeSet::new(),
-        };
-        let root = match meta.root.map(|id| loader.node(id, 0)).transpose() {
-            Ok(root) => root,
-            Err(err) => {
-                report.problems.push(err.to_string());
-                return Ok(report);
-            }
-        };
-        let (free, _) = match loader.free_list() {
-            Ok(free) => free,
-            Err(err) => {
-                report.problems.push(err.to_string());
-                return Ok(report);
-            }
-        };
-        if let Some(node) = &root {
-            node::check(node, None, None, &self.limits, &mut report.problems);
-        }
-        let reached = &loader.reached;
-        if let Some(page) = free.iter().find(|page| reached.contains(page)) {
-            report
-                .problems
-                .push(format!("page {page} is both free and reachable"));
-        }
-        let leaked: Vec<PageId> = (2..meta.page_count)
-            .filter(|page| !reached.contains(page) && !free.contains(page))
-            .collect();
-        if !leaked.is_empty() {
-            report.problems.push(format!(
-                "{} pages neither reachable nor free (first {:?})",
-                leaked.len(),
-                &leaked[..leaked.len().min(8)]
-            ));
-        }
-        if meta.txn != state.txn {
-            report.problems.push(format!(
-                "durable meta is checkpoint {}, the engine's is {}",
-                meta.txn, state.txn
-            ));
-        }
-        if let Some(node) = self.root.read().as_ref() {
-            node::check(node, None, None, &self.limits, &mut report.problems);
-        }
-        report.checked = format!(
-            "checkpoint {}: {} reachable pages, {} free, {} in the file",
-            meta.txn,
-            reached.len(),
-            free.len(),
-            meta.page_count
-        );
-        Ok(report)
-    }
 }
 
 impl KvEngine for BtreeEngine {
@@ -423,11 +392,11 @@ impl KvEngine for BtreeEngine {
 
     fn get(&self, key: &[u8]) -> KvResult<Option<Vec<u8>>> {
         self.inner.lifecycle.check_open()?;
-        let root = self.inner.root.read().clone();
-        Ok(root
-            .as_ref()
-            .and_then(|root| node::get(root, key))
-            .map(|value| value.bytes.clone()))
+        let (root, pin) = self.inner.snapshot();
+        match &root {
+            Some(root) => node::get(root, key, &self.inner.pages.at(pin.txn())),
+            None => Ok(None),
+        }
     }
 
     fn write(&self, batch: WriteBatch, durability: Durability) -> KvResult<()> {
@@ -444,22 +413,24 @@ impl KvEngine for BtreeEngine {
 
     fn scan(&self, range: &KeyRange, visit: &mut ScanVisitor<'_>) -> KvResult<()> {
         self.inner.lifecycle.check_open()?;
-        let Some(root) = self.inner.root.read().clone() else {
+        let (root, pin) = self.inner.snapshot();
+        let Some(root) = root else {
             return Ok(());
         };
         let start = match &range.start {
             Bound::Included(key) | Bound::Excluded(key) => Some(key.as_slice()),
             Bound::Unbounded => None,
         };
-        node::walk_from(&root, start, &mut |key, value| {
+        let pages = self.inner.pages.at(pin.txn());
+        node::walk_from(&root, start, &pages, &mut |key, value| {
             if matches!(&range.start, Bound::Excluded(excluded) if excluded.as_slice() == key) {
                 return true;
             }
             if !range.contains(key) {
                 return false;
             }
-            visit(key, &value.bytes) == ControlFlow::Continue(())
-        });
+            visit(key, value) == ControlFlow::Continue(())
+        })?;
         Ok(())
     }
 
@@ -486,6 +457,9 @@ impl KvEngine for BtreeEngine {
             device_bytes_read: vfs.bytes_read,
             fsyncs: vfs.fsyncs,
             dir_syncs: vfs.dir_syncs,
+            stall_micros: load(&inner.counters.stall_micros),
+            block_cache_hits: load(&inner.pages.cache.counters.hits),
+            block_cache_misses: load(&inner.pages.cache.counters.misses),
             checkpoints: load(&inner.counters.checkpoints),
             checkpoint_micros: load(&inner.counters.checkpoint_micros),
             free_pages,

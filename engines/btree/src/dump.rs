@@ -117,7 +117,7 @@ fn describe_data(bytes: &[u8], max_entries: usize) -> String {
                                 format!("{stored_len} bytes in overflow pages from {first_page}")
                             }
                         };
-                        let _ = writeln!(out, "    {} ({stored})", describe_key(&entry.key));
+                        let _ = writeln!(out, "    {} ({stored})", describe_key(entry.key));
                     }
                     if entries.len() > max_entries {
                         let _ = writeln!(out, "    … {} more entries", entries.len() - max_entries);

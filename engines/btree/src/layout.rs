@@ -10,6 +10,7 @@
 //! overflow = next_page: u64 (0 = last) | chunk (the rest of the payload)
 //! ```
 //! (`bytes` = varint length, then the bytes.) Written to disk — do not change.
+//! Decoding borrows from the payload: keys and values are not copied.
 
 use leasehold_core::codec::{put_varint, DecodeError, Reader};
 
@@ -21,19 +22,19 @@ const FLAG_LZ4: u8 = 2;
 const LZ4_RATIO_MAX: u64 = 255;
 
 /// How a value is stored in a leaf.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Stored {
-    Inline(Vec<u8>),
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stored<'a> {
+    Inline(&'a [u8]),
     Overflow { first_page: PageId, stored_len: u64 },
 }
 
 /// A leaf entry as encoded.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct LeafEntry {
-    pub key: Vec<u8>,
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LeafEntry<'a> {
+    pub key: &'a [u8],
     /// `Some(raw_len)` when the stored bytes are lz4-compressed.
     pub lz4_raw_len: Option<u64>,
-    pub stored: Stored,
+    pub stored: Stored<'a>,
 }
 
 /// The bytes to store for `value`: lz4-compressed when asked and smaller.
@@ -47,14 +48,23 @@ pub fn compress(value: &[u8], enabled: bool) -> (Option<u64>, Vec<u8>) {
     (None, value.to_vec())
 }
 
+/// Whether `stored` could decompress to `lz4_raw_len` bytes (checked when a
+/// page is read, so that a damaged length is found before any allocation).
+pub fn check_lz4_len(lz4_raw_len: Option<u64>, stored: &[u8]) -> Result<(), String> {
+    match lz4_raw_len {
+        Some(raw_len) if raw_len > (stored.len() as u64 + 16) * LZ4_RATIO_MAX => {
+            Err(format!("raw length {raw_len} is impossible for lz4"))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// The value from stored bytes.
 pub fn decompress(lz4_raw_len: Option<u64>, stored: &[u8]) -> Result<Vec<u8>, String> {
     let Some(raw_len) = lz4_raw_len else {
         return Ok(stored.to_vec());
     };
-    if raw_len > (stored.len() as u64 + 16) * LZ4_RATIO_MAX {
-        return Err(format!("raw length {raw_len} is impossible for lz4"));
-    }
+    check_lz4_len(lz4_raw_len, stored)?;
     let mut raw = vec![0u8; raw_len as usize];
     match lz4_flex::block::decompress_into(stored, &mut raw) {
         Ok(written) if written == raw.len() => Ok(raw),
@@ -63,11 +73,11 @@ pub fn decompress(lz4_raw_len: Option<u64>, stored: &[u8]) -> Result<Vec<u8>, St
     }
 }
 
-pub fn encode_leaf(entries: &[LeafEntry]) -> Vec<u8> {
+pub fn encode_leaf(entries: &[LeafEntry<'_>]) -> Vec<u8> {
     let mut out = (entries.len() as u16).to_le_bytes().to_vec();
     for entry in entries {
         put_varint(&mut out, entry.key.len() as u64);
-        out.extend_from_slice(&entry.key);
+        out.extend_from_slice(entry.key);
         let overflow = matches!(entry.stored, Stored::Overflow { .. });
         out.push(
             if overflow { FLAG_OVERFLOW } else { 0 }
@@ -97,12 +107,12 @@ pub fn encode_leaf(entries: &[LeafEntry]) -> Vec<u8> {
     out
 }
 
-pub fn decode_leaf(payload: &[u8]) -> Result<Vec<LeafEntry>, DecodeError> {
+pub fn decode_leaf(payload: &[u8]) -> Result<Vec<LeafEntry<'_>>, DecodeError> {
     let mut reader = Reader::new(payload);
     let count = u16::from_le_bytes([reader.u8("count")?, reader.u8("count")?]) as usize;
-    let mut entries: Vec<LeafEntry> = Vec::with_capacity(count.min(payload.len() / 2));
+    let mut entries: Vec<LeafEntry<'_>> = Vec::with_capacity(count.min(payload.len() / 2));
     for _ in 0..count {
-        let key = reader.bytes("key")?.to_vec();
+        let key = reader.bytes("key")?;
         if entries.last().is_some_and(|last| last.key >= key) {
             return Err(reader.error("leaf keys out of order"));
         }
@@ -121,7 +131,7 @@ pub fn decode_leaf(payload: &[u8]) -> Result<Vec<LeafEntry>, DecodeError> {
                 stored_len: reader.varint("stored length")?,
             }
         } else {
-            Stored::Inline(reader.bytes("value")?.to_vec())
+            Stored::Inline(reader.bytes("value")?)
         };
         entries.push(LeafEntry {
             key,
@@ -133,20 +143,21 @@ pub fn decode_leaf(payload: &[u8]) -> Result<Vec<LeafEntry>, DecodeError> {
     Ok(entries)
 }
 
-pub fn encode_branch(keys: &[Vec<u8>], children: &[PageId]) -> Vec<u8> {
+pub fn encode_branch<K: AsRef<[u8]>>(keys: &[K], children: &[PageId]) -> Vec<u8> {
     debug_assert_eq!(keys.len() + 1, children.len());
     let mut out = (children.len() as u16).to_le_bytes().to_vec();
     for child in children {
         out.extend_from_slice(&child.to_le_bytes());
     }
     for key in keys {
+        let key = key.as_ref();
         put_varint(&mut out, key.len() as u64);
         out.extend_from_slice(key);
     }
     out
 }
 
-pub fn decode_branch(payload: &[u8]) -> Result<(Vec<Vec<u8>>, Vec<PageId>), DecodeError> {
+pub fn decode_branch(payload: &[u8]) -> Result<(Vec<&[u8]>, Vec<PageId>), DecodeError> {
     let mut reader = Reader::new(payload);
     let count = u16::from_le_bytes([reader.u8("count")?, reader.u8("count")?]) as usize;
     if count < 2 {
@@ -156,9 +167,9 @@ pub fn decode_branch(payload: &[u8]) -> Result<(Vec<Vec<u8>>, Vec<PageId>), Deco
     for _ in 0..count {
         children.push(reader.u64_le("child")?);
     }
-    let mut keys: Vec<Vec<u8>> = Vec::with_capacity(count - 1);
+    let mut keys: Vec<&[u8]> = Vec::with_capacity(count - 1);
     for _ in 1..count {
-        let key = reader.bytes("separator")?.to_vec();
+        let key = reader.bytes("separator")?;
         if keys.last().is_some_and(|last| *last >= key) {
             return Err(reader.error("separators out of order"));
         }
@@ -189,12 +200,12 @@ mod tests {
     fn payloads_round_trip() {
         let entries = vec![
             LeafEntry {
-                key: b"a".to_vec(),
+                key: b"a",
                 lz4_raw_len: None,
-                stored: Stored::Inline(b"one".to_vec()),
+                stored: Stored::Inline(b"one"),
             },
             LeafEntry {
-                key: b"b".to_vec(),
+                key: b"b",
                 lz4_raw_len: Some(5000),
                 stored: Stored::Overflow {
                     first_page: 9,
@@ -203,7 +214,7 @@ mod tests {
             },
         ];
         assert_eq!(decode_leaf(&encode_leaf(&entries)).unwrap(), entries);
-        let keys = vec![b"m".to_vec(), b"t".to_vec()];
+        let keys: Vec<&[u8]> = vec![b"m", b"t"];
         assert_eq!(
             decode_branch(&encode_branch(&keys, &[3, 4, 5])).unwrap(),
             (keys, vec![3, 4, 5])

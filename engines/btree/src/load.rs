@@ -1,34 +1,64 @@
-//! Reading the tree a meta slot names: every page checked (checksum, place,
-//! kind, written no later than the meta's checkpoint), every page named once,
-//! overflow chains bounded by their length, keys in order.
+//! Walking the tree a meta slot names, page by page, holding one path at a
+//! time: every page checked (checksum, place, kind, written no later than the
+//! meta's checkpoint), every page named once, overflow chains bounded by their
+//! length and decompressed, keys in order and within their parents' bounds.
+//! `verify` walks it all; open reads only the free list (and, for a format-1
+//! meta that does not record them, counts the live entries).
 
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::sync::{Arc, OnceLock};
 
-use leasehold_core::vfs::{read_exact_at, VfsFile};
+use leasehold_core::vfs::VfsFile;
 use leasehold_core::{KvError, KvResult};
 
-use crate::layout::{self, Stored};
+use crate::layout;
 use crate::meta::{self, Meta};
-use crate::node::{Body, Node, OverflowRef, PageId, ValueCell};
+use crate::node::{Body, Child, Limits, PageId, StoredRef, Value};
 use crate::page::{self, PageKind};
+use crate::pages::{decode_node, read_chain, read_checked, PagePayload};
 
 /// Deeper than any tree of up to 2^64 keys with ≥ 2 children per branch.
-const DEPTH_MAX: usize = 64;
+pub const DEPTH_MAX: usize = 64;
 
-pub struct Loader<'a> {
+pub struct Walker<'a> {
     pub file: &'a dyn VfsFile,
     pub path: &'a Path,
     pub page_size: usize,
     pub meta: &'a Meta,
     /// False only for the planted `SkipPageChecksum` bug.
     pub check_checksums: bool,
+    pub limits: Limits,
     /// Every page reached so far (a page reached twice is corruption).
     pub reached: BTreeSet<PageId>,
+    /// Live entries and their key + value bytes, as walked.
+    pub entries: u64,
+    pub bytes: u64,
+    /// Nodes that decode but break the tree's invariants.
+    pub problems: Vec<String>,
 }
 
-impl Loader<'_> {
+impl<'a> Walker<'a> {
+    pub fn new(
+        file: &'a dyn VfsFile,
+        path: &'a Path,
+        meta: &'a Meta,
+        limits: Limits,
+        check_checksums: bool,
+    ) -> Walker<'a> {
+        Walker {
+            file,
+            path,
+            page_size: meta.page_size as usize,
+            meta,
+            check_checksums,
+            limits,
+            reached: BTreeSet::new(),
+            entries: 0,
+            bytes: 0,
+            problems: Vec::new(),
+        }
+    }
+
     fn corrupt(&self, page: PageId, reason: impl Into<String>) -> KvError {
         KvError::corruption(
             self.path,
@@ -37,161 +67,133 @@ impl Loader<'_> {
         )
     }
 
-    /// Reads and checks page `id`, expecting `kind`.
-    pub fn read(&mut self, id: PageId, kind: PageKind) -> KvResult<Vec<u8>> {
-        self.check_in_use(id)?;
+    /// Reads and checks page `id`, one of `kinds`, reached for the first time.
+    fn read(&mut self, id: PageId, kinds: &[PageKind]) -> KvResult<PagePayload> {
         if !self.reached.insert(id) {
             return Err(self.corrupt(id, "reached twice"));
         }
-        let mut bytes = vec![0u8; self.page_size];
-        read_exact_at(self.file, &mut bytes, id * self.page_size as u64).map_err(|err| {
-            KvError::io(format!("read page {id} of {}", self.path.display()), err)
-        })?;
-        let opened = page::open_checked(&bytes, id, self.check_checksums)
-            .map_err(|reason| self.corrupt(id, reason))?;
-        if opened.kind != kind {
-            return Err(self.corrupt(
-                id,
-                format!("is a {:?} page, expected {kind:?}", opened.kind),
-            ));
-        }
-        if opened.txn > self.meta.txn {
-            return Err(self.corrupt(
-                id,
-                format!(
-                    "written by checkpoint {}, after the tree's {}",
-                    opened.txn, self.meta.txn
-                ),
-            ));
-        }
-        Ok(opened.payload.to_vec())
+        read_checked(
+            self.file,
+            self.path,
+            self.page_size,
+            self.meta.page_count,
+            self.check_checksums,
+            (id, kinds, self.meta.txn),
+        )
     }
 
-    /// Page ids come from disk: checked before any offset is computed from one.
-    fn check_in_use(&self, id: PageId) -> KvResult<()> {
-        if id < 2 || id >= self.meta.page_count {
-            return Err(self.corrupt(
-                id,
-                format!("outside the {} pages in use", self.meta.page_count),
-            ));
+    /// Walks the whole tree.
+    pub fn tree(&mut self) -> KvResult<()> {
+        match self.meta.root {
+            Some(root) => self.node(root, 0, None, None),
+            None => Ok(()),
+        }
+    }
+
+    fn node(
+        &mut self,
+        id: PageId,
+        depth: usize,
+        low: Option<&[u8]>,
+        high: Option<&[u8]>,
+    ) -> KvResult<()> {
+        if depth > DEPTH_MAX {
+            return Err(self.corrupt(id, "tree deeper than possible"));
+        }
+        let page = self.read(id, &[PageKind::Leaf, PageKind::Branch])?;
+        let body = decode_node(page.kind, &page.page, page.payload())
+            .map_err(|reason| self.corrupt(id, reason))?;
+        let in_bounds =
+            |key: &[u8]| low.is_none_or(|low| key >= low) && high.is_none_or(|high| key < high);
+        match body {
+            Body::Branch { keys, children } => {
+                if children.len() > self.limits.max_keys {
+                    self.problems.push(format!(
+                        "page {id}: branch with {} children",
+                        children.len()
+                    ));
+                }
+                if keys.windows(2).any(|pair| pair[0] >= pair[1])
+                    || keys.iter().any(|key| !in_bounds(key))
+                {
+                    return Err(self.corrupt(id, "branch keys out of order or out of bounds"));
+                }
+                for (index, child) in children.iter().enumerate() {
+                    let Child::Page(child) = child else {
+                        unreachable!("a decoded branch names pages")
+                    };
+                    let child_low = if index == 0 {
+                        low
+                    } else {
+                        Some(&*keys[index - 1])
+                    };
+                    let child_high = keys.get(index).map(|key| &**key).or(high);
+                    self.node(*child, depth + 1, child_low, child_high)?;
+                }
+            }
+            Body::Leaf(entries) => {
+                if entries.len() > self.limits.max_keys {
+                    self.problems
+                        .push(format!("page {id}: leaf with {} entries", entries.len()));
+                }
+                for (key, value) in &entries {
+                    if !in_bounds(key) {
+                        return Err(self.corrupt(id, "leaf key outside its parent's bounds"));
+                    }
+                    match value {
+                        Value::Stored(stored) => self.overflow(stored)?,
+                        Value::Inline {
+                            stored,
+                            lz4_raw_len,
+                        } => {
+                            layout::decompress(*lz4_raw_len, stored)
+                                .map_err(|reason| self.corrupt(id, reason))?;
+                        }
+                        Value::Cell(_) => {}
+                    }
+                    self.entries += 1;
+                    self.bytes += key.len() as u64 + value.byte_len();
+                }
+            }
         }
         Ok(())
     }
 
-    /// Loads the node at `id` and everything under it.
-    pub fn node(&mut self, id: PageId, depth: usize) -> KvResult<Arc<Node>> {
-        if depth > DEPTH_MAX {
-            return Err(self.corrupt(id, "tree deeper than possible"));
-        }
-        self.check_in_use(id)?;
-        // A page is a leaf or a branch; peek at the kind through the header.
-        let mut header = [0u8; page::HEADER_LEN];
-        read_exact_at(self.file, &mut header, id * self.page_size as u64).map_err(|err| {
-            KvError::io(format!("read page {id} of {}", self.path.display()), err)
-        })?;
-        let body = if header[4] == PageKind::Branch as u8 {
-            let payload = self.read(id, PageKind::Branch)?;
-            let (keys, children) =
-                layout::decode_branch(&payload).map_err(|err| self.corrupt(id, err.to_string()))?;
-            let mut nodes = Vec::with_capacity(children.len());
-            for child in children {
-                nodes.push(self.node(child, depth + 1)?);
-            }
-            Body::Branch {
-                keys,
-                children: nodes,
-            }
-        } else {
-            let payload = self.read(id, PageKind::Leaf)?;
-            let entries =
-                layout::decode_leaf(&payload).map_err(|err| self.corrupt(id, err.to_string()))?;
-            if entries.is_empty() {
-                return Err(self.corrupt(id, "empty leaf"));
-            }
-            let mut loaded = Vec::with_capacity(entries.len());
-            for entry in entries {
-                let (stored, overflow) = match entry.stored {
-                    Stored::Inline(bytes) => (bytes, None),
-                    Stored::Overflow {
-                        first_page,
-                        stored_len,
-                    } => {
-                        let (bytes, pages) = self.overflow(first_page, stored_len)?;
-                        (
-                            bytes,
-                            Some(OverflowRef {
-                                pages,
-                                stored_len,
-                                lz4_raw_len: entry.lz4_raw_len,
-                            }),
-                        )
-                    }
-                };
-                let bytes = layout::decompress(entry.lz4_raw_len, &stored)
-                    .map_err(|reason| self.corrupt(id, reason))?;
-                let cell = ValueCell {
-                    bytes,
-                    overflow: OnceLock::new(),
-                };
-                if let Some(overflow) = overflow {
-                    let _ = cell.overflow.set(overflow);
-                }
-                loaded.push((entry.key, Arc::new(cell)));
-            }
-            Body::Leaf(loaded)
-        };
-        let node = Node::new(body);
-        let _ = node.page.set(id);
-        Ok(node)
-    }
-
-    /// Reads an overflow chain holding `stored_len` bytes.
-    fn overflow(&mut self, first: PageId, stored_len: u64) -> KvResult<(Vec<u8>, Vec<PageId>)> {
+    /// Reads an overflow chain and checks it decompresses to its length.
+    fn overflow(&mut self, stored: &StoredRef) -> KvResult<()> {
         let chunk_len = (page::capacity(self.page_size) - 8) as u64;
-        let expected_pages = stored_len.div_ceil(chunk_len).max(1);
-        if stored_len > self.meta.page_count.saturating_mul(chunk_len) {
-            return Err(self.corrupt(
-                first,
-                format!("overflow of {stored_len} bytes cannot fit the file"),
-            ));
-        }
-        let mut bytes = Vec::with_capacity(stored_len as usize);
-        let mut pages = Vec::new();
-        let mut next = first;
-        while (pages.len() as u64) < expected_pages {
-            let payload = self.read(next, PageKind::Overflow)?;
-            let (following, chunk) = layout::decode_overflow(&payload)
-                .map_err(|err| self.corrupt(next, err.to_string()))?;
-            bytes.extend_from_slice(chunk);
-            pages.push(next);
-            if following == 0 {
-                break;
-            }
-            next = following;
-        }
-        if bytes.len() as u64 != stored_len || pages.len() as u64 != expected_pages {
-            return Err(self.corrupt(
-                first,
-                format!(
-                    "overflow chain holds {} bytes in {} pages, expected {stored_len}",
-                    bytes.len(),
-                    pages.len()
-                ),
-            ));
-        }
-        Ok((bytes, pages))
+        let page_count = self.meta.page_count;
+        let path = self.path;
+        let page_size = self.page_size as u64;
+        let corrupt = move |page: PageId, reason: String| {
+            KvError::corruption(
+                path,
+                page.saturating_mul(page_size),
+                format!("page {page}: {reason}"),
+            )
+        };
+        let (bytes, _) = read_chain(
+            stored,
+            (chunk_len, page_count),
+            &mut |id| self.read(id, &[PageKind::Overflow]),
+            &corrupt,
+        )?;
+        layout::decompress(stored.lz4_raw_len, &bytes)
+            .map_err(|reason| corrupt(stored.first_page, reason))?;
+        Ok(())
     }
 
-    /// The free list: its pages, and the freelist pages holding it. Called
-    /// after the tree is loaded: a free page the tree reaches is corruption.
+    /// The free list: its pages, and the freelist pages holding it. After
+    /// `tree`, a free page the tree reaches is corruption (the next checkpoint
+    /// would overwrite it while in use).
     pub fn free_list(&mut self) -> KvResult<(BTreeSet<PageId>, Vec<PageId>)> {
         let mut free: BTreeSet<PageId> = self.meta.inline_free.iter().copied().collect();
         let mut list_pages = Vec::new();
         let mut next = self.meta.freelist_head;
         while let Some(id) = next {
-            let payload = self.read(id, PageKind::Freelist)?;
-            let (following, pages) =
-                meta::decode_freelist(&payload).map_err(|err| self.corrupt(id, err.to_string()))?;
+            let page = self.read(id, &[PageKind::Freelist])?;
+            let (following, pages) = meta::decode_freelist(page.payload())
+                .map_err(|err| self.corrupt(id, err.to_string()))?;
             free.extend(pages);
             list_pages.push(id);
             next = following;
@@ -211,8 +213,6 @@ impl Loader<'_> {
                 ),
             ));
         }
-        // A page both free and reached (tree, overflow or free-list page)
-        // would be overwritten by the next checkpoint while still in use.
         if let Some(&page) = free.iter().find(|page| self.reached.contains(page)) {
             return Err(self.corrupt(page, "is on the free list and in use"));
         }

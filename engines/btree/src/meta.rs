@@ -1,16 +1,19 @@
 //! The two meta slots (pages 0 and 1) and the free list.
 //!
 //! ```text
-//! meta     = magic: u64 "LHBTREE1" | format: u32 = 1 | page_size: u32
+//! meta     = magic: u64 "LHBTREE1" | format: u32 = 2 | page_size: u32
 //!            | root: u64 (0 = empty tree) | page_count: u64 | wal_number: u64
 //!            | free_count: u64 | freelist_head: u64 (0 = none)
+//!            | live_entries: u64 | live_bytes: u64            (format 2 only)
 //!            | inline_free: u64 × min(free_count, what fits)
 //! freelist = next: u64 (0 = last) | count: u32 | page: u64 × count
 //! ```
 //! The meta page's header `txn` is the checkpoint's number; recovery takes the
 //! valid slot with the higher txn. Checkpoint n writes slot n mod 2, so the
 //! newest complete checkpoint always survives a torn meta write.
-//! Written to disk — do not change.
+//! Format 2 records the tree's live entries and bytes, so that open need not
+//! walk the tree to know them; format 1 (read, never written) does not, and
+//! open counts them by walking it once. Written to disk — do not change.
 
 use leasehold_core::codec::{DecodeError, Reader};
 
@@ -18,7 +21,8 @@ use crate::node::PageId;
 
 pub const META_MAGIC: u64 = u64::from_le_bytes(*b"LHBTREE1");
 const META_FORMAT_V1: u32 = 1;
-const META_FIXED_LEN: usize = 8 + 4 + 4 + 8 * 5;
+const META_FORMAT_V2: u32 = 2;
+const META_FIXED_LEN: usize = 8 + 4 + 4 + 8 * 7;
 const FREELIST_FIXED_LEN: usize = 12;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -30,6 +34,9 @@ pub struct Meta {
     pub wal_number: u64,
     pub free_count: u64,
     pub freelist_head: Option<PageId>,
+    /// Live entries and their key + value bytes in the tree (`None` from a
+    /// format-1 meta, which did not record them).
+    pub live: Option<(u64, u64)>,
     pub inline_free: Vec<PageId>,
 }
 
@@ -44,10 +51,16 @@ pub fn freelist_page_capacity(capacity: usize) -> usize {
 }
 
 impl Meta {
+    /// Format 2, or format 1 when `live` is `None` (as an older build wrote).
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(META_FIXED_LEN + self.inline_free.len() * 8);
         out.extend_from_slice(&META_MAGIC.to_le_bytes());
-        out.extend_from_slice(&META_FORMAT_V1.to_le_bytes());
+        let format = if self.live.is_some() {
+            META_FORMAT_V2
+        } else {
+            META_FORMAT_V1
+        };
+        out.extend_from_slice(&format.to_le_bytes());
         out.extend_from_slice(&self.page_size.to_le_bytes());
         for value in [
             self.root.unwrap_or(0),
@@ -57,6 +70,10 @@ impl Meta {
             self.freelist_head.unwrap_or(0),
         ] {
             out.extend_from_slice(&value.to_le_bytes());
+        }
+        if let Some((entries, bytes)) = self.live {
+            out.extend_from_slice(&entries.to_le_bytes());
+            out.extend_from_slice(&bytes.to_le_bytes());
         }
         for page in &self.inline_free {
             out.extend_from_slice(&page.to_le_bytes());
@@ -73,7 +90,7 @@ impl Meta {
             });
         }
         let format = reader.u32_le("format")?;
-        if format != META_FORMAT_V1 {
+        if format != META_FORMAT_V1 && format != META_FORMAT_V2 {
             return Err(reader.error(format!("unknown meta format {format}")));
         }
         let page_size = reader.u32_le("page size")?;
@@ -82,6 +99,11 @@ impl Meta {
         let wal_number = reader.u64_le("wal number")?;
         let free_count = reader.u64_le("free count")?;
         let freelist_head = reader.u64_le("freelist head")?;
+        let live = if format == META_FORMAT_V2 {
+            Some((reader.u64_le("live entries")?, reader.u64_le("live bytes")?))
+        } else {
+            None
+        };
         if free_count >= page_count.max(2)
             || root >= page_count.max(2)
             || freelist_head >= page_count.max(2)
@@ -104,6 +126,7 @@ impl Meta {
             wal_number,
             free_count,
             freelist_head: (freelist_head != 0).then_some(freelist_head),
+            live,
             inline_free,
         })
     }
@@ -147,9 +170,20 @@ mod tests {
             wal_number: 3,
             free_count: 4,
             freelist_head: Some(7),
+            live: Some((12, 3400)),
             inline_free: vec![10, 11],
         };
         assert_eq!(Meta::decode(&meta.encode(), 9).unwrap(), meta);
+        // A format-1 meta: the same without the live counts.
+        let v1 = Meta {
+            live: None,
+            ..meta.clone()
+        };
+        let mut v2_bytes = meta.encode();
+        v2_bytes.drain(56..72);
+        v2_bytes[8..12].copy_from_slice(&META_FORMAT_V1.to_le_bytes());
+        assert_eq!(v1.encode(), v2_bytes);
+        assert_eq!(Meta::decode(&v1.encode(), 9).unwrap(), v1);
         assert_eq!(
             decode_freelist(&encode_freelist(Some(3), &[4, 5])).unwrap(),
             (Some(3), vec![4, 5])

@@ -2,7 +2,15 @@
 //! copying the path from the root to the leaf (copy-on-write). A reader holds
 //! a root and sees that tree, whole, however the writer moves on.
 //!
-//! Invariants (checked by `check`):
+//! Only part of the tree is in memory. A child is either a node in memory
+//! (`Child::Node`: written since the last checkpoint, or not yet swapped for
+//! its page) or a page on disk (`Child::Page`), read through a `PageSource`
+//! (a bounded cache over the data file) when a walk reaches it. A value in
+//! overflow pages that was read from disk stays there (`Value::Stored`) until
+//! someone reads it.
+//!
+//! Invariants (checked by `check` for the part in memory, by the verifier for
+//! pages):
 //! 1. A leaf holds 1..=`max_keys` entries in strictly ascending key order
 //!    (only an empty tree has no root at all).
 //! 2. A branch holds 2..=`max_keys` children and one separator key fewer;
@@ -10,10 +18,22 @@
 //!    `children[i + 1]`.
 //! 3. Every node fits a page when encoded (`pack` splits nodes to keep it so).
 //!
-//! A node's `page` is set once, by the checkpoint that writes it; a node with
-//! no page is dirty.
+//! A node's `page` is set once: when it is read from that page, or by the
+//! checkpoint that writes it; a node with no page is dirty.
 
 use std::sync::{Arc, OnceLock};
+
+use leasehold_core::KvResult;
+
+use crate::slice::Slice;
+
+mod edit;
+mod read;
+#[cfg(test)]
+mod tests;
+
+pub use edit::{collapse, delete, insert, new_root};
+pub use read::{check, get, walk_from};
 
 /// Where a page lives: its index in the data file.
 pub type PageId = u64;
@@ -27,11 +47,29 @@ pub struct OverflowRef {
     pub lz4_raw_len: Option<u64>,
 }
 
-/// A value and, once a checkpoint put it in overflow pages, where.
+/// A value in overflow pages, as its leaf names it (the chain's pages are
+/// known only by reading it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StoredRef {
+    pub first_page: PageId,
+    pub stored_len: u64,
+    /// `Some(raw_len)` when stored lz4-compressed.
+    pub lz4_raw_len: Option<u64>,
+}
+
+impl StoredRef {
+    /// The value's length once read.
+    pub fn raw_len(&self) -> u64 {
+        self.lz4_raw_len.unwrap_or(self.stored_len)
+    }
+}
+
+/// A value in memory and, once a checkpoint put it in overflow pages, where.
 #[derive(Debug)]
 pub struct ValueCell {
     pub bytes: Vec<u8>,
-    pub overflow: OnceLock<OverflowRef>,
+    /// Boxed: most values never overflow, and every cell pays for the slot.
+    pub overflow: OnceLock<Box<OverflowRef>>,
 }
 
 impl ValueCell {
@@ -43,12 +81,64 @@ impl ValueCell {
     }
 }
 
+/// A leaf's value: written since its leaf was read (in memory), inline in a
+/// leaf read from disk (as stored: lz4 when `lz4_raw_len` says), or in
+/// overflow pages not read.
+#[derive(Clone, Debug)]
+pub enum Value {
+    Cell(Arc<ValueCell>),
+    Inline {
+        stored: Slice,
+        lz4_raw_len: Option<u64>,
+    },
+    Stored(StoredRef),
+}
+
+impl Value {
+    /// The value's length in bytes.
+    pub fn byte_len(&self) -> u64 {
+        match self {
+            Value::Cell(cell) => cell.bytes.len() as u64,
+            Value::Inline {
+                stored,
+                lz4_raw_len,
+            } => lz4_raw_len.unwrap_or(stored.len() as u64),
+            Value::Stored(stored) => stored.raw_len(),
+        }
+    }
+
+    /// Heap bytes it holds of its own (an inline value shares its page's).
+    fn resident(&self) -> usize {
+        match self {
+            Value::Cell(cell) => heap(size_of::<ValueCell>() + 16) + heap(cell.bytes.len()),
+            Value::Inline { .. } | Value::Stored(_) => 0,
+        }
+    }
+}
+
+/// A branch's child: a node in memory or a page to read.
+#[derive(Clone, Debug)]
+pub enum Child {
+    Node(Arc<Node>),
+    Page(PageId),
+}
+
+impl Child {
+    /// The node, read through `pages` if it is not in memory.
+    pub fn resolve(&self, pages: &dyn PageSource) -> KvResult<Arc<Node>> {
+        match self {
+            Child::Node(node) => Ok(Arc::clone(node)),
+            Child::Page(id) => pages.node(*id),
+        }
+    }
+}
+
 #[derive(Debug)]
 pub enum Body {
-    Leaf(Vec<(Vec<u8>, Arc<ValueCell>)>),
+    Leaf(Vec<(Slice, Value)>),
     Branch {
-        keys: Vec<Vec<u8>>,
-        children: Vec<Arc<Node>>,
+        keys: Vec<Slice>,
+        children: Vec<Child>,
     },
 }
 
@@ -56,15 +146,72 @@ pub enum Body {
 pub struct Node {
     pub body: Body,
     pub page: OnceLock<PageId>,
+    /// Bytes the node holds in memory (an estimate, for the cache and the
+    /// dirty bound).
+    pub resident: usize,
+}
+
+/// Bytes the allocator takes for `len` bytes (glibc: 8 bytes of header,
+/// 16-byte granules, 32 at least).
+fn heap(len: usize) -> usize {
+    (len + 8).div_ceil(16).max(2) * 16
 }
 
 impl Node {
+    /// A node made in memory (its keys counted as their own).
     pub fn new(body: Body) -> Arc<Node> {
-        Arc::new(Node {
+        let keys: usize = match &body {
+            Body::Leaf(entries) => entries.iter().map(|(key, _)| heap(key.len() + 16)).sum(),
+            Body::Branch { keys, .. } => keys.iter().map(|key| heap(key.len() + 16)).sum(),
+        };
+        Arc::new(Node::with_extra(body, keys))
+    }
+
+    /// A node read from `page`, whose keys and values share the page's one
+    /// buffer of `buffer_len` bytes.
+    pub fn read(body: Body, page: PageId, buffer_len: usize) -> Arc<Node> {
+        let node = Node::with_extra(body, heap(buffer_len + 16));
+        let _ = node.page.set(page);
+        Arc::new(node)
+    }
+
+    /// `extra`: heap bytes of the keys (and the page buffer) besides the
+    /// node, its vectors and its values of their own.
+    fn with_extra(body: Body, extra: usize) -> Node {
+        let resident = extra
+            + heap(size_of::<Node>() + 16)
+            + match &body {
+                Body::Leaf(entries) => {
+                    heap(entries.capacity() * size_of::<(Slice, Value)>())
+                        + entries
+                            .iter()
+                            .map(|(_, value)| value.resident())
+                            .sum::<usize>()
+                }
+                Body::Branch { keys, children } => {
+                    heap(keys.capacity() * size_of::<Slice>())
+                        + heap(children.capacity() * size_of::<Child>())
+                }
+            };
+        Node {
             body,
             page: OnceLock::new(),
-        })
+            resident,
+        }
     }
+}
+
+/// Where pages not in memory come from: the data file through a cache, read
+/// as of one checkpoint (a page written later than it is corruption).
+pub trait PageSource {
+    /// The leaf or branch at `id`.
+    fn node(&self, id: PageId) -> KvResult<Arc<Node>>;
+    /// The value in the overflow chain `stored` names.
+    fn value(&self, stored: &StoredRef) -> KvResult<Vec<u8>>;
+    /// The pages of the overflow chain `stored` names.
+    fn chain_pages(&self, stored: &StoredRef) -> KvResult<Vec<PageId>>;
+    /// Page `page` holds something its format forbids.
+    fn corrupt(&self, page: PageId, reason: String) -> leasehold_core::KvError;
 }
 
 /// Size limits of nodes.
@@ -92,13 +239,19 @@ fn varint_len(value: usize) -> usize {
 }
 
 /// Encoded bytes of a leaf entry (an upper bound: compression only shrinks).
-pub fn leaf_entry_len(key: &[u8], value: &ValueCell, limits: &Limits) -> usize {
+pub fn leaf_entry_len(key: &[u8], value: &Value, limits: &Limits) -> usize {
     let key_len = varint_len(key.len()) + key.len();
-    if value.bytes.len() > limits.inline_max {
+    let len = match value {
+        // Stored as read: its stored length is what it takes.
+        Value::Inline { stored, .. } => stored.len(),
+        Value::Stored(_) => return key_len + OVERFLOW_REF_LEN,
+        Value::Cell(cell) => cell.bytes.len(),
+    };
+    if len > limits.inline_max {
         key_len + OVERFLOW_REF_LEN
     } else {
         // flags, raw length (if compressed), stored length, bytes
-        key_len + 1 + 10 + varint_len(value.bytes.len()) + value.bytes.len()
+        key_len + 1 + 10 + varint_len(len) + len
     }
 }
 
@@ -121,39 +274,64 @@ pub struct Replaced {
 }
 
 impl Replaced {
-    pub fn node(&mut self, node: &Arc<Node>) {
+    pub fn node(&mut self, node: &Arc<Node>, change: &mut Change) {
         if let Some(&page) = node.page.get() {
             self.pages.push(page);
-        } else if self.checkpoint_running {
-            self.pending_nodes.push(Arc::clone(node));
+        } else {
+            change.dirty_bytes -= node.resident as i64;
+            if self.checkpoint_running {
+                self.pending_nodes.push(Arc::clone(node));
+            }
         }
     }
 
-    pub fn value(&mut self, value: Arc<ValueCell>) {
-        if let Some(overflow) = value.overflow.get() {
-            self.pages.extend(overflow.pages.iter().copied());
-        } else if self.checkpoint_running {
-            self.pending_values.push(value);
+    pub fn value(&mut self, value: Value, pages: &dyn PageSource) -> KvResult<()> {
+        match value {
+            Value::Cell(cell) => {
+                if let Some(overflow) = cell.overflow.get() {
+                    self.pages.extend(overflow.pages.iter().copied());
+                } else if self.checkpoint_running {
+                    self.pending_values.push(cell);
+                }
+            }
+            Value::Stored(stored) => self.pages.extend(pages.chain_pages(&stored)?),
+            Value::Inline { .. } => {}
         }
+        Ok(())
     }
 
     /// The running checkpoint finished: what it gave pages is now known.
     pub fn settle(&mut self) {
         self.checkpoint_running = false;
         for node in std::mem::take(&mut self.pending_nodes) {
-            self.node(&node);
+            if let Some(&page) = node.page.get() {
+                self.pages.push(page);
+            }
         }
         for value in std::mem::take(&mut self.pending_values) {
-            self.value(value);
+            if let Some(overflow) = value.overflow.get() {
+                self.pages.extend(overflow.pages.iter().copied());
+            }
         }
     }
 }
 
-/// What an insert or delete did to the live data.
+/// What an insert or delete did to the live data and to the dirty nodes.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Change {
     pub entries: i64,
     pub bytes: i64,
+    /// Bytes of dirty nodes made, less those of dirty nodes replaced.
+    pub dirty_bytes: i64,
+}
+
+impl Change {
+    /// A new dirty node.
+    pub fn made(&mut self, body: Body) -> Arc<Node> {
+        let node = Node::new(body);
+        self.dirty_bytes += node.resident as i64;
+        node
+    }
 }
 
 /// Cuts `items` into the fewest groups of near-equal count that each respect
@@ -187,371 +365,4 @@ fn pack<T>(
         .windows(2)
         .map(|range| items.by_ref().take(range[1] - range[0]).collect())
         .collect()
-}
-
-/// Inserts or replaces `key`; returns the node(s) replacing `node` (more than
-/// one after a split), each after the first with the separator before it.
-pub fn insert(
-    node: &Arc<Node>,
-    key: &[u8],
-    value: Arc<ValueCell>,
-    limits: &Limits,
-    replaced: &mut Replaced,
-    change: &mut Change,
-) -> Vec<(Option<Vec<u8>>, Arc<Node>)> {
-    replaced.node(node);
-    match &node.body {
-        Body::Leaf(entries) => {
-            let mut entries = entries.clone();
-            change.bytes += value.bytes.len() as i64;
-            match entries.binary_search_by(|(existing, _)| existing.as_slice().cmp(key)) {
-                Ok(index) => {
-                    let old = std::mem::replace(&mut entries[index].1, value);
-                    change.bytes -= old.bytes.len() as i64;
-                    replaced.value(old);
-                }
-                Err(index) => {
-                    change.entries += 1;
-                    change.bytes += key.len() as i64;
-                    entries.insert(index, (key.to_vec(), value));
-                }
-            }
-            let bytes: usize = 2 + entries
-                .iter()
-                .map(|(key, value)| leaf_entry_len(key, value, limits))
-                .sum::<usize>();
-            if entries.len() <= limits.max_keys && bytes <= limits.capacity {
-                return vec![(None, Node::new(Body::Leaf(entries)))];
-            }
-            let groups = pack(
-                entries,
-                limits.max_keys,
-                limits.capacity,
-                2,
-                |(key, value)| leaf_entry_len(key, value, limits),
-            );
-            groups
-                .into_iter()
-                .enumerate()
-                .map(|(index, group)| {
-                    let separator = (index > 0).then(|| group[0].0.clone());
-                    (separator, Node::new(Body::Leaf(group)))
-                })
-                .collect()
-        }
-        Body::Branch { keys, children } => {
-            let index = keys.partition_point(|separator| separator.as_slice() <= key);
-            let mut results = insert(&children[index], key, value, limits, replaced, change);
-            let mut children = children.clone();
-            if results.len() == 1 {
-                // No split below: only the child pointer changes.
-                children[index] = results.remove(0).1;
-                return vec![(
-                    None,
-                    Node::new(Body::Branch {
-                        keys: keys.clone(),
-                        children,
-                    }),
-                )];
-            }
-            let mut keys = keys.clone();
-            let mut insert_at = index;
-            for (position, (separator, child)) in results.into_iter().enumerate() {
-                if position == 0 {
-                    children[index] = child;
-                } else {
-                    insert_at += 1;
-                    children.insert(insert_at, child);
-                    keys.insert(insert_at - 1, separator.unwrap_or_default());
-                }
-            }
-            split_branch(keys, children, limits)
-        }
-    }
-}
-
-/// A branch from `keys` and `children`, split if it is too big.
-fn split_branch(
-    keys: Vec<Vec<u8>>,
-    children: Vec<Arc<Node>>,
-    limits: &Limits,
-) -> Vec<(Option<Vec<u8>>, Arc<Node>)> {
-    // Pair each child with the separator before it (none for the first).
-    let items: Vec<(Option<Vec<u8>>, Arc<Node>)> = std::iter::once(None)
-        .chain(keys.into_iter().map(Some))
-        .zip(children)
-        .collect();
-    let groups = pack(items, limits.max_keys, limits.capacity, 2, |(key, _)| {
-        branch_item_len(key.as_deref().unwrap_or_default())
-    });
-    groups
-        .into_iter()
-        .map(|group| {
-            let mut group = group.into_iter();
-            let Some((separator, first)) = group.next() else {
-                unreachable!("pack makes no empty groups")
-            };
-            let (keys, rest): (Vec<Vec<u8>>, Vec<Arc<Node>>) = group
-                .map(|(key, child)| (key.unwrap_or_default(), child))
-                .unzip();
-            let mut children = vec![first];
-            children.extend(rest);
-            (separator, Node::new(Body::Branch { keys, children }))
-        })
-        .collect()
-}
-
-/// Deletes `key`. `None`: not there, nothing changed. `Some(None)`: the node
-/// became empty. `Some(Some(node))`: the replacement.
-pub fn delete(
-    node: &Arc<Node>,
-    key: &[u8],
-    replaced: &mut Replaced,
-    change: &mut Change,
-) -> Option<Option<Arc<Node>>> {
-    match &node.body {
-        Body::Leaf(entries) => {
-            let index = entries
-                .binary_search_by(|(existing, _)| existing.as_slice().cmp(key))
-                .ok()?;
-            replaced.node(node);
-            let mut entries = entries.clone();
-            let (old_key, old) = entries.remove(index);
-            change.entries -= 1;
-            change.bytes -= (old_key.len() + old.bytes.len()) as i64;
-            replaced.value(old);
-            Some((!entries.is_empty()).then(|| Node::new(Body::Leaf(entries))))
-        }
-        Body::Branch { keys, children } => {
-            let index = keys.partition_point(|separator| separator.as_slice() <= key);
-            let result = delete(&children[index], key, replaced, change)?;
-            replaced.node(node);
-            let mut keys = keys.clone();
-            let mut children = children.clone();
-            match result {
-                Some(child) => children[index] = child,
-                None => {
-                    children.remove(index);
-                    keys.remove(index.saturating_sub(1).min(keys.len().saturating_sub(1)));
-                }
-            }
-            Some(match children.len() {
-                0 => None,
-                // A branch never keeps a single child: the child takes its place.
-                1 => children.pop(),
-                _ => Some(Node::new(Body::Branch { keys, children })),
-            })
-        }
-    }
-}
-
-/// The root after replacing it with `parts` (from `insert`): a new branch
-/// above them when the old root split.
-pub fn new_root(parts: Vec<(Option<Vec<u8>>, Arc<Node>)>, limits: &Limits) -> Arc<Node> {
-    let mut parts = parts;
-    loop {
-        if parts.len() == 1 {
-            return parts.remove(0).1;
-        }
-        let mut keys = Vec::with_capacity(parts.len() - 1);
-        let mut children = Vec::with_capacity(parts.len());
-        for (separator, child) in parts {
-            if let Some(separator) = separator {
-                keys.push(separator);
-            }
-            children.push(child);
-        }
-        parts = split_branch(keys, children, limits);
-    }
-}
-
-/// A branch with one child is replaced by that child (repeatedly).
-pub fn collapse(mut root: Arc<Node>, replaced: &mut Replaced) -> Arc<Node> {
-    loop {
-        let only = match &root.body {
-            Body::Branch { children, .. } if children.len() == 1 => Arc::clone(&children[0]),
-            _ => return root,
-        };
-        replaced.node(&root);
-        root = only;
-    }
-}
-
-/// The value of `key` under `node`.
-pub fn get<'a>(mut node: &'a Arc<Node>, key: &[u8]) -> Option<&'a Arc<ValueCell>> {
-    loop {
-        match &node.body {
-            Body::Leaf(entries) => {
-                let index = entries
-                    .binary_search_by(|(existing, _)| existing.as_slice().cmp(key))
-                    .ok()?;
-                return Some(&entries[index].1);
-            }
-            Body::Branch { keys, children } => {
-                node = &children[keys.partition_point(|separator| separator.as_slice() <= key)];
-            }
-        }
-    }
-}
-
-/// Visits entries with `start <= key` in order until `visit` returns false.
-pub fn walk_from(
-    node: &Arc<Node>,
-    start: Option<&[u8]>,
-    visit: &mut dyn FnMut(&[u8], &ValueCell) -> bool,
-) -> bool {
-    match &node.body {
-        Body::Leaf(entries) => {
-            let from = start.map_or(0, |start| {
-                entries.partition_point(|(key, _)| key.as_slice() < start)
-            });
-            for (key, value) in &entries[from..] {
-                if !visit(key, value) {
-                    return false;
-                }
-            }
-            true
-        }
-        Body::Branch { keys, children } => {
-            let from = start.map_or(0, |start| {
-                keys.partition_point(|separator| separator.as_slice() <= start)
-            });
-            for child in &children[from..] {
-                if !walk_from(child, start, visit) {
-                    return false;
-                }
-            }
-            true
-        }
-    }
-}
-
-/// Problems with the invariants of the module docs, for keys within
-/// [`low`, `high`).
-pub fn check(
-    node: &Node,
-    low: Option<&[u8]>,
-    high: Option<&[u8]>,
-    limits: &Limits,
-    problems: &mut Vec<String>,
-) {
-    let in_bounds =
-        |key: &[u8]| low.is_none_or(|low| key >= low) && high.is_none_or(|high| key < high);
-    match &node.body {
-        Body::Leaf(entries) => {
-            if entries.is_empty() || entries.len() > limits.max_keys {
-                problems.push(format!("leaf with {} entries", entries.len()));
-            }
-            if entries.windows(2).any(|pair| pair[0].0 >= pair[1].0) {
-                problems.push("leaf keys out of order".into());
-            }
-            if entries.iter().any(|(key, _)| !in_bounds(key)) {
-                problems.push("leaf key outside its parent's bounds".into());
-            }
-        }
-        Body::Branch { keys, children } => {
-            if children.len() < 2
-                || children.len() > limits.max_keys
-                || keys.len() + 1 != children.len()
-            {
-                problems.push(format!(
-                    "branch with {} children and {} keys",
-                    children.len(),
-                    keys.len()
-                ));
-                return;
-            }
-            if keys.windows(2).any(|pair| pair[0] >= pair[1])
-                || keys.iter().any(|key| !in_bounds(key))
-            {
-                problems.push("branch keys out of order or out of bounds".into());
-            }
-            for (index, child) in children.iter().enumerate() {
-                let child_low = if index == 0 {
-                    low
-                } else {
-                    Some(keys[index - 1].as_slice())
-                };
-                let child_high = if index == keys.len() {
-                    high
-                } else {
-                    Some(keys[index].as_slice())
-                };
-                check(child, child_low, child_high, limits, problems);
-            }
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use proptest::prelude::*;
-    use std::collections::BTreeMap;
-
-    fn limits() -> Limits {
-        Limits {
-            max_keys: 4,
-            capacity: 400,
-            inline_max: 100,
-        }
-    }
-
-    proptest! {
-        #[test]
-        fn copy_on_write_operations_match_a_model_and_keep_the_invariants(
-            ops in proptest::collection::vec((any::<bool>(), 0u16..200, 0usize..300), 1..300)
-        ) {
-            let limits = limits();
-            let mut root: Option<Arc<Node>> = None;
-            let mut model = BTreeMap::new();
-            let mut live = Change::default();
-            let mut snapshots = Vec::new();
-            for (is_put, key, len) in ops {
-                let key = format!("k{key:05}").into_bytes();
-                let mut replaced = Replaced::default();
-                let mut change = Change::default();
-                if is_put {
-                    let value = vec![len as u8; len];
-                    model.insert(key.clone(), value.clone());
-                    root = Some(match &root {
-                        None => {
-                            change.entries += 1;
-                            change.bytes += (key.len() + value.len()) as i64;
-                            Node::new(Body::Leaf(vec![(key, ValueCell::new(value))]))
-                        }
-                        Some(root) => new_root(insert(root, &key, ValueCell::new(value), &limits, &mut replaced, &mut change), &limits),
-                    });
-                } else {
-                    model.remove(&key);
-                    if let Some(current) = &root {
-                        if let Some(result) = delete(current, &key, &mut replaced, &mut change) {
-                            root = result.map(|node| collapse(node, &mut replaced));
-                        }
-                    }
-                }
-                live.entries += change.entries;
-                live.bytes += change.bytes;
-                snapshots.push((root.clone(), model.clone()));
-            }
-            // Every old root still reads as the tree it was (copy-on-write).
-            for (snapshot, expected) in snapshots.iter().step_by(17) {
-                let mut seen = BTreeMap::new();
-                if let Some(node) = snapshot {
-                    walk_from(node, None, &mut |key, value| { seen.insert(key.to_vec(), value.bytes.clone()); true });
-                    let mut problems = Vec::new();
-                    check(node, None, None, &limits, &mut problems);
-                    prop_assert!(problems.is_empty(), "{:?}", problems);
-                }
-                prop_assert_eq!(&seen, expected);
-            }
-            prop_assert_eq!(live.entries as usize, model.len());
-            prop_assert_eq!(live.bytes as usize, model.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>());
-            if let Some(node) = &root {
-                for (key, value) in &model {
-                    prop_assert_eq!(&get(node, key).unwrap().bytes, value);
-                }
-            }
-        }
-    }
 }

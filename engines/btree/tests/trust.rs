@@ -249,14 +249,19 @@ fn the_lease_rules_hold_across_crashes() {
 /// for (an abort), and a branch child id near `u64::MAX / page_size`
 /// overflowed the offset computed from it. Both are corruption now. So is
 /// (B2) a free list naming a page the tree uses: the next checkpoint would
-/// have overwritten that live page.
+/// have overwritten that live page. A format-1 meta makes open walk the tree,
+/// so open finds all three; past a format-2 meta the tree is read on demand,
+/// and the read that meets the page fails, or `verify` reports the overlap.
 #[test]
 fn a_crafted_meta_page_id_or_free_list_is_corruption() {
     use leasehold_btree::layout::{encode_branch, encode_leaf, LeafEntry, Stored};
     use leasehold_btree::meta::Meta;
     use leasehold_btree::page::{seal, PageKind};
     use leasehold_core::vfs::write_all_at;
-    let crafted = |page_count: u64, root: (PageKind, Vec<u8>), inline_free: Vec<u64>| {
+    let crafted = |page_count: u64,
+                   root: (PageKind, Vec<u8>),
+                   inline_free: Vec<u64>,
+                   live: Option<(u64, u64)>| {
         let vfs = SimVfs::new(13);
         vfs.create_dir_all(Path::new(DIR)).unwrap();
         let file = vfs.create(&Path::new(DIR).join("data.db")).unwrap();
@@ -268,6 +273,7 @@ fn a_crafted_meta_page_id_or_free_list_is_corruption() {
             wal_number: 1,
             free_count: inline_free.len() as u64,
             freelist_head: None,
+            live,
             inline_free,
         };
         write_all_at(file.as_ref(), &vec![0u8; PAGE as usize], 0).unwrap();
@@ -281,35 +287,52 @@ fn a_crafted_meta_page_id_or_free_list_is_corruption() {
         open_on(&vfs, &common::tiny_config(DIR))
     };
     let huge_overflow = encode_leaf(&[LeafEntry {
-        key: b"k".to_vec(),
+        key: b"k",
         lz4_raw_len: None,
         stored: Stored::Overflow {
             first_page: 3,
             stored_len: 1 << 45,
         },
     }]);
-    let opened = crafted(1 << 40, (PageKind::Leaf, huge_overflow), vec![]);
-    assert!(
-        matches!(opened, Err(KvError::Corruption { .. })),
-        "{opened:?}"
-    );
+    let corrupt = |result: &Result<_, KvError>| matches!(result, Err(KvError::Corruption { .. }));
     let far_child = encode_branch(&[b"m".to_vec()], &[u64::MAX / PAGE + 5, 3]);
-    let opened = crafted(3, (PageKind::Branch, far_child), vec![]);
-    assert!(
-        matches!(opened, Err(KvError::Corruption { .. })),
-        "{opened:?}"
-    );
     let leaf = encode_leaf(&[LeafEntry {
-        key: b"k".to_vec(),
+        key: b"k",
         lz4_raw_len: None,
-        stored: Stored::Inline(b"v".to_vec()),
+        stored: Stored::Inline(b"v"),
     }]);
-    let opened = crafted(3, (PageKind::Leaf, leaf.clone()), vec![]);
+    // Format 1: open walks the tree and refuses each.
+    let opened = crafted(
+        1 << 40,
+        (PageKind::Leaf, huge_overflow.clone()),
+        vec![],
+        None,
+    );
+    assert!(corrupt(&opened), "{opened:?}");
+    let opened = crafted(3, (PageKind::Branch, far_child.clone()), vec![], None);
+    assert!(corrupt(&opened), "{opened:?}");
+    let opened = crafted(3, (PageKind::Leaf, leaf.clone()), vec![], None);
     assert!(opened.is_ok(), "the well-formed file opens: {opened:?}");
-    let opened = crafted(3, (PageKind::Leaf, leaf), vec![2]);
+    let opened = crafted(3, (PageKind::Leaf, leaf.clone()), vec![2], None);
+    assert!(corrupt(&opened), "{opened:?}");
+    // Format 2: the read that meets the page fails; verify finds the overlap.
+    let live = Some((1, 2));
+    let engine = crafted(3, (PageKind::Leaf, huge_overflow), vec![], live).unwrap();
+    let read = engine.get(b"k");
+    assert!(matches!(read, Err(KvError::Corruption { .. })), "{read:?}");
+    let engine = crafted(3, (PageKind::Branch, far_child), vec![], live).unwrap();
+    let read = engine.get(b"a");
+    assert!(matches!(read, Err(KvError::Corruption { .. })), "{read:?}");
+    let engine = crafted(3, (PageKind::Leaf, leaf.clone()), vec![], live).unwrap();
+    assert!(engine.verify().unwrap().is_clean());
+    let engine = crafted(3, (PageKind::Leaf, leaf), vec![2], live).unwrap();
+    let report = engine.verify().unwrap();
     assert!(
-        matches!(opened, Err(KvError::Corruption { .. })),
-        "{opened:?}"
+        report
+            .problems
+            .iter()
+            .any(|problem| problem.contains("free list and in use")),
+        "{report:?}"
     );
 }
 

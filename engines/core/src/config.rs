@@ -235,6 +235,12 @@ pub struct BtreeConfig {
     /// `true`: checkpoints and timed syncs run on a background thread.
     /// `false`: the writer runs checkpoints inline, deterministically.
     pub background_threads: bool,
+    /// Bytes of decoded pages kept in memory (clean pages, evicted by CLOCK).
+    pub cache_size_bytes: u64,
+    /// Most bytes of dirty nodes (written since the last checkpoint): half of
+    /// it makes a checkpoint due, all of it holds writers back until one ends.
+    /// The engine's memory is about `cache_size_bytes` + 2 × this.
+    pub max_dirty_bytes: u64,
 }
 
 impl Default for BtreeConfig {
@@ -248,6 +254,8 @@ impl Default for BtreeConfig {
             page_size: 4096,
             checkpoint_wal_bytes: 16 << 20,
             background_threads: true,
+            cache_size_bytes: 64 << 20,
+            max_dirty_bytes: 16 << 20,
         }
     }
 }
@@ -268,6 +276,18 @@ impl BtreeConfig {
             return Err(invalid(
                 section,
                 "checkpoint_wal_bytes must be at least 4096",
+            ));
+        }
+        if self.cache_size_bytes < u64::from(self.page_size) {
+            return Err(invalid(
+                section,
+                "cache_size_bytes must hold at least one page",
+            ));
+        }
+        if self.max_dirty_bytes < 2 * u64::from(self.page_size) {
+            return Err(invalid(
+                section,
+                "max_dirty_bytes must hold at least two pages",
             ));
         }
         Ok(())

@@ -76,7 +76,7 @@ pub(super) fn recover(
         }
         // The log the fresh meta names exists before the meta does, as for
         // every checkpoint: recovery relies on it (below).
-        let fresh = meta_for(1, page_size, None, 2, 1, 0, None, Vec::new());
+        let fresh = meta_for(1, page_size, None, 2, 1, 0, None, (0, 0), Vec::new());
         let first_log = dir.join(wal_name(fresh.wal_number));
         vfs.create(&first_log)
             .map_err(io_error(format!("create {}", first_log.display())))?;
@@ -114,38 +114,28 @@ pub(super) fn recover(
             meta.page_size
         )));
     }
-    let mut loader = Loader {
-        file: data.as_ref(),
-        path: &data_path,
-        page_size,
-        meta: &meta,
-        check_checksums: planted != Some(PlantedBug::SkipPageChecksum),
-        reached: BTreeSet::new(),
-    };
-    let mut root = match meta.root {
-        Some(id) => Some(loader.node(id, 0)?),
-        None => None,
-    };
-    let (free, list_pages) = loader.free_list()?;
-    if let Some(node) = &root {
-        let mut problems = Vec::new();
-        node::check(node, None, None, &limits, &mut problems);
-        if let Some(problem) = problems.first() {
-            return Err(KvError::corruption(
-                &data_path,
-                0,
-                format!("tree: {problem}"),
-            ));
+    let check_checksums = planted != Some(PlantedBug::SkipPageChecksum);
+    let mut walker = Walker::new(data.as_ref(), &data_path, &meta, limits, check_checksums);
+    // The tree stays on disk, read on demand. A format-1 meta does not record
+    // the live counts: the tree is walked (and checked) once to count them.
+    let (entries, bytes) = match meta.live {
+        Some(live) => live,
+        None => {
+            walker.tree()?;
+            (walker.entries, walker.bytes)
         }
-    }
-    let (mut entries, mut bytes) = (0i64, 0i64);
-    if let Some(node) = &root {
-        node::walk_from(node, None, &mut |key, value| {
-            entries += 1;
-            bytes += (key.len() + value.bytes.len()) as i64;
-            true
-        });
-    }
+    };
+    let (free, list_pages) = walker.free_list()?;
+    let (entries, bytes) = (entries as i64, bytes as i64);
+    let pages = Pages::new(
+        Arc::clone(&data),
+        &data_path,
+        page_size,
+        meta.page_count,
+        check_checksums,
+        config.cache_size_bytes,
+    );
+    let mut root = meta.root.map(Child::Page);
 
     // Replay the logs written after the checkpoint.
     let needed: Vec<PathBuf> = wal_numbers
@@ -168,7 +158,14 @@ pub(super) fn recover(
                 KvError::corruption(&log.path, 0, format!("record {index}: {err}"))
             })?;
             for op in batch.ops {
-                apply(&mut root, op, &limits, &mut replaced, &mut change);
+                apply(
+                    &mut root,
+                    op,
+                    &limits,
+                    &mut replaced,
+                    &mut change,
+                    &pages.at(meta.txn),
+                )?;
             }
         }
     }
@@ -203,6 +200,9 @@ pub(super) fn recover(
     counters
         .live_bytes
         .store(bytes + change.bytes, Ordering::Relaxed);
+    counters
+        .dirty_bytes
+        .store(change.dirty_bytes, Ordering::Relaxed);
     let inner = Inner {
         vfs,
         dir,
@@ -211,7 +211,12 @@ pub(super) fn recover(
         page_size,
         data,
         data_path,
-        root: RwLock::new(root),
+        pages,
+        root: RwLock::new(Root {
+            tree: root,
+            txn: meta.txn,
+        }),
+        readers: Readers::default(),
         writer: Mutex::new(WriterState {
             wal: WalWriter::new(wal_file, wal_path),
             wal_number,
@@ -225,6 +230,7 @@ pub(super) fn recover(
         checkpoint: Mutex::new(CheckpointState {
             txn: meta.txn,
             free,
+            held: Vec::new(),
             page_count: meta.page_count,
             list_pages,
         }),
@@ -233,6 +239,7 @@ pub(super) fn recover(
         planted: Mutex::new((planted, Vec::new())),
         stop: Mutex::new(false),
         work_cv: Condvar::new(),
+        dirty_room: (Mutex::new(()), Condvar::new()),
         counters,
     };
     Ok((inner, replay_had_bytes))

@@ -17,8 +17,34 @@ impl Inner {
                 op.key().len()
             )));
         }
+        self.wait_for_dirty_room();
         self.commits
             .submit(batch, durability, |group| self.write_group(group))
+    }
+
+    /// Holds a writer back while dirty nodes are at `max_dirty_bytes` (twice
+    /// the limit that makes a checkpoint due) and the checkpointer is behind (background threads only: inline
+    /// checkpoints run after each write that makes one due). Counted as a
+    /// stall.
+    fn wait_for_dirty_room(&self) {
+        if !self.config.background_threads {
+            return;
+        }
+        let full = || self.counters.dirty_bytes.load(Ordering::Relaxed) >= 2 * self.dirty_limit();
+        if !full() {
+            return;
+        }
+        let began = Instant::now();
+        let (lock, room) = &self.dirty_room;
+        let mut guard = lock.lock();
+        while full() && self.lifecycle.check_writable().is_ok() && !*self.stop.lock() {
+            self.work_cv.notify_all();
+            room.wait_for(&mut guard, Duration::from_millis(10));
+        }
+        bump(
+            &self.counters.stall_micros,
+            began.elapsed().as_micros() as u64,
+        );
     }
 
     /// Writes buffered records to the log.
@@ -96,22 +122,33 @@ impl Inner {
         } else if unbuffered || writer.buffer_bytes >= self.config.wal_buffer_size {
             self.drain_buffer(&mut writer)?;
         }
-        let mut root = self.root.read().clone();
+        let (mut root, txn) = {
+            let root = self.root.read();
+            (root.tree.clone(), root.txn)
+        };
+        let pages = self.pages.at(txn);
         let mut change = Change::default();
         let writer = &mut *writer;
         for pending in group {
             bump(&self.counters.user_bytes, pending.batch.logical_bytes());
             for op in pending.batch.ops.iter().cloned() {
+                // A page that cannot be read leaves the tree behind its log:
+                // the engine fails rather than diverge (the log is intact).
                 apply(
                     &mut root,
                     op,
                     &self.limits,
                     &mut writer.replaced,
                     &mut change,
-                );
+                    &pages,
+                )
+                .map_err(|err| self.fail(err))?;
             }
         }
-        *self.root.write() = root;
+        self.root.write().tree = root;
+        self.counters
+            .dirty_bytes
+            .fetch_add(change.dirty_bytes, Ordering::Relaxed);
         self.counters
             .live_entries
             .fetch_add(change.entries, Ordering::Relaxed);
@@ -122,7 +159,8 @@ impl Inner {
         // Inline mode checkpoints in `BtreeEngine::write`, once this group's
         // writer lock is released (`checkpoint` takes it itself).
         if self.config.background_threads
-            && writer.since_checkpoint >= self.config.checkpoint_wal_bytes
+            && (writer.since_checkpoint >= self.config.checkpoint_wal_bytes
+                || self.counters.dirty_bytes.load(Ordering::Relaxed) >= self.dirty_limit())
         {
             self.work_cv.notify_all();
         }
