@@ -23,7 +23,7 @@ use leasehold_core::commit::{CommitQueue, Pending};
 use leasehold_core::config::BtreeConfig;
 use leasehold_core::kv::ScanVisitor;
 use leasehold_core::lifecycle::Lifecycle;
-use leasehold_core::vfs::{lock_directory, read_confirmed, write_all_at, Vfs, VfsFile};
+use leasehold_core::vfs::{lock_directory, read_confirmed_prefix, write_all_at, Vfs, VfsFile};
 use leasehold_core::wal::{self, WalWriter};
 use leasehold_core::{
     BatchOp, Durability, EngineStats, Health, KeyRange, KvEngine, KvError, KvResult, VerifyReport,
@@ -220,7 +220,8 @@ fn read_metas(vfs: &dyn Vfs, path: &Path, page_size: usize) -> KvResult<Option<M
             .filter(|opened| opened.kind == PageKind::Meta)?;
         Meta::decode(opened.payload, opened.txn).ok()
     };
-    let bytes = read_confirmed(vfs, path, |bytes| {
+    // The two slots only: the file may be far larger than memory.
+    let bytes = read_confirmed_prefix(vfs, path, 2 * page_size as u64, |bytes| {
         parse(bytes, 0).is_none() || parse(bytes, 1).is_none()
     })?;
     Ok([parse(&bytes, 0), parse(&bytes, 1)]

@@ -447,3 +447,33 @@ fn overflow_chains_with_a_cycle_or_an_absurd_length_are_errors() {
 fn a_batch_above_the_limit_is_refused_and_changes_nothing() {
     workload::check_batch_limit(&open(&SimVfs::new(21)));
 }
+
+/// Open reads the two meta slots and the free list, not the data file: a
+/// tree of a few MiB opens reading a few pages (it read the whole file to find
+/// the meta slots, 1.5 GB of memory for a 1.5 GB tree).
+#[test]
+fn open_reads_a_few_pages_whatever_the_size_of_the_tree() {
+    use leasehold_core::vfs::Vfs;
+    let vfs = SimVfs::new(31);
+    let engine = open(&vfs);
+    for index in 0..2_000 {
+        engine
+            .write(
+                put(&format!("key{index:05}"), &[index as u8; 900]),
+                Durability::Buffered,
+            )
+            .unwrap();
+    }
+    engine.close().unwrap();
+    drop(engine);
+    let size = vfs.file_size(Path::new("/btree/data.db")).unwrap();
+    assert!(size > 2 << 20, "{size}");
+    let before = vfs.stats().bytes_read;
+    let engine = open(&vfs);
+    let read = vfs.stats().bytes_read - before;
+    assert!(
+        read <= 16 * 1024,
+        "open read {read} bytes of a {size}-byte file"
+    );
+    assert_eq!(collect_all(&engine).unwrap().len(), 2_000);
+}

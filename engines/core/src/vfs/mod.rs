@@ -152,12 +152,33 @@ pub fn read_confirmed(
     path: &Path,
     suspicious: impl Fn(&[u8]) -> bool,
 ) -> crate::KvResult<Vec<u8>> {
+    read_confirmed_prefix(vfs, path, u64::MAX, suspicious)
+}
+
+/// `read_confirmed` of the first `limit` bytes of `path` (all of it if
+/// shorter): a file's header without reading the file.
+pub fn read_confirmed_prefix(
+    vfs: &dyn Vfs,
+    path: &Path,
+    limit: u64,
+    suspicious: impl Fn(&[u8]) -> bool,
+) -> crate::KvResult<Vec<u8>> {
     let read = || -> crate::KvResult<Vec<u8>> {
         let context = || format!("read {}", path.display());
         let file = vfs
             .open_read(path)
             .map_err(|err| crate::KvError::io(context(), err))?;
-        read_all(file.as_ref()).map_err(|err| crate::KvError::io(context(), err))
+        if limit == u64::MAX {
+            return read_all(file.as_ref()).map_err(|err| crate::KvError::io(context(), err));
+        }
+        let len = file
+            .len()
+            .map_err(|err| crate::KvError::io(context(), err))?
+            .min(limit);
+        let mut bytes = vec![0u8; len as usize];
+        read_exact_at(file.as_ref(), &mut bytes, 0)
+            .map_err(|err| crate::KvError::io(context(), err))?;
+        Ok(bytes)
     };
     let bytes = read()?;
     if suspicious(&bytes) && (read()? != bytes || read()? != bytes) {
