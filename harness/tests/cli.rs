@@ -414,6 +414,7 @@ fn planted_bugs_need_their_build_and_are_caught_with_it() {
         ("memory", "skip-dir-lock", "damage"),
         ("memory", "ignore-witness", "damage"),
         ("lsm", "pick-before-lock", "background"),
+        ("btree", "ignore-readers", "background"),
         ("lsm", "no-group-timer", "group-bound"),
         ("btree", "no-group-timer", "group-bound"),
     ];

@@ -1,6 +1,8 @@
-//! `crash-fuzz --mode background`: the oracle with each engine's workers on
-//! and its manual maintenance racing them (`testkit::background`). With
-//! `--planted pick-before-lock` it hunts the LSM's flush race (audit D3).
+//! `crash-fuzz --mode background`: the oracle with each engine's workers on,
+//! its manual maintenance and a scanning reader racing them
+//! (`testkit::background`). With `--planted pick-before-lock` it hunts the
+//! LSM's flush race (audit D3); with `--planted ignore-readers`, the B+tree
+//! reusing pages a reader still holds.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -20,6 +22,13 @@ fn lsm_config() -> LsmConfig {
         background_threads: true,
         max_memtables: 4,
         ..leasehold_lsm::crash_test_config("/lsm")
+    }
+}
+
+fn btree_config() -> leasehold_core::config::BtreeConfig {
+    leasehold_core::config::BtreeConfig {
+        background_threads: true,
+        ..leasehold_btree::crash_test_config("/btree")
     }
 }
 
@@ -52,11 +61,19 @@ pub(super) fn campaign(options: &Options) -> Result<String, String> {
         (Engine::Btree, None) => rounds(
             options,
             Arc::new(|vfs: SimVfs| {
-                let config = leasehold_core::config::BtreeConfig {
-                    background_threads: true,
-                    ..leasehold_btree::crash_test_config("/btree")
-                };
-                leasehold_btree::BtreeEngine::open(&config, Arc::new(vfs))
+                leasehold_btree::BtreeEngine::open(&btree_config(), Arc::new(vfs))
+            }),
+            Arc::new(leasehold_btree::BtreeEngine::checkpoint),
+        ),
+        #[cfg(feature = "planted-bugs")]
+        (Engine::Btree, Some("ignore-readers")) => rounds(
+            options,
+            Arc::new(|vfs: SimVfs| {
+                leasehold_btree::BtreeEngine::open_planted(
+                    &btree_config(),
+                    Arc::new(vfs),
+                    leasehold_btree::db::PlantedBug::IgnoreReaders,
+                )
             }),
             Arc::new(leasehold_btree::BtreeEngine::checkpoint),
         ),
@@ -73,7 +90,7 @@ pub(super) fn campaign(options: &Options) -> Result<String, String> {
         ),
         (_, Some(bug)) => Err(format!(
             "no planted bug {bug:?} is hunted in background mode in this build (the LSM's \
-             pick-before-lock, with --features planted-bugs)"
+             pick-before-lock and the B+tree's ignore-readers, with --features planted-bugs)"
         )),
     }
 }

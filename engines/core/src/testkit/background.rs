@@ -1,16 +1,20 @@
 //! Background threads on: the crash oracle with an engine's own workers
-//! running (flushes, compactions, checkpoints, timed syncs) and a second
-//! thread calling the engine's manual maintenance (`compact_all`, a
-//! checkpoint) in a loop while the case's writes go on — the races the
-//! deterministic campaign (`background_threads = false`) cannot see. After
-//! the writes, the live state must equal the model; then the disk's crash
-//! image must recover to the durable floor plus a prefix of the rest.
+//! running (flushes, compactions, checkpoints, timed syncs), a second thread
+//! calling the engine's manual maintenance (`compact_all`, a checkpoint) in a
+//! loop and a third scanning the whole store in a loop while the case's
+//! writes go on — the races the deterministic campaign
+//! (`background_threads = false`) cannot see. Every racing scan must succeed
+//! and hold only values the case wrote (a scan that meets a page or table
+//! reused under it fails or reads another key's bytes). After the writes,
+//! the live state must equal the model; then the disk's crash image must
+//! recover to the durable floor plus a prefix of the rest.
 //!
 //! Cases are not deterministic (threads interleave as the OS schedules
 //! them); the seed fixes the operations and the crash image. A case that
 //! does not finish within `CASE_TIME_MAX` is a violation: a dead worker
 //! leaves writers stalled for good.
 
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
@@ -19,7 +23,7 @@ use crate::kv::{Durability, KvEngine};
 use crate::vfs::SimVfs;
 use crate::KvResult;
 
-use super::crash::{collect_all, CrashCase, CrashOp};
+use super::crash::{collect_all, key_name, CrashCase, CrashOp};
 use super::oracle::{Model, Violation};
 
 /// The longest a case may take before it counts as stalled.
@@ -76,6 +80,33 @@ fn run_unwatched<E: KvEngine>(
             Ok(rounds)
         })
     };
+    let written: HashSet<(Vec<u8>, Vec<u8>)> = case
+        .ops
+        .iter()
+        .flat_map(|op| match op {
+            CrashOp::Write { ops, .. } => ops.clone(),
+            CrashOp::Flush | CrashOp::Reopen => Vec::new(),
+        })
+        .filter_map(|(key, value)| value.map(|value| (key_name(key), value)))
+        .collect();
+    let reader = {
+        let (engine, done) = (Arc::clone(&engine), Arc::clone(&done));
+        std::thread::spawn(move || -> Result<u64, String> {
+            let mut scans = 0;
+            while !done.load(Ordering::Relaxed) {
+                let state = collect_all(engine.as_ref())
+                    .map_err(|err| format!("a scan racing the writers failed: {err}"))?;
+                if let Some((key, _)) = state.into_iter().find(|pair| !written.contains(pair)) {
+                    return Err(format!(
+                        "a scan racing the writers read a value never written for {}",
+                        String::from_utf8_lossy(&key)
+                    ));
+                }
+                scans += 1;
+            }
+            Ok(scans)
+        })
+    };
     let mut model = Model::new();
     let mut acknowledged = 0;
     let mut outcome = Ok(());
@@ -100,6 +131,11 @@ fn run_unwatched<E: KvEngine>(
         Ok(Ok(_)) => {}
         Ok(Err(reason)) => return Err(violation(reason)),
         Err(_) => return Err(violation("the maintenance thread panicked".into())),
+    }
+    match reader.join() {
+        Ok(Ok(_)) => {}
+        Ok(Err(reason)) => return Err(violation(reason)),
+        Err(_) => return Err(violation("the scanning thread panicked".into())),
     }
     outcome?;
     let live = collect_all(engine.as_ref()).map_err(|err| violation(format!("scan: {err}")))?;
