@@ -1,6 +1,7 @@
 //! The harness measured against engines whose costs and answers are known:
 //! a fake engine that charges exactly 3 device bytes per logical byte, one
-//! fsync per write and 2 ms per write; and a store that lies about one load.
+//! fsync per write and 2 ms per write (and remembers the most writes it had
+//! in flight at once); and a store that lies about one load.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -30,6 +31,8 @@ struct FakeEngine {
     log: Mutex<std::fs::File>,
     user_bytes: AtomicU64,
     writes: AtomicU64,
+    in_flight: AtomicU64,
+    most_in_flight: std::sync::Arc<AtomicU64>,
 }
 
 impl FakeEngine {
@@ -44,6 +47,8 @@ impl FakeEngine {
             log: Mutex::new(log),
             user_bytes: AtomicU64::new(0),
             writes: AtomicU64::new(0),
+            in_flight: AtomicU64::new(0),
+            most_in_flight: std::sync::Arc::new(AtomicU64::new(0)),
         }
     }
 }
@@ -56,7 +61,10 @@ impl KvEngine for FakeEngine {
         self.data.get(key)
     }
     fn write(&self, batch: WriteBatch, durability: Durability) -> KvResult<()> {
+        let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        self.most_in_flight.fetch_max(now, Ordering::SeqCst);
         std::thread::sleep(WRITE_COST);
+        self.in_flight.fetch_sub(1, Ordering::SeqCst);
         self.user_bytes
             .fetch_add(batch.logical_bytes(), Ordering::SeqCst);
         self.writes.fetch_add(1, Ordering::SeqCst);
@@ -399,51 +407,6 @@ fn a_replay_capped_before_its_measure_marker_measured_nothing() {
     assert_eq!(outcome.ops, 0, "set-up ops counted as measured");
 }
 
-/// A memory engine that takes 1 ms per write and remembers the most writes
-/// it ever had in flight at once.
-struct Gauge {
-    data: MemoryEngine,
-    in_flight: AtomicU64,
-    most: std::sync::Arc<AtomicU64>,
-}
-
-impl KvEngine for Gauge {
-    fn name(&self) -> &'static str {
-        "gauge"
-    }
-    fn get(&self, key: &[u8]) -> KvResult<Option<Vec<u8>>> {
-        self.data.get(key)
-    }
-    fn write(&self, batch: WriteBatch, durability: Durability) -> KvResult<()> {
-        let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
-        self.most.fetch_max(now, Ordering::SeqCst);
-        std::thread::sleep(Duration::from_millis(1));
-        self.in_flight.fetch_sub(1, Ordering::SeqCst);
-        self.data.write(batch, durability)
-    }
-    fn scan(&self, range: &KeyRange, visit: &mut ScanVisitor<'_>) -> KvResult<()> {
-        self.data.scan(range, visit)
-    }
-    fn flush(&self) -> KvResult<()> {
-        Ok(())
-    }
-    fn stats(&self) -> EngineStats {
-        EngineStats::default()
-    }
-    fn health(&self) -> Health {
-        Health::Healthy
-    }
-    fn verify(&self) -> KvResult<VerifyReport> {
-        Ok(VerifyReport::default())
-    }
-    fn close(&self) -> KvResult<()> {
-        Ok(())
-    }
-    fn persists(&self) -> bool {
-        false
-    }
-}
-
 #[test]
 fn set_up_ops_are_replayed_by_more_threads_than_the_run() {
     // Two run threads never have more than two writes in flight: more came
@@ -452,15 +415,13 @@ fn set_up_ops_are_replayed_by_more_threads_than_the_run() {
     let trace = generate(&scenario, 0.1).unwrap().trace;
     let marker = trace.ops.iter().position(|op| op.op == Op::Measure);
     assert!(marker.unwrap_or(0) > 100, "{marker:?} set-up ops");
-    let most = std::sync::Arc::new(AtomicU64::new(0));
-    let gauge = Gauge {
-        data: MemoryEngine::volatile(1 << 20),
-        in_flight: AtomicU64::new(0),
-        most: most.clone(),
-    };
+    let (_dir, data) = spec_dir();
+    std::fs::create_dir_all(&data).unwrap();
+    let fake = FakeEngine::open(&data);
+    let most = std::sync::Arc::clone(&fake.most_in_flight);
     let outcome = replay(
         &mut InMemory::new(&trace),
-        Box::new(KvStore::new(gauge, Durability::Buffered)),
+        Box::new(KvStore::new(fake, Durability::Buffered)),
         None,
         ReplayOptions {
             threads: 2,

@@ -7,6 +7,7 @@ use leasehold_core::KvResult;
 
 use super::{Body, Child, Limits, Node, PageSource, Value};
 use crate::layout;
+use crate::load::DEPTH_MAX;
 
 /// The bytes of `value`, decompressed or read from its overflow pages if
 /// need be.
@@ -22,10 +23,19 @@ fn bytes_of(node: &Node, value: &Value, pages: &dyn PageSource) -> KvResult<Vec<
     }
 }
 
+/// A walk that went deeper than any tree can: pages that name each other in
+/// a cycle (checksum-valid, so a bug or a crafted file).
+fn too_deep(node: &Node, pages: &dyn PageSource) -> leasehold_core::KvError {
+    pages.corrupt(
+        node.page.get().copied().unwrap_or(0),
+        "tree deeper than possible".into(),
+    )
+}
+
 /// The value of `key` under `root`.
 pub fn get(root: &Child, key: &[u8], pages: &dyn PageSource) -> KvResult<Option<Vec<u8>>> {
     let mut node = root.resolve(pages)?;
-    loop {
+    for _ in 0..=DEPTH_MAX {
         let next = match &node.body {
             Body::Leaf(entries) => {
                 let Ok(index) = entries.binary_search_by(|(existing, _)| (**existing).cmp(key))
@@ -40,6 +50,7 @@ pub fn get(root: &Child, key: &[u8], pages: &dyn PageSource) -> KvResult<Option<
         };
         node = next;
     }
+    Err(too_deep(&node, pages))
 }
 
 /// Visits entries with `start <= key` in order until `visit` returns false;
@@ -50,7 +61,20 @@ pub fn walk_from(
     pages: &dyn PageSource,
     visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
 ) -> KvResult<bool> {
+    walk_at(node, start, pages, visit, 0)
+}
+
+fn walk_at(
+    node: &Child,
+    start: Option<&[u8]>,
+    pages: &dyn PageSource,
+    visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+    depth: usize,
+) -> KvResult<bool> {
     let node: Arc<Node> = node.resolve(pages)?;
+    if depth > DEPTH_MAX {
+        return Err(too_deep(&node, pages));
+    }
     match &node.body {
         Body::Leaf(entries) => {
             let from = start.map_or(0, |start| {
@@ -68,7 +92,7 @@ pub fn walk_from(
                 keys.partition_point(|separator| &**separator <= start)
             });
             for child in &children[from..] {
-                if !walk_from(child, start, pages, visit)? {
+                if !walk_at(child, start, pages, visit, depth + 1)? {
                     return Ok(false);
                 }
             }

@@ -135,3 +135,24 @@ proptest! {
         }
     }
 }
+
+/// Pages that name each other in a cycle end a lookup or a scan with an
+/// error at the depth no tree reaches, instead of looping forever.
+#[test]
+fn a_cycle_of_pages_is_an_error_not_an_endless_walk() {
+    let pages = MapPages::default();
+    let body = Body::Branch {
+        keys: vec![crate::slice::Slice::copied(b"m")],
+        children: vec![Child::Page(2), Child::Page(2)],
+    };
+    pages
+        .nodes
+        .lock()
+        .unwrap()
+        .insert(2, Node::read(body, 2, 0));
+    let root = Child::Page(2);
+    let message = |err: KvError| err.to_string();
+    assert!(message(get(&root, b"a", &pages).unwrap_err()).contains("deeper"));
+    let walked = walk_from(&root, None, &pages, &mut |_, _| true);
+    assert!(message(walked.unwrap_err()).contains("deeper"));
+}
