@@ -6,12 +6,20 @@
 //! level, and p99 latency).
 //!
 //! Order, as the suites run them: db_bench fills an empty engine
-//! (`fillrandom`), then `overwrite`, `readrandom` and `seekrandom` run on
-//! what it filled; `fillsync` gets an engine of its own. YCSB loads its
+//! (`fillrandom`, or `filluniquerandom` when named), then `overwrite`,
+//! `readrandom`, `readmissing` and `seekrandom` run on what it filled;
+//! `fillsync` gets an engine of its own. Each suite's engine is closed at
+//! its end and its directory measured (bytes on disk beside the key and
+//! value bytes written). YCSB loads its
 //! records (the "load" column), then runs A, B, C, F, D, E on them (YCSB's
 //! recommended sequence; D and E insert). One thread unless `--threads`
 //! (both suites' default); writes buffered except fillsync's.
+//!
+//! With `--memory-limit`, each engine and level runs in a child process of
+//! its own inside a memory cgroup (`bench/budgeted.rs`), and the report adds
+//! each one's peak memory.
 
+mod budgeted;
 mod report;
 mod target;
 mod workload;
@@ -22,9 +30,9 @@ use std::time::Instant;
 use hdrhistogram::Histogram;
 
 use crate::engines::{self, BenchStore, DurabilityMode, EngineKind, EngineSettings};
-use crate::measure;
+use crate::{budget, measure};
 pub use target::Level;
-use target::Target;
+use target::{Target, Values};
 pub use workload::Workload;
 use workload::{Request, Requests};
 
@@ -43,9 +51,32 @@ pub struct BenchArgs {
     /// recordcount.
     #[arg(long, default_value_t = 100_000)]
     pub records: u64,
-    /// Requests per workload (fillsync: a thousandth, at least 1000).
+    /// Requests per workload (fillsync: a thousandth, at least 1000;
+    /// filluniquerandom and YCSB's load: one per record).
     #[arg(long, default_value_t = 100_000)]
     pub ops: u64,
+    /// db_bench's value size (`--value_size`); YCSB's records stay 1000 bytes.
+    #[arg(long, default_value_t = 100)]
+    pub value_bytes: u32,
+    /// db_bench's `--compression_ratio`: each value is a random run of about
+    /// this share of its length, repeated (1.0: all random). YCSB's records
+    /// are all random.
+    #[arg(long, default_value_t = 0.5)]
+    pub compression_ratio: f64,
+    /// db_bench's `--seek_nexts`: entries seekrandom reads after its seek.
+    #[arg(long, default_value_t = 0)]
+    pub seek_nexts: usize,
+    /// Run each engine and level in its own child process inside a memory
+    /// cgroup of this size ("384MiB"; page cache counted; needs root), with
+    /// every engine's caches sized for it, and report its peak memory.
+    #[arg(long, value_parser = budget::parse_size)]
+    pub memory_limit: Option<u64>,
+    /// A budgeted child's results, written after each workload.
+    #[arg(long, hide = true)]
+    pub result_json: Option<PathBuf>,
+    /// The budget a child's engine caches are sized for.
+    #[arg(long, hide = true, value_parser = budget::parse_size)]
+    pub sized_for: Option<u64>,
     /// Client threads (db_bench's and YCSB's default is 1).
     #[arg(long, default_value_t = 1)]
     pub threads: usize,
@@ -80,6 +111,69 @@ pub struct BenchResult {
     pub reads: u64,
 }
 
+/// An engine's directory at the end of a suite, its engine closed.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct BenchSpace {
+    pub suite: String,
+    pub engine: EngineKind,
+    pub level: Level,
+    /// Bytes the directory's files take on disk (allocated blocks).
+    pub disk_bytes: u64,
+    /// Key and value bytes of every record written at least once.
+    pub logical_bytes: u64,
+}
+
+/// A budgeted child: the most memory its cgroup held.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct BenchMemory {
+    pub engine: EngineKind,
+    pub level: Level,
+    pub limit_bytes: u64,
+    /// Page cache included.
+    pub peak_bytes: Option<u64>,
+    pub killed_for_memory: bool,
+    pub page_cache_dropped: bool,
+    pub malloc_arenas: u32,
+}
+
+/// Everything a bench measured (`bench.json`).
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
+pub struct BenchOutput {
+    pub results: Vec<BenchResult>,
+    pub space: Vec<BenchSpace>,
+    pub memory: Vec<BenchMemory>,
+}
+
+/// Where results go as they come: kept, and written to the child's result
+/// file after each (so a child killed for memory leaves what it finished).
+struct Sink {
+    output: BenchOutput,
+    path: Option<PathBuf>,
+}
+
+impl Sink {
+    fn result(&mut self, result: BenchResult) -> Result<(), String> {
+        self.output.results.push(result);
+        self.flush()
+    }
+
+    fn space(&mut self, space: BenchSpace) -> Result<(), String> {
+        self.output.space.push(space);
+        self.flush()
+    }
+
+    fn flush(&self) -> Result<(), String> {
+        let Some(path) = &self.path else {
+            return Ok(());
+        };
+        let json = serde_json::to_string(&self.output).map_err(|err| err.to_string())?;
+        let temporary = path.with_extension("partial");
+        std::fs::write(&temporary, json)
+            .and_then(|()| std::fs::rename(&temporary, path))
+            .map_err(|err| format!("{}: {err}", path.display()))
+    }
+}
+
 /// "load" is YCSB's load phase.
 const LOAD: &str = "load";
 
@@ -87,11 +181,21 @@ pub fn bench(args: &BenchArgs, command: &str) -> Result<(), String> {
     if args.threads == 0 || args.threads > 64 || args.records == 0 || args.ops == 0 {
         return Err("--threads must be 1..=64; --records and --ops at least 1".to_owned());
     }
-    let workloads: Vec<Workload> = if args.workloads.is_empty() {
-        Workload::ALL.to_vec()
-    } else {
-        args.workloads.clone()
-    };
+    if !(args.value_bytes >= 1 && args.value_bytes <= 1 << 20) {
+        return Err("--value-bytes must be 1..=1048576".to_owned());
+    }
+    if !(args.compression_ratio > 0.0 && args.compression_ratio <= 1.0) {
+        return Err("--compression-ratio must be above 0 and at most 1".to_owned());
+    }
+    let workloads = args.workloads();
+    if workloads.contains(&Workload::Fillrandom) && workloads.contains(&Workload::Filluniquerandom)
+    {
+        return Err(
+            "fillrandom and filluniquerandom both fill the db_bench suite's engine: \
+                    name one"
+                .to_owned(),
+        );
+    }
     let engines: Vec<EngineKind> = if args.engines.is_empty() {
         EngineKind::ALL.to_vec()
     } else {
@@ -102,28 +206,37 @@ pub fn bench(args: &BenchArgs, command: &str) -> Result<(), String> {
     } else {
         args.levels.clone()
     };
-    let settings = EngineSettings::from_files(&args.configs)?;
     let started = crate::compare::started();
-    let mut results = Vec::new();
-    for &engine in &engines {
-        for &level in &levels {
-            let db_bench: Vec<Workload> = workloads
-                .iter()
-                .copied()
-                .filter(|workload| !workload.is_ycsb())
-                .filter(|workload| level == Level::Kv || *workload != Workload::Seekrandom)
-                .collect();
-            let ycsb: Vec<Workload> = workloads.iter().copied().filter(|w| w.is_ycsb()).collect();
-            results.extend(run_db_bench(engine, level, &db_bench, args, &settings)?);
-            results.extend(run_ycsb(engine, level, &ycsb, args, &settings)?);
+    let output = match (args.memory_limit, &args.result_json) {
+        (Some(limit), None) => budgeted::run_all(args, &engines, &levels, limit)?,
+        _ => {
+            let mut settings = EngineSettings::from_files(&args.configs)?;
+            if let Some(budget) = args.sized_for {
+                settings.sized_for(budget);
+            }
+            let mut sink = Sink {
+                output: BenchOutput::default(),
+                path: args.result_json.clone(),
+            };
+            for &engine in &engines {
+                for &level in &levels {
+                    run_engine(engine, level, &workloads, args, &settings, &mut sink)?;
+                }
+            }
+            sink.flush()?;
+            sink.output
         }
+    };
+    if args.result_json.is_some() {
+        // A budgeted child: its parent reports.
+        return Ok(());
     }
     std::fs::create_dir_all(&args.out).map_err(|err| format!("{}: {err}", args.out.display()))?;
-    let json = serde_json::to_string_pretty(&results).map_err(|err| err.to_string())?;
+    let json = serde_json::to_string_pretty(&output).map_err(|err| err.to_string())?;
     let json_path = args.out.join("bench.json");
     std::fs::write(&json_path, json + "\n")
         .map_err(|err| format!("{}: {err}", json_path.display()))?;
-    let summary = report::summary(&results, args, command, &started);
+    let summary = report::summary(&output, args, command, &started);
     let summary_path = args.out.join("SUMMARY.md");
     std::fs::write(&summary_path, &summary)
         .map_err(|err| format!("{}: {err}", summary_path.display()))?;
@@ -136,10 +249,50 @@ pub fn bench(args: &BenchArgs, command: &str) -> Result<(), String> {
     Ok(())
 }
 
+impl BenchArgs {
+    /// The workloads asked for, or the defaults.
+    fn workloads(&self) -> Vec<Workload> {
+        if self.workloads.is_empty() {
+            Workload::defaults()
+        } else {
+            self.workloads.clone()
+        }
+    }
+
+    /// The values db_bench's workloads write.
+    fn db_bench_values(&self) -> Values {
+        Values {
+            bytes: self.value_bytes,
+            compressible_to: self.compression_ratio,
+        }
+    }
+}
+
+/// Both suites on one engine at one level.
+fn run_engine(
+    engine: EngineKind,
+    level: Level,
+    workloads: &[Workload],
+    args: &BenchArgs,
+    settings: &EngineSettings,
+    sink: &mut Sink,
+) -> Result<(), String> {
+    let db_bench: Vec<Workload> = workloads
+        .iter()
+        .copied()
+        .filter(|workload| !workload.is_ycsb())
+        .filter(|workload| level == Level::Kv || *workload != Workload::Seekrandom)
+        .collect();
+    let ycsb: Vec<Workload> = workloads.iter().copied().filter(|w| w.is_ycsb()).collect();
+    run_db_bench(engine, level, &db_bench, args, settings, sink)?;
+    run_ycsb(engine, level, &ycsb, args, settings, sink)
+}
+
 /// A fresh engine in its own directory, removed when dropped.
 struct Fresh {
     store: Box<dyn BenchStore>,
     dir: PathBuf,
+    closed: bool,
 }
 
 impl Fresh {
@@ -158,13 +311,45 @@ impl Fresh {
         std::fs::create_dir_all(&dir).map_err(|err| format!("{}: {err}", dir.display()))?;
         let actors = u32::try_from(capacity).unwrap_or(u32::MAX);
         let store = engines::open(engine, durability, settings, &dir, actors)?;
-        Ok(Fresh { store, dir })
+        Ok(Fresh {
+            store,
+            dir,
+            closed: false,
+        })
     }
+
+    /// Closes the engine and measures its directory: the bytes its files
+    /// take on disk (allocated blocks, so sparse files count what they use).
+    fn close_and_measure(&mut self) -> Result<u64, String> {
+        self.closed = true;
+        self.store
+            .close()
+            .map_err(|err| format!("close {}: {err}", self.dir.display()))?;
+        disk_bytes(&self.dir).map_err(|err| format!("{}: {err}", self.dir.display()))
+    }
+}
+
+/// Allocated bytes of every file under `dir`.
+fn disk_bytes(dir: &std::path::Path) -> std::io::Result<u64> {
+    use std::os::unix::fs::MetadataExt;
+    let mut total = 0;
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let metadata = entry.metadata()?;
+        total += if metadata.is_dir() {
+            disk_bytes(&entry.path())?
+        } else {
+            metadata.blocks() * 512
+        };
+    }
+    Ok(total)
 }
 
 impl Drop for Fresh {
     fn drop(&mut self) {
-        let _ = self.store.close();
+        if !self.closed {
+            let _ = self.store.close();
+        }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
@@ -189,29 +374,35 @@ fn run_db_bench(
     workloads: &[Workload],
     args: &BenchArgs,
     settings: &EngineSettings,
-) -> Result<Vec<BenchResult>, String> {
-    let mut results = Vec::new();
-    let filled: Vec<Workload> = workloads
+    sink: &mut Sink,
+) -> Result<(), String> {
+    let values = args.db_bench_values();
+    let on_filled: Vec<Workload> = workloads
         .iter()
         .copied()
         .filter(|workload| *workload != Workload::Fillsync)
         .collect();
-    if let (false, Some(durability)) = (filled.is_empty(), durability_of(engine, false)) {
-        let fresh = Fresh::open(engine, durability, settings, args, "db_bench", args.records)?;
-        let measured_fill = filled.contains(&Workload::Fillrandom);
+    if let (false, Some(durability)) = (on_filled.is_empty(), durability_of(engine, false)) {
+        let mut fresh = Fresh::open(engine, durability, settings, args, "db_bench", args.records)?;
+        // Unmeasured, a fill still runs: the others need its keys.
+        let fill = on_filled
+            .iter()
+            .copied()
+            .find(|workload| workload.is_fill())
+            .unwrap_or(Workload::Fillrandom);
+        let mut target = Target::new(fresh.store.as_ref(), level, fill, values, args.records);
         for workload in [
-            Workload::Fillrandom,
+            fill,
             Workload::Overwrite,
             Workload::Readrandom,
+            Workload::Readmissing,
             Workload::Seekrandom,
         ] {
-            let measured = filled.contains(&workload);
-            // Unmeasured, the fill still runs: the others need its keys.
-            let fill_only = workload == Workload::Fillrandom && !measured_fill;
-            if !measured && !fill_only {
+            let measured = on_filled.contains(&workload);
+            if !measured && workload != fill {
                 continue;
             }
-            let target = Target::new(fresh.store.as_ref(), level, workload, args.records);
+            target.set_workload(workload);
             let (result, _) = run(
                 &target,
                 engine,
@@ -219,19 +410,22 @@ fn run_db_bench(
                 durability,
                 workload.name(),
                 args,
-                |thread, threads| {
-                    Box::new(Requests::new(
-                        workload,
-                        args.records,
-                        args.seed,
-                        (thread, threads),
-                    ))
-                },
+                |thread, threads| Box::new(requests(workload, args.records, args, thread, threads)),
             )?;
             if measured {
-                results.push(result);
+                sink.result(result)?;
             }
         }
+        let logical_bytes = target.logical_bytes();
+        drop(target);
+        let disk_bytes = fresh.close_and_measure()?;
+        sink.space(BenchSpace {
+            suite: "db_bench".to_owned(),
+            engine,
+            level,
+            disk_bytes,
+            logical_bytes,
+        })?;
     }
     if workloads.contains(&Workload::Fillsync) {
         // The volatile memory engine cannot sync: it has no fillsync.
@@ -241,6 +435,7 @@ fn run_db_bench(
                 fresh.store.as_ref(),
                 level,
                 Workload::Fillsync,
+                values,
                 args.records,
             );
             let (result, _) = run(
@@ -251,18 +446,30 @@ fn run_db_bench(
                 "fillsync",
                 args,
                 |thread, threads| {
-                    Box::new(Requests::new(
+                    Box::new(requests(
                         Workload::Fillsync,
                         args.records,
-                        args.seed,
-                        (thread, threads),
+                        args,
+                        thread,
+                        threads,
                     ))
                 },
             )?;
-            results.push(result);
+            sink.result(result)?;
         }
     }
-    Ok(results)
+    Ok(())
+}
+
+/// One client thread's requests of `workload` over `records`.
+fn requests(
+    workload: Workload,
+    records: u64,
+    args: &BenchArgs,
+    thread: usize,
+    threads: usize,
+) -> Requests {
+    Requests::new(workload, records, args.seed, (thread, threads)).with_seek_nexts(args.seek_nexts)
 }
 
 fn run_ycsb(
@@ -271,20 +478,26 @@ fn run_ycsb(
     workloads: &[Workload],
     args: &BenchArgs,
     settings: &EngineSettings,
-) -> Result<Vec<BenchResult>, String> {
+    sink: &mut Sink,
+) -> Result<(), String> {
     let Some(durability) = durability_of(engine, false) else {
-        return Ok(Vec::new());
+        return Ok(());
     };
     if workloads.is_empty() {
-        return Ok(Vec::new());
+        return Ok(());
     }
     // Room for every record D and E may insert.
     let capacity = args.records + 2 * args.ops + 64;
-    let fresh = Fresh::open(engine, durability, settings, args, "ycsb", capacity)?;
+    let mut fresh = Fresh::open(engine, durability, settings, args, "ycsb", capacity)?;
     // One target through the sequence: at the Store level it keeps each
     // record's version and lease from one workload to the next.
-    let mut target = Target::new(fresh.store.as_ref(), level, Workload::YcsbA, capacity);
-    let mut results = Vec::new();
+    let mut target = Target::new(
+        fresh.store.as_ref(),
+        level,
+        Workload::YcsbA,
+        Values::YCSB,
+        capacity,
+    );
     // YCSB's load phase: every record inserted once, in order.
     let (load, _) = run(&target, engine, level, durability, LOAD, args, |_, _| {
         Box::new(LoadPhase {
@@ -292,7 +505,7 @@ fn run_ycsb(
             records: args.records,
         })
     })?;
-    results.push(load);
+    sink.result(load)?;
     let mut existing = args.records;
     for workload in [
         Workload::YcsbA,
@@ -313,20 +526,22 @@ fn run_ycsb(
             durability,
             workload.name(),
             args,
-            |thread, threads| {
-                Box::new(Requests::new(
-                    workload,
-                    existing,
-                    args.seed,
-                    (thread, threads),
-                ))
-            },
+            |thread, threads| Box::new(requests(workload, existing, args, thread, threads)),
         )?;
         // D's and E's inserts come after the records before them.
         existing += inserted;
-        results.push(result);
+        sink.result(result)?;
     }
-    Ok(results)
+    let logical_bytes = target.logical_bytes();
+    drop(target);
+    let disk_bytes = fresh.close_and_measure()?;
+    sink.space(BenchSpace {
+        suite: "ycsb".to_owned(),
+        engine,
+        level,
+        disk_bytes,
+        logical_bytes,
+    })
 }
 
 /// A source of requests for one client thread.
@@ -341,7 +556,7 @@ trait RequestSource: Send {
 
 impl RequestSource for Requests {
     fn next_request(&mut self) -> Option<Request> {
-        Some(self.next())
+        (!self.exhausted()).then(|| self.next())
     }
 
     fn inserted(&self) -> u64 {
@@ -382,7 +597,7 @@ fn run(
         .iter()
         .find(|workload| workload.name() == name)
     {
-        Some(workload) => workload.requests(args.ops),
+        Some(workload) => workload.requests(args.ops, args.records),
         None => args.records,
     };
     let per_thread = requests.div_ceil(threads as u64);
@@ -410,7 +625,10 @@ fn run(
                             .serve(request)
                             .map_err(|err| format!("{name} on {}: {err}", target.describe()))?;
                         log.record(began.elapsed());
-                        if matches!(request, Request::Read(_) | Request::Scan { .. }) {
+                        if matches!(
+                            request,
+                            Request::Read(_) | Request::ReadMissing(_) | Request::Scan { .. }
+                        ) {
                             log.reads += 1;
                             log.found += u64::from(found);
                         }

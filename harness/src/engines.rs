@@ -62,6 +62,8 @@ impl EngineSettings {
         self.lsm.max_memtables = self.lsm.max_memtables.min(4);
         self.rocksdb.block_cache_size = cache;
         self.rocksdb.write_buffer_size = buffer;
+        self.btree.cache_size_bytes = cache;
+        self.btree.max_dirty_bytes = buffer;
         self.redb.cache_size_bytes = cache;
         self.fjall.cache_size_bytes = cache;
         self.fjall.memtable_bytes = buffer;

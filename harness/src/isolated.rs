@@ -6,9 +6,8 @@
 //! not an error of the comparison.
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 
-use crate::budget::{self, Cgroup};
+use crate::budget;
 use crate::engines::{DurabilityMode, EngineKind};
 use crate::run::{MemoryBudget, OutOfMemory, RunResult};
 use crate::ReplayArgs;
@@ -61,11 +60,6 @@ fn child_args(run: &IsolatedRun, result: &Path, metrics: &Path) -> Vec<String> {
     args
 }
 
-/// The glibc malloc arenas a budgeted child may use: one per core.
-fn malloc_arenas() -> u32 {
-    std::thread::available_parallelism().map_or(1, |cores| cores.get() as u32)
-}
-
 /// Runs `run` in its own cgroup and returns its result (figures, or how far
 /// it got before the kernel killed it for memory).
 pub fn run_isolated(run: &IsolatedRun) -> Result<RunResult, String> {
@@ -88,36 +82,18 @@ pub fn run_isolated(run: &IsolatedRun) -> Result<RunResult, String> {
         work.join("metrics.json"),
         work.join("child.log"),
     );
-    let log =
-        std::fs::File::create(&log_path).map_err(|err| format!("{}: {err}", log_path.display()))?;
-    let log_err = log
-        .try_clone()
-        .map_err(|err| format!("{}: {err}", log_path.display()))?;
-    let exe = std::env::current_exe().map_err(|err| format!("the leasehold binary: {err}"))?;
-    let page_cache_dropped = budget::drop_page_cache();
-    let cgroup = Cgroup::create(run.limit)?;
-    let arenas = malloc_arenas();
-    let status = cgroup
-        .command(&exe, &child_args(run, &result_path, &metrics_path))
-        // glibc's malloc gives each thread that contends its own arena (up
-        // to 8 per core) and keeps freed memory in them: the LSM replaying
-        // the beyond-memory activation-storm peaked at 441 MB with the
-        // default and 316 MB with two arenas. One arena per core, so the
-        // budget measures what the engine holds (RocksDB's C++ allocates
-        // through the same malloc).
-        .env("MALLOC_ARENA_MAX", arenas.to_string())
-        .stdin(Stdio::null())
-        .stdout(log)
-        .stderr(log_err)
-        .status()
-        .map_err(|err| format!("{label}: cannot start the child: {err}"))?;
-    let usage = cgroup.usage();
-    drop(cgroup);
+    let child = budget::run_child(
+        run.limit,
+        &child_args(run, &result_path, &metrics_path),
+        &log_path,
+    )
+    .map_err(|err| format!("{label}: {err}"))?;
+    let (status, usage) = (child.status, child.usage);
     let memory = MemoryBudget {
         limit_bytes: run.limit,
         peak_bytes: usage.peak_bytes,
-        page_cache_dropped,
-        malloc_arenas: Some(arenas),
+        page_cache_dropped: child.page_cache_dropped,
+        malloc_arenas: Some(child.malloc_arenas),
     };
     let outcome = if let Ok(text) = std::fs::read_to_string(&result_path) {
         // Written before the child judged its answers: a wrong answer is
@@ -142,13 +118,10 @@ pub fn run_isolated(run: &IsolatedRun) -> Result<RunResult, String> {
             },
         ))
     } else {
-        let output = std::fs::read_to_string(&log_path).unwrap_or_default();
-        let tail: Vec<&str> = output.lines().rev().take(20).collect();
-        let tail: Vec<&str> = tail.into_iter().rev().collect();
         Err(format!(
             "{label}: the child process failed ({status}) without a result and without an \
              OOM kill; its last output:\n{}",
-            tail.join("\n")
+            budget::log_tail(&log_path)
         ))
     };
     if outcome.is_ok() && !run.replay.keep_data {

@@ -6,11 +6,13 @@ use std::fmt::Write as _;
 
 use super::target::{self, Level};
 use super::workload::Workload;
-use super::{BenchArgs, BenchResult, LOAD};
+use super::{BenchArgs, BenchOutput, BenchResult, LOAD};
+use crate::budget;
 use crate::engines::EngineKind;
 use crate::machine::Machine;
 
-pub fn summary(results: &[BenchResult], args: &BenchArgs, command: &str, started: &str) -> String {
+pub fn summary(output: &BenchOutput, args: &BenchArgs, command: &str, started: &str) -> String {
+    let results = &output.results;
     let machine = Machine::describe(&args.data_dir);
     let mut out = String::new();
     let _ = writeln!(out, "# Standard workloads: db_bench and YCSB\n");
@@ -23,15 +25,25 @@ pub fn summary(results: &[BenchResult], args: &BenchArgs, command: &str, started
     versions.sort_unstable();
     versions.dedup();
     let _ = writeln!(out, "- Engines: {}.", versions.join("; "));
+    let memory = match args.memory_limit {
+        Some(limit) => format!(
+            "Each engine and level ran in a child process of its own inside a {} memory cgroup \
+             (page cache counted, swap limited, page cache dropped before each; glibc malloc held \
+             to one arena per core), every engine's caches sized for it (a quarter for block or \
+             page cache, a sixteenth for write buffers).",
+            budget::format_size(limit)
+        ),
+        None => "No memory limit; each engine's default caches.".to_owned(),
+    };
     let _ = writeln!(
         out,
         "- {} records, {} requests per workload (fillsync: {}), {} client thread(s), seed {}. \
          Writes buffered (acknowledged before any fsync; redb: `Durability::None`) except \
          fillsync's, which are synced; the memory engine is volatile (`none`) and has no fillsync. \
-         No memory limit.",
+         {memory}",
         args.records,
         args.ops,
-        Workload::Fillsync.requests(args.ops),
+        Workload::Fillsync.requests(args.ops, args.records),
         args.threads,
         args.seed
     );
@@ -54,9 +66,18 @@ pub fn summary(results: &[BenchResult], args: &BenchArgs, command: &str, started
         (
             "db_bench",
             false,
-            "16-byte keys, 100-byte values; fillrandom into an empty engine, then overwrite, \
-             readrandom and seekrandom on it (keys drawn with replacement, so about 63 % of the \
-             reads find a key, as in db_bench).",
+            &*format!(
+                "16-byte keys, {}-byte values compressible to about {:.0} % (a random run \
+                 repeated, as db_bench's `--compression_ratio`); fillrandom (keys drawn with \
+                 replacement, so about 63 % of the records exist, as in db_bench) or \
+                 filluniquerandom (every record once, scrambled) into an empty engine, then \
+                 overwrite, readrandom (of every record: misses where none was written), \
+                 readmissing (keys between the written ones: all misses) and seekrandom (a seek \
+                 and {} more entries) on it.",
+                args.value_bytes,
+                args.compression_ratio * 100.0,
+                args.seek_nexts
+            ),
         ),
         (
             "YCSB",
@@ -93,7 +114,74 @@ pub fn summary(results: &[BenchResult], args: &BenchArgs, command: &str, started
         let _ = writeln!(out);
         table(&mut out, &rows, |result| format!("{:.1}", result.p99_us));
     }
+    space_and_memory(&mut out, output);
     out
+}
+
+/// Bytes on disk at each suite's end and, under a budget, peak memory.
+fn space_and_memory(out: &mut String, output: &BenchOutput) {
+    if output.space.is_empty() && output.memory.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "\n## Space and memory\n\nOn disk: the allocated bytes of the engine's directory \
+         after the suite, the engine closed; logical: key and value bytes of every record \
+         written at least once. Peak: the most the engine's cgroup held (page cache \
+         included).\n"
+    );
+    let _ = writeln!(
+        out,
+        "| level | engine | suite | on disk | logical | disk ÷ logical |\n|---|---|---|--:|--:|--:|"
+    );
+    let mib = |bytes: u64| format!("{:.1} MiB", bytes as f64 / f64::from(1 << 20));
+    for space in &output.space {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {:.2} |",
+            space.level.name(),
+            space.engine.name(),
+            space.suite,
+            mib(space.disk_bytes),
+            mib(space.logical_bytes),
+            space.disk_bytes as f64 / space.logical_bytes.max(1) as f64
+        );
+    }
+    if output.memory.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "\n| level | engine | budget | peak | outcome |\n|---|---|--:|--:|---|"
+    );
+    for memory in &output.memory {
+        let ran: Vec<&str> = output
+            .results
+            .iter()
+            .filter(|result| result.engine == memory.engine && result.level == memory.level)
+            .map(|result| result.workload.as_str())
+            .collect();
+        let outcome = if memory.killed_for_memory {
+            format!(
+                "**killed for memory** after {}",
+                if ran.is_empty() {
+                    "nothing finished".to_owned()
+                } else {
+                    ran.join(", ")
+                }
+            )
+        } else {
+            "completed".to_owned()
+        };
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {outcome} |",
+            memory.level.name(),
+            memory.engine.name(),
+            budget::format_size(memory.limit_bytes),
+            memory.peak_bytes.map_or("–".to_owned(), mib),
+        );
+    }
 }
 
 fn is_ycsb_name(name: &str) -> bool {
@@ -124,11 +212,7 @@ fn table(out: &mut String, rows: &[&BenchResult], cell: impl Fn(&BenchResult) ->
     }
     out.push('\n');
     for ((level, engine), cells) in &grid {
-        let level = match level {
-            Level::Kv => "kv",
-            Level::Store => "store",
-        };
-        let _ = write!(out, "| {level} | {} |", engine.name());
+        let _ = write!(out, "| {} | {} |", level.name(), engine.name());
         for column in &columns {
             let _ = write!(out, " {} |", cells.get(column).map_or("–", String::as_str));
         }

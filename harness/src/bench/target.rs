@@ -11,7 +11,7 @@ use leasehold_core::{
 };
 use leasehold_workloads::state::StatePool;
 
-use super::workload::{key, Request, Workload};
+use super::workload::{key, missing_key, Request, Workload};
 use crate::engines::BenchStore;
 
 /// The level a benchmark runs at.
@@ -41,6 +41,15 @@ pub enum Level {
     Store,
 }
 
+impl Level {
+    pub fn name(self) -> &'static str {
+        match self {
+            Level::Kv => "kv",
+            Level::Store => "store",
+        }
+    }
+}
+
 /// Records per actor type at the Store level: YCSB E's scan lists one type.
 pub const STORE_GROUP: u64 = 50;
 /// The Store level's leases outlast any benchmark.
@@ -53,11 +62,32 @@ const SAVE_TRIES: usize = 8;
 /// What a request did: for reads, whether the record was there.
 pub type Served = Result<bool, String>;
 
+/// The values a suite writes.
+#[derive(Clone, Copy, Debug)]
+pub struct Values {
+    pub bytes: u32,
+    /// About the fraction of its length a value compresses to (db_bench's
+    /// `--compression_ratio`): a random run of that share of the value,
+    /// repeated to its length. 1.0: all random.
+    pub compressible_to: f64,
+}
+
+impl Values {
+    /// YCSB's records: 1000 random bytes.
+    pub const YCSB: Values = Values {
+        bytes: 1000,
+        compressible_to: 1.0,
+    };
+}
+
 pub struct Target<'a> {
     store: &'a dyn BenchStore,
     level: Level,
     workload: Workload,
+    values: Values,
     pool: StatePool,
+    /// One bit per record: written at least once (the logical bytes).
+    written: Vec<AtomicU64>,
     /// Per record at the Store level: the version saved last and the epoch
     /// of the lease held (0: none yet).
     versions: Vec<AtomicU64>,
@@ -72,6 +102,7 @@ impl<'a> Target<'a> {
         store: &'a dyn BenchStore,
         level: Level,
         workload: Workload,
+        values: Values,
         capacity: u64,
     ) -> Target<'a> {
         let slots = if level == Level::Store {
@@ -83,7 +114,11 @@ impl<'a> Target<'a> {
             store,
             level,
             workload,
-            pool: StatePool::new(7, workload.value_bytes()),
+            values,
+            pool: StatePool::new(7, values.bytes),
+            written: (0..capacity.div_ceil(64))
+                .map(|_| AtomicU64::new(0))
+                .collect(),
             versions: (0..slots).map(|_| AtomicU64::new(0)).collect(),
             epochs: (0..slots).map(|_| AtomicU64::new(0)).collect(),
             writes: AtomicU64::new(0),
@@ -97,6 +132,24 @@ impl<'a> Target<'a> {
         self.workload = workload;
     }
 
+    /// Key and value bytes of every record written at least once: what the
+    /// engine holds for its user.
+    pub fn logical_bytes(&self) -> u64 {
+        let records: u64 = self
+            .written
+            .iter()
+            .map(|word| u64::from(word.load(Ordering::Relaxed).count_ones()))
+            .sum();
+        let key_len = key(self.workload, 0).len() as u64;
+        records * (key_len + u64::from(self.values.bytes))
+    }
+
+    fn mark_written(&self, record: u64) {
+        if let Some(word) = self.written.get((record / 64) as usize) {
+            word.fetch_or(1 << (record % 64), Ordering::Relaxed);
+        }
+    }
+
     /// "lsm at the kv level".
     pub fn describe(&self) -> String {
         format!("{} at the {:?} level", self.store.name(), self.level).to_lowercase()
@@ -105,24 +158,28 @@ impl<'a> Target<'a> {
     /// Serves one request.
     pub fn serve(&self, request: Request) -> Served {
         match (self.level, request) {
-            (Level::Kv, Request::Read(record)) => self.kv_get(record),
+            (Level::Kv, Request::Read(record)) => self.kv_get(&key(self.workload, record)),
+            (Level::Kv, Request::ReadMissing(record)) => {
+                self.kv_get(&missing_key(self.workload, record))
+            }
             (Level::Kv, Request::Write { record, sync }) => self.kv_put(record, sync),
             (Level::Kv, Request::Insert(record)) => self.kv_put(record, false),
             (Level::Kv, Request::Scan { record, len }) => self.kv_scan(record, len),
             (Level::Kv, Request::ReadModifyWrite(record)) => {
-                self.kv_get(record)?;
+                self.kv_get(&key(self.workload, record))?;
                 self.kv_put(record, false)
             }
             (Level::Store, Request::Read(record)) if self.workload == Workload::YcsbD => {
                 self.renew(record)
             }
-            (Level::Store, Request::Read(record)) => self.load(record),
+            (Level::Store, Request::Read(record)) => self.load(&self.actor(record)),
+            (Level::Store, Request::ReadMissing(record)) => self.load(&self.missing_actor(record)),
             (Level::Store, Request::Write { record, .. } | Request::Insert(record)) => {
                 self.save(record)
             }
             (Level::Store, Request::Scan { record, .. }) => self.list(record),
             (Level::Store, Request::ReadModifyWrite(record)) => {
-                self.load(record)?;
+                self.load(&self.actor(record))?;
                 self.save(record)
             }
         }
@@ -135,16 +192,24 @@ impl<'a> Target<'a> {
     }
 
     fn value(&self, record: u64) -> bytes::Bytes {
+        self.mark_written(record);
         let write = self.writes.fetch_add(1, Ordering::Relaxed);
-        self.pool
-            .state(record as u32, write, self.workload.value_bytes())
+        let len = self.values.bytes;
+        let random = ((f64::from(len) * self.values.compressible_to).ceil() as u32).clamp(1, len);
+        let run = self.pool.state(record as u32, write, random);
+        if random == len {
+            return run;
+        }
+        let mut value = Vec::with_capacity(len as usize);
+        while value.len() < len as usize {
+            let take = run.len().min(len as usize - value.len());
+            value.extend_from_slice(&run[..take]);
+        }
+        bytes::Bytes::from(value)
     }
 
-    fn kv_get(&self, record: u64) -> Served {
-        let found = self
-            .engine()?
-            .get(&key(self.workload, record))
-            .map_err(|err| err.to_string())?;
+    fn kv_get(&self, key: &[u8]) -> Served {
+        let found = self.engine()?.get(key).map_err(|err| err.to_string())?;
         Ok(found.is_some())
     }
 
@@ -186,6 +251,12 @@ impl<'a> Target<'a> {
         ActorKey::new(format!("g{:06}", record / STORE_GROUP), id)
     }
 
+    /// An actor of `record`'s type that was never saved.
+    fn missing_actor(&self, record: u64) -> ActorKey {
+        let id = String::from_utf8_lossy(&missing_key(self.workload, record)).into_owned();
+        ActorKey::new(format!("g{:06}", record / STORE_GROUP), id)
+    }
+
     fn now() -> Timestamp {
         Timestamp::from_millis(NOW_MS)
     }
@@ -201,10 +272,10 @@ impl<'a> Target<'a> {
         Ok(slot)
     }
 
-    fn load(&self, record: u64) -> Served {
+    fn load(&self, actor: &ActorKey) -> Served {
         let loaded = self
             .store
-            .load(&self.actor(record), Self::now())
+            .load(actor, Self::now())
             .map_err(|err| err.to_string())?;
         Ok(loaded.is_some())
     }

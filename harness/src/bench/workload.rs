@@ -1,9 +1,12 @@
 //! The standard workloads, as their authors published them.
 //!
 //! db_bench (LevelDB/RocksDB `tools/db_bench`): 16-byte keys, 100-byte
-//! values, `--num` keys drawn uniformly at random; `fillrandom` into an empty
-//! database, `overwrite` and `readrandom` and `seekrandom` over the filled
-//! one, `fillsync` a thousandth as many writes, each synced.
+//! values (`--value-bytes`), `--num` keys drawn uniformly at random;
+//! `fillrandom` into an empty database (or `filluniquerandom`: each key once,
+//! in a scrambled order), `overwrite`, `readrandom`, `readmissing` (keys that
+//! sort between the written ones) and `seekrandom` (a seek, then
+//! `--seek-nexts` more entries) over the filled one, `fillsync` a thousandth
+//! as many writes, each synced.
 //!
 //! YCSB core workloads (`workloads/workloada` … `workloadf`): 1000-byte
 //! records (ten 100-byte fields), keys `user<hash>`, request distribution
@@ -32,8 +35,10 @@ use leasehold_workloads::popularity::ScrambledZipf;
 #[serde(rename_all = "kebab-case")]
 pub enum Workload {
     Fillrandom,
+    Filluniquerandom,
     Overwrite,
     Readrandom,
+    Readmissing,
     Seekrandom,
     Fillsync,
     YcsbA,
@@ -48,6 +53,8 @@ pub enum Workload {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Request {
     Read(u64),
+    /// A key that sorts just after `record`'s and was never written.
+    ReadMissing(u64),
     /// Write a record (new or existing); `sync` for fillsync.
     Write {
         record: u64,
@@ -67,7 +74,7 @@ impl Request {
     #[cfg(test)]
     pub fn kind(&self) -> &'static str {
         match self {
-            Request::Read(_) => "read",
+            Request::Read(_) | Request::ReadMissing(_) => "read",
             Request::Write { .. } => "write",
             Request::Insert(_) => "insert",
             Request::Scan { .. } => "scan",
@@ -82,10 +89,12 @@ pub const SCAN_LENGTH_MAX: u64 = 100;
 const ZIPF_THETA: f64 = 0.99;
 
 impl Workload {
-    pub const ALL: [Workload; 11] = [
+    pub const ALL: [Workload; 13] = [
         Workload::Fillrandom,
+        Workload::Filluniquerandom,
         Workload::Overwrite,
         Workload::Readrandom,
+        Workload::Readmissing,
         Workload::Seekrandom,
         Workload::Fillsync,
         Workload::YcsbA,
@@ -99,8 +108,10 @@ impl Workload {
     pub fn name(self) -> &'static str {
         match self {
             Workload::Fillrandom => "fillrandom",
+            Workload::Filluniquerandom => "filluniquerandom",
             Workload::Overwrite => "overwrite",
             Workload::Readrandom => "readrandom",
+            Workload::Readmissing => "readmissing",
             Workload::Seekrandom => "seekrandom",
             Workload::Fillsync => "fillsync",
             Workload::YcsbA => "ycsb-a",
@@ -116,20 +127,27 @@ impl Workload {
         self >= Workload::YcsbA
     }
 
-    /// db_bench's key and value sizes, or YCSB's.
-    pub fn value_bytes(self) -> u32 {
-        if self.is_ycsb() {
-            1000
-        } else {
-            100
-        }
+    /// The workloads run when none is named: every one but
+    /// filluniquerandom (the db_bench suite fills with fillrandom).
+    pub fn defaults() -> Vec<Workload> {
+        Workload::ALL
+            .into_iter()
+            .filter(|workload| *workload != Workload::Filluniquerandom)
+            .collect()
     }
 
-    /// Requests this workload makes when asked for `ops` (fillsync: a
-    /// thousandth, at least 1000, as db_bench's `fillsync` writes num/1000).
-    pub fn requests(self, ops: u64) -> u64 {
+    /// Whether it fills the db_bench suite's engine.
+    pub fn is_fill(self) -> bool {
+        matches!(self, Workload::Fillrandom | Workload::Filluniquerandom)
+    }
+
+    /// Requests this workload makes when asked for `ops` over `records`
+    /// (fillsync: a thousandth, at least 1000, as db_bench's `fillsync`
+    /// writes num/1000; filluniquerandom: every record once).
+    pub fn requests(self, ops: u64, records: u64) -> u64 {
         match self {
             Workload::Fillsync => (ops / 1000).max(1000),
+            Workload::Filluniquerandom => records,
             _ => ops,
         }
     }
@@ -147,6 +165,15 @@ pub struct Requests {
     /// records `records + t`, `records + t + threads`, …
     thread: u64,
     threads: u64,
+    /// filluniquerandom's requests so far from this thread.
+    issued: u64,
+    /// filluniquerandom's order: position `p` writes record
+    /// `(p * stride + offset) % records`, a permutation (`stride` is coprime
+    /// to `records`).
+    stride: u64,
+    offset: u64,
+    /// seekrandom's entries read after the seek (db_bench's `--seek_nexts`).
+    seek_nexts: usize,
 }
 
 impl Requests {
@@ -165,7 +192,34 @@ impl Requests {
             inserted: 0,
             thread: thread as u64,
             threads: threads.max(1) as u64,
+            issued: 0,
+            stride: coprime_stride(records.max(1)),
+            offset: SplitMix64::new(seed).below(records.max(1)),
+            seek_nexts: 0,
         }
+    }
+
+    /// seekrandom reads `seek_nexts` entries after the one it seeks to.
+    pub fn with_seek_nexts(mut self, seek_nexts: usize) -> Requests {
+        self.seek_nexts = seek_nexts;
+        self
+    }
+
+    /// Whether this source has nothing more to ask (filluniquerandom, once
+    /// this thread's share of the records is written).
+    pub fn exhausted(&self) -> bool {
+        self.workload == Workload::Filluniquerandom
+            && self.thread + self.issued * self.threads >= self.records
+    }
+
+    /// filluniquerandom's next record: this thread takes every `threads`-th
+    /// position of the permutation.
+    fn unique(&mut self) -> u64 {
+        let position = self.thread + self.issued * self.threads;
+        self.issued += 1;
+        let records = u128::from(self.records.max(1));
+        ((u128::from(position) * u128::from(self.stride) + u128::from(self.offset)) % records)
+            as u64
     }
 
     /// Records this thread inserted so far.
@@ -208,14 +262,19 @@ impl Requests {
                 record: self.uniform(),
                 sync: false,
             },
+            Workload::Filluniquerandom => Request::Write {
+                record: self.unique(),
+                sync: false,
+            },
             Workload::Fillsync => Request::Write {
                 record: self.uniform(),
                 sync: true,
             },
             Workload::Readrandom => Request::Read(self.uniform()),
+            Workload::Readmissing => Request::ReadMissing(self.uniform()),
             Workload::Seekrandom => Request::Scan {
                 record: self.uniform(),
-                len: 1,
+                len: 1 + self.seek_nexts,
             },
             Workload::YcsbA if roll < 50 => Request::Read(self.zipfian()),
             Workload::YcsbA => Request::Write {
@@ -239,6 +298,30 @@ impl Requests {
             Workload::YcsbF => Request::ReadModifyWrite(self.zipfian()),
         }
     }
+}
+
+/// A stride near the golden section of `records` and coprime to it, so
+/// consecutive positions land far apart and every record is taken once.
+fn coprime_stride(records: u64) -> u64 {
+    fn gcd(mut a: u64, mut b: u64) -> u64 {
+        while b != 0 {
+            (a, b) = (b, a % b);
+        }
+        a
+    }
+    let mut stride = ((records as f64 * 0.618_033_988_7) as u64).max(1);
+    while gcd(stride, records) != 1 {
+        stride += 1;
+    }
+    stride
+}
+
+/// A key that sorts just after `record`'s and is never written (db_bench's
+/// readmissing appends to a written key).
+pub fn missing_key(workload: Workload, record: u64) -> Vec<u8> {
+    let mut key = key(workload, record);
+    key.push(b'.');
+    key
 }
 
 /// The key of `record`: db_bench's 16-digit number, or YCSB's `user` and
@@ -282,6 +365,35 @@ mod tests {
         let f = mix(Workload::YcsbF);
         assert!((share(&f, "read-modify-write") - 0.5).abs() < 0.02, "{f:?}");
         assert_eq!(share(&mix(Workload::Readrandom), "read"), 1.0);
+    }
+
+    #[test]
+    fn filluniquerandom_writes_every_record_once_over_the_threads() {
+        for (records, threads) in [(1000u64, 1usize), (1000, 3), (997, 2), (1, 2)] {
+            let mut seen = vec![0u32; records as usize];
+            for thread in 0..threads {
+                let mut requests =
+                    Requests::new(Workload::Filluniquerandom, records, 5, (thread, threads));
+                while !requests.exhausted() {
+                    let Request::Write { record, .. } = requests.next() else {
+                        panic!("filluniquerandom only writes")
+                    };
+                    seen[record as usize] += 1;
+                }
+            }
+            assert!(
+                seen.iter().all(|&count| count == 1),
+                "{records} over {threads}"
+            );
+        }
+        // Scrambled: consecutive writes are not neighbours.
+        let mut requests = Requests::new(Workload::Filluniquerandom, 1000, 5, (0, 1));
+        let first: Vec<Request> = (0..3).map(|_| requests.next()).collect();
+        assert!(first.windows(2).all(|pair| match (pair[0], pair[1]) {
+            (Request::Write { record: a, .. }, Request::Write { record: b, .. }) =>
+                a.abs_diff(b) > 10,
+            _ => false,
+        }));
     }
 
     #[test]
