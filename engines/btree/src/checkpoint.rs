@@ -18,12 +18,10 @@ use crate::pages;
 
 /// How a leaf entry's value is written.
 enum Encoded {
-    /// Written since the leaf was read, stored inline (lz4 when `.0`).
-    Inline(Option<u64>, Vec<u8>),
     /// Written since the leaf was read, in overflow pages.
     Overflow(OverflowRef),
-    /// As it was read.
-    AsRead,
+    /// Inline as it is held (a cell's stored form, or as read).
+    AsHeld,
 }
 
 /// A leaf entry as it is written.
@@ -33,24 +31,22 @@ fn leaf_entry<'a>(key: &'a [u8], value: &'a Value, encoded: &'a Encoded) -> Leaf
         stored_len: written.stored_len,
     };
     let (lz4_raw_len, stored) = match (encoded, value) {
-        (Encoded::Inline(lz4_raw_len, bytes), _) => (*lz4_raw_len, Stored::Inline(bytes)),
         (Encoded::Overflow(written), _) => (written.lz4_raw_len, overflow(written)),
         (
-            Encoded::AsRead,
+            Encoded::AsHeld,
             Value::Inline {
                 stored,
                 lz4_raw_len,
             },
         ) => (*lz4_raw_len, Stored::Inline(stored)),
-        (Encoded::AsRead, Value::Stored(stored)) => (
+        (Encoded::AsHeld, Value::Stored(stored)) => (
             stored.lz4_raw_len,
             Stored::Overflow {
                 first_page: stored.first_page,
                 stored_len: stored.stored_len,
             },
         ),
-        // A cell is always encoded afresh (see `write_node`).
-        (Encoded::AsRead, Value::Cell(cell)) => (None, Stored::Inline(&cell.bytes)),
+        (Encoded::AsHeld, Value::Cell(cell)) => (cell.lz4_raw_len, Stored::Inline(&cell.bytes)),
     };
     LeafEntry {
         key,
@@ -78,7 +74,6 @@ pub struct PageWriter<'a> {
     /// Pages free to overwrite (not named by the last durable meta's tree).
     pub free: &'a mut BTreeSet<PageId>,
     pub page_count: &'a mut u64,
-    pub compress: bool,
     pub limits: Limits,
     pub pages_written: u64,
     /// Forgets each page written over (a free page may still be cached).
@@ -111,7 +106,7 @@ impl PageWriter<'_> {
         if let Some(written) = value.overflow.get() {
             return Ok((**written).clone());
         }
-        let (lz4_raw_len, stored) = layout::compress(&value.bytes, self.compress);
+        let (lz4_raw_len, stored) = (value.lz4_raw_len, &value.bytes);
         let chunk_len = page::capacity(self.page_size) - 8;
         let chunks: Vec<&[u8]> = stored.chunks(chunk_len).collect();
         let pages: Vec<PageId> = (0..chunks.len()).map(|_| self.allocate()).collect();
@@ -145,20 +140,16 @@ impl PageWriter<'_> {
         }
         let (kind, payload) = match &node.body {
             Body::Leaf(entries) => {
-                // Values written since the leaf was read: compressed, or put
-                // in overflow pages; the rest go back as they were stored.
+                // Values written since the leaf was read and too long for
+                // it go to overflow pages; the rest go in as they are held
+                // (a cell was compressed when it was made).
                 let mut values = Vec::with_capacity(entries.len());
                 for (_, value) in entries {
                     values.push(match value {
                         Value::Cell(cell) if cell.bytes.len() > self.limits.inline_max => {
                             Encoded::Overflow(self.write_overflow(cell.as_ref())?)
                         }
-                        Value::Cell(cell) => {
-                            let (lz4_raw_len, stored) =
-                                layout::compress(&cell.bytes, self.compress);
-                            Encoded::Inline(lz4_raw_len, stored)
-                        }
-                        Value::Inline { .. } | Value::Stored(_) => Encoded::AsRead,
+                        _ => Encoded::AsHeld,
                     });
                 }
                 let encoded: Vec<LeafEntry<'_>> = entries

@@ -206,7 +206,8 @@ fn limits_for(config: &BtreeConfig) -> Limits {
     Limits {
         max_keys: config.max_keys_per_node as usize,
         capacity,
-        inline_max: capacity / 4,
+        inline_max: capacity / 3,
+        compress: config.enable_compression,
     }
 }
 
@@ -337,11 +338,11 @@ fn apply(
 ) -> KvResult<()> {
     match op {
         BatchOp::Put { key, value } => {
-            let cell = ValueCell::new(value);
+            let cell = ValueCell::stored(value, limits.compress);
             *root = Some(match root.take() {
                 None => {
                     change.entries += 1;
-                    change.bytes += (key.len() + cell.bytes.len()) as i64;
+                    change.bytes += key.len() as i64 + cell.raw_len() as i64;
                     Child::Node(
                         change.made(Body::Leaf(vec![(Slice::copied(&key), Value::Cell(cell))])),
                     )

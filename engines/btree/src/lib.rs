@@ -27,8 +27,8 @@ pub use db::BtreeEngine;
 /// Small, deterministic settings for crash tests and `leasehold crash-fuzz`:
 /// 1 KiB pages, eight keys per node, a checkpoint every 4 KiB of log, inline
 /// checkpoints, a page cache of 8 pages (so pages are evicted and read back
-/// all the time), a checkpoint at 32 KiB of dirty nodes; values over 248
-/// bytes overflow. Crash points fall inside
+/// all the time), a checkpoint at 32 KiB of dirty nodes; values whose
+/// stored form passes a third of a page overflow. Crash points fall inside
 /// page writes, free-list writes, meta flips and log rotations.
 pub fn crash_test_config(
     dir: impl Into<std::path::PathBuf>,

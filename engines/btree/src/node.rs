@@ -64,20 +64,46 @@ impl StoredRef {
     }
 }
 
-/// A value in memory and, once a checkpoint put it in overflow pages, where.
+/// A value in memory, as it will be stored (compressed when it was asked
+/// and came out smaller: a leaf is packed on the bytes it will take), and,
+/// once a checkpoint put it in overflow pages, where.
 #[derive(Debug)]
 pub struct ValueCell {
+    /// The stored bytes: an lz4 block when `lz4_raw_len` says.
     pub bytes: Vec<u8>,
+    pub lz4_raw_len: Option<u64>,
     /// Boxed: most values never overflow, and every cell pays for the slot.
     pub overflow: OnceLock<Box<OverflowRef>>,
 }
 
 impl ValueCell {
-    pub fn new(bytes: Vec<u8>) -> Arc<ValueCell> {
+    /// `value` stored as it is.
+    pub fn new(value: Vec<u8>) -> Arc<ValueCell> {
         Arc::new(ValueCell {
-            bytes,
+            bytes: value,
+            lz4_raw_len: None,
             overflow: OnceLock::new(),
         })
+    }
+
+    /// `value`, lz4-compressed when `compress` and that makes it smaller.
+    pub fn stored(value: Vec<u8>, compress: bool) -> Arc<ValueCell> {
+        if !compress {
+            return ValueCell::new(value);
+        }
+        match crate::layout::compress(&value, true) {
+            (Some(raw_len), compressed) => Arc::new(ValueCell {
+                bytes: compressed,
+                lz4_raw_len: Some(raw_len),
+                overflow: OnceLock::new(),
+            }),
+            (None, _) => ValueCell::new(value),
+        }
+    }
+
+    /// The value's length once decompressed.
+    pub fn raw_len(&self) -> u64 {
+        self.lz4_raw_len.unwrap_or(self.bytes.len() as u64)
     }
 }
 
@@ -98,7 +124,7 @@ impl Value {
     /// The value's length in bytes.
     pub fn byte_len(&self) -> u64 {
         match self {
-            Value::Cell(cell) => cell.bytes.len() as u64,
+            Value::Cell(cell) => cell.raw_len(),
             Value::Inline {
                 stored,
                 lz4_raw_len,
@@ -220,8 +246,10 @@ pub struct Limits {
     pub max_keys: usize,
     /// Payload bytes of a page.
     pub capacity: usize,
-    /// Values longer than this go to overflow pages.
+    /// Values whose stored form is longer than this go to overflow pages.
     pub inline_max: usize,
+    /// Values are stored lz4-compressed where that makes them smaller.
+    pub compress: bool,
 }
 
 /// Bytes an overflow reference takes in a leaf: flags, first page, stored
@@ -238,11 +266,11 @@ fn varint_len(value: usize) -> usize {
     len
 }
 
-/// Encoded bytes of a leaf entry (an upper bound: compression only shrinks).
+/// Encoded bytes of a leaf entry (an upper bound: varints at their widest).
 pub fn leaf_entry_len(key: &[u8], value: &Value, limits: &Limits) -> usize {
     let key_len = varint_len(key.len()) + key.len();
     let len = match value {
-        // Stored as read: its stored length is what it takes.
+        // As stored: what it takes on the page.
         Value::Inline { stored, .. } => stored.len(),
         Value::Stored(_) => return key_len + OVERFLOW_REF_LEN,
         Value::Cell(cell) => cell.bytes.len(),

@@ -22,6 +22,14 @@ fn open(vfs: &SimVfs) -> BtreeEngine {
     BtreeEngine::open(&common::tiny_config("/btree"), Arc::new(vfs.clone())).unwrap()
 }
 
+/// `len` bytes that do not compress (the engine stores values lz4-compressed
+/// where that saves bytes; these tests need values that stay long).
+fn noise(seed: u64, len: usize) -> Vec<u8> {
+    let mut value = vec![0; len];
+    leasehold_core::rng::SplitMix64::new(seed).fill(&mut value);
+    value
+}
+
 fn put(key: &str, value: &[u8]) -> WriteBatch {
     let mut batch = WriteBatch::new();
     batch.put(key.as_bytes(), value);
@@ -249,7 +257,10 @@ fn every_crash_point_inside_checkpoints_recovers() {
             Durability::Buffered
         };
         let len = if index % 5 == 0 { 1500 } else { 400 };
-        let entries = vec![(index % 9, Some(vec![index; len])), ((index + 4) % 9, None)];
+        let entries = vec![
+            (index % 9, Some(noise(u64::from(index), len))),
+            ((index + 4) % 9, None),
+        ];
         ops.push(CrashOp::Write {
             ops: entries,
             durability,
@@ -459,7 +470,7 @@ fn open_reads_a_few_pages_whatever_the_size_of_the_tree() {
     for index in 0..2_000 {
         engine
             .write(
-                put(&format!("key{index:05}"), &[index as u8; 900]),
+                put(&format!("key{index:05}"), &noise(index as u64, 900)),
                 Durability::Buffered,
             )
             .unwrap();
@@ -476,4 +487,41 @@ fn open_reads_a_few_pages_whatever_the_size_of_the_tree() {
         "open read {read} bytes of a {size}-byte file"
     );
     assert_eq!(collect_all(&engine).unwrap().len(), 2_000);
+}
+
+/// Values of a KiB on 4 KiB pages: noise stays in its leaf (it took an
+/// overflow page of its own, 4× its size, when only a quarter-page value
+/// was inlined), and a value that compresses is packed compressed (leaves
+/// were split on raw lengths, and values compressed only at checkpoint).
+#[test]
+fn kib_values_stay_in_their_leaves_and_are_packed_compressed() {
+    use leasehold_core::vfs::Vfs;
+    let file_size = |value: &dyn Fn(u64) -> Vec<u8>| {
+        let vfs = SimVfs::new(41);
+        let config = BtreeConfig {
+            data_dir: "/btree".into(),
+            background_threads: false,
+            ..BtreeConfig::default()
+        };
+        let engine = BtreeEngine::open(&config, Arc::new(vfs.clone())).unwrap();
+        for index in 0..2_000u64 {
+            // Scattered keys, as random inserts split leaves.
+            let key = format!("key{:08}", index.wrapping_mul(7919) % 100_003);
+            engine
+                .write(put(&key, &value(index)), Durability::Buffered)
+                .unwrap();
+        }
+        engine.close().unwrap();
+        drop(engine);
+        vfs.file_size(Path::new("/btree/data.db")).unwrap()
+    };
+    let logical = 2_000 * (11 + 1024);
+    let random = file_size(&|index| noise(index, 1024));
+    assert!(random < 2 * logical, "{random} bytes for {logical}");
+    let halves = file_size(&|index| {
+        let mut value = noise(index, 512);
+        value.extend_from_within(..);
+        value
+    });
+    assert!(halves < logical, "{halves} bytes for {logical}");
 }

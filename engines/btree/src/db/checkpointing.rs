@@ -58,7 +58,6 @@ impl Inner {
             txn,
             free: &mut free_now,
             page_count: &mut page_count,
-            compress: self.config.enable_compression,
             limits: self.limits,
             pages_written: 0,
             cache: &self.pages.cache,

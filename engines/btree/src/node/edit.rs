@@ -31,7 +31,7 @@ pub fn insert(
         Body::Leaf(entries) => {
             replaced.node(node, change);
             let mut entries = entries.clone();
-            change.bytes += value.bytes.len() as i64;
+            change.bytes += value.raw_len() as i64;
             let value = Value::Cell(value);
             match entries.binary_search_by(|(existing, _)| (**existing).cmp(key)) {
                 Ok(index) => {

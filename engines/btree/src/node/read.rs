@@ -13,7 +13,8 @@ use crate::load::DEPTH_MAX;
 /// need be.
 fn bytes_of(node: &Node, value: &Value, pages: &dyn PageSource) -> KvResult<Vec<u8>> {
     match value {
-        Value::Cell(cell) => Ok(cell.bytes.clone()),
+        Value::Cell(cell) => layout::decompress(cell.lz4_raw_len, &cell.bytes)
+            .map_err(|reason| pages.corrupt(node.page.get().copied().unwrap_or(0), reason)),
         Value::Inline {
             stored,
             lz4_raw_len,

@@ -9,6 +9,7 @@ fn limits() -> Limits {
         max_keys: 4,
         capacity: 400,
         inline_max: 100,
+        compress: false,
     }
 }
 

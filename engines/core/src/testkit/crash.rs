@@ -334,8 +334,15 @@ fn check_under_read_faults<E: KvEngine>(
 fn value_strategy() -> impl Strategy<Value = Vec<u8>> {
     prop_oneof![
         4 => proptest::collection::vec(any::<u8>(), 0..24),
-        // Values that span 512-byte sectors, so writes can tear inside a record.
+        // Values that span 512-byte sectors, so writes can tear inside a record:
+        // one byte repeated (compressing to almost nothing) or noise (not
+        // compressing at all, so engines that compress still meet long records).
         1 => (1usize..3000, any::<u8>()).prop_map(|(len, byte)| vec![byte; len]),
+        1 => (1usize..3000, any::<u64>()).prop_map(|(len, seed)| {
+            let mut value = vec![0; len];
+            crate::rng::SplitMix64::new(seed).fill(&mut value);
+            value
+        }),
     ]
 }
 

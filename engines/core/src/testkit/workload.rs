@@ -30,8 +30,10 @@ pub fn random_batches(
             if rng.chance(0.2) {
                 batch.delete(key);
             } else {
-                let len = value_len(&mut rng);
-                batch.put(key, vec![rng.below(256) as u8; len]);
+                // Noise: long values stay long in engines that compress.
+                let mut value = vec![0; value_len(&mut rng)];
+                rng.fill(&mut value);
+                batch.put(key, value);
             }
         }
         batch.apply_to(&mut model);
