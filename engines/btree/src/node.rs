@@ -163,7 +163,9 @@ impl Child {
 pub enum Body {
     Leaf(Vec<(Slice, Value)>),
     Branch {
-        keys: Vec<Slice>,
+        /// Shared between the copies of a branch whose keys did not change
+        /// (the common case: a put that splits nothing replaces one child).
+        keys: Arc<[Slice]>,
         children: Vec<Child>,
     },
 }
@@ -215,7 +217,7 @@ impl Node {
                             .sum::<usize>()
                 }
                 Body::Branch { keys, children } => {
-                    heap(keys.capacity() * size_of::<Slice>())
+                    heap(keys.len() * size_of::<Slice>() + 16)
                         + heap(children.capacity() * size_of::<Child>())
                 }
             };

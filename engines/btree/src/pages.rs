@@ -247,7 +247,8 @@ pub fn decode_node(kind: PageKind, buffer: &Arc<[u8]>, payload: &[u8]) -> Result
             keys: keys
                 .into_iter()
                 .map(|key| Slice::within(buffer, key))
-                .collect(),
+                .collect::<Vec<_>>()
+                .into(),
             children: children.into_iter().map(Child::Page).collect(),
         });
     }

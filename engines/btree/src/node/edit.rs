@@ -81,12 +81,12 @@ pub fn insert(
                 return Ok(vec![(
                     None,
                     Child::Node(change.made(Body::Branch {
-                        keys: keys.clone(),
+                        keys: Arc::clone(keys),
                         children,
                     })),
                 )]);
             }
-            let mut keys = keys.clone();
+            let mut keys = keys.to_vec();
             let mut insert_at = index;
             for (position, (separator, child)) in results.into_iter().enumerate() {
                 if position == 0 {
@@ -134,7 +134,10 @@ fn split_branch(
             children.extend(rest);
             (
                 separator,
-                Child::Node(change.made(Body::Branch { keys, children })),
+                Child::Node(change.made(Body::Branch {
+                    keys: keys.into(),
+                    children,
+                })),
             )
         })
         .collect()
@@ -171,13 +174,15 @@ pub fn delete(
                 return Ok(None);
             };
             replaced.node(node, change);
-            let mut keys = keys.clone();
+            let mut keys = Arc::clone(keys);
             let mut children = children.clone();
             match result {
                 Some(child) => children[index] = child,
                 None => {
                     children.remove(index);
-                    keys.remove(index.saturating_sub(1).min(keys.len().saturating_sub(1)));
+                    let mut fewer = keys.to_vec();
+                    fewer.remove(index.saturating_sub(1).min(fewer.len().saturating_sub(1)));
+                    keys = fewer.into();
                 }
             }
             Ok(Some(match children.len() {

@@ -143,7 +143,7 @@ proptest! {
 fn a_cycle_of_pages_is_an_error_not_an_endless_walk() {
     let pages = MapPages::default();
     let body = Body::Branch {
-        keys: vec![crate::slice::Slice::copied(b"m")],
+        keys: vec![crate::slice::Slice::copied(b"m")].into(),
         children: vec![Child::Page(2), Child::Page(2)],
     };
     pages
