@@ -132,6 +132,9 @@ pub struct BenchMemory {
     /// Page cache included.
     pub peak_bytes: Option<u64>,
     pub killed_for_memory: bool,
+    /// The child's own peak resident set (VmHWM, page cache not included),
+    /// as of its last completed workload.
+    pub peak_rss_bytes: Option<u64>,
     pub page_cache_dropped: bool,
     pub malloc_arenas: u32,
 }
@@ -142,6 +145,9 @@ pub struct BenchOutput {
     pub results: Vec<BenchResult>,
     pub space: Vec<BenchSpace>,
     pub memory: Vec<BenchMemory>,
+    /// A budgeted child's peak resident set when it last wrote its results.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub child_peak_rss_bytes: Option<u64>,
 }
 
 /// Where results go as they come: kept, and written to the child's result
@@ -162,10 +168,11 @@ impl Sink {
         self.flush()
     }
 
-    fn flush(&self) -> Result<(), String> {
+    fn flush(&mut self) -> Result<(), String> {
         let Some(path) = &self.path else {
             return Ok(());
         };
+        self.output.child_peak_rss_bytes = measure::peak_rss_bytes();
         let json = serde_json::to_string(&self.output).map_err(|err| err.to_string())?;
         let temporary = path.with_extension("partial");
         std::fs::write(&temporary, json)

@@ -192,6 +192,8 @@ fn a_budgeted_bench_runs_each_engine_in_its_cgroup_and_reports_its_peak() {
         let peak = row["peak_bytes"].as_u64().unwrap();
         assert!(peak > 1 << 20 && peak <= 64 << 20, "{row}");
         assert_eq!(row["killed_for_memory"], false, "{row}");
+        let rss = row["peak_rss_bytes"].as_u64().unwrap();
+        assert!(rss > 1 << 20 && rss < 64 << 20, "{row}");
     }
     let read = find(&output, "readrandom", "btree", "kv");
     assert_eq!(read["found"], read["reads"], "{read}");

@@ -107,6 +107,7 @@ fn run_one(
         limit_bytes: limit,
         peak_bytes: child.usage.peak_bytes,
         killed_for_memory,
+        peak_rss_bytes: output.child_peak_rss_bytes.take(),
         page_cache_dropped: child.page_cache_dropped,
         malloc_arenas: child.malloc_arenas,
     });

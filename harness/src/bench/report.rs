@@ -128,7 +128,9 @@ fn space_and_memory(out: &mut String, output: &BenchOutput) {
         "\n## Space and memory\n\nOn disk: the allocated bytes of the engine's directory \
          after the suite, the engine closed; logical: key and value bytes of every record \
          written at least once. Peak: the most the engine's cgroup held (page cache \
-         included).\n"
+         included: with data larger than the budget it reaches the budget); peak RSS: the \
+         child's own resident memory at its highest (VmHWM: the engine's caches, buffers \
+         and heap, without the page cache).\n"
     );
     let _ = writeln!(
         out,
@@ -152,7 +154,7 @@ fn space_and_memory(out: &mut String, output: &BenchOutput) {
     }
     let _ = writeln!(
         out,
-        "\n| level | engine | budget | peak | outcome |\n|---|---|--:|--:|---|"
+        "\n| level | engine | budget | peak | peak RSS | outcome |\n|---|---|--:|--:|--:|---|"
     );
     for memory in &output.memory {
         let ran: Vec<&str> = output
@@ -175,11 +177,12 @@ fn space_and_memory(out: &mut String, output: &BenchOutput) {
         };
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {} | {outcome} |",
+            "| {} | {} | {} | {} | {} | {outcome} |",
             memory.level.name(),
             memory.engine.name(),
             budget::format_size(memory.limit_bytes),
             memory.peak_bytes.map_or("–".to_owned(), mib),
+            memory.peak_rss_bytes.map_or("–".to_owned(), mib),
         );
     }
 }
