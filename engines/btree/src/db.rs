@@ -357,7 +357,7 @@ fn apply(
         BatchOp::Delete { key } => {
             if let Some(current) = root.as_ref() {
                 let node = current.resolve(pages)?;
-                if let Some(result) = node::delete(&node, &key, replaced, change, pages)? {
+                if let Some(result) = node::delete(&node, &key, limits, replaced, change, pages)? {
                     *root = result.map(|child| node::collapse(child, replaced, change));
                 }
             }

@@ -525,3 +525,41 @@ fn kib_values_stay_in_their_leaves_and_are_packed_compressed() {
     });
     assert!(halves < logical, "{halves} bytes for {logical}");
 }
+
+/// Deleting nine keys in ten leaves leaves a tenth as full; deletes merge a
+/// leaf that falls below a quarter of a page with a sibling, so the tree
+/// shrinks with its data (it kept every leaf, each a tenth full, before).
+#[test]
+fn deletes_merge_underfull_leaves_so_the_tree_shrinks_with_its_data() {
+    let vfs = SimVfs::new(43);
+    let engine = open(&vfs);
+    let mut model = BTreeMap::new();
+    for index in 0..3_000u64 {
+        let key = format!("key{index:05}");
+        let value = noise(index, 40);
+        engine
+            .write(put(&key, &value), Durability::Buffered)
+            .unwrap();
+        model.insert(key.into_bytes(), value);
+    }
+    engine.checkpoint().unwrap();
+    let in_use = |engine: &BtreeEngine| {
+        let stats = engine.stats();
+        engine.page_count() - stats.free_pages
+    };
+    let full = in_use(&engine);
+    for index in (0..3_000u64).filter(|index| index % 10 != 0) {
+        let key = format!("key{index:05}");
+        let mut batch = WriteBatch::new();
+        batch.delete(key.clone().into_bytes());
+        engine.write(batch, Durability::Buffered).unwrap();
+        model.remove(key.as_bytes());
+    }
+    for _ in 0..3 {
+        engine.checkpoint().unwrap();
+    }
+    let after = in_use(&engine);
+    assert!(after * 4 < full, "{after} pages in use of {full} before");
+    check_against(&engine, &model, 0);
+    assert!(engine.verify().unwrap().is_clean());
+}

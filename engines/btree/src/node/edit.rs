@@ -144,10 +144,12 @@ fn split_branch(
 }
 
 /// Deletes `key`. `None`: not there, nothing changed. `Some(None)`: the node
-/// became empty. `Some(Some(child))`: the replacement.
+/// became empty. `Some(Some(child))`: the replacement. A child left below a
+/// quarter of a page is merged with a sibling (or the two are evened out).
 pub fn delete(
     node: &Arc<Node>,
     key: &[u8],
+    limits: &Limits,
     replaced: &mut Replaced,
     change: &mut Change,
     pages: &dyn PageSource,
@@ -170,14 +172,29 @@ pub fn delete(
         Body::Branch { keys, children } => {
             let index = keys.partition_point(|separator| &**separator <= key);
             let child = children[index].resolve(pages)?;
-            let Some(result) = delete(&child, key, replaced, change, pages)? else {
+            let Some(result) = delete(&child, key, limits, replaced, change, pages)? else {
                 return Ok(None);
             };
             replaced.node(node, change);
             let mut keys = Arc::clone(keys);
             let mut children = children.clone();
             match result {
-                Some(child) => children[index] = child,
+                Some(child) => {
+                    children[index] = child;
+                    if underfull(&children[index], limits) && children.len() >= 2 {
+                        let mut changed = keys.to_vec();
+                        rebalance(
+                            &mut changed,
+                            &mut children,
+                            index,
+                            limits,
+                            replaced,
+                            change,
+                            pages,
+                        )?;
+                        keys = changed.into();
+                    }
+                }
                 None => {
                     children.remove(index);
                     let mut fewer = keys.to_vec();
@@ -193,6 +210,100 @@ pub fn delete(
             }))
         }
     }
+}
+
+/// Whether `child`, just made by a delete, holds less than a quarter of a
+/// page (or is a branch of one child).
+fn underfull(child: &Child, limits: &Limits) -> bool {
+    let Child::Node(node) = child else {
+        return false;
+    };
+    let bytes = match &node.body {
+        Body::Leaf(entries) => entries
+            .iter()
+            .map(|(key, value)| leaf_entry_len(key, value, limits))
+            .sum::<usize>(),
+        Body::Branch { keys, children } => {
+            if children.len() < 2 {
+                return true;
+            }
+            keys.iter().map(|key| branch_item_len(key)).sum::<usize>()
+        }
+    };
+    bytes < limits.capacity / 4
+}
+
+/// Merges `children[index]` with a sibling (its right one, or its left one
+/// when it is the last) into one node, or evens the two out when together
+/// they do not fit one page; `keys` and `children` are changed in place. Two
+/// siblings of different kinds (a tree whose deletes replaced a one-child
+/// branch by its child, before deletes merged) are left as they are.
+fn rebalance(
+    keys: &mut Vec<Slice>,
+    children: &mut Vec<Child>,
+    index: usize,
+    limits: &Limits,
+    replaced: &mut Replaced,
+    change: &mut Change,
+    pages: &dyn PageSource,
+) -> KvResult<()> {
+    let left = if index + 1 < children.len() {
+        index
+    } else {
+        index - 1
+    };
+    let (a, b) = (
+        children[left].resolve(pages)?,
+        children[left + 1].resolve(pages)?,
+    );
+    let parts = match (&a.body, &b.body) {
+        (Body::Leaf(first), Body::Leaf(second)) => {
+            let entries: Vec<(Slice, Value)> = first.iter().chain(second).cloned().collect();
+            pack(
+                entries,
+                limits.max_keys,
+                limits.capacity,
+                2,
+                |(key, value)| leaf_entry_len(key, value, limits),
+            )
+            .into_iter()
+            .enumerate()
+            .map(|(part, group)| {
+                let separator = (part > 0).then(|| Slice::copied(&group[0].0));
+                (separator, Child::Node(change.made(Body::Leaf(group))))
+            })
+            .collect()
+        }
+        (
+            Body::Branch {
+                keys: first_keys,
+                children: first,
+            },
+            Body::Branch {
+                keys: second_keys,
+                children: second,
+            },
+        ) => {
+            let mut merged_keys = first_keys.to_vec();
+            merged_keys.push(keys[left].clone());
+            merged_keys.extend(second_keys.iter().cloned());
+            let merged: Vec<Child> = first.iter().chain(second).cloned().collect();
+            split_branch(merged_keys, merged, limits, change)
+        }
+        _ => return Ok(()),
+    };
+    replaced.node(&a, change);
+    replaced.node(&b, change);
+    // The separator between the two goes; each part after the first brings its own.
+    keys.remove(left);
+    children.drain(left..=left + 1);
+    for (offset, (separator, child)) in parts.into_iter().enumerate() {
+        children.insert(left + offset, child);
+        if let Some(separator) = separator {
+            keys.insert(left + offset - 1, separator);
+        }
+    }
+    Ok(())
 }
 
 /// The root after replacing it with `parts` (from `insert`): a new branch

@@ -91,7 +91,7 @@ proptest! {
                     model.remove(&key);
                     if let Some(current) = &root {
                         let node = current.resolve(&pages).unwrap();
-                        if let Some(result) = delete(&node, &key, &mut replaced, &mut change, &pages).unwrap() {
+                        if let Some(result) = delete(&node, &key, &limits, &mut replaced, &mut change, &pages).unwrap() {
                             root = result.map(|child| collapse(child, &mut replaced, &mut change));
                         }
                     }
