@@ -12,7 +12,7 @@
 use std::collections::BTreeSet;
 use std::ops::{Bound, ControlFlow};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -179,7 +179,12 @@ struct Inner {
     #[cfg(any(test, feature = "planted-bugs"))]
     planted: Mutex<(Option<PlantedBug>, Vec<Vec<u8>>)>,
     stop: Mutex<bool>,
+    /// Wakes the checkpointer.
     work_cv: Condvar,
+    /// Wakes the syncer (at stop only: it ticks on its own).
+    sync_cv: Condvar,
+    /// Set while the background checkpointer works: writers do not wake it.
+    checkpointing: AtomicBool,
     /// Writers held back by the dirty bound wait here for a checkpoint.
     dirty_room: (Mutex<()>, Condvar),
     counters: Counters,
@@ -315,6 +320,7 @@ impl BtreeEngine {
     fn stop_worker(&self) {
         *self.inner.stop.lock() = true;
         self.inner.work_cv.notify_all();
+        self.inner.sync_cv.notify_all();
         for handle in std::mem::take(&mut *self.workers.lock()) {
             let _ = handle.join();
         }

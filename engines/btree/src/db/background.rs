@@ -8,9 +8,18 @@ impl Inner {
     pub(super) fn background_loop(&self) {
         let interval = Duration::from_secs(self.config.wal_sync_interval)
             .clamp(Duration::from_millis(10), Duration::from_millis(200));
-        while self.lifecycle.pause(&self.stop, &self.work_cv, interval) {
-            if self.checkpoint_due() && self.checkpoint().is_err() {
-                return;
+        let mut wait = interval;
+        while self.lifecycle.pause(&self.stop, &self.work_cv, wait) {
+            wait = interval;
+            if self.checkpoint_due() {
+                self.checkpointing.store(true, Ordering::Relaxed);
+                let done = self.checkpoint();
+                self.checkpointing.store(false, Ordering::Relaxed);
+                if done.is_err() {
+                    return;
+                }
+                // Writers did not wake it while it worked: look again at once.
+                wait = Duration::ZERO;
             }
         }
     }
@@ -24,7 +33,7 @@ impl Inner {
     pub(super) fn sync_loop(&self) {
         let interval = Duration::from_secs(self.config.wal_sync_interval);
         let tick = (interval / 4).clamp(Duration::from_millis(1), Duration::from_millis(50));
-        while self.lifecycle.pause(&self.stop, &self.work_cv, tick) {
+        while self.lifecycle.pause(&self.stop, &self.sync_cv, tick) {
             if self.planted(PlantedBug::NoGroupTimer) {
                 continue;
             }

@@ -239,6 +239,8 @@ pub(super) fn recover(
         planted: Mutex::new((planted, Vec::new())),
         stop: Mutex::new(false),
         work_cv: Condvar::new(),
+        sync_cv: Condvar::new(),
+        checkpointing: AtomicBool::new(false),
         dirty_room: (Mutex::new(()), Condvar::new()),
         counters,
     };

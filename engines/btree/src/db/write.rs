@@ -157,12 +157,16 @@ impl Inner {
             .fetch_add(change.bytes, Ordering::Relaxed);
         writer.since_checkpoint += bytes;
         // Inline mode checkpoints in `BtreeEngine::write`, once this group's
-        // writer lock is released (`checkpoint` takes it itself).
+        // writer lock is released (`checkpoint` takes it itself). A
+        // checkpointer at work looks again when it is done: no wake-up (a
+        // futex call per write while a checkpoint ran, measured at 5 % of
+        // the writer's time with the syncer woken too).
         if self.config.background_threads
+            && !self.checkpointing.load(Ordering::Relaxed)
             && (writer.since_checkpoint >= self.config.checkpoint_wal_bytes
                 || self.counters.dirty_bytes.load(Ordering::Relaxed) >= self.dirty_limit())
         {
-            self.work_cv.notify_all();
+            self.work_cv.notify_one();
         }
         Ok(())
     }

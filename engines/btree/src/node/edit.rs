@@ -30,7 +30,12 @@ pub fn insert(
     match &node.body {
         Body::Leaf(entries) => {
             replaced.node(node, change);
-            let mut entries = entries.clone();
+            // Room for one more: an insert would otherwise regrow the copy.
+            let mut entries = {
+                let mut copy = Vec::with_capacity(entries.len() + 1);
+                copy.extend(entries.iter().cloned());
+                copy
+            };
             change.bytes += value.raw_len() as i64;
             let value = Value::Cell(value);
             match entries.binary_search_by(|(existing, _)| (**existing).cmp(key)) {
