@@ -145,7 +145,11 @@ impl Inner {
                 .map_err(|err| self.fail(err))?;
             }
         }
-        self.root.write().tree = root;
+        // The old root is dropped (and with it the path this group
+        // replaced, unless a reader holds it) after the lock is released:
+        // readers do not wait for it to be freed.
+        let old = std::mem::replace(&mut self.root.write().tree, root);
+        drop(old);
         self.counters
             .dirty_bytes
             .fetch_add(change.dirty_bytes, Ordering::Relaxed);
