@@ -71,6 +71,14 @@ pub struct BenchArgs {
     /// every engine's caches sized for it, and report its peak memory.
     #[arg(long, value_parser = budget::parse_size)]
     pub memory_limit: Option<u64>,
+    /// Run every engine this many times, one after the other in turn; the
+    /// report gives each cell's median and the range of its ratios.
+    #[arg(long, default_value_t = 1)]
+    pub repeat: u32,
+    /// The engine the report's ratios are to (at the same level, in the same
+    /// round).
+    #[arg(long, value_enum, default_value_t = EngineKind::Rocksdb)]
+    pub yardstick: EngineKind,
     /// A budgeted child's results, written after each workload.
     #[arg(long, hide = true)]
     pub result_json: Option<PathBuf>,
@@ -109,6 +117,9 @@ pub struct BenchResult {
     /// Reads (and scans) that found a record.
     pub found: u64,
     pub reads: u64,
+    /// Which round of `--repeat` (from 0).
+    #[serde(default)]
+    pub round: u32,
 }
 
 /// An engine's directory at the end of a suite, its engine closed.
@@ -121,6 +132,8 @@ pub struct BenchSpace {
     pub disk_bytes: u64,
     /// Key and value bytes of every record written at least once.
     pub logical_bytes: u64,
+    #[serde(default)]
+    pub round: u32,
 }
 
 /// A budgeted child: the most memory its cgroup held.
@@ -137,6 +150,8 @@ pub struct BenchMemory {
     pub peak_rss_bytes: Option<u64>,
     pub page_cache_dropped: bool,
     pub malloc_arenas: u32,
+    #[serde(default)]
+    pub round: u32,
 }
 
 /// Everything a bench measured (`bench.json`).
@@ -155,15 +170,19 @@ pub struct BenchOutput {
 struct Sink {
     output: BenchOutput,
     path: Option<PathBuf>,
+    /// The round of `--repeat` running.
+    round: u32,
 }
 
 impl Sink {
-    fn result(&mut self, result: BenchResult) -> Result<(), String> {
+    fn result(&mut self, mut result: BenchResult) -> Result<(), String> {
+        result.round = self.round;
         self.output.results.push(result);
         self.flush()
     }
 
-    fn space(&mut self, space: BenchSpace) -> Result<(), String> {
+    fn space(&mut self, mut space: BenchSpace) -> Result<(), String> {
+        space.round = self.round;
         self.output.space.push(space);
         self.flush()
     }
@@ -187,6 +206,9 @@ const LOAD: &str = "load";
 pub fn bench(args: &BenchArgs, command: &str) -> Result<(), String> {
     if args.threads == 0 || args.threads > 64 || args.records == 0 || args.ops == 0 {
         return Err("--threads must be 1..=64; --records and --ops at least 1".to_owned());
+    }
+    if !(1..=100).contains(&args.repeat) {
+        return Err("--repeat must be 1..=100".to_owned());
     }
     if !(args.value_bytes >= 1 && args.value_bytes <= 1 << 20) {
         return Err("--value-bytes must be 1..=1048576".to_owned());
@@ -224,10 +246,14 @@ pub fn bench(args: &BenchArgs, command: &str) -> Result<(), String> {
             let mut sink = Sink {
                 output: BenchOutput::default(),
                 path: args.result_json.clone(),
+                round: 0,
             };
-            for &engine in &engines {
-                for &level in &levels {
-                    run_engine(engine, level, &workloads, args, &settings, &mut sink)?;
+            for round in 0..args.repeat {
+                sink.round = round;
+                for &engine in &engines {
+                    for &level in &levels {
+                        run_engine(engine, level, &workloads, args, &settings, &mut sink)?;
+                    }
                 }
             }
             sink.flush()?;
@@ -432,6 +458,7 @@ fn run_db_bench(
             level,
             disk_bytes,
             logical_bytes,
+            round: 0,
         })?;
     }
     if workloads.contains(&Workload::Fillsync) {
@@ -548,6 +575,7 @@ fn run_ycsb(
         level,
         disk_bytes,
         logical_bytes,
+        round: 0,
     })
 }
 
@@ -681,6 +709,7 @@ fn run(
             p999_us: quantile(0.999),
             found: all.found,
             reads: all.reads,
+            round: 0,
         },
         inserted,
     ))

@@ -201,3 +201,55 @@ fn a_budgeted_bench_runs_each_engine_in_its_cgroup_and_reports_its_peak() {
     assert!(summary.contains("64 MiB memory cgroup"), "{summary}");
     assert!(summary.contains("| kv | btree | 64 MiB |"), "{summary}");
 }
+
+#[test]
+fn repeated_rounds_report_medians_and_ratios_to_the_chosen_yardstick() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = bench(
+        &[
+            "--records",
+            "500",
+            "--ops",
+            "300",
+            "--engine",
+            "memory",
+            "--engine",
+            "lsm",
+            "--level",
+            "kv",
+            "--workload",
+            "fillrandom",
+            "--workload",
+            "readrandom",
+            "--repeat",
+            "3",
+            "--yardstick",
+            "memory",
+        ],
+        dir.path(),
+    );
+    let rounds: std::collections::BTreeSet<u64> = output["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["engine"] == "lsm" && r["workload"] == "readrandom")
+        .map(|r| r["round"].as_u64().unwrap())
+        .collect();
+    assert_eq!(rounds, [0, 1, 2].into());
+    let summary = summary(dir.path());
+    assert!(
+        summary.contains("median of the rounds' ratios to memory"),
+        "{summary}"
+    );
+    // The lsm's cells carry a median ratio and its range; memory's none.
+    let lsm = summary
+        .lines()
+        .find(|line| line.starts_with("| kv | lsm |"))
+        .unwrap();
+    assert!(lsm.contains("(×") && lsm.contains('–'), "{lsm}");
+    let memory = summary
+        .lines()
+        .find(|line| line.starts_with("| kv | memory |"))
+        .unwrap();
+    assert!(!memory.contains("(×"), "{memory}");
+}

@@ -19,12 +19,29 @@ pub fn run_all(
     limit: u64,
 ) -> Result<BenchOutput, String> {
     let mut output = BenchOutput::default();
-    for &engine in engines {
-        for &level in levels {
-            let child = run_one(args, engine, level, limit)?;
-            output.results.extend(child.results);
-            output.space.extend(child.space);
-            output.memory.extend(child.memory);
+    for round in 0..args.repeat {
+        for &engine in engines {
+            for &level in levels {
+                let child = run_one(args, engine, level, limit)?;
+                output
+                    .results
+                    .extend(child.results.into_iter().map(|mut result| {
+                        result.round = round;
+                        result
+                    }));
+                output
+                    .space
+                    .extend(child.space.into_iter().map(|mut space| {
+                        space.round = round;
+                        space
+                    }));
+                output
+                    .memory
+                    .extend(child.memory.into_iter().map(|mut memory| {
+                        memory.round = round;
+                        memory
+                    }));
+            }
         }
     }
     Ok(output)
@@ -110,6 +127,7 @@ fn run_one(
         peak_rss_bytes: output.child_peak_rss_bytes.take(),
         page_cache_dropped: child.page_cache_dropped,
         malloc_arenas: child.malloc_arenas,
+        round: 0,
     });
     let _ = std::fs::remove_dir_all(&work);
     // A child killed for memory left its engines' directories behind.

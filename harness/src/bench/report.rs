@@ -1,5 +1,7 @@
-//! The bench's report: one table per suite of ops/s (with the ratio to
-//! RocksDB at the same level), and one of p99 latency.
+//! The bench's report: one table per suite of ops/s (with the ratio to the
+//! yardstick engine, RocksDB unless told, at the same level), and one of p99
+//! latency. With `--repeat`, a cell is the median over the rounds, and its
+//! ratio the median of each round's ratio, with their range.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -58,10 +60,21 @@ pub fn summary(output: &BenchOutput, args: &BenchArgs, command: &str, started: &
          has no Store form (the Store has no seek).",
         target::STORE_GROUP
     );
-    let _ = writeln!(
-        out,
-        "- Cells: ops/s (× RocksDB at the same level); the second table of each suite gives p99 µs."
-    );
+    let yardstick = args.yardstick.name();
+    let cells = if args.repeat > 1 {
+        format!(
+            "- Cells: the median ops/s of {} rounds (each round runs every engine once, in \
+             turn) and the median of the rounds' ratios to {yardstick} at the same level, with \
+             their lowest and highest; the second table of each suite gives the median p99 µs.",
+            args.repeat
+        )
+    } else {
+        format!(
+            "- Cells: ops/s (× {yardstick} at the same level); the second table of each suite \
+             gives p99 µs."
+        )
+    };
+    let _ = writeln!(out, "{cells}");
     for (title, ycsb, note) in [
         (
             "db_bench",
@@ -96,23 +109,36 @@ pub fn summary(output: &BenchOutput, args: &BenchArgs, command: &str, started: &
             continue;
         }
         let _ = writeln!(out, "\n## {title}\n\n{note}\n");
-        table(&mut out, &rows, |result| {
-            let yardstick = rows.iter().find(|peer| {
-                peer.engine == EngineKind::Rocksdb
-                    && peer.level == result.level
-                    && peer.workload == result.workload
-            });
-            match yardstick {
-                Some(rocksdb) if result.engine != EngineKind::Rocksdb => format!(
-                    "{:.0} (×{:.2})",
-                    result.ops_per_sec,
-                    result.ops_per_sec / rocksdb.ops_per_sec.max(1e-9)
+        table(&mut out, &rows, |rounds| {
+            let ops = median(rounds.iter().map(|result| result.ops_per_sec));
+            let ratios: Vec<f64> = rounds
+                .iter()
+                .filter(|result| result.engine != args.yardstick)
+                .filter_map(|result| {
+                    let peer = rows.iter().find(|peer| {
+                        peer.engine == args.yardstick
+                            && peer.level == result.level
+                            && peer.workload == result.workload
+                            && peer.round == result.round
+                    })?;
+                    Some(result.ops_per_sec / peer.ops_per_sec.max(1e-9))
+                })
+                .collect();
+            match ratios.len() {
+                0 => format!("{ops:.0}"),
+                1 => format!("{ops:.0} (×{:.2})", ratios[0]),
+                _ => format!(
+                    "{ops:.0} (×{:.2}, {:.2}–{:.2})",
+                    median(ratios.iter().copied()),
+                    ratios.iter().copied().fold(f64::INFINITY, f64::min),
+                    ratios.iter().copied().fold(0.0, f64::max)
                 ),
-                _ => format!("{:.0}", result.ops_per_sec),
             }
         });
         let _ = writeln!(out);
-        table(&mut out, &rows, |result| format!("{:.1}", result.p99_us));
+        table(&mut out, &rows, |rounds| {
+            format!("{:.1}", median(rounds.iter().map(|result| result.p99_us)))
+        });
     }
     space_and_memory(&mut out, output);
     out
@@ -137,13 +163,22 @@ fn space_and_memory(out: &mut String, output: &BenchOutput) {
         "| level | engine | suite | on disk | logical | disk ÷ logical |\n|---|---|---|--:|--:|--:|"
     );
     let mib = |bytes: u64| format!("{:.1} MiB", bytes as f64 / f64::from(1 << 20));
+    let rounds = output.results.iter().map(|result| result.round).max() > Some(0);
+    let round = |round: u32| {
+        if rounds {
+            format!(" (round {})", round + 1)
+        } else {
+            String::new()
+        }
+    };
     for space in &output.space {
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {} | {} | {:.2} |",
+            "| {} | {} | {}{} | {} | {} | {:.2} |",
             space.level.name(),
             space.engine.name(),
             space.suite,
+            round(space.round),
             mib(space.disk_bytes),
             mib(space.logical_bytes),
             space.disk_bytes as f64 / space.logical_bytes.max(1) as f64
@@ -160,7 +195,11 @@ fn space_and_memory(out: &mut String, output: &BenchOutput) {
         let ran: Vec<&str> = output
             .results
             .iter()
-            .filter(|result| result.engine == memory.engine && result.level == memory.level)
+            .filter(|result| {
+                result.engine == memory.engine
+                    && result.level == memory.level
+                    && result.round == memory.round
+            })
             .map(|result| result.workload.as_str())
             .collect();
         let outcome = if memory.killed_for_memory {
@@ -174,7 +213,7 @@ fn space_and_memory(out: &mut String, output: &BenchOutput) {
             )
         } else {
             "completed".to_owned()
-        };
+        } + &round(memory.round);
         let _ = writeln!(
             out,
             "| {} | {} | {} | {} | {} | {outcome} |",
@@ -191,20 +230,46 @@ fn is_ycsb_name(name: &str) -> bool {
     name.starts_with("ycsb-")
 }
 
-/// Rows: engine and level; columns: workloads in the order they ran.
-fn table(out: &mut String, rows: &[&BenchResult], cell: impl Fn(&BenchResult) -> String) {
+/// The median of `values` (the mean of the middle two for an even count).
+fn median(values: impl Iterator<Item = f64>) -> f64 {
+    let mut values: Vec<f64> = values.collect();
+    values.sort_by(f64::total_cmp);
+    match values.len() {
+        0 => f64::NAN,
+        len if len % 2 == 1 => values[len / 2],
+        len => (values[len / 2 - 1] + values[len / 2]) / 2.0,
+    }
+}
+
+/// Rows: engine and level; columns: workloads in the order they ran; a
+/// cell from the results of every round.
+fn table(out: &mut String, rows: &[&BenchResult], cell: impl Fn(&[&BenchResult]) -> String) {
     let mut columns: Vec<&str> = Vec::new();
     for result in rows {
         if !columns.contains(&result.workload.as_str()) {
             columns.push(&result.workload);
         }
     }
-    let mut grid: BTreeMap<(Level, EngineKind), BTreeMap<&str, String>> = BTreeMap::new();
+    let mut rounds: BTreeMap<(Level, EngineKind), BTreeMap<&str, Vec<&BenchResult>>> =
+        BTreeMap::new();
     for result in rows {
-        grid.entry((result.level, result.engine))
+        rounds
+            .entry((result.level, result.engine))
             .or_default()
-            .insert(&result.workload, cell(result));
+            .entry(&result.workload)
+            .or_default()
+            .push(result);
     }
+    let grid: BTreeMap<(Level, EngineKind), BTreeMap<&str, String>> = rounds
+        .into_iter()
+        .map(|(row, cells)| {
+            let cells = cells
+                .into_iter()
+                .map(|(workload, results)| (workload, cell(&results)))
+                .collect();
+            (row, cells)
+        })
+        .collect();
     let _ = write!(out, "| level | engine |");
     for column in &columns {
         let _ = write!(out, " {column} |");
