@@ -63,7 +63,9 @@ impl EngineSettings {
         self.rocksdb.block_cache_size = cache;
         self.rocksdb.write_buffer_size = buffer;
         self.btree.cache_size_bytes = cache;
-        self.btree.max_dirty_bytes = buffer;
+        // Its dirty nodes are its write buffers: as much as two of the
+        // others' (RocksDB keeps two memtables by default).
+        self.btree.max_dirty_bytes = 2 * buffer;
         self.redb.cache_size_bytes = cache;
         self.fjall.cache_size_bytes = cache;
         self.fjall.memtable_bytes = buffer;

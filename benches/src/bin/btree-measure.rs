@@ -200,7 +200,7 @@ fn main() {
         "btree-measure",
         "B+tree headline figures",
         "cargo run --release -p leasehold-benches --bin btree-measure",
-        "OsVfs on the working directory's disk; default B+tree settings (4 KiB pages, 256 keys per node, lz4 values compressed as written, a 64 MiB page cache, checkpoint every 16 MiB of log or 16 MiB of dirty nodes)",
+        "OsVfs on the working directory's disk; default B+tree settings (4 KiB pages, 256 keys per node, lz4 values compressed as written, a 64 MiB page cache, checkpoint every 16 MiB of log or 32 MiB of dirty nodes)",
         &figures,
     );
 }

@@ -46,6 +46,17 @@ impl Slice {
     pub fn buffer_len(&self) -> usize {
         self.buf.len()
     }
+
+    /// Whether the slice is its whole buffer (bytes of its own, not a part
+    /// of a page's).
+    pub fn owns_buffer(&self) -> bool {
+        self.start == 0 && self.end as usize == self.buf.len()
+    }
+
+    /// The buffer's identity: slices of one page share it.
+    pub fn buffer_id(&self) -> usize {
+        self.buf.as_ptr() as usize
+    }
 }
 
 impl Deref for Slice {

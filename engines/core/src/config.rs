@@ -255,7 +255,7 @@ impl Default for BtreeConfig {
             checkpoint_wal_bytes: 16 << 20,
             background_threads: true,
             cache_size_bytes: 64 << 20,
-            max_dirty_bytes: 16 << 20,
+            max_dirty_bytes: 64 << 20,
         }
     }
 }

@@ -157,3 +157,26 @@ fn a_cycle_of_pages_is_an_error_not_an_endless_walk() {
     let walked = walk_from(&root, None, &pages, &mut |_, _| true);
     assert!(message(walked.unwrap_err()).contains("deeper"));
 }
+
+/// A leaf copied from a page keeps that page's buffer alive through its
+/// keys and inline values: its size counts the buffer, once.
+#[test]
+fn a_copied_leaf_counts_the_page_buffer_its_entries_keep_alive() {
+    use crate::slice::Slice;
+    let buffer: Arc<[u8]> = Arc::from(vec![7u8; 4096]);
+    let entries: Vec<(Slice, Value)> = (0..4)
+        .map(|index| {
+            let value = 1000 + index * 700;
+            (
+                Slice::of(&buffer, index * 100..index * 100 + 16),
+                Value::Inline {
+                    stored: Slice::of(&buffer, value..value + 700),
+                    lz4_raw_len: None,
+                },
+            )
+        })
+        .collect();
+    let node = Node::new(Body::Leaf(entries));
+    assert!(node.resident >= 4096, "{}", node.resident);
+    assert!(node.resident < 4096 + 1024, "{}", node.resident);
+}
