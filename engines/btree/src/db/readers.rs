@@ -9,7 +9,10 @@ use super::*;
 
 #[derive(Default)]
 pub(super) struct Readers {
-    /// Registered readers per checkpoint their root dates from.
+    /// Registered readers per checkpoint their root dates from. A count
+    /// that falls to zero stays until `oldest` prunes it, so a read pins and
+    /// unpins without allocating (the map's node was made and freed by
+    /// every get when each unpin removed its entry).
     pinned: Mutex<BTreeMap<u64, usize>>,
 }
 
@@ -28,12 +31,8 @@ impl Pin<'_> {
 
 impl Drop for Pin<'_> {
     fn drop(&mut self) {
-        let mut pinned = self.readers.pinned.lock();
-        if let Some(count) = pinned.get_mut(&self.txn) {
+        if let Some(count) = self.readers.pinned.lock().get_mut(&self.txn) {
             *count -= 1;
-            if *count == 0 {
-                pinned.remove(&self.txn);
-            }
         }
     }
 }
@@ -46,7 +45,9 @@ impl Readers {
 
     /// The checkpoint the oldest registered reader's root dates from.
     pub(super) fn oldest(&self) -> Option<u64> {
-        self.pinned.lock().keys().next().copied()
+        let mut pinned = self.pinned.lock();
+        pinned.retain(|_, count| *count > 0);
+        pinned.keys().next().copied()
     }
 }
 
