@@ -351,14 +351,30 @@ impl Fresh {
         })
     }
 
-    /// Closes the engine and measures its directory: the bytes its files
-    /// take on disk (allocated blocks, so sparse files count what they use).
-    fn close_and_measure(&mut self) -> Result<u64, String> {
+    /// Closes the engine at the end of `suite` and measures its directory:
+    /// the bytes its files take on disk (allocated blocks, so sparse files
+    /// count what they use), beside the `logical_bytes` written to it.
+    fn close_and_measure(
+        &mut self,
+        suite: &str,
+        engine: EngineKind,
+        level: Level,
+        logical_bytes: u64,
+    ) -> Result<BenchSpace, String> {
         self.closed = true;
         self.store
             .close()
             .map_err(|err| format!("close {}: {err}", self.dir.display()))?;
-        disk_bytes(&self.dir).map_err(|err| format!("{}: {err}", self.dir.display()))
+        let disk_bytes =
+            disk_bytes(&self.dir).map_err(|err| format!("{}: {err}", self.dir.display()))?;
+        Ok(BenchSpace {
+            suite: suite.to_owned(),
+            engine,
+            level,
+            disk_bytes,
+            logical_bytes,
+            round: 0,
+        })
     }
 }
 
@@ -451,15 +467,7 @@ fn run_db_bench(
         }
         let logical_bytes = target.logical_bytes();
         drop(target);
-        let disk_bytes = fresh.close_and_measure()?;
-        sink.space(BenchSpace {
-            suite: "db_bench".to_owned(),
-            engine,
-            level,
-            disk_bytes,
-            logical_bytes,
-            round: 0,
-        })?;
+        sink.space(fresh.close_and_measure("db_bench", engine, level, logical_bytes)?)?;
     }
     if workloads.contains(&Workload::Fillsync) {
         // The volatile memory engine cannot sync: it has no fillsync.
@@ -568,15 +576,7 @@ fn run_ycsb(
     }
     let logical_bytes = target.logical_bytes();
     drop(target);
-    let disk_bytes = fresh.close_and_measure()?;
-    sink.space(BenchSpace {
-        suite: "ycsb".to_owned(),
-        engine,
-        level,
-        disk_bytes,
-        logical_bytes,
-        round: 0,
-    })
+    sink.space(fresh.close_and_measure("ycsb", engine, level, logical_bytes)?)
 }
 
 /// A source of requests for one client thread.
