@@ -1,0 +1,94 @@
+//! Exhaustive runs: every crash point of short hand-written sequences under
+//! every policy.
+
+use super::*;
+
+/// Hand-written sequences of at most five engine operations, for exhaustive
+/// runs: every crash point of each under every policy. Large values make
+/// engines with small test settings switch logs, flush and compact.
+pub fn exhaustive_sequences() -> Vec<Vec<CrashOp>> {
+    let put = |key: u8, len: usize, durability| CrashOp::Write {
+        ops: vec![(key, Some(vec![key; len]))],
+        durability,
+    };
+    let delete = |key: u8, durability| CrashOp::Write {
+        ops: vec![(key, None)],
+        durability,
+    };
+    let batch = CrashOp::Write {
+        ops: vec![
+            (1, Some(vec![1; 40])),
+            (2, Some(vec![2; 40])),
+            (3, Some(vec![3; 40])),
+        ],
+        durability: Durability::Buffered,
+    };
+    vec![
+        vec![put(1, 10, Durability::Sync)],
+        vec![
+            put(1, 10, Durability::Buffered),
+            put(2, 10, Durability::Buffered),
+            CrashOp::Flush,
+        ],
+        vec![
+            put(1, 3000, Durability::Sync),
+            put(2, 3000, Durability::Sync),
+            put(3, 3000, Durability::Sync),
+        ],
+        vec![
+            batch,
+            delete(2, Durability::Sync),
+            CrashOp::Reopen,
+            put(4, 10, Durability::Sync),
+        ],
+        vec![
+            put(1, 2500, Durability::Group),
+            CrashOp::Reopen,
+            delete(1, Durability::Sync),
+            put(5, 2500, Durability::Sync),
+            CrashOp::Flush,
+        ],
+        vec![
+            put(1, 3000, Durability::Sync),
+            put(2, 3000, Durability::Buffered),
+            put(1, 3000, Durability::Sync),
+            put(3, 3000, Durability::Sync),
+            CrashOp::Reopen,
+        ],
+    ]
+}
+
+/// Every crash point (until one past the run's end) of every exhaustive
+/// sequence under each of `policies`; the number of points, or the first
+/// failing case.
+pub fn run_exhaustive<E: KvEngine>(
+    open: &dyn Fn(SimVfs) -> KvResult<E>,
+    policies: &[CrashPolicy],
+    mut progress: impl FnMut(usize),
+) -> Result<usize, (CrashCase, String)> {
+    const CRASH_POINTS_MAX: u64 = 100_000;
+    let mut points = 0;
+    for ops in exhaustive_sequences() {
+        for crash_after in 1..CRASH_POINTS_MAX {
+            let mut past_end = true;
+            for (index, &policy) in policies.iter().enumerate() {
+                let case = CrashCase {
+                    ops: ops.clone(),
+                    crash_after,
+                    policy,
+                    seed: crash_after * 7 + index as u64,
+                    recovery_crash_after: 1 + crash_after % 13,
+                    recovery_policy: policies[(index + 1) % policies.len()],
+                };
+                let report = run_case(open, &case).map_err(|err| (case.clone(), err.reason))?;
+                past_end &= !report.crashed_during_run;
+                points += 1;
+                progress(points);
+            }
+            if past_end {
+                break;
+            }
+        }
+    }
+    Ok(points)
+}
