@@ -20,21 +20,25 @@
 //! each one's peak memory.
 
 mod budgeted;
+mod fresh;
+mod output;
 mod report;
 mod target;
+mod timed;
 mod workload;
 
 use std::path::PathBuf;
-use std::time::Instant;
 
-use hdrhistogram::Histogram;
-
-use crate::engines::{self, BenchStore, DurabilityMode, EngineKind, EngineSettings};
-use crate::{budget, measure};
+use crate::budget;
+use crate::engines::{DurabilityMode, EngineKind, EngineSettings};
+use fresh::Fresh;
+use output::Sink;
+pub use output::{BenchMemory, BenchOutput, BenchResult, BenchSpace};
 pub use target::Level;
 use target::{Target, Values};
+use timed::{run, LoadPhase};
+use workload::Requests;
 pub use workload::Workload;
-use workload::{Request, Requests};
 
 #[derive(clap::Args, Clone, Debug)]
 pub struct BenchArgs {
@@ -98,106 +102,6 @@ pub struct BenchArgs {
     pub data_dir: PathBuf,
     #[arg(long, default_value = "results/bench")]
     pub out: PathBuf,
-}
-
-#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
-pub struct BenchResult {
-    pub workload: String,
-    pub engine: EngineKind,
-    pub engine_version: String,
-    pub level: Level,
-    pub durability: DurabilityMode,
-    pub threads: usize,
-    pub requests: u64,
-    pub elapsed_secs: f64,
-    pub ops_per_sec: f64,
-    pub p50_us: f64,
-    pub p99_us: f64,
-    pub p999_us: f64,
-    /// Reads (and scans) that found a record.
-    pub found: u64,
-    pub reads: u64,
-    /// Which round of `--repeat` (from 0).
-    #[serde(default)]
-    pub round: u32,
-}
-
-/// An engine's directory at the end of a suite, its engine closed.
-#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
-pub struct BenchSpace {
-    pub suite: String,
-    pub engine: EngineKind,
-    pub level: Level,
-    /// Bytes the directory's files take on disk (allocated blocks).
-    pub disk_bytes: u64,
-    /// Key and value bytes of every record written at least once.
-    pub logical_bytes: u64,
-    #[serde(default)]
-    pub round: u32,
-}
-
-/// A budgeted child: the most memory its cgroup held.
-#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
-pub struct BenchMemory {
-    pub engine: EngineKind,
-    pub level: Level,
-    pub limit_bytes: u64,
-    /// Page cache included.
-    pub peak_bytes: Option<u64>,
-    pub killed_for_memory: bool,
-    /// The child's own peak resident set (VmHWM, page cache not included),
-    /// as of its last completed workload.
-    pub peak_rss_bytes: Option<u64>,
-    pub page_cache_dropped: bool,
-    pub malloc_arenas: u32,
-    #[serde(default)]
-    pub round: u32,
-}
-
-/// Everything a bench measured (`bench.json`).
-#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
-pub struct BenchOutput {
-    pub results: Vec<BenchResult>,
-    pub space: Vec<BenchSpace>,
-    pub memory: Vec<BenchMemory>,
-    /// A budgeted child's peak resident set when it last wrote its results.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub child_peak_rss_bytes: Option<u64>,
-}
-
-/// Where results go as they come: kept, and written to the child's result
-/// file after each (so a child killed for memory leaves what it finished).
-struct Sink {
-    output: BenchOutput,
-    path: Option<PathBuf>,
-    /// The round of `--repeat` running.
-    round: u32,
-}
-
-impl Sink {
-    fn result(&mut self, mut result: BenchResult) -> Result<(), String> {
-        result.round = self.round;
-        self.output.results.push(result);
-        self.flush()
-    }
-
-    fn space(&mut self, mut space: BenchSpace) -> Result<(), String> {
-        space.round = self.round;
-        self.output.space.push(space);
-        self.flush()
-    }
-
-    fn flush(&mut self) -> Result<(), String> {
-        let Some(path) = &self.path else {
-            return Ok(());
-        };
-        self.output.child_peak_rss_bytes = measure::peak_rss_bytes();
-        let json = serde_json::to_string(&self.output).map_err(|err| err.to_string())?;
-        let temporary = path.with_extension("partial");
-        std::fs::write(&temporary, json)
-            .and_then(|()| std::fs::rename(&temporary, path))
-            .map_err(|err| format!("{}: {err}", path.display()))
-    }
 }
 
 /// "load" is YCSB's load phase.
@@ -319,88 +223,6 @@ fn run_engine(
     let ycsb: Vec<Workload> = workloads.iter().copied().filter(|w| w.is_ycsb()).collect();
     run_db_bench(engine, level, &db_bench, args, settings, sink)?;
     run_ycsb(engine, level, &ycsb, args, settings, sink)
-}
-
-/// A fresh engine in its own directory, removed when dropped.
-struct Fresh {
-    store: Box<dyn BenchStore>,
-    dir: PathBuf,
-    closed: bool,
-}
-
-impl Fresh {
-    fn open(
-        engine: EngineKind,
-        durability: DurabilityMode,
-        settings: &EngineSettings,
-        args: &BenchArgs,
-        name: &str,
-        capacity: u64,
-    ) -> Result<Fresh, String> {
-        let dir = args
-            .data_dir
-            .join(format!("bench-{}-{name}", engine.name()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).map_err(|err| format!("{}: {err}", dir.display()))?;
-        let actors = u32::try_from(capacity).unwrap_or(u32::MAX);
-        let store = engines::open(engine, durability, settings, &dir, actors)?;
-        Ok(Fresh {
-            store,
-            dir,
-            closed: false,
-        })
-    }
-
-    /// Closes the engine at the end of `suite` and measures its directory:
-    /// the bytes its files take on disk (allocated blocks, so sparse files
-    /// count what they use), beside the `logical_bytes` written to it.
-    fn close_and_measure(
-        &mut self,
-        suite: &str,
-        engine: EngineKind,
-        level: Level,
-        logical_bytes: u64,
-    ) -> Result<BenchSpace, String> {
-        self.closed = true;
-        self.store
-            .close()
-            .map_err(|err| format!("close {}: {err}", self.dir.display()))?;
-        let disk_bytes =
-            disk_bytes(&self.dir).map_err(|err| format!("{}: {err}", self.dir.display()))?;
-        Ok(BenchSpace {
-            suite: suite.to_owned(),
-            engine,
-            level,
-            disk_bytes,
-            logical_bytes,
-            round: 0,
-        })
-    }
-}
-
-/// Allocated bytes of every file under `dir`.
-fn disk_bytes(dir: &std::path::Path) -> std::io::Result<u64> {
-    use std::os::unix::fs::MetadataExt;
-    let mut total = 0;
-    for entry in std::fs::read_dir(dir)? {
-        let entry = entry?;
-        let metadata = entry.metadata()?;
-        total += if metadata.is_dir() {
-            disk_bytes(&entry.path())?
-        } else {
-            metadata.blocks() * 512
-        };
-    }
-    Ok(total)
-}
-
-impl Drop for Fresh {
-    fn drop(&mut self) {
-        if !self.closed {
-            let _ = self.store.close();
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
 }
 
 /// The durability writes run at: buffered, or none for the volatile memory
@@ -577,169 +399,4 @@ fn run_ycsb(
     let logical_bytes = target.logical_bytes();
     drop(target);
     sink.space(fresh.close_and_measure("ycsb", engine, level, logical_bytes)?)
-}
-
-/// A source of requests for one client thread.
-trait RequestSource: Send {
-    /// The next request; `None` when the source is done early.
-    fn next_request(&mut self) -> Option<Request>;
-    /// Records this source inserted.
-    fn inserted(&self) -> u64 {
-        0
-    }
-}
-
-impl RequestSource for Requests {
-    fn next_request(&mut self) -> Option<Request> {
-        (!self.exhausted()).then(|| self.next())
-    }
-
-    fn inserted(&self) -> u64 {
-        Requests::inserted_span(self)
-    }
-}
-
-/// YCSB's load phase: records 0.. in order, each inserted once (threads
-/// take every `threads`-th).
-struct LoadPhase {
-    next: u64,
-    records: u64,
-}
-
-impl RequestSource for LoadPhase {
-    fn next_request(&mut self) -> Option<Request> {
-        (self.next < self.records).then(|| {
-            self.next += 1;
-            Request::Insert(self.next - 1)
-        })
-    }
-}
-
-/// Runs `requests` requests (split over the threads; the load phase runs
-/// until its records are in) and times each. Returns the result and the
-/// records inserted.
-fn run(
-    target: &Target,
-    engine: EngineKind,
-    level: Level,
-    durability: DurabilityMode,
-    name: &str,
-    args: &BenchArgs,
-    source: impl Fn(usize, usize) -> Box<dyn RequestSource> + Sync,
-) -> Result<(BenchResult, u64), String> {
-    let threads = args.threads;
-    let requests = match Workload::ALL
-        .iter()
-        .find(|workload| workload.name() == name)
-    {
-        Some(workload) => workload.requests(args.ops, args.records),
-        None => args.records,
-    };
-    let per_thread = requests.div_ceil(threads as u64);
-    let started = Instant::now();
-    let logs: Vec<Result<ThreadLog, String>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..threads)
-            .map(|thread| {
-                let source = &source;
-                scope.spawn(move || {
-                    let mut requests = source(thread, threads);
-                    let mut log = ThreadLog::new();
-                    let mut issued = 0;
-                    while issued < per_thread {
-                        let Some(request) = requests.next_request() else {
-                            break;
-                        };
-                        // The load phase's records are split over the threads.
-                        if let (Request::Insert(record), LOAD) = (request, name) {
-                            if record % threads as u64 != thread as u64 {
-                                continue;
-                            }
-                        }
-                        let began = Instant::now();
-                        let found = target
-                            .serve(request)
-                            .map_err(|err| format!("{name} on {}: {err}", target.describe()))?;
-                        log.record(began.elapsed());
-                        if matches!(
-                            request,
-                            Request::Read(_) | Request::ReadMissing(_) | Request::Scan { .. }
-                        ) {
-                            log.reads += 1;
-                            log.found += u64::from(found);
-                        }
-                        issued += 1;
-                    }
-                    log.inserted = requests.inserted();
-                    Ok(log)
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|handle| {
-                handle
-                    .join()
-                    .unwrap_or_else(|_| Err("a bench thread panicked".to_owned()))
-            })
-            .collect()
-    });
-    let elapsed = started.elapsed().as_secs_f64();
-    let mut all = ThreadLog::new();
-    let mut inserted = 0;
-    for log in logs {
-        let log = log?;
-        inserted = inserted.max(log.inserted);
-        all.merge(&log);
-    }
-    let done = all.latencies.len();
-    let quantile = |q: f64| all.latencies.value_at_quantile(q) as f64 / 1000.0;
-    Ok((
-        BenchResult {
-            workload: name.to_owned(),
-            engine,
-            engine_version: engine.version().to_owned(),
-            level,
-            durability,
-            threads,
-            requests: done,
-            elapsed_secs: elapsed,
-            ops_per_sec: done as f64 / elapsed.max(1e-9),
-            p50_us: quantile(0.5),
-            p99_us: quantile(0.99),
-            p999_us: quantile(0.999),
-            found: all.found,
-            reads: all.reads,
-            round: 0,
-        },
-        inserted,
-    ))
-}
-
-struct ThreadLog {
-    latencies: Histogram<u64>,
-    reads: u64,
-    found: u64,
-    inserted: u64,
-}
-
-impl ThreadLog {
-    fn new() -> ThreadLog {
-        ThreadLog {
-            latencies: measure::latency_histogram(),
-            reads: 0,
-            found: 0,
-            inserted: 0,
-        }
-    }
-
-    fn record(&mut self, latency: std::time::Duration) {
-        measure::record_latency(&mut self.latencies, latency);
-    }
-
-    fn merge(&mut self, other: &ThreadLog) {
-        // Same bounds on both sides: adding cannot fail.
-        let _ = self.latencies.add(&other.latencies);
-        self.reads += other.reads;
-        self.found += other.found;
-    }
 }
