@@ -157,7 +157,7 @@ impl Default for LsmConfig {
             compaction_threshold: 4,
             enable_compression: true,
             block_size: 4096,
-            block_cache_size: 64 << 20,
+            block_cache_size: 256 << 20,
             level_base_bytes: 64 << 20,
             level_size_ratio: 10,
             target_file_size: 8 << 20,

@@ -18,6 +18,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use parking_lot::{Condvar, Mutex, RwLock};
 
 use leasehold_core::commit::{CommitQueue, Pending};
@@ -365,12 +366,13 @@ fn decode_wal_record(record: &[u8]) -> Result<(u64, WriteBatch), String> {
 
 fn insert_op(memtable: &Memtable, op: BatchOp, sequence: u64) {
     match op {
-        BatchOp::Put { key, value } => {
-            memtable.insert(InternalKey::new(key, sequence, ValueKind::Put), value)
-        }
+        BatchOp::Put { key, value } => memtable.insert(
+            InternalKey::new(key, sequence, ValueKind::Put),
+            value.into(),
+        ),
         BatchOp::Delete { key } => memtable.insert(
             InternalKey::new(key, sequence, ValueKind::Delete),
-            Vec::new(),
+            Bytes::new(),
         ),
     }
 }

@@ -11,7 +11,7 @@ use leasehold_core::vfs::Vfs;
 use leasehold_core::KvResult;
 
 use crate::manifest::{self, VersionEdit};
-use crate::sstable::table;
+use crate::sstable::describe;
 
 /// Describes the files of `dir` (only the one named `only`, if given),
 /// showing at most `max_entries` entries or records per block or log.
@@ -30,7 +30,7 @@ pub fn dump(vfs: &dyn Vfs, dir: &Path, only: Option<&str>, max_entries: usize) -
         } else if name.ends_with(".log") {
             describe_wal(path, bytes, max_entries)
         } else if name.ends_with(".sst") {
-            table::describe(bytes, max_entries)
+            describe::describe(bytes, max_entries)
         } else {
             "  not a file of this engine\n".to_owned()
         }

@@ -11,8 +11,9 @@
 
 use std::cmp::Ordering;
 
-/// An encoded internal key and its value.
-pub type Entry = (Vec<u8>, Vec<u8>);
+/// An encoded internal key and its value (shared: a slice of a cached block
+/// or a memtable's copy, never copied again on its way to a reader).
+pub type Entry = (Vec<u8>, bytes::Bytes);
 
 /// Sequence numbers use 56 bits.
 pub const SEQUENCE_MAX: u64 = (1 << 56) - 1;

@@ -117,7 +117,7 @@ impl Iterator for VisibleIter<'_> {
 
     fn next(&mut self) -> Option<Self::Item> {
         loop {
-            let (key, value) = match self.inner.next()? {
+            let (mut key, value) = match self.inner.next()? {
                 Ok(entry) => entry,
                 Err(err) => return Some(Err(err)),
             };
@@ -127,12 +127,19 @@ impl Iterator for VisibleIter<'_> {
             if entry_sequence > self.sequence {
                 continue;
             }
-            if self.last_user_key.as_deref() == Some(user_key) {
-                continue;
+            // The buffer is reused: no allocation per entry merged.
+            match &mut self.last_user_key {
+                Some(last) if last.as_slice() == user_key => continue,
+                Some(last) => {
+                    last.clear();
+                    last.extend_from_slice(user_key);
+                }
+                None => self.last_user_key = Some(user_key.to_vec()),
             }
-            self.last_user_key = Some(user_key.to_vec());
             if kind == ValueKind::Put {
-                return Some(Ok((user_key.to_vec(), value)));
+                // The internal key's own buffer becomes the user key.
+                key.truncate(key.len() - format::TRAILER_LEN);
+                return Some(Ok((key, value)));
             }
         }
     }
@@ -149,7 +156,7 @@ mod tests {
             .map(|(key, sequence, kind, value)| {
                 Ok((
                     InternalKey::new(key.as_bytes(), *sequence, *kind).encode(),
-                    value.as_bytes().to_vec(),
+                    bytes::Bytes::copy_from_slice(value.as_bytes()),
                 ))
             })
             .collect();
@@ -168,15 +175,14 @@ mod tests {
             ("b", 3, ValueKind::Put, "b3"),
             ("c", 4, ValueKind::Put, "c4"),
         ]);
-        let visible: Vec<(Vec<u8>, Vec<u8>)> =
-            VisibleIter::new(MergeIter::new(vec![newer, older]), 10)
-                .map(|entry| entry.unwrap())
-                .collect();
+        let visible: Vec<Entry> = VisibleIter::new(MergeIter::new(vec![newer, older]), 10)
+            .map(|entry| entry.unwrap())
+            .collect();
         assert_eq!(
             visible,
             vec![
-                (b"b".to_vec(), b"b8".to_vec()),
-                (b"c".to_vec(), b"c4".to_vec())
+                (b"b".to_vec(), bytes::Bytes::from_static(b"b8")),
+                (b"c".to_vec(), bytes::Bytes::from_static(b"c4"))
             ]
         );
         let newer = source(&[("a", 9, ValueKind::Delete, "")]);
@@ -184,6 +190,9 @@ mod tests {
         let at_five: Vec<_> = VisibleIter::new(MergeIter::new(vec![newer, older]), 5)
             .map(|entry| entry.unwrap())
             .collect();
-        assert_eq!(at_five, vec![(b"a".to_vec(), b"a2".to_vec())]);
+        assert_eq!(
+            at_five,
+            vec![(b"a".to_vec(), bytes::Bytes::from_static(b"a2"))]
+        );
     }
 }

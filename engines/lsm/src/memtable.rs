@@ -6,6 +6,7 @@
 use std::ops::Bound;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use bytes::Bytes;
 use crossbeam_skiplist::SkipMap;
 
 use crate::format::{InternalKey, ValueKind};
@@ -16,7 +17,7 @@ const ENTRY_OVERHEAD: usize = 64;
 
 #[derive(Debug)]
 pub struct Memtable {
-    map: SkipMap<InternalKey, Vec<u8>>,
+    map: SkipMap<InternalKey, Bytes>,
     size: AtomicUsize,
     /// The WAL file holding this memtable's writes.
     wal_number: u64,
@@ -40,7 +41,7 @@ impl Memtable {
         self.wal_number
     }
 
-    pub fn insert(&self, key: InternalKey, value: Vec<u8>) {
+    pub fn insert(&self, key: InternalKey, value: Bytes) {
         self.size.fetch_add(
             key.user_key.len() + value.len() + ENTRY_OVERHEAD,
             Ordering::Relaxed,
@@ -49,7 +50,7 @@ impl Memtable {
     }
 
     /// The newest version of `user_key` with a sequence ≤ `sequence`.
-    pub fn get(&self, user_key: &[u8], sequence: u64) -> Option<(ValueKind, Vec<u8>)> {
+    pub fn get(&self, user_key: &[u8], sequence: u64) -> Option<(ValueKind, Bytes)> {
         let seek = InternalKey::seek_key(user_key, sequence);
         let entry = self.map.range(seek..).next()?;
         (entry.key().user_key == user_key).then(|| (entry.key().kind, entry.value().clone()))
@@ -68,12 +69,12 @@ impl Memtable {
         self.map.len()
     }
 
-    /// Entries from `start` on, in internal-key order (owned copies, so the
-    /// iterator holds no lock and no reference into the list).
+    /// Entries from `start` on, in internal-key order (the values shared, so
+    /// the iterator holds no lock and copies no value).
     pub fn iter_from(
         &self,
         start: Bound<InternalKey>,
-    ) -> impl Iterator<Item = (InternalKey, Vec<u8>)> + '_ {
+    ) -> impl Iterator<Item = (InternalKey, Bytes)> + '_ {
         self.map.range((start, Bound::Unbounded)).map(|entry| {
             #[cfg(test)]
             self.yielded.fetch_add(1, Ordering::Relaxed);
@@ -96,29 +97,32 @@ mod tests {
         let memtable = Memtable::new(1);
         memtable.insert(
             InternalKey::new(&b"k"[..], 1, ValueKind::Put),
-            b"one".to_vec(),
+            Bytes::from_static(b"one"),
         );
         memtable.insert(
             InternalKey::new(&b"k"[..], 3, ValueKind::Delete),
-            Vec::new(),
+            Bytes::new(),
         );
         memtable.insert(
             InternalKey::new(&b"k"[..], 5, ValueKind::Put),
-            b"five".to_vec(),
+            Bytes::from_static(b"five"),
         );
         memtable.insert(
             InternalKey::new(&b"kk"[..], 2, ValueKind::Put),
-            b"other".to_vec(),
+            Bytes::from_static(b"other"),
         );
         assert_eq!(memtable.get(b"k", 0), None);
         assert_eq!(
             memtable.get(b"k", 2),
-            Some((ValueKind::Put, b"one".to_vec()))
+            Some((ValueKind::Put, Bytes::from_static(b"one")))
         );
-        assert_eq!(memtable.get(b"k", 4), Some((ValueKind::Delete, Vec::new())));
+        assert_eq!(
+            memtable.get(b"k", 4),
+            Some((ValueKind::Delete, Bytes::new()))
+        );
         assert_eq!(
             memtable.get(b"k", 9),
-            Some((ValueKind::Put, b"five".to_vec()))
+            Some((ValueKind::Put, Bytes::from_static(b"five")))
         );
         assert_eq!(memtable.get(b"j", 9), None);
         let keys: Vec<u64> = memtable

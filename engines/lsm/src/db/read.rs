@@ -26,7 +26,7 @@ impl Inner {
         let (active, immutables, version, sequence) = self.view();
         for memtable in std::iter::once(&active).chain(immutables.iter().rev()) {
             if let Some((kind, value)) = memtable.get(key, sequence) {
-                return Ok((kind == ValueKind::Put).then_some(value));
+                return Ok((kind == ValueKind::Put).then(|| value.to_vec()));
             }
         }
         let level0 = version.levels[0].iter().filter(|file| file.covers(key));
@@ -36,7 +36,9 @@ impl Inner {
             match file.table.get(key, sequence)? {
                 Lookup::Filtered => bump(&self.counters.bloom_useful, 1),
                 Lookup::Absent => bump(&self.counters.bloom_false_positives, 1),
-                Lookup::Found(kind, value) => return Ok((kind == ValueKind::Put).then_some(value)),
+                Lookup::Found(kind, value) => {
+                    return Ok((kind == ValueKind::Put).then(|| value.to_vec()))
+                }
             }
         }
         Ok(None)

@@ -1,8 +1,11 @@
-//! The block cache: decoded blocks by (file number, offset), least recently
-//! used evicted first, charged by decoded size against a byte capacity.
-//! Sharded to keep readers on different blocks off one lock.
+//! The block cache: checked blocks by (file number, offset), charged by
+//! their bytes against a byte capacity, evicted by CLOCK (second chance): a
+//! hit only sets the block's bit, so a read takes the shard's lock for a hash
+//! lookup and never reorders anything; the hand clears bits until it meets a
+//! block not used since its last pass. Sharded to keep readers on different
+//! blocks off one lock.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -14,12 +17,49 @@ const SHARDS: usize = 16;
 
 type CacheKey = (u64, u64);
 
+#[derive(Debug)]
+struct Slot {
+    key: CacheKey,
+    block: Arc<Block>,
+    used: bool,
+}
+
 #[derive(Debug, Default)]
 struct Shard {
-    entries: HashMap<CacheKey, (Arc<Block>, u64)>,
-    by_use: BTreeMap<u64, CacheKey>,
-    tick: u64,
+    /// Where each cached key's slot is.
+    index: HashMap<CacheKey, usize>,
+    /// The clock's ring.
+    slots: Vec<Slot>,
+    hand: usize,
     charge: usize,
+}
+
+impl Shard {
+    /// Removes the slot at `at` (the last slot moves into its place).
+    fn remove_at(&mut self, at: usize) {
+        let slot = self.slots.swap_remove(at);
+        self.index.remove(&slot.key);
+        self.charge -= slot.block.charge;
+        if let Some(moved) = self.slots.get(at) {
+            self.index.insert(moved.key, at);
+        }
+    }
+
+    /// Evicts until the charge fits `capacity`.
+    fn evict_to(&mut self, capacity: usize) {
+        while self.charge > capacity && !self.slots.is_empty() {
+            if self.hand >= self.slots.len() {
+                self.hand = 0;
+            }
+            let slot = &mut self.slots[self.hand];
+            if slot.used {
+                slot.used = false;
+                self.hand += 1;
+            } else {
+                self.remove_at(self.hand);
+            }
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -65,15 +105,12 @@ impl BlockCache {
         let key = (file, offset);
         let mut shard = self.shard(key).lock();
         let shard = &mut *shard;
-        shard.tick += 1;
-        let tick = shard.tick;
-        match shard.entries.get_mut(&key) {
-            Some((block, used)) => {
-                shard.by_use.remove(used);
-                *used = tick;
-                shard.by_use.insert(tick, key);
+        match shard.index.get(&key) {
+            Some(&at) => {
+                let slot = &mut shard.slots[at];
+                slot.used = true;
                 self.hits.fetch_add(1, Ordering::Relaxed);
-                Some(Arc::clone(block))
+                Some(Arc::clone(&slot.block))
             }
             None => {
                 self.misses.fetch_add(1, Ordering::Relaxed);
@@ -88,41 +125,31 @@ impl BlockCache {
         }
         let key = (file, offset);
         let mut shard = self.shard(key).lock();
-        let shard = &mut *shard;
-        shard.tick += 1;
-        let tick = shard.tick;
+        if let Some(at) = shard.index.get(&key).copied() {
+            shard.remove_at(at);
+        }
+        shard.evict_to(self.capacity_per_shard - block.charge);
         shard.charge += block.charge;
-        if let Some((old, used)) = shard.entries.insert(key, (block, tick)) {
-            shard.charge -= old.charge;
-            shard.by_use.remove(&used);
-        }
-        shard.by_use.insert(tick, key);
-        while shard.charge > self.capacity_per_shard {
-            let Some((_, victim)) = shard.by_use.pop_first() else {
-                break;
-            };
-            if let Some((evicted, _)) = shard.entries.remove(&victim) {
-                shard.charge -= evicted.charge;
-            }
-        }
+        let at = shard.slots.len();
+        shard.slots.push(Slot {
+            key,
+            block,
+            used: false,
+        });
+        shard.index.insert(key, at);
     }
 
     /// Drops every block of `file` (it was deleted).
     pub fn forget_file(&self, file: u64) {
         for shard in &self.shards {
             let mut shard = shard.lock();
-            let shard = &mut *shard;
-            let victims: Vec<(CacheKey, u64)> = shard
-                .entries
-                .iter()
-                .filter(|(key, _)| key.0 == file)
-                .map(|(key, (_, used))| (*key, *used))
-                .collect();
-            for (key, used) in victims {
-                if let Some((block, _)) = shard.entries.remove(&key) {
-                    shard.charge -= block.charge;
+            let mut at = 0;
+            while at < shard.slots.len() {
+                if shard.slots[at].key.0 == file {
+                    shard.remove_at(at);
+                } else {
+                    at += 1;
                 }
-                shard.by_use.remove(&used);
             }
         }
     }
@@ -141,14 +168,13 @@ mod tests {
     use super::*;
 
     fn block(charge: usize) -> Arc<Block> {
-        Arc::new(Block {
-            entries: Vec::new(),
-            charge,
-        })
+        let mut block = Block::default();
+        block.charge = charge;
+        Arc::new(block)
     }
 
     #[test]
-    fn least_recently_used_blocks_go_first_and_capacity_holds() {
+    fn capacity_holds_and_blocks_of_a_deleted_file_go() {
         let cache = BlockCache::new(SHARDS * 100);
         // Same file and offsets that land in one shard are not guaranteed; use many.
         for offset in 0..200 {
@@ -164,6 +190,34 @@ mod tests {
         assert!(
             cache.get(2, 0).is_none(),
             "a block larger than a shard is not cached"
+        );
+    }
+
+    /// CLOCK gives a block used since the hand last passed a second chance:
+    /// the unused one goes first.
+    #[test]
+    fn a_block_used_since_the_hands_last_pass_outlives_an_unused_one() {
+        let mut shard = Shard::default();
+        for offset in 0..3 {
+            shard.charge += 10;
+            shard.index.insert((1, offset), shard.slots.len());
+            shard.slots.push(Slot {
+                key: (1, offset),
+                block: block(10),
+                used: false,
+            });
+        }
+        shard.slots[0].used = true;
+        shard.evict_to(20);
+        assert!(shard.index.contains_key(&(1, 0)), "used: spared once");
+        assert!(!shard.index.contains_key(&(1, 1)), "unused: evicted");
+        assert_eq!(shard.charge, 20);
+        for (at, slot) in shard.slots.iter().enumerate() {
+            assert_eq!(shard.index[&slot.key], at, "the index follows moved slots");
+        }
+        assert!(
+            !shard.slots.iter().any(|slot| slot.used),
+            "the pass cleared the bit"
         );
     }
 }

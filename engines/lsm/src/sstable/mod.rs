@@ -9,6 +9,7 @@
 pub mod block;
 pub mod bloom;
 pub mod cache;
+pub mod describe;
 pub mod table;
 
 /// Where a block lies in its file: offset and framed length.

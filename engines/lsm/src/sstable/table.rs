@@ -18,12 +18,13 @@ use std::cmp::Ordering;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use bytes::Bytes;
 use leasehold_core::codec::{put_varint, Reader};
 use leasehold_core::frame;
 use leasehold_core::vfs::{read_exact_at, write_all_at, VfsFile};
 use leasehold_core::{KvError, KvResult};
 
-use super::block::{decode_framed, decode_on_disk, encode_on_disk, Block, BlockBuilder};
+use super::block::{decode_framed, decode_on_disk, encode_on_disk, Block, BlockBuilder, BlockIter};
 use super::bloom::{self, key_hash, Bloom};
 use super::cache::BlockCache;
 use super::BlockHandle;
@@ -186,7 +187,7 @@ pub enum Lookup {
     Filtered,
     /// The filter let it through but the table does not hold it.
     Absent,
-    Found(ValueKind, Vec<u8>),
+    Found(ValueKind, Bytes),
 }
 
 /// An open table.
@@ -247,13 +248,13 @@ impl Table {
             offset: footer.index_offset,
             len: footer.index_len,
         };
-        let index_contents = decode_on_disk(&read_framed(file.as_ref(), &path, index_handle)?)
+        let index_contents = decode_on_disk(read_framed(file.as_ref(), &path, index_handle)?)
             .map_err(|err| corrupt(&path, footer.index_offset, format!("index block: {err}")))?;
-        let index_block = Block::decode(&index_contents)
+        let index_block = Block::new(index_contents)
             .map_err(|err| corrupt(&path, footer.index_offset, format!("index block: {err}")))?;
-        let mut index = Vec::with_capacity(index_block.entries.len());
+        let mut index = Vec::new();
         let mut next_offset = 0;
-        for (key, value) in index_block.entries {
+        for (key, value) in Arc::new(index_block).iter() {
             let mut reader = Reader::new(&value);
             let handle = reader
                 .varint("offset")
@@ -334,21 +335,20 @@ impl Table {
             return Ok(block);
         }
         let framed = read_framed(self.file.as_ref(), &self.path, handle)?;
-        let contents = decode_framed(&framed, self.cache.checks_checksums())
+        let contents = decode_framed(framed, self.cache.checks_checksums())
             .map_err(|err| corrupt(&self.path, handle.offset, format!("data block: {err}")))?;
-        let block = Block::decode(&contents)
-            .map_err(|err| corrupt(&self.path, handle.offset, format!("data block: {err}")))?;
+        let block = Arc::new(
+            Block::new(contents)
+                .map_err(|err| corrupt(&self.path, handle.offset, format!("data block: {err}")))?,
+        );
         // The index promised this block ends with its key.
-        if block.entries.last().map(|(key, _)| key.as_slice())
-            != Some(self.index[index].0.as_slice())
-        {
+        if block.last_key() != self.index[index].0 {
             return Err(corrupt(
                 &self.path,
                 handle.offset,
                 "data block does not end where the index says",
             ));
         }
-        let block = Arc::new(block);
         self.cache
             .insert(self.number, handle.offset, Arc::clone(&block));
         Ok(block)
@@ -367,11 +367,12 @@ impl Table {
             return Ok(Lookup::Absent);
         }
         let block = self.block(block_index)?;
-        let Some((key, value)) = block.entries.get(block.seek(&target)) else {
+        let mut cursor = block.seek(&target);
+        let Some((key, value)) = cursor.next_entry() else {
             return Ok(Lookup::Absent);
         };
         match format::split(key) {
-            Some((found, _, kind)) if found == user_key => Ok(Lookup::Found(kind, value.clone())),
+            Some((found, _, kind)) if found == user_key => Ok(Lookup::Found(kind, value)),
             _ => Ok(Lookup::Absent),
         }
     }
@@ -391,7 +392,6 @@ impl Table {
             table: Arc::clone(self),
             block_index,
             block: None,
-            position: 0,
             seek: entry_index,
             failed: false,
         }
@@ -427,16 +427,16 @@ impl Table {
 }
 
 #[derive(Debug)]
-struct Footer {
-    index_offset: u64,
-    index_len: u64,
-    filter_offset: u64,
-    filter_len: u64,
-    entries: u64,
+pub(super) struct Footer {
+    pub(super) index_offset: u64,
+    pub(super) index_len: u64,
+    pub(super) filter_offset: u64,
+    pub(super) filter_len: u64,
+    pub(super) entries: u64,
 }
 
 impl Footer {
-    fn decode(bytes: &[u8; FOOTER_LEN]) -> Result<Footer, String> {
+    pub(super) fn decode(bytes: &[u8; FOOTER_LEN]) -> Result<Footer, String> {
         let u64_at = |at: usize| {
             let mut word = [0u8; 8];
             word.copy_from_slice(&bytes[at..at + 8]);
@@ -467,8 +467,7 @@ impl Footer {
 pub struct TableIter {
     table: Arc<Table>,
     block_index: usize,
-    block: Option<Arc<Block>>,
-    position: usize,
+    block: Option<BlockIter>,
     seek: Option<Vec<u8>>,
     failed: bool,
 }
@@ -481,10 +480,9 @@ impl Iterator for TableIter {
             if self.failed {
                 return None;
             }
-            if let Some(block) = &self.block {
-                if let Some((key, value)) = block.entries.get(self.position) {
-                    self.position += 1;
-                    return Some(Ok((key.clone(), value.clone())));
+            if let Some(block) = &mut self.block {
+                if let Some(entry) = block.next() {
+                    return Some(Ok(entry));
                 }
                 self.block = None;
                 self.block_index += 1;
@@ -494,8 +492,10 @@ impl Iterator for TableIter {
             }
             match self.table.block(self.block_index) {
                 Ok(block) => {
-                    self.position = self.seek.take().map_or(0, |target| block.seek(&target));
-                    self.block = Some(block);
+                    self.block = Some(match self.seek.take() {
+                        Some(target) => block.seek(&target),
+                        None => block.iter(),
+                    });
                 }
                 Err(err) => {
                     self.failed = true;
@@ -503,154 +503,6 @@ impl Iterator for TableIter {
                 }
             }
         }
-    }
-}
-
-/// A table file as a person reads it, for `leasehold dump`: the footer, the
-/// filter, the index and every data block with its checksum shown as valid or
-/// not, and up to `max_entries` entries of each block. Damage is reported
-/// where it is found and the rest is still described; nothing is trusted that
-/// did not check out.
-pub fn describe(bytes: &[u8], max_entries: usize) -> String {
-    use std::fmt::Write;
-    let mut out = String::new();
-    if bytes.len() < FOOTER_LEN {
-        let _ = writeln!(
-            out,
-            "  CORRUPT: {} bytes is too short for a table",
-            bytes.len()
-        );
-        return out;
-    }
-    let footer_at = bytes.len() - FOOTER_LEN;
-    let mut footer_bytes = [0u8; FOOTER_LEN];
-    footer_bytes.copy_from_slice(&bytes[footer_at..]);
-    let footer = match Footer::decode(&footer_bytes) {
-        Ok(footer) => footer,
-        Err(reason) => {
-            let _ = writeln!(
-                out,
-                "  footer @{footer_at}: INVALID ({reason}); nothing else can be located"
-            );
-            return out;
-        }
-    };
-    let _ = writeln!(
-        out,
-        "  footer @{footer_at}: valid; {} entries, index @{} ({} bytes), filter @{} ({} bytes)",
-        footer.entries,
-        footer.index_offset,
-        footer.index_len,
-        footer.filter_offset,
-        footer.filter_len
-    );
-    let slice = |offset: u64, len: u64| -> Option<&[u8]> {
-        let end = offset.checked_add(len)?;
-        bytes.get(usize::try_from(offset).ok()?..usize::try_from(end).ok()?)
-    };
-    match slice(footer.filter_offset, footer.filter_len).map(|framed| frame::decode(framed, 0)) {
-        Some(Ok(Some((payload, _)))) if payload.first() == Some(&0) => {
-            match Bloom::decode(&payload[1..]) {
-                Ok(bloom) => {
-                    let _ = writeln!(
-                        out,
-                        "  filter: checksum valid, bloom of {} bytes",
-                        bloom.size()
-                    );
-                }
-                Err(err) => {
-                    let _ = writeln!(out, "  filter: checksum valid, bloom INVALID: {err}");
-                }
-            }
-        }
-        _ => {
-            let _ = writeln!(
-                out,
-                "  filter @{}: checksum INVALID or out of the file",
-                footer.filter_offset
-            );
-        }
-    }
-    let index = match slice(footer.index_offset, footer.index_len)
-        .ok_or_else(|| "out of the file".to_owned())
-        .and_then(|framed| decode_on_disk(framed).map_err(|err| err.to_string()))
-        .and_then(|contents| Block::decode(&contents).map_err(|err| err.to_string()))
-    {
-        Ok(index) => index,
-        Err(reason) => {
-            let _ = writeln!(
-                out,
-                "  index @{}: INVALID ({reason}); the data blocks cannot be located",
-                footer.index_offset
-            );
-            return out;
-        }
-    };
-    let _ = writeln!(
-        out,
-        "  index: checksum valid, {} data blocks",
-        index.entries.len()
-    );
-    for (number, (last_key, handle)) in index.entries.iter().enumerate() {
-        let mut reader = Reader::new(handle);
-        let located = reader
-            .varint("offset")
-            .and_then(|offset| Ok((offset, reader.varint("len")?)));
-        let Ok((offset, len)) = located else {
-            let _ = writeln!(out, "  block {number}: INVALID handle in the index");
-            continue;
-        };
-        let block = slice(offset, len)
-            .ok_or_else(|| "out of the file".to_owned())
-            .and_then(|framed| decode_on_disk(framed).map_err(|err| err.to_string()))
-            .and_then(|contents| Block::decode(&contents).map_err(|err| err.to_string()));
-        match block {
-            Ok(block) => {
-                let _ = writeln!(
-                    out,
-                    "  block {number} @{offset} ({len} bytes): checksum valid, {} entries, last {}",
-                    block.entries.len(),
-                    describe_internal_key(last_key)
-                );
-                for (key, value) in block.entries.iter().take(max_entries) {
-                    let _ = writeln!(
-                        out,
-                        "    {} ({} value bytes)",
-                        describe_internal_key(key),
-                        value.len()
-                    );
-                }
-                if block.entries.len() > max_entries {
-                    let _ = writeln!(
-                        out,
-                        "    … {} more entries",
-                        block.entries.len() - max_entries
-                    );
-                }
-            }
-            Err(reason) => {
-                let _ = writeln!(
-                    out,
-                    "  block {number} @{offset} ({len} bytes): INVALID ({reason})"
-                );
-            }
-        }
-    }
-    out
-}
-
-/// `snapshot player/7 #1234 put` for an encoded internal key.
-fn describe_internal_key(encoded: &[u8]) -> String {
-    match format::split(encoded) {
-        Some((user_key, sequence, kind)) => format!(
-            "{} #{sequence} {}",
-            leasehold_core::dump::describe_key(user_key),
-            match kind {
-                ValueKind::Put => "put",
-                ValueKind::Delete => "delete",
-            }
-        ),
-        None => format!("INVALID internal key ({} bytes)", encoded.len()),
     }
 }
 
@@ -688,7 +540,7 @@ mod tests {
                 Vec::new()
             };
             builder.add(&key, &value).unwrap();
-            expected.push((key, value));
+            expected.push((key, Bytes::from(value)));
         }
         let summary = builder.finish().unwrap();
         file.sync().unwrap();
@@ -718,11 +570,11 @@ mod tests {
         );
         assert_eq!(
             table.get(b"key-000010", u64::MAX >> 8).unwrap(),
-            Lookup::Found(ValueKind::Delete, Vec::new())
+            Lookup::Found(ValueKind::Delete, Bytes::new())
         );
         assert_eq!(
             table.get(b"key-000011", u64::MAX >> 8).unwrap(),
-            Lookup::Found(ValueKind::Put, vec![11u8; 11])
+            Lookup::Found(ValueKind::Put, Bytes::from(vec![11u8; 11]))
         );
         // Not yet written at sequence 5.
         assert_eq!(table.get(b"key-000011", 5).unwrap(), Lookup::Absent);
