@@ -87,9 +87,10 @@ impl ValueCell {
     }
 
     /// `value`, lz4-compressed when `compress` and that makes it smaller.
-    pub fn stored(value: Vec<u8>, compress: bool) -> Arc<ValueCell> {
+    pub fn stored(value: bytes::Bytes, compress: bool) -> Arc<ValueCell> {
         if !compress {
-            return ValueCell::new(value);
+            // The caller's buffer when this batch holds the only handle on it.
+            return ValueCell::new(Vec::from(value));
         }
         match crate::layout::compress(&value, true) {
             (Some(raw_len), compressed) => Arc::new(ValueCell {
@@ -97,7 +98,7 @@ impl ValueCell {
                 lz4_raw_len: Some(raw_len),
                 overflow: OnceLock::new(),
             }),
-            (None, _) => ValueCell::new(value),
+            (None, _) => ValueCell::new(Vec::from(value)),
         }
     }
 

@@ -41,15 +41,26 @@ fn mask(crc: u32) -> u32 {
 /// every engine refuses batches above `kv::BATCH_BYTES_MAX` (2 GiB), and the
 /// memory engine refuses writes that would grow its one-frame backup past it.
 pub fn encode(payload: &[u8], out: &mut Vec<u8>) {
-    assert!(
-        payload.len() <= FRAME_PAYLOAD_LEN_MAX,
-        "frame payload of {} bytes",
-        payload.len()
-    );
-    let length = (payload.len() as u32).to_le_bytes();
-    out.extend_from_slice(&checksum(&[&length, payload]).to_le_bytes());
+    encode_parts(&[payload], out);
+}
+
+/// `encode` of the payload that is `parts` joined, without joining them
+/// first (the same bytes; a large value is copied once, into `out`).
+pub fn encode_parts(parts: &[&[u8]], out: &mut Vec<u8>) {
+    let len: usize = parts.iter().map(|part| part.len()).sum();
+    assert!(len <= FRAME_PAYLOAD_LEN_MAX, "frame payload of {len} bytes");
+    let length = (len as u32).to_le_bytes();
+    let mut hasher = crc32fast::Hasher::new();
+    hasher.update(&length);
+    for part in parts {
+        hasher.update(part);
+    }
+    out.reserve(FRAME_HEADER_LEN + len);
+    out.extend_from_slice(&mask(hasher.finalize()).to_le_bytes());
     out.extend_from_slice(&length);
-    out.extend_from_slice(payload);
+    for part in parts {
+        out.extend_from_slice(part);
+    }
 }
 
 /// Why the frame at `offset` could not be read.

@@ -20,7 +20,9 @@
 
 use std::ops::{Bound, ControlFlow};
 
-use crate::codec::{DecodeError, Reader, Writer};
+use bytes::Bytes;
+
+use crate::codec::{put_varint, DecodeError, Reader, Writer};
 use crate::error::KvResult;
 
 /// When an acknowledged write is promised to survive power loss.
@@ -61,8 +63,15 @@ impl Durability {
 /// One operation of a batch.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum BatchOp {
-    Put { key: Vec<u8>, value: Vec<u8> },
-    Delete { key: Vec<u8> },
+    /// The value is shared: an engine that keeps it (a memtable) keeps the
+    /// caller's buffer, not a copy.
+    Put {
+        key: Vec<u8>,
+        value: Bytes,
+    },
+    Delete {
+        key: Vec<u8>,
+    },
 }
 
 impl BatchOp {
@@ -70,6 +79,54 @@ impl BatchOp {
         match self {
             BatchOp::Put { key, .. } | BatchOp::Delete { key } => key,
         }
+    }
+}
+
+/// What `WriteBatch::put` takes as a value: owned buffers become shared
+/// without a copy; a borrowed slice is copied once, here.
+pub trait IntoValue {
+    fn into_value(self) -> Bytes;
+}
+
+impl IntoValue for Bytes {
+    fn into_value(self) -> Bytes {
+        self
+    }
+}
+
+impl IntoValue for Vec<u8> {
+    fn into_value(self) -> Bytes {
+        Bytes::from(self)
+    }
+}
+
+impl IntoValue for String {
+    fn into_value(self) -> Bytes {
+        Bytes::from(self)
+    }
+}
+
+impl IntoValue for &[u8] {
+    fn into_value(self) -> Bytes {
+        Bytes::copy_from_slice(self)
+    }
+}
+
+impl IntoValue for &Vec<u8> {
+    fn into_value(self) -> Bytes {
+        Bytes::copy_from_slice(self)
+    }
+}
+
+impl IntoValue for &str {
+    fn into_value(self) -> Bytes {
+        Bytes::copy_from_slice(self.as_bytes())
+    }
+}
+
+impl<const N: usize> IntoValue for &[u8; N] {
+    fn into_value(self) -> Bytes {
+        Bytes::copy_from_slice(self)
     }
 }
 
@@ -91,10 +148,10 @@ impl WriteBatch {
         WriteBatch::default()
     }
 
-    pub fn put(&mut self, key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) -> &mut Self {
+    pub fn put(&mut self, key: impl Into<Vec<u8>>, value: impl IntoValue) -> &mut Self {
         self.ops.push(BatchOp::Put {
             key: key.into(),
-            value: value.into(),
+            value: value.into_value(),
         });
         self
     }
@@ -163,6 +220,43 @@ impl WriteBatch {
         writer.finish()
     }
 
+    /// `encode`'s bytes after `prefix`, as parts that joined make them: the
+    /// small pieces (counts, kinds, lengths, keys) in `scratch`, each value
+    /// borrowed where it is, so a log writes the batch with one copy.
+    pub fn encode_parts<'a>(&'a self, prefix: &[u8], scratch: &'a mut Vec<u8>) -> Vec<&'a [u8]> {
+        scratch.clear();
+        scratch.extend_from_slice(prefix);
+        put_varint(scratch, self.ops.len() as u64);
+        // Where each value goes: after this many scratch bytes.
+        let mut cuts: Vec<(usize, &'a [u8])> = Vec::with_capacity(self.ops.len());
+        for op in &self.ops {
+            match op {
+                BatchOp::Put { key, value } => {
+                    scratch.push(BATCH_OP_PUT);
+                    put_varint(scratch, key.len() as u64);
+                    scratch.extend_from_slice(key);
+                    put_varint(scratch, value.len() as u64);
+                    cuts.push((scratch.len(), value));
+                }
+                BatchOp::Delete { key } => {
+                    scratch.push(BATCH_OP_DELETE);
+                    put_varint(scratch, key.len() as u64);
+                    scratch.extend_from_slice(key);
+                }
+            }
+        }
+        let scratch: &'a [u8] = scratch;
+        let mut parts = Vec::with_capacity(2 * cuts.len() + 1);
+        let mut start = 0;
+        for (end, value) in cuts {
+            parts.push(&scratch[start..end]);
+            parts.push(value);
+            start = end;
+        }
+        parts.push(&scratch[start..]);
+        parts
+    }
+
     /// Inverse of `encode`; every count and length is checked against the bytes.
     pub fn decode(bytes: &[u8]) -> Result<WriteBatch, DecodeError> {
         let mut reader = Reader::new(bytes);
@@ -176,7 +270,7 @@ impl WriteBatch {
             let op = match reader.u8("batch op kind")? {
                 BATCH_OP_PUT => BatchOp::Put {
                     key: reader.bytes("key")?.to_vec(),
-                    value: reader.bytes("value")?.to_vec(),
+                    value: Bytes::copy_from_slice(reader.bytes("value")?),
                 },
                 BATCH_OP_DELETE => BatchOp::Delete {
                     key: reader.bytes("key")?.to_vec(),
@@ -194,7 +288,7 @@ impl WriteBatch {
         for op in &self.ops {
             match op {
                 BatchOp::Put { key, value } => {
-                    map.insert(key.clone(), value.clone());
+                    map.insert(key.clone(), value.to_vec());
                 }
                 BatchOp::Delete { key } => {
                     map.remove(key);
@@ -493,7 +587,11 @@ mod tests {
             for (put, key, value) in ops {
                 if put { batch.put(key, value); } else { batch.delete(key); }
             }
-            prop_assert_eq!(WriteBatch::decode(&batch.encode()).unwrap(), batch);
+            prop_assert_eq!(WriteBatch::decode(&batch.encode()).unwrap(), batch.clone());
+            let mut scratch = Vec::new();
+            let joined = batch.encode_parts(b"prefix", &mut scratch).concat();
+            prop_assert_eq!(&joined[..6], b"prefix");
+            prop_assert_eq!(&joined[6..], &batch.encode()[..]);
         }
 
         #[test]

@@ -58,7 +58,12 @@ pub struct WalWriter {
     synced: u64,
     /// The last record is a seal, durable: every byte before it is claimed.
     sealed: bool,
+    /// The last append's bytes, kept to save an allocation per append.
+    buffer: Vec<u8>,
 }
+
+/// The largest append buffer kept between appends.
+const BUFFER_KEPT_MAX: usize = 1 << 20;
 
 impl WalWriter {
     /// A writer for a new, empty file.
@@ -69,6 +74,7 @@ impl WalWriter {
             end: 0,
             synced: 0,
             sealed: false,
+            buffer: Vec::new(),
         }
     }
 
@@ -86,24 +92,49 @@ impl WalWriter {
 
     /// The bytes that would append `payloads` (each one record) at `end`.
     pub fn encode(&self, payloads: &[&[u8]]) -> Vec<u8> {
+        let records: Vec<[&[u8]; 1]> = payloads.iter().map(|payload| [*payload]).collect();
+        let records: Vec<&[&[u8]]> = records.iter().map(|parts| parts.as_slice()).collect();
         let mut out = Vec::new();
-        let mut position = self.end as usize;
-        for payload in payloads {
-            let mut record = Vec::with_capacity(RECORD_HEADER_LEN + payload.len());
-            record.extend_from_slice(&self.synced.to_le_bytes());
-            record.extend_from_slice(payload);
-            encode_record(&record, &mut position, &mut out);
-        }
+        self.encode_parts(&records, &mut out);
         out
+    }
+
+    /// Appends to `out` the bytes that would append `records` at `end`, each
+    /// record the payload its parts make joined (copied once, into `out`).
+    pub fn encode_parts(&self, records: &[&[&[u8]]], out: &mut Vec<u8>) {
+        let mut position = self.end as usize;
+        let synced = self.synced.to_le_bytes();
+        let mut joined: Vec<&[u8]> = Vec::new();
+        for parts in records {
+            joined.clear();
+            joined.push(&synced);
+            joined.extend_from_slice(parts);
+            encode_record(&joined, &mut position, out);
+        }
     }
 
     /// Writes `payloads` as records in one write; returns the bytes written.
     pub fn append(&mut self, payloads: &[&[u8]]) -> std::io::Result<u64> {
-        let bytes = self.encode(payloads);
-        write_all_at(self.file.as_ref(), &bytes, self.end)?;
-        self.end += bytes.len() as u64;
+        let records: Vec<[&[u8]; 1]> = payloads.iter().map(|payload| [*payload]).collect();
+        let records: Vec<&[&[u8]]> = records.iter().map(|parts| parts.as_slice()).collect();
+        self.append_parts(&records)
+    }
+
+    /// `append` of records given as parts (`encode_parts`).
+    pub fn append_parts(&mut self, records: &[&[&[u8]]]) -> std::io::Result<u64> {
+        let mut bytes = std::mem::take(&mut self.buffer);
+        bytes.clear();
+        self.encode_parts(records, &mut bytes);
+        let written = write_all_at(self.file.as_ref(), &bytes, self.end);
+        let len = bytes.len() as u64;
+        // The buffer is kept for the next append unless one huge record grew it.
+        if bytes.capacity() <= BUFFER_KEPT_MAX {
+            self.buffer = bytes;
+        }
+        written?;
+        self.end += len;
         self.sealed = false;
-        Ok(bytes.len() as u64)
+        Ok(len)
     }
 
     /// True when the log holds records, all synced, and no seal claims them.
@@ -132,8 +163,12 @@ impl WalWriter {
     }
 }
 
-fn encode_record(record: &[u8], position: &mut usize, out: &mut Vec<u8>) {
-    let mut rest = record;
+/// Cuts the record that `parts` make joined into fragments at `position`.
+fn encode_record(parts: &[&[u8]], position: &mut usize, out: &mut Vec<u8>) {
+    let mut rest: usize = parts.iter().map(|part| part.len()).sum();
+    // Where the next fragment's data starts: a part, and an offset in it.
+    let (mut part, mut offset) = (0, 0);
+    let mut fragment: Vec<&[u8]> = Vec::with_capacity(parts.len() + 1);
     let mut first = true;
     loop {
         let room = BLOCK_LEN - *position % BLOCK_LEN;
@@ -142,20 +177,30 @@ fn encode_record(record: &[u8], position: &mut usize, out: &mut Vec<u8>) {
             *position += room;
             continue;
         }
-        let take = rest.len().min(room - FRAGMENT_OVERHEAD);
-        let last = take == rest.len();
+        let take = rest.min(room - FRAGMENT_OVERHEAD);
+        let last = take == rest;
         let kind = match (first, last) {
-            (true, true) => KIND_FULL,
-            (true, false) => KIND_FIRST,
-            (false, false) => KIND_MIDDLE,
-            (false, true) => KIND_LAST,
+            (true, true) => &[KIND_FULL],
+            (true, false) => &[KIND_FIRST],
+            (false, false) => &[KIND_MIDDLE],
+            (false, true) => &[KIND_LAST],
         };
-        let mut payload = Vec::with_capacity(take + 1);
-        payload.push(kind);
-        payload.extend_from_slice(&rest[..take]);
-        frame::encode(&payload, out);
+        fragment.clear();
+        fragment.push(kind);
+        let mut wanted = take;
+        while wanted > 0 {
+            let available = &parts[part][offset..];
+            let piece = &available[..wanted.min(available.len())];
+            fragment.push(piece);
+            wanted -= piece.len();
+            offset += piece.len();
+            if offset == parts[part].len() {
+                (part, offset) = (part + 1, 0);
+            }
+        }
+        frame::encode_parts(&fragment, out);
         *position += FRAGMENT_OVERHEAD + take;
-        rest = &rest[take..];
+        rest -= take;
         first = false;
         if last {
             return;
@@ -386,6 +431,46 @@ mod tests {
         assert_eq!(read.records, payloads);
         assert_eq!(read.end, WalEnd::Clean);
         assert_eq!(read.valid_end, wal.len());
+    }
+
+    proptest! {
+        /// A record given as parts writes the bytes of the record joined,
+        /// wherever the parts are cut and wherever fragments split them.
+        #[test]
+        fn records_as_parts_write_the_bytes_of_the_joined_record(
+            start in 0usize..BLOCK_LEN,
+            sizes in proptest::collection::vec(0usize..40_000, 1..4),
+            cuts in proptest::collection::vec(any::<usize>(), 0..5),
+        ) {
+            let vfs = SimVfs::new(2);
+            let mut wal = writer(&vfs);
+            wal.end = start as u64;
+            let payloads: Vec<Vec<u8>> = sizes
+                .iter()
+                .enumerate()
+                .map(|(index, &size)| (0..size).map(|byte| (byte * 7 + index) as u8).collect())
+                .collect();
+            let joined: Vec<&[u8]> = payloads.iter().map(Vec::as_slice).collect();
+            let expected = wal.encode(&joined);
+            let split: Vec<Vec<&[u8]>> = payloads
+                .iter()
+                .map(|payload| {
+                    let mut at: Vec<usize> = cuts.iter().map(|cut| cut % (payload.len() + 1)).collect();
+                    at.sort_unstable();
+                    let mut parts = Vec::new();
+                    let mut from = 0;
+                    for to in at.into_iter().chain([payload.len()]) {
+                        parts.push(&payload[from..to]);
+                        from = to;
+                    }
+                    parts
+                })
+                .collect();
+            let records: Vec<&[&[u8]]> = split.iter().map(Vec::as_slice).collect();
+            let mut out = Vec::new();
+            wal.encode_parts(&records, &mut out);
+            prop_assert_eq!(out, expected);
+        }
     }
 
     /// D8: without a later record, damage in the last synced record reads

@@ -167,7 +167,7 @@ impl KvEngine for FjallEngine {
             for op in &batch.ops {
                 match op {
                     BatchOp::Put { key, value } => {
-                        fjall_batch.insert(&open.keyspace, key.as_slice(), value.as_slice())
+                        fjall_batch.insert(&open.keyspace, key.as_slice(), &value[..])
                     }
                     BatchOp::Delete { key } => fjall_batch.remove(&open.keyspace, key.as_slice()),
                 }

@@ -340,13 +340,8 @@ pub use files::{file_kind, log_name, table_name, FileKind};
 use recovery::recover;
 use tables::{memtable_entries, newest_versions, open_table, write_table};
 
-/// A WAL record: first_sequence: u64 LE | batch.
-fn encode_wal_record(first_sequence: u64, batch: &WriteBatch) -> Vec<u8> {
-    let mut record = first_sequence.to_le_bytes().to_vec();
-    record.extend_from_slice(&batch.encode());
-    record
-}
-
+/// A WAL record: first_sequence: u64 LE | batch (written from parts by
+/// `write_group`).
 fn decode_wal_record(record: &[u8]) -> Result<(u64, WriteBatch), String> {
     if record.len() < 8 {
         return Err("record shorter than its sequence number".into());
@@ -364,14 +359,15 @@ fn decode_wal_record(record: &[u8]) -> Result<(u64, WriteBatch), String> {
     Ok((first_sequence, batch))
 }
 
-fn insert_op(memtable: &Memtable, op: BatchOp, sequence: u64) {
+/// Inserts one op; the value is shared with the batch, not copied.
+fn insert_op(memtable: &Memtable, op: &BatchOp, sequence: u64) {
     match op {
         BatchOp::Put { key, value } => memtable.insert(
-            InternalKey::new(key, sequence, ValueKind::Put),
-            value.into(),
+            InternalKey::new(key.clone(), sequence, ValueKind::Put),
+            value.clone(),
         ),
         BatchOp::Delete { key } => memtable.insert(
-            InternalKey::new(key, sequence, ValueKind::Delete),
+            InternalKey::new(key.clone(), sequence, ValueKind::Delete),
             Bytes::new(),
         ),
     }

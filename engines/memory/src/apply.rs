@@ -119,7 +119,7 @@ impl Shared {
                 unreachable!("checked above: every touched shard is write-locked");
             };
             match op {
-                BatchOp::Put { key, value } => map.insert(key.clone(), value.clone()),
+                BatchOp::Put { key, value } => map.insert(key.clone(), value.to_vec()),
                 BatchOp::Delete { key } => map.remove(key),
             };
         }
@@ -170,7 +170,7 @@ impl Shared {
                 continue;
             }
             match guards[shard_of(key)].map().and_then(|map| map.get(key)) {
-                Some(value) => undo.put(key, value.as_slice()),
+                Some(value) => undo.put(key, value.clone()),
                 None => undo.delete(key),
             };
         }

@@ -152,7 +152,7 @@ impl RedbEngine {
                 for op in &batch.ops {
                     match op {
                         BatchOp::Put { key, value } => table
-                            .insert(key.as_slice(), value.as_slice())
+                            .insert(key.as_slice(), &value[..])
                             .map(|_| ())
                             .map_err(|err| error(path, "insert", err))?,
                         BatchOp::Delete { key } => table

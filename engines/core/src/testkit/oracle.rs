@@ -180,7 +180,7 @@ impl Model {
                 crate::kv::BatchOp::Put {
                     key: put_key,
                     value: put_value,
-                } => put_key == key && Some(put_value) == value,
+                } => put_key == key && value.is_some_and(|value| put_value == value),
                 crate::kv::BatchOp::Delete { key: deleted } => deleted == key && value.is_none(),
             })
     }

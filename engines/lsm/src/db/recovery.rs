@@ -156,7 +156,7 @@ pub(super) fn recover(
                 }
             }
             let mut sequence = first_sequence;
-            for op in batch.ops {
+            for op in &batch.ops {
                 insert_op(&replayed, op, sequence);
                 sequence += 1;
             }

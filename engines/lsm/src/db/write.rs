@@ -20,18 +20,37 @@ impl Inner {
         self.check_usable()?;
         self.make_room(&mut wal)?;
         let first = wal.last_sequence + 1;
+        // Each batch's record is its first sequence and its encoding, written
+        // from parts: the values are copied once, into the log's buffer.
         let mut sequence = first;
-        let mut records = Vec::with_capacity(group.len());
+        let mut prefixes = Vec::with_capacity(group.len());
         for pending in group {
-            records.push(encode_wal_record(sequence, &pending.batch));
+            prefixes.push(sequence.to_le_bytes());
             sequence += pending.batch.len() as u64;
         }
+        let mut scratches = vec![Vec::new(); group.len()];
+        let records: Vec<Vec<&[u8]>> = group
+            .iter()
+            .zip(&prefixes)
+            .zip(scratches.iter_mut())
+            .map(|((pending, prefix), scratch)| pending.batch.encode_parts(prefix, scratch))
+            .collect();
         #[cfg(any(test, feature = "planted-bugs"))]
-        if self.planted(PlantedBug::AckBeforeWal) {
-            records = std::mem::replace(&mut self.planted.lock().1, records);
-        }
-        let refs: Vec<&[u8]> = records.iter().map(Vec::as_slice).collect();
-        let written = wal.writer.append(&refs).map_err(|err| {
+        let held_back: Vec<Vec<u8>>;
+        #[cfg(any(test, feature = "planted-bugs"))]
+        let records = if self.planted(PlantedBug::AckBeforeWal) {
+            // The bug: this group's records wait for the next group's write.
+            let joined = records.iter().map(|parts| parts.concat()).collect();
+            held_back = std::mem::replace(&mut self.planted.lock().1, joined);
+            held_back
+                .iter()
+                .map(|record| vec![record.as_slice()])
+                .collect()
+        } else {
+            records
+        };
+        let refs: Vec<&[&[u8]]> = records.iter().map(Vec::as_slice).collect();
+        let written = wal.writer.append_parts(&refs).map_err(|err| {
             self.fail(KvError::io(
                 format!("append to {}", wal.writer.path().display()),
                 err,
@@ -59,7 +78,7 @@ impl Inner {
         let mut sequence = first;
         for pending in group {
             bump(&self.counters.user_bytes, pending.batch.logical_bytes());
-            for op in pending.batch.ops.iter().cloned() {
+            for op in &pending.batch.ops {
                 insert_op(&active, op, sequence);
                 sequence += 1;
             }
