@@ -21,7 +21,7 @@ use leasehold_core::{
     LeaseFilter, NodeId, Snapshot, SnapshotInfo, SnapshotWrite, Store, StoreError, StoreResult,
     Timestamp,
 };
-use leasehold_lsm::LsmEngine;
+
 use leasehold_memory::MemoryEngine;
 use leasehold_rocksdb::RocksEngine;
 
@@ -244,8 +244,10 @@ pub fn open_on(
                 data_dir: dir.to_path_buf(),
                 ..settings.lsm.clone()
             };
-            let opened = LsmEngine::open(&config, vfs).map_err(|err| format!("lsm: {err}"))?;
-            Box::new(KvStore::new(opened, durability))
+            Box::new(
+                leasehold_lsm::open_store(&config, vfs, durability)
+                    .map_err(|err| format!("lsm: {err}"))?,
+            )
         }
         EngineKind::Btree => {
             let config = BtreeConfig {

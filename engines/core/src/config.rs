@@ -144,6 +144,10 @@ pub struct LsmConfig {
     /// `true`: flushes and compactions run on a background thread.
     /// `false`: the writer runs them inline, deterministically (tests, tools).
     pub background_threads: bool,
+    /// Compaction into the bottom level drops a snapshot that expired at
+    /// least this long before the latest time the Store was told
+    /// (`leasehold_core::expiry`): room for callers whose clocks run behind.
+    pub expired_snapshot_grace_ms: u64,
 }
 
 impl Default for LsmConfig {
@@ -164,6 +168,7 @@ impl Default for LsmConfig {
             l0_stop_writes: 12,
             wal_sync_interval_ms: 20,
             background_threads: true,
+            expired_snapshot_grace_ms: 60_000,
         }
     }
 }

@@ -28,6 +28,7 @@ use parking_lot::{Mutex, MutexGuard};
 
 use crate::codec::fnv1a;
 use crate::error::{StoreError, StoreResult};
+use crate::expiry::ExpiryClock;
 use crate::key::{type_prefix, ActorKey};
 use crate::kv::{Durability, Health, KeyRange, KvEngine, WriteBatch};
 use crate::lease::{Lease, NodeId};
@@ -94,6 +95,8 @@ pub struct KvStore<E: KvEngine> {
     stripes: Box<[Mutex<()>]>,
     metrics: MetricsRecorder,
     closed: AtomicBool,
+    /// Told the time of every operation, for the engine's compaction filter.
+    expiry: Option<ExpiryClock>,
 }
 
 fn stripe_of(encoded_key: &[u8]) -> usize {
@@ -109,6 +112,20 @@ impl<E: KvEngine> KvStore<E> {
             stripes: (0..LOCK_STRIPES).map(|_| Mutex::new(())).collect(),
             metrics: MetricsRecorder::default(),
             closed: AtomicBool::new(false),
+            expiry: None,
+        }
+    }
+
+    /// Tells `clock` the time of every operation: the engine was opened with a
+    /// compaction filter asking it (`ExpiryClock::may_drop`).
+    pub fn with_expiry_clock(mut self, clock: ExpiryClock) -> Self {
+        self.expiry = Some(clock);
+        self
+    }
+
+    fn observe(&self, now: Timestamp) {
+        if let Some(clock) = &self.expiry {
+            clock.observe(now);
         }
     }
 
@@ -206,6 +223,7 @@ impl<E: KvEngine> KvStore<E> {
     /// locks of every actor named (taken in ascending order): `save`, `delete`
     /// and `commit` all come here. A delete of nothing writes nothing.
     fn apply_ops(&self, ops: Vec<CommitOp>, now: Timestamp) -> StoreResult<Vec<Option<Snapshot>>> {
+        self.observe(now);
         let mut keys: Vec<&ActorKey> = ops.iter().map(CommitOp::key).collect();
         keys.sort();
         if keys.windows(2).any(|pair| pair[0] == pair[1]) {
@@ -297,6 +315,7 @@ impl<E: KvEngine> Store for KvStore<E> {
         metadata: BTreeMap<String, String>,
         now: Timestamp,
     ) -> StoreResult<Acquire> {
+        self.observe(now);
         let started = Instant::now();
         let result = self.check_open().and_then(|()| {
             let _guard = self.lock(key);
@@ -335,6 +354,7 @@ impl<E: KvEngine> Store for KvStore<E> {
         epoch: u64,
         now: Timestamp,
     ) -> StoreResult<Lease> {
+        self.observe(now);
         self.timed(OpKind::Renew, || {
             let _guard = self.lock(key);
             let lease = rules::renew(self.read_lease(key)?.as_ref(), key, node, epoch, now)?;
@@ -382,6 +402,7 @@ impl<E: KvEngine> Store for KvStore<E> {
     }
 
     fn load(&self, key: &ActorKey, now: Timestamp) -> StoreResult<Option<Snapshot>> {
+        self.observe(now);
         self.timed(OpKind::Load, || {
             let loaded = rules::load(self.read_snapshot(key)?, now)?;
             Ok(self.metrics.loaded(loaded))
@@ -425,6 +446,7 @@ impl<E: KvEngine> Store for KvStore<E> {
     }
 
     fn list(&self, actor_type: &str, now: Timestamp) -> StoreResult<Vec<SnapshotInfo>> {
+        self.observe(now);
         self.timed(OpKind::List, || {
             let mut prefix = vec![SNAPSHOT_TAG];
             prefix.extend_from_slice(&type_prefix(actor_type));
@@ -445,6 +467,7 @@ impl<E: KvEngine> Store for KvStore<E> {
     }
 
     fn purge_expired(&self, now: Timestamp) -> StoreResult<u64> {
+        self.observe(now);
         self.timed(OpKind::PurgeExpired, || {
             let mut candidates = Vec::new();
             self.scan_prefix(&[SNAPSHOT_TAG], |engine_key, value| {

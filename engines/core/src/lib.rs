@@ -18,6 +18,7 @@ pub mod commit;
 pub mod config;
 pub mod dump;
 pub mod error;
+pub mod expiry;
 pub mod frame;
 pub mod key;
 pub mod kv;

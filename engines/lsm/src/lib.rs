@@ -17,6 +17,31 @@ pub mod version;
 
 pub use db::{CompactionFilter, LsmEngine};
 
+use std::sync::Arc;
+use std::time::Duration;
+
+use leasehold_core::config::LsmConfig;
+use leasehold_core::expiry::ExpiryClock;
+use leasehold_core::vfs::Vfs;
+use leasehold_core::{Durability, KvResult, KvStore};
+
+/// The LSM as a Store, the way every real open makes it: compaction into the
+/// bottom level drops snapshots the Store's own clock says expired
+/// (`expired_snapshot_grace_ms` before the latest time it was told), so
+/// expired state leaves the disk without a `purge_expired`.
+pub fn open_store(
+    config: &LsmConfig,
+    vfs: Arc<dyn Vfs>,
+    durability: Durability,
+) -> KvResult<KvStore<LsmEngine>> {
+    let clock = ExpiryClock::new(Duration::from_millis(config.expired_snapshot_grace_ms));
+    let filter_clock = clock.clone();
+    let filter: CompactionFilter =
+        Arc::new(move |key: &[u8], value: &[u8]| filter_clock.may_drop(key, value));
+    let engine = LsmEngine::open_with_filter(config, vfs, Some(filter))?;
+    Ok(KvStore::new(engine, durability).with_expiry_clock(clock))
+}
+
 /// Small, deterministic settings for crash tests and `leasehold crash-fuzz`:
 /// 4 KiB memtables, 256-byte blocks, compactions after two level-0 tables,
 /// inline flushes and compactions — every few writes flush, and compaction

@@ -149,57 +149,58 @@ fn the_compaction_filter_drops_entries_only_at_the_bottom() {
     assert_eq!(left.len(), 100);
 }
 
+/// The Store as every real open makes it (`open_store`): compaction into
+/// the bottom level drops snapshots expired by the latest time the Store was
+/// told, less the grace — not by the wall clock (this test's times are in
+/// 1970), and not before an operation brings a time past the grace.
 #[test]
-fn expired_snapshots_are_dropped_at_the_bottom_and_stay_invisible() {
-    use leasehold_core::kvstore::is_expired_snapshot_record;
-    use leasehold_core::{
-        ActorKey, Clock, KvStore, ManualClock, NodeId, SnapshotWrite, Store, Timestamp,
+fn expired_snapshots_leave_the_disk_by_the_stores_own_clock() {
+    use leasehold_core::{ActorKey, NodeId, SnapshotWrite, Store, Timestamp};
+    use std::time::Duration;
+    let config = LsmConfig {
+        expired_snapshot_grace_ms: 30_000,
+        ..common::tiny_config("/lsm")
     };
-    let clock = ManualClock::new(Timestamp(1_000_000));
-    let filter_clock = clock.clone();
-    let filter: leasehold_lsm::CompactionFilter = Arc::new(move |key: &[u8], value: &[u8]| {
-        is_expired_snapshot_record(key, value, filter_clock.now())
-    });
-    let engine = LsmEngine::open_with_filter(
-        &common::tiny_config("/lsm"),
-        Arc::new(SimVfs::new(9)),
-        Some(filter),
-    )
-    .unwrap();
-    let store = KvStore::new(engine, Durability::Buffered);
+    let store =
+        leasehold_lsm::open_store(&config, Arc::new(SimVfs::new(9)), Durability::Buffered).unwrap();
     let node = NodeId::new("n");
+    let start = Timestamp::from_millis(1_000_000);
     for index in 0..40 {
         let key = ActorKey::new("T", format!("a{index:02}"));
         let epoch = store
-            .try_acquire(
-                &key,
-                &node,
-                std::time::Duration::from_secs(3600),
-                clock.now(),
-            )
+            .try_acquire(&key, &node, Duration::from_secs(3600), start)
             .unwrap()
             .lease()
             .unwrap()
             .epoch;
-        let ttl = std::time::Duration::from_secs(if index % 2 == 0 { 10 } else { 10_000 });
+        let ttl = Duration::from_secs(if index % 2 == 0 { 10 } else { 10_000 });
         store
             .save(
                 SnapshotWrite::new(key, vec![5u8; 200]).with_ttl(ttl),
                 0,
                 epoch,
-                clock.now(),
+                start,
             )
             .unwrap();
     }
-    clock.advance(std::time::Duration::from_secs(60));
-    store.engine().compact_all().unwrap();
-    let snapshots = collect_all(store.engine())
-        .unwrap()
-        .keys()
-        .filter(|key| key.first() == Some(&b'S'))
-        .count();
-    assert_eq!(snapshots, 20, "the expired half is gone from disk");
-    assert_eq!(store.list("T", clock.now()).unwrap().len(), 20);
+    let on_disk = |store: &leasehold_core::KvStore<LsmEngine>| {
+        store.engine().compact_all().unwrap();
+        collect_all(store.engine())
+            .unwrap()
+            .keys()
+            .filter(|key| key.first() == Some(&b'S'))
+            .count()
+    };
+    // Expired 10 s after `start`, but the latest time is within the grace.
+    let within_grace = start.saturating_add(Duration::from_secs(35));
+    assert_eq!(store.list("T", within_grace).unwrap().len(), 20);
+    assert_eq!(on_disk(&store), 40, "nothing dropped within the grace");
+    let later = start.saturating_add(Duration::from_secs(41));
+    let someone = ActorKey::new("T", "a01");
+    assert!(store.load(&someone, later).unwrap().is_some());
+    assert_eq!(on_disk(&store), 20, "the expired half is gone from disk");
+    assert_eq!(store.list("T", later).unwrap().len(), 20);
+    assert_eq!(store.list("T", within_grace).unwrap().len(), 20);
 }
 
 #[test]
