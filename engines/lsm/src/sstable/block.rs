@@ -185,6 +185,8 @@ pub struct Block {
     /// Where the restart array begins (the end of the entries).
     entries_end: usize,
     restart_count: usize,
+    /// Kept from the check, for comparing the block with its index entry.
+    last_key: Box<[u8]>,
     /// Bytes held (for the cache's accounting).
     pub charge: usize,
 }
@@ -215,9 +217,10 @@ impl Block {
             return Err(error(count_at, "bad restart count"));
         }
         let entries_end = count_at - 4 * restart_count;
-        let block = Block {
+        let mut block = Block {
             entries_end,
             restart_count,
+            last_key: Box::default(),
             charge: contents.len() + BLOCK_OVERHEAD,
             contents,
         };
@@ -262,6 +265,8 @@ impl Block {
                 "a restart offset is not an entry boundary",
             ));
         }
+        block.charge += key.len();
+        block.last_key = key.into_boxed_slice();
         Ok(block)
     }
 
@@ -358,18 +363,8 @@ impl Block {
     }
 
     /// The last key, for checking the block against its index entry.
-    pub fn last_key(self: &Arc<Self>) -> Vec<u8> {
-        let mut iter = BlockIter {
-            block: Arc::clone(self),
-            at: self.restart(self.restart_count - 1),
-            key: Vec::new(),
-        };
-        let mut last = Vec::new();
-        while let Some((key, _)) = iter.next_entry() {
-            last.clear();
-            last.extend_from_slice(key);
-        }
-        last
+    pub fn last_key(&self) -> &[u8] {
+        &self.last_key
     }
 }
 

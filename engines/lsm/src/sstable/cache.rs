@@ -97,8 +97,10 @@ impl BlockCache {
     }
 
     fn shard(&self, key: CacheKey) -> &Mutex<Shard> {
-        let mixed = key.0.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ key.1.rotate_left(17);
-        &self.shards[(mixed >> 59) as usize % SHARDS]
+        // Multiply after combining, so the offset's bits reach the top bits
+        // the shard is taken from (a table's blocks differ only in offset).
+        let mixed = (key.0.rotate_left(32) ^ key.1).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        &self.shards[(mixed >> 58) as usize % SHARDS]
     }
 
     pub fn get(&self, file: u64, offset: u64) -> Option<Arc<Block>> {
@@ -191,6 +193,23 @@ mod tests {
             cache.get(2, 0).is_none(),
             "a block larger than a shard is not cached"
         );
+    }
+
+    /// The blocks of one table spread over the shards: a shard holds a
+    /// sixteenth of the capacity, so a table's blocks in one shard would
+    /// thrash while the rest of the cache stood empty.
+    #[test]
+    fn the_blocks_of_one_table_spread_over_the_shards() {
+        let cache = BlockCache::new(SHARDS << 20);
+        for block_index in 0..256 {
+            cache.insert(7, block_index * 4133, block(100));
+        }
+        let used = cache
+            .shards
+            .iter()
+            .filter(|shard| !shard.lock().slots.is_empty())
+            .count();
+        assert_eq!(used, SHARDS, "only {used} shards hold a table's blocks");
     }
 
     /// CLOCK gives a block used since the hand last passed a second chance:

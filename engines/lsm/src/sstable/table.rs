@@ -342,7 +342,7 @@ impl Table {
                 .map_err(|err| corrupt(&self.path, handle.offset, format!("data block: {err}")))?,
         );
         // The index promised this block ends with its key.
-        if block.last_key() != self.index[index].0 {
+        if block.last_key() != self.index[index].0.as_slice() {
             return Err(corrupt(
                 &self.path,
                 handle.offset,
