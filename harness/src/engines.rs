@@ -50,8 +50,9 @@ impl EngineSettings {
     /// Every engine's memory knobs sized from a memory budget the same way,
     /// so the engines meet the budget with the same shares: a cache of a
     /// quarter of it (the LSM's, RocksDB's, redb's and fjall's block or page
-    /// cache) and write buffers of a sixteenth (the LSM's memtables, at most
-    /// four of them; RocksDB's and fjall's memtable). The rest is the page
+    /// cache) and write buffers of a sixteenth, two of them as RocksDB keeps
+    /// by default (the LSM's active memtable and one frozen; RocksDB's and
+    /// fjall's memtable; the B+tree's dirty bound is two). The rest is the page
     /// cache's, the harness's and the engine's own. The B+tree keeps its
     /// whole tree in memory: it has no knob to size (FORMAT.md, "Limits").
     pub fn sized_for(&mut self, budget: u64) {
@@ -59,7 +60,7 @@ impl EngineSettings {
         let buffer = (budget / 16).max(1 << 20);
         self.lsm.block_cache_size = cache;
         self.lsm.memtable_size_limit = buffer;
-        self.lsm.max_memtables = self.lsm.max_memtables.min(4);
+        self.lsm.max_memtables = 1;
         self.rocksdb.block_cache_size = cache;
         self.rocksdb.write_buffer_size = buffer;
         self.btree.cache_size_bytes = cache;

@@ -215,7 +215,7 @@ impl<'a> Target<'a> {
 
     fn kv_put(&self, record: u64, sync: bool) -> Served {
         let mut batch = WriteBatch::new();
-        batch.put(key(self.workload, record), Vec::from(self.value(record)));
+        batch.put(key(self.workload, record), self.value(record));
         let durability = if sync {
             Durability::Sync
         } else {
