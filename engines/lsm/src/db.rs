@@ -150,7 +150,16 @@ struct Inner {
     cache: Arc<BlockCache>,
     filter: Option<CompactionFilter>,
     state: RwLock<TreeState>,
+    /// Held only to pick and to install (manifest edit, state swap): the
+    /// merging and writing of tables happens outside it.
     versions: Mutex<VersionSet>,
+    /// One flush at a time: the memtable a flush picks is the one it
+    /// retires. Taken before `versions`.
+    flusher: Mutex<()>,
+    /// One compaction at a time: it alone changes levels 1 and deeper,
+    /// deletes tables and moves the round-robin pointers, so a pick stays
+    /// valid while it merges. Taken before `versions`.
+    compactor: Mutex<()>,
     /// The next file number (logs, tables, manifests share it). An atomic,
     /// not part of `versions`: a memtable switch (holding the WAL) must not
     /// wait for a flush or compaction that holds `versions` (audit P2).
@@ -172,8 +181,8 @@ struct Inner {
 /// The LSM-tree engine.
 pub struct LsmEngine {
     inner: Arc<Inner>,
-    /// The background worker (flushes, compactions) and the syncer (timed
-    /// WAL syncs for Group writes), when `background_threads`.
+    /// The flusher, the compactor and the syncer (timed WAL syncs for Group
+    /// writes), when `background_threads`.
     workers: Mutex<Vec<JoinHandle<()>>>,
 }
 
@@ -235,8 +244,11 @@ impl LsmEngine {
             workers: Mutex::new(Vec::new()),
         };
         if config.background_threads {
-            let loops: [(&str, ThreadBody); 2] = [
-                ("leasehold-lsm", Inner::background_loop),
+            // Flushes have a thread of their own, so a frozen memtable never
+            // waits behind a long compaction (writers would stall on it).
+            let loops: [(&str, ThreadBody); 3] = [
+                ("leasehold-lsm-flush", Inner::flush_loop),
+                ("leasehold-lsm", Inner::compaction_loop),
                 ("leasehold-lsm-sync", Inner::sync_loop),
             ];
             for (name, body) in loops {
@@ -293,10 +305,10 @@ impl LsmEngine {
                 .find(|&level| !version.levels[level].is_empty())
         };
         for level in 0..=deepest.unwrap_or(0) {
-            let mut versions = inner.versions.lock();
+            let _compactor = inner.compactor.lock();
             let version = Arc::clone(&inner.state.read().version);
             if let Some(pick) = compaction::pick_level(&version, level) {
-                inner.run_pick(&mut versions, &pick)?;
+                inner.run_pick(&pick)?;
             }
         }
         Ok(())

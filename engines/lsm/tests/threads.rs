@@ -196,6 +196,66 @@ fn a_memtable_switch_does_not_wait_for_a_flush_in_progress() {
     engine.close().unwrap();
 }
 
+/// Flushes and compactions shared one thread and one lock held through the
+/// whole merge, so a frozen memtable waited behind every compaction and
+/// writers stalled on it: beyond memory the LSM filled at a third of
+/// RocksDB's rate. Here a compaction is held in its output's fsync while
+/// writers fill memtable after memtable; with only one frozen memtable
+/// allowed, each must be flushed meanwhile for the writes to go on.
+#[test]
+fn flushes_go_on_while_a_compaction_is_in_progress() {
+    let vfs = GatedVfs::new(SimVfs::new(14), "sst");
+    let gate = vfs.gate();
+    let config = LsmConfig {
+        background_threads: true,
+        max_memtables: 1,
+        l0_stop_writes: 1000,
+        ..common::tiny_config(DIR)
+    };
+    let engine = Arc::new(LsmEngine::open(&config, Arc::new(vfs)).unwrap());
+    gate.only_on_thread("leasehold-lsm");
+    gate.close();
+    let write_memtable = |engine: &LsmEngine, round: usize| {
+        for index in 0..80 {
+            let mut batch = WriteBatch::new();
+            batch.put(key(round * 1000 + index), vec![1u8; 64]);
+            engine.write(batch, Durability::Buffered).unwrap();
+        }
+    };
+    // Enough level-0 tables that the compactor starts, and stops in the
+    // fsync of its first output; then six memtables more. All on a thread
+    // of their own: a writer stalled for good must fail the test, not hang it.
+    let (done, finished) = std::sync::mpsc::channel();
+    let rounds = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    {
+        let (engine, gate, rounds) = (Arc::clone(&engine), Arc::clone(&gate), Arc::clone(&rounds));
+        std::thread::spawn(move || {
+            while !gate.is_held() && rounds.load(Ordering::SeqCst) < 100 {
+                write_memtable(&engine, rounds.fetch_add(1, Ordering::SeqCst));
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            for more in 0..6 {
+                write_memtable(&engine, 500 + more);
+            }
+            let _ = done.send(gate.is_held());
+        });
+    }
+    let result = finished.recv_timeout(std::time::Duration::from_secs(10));
+    gate.open();
+    let held = result.expect("memtables must be flushed while a compaction is in progress");
+    assert!(held, "no compaction started");
+    let round = rounds.load(Ordering::SeqCst);
+    let mut seen = 0;
+    engine
+        .scan(&leasehold_core::KeyRange::all(), &mut |_, _| {
+            seen += 1;
+            std::ops::ControlFlow::Continue(())
+        })
+        .unwrap();
+    assert_eq!(seen, 80 * (round + 6));
+    engine.close().unwrap();
+}
+
 /// G1, with the worker: the timed sync of Group writes ran between flushes
 /// and compactions, so a long one (here, a flush stuck in its table's fsync)
 /// kept an acknowledged Group write unsynced past its interval.

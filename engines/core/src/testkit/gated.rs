@@ -22,6 +22,8 @@ pub struct Gate {
     opened: Condvar,
     held: AtomicBool,
     fail_next: AtomicBool,
+    /// Only fsyncs made on the thread of this name wait (any when `None`).
+    thread: Mutex<Option<&'static str>>,
 }
 
 impl Gate {
@@ -34,9 +36,20 @@ impl Gate {
         self.opened.notify_all();
     }
 
+    /// From now on only fsyncs made on the thread named `name` wait at the
+    /// gate (an engine's compactor, say, while its flusher goes on).
+    pub fn only_on_thread(&self, name: &'static str) {
+        *self.thread.lock() = Some(name);
+    }
+
     /// The next gated fsync fails with an I/O error (once).
     pub fn fail_next(&self) {
         self.fail_next.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether some fsync is held (or was) at the closed gate.
+    pub fn is_held(&self) -> bool {
+        self.held.load(Ordering::SeqCst)
     }
 
     /// Waits until some fsync is held at the closed gate.
@@ -47,6 +60,11 @@ impl Gate {
     }
 
     fn pass(&self) -> io::Result<()> {
+        if let Some(name) = *self.thread.lock() {
+            if std::thread::current().name() != Some(name) {
+                return Ok(());
+            }
+        }
         let mut closed = self.closed.lock();
         while *closed {
             self.held.store(true, Ordering::SeqCst);

@@ -1,36 +1,41 @@
-//! The background threads: the worker (flushes and compactions) and the
-//! syncer (timed WAL syncs for Group writes, never behind a flush; seals of
-//! idle logs).
+//! The background threads: the flusher, the compactor (each its own, so a
+//! flush never waits behind a compaction) and the syncer (timed WAL syncs
+//! for Group writes, never behind either; seals of idle logs).
 
 use super::*;
 use leasehold_core::wal::SEAL_AFTER_IDLE;
 
 impl Inner {
-    pub(super) fn has_work(&self) -> bool {
-        let state = self.state.read();
-        !state.immutables.is_empty()
-            || compaction::pick(&state.version, &self.config, &vec![Vec::new(); LEVELS]).is_some()
+    /// Flushes frozen memtables as they come.
+    pub(super) fn flush_loop(&self) {
+        self.work_loop(
+            || !self.state.read().immutables.is_empty(),
+            || self.flush_one(),
+        );
     }
 
-    pub(super) fn background_loop(&self) {
+    /// Compacts while a compaction is due.
+    pub(super) fn compaction_loop(&self) {
+        self.work_loop(
+            || {
+                let state = self.state.read();
+                compaction::pick(&state.version, &self.config, &vec![Vec::new(); LEVELS]).is_some()
+            },
+            || self.compact_once(),
+        );
+    }
+
+    /// Runs `work` while `due`, else waits to be woken (or the sync
+    /// interval); returns when the engine stops or the work fails (the
+    /// failure has failed the engine).
+    fn work_loop(&self, due: impl Fn() -> bool, work: impl Fn() -> KvResult<bool>) {
         let interval = Duration::from_millis(self.config.wal_sync_interval_ms.max(1));
         loop {
-            let wait = if self.has_work() {
-                Duration::ZERO
-            } else {
-                interval
-            };
+            let wait = if due() { Duration::ZERO } else { interval };
             if !self.lifecycle.pause(&self.stop, &self.work_cv, wait) {
                 return;
             }
-            let worked = self.flush_one().and_then(|flushed| {
-                if flushed {
-                    Ok(true)
-                } else {
-                    self.compact_once()
-                }
-            });
-            if worked.is_err() {
+            if work().is_err() {
                 return;
             }
         }

@@ -1,6 +1,8 @@
 //! Flushes and compactions: a frozen memtable to a level-0 table, a pick of
 //! tables merged into the next level, each installed by one manifest edit
-//! (FORMAT.md, "Flush", "Compaction"). One runs at a time, under `versions`.
+//! (FORMAT.md, "Flush", "Compaction"). One flush and one compaction may run
+//! at once (`flusher`, `compactor`); each writes its tables outside
+//! `versions` and takes it only to pick and to install.
 
 use super::*;
 
@@ -14,7 +16,7 @@ impl Inner {
     /// Writes the oldest immutable memtable to a level-0 table. False when
     /// there was none.
     pub(super) fn flush_one(&self) -> KvResult<bool> {
-        // `versions` first: whoever holds it is the only flusher, so the
+        // `flusher` first: whoever holds it is the only flusher, so the
         // memtable picked is the one `install` removes below (picked before
         // the lock, a racing flush could install it first and this one would
         // then remove the next, unflushed memtable).
@@ -22,7 +24,7 @@ impl Inner {
         let picked_early = racy
             .then(|| self.state.read().immutables.first().cloned())
             .flatten();
-        let mut versions = self.versions.lock();
+        let _flusher = self.flusher.lock();
         let Some(memtable) = picked_early.or_else(|| self.state.read().immutables.first().cloned())
         else {
             return Ok(false);
@@ -44,6 +46,7 @@ impl Inner {
             }
             self.sync_dir()?;
         }
+        let mut versions = self.versions.lock();
         let next_log = {
             let state = self.state.read();
             state
@@ -102,17 +105,24 @@ impl Inner {
 
     /// Runs one compaction if one is due. False when none was.
     pub(super) fn compact_once(&self) -> KvResult<bool> {
-        let mut versions = self.versions.lock();
-        let version = Arc::clone(&self.state.read().version);
-        let Some(pick) = compaction::pick(&version, &self.config, &versions.pointers) else {
+        let _compactor = self.compactor.lock();
+        let pick = {
+            let versions = self.versions.lock();
+            let version = Arc::clone(&self.state.read().version);
+            compaction::pick(&version, &self.config, &versions.pointers)
+        };
+        let Some(pick) = pick else {
             return Ok(false);
         };
-        self.run_pick(&mut versions, &pick)?;
+        self.run_pick(&pick)?;
         Ok(true)
     }
 
-    /// Runs the compaction `pick`: merge, log the edit, install, delete inputs.
-    pub(super) fn run_pick(&self, versions: &mut VersionSet, pick: &Pick) -> KvResult<()> {
+    /// Runs the compaction `pick`: merge, log the edit, install, delete
+    /// inputs. The caller holds `compactor`; a flush may install level-0
+    /// tables meanwhile (newer than every input, so what the merge drops
+    /// stays right), and the edit applies to the version current then.
+    pub(super) fn run_pick(&self, pick: &Pick) -> KvResult<()> {
         let outputs = self.run_compaction(pick).map_err(|err| self.fail(err))?;
         let edit = VersionEdit {
             deleted: pick
@@ -126,10 +136,12 @@ impl Inner {
             next_file_number: Some(self.file_numbers.load(Ordering::SeqCst)),
             ..VersionEdit::default()
         };
-        self.install(versions, &edit, |_| {})?;
+        let mut versions = self.versions.lock();
+        self.install(&mut versions, &edit, |_| {})?;
         if let Some(largest) = pick.inputs.iter().map(|file| file.largest_user_key()).max() {
             versions.pointers[pick.level] = largest.to_vec();
         }
+        drop(versions);
         bump(&self.counters.compactions, 1);
         for (_, file) in pick.all_inputs() {
             self.cache.forget_file(file.meta.number);
@@ -139,7 +151,7 @@ impl Inner {
     }
 
     /// Merges the inputs of `pick` into new tables (fsynced, directory synced).
-    /// The caller holds `versions` (one flush or compaction at a time).
+    /// The caller holds `compactor`.
     pub(super) fn run_compaction(&self, pick: &Pick) -> KvResult<Vec<FileMeta>> {
         let mut sources: Vec<Source<'_>> = Vec::new();
         // Level-0 inputs may overlap: one source each, newest first.

@@ -143,9 +143,11 @@ impl Inner {
     }
 
     pub(super) fn verify(&self) -> KvResult<VerifyReport> {
-        // Hold off flushes and compactions: they delete the files of the
-        // version they replace, which would read here as missing.
-        let versions = self.versions.lock();
+        // Hold off compactions: they delete the tables of the version they
+        // replace, which would read here as missing (a flush deletes only a
+        // log, and adds a table this version does not name).
+        let _compactor = self.compactor.lock();
+        let manifest = self.versions.lock().manifest.path().to_path_buf();
         let version = Arc::clone(&self.state.read().version);
         let mut report = VerifyReport {
             problems: version.check(),
@@ -194,7 +196,7 @@ impl Inner {
             version.files().count(),
             entries,
             LEVELS,
-            versions.manifest.path().display()
+            manifest.display()
         );
         Ok(report)
     }

@@ -244,6 +244,8 @@ pub(super) fn recover(
             log_number: wal_number,
             pointers: vec![Vec::new(); LEVELS],
         }),
+        flusher: Mutex::new(()),
+        compactor: Mutex::new(()),
         file_numbers: AtomicU64::new(next_file_number),
         wal: Mutex::new(WalState {
             writer: WalWriter::new(wal_file, wal_path),
