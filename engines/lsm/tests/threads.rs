@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use leasehold_core::config::LsmConfig;
 use leasehold_core::testkit::crash::collect_all;
-use leasehold_core::testkit::gated::GatedVfs;
+use leasehold_core::testkit::gated::{Gate, GatedVfs};
 use leasehold_core::testkit::oracle::KvMap;
 use leasehold_core::vfs::{CrashPolicy, SimVfs, Vfs};
 use leasehold_core::{Durability, KvEngine, KvError, WriteBatch};
@@ -156,27 +156,41 @@ fn health_and_stats_answer_while_a_writer_holds_the_log() {
     assert_eq!(health, leasehold_core::Health::Healthy);
 }
 
+/// An engine with its background threads on, whose tables' fsyncs wait at
+/// the returned gate while it is closed.
+fn gated_on_tables(seed: u64, config: LsmConfig) -> (Arc<LsmEngine>, Arc<Gate>) {
+    let vfs = GatedVfs::new(SimVfs::new(seed), "sst");
+    let gate = vfs.gate();
+    let config = LsmConfig {
+        background_threads: true,
+        ..config
+    };
+    let engine = Arc::new(LsmEngine::open(&config, Arc::new(vfs)).unwrap());
+    (engine, gate)
+}
+
+/// Fills about one tiny memtable with 80 keys of `round`.
+fn write_memtable(engine: &LsmEngine, round: usize) {
+    for index in 0..80 {
+        let mut batch = WriteBatch::new();
+        batch.put(key(round * 1000 + index), vec![1u8; 64]);
+        engine.write(batch, Durability::Buffered).unwrap();
+    }
+}
+
 /// P2: a memtable switch (under the WAL lock) allocated its log's number
 /// under `versions`, which a flush or compaction holds through its whole
 /// merge and fsyncs — so every writer waited for the compaction, uncounted.
 #[test]
 fn a_memtable_switch_does_not_wait_for_a_flush_in_progress() {
-    let vfs = GatedVfs::new(SimVfs::new(11), "sst");
-    let gate = vfs.gate();
-    let config = LsmConfig {
-        background_threads: true,
-        max_memtables: 8,
-        ..common::tiny_config(DIR)
-    };
-    let engine = Arc::new(LsmEngine::open(&config, Arc::new(vfs)).unwrap());
+    let (engine, gate) = gated_on_tables(
+        11,
+        LsmConfig {
+            max_memtables: 8,
+            ..common::tiny_config(DIR)
+        },
+    );
     gate.close();
-    let write_memtable = |engine: &LsmEngine, round: usize| {
-        for index in 0..80 {
-            let mut batch = WriteBatch::new();
-            batch.put(key(round * 1000 + index), vec![1u8; 64]);
-            engine.write(batch, Durability::Buffered).unwrap();
-        }
-    };
     // Fill one memtable: the worker starts flushing it and stops in the
     // table's fsync, holding `versions`.
     write_memtable(&engine, 0);
@@ -204,24 +218,16 @@ fn a_memtable_switch_does_not_wait_for_a_flush_in_progress() {
 /// allowed, each must be flushed meanwhile for the writes to go on.
 #[test]
 fn flushes_go_on_while_a_compaction_is_in_progress() {
-    let vfs = GatedVfs::new(SimVfs::new(14), "sst");
-    let gate = vfs.gate();
-    let config = LsmConfig {
-        background_threads: true,
-        max_memtables: 1,
-        l0_stop_writes: 1000,
-        ..common::tiny_config(DIR)
-    };
-    let engine = Arc::new(LsmEngine::open(&config, Arc::new(vfs)).unwrap());
+    let (engine, gate) = gated_on_tables(
+        14,
+        LsmConfig {
+            max_memtables: 1,
+            l0_stop_writes: 1000,
+            ..common::tiny_config(DIR)
+        },
+    );
     gate.only_on_thread("leasehold-lsm");
     gate.close();
-    let write_memtable = |engine: &LsmEngine, round: usize| {
-        for index in 0..80 {
-            let mut batch = WriteBatch::new();
-            batch.put(key(round * 1000 + index), vec![1u8; 64]);
-            engine.write(batch, Durability::Buffered).unwrap();
-        }
-    };
     // Enough level-0 tables that the compactor starts, and stops in the
     // fsync of its first output; then six memtables more. All on a thread
     // of their own: a writer stalled for good must fail the test, not hang it.
