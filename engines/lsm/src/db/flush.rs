@@ -156,11 +156,11 @@ impl Inner {
         let mut sources: Vec<Source<'_>> = Vec::new();
         // Level-0 inputs may overlap: one source each, newest first.
         for file in &pick.inputs {
-            sources.push(Box::new(file.table.iter(None)));
+            sources.push(Box::new(file.table.iter_uncached()));
         }
         let next: Vec<Arc<TableFile>> = pick.next_inputs.clone();
         sources.push(Box::new(
-            next.into_iter().flat_map(|file| file.table.iter(None)),
+            next.into_iter().flat_map(|file| file.table.iter_uncached()),
         ));
         let merged = MergeIter::new(sources).inspect(|entry| {
             if let Ok((key, value)) = entry {

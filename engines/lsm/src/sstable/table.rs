@@ -329,7 +329,10 @@ impl Table {
         self.index.len()
     }
 
-    fn block(&self, index: usize) -> KvResult<Arc<Block>> {
+    /// Block `index`, from the cache or the file; read from the file, it is
+    /// cached when `fill_cache` (reads) and not when not (a compaction's
+    /// one pass over its inputs would evict the blocks reads are using).
+    fn block(&self, index: usize, fill_cache: bool) -> KvResult<Arc<Block>> {
         let handle = self.index[index].1;
         if let Some(block) = self.cache.get(self.number, handle.offset) {
             return Ok(block);
@@ -349,8 +352,10 @@ impl Table {
                 "data block does not end where the index says",
             ));
         }
-        self.cache
-            .insert(self.number, handle.offset, Arc::clone(&block));
+        if fill_cache {
+            self.cache
+                .insert(self.number, handle.offset, Arc::clone(&block));
+        }
         Ok(block)
     }
 
@@ -366,7 +371,7 @@ impl Table {
         if block_index == self.index.len() {
             return Ok(Lookup::Absent);
         }
-        let block = self.block(block_index)?;
+        let block = self.block(block_index, true)?;
         let mut cursor = block.seek(&target);
         let Some((key, value)) = cursor.next_entry() else {
             return Ok(Lookup::Absent);
@@ -374,6 +379,15 @@ impl Table {
         match format::split(key) {
             Some((found, _, kind)) if found == user_key => Ok(Lookup::Found(kind, value)),
             _ => Ok(Lookup::Absent),
+        }
+    }
+
+    /// Every entry, in order, for a compaction: blocks read from the file are
+    /// not cached.
+    pub fn iter_uncached(self: &Arc<Self>) -> TableIter {
+        TableIter {
+            fill_cache: false,
+            ..self.iter(None)
         }
     }
 
@@ -393,6 +407,7 @@ impl Table {
             block_index,
             block: None,
             seek: entry_index,
+            fill_cache: true,
             failed: false,
         }
     }
@@ -401,7 +416,7 @@ impl Table {
     pub fn check_all(self: &Arc<Self>) -> KvResult<u64> {
         let mut count = 0;
         let mut previous: Option<Vec<u8>> = None;
-        for entry in self.iter(None) {
+        for entry in self.iter_uncached() {
             let (key, _) = entry?;
             if previous
                 .as_ref()
@@ -469,6 +484,7 @@ pub struct TableIter {
     block_index: usize,
     block: Option<BlockIter>,
     seek: Option<Vec<u8>>,
+    fill_cache: bool,
     failed: bool,
 }
 
@@ -490,7 +506,7 @@ impl Iterator for TableIter {
             if self.block_index >= self.table.index.len() {
                 return None;
             }
-            match self.table.block(self.block_index) {
+            match self.table.block(self.block_index, self.fill_cache) {
                 Ok(block) => {
                     self.block = Some(match self.seek.take() {
                         Some(target) => block.seek(&target),
@@ -554,6 +570,29 @@ mod tests {
         )
         .unwrap();
         (Arc::new(table), expected)
+    }
+
+    /// A compaction's pass over its inputs leaves the cache as it found it;
+    /// a scan's fills it.
+    #[test]
+    fn a_compactions_pass_does_not_fill_the_block_cache() {
+        let vfs = SimVfs::new(3);
+        let (table, expected) = build(&vfs, 2000);
+        let read: Vec<Entry> = table.iter_uncached().map(|entry| entry.unwrap()).collect();
+        assert_eq!(read, expected);
+        let misses = table.cache.misses();
+        assert_eq!(table.iter(None).count(), expected.len());
+        assert_eq!(
+            table.cache.misses() - misses,
+            table.block_count() as u64,
+            "nothing was cached"
+        );
+        assert_eq!(table.iter(None).count(), expected.len());
+        assert_eq!(
+            table.cache.hits(),
+            table.block_count() as u64,
+            "the scan cached them"
+        );
     }
 
     #[test]
