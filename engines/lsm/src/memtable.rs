@@ -69,16 +69,17 @@ impl Memtable {
         self.map.len()
     }
 
-    /// Entries from `start` on, in internal-key order (the values shared, so
-    /// the iterator holds no lock and copies no value).
+    /// Entries from `start` on, in internal-key order, each key encoded
+    /// (one allocation) and each value shared, so the iterator holds no lock
+    /// and copies no value.
     pub fn iter_from(
         &self,
         start: Bound<InternalKey>,
-    ) -> impl Iterator<Item = (InternalKey, Bytes)> + '_ {
+    ) -> impl Iterator<Item = (Vec<u8>, Bytes)> + '_ {
         self.map.range((start, Bound::Unbounded)).map(|entry| {
             #[cfg(test)]
             self.yielded.fetch_add(1, Ordering::Relaxed);
-            (entry.key().clone(), entry.value().clone())
+            (entry.key().encode(), entry.value().clone())
         })
     }
 
@@ -127,7 +128,7 @@ mod tests {
         assert_eq!(memtable.get(b"j", 9), None);
         let keys: Vec<u64> = memtable
             .iter_from(Bound::Unbounded)
-            .map(|(key, _)| key.sequence)
+            .filter_map(|(key, _)| crate::format::split(&key).map(|(_, sequence, _)| sequence))
             .collect();
         assert_eq!(keys, [5, 3, 1, 2]);
         assert!(memtable.size() > 0);

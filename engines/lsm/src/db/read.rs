@@ -61,11 +61,7 @@ impl Inner {
         // entries above `sequence` are skipped by the visibility filter).
         for memtable in std::iter::once(&active).chain(immutables.iter().rev()) {
             let from = start.clone().map_or(Bound::Unbounded, Bound::Included);
-            sources.push(Box::new(
-                memtable
-                    .iter_from(from)
-                    .map(|(key, value)| Ok((key.encode(), value))),
-            ));
+            sources.push(Box::new(memtable.iter_from(from).map(Ok)));
         }
         let in_range = |file: &Arc<TableFile>| match (&range.start, &range.end) {
             (Bound::Included(start) | Bound::Excluded(start), _)

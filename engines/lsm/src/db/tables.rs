@@ -79,15 +79,22 @@ pub(super) fn write_table(
 pub(super) fn newest_versions(
     entries: impl Iterator<Item = KvResult<Entry>>,
 ) -> impl Iterator<Item = KvResult<Entry>> {
+    // The buffer is reused: no allocation per entry.
     let mut last: Option<Vec<u8>> = None;
     entries.filter(move |entry| match entry {
         Ok((key, _)) => {
             let user_key = format::user_key(key);
-            if last.as_deref() == Some(user_key) {
-                false
-            } else {
-                last = Some(user_key.to_vec());
-                true
+            match &mut last {
+                Some(last) if last.as_slice() == user_key => false,
+                Some(last) => {
+                    last.clear();
+                    last.extend_from_slice(user_key);
+                    true
+                }
+                None => {
+                    last = Some(user_key.to_vec());
+                    true
+                }
             }
         }
         Err(_) => true,
@@ -95,7 +102,5 @@ pub(super) fn newest_versions(
 }
 
 pub(super) fn memtable_entries(memtable: &Memtable) -> impl Iterator<Item = KvResult<Entry>> + '_ {
-    memtable
-        .iter_from(Bound::Unbounded)
-        .map(|(key, value)| Ok((key.encode(), value)))
+    memtable.iter_from(Bound::Unbounded).map(Ok)
 }
