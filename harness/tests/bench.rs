@@ -149,6 +149,20 @@ fn filluniquerandom_writes_every_record_and_seekrandom_reads_its_nexts() {
     assert_eq!(seek["found"], seek["reads"], "{seek}");
     let space = &output["space"][0];
     assert_eq!(space["logical_bytes"], 2000 * (16 + 1024), "{space}");
+    // The engine's own counters over each workload: the fill's bytes, and
+    // reads that wrote nothing.
+    let counters = &fill["engine_counters"];
+    assert_eq!(
+        counters["user_bytes_written"],
+        2000 * (16 + 1024),
+        "{counters}"
+    );
+    assert!(
+        counters["engine_bytes_written"].as_u64().unwrap() > 0,
+        "{counters}"
+    );
+    assert_eq!(read["engine_counters"]["user_bytes_written"], 0, "{read}");
+    assert!(summary(dir.path()).contains("× written"));
     // Two fills at once are refused.
     let refused = Command::new(env!("CARGO_BIN_EXE_leasehold"))
         .args(["bench", "--workload", "fillrandom", "--workload"])

@@ -3,6 +3,8 @@
 
 use std::path::PathBuf;
 
+use leasehold_core::kv::EngineStats;
+
 use super::Level;
 use crate::engines::{DurabilityMode, EngineKind};
 use crate::measure;
@@ -27,6 +29,55 @@ pub struct BenchResult {
     /// Which round of `--repeat` (from 0).
     #[serde(default)]
     pub round: u32,
+    /// What the engine counted while this workload ran (`None`: a store
+    /// without a key-value engine).
+    #[serde(default)]
+    pub engine_counters: Option<WorkloadCounters>,
+}
+
+/// An engine's own counters over one workload: the difference of
+/// `KvEngine::stats` after it and before. Background flushes and compactions
+/// a workload left behind are counted in the next one.
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
+pub struct WorkloadCounters {
+    pub user_bytes_written: u64,
+    /// WAL, flush and compaction bytes (or the engine's equivalents).
+    pub engine_bytes_written: u64,
+    pub compaction_bytes_written: u64,
+    pub device_bytes_read: u64,
+    pub stall_micros: u64,
+    pub block_cache_hits: u64,
+    pub block_cache_misses: u64,
+    pub fsyncs: u64,
+}
+
+impl WorkloadCounters {
+    /// `after` less `before`.
+    pub fn between(before: &EngineStats, after: &EngineStats) -> WorkloadCounters {
+        let written = |stats: &EngineStats| {
+            stats.wal_bytes_written + stats.flush_bytes_written + stats.compaction_bytes_written
+        };
+        WorkloadCounters {
+            user_bytes_written: after
+                .user_bytes_written
+                .saturating_sub(before.user_bytes_written),
+            engine_bytes_written: written(after).saturating_sub(written(before)),
+            compaction_bytes_written: after
+                .compaction_bytes_written
+                .saturating_sub(before.compaction_bytes_written),
+            device_bytes_read: after
+                .device_bytes_read
+                .saturating_sub(before.device_bytes_read),
+            stall_micros: after.stall_micros.saturating_sub(before.stall_micros),
+            block_cache_hits: after
+                .block_cache_hits
+                .saturating_sub(before.block_cache_hits),
+            block_cache_misses: after
+                .block_cache_misses
+                .saturating_sub(before.block_cache_misses),
+            fsyncs: after.fsyncs.saturating_sub(before.fsyncs),
+        }
+    }
 }
 
 /// An engine's directory at the end of a suite, its engine closed.

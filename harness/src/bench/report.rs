@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
+use super::output::WorkloadCounters;
 use super::target::{self, Level};
 use super::workload::Workload;
 use super::{BenchArgs, BenchOutput, BenchResult, LOAD};
@@ -139,9 +140,47 @@ pub fn summary(output: &BenchOutput, args: &BenchArgs, command: &str, started: &
         table(&mut out, &rows, |rounds| {
             format!("{:.1}", median(rounds.iter().map(|result| result.p99_us)))
         });
+        if rows.iter().any(|result| result.engine_counters.is_some()) {
+            let _ = writeln!(
+                out,
+                "\nThe engines' own counters over each workload (medians): for writes, bytes \
+                 the engine wrote (log, flushes, compactions) per byte written, and time \
+                 writers stalled; for reads, block-cache hits and bytes read from the device. \
+                 Background work a workload left behind counts in the next one.\n"
+            );
+            table(&mut out, &rows, counters_cell);
+        }
     }
     space_and_memory(&mut out, output);
     out
+}
+
+/// One cell of the counters table.
+fn counters_cell(rounds: &[&BenchResult]) -> String {
+    let counters: Vec<&WorkloadCounters> = rounds
+        .iter()
+        .filter_map(|result| result.engine_counters.as_ref())
+        .collect();
+    if counters.is_empty() {
+        return "–".into();
+    }
+    let of = |value: fn(&WorkloadCounters) -> f64| median(counters.iter().map(|c| value(c)));
+    if of(|c| c.user_bytes_written as f64) > 0.0 {
+        format!(
+            "{:.2}× written, {:.0} ms stalled",
+            of(|c| c.engine_bytes_written as f64 / c.user_bytes_written.max(1) as f64),
+            of(|c| c.stall_micros as f64 / 1000.0)
+        )
+    } else {
+        format!(
+            "{:.0} % cache hits, {:.0} MiB read",
+            of(|c| {
+                100.0 * c.block_cache_hits as f64
+                    / (c.block_cache_hits + c.block_cache_misses).max(1) as f64
+            }),
+            of(|c| c.device_bytes_read as f64 / f64::from(1 << 20))
+        )
+    }
 }
 
 /// Bytes on disk at each suite's end and, under a budget, peak memory.

@@ -185,6 +185,11 @@ impl<'a> Target<'a> {
         }
     }
 
+    /// The key-value engine's counters now, if the store has one.
+    pub(super) fn engine_stats(&self) -> Option<leasehold_core::kv::EngineStats> {
+        self.store.kv_engine().map(|engine| engine.stats())
+    }
+
     fn engine(&self) -> Result<&dyn KvEngine, String> {
         self.store
             .kv_engine()

@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use hdrhistogram::Histogram;
 
+use super::output::WorkloadCounters;
 use super::target::{Level, Target};
 use super::workload::{Request, Requests, Workload};
 use super::{BenchArgs, BenchResult, LOAD};
@@ -68,6 +69,7 @@ pub(super) fn run(
         None => args.records,
     };
     let per_thread = requests.div_ceil(threads as u64);
+    let stats_before = target.engine_stats();
     let started = Instant::now();
     let logs: Vec<Result<ThreadLog, String>> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..threads)
@@ -116,6 +118,9 @@ pub(super) fn run(
             .collect()
     });
     let elapsed = started.elapsed().as_secs_f64();
+    let engine_counters = stats_before
+        .zip(target.engine_stats())
+        .map(|(before, after)| WorkloadCounters::between(&before, &after));
     let mut all = ThreadLog::new();
     let mut inserted = 0;
     for log in logs {
@@ -142,6 +147,7 @@ pub(super) fn run(
             found: all.found,
             reads: all.reads,
             round: 0,
+            engine_counters,
         },
         inserted,
     ))
