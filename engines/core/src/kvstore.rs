@@ -24,6 +24,7 @@ use std::ops::ControlFlow;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use parking_lot::{Mutex, MutexGuard};
 
 use crate::codec::fnv1a;
@@ -86,7 +87,7 @@ impl RecordKey {
 /// could resurface (an LSM's bottom level) to reclaim its space.
 pub fn is_expired_snapshot_record(engine_key: &[u8], value: &[u8], now: Timestamp) -> bool {
     engine_key.first() == Some(&SNAPSHOT_TAG)
-        && Snapshot::decode(value).is_ok_and(|snapshot| snapshot.is_expired_at(now))
+        && Snapshot::decode_info(value).is_ok_and(|info| info.is_expired_at(now))
 }
 
 pub struct KvStore<E: KvEngine> {
@@ -175,7 +176,8 @@ impl<E: KvEngine> KvStore<E> {
     fn read_snapshot(&self, key: &ActorKey) -> StoreResult<Option<Snapshot>> {
         match self.engine.get(&snapshot_key(key))? {
             None => Ok(None),
-            Some(bytes) => decode_snapshot(key, &bytes).map(Some),
+            // The engine's copy becomes the state's buffer: no second copy.
+            Some(bytes) => decode_snapshot(key, Bytes::from(bytes)).map(Some),
         }
     }
 
@@ -295,8 +297,8 @@ impl<E: KvEngine> KvStore<E> {
     }
 }
 
-fn decode_snapshot(key: &ActorKey, bytes: &[u8]) -> StoreResult<Snapshot> {
-    Snapshot::decode(bytes).map_err(|err| StoreError::CorruptRecord {
+fn decode_snapshot(key: &ActorKey, bytes: Bytes) -> StoreResult<Snapshot> {
+    Snapshot::decode_shared(bytes).map_err(|err| StoreError::CorruptRecord {
         key: format!("snapshot {key}"),
         reason: err.to_string(),
     })
@@ -452,13 +454,13 @@ impl<E: KvEngine> Store for KvStore<E> {
             prefix.extend_from_slice(&type_prefix(actor_type));
             let mut infos = Vec::new();
             self.scan_prefix(&prefix, |engine_key, value| {
-                let snapshot =
-                    Snapshot::decode(value).map_err(|err| StoreError::CorruptRecord {
+                let info =
+                    Snapshot::decode_info(value).map_err(|err| StoreError::CorruptRecord {
                         key: format!("snapshot record {engine_key:?}"),
                         reason: err.to_string(),
                     })?;
-                if !snapshot.is_expired_at(now) {
-                    infos.push(SnapshotInfo::from(&snapshot));
+                if !info.is_expired_at(now) {
+                    infos.push(info);
                 }
                 Ok(())
             })?;
@@ -472,9 +474,9 @@ impl<E: KvEngine> Store for KvStore<E> {
             let mut candidates = Vec::new();
             self.scan_prefix(&[SNAPSHOT_TAG], |engine_key, value| {
                 // A record that does not decode is left for `verify` to report.
-                if let Ok(snapshot) = Snapshot::decode(value) {
-                    if snapshot.is_expired_at(now) {
-                        candidates.push((engine_key.to_vec(), snapshot.key));
+                if let Ok(info) = Snapshot::decode_info(value) {
+                    if info.is_expired_at(now) {
+                        candidates.push((engine_key.to_vec(), info.key));
                     }
                 }
                 Ok(())

@@ -21,6 +21,7 @@ use sha2::{Digest, Sha256};
 use crate::codec::{DecodeError, Reader, Writer};
 use crate::key::ActorKey;
 use crate::lease::{decode_string_map, encode_string_map};
+use crate::store::SnapshotInfo;
 use crate::time::{duration_millis, Timestamp};
 
 const SNAPSHOT_FORMAT_V1: u8 = 1;
@@ -87,8 +88,7 @@ impl Snapshot {
     }
 
     pub fn is_expired_at(&self, now: Timestamp) -> bool {
-        self.expires_at()
-            .is_some_and(|expires_at| now >= expires_at)
+        expired(self.expires_at(), now)
     }
 
     /// Checks the state against its stored hash: `Err((stored, computed))` as hex.
@@ -125,6 +125,30 @@ impl Snapshot {
     /// Decodes the record; does not check the hash (see `verify_hash`), so tools
     /// can show a damaged snapshot for what it is.
     pub fn decode(bytes: &[u8]) -> Result<Snapshot, DecodeError> {
+        let (mut snapshot, state) = Snapshot::decode_fields(bytes)?;
+        snapshot.state = Bytes::copy_from_slice(&bytes[state]);
+        Ok(snapshot)
+    }
+
+    /// `decode`, the state a slice of `bytes` rather than a copy.
+    pub fn decode_shared(bytes: Bytes) -> Result<Snapshot, DecodeError> {
+        let (mut snapshot, state) = Snapshot::decode_fields(&bytes)?;
+        snapshot.state = bytes.slice(state);
+        Ok(snapshot)
+    }
+
+    /// What `list` shows of the record, without copying its state (a
+    /// compaction filter or a scan over large states asks this).
+    pub fn decode_info(bytes: &[u8]) -> Result<SnapshotInfo, DecodeError> {
+        let (snapshot, state) = Snapshot::decode_fields(bytes)?;
+        Ok(SnapshotInfo {
+            state_len: state.len() as u64,
+            ..SnapshotInfo::from(&snapshot)
+        })
+    }
+
+    /// Every field but the state, left empty, and where the state lies.
+    fn decode_fields(bytes: &[u8]) -> Result<(Snapshot, std::ops::Range<usize>), DecodeError> {
         let mut reader = Reader::new(bytes);
         let format = reader.u8("snapshot format")?;
         if format != SNAPSHOT_FORMAT_V1 {
@@ -147,21 +171,28 @@ impl Snapshot {
             other => return Err(reader.error(format!("bad ttl flag {other}"))),
         };
         let tags = decode_string_map(&mut reader, "tags")?;
-        let state = Bytes::copy_from_slice(reader.bytes("state")?);
+        let state_len = reader.bytes("state")?.len();
+        let state_end = reader.position();
         reader.expect_end("snapshot")?;
-        Ok(Snapshot {
+        let snapshot = Snapshot {
             key,
             snapshot_id,
             version,
             epoch,
-            state,
+            state: Bytes::new(),
             created_at,
             updated_at,
             state_hash,
             tags,
             ttl,
-        })
+        };
+        Ok((snapshot, state_end - state_len..state_end))
     }
+}
+
+/// Whether a snapshot that expires at `expires_at` is expired at `now`.
+pub fn expired(expires_at: Option<Timestamp>, now: Timestamp) -> bool {
+    expires_at.is_some_and(|expires_at| now >= expires_at)
 }
 
 /// SHA-256 of a state.
@@ -201,6 +232,26 @@ mod tests {
         }
     }
 
+    /// The three decoders agree; the shared one's state is a slice of the
+    /// record, and the info one copies no state at all.
+    #[test]
+    fn shared_and_info_decoding_agree_with_decode() {
+        let snapshot = sample();
+        let encoded = Bytes::from(snapshot.encode());
+        let shared = Snapshot::decode_shared(encoded.clone()).unwrap();
+        assert_eq!(shared, snapshot);
+        let within = encoded.as_ptr_range();
+        assert!(
+            within.contains(&shared.state.as_ptr()),
+            "the state is not a copy"
+        );
+        let info = Snapshot::decode_info(&encoded).unwrap();
+        assert_eq!(info, SnapshotInfo::from(&snapshot));
+        assert!(!info.is_expired_at(Timestamp(20)));
+        assert!(info.is_expired_at(Timestamp(20 + 3_600_000)));
+        assert!(Snapshot::decode_info(&encoded[..encoded.len() - 1]).is_err());
+    }
+
     #[test]
     fn snapshot_round_trips_and_verifies() {
         let snapshot = sample();
@@ -231,6 +282,8 @@ mod tests {
         #[test]
         fn decode_never_panics(bytes: Vec<u8>) {
             let _ = Snapshot::decode(&bytes);
+            let _ = Snapshot::decode_info(&bytes);
+            let _ = Snapshot::decode_shared(Bytes::from(bytes.clone()));
         }
     }
 }

@@ -91,6 +91,12 @@ pub struct SnapshotInfo {
     pub expires_at: Option<Timestamp>,
 }
 
+impl SnapshotInfo {
+    pub fn is_expired_at(&self, now: Timestamp) -> bool {
+        crate::snapshot::expired(self.expires_at, now)
+    }
+}
+
 impl From<&Snapshot> for SnapshotInfo {
     fn from(snapshot: &Snapshot) -> Self {
         SnapshotInfo {
