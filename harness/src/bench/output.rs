@@ -54,28 +54,19 @@ pub struct WorkloadCounters {
 impl WorkloadCounters {
     /// `after` less `before`.
     pub fn between(before: &EngineStats, after: &EngineStats) -> WorkloadCounters {
-        let written = |stats: &EngineStats| {
-            stats.wal_bytes_written + stats.flush_bytes_written + stats.compaction_bytes_written
-        };
+        let delta =
+            |counter: fn(&EngineStats) -> u64| counter(after).saturating_sub(counter(before));
         WorkloadCounters {
-            user_bytes_written: after
-                .user_bytes_written
-                .saturating_sub(before.user_bytes_written),
-            engine_bytes_written: written(after).saturating_sub(written(before)),
-            compaction_bytes_written: after
-                .compaction_bytes_written
-                .saturating_sub(before.compaction_bytes_written),
-            device_bytes_read: after
-                .device_bytes_read
-                .saturating_sub(before.device_bytes_read),
-            stall_micros: after.stall_micros.saturating_sub(before.stall_micros),
-            block_cache_hits: after
-                .block_cache_hits
-                .saturating_sub(before.block_cache_hits),
-            block_cache_misses: after
-                .block_cache_misses
-                .saturating_sub(before.block_cache_misses),
-            fsyncs: after.fsyncs.saturating_sub(before.fsyncs),
+            user_bytes_written: delta(|stats| stats.user_bytes_written),
+            engine_bytes_written: delta(|stats| {
+                stats.wal_bytes_written + stats.flush_bytes_written + stats.compaction_bytes_written
+            }),
+            compaction_bytes_written: delta(|stats| stats.compaction_bytes_written),
+            device_bytes_read: delta(|stats| stats.device_bytes_read),
+            stall_micros: delta(|stats| stats.stall_micros),
+            block_cache_hits: delta(|stats| stats.block_cache_hits),
+            block_cache_misses: delta(|stats| stats.block_cache_misses),
+            fsyncs: delta(|stats| stats.fsyncs),
         }
     }
 }
