@@ -16,8 +16,9 @@ use leasehold_lsm::format::{InternalKey, ValueKind};
 use leasehold_lsm::memtable::Memtable;
 use leasehold_lsm::sstable::block::{decode_on_disk, encode_on_disk, Block, BlockBuilder};
 use leasehold_lsm::sstable::bloom::{self, key_hash, Bloom};
+use leasehold_lsm::sstable::builder::{TableBuilder, TableOptions};
 use leasehold_lsm::sstable::cache::BlockCache;
-use leasehold_lsm::sstable::table::{Table, TableBuilder, TableOptions};
+use leasehold_lsm::sstable::table::Table;
 
 fn key(index: u64) -> Vec<u8> {
     format!(

@@ -30,6 +30,7 @@ mod source;
 mod svg;
 #[cfg(test)]
 mod tests;
+mod threads;
 mod user_trace;
 
 use engines::{DurabilityMode, EngineKind};

@@ -463,13 +463,8 @@ fn run_segment(
                 })
             })
             .collect();
-        handles
+        crate::threads::join_all(handles, "replay")
             .into_iter()
-            .map(|handle| {
-                handle
-                    .join()
-                    .map_err(|_| "a replay thread panicked".to_owned())?
-            })
             .collect()
     })
 }

@@ -18,7 +18,7 @@ use leasehold_core::{frame, ActorKey, Lease, NodeId, Timestamp, WriteBatch};
 use leasehold_lsm::format::{InternalKey, ValueKind};
 use leasehold_lsm::manifest::{current_contents, FileMeta, VersionEdit};
 use leasehold_lsm::sstable::block::{encode_on_disk, BlockBuilder};
-use leasehold_lsm::sstable::table::{TableBuilder, TableOptions};
+use leasehold_lsm::sstable::builder::{TableBuilder, TableOptions};
 
 fn seed(target: &str, name: &str, bytes: &[u8]) {
     let dir = Path::new("fuzz/corpus").join(target);

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use leasehold_btree::BtreeEngine;
 use leasehold_core::config::BtreeConfig;
-use leasehold_core::testkit::crash::{self, collect_all, CrashCase, CrashOp};
+use leasehold_core::testkit::crash::{self, collect_all, CrashOp};
 use leasehold_core::testkit::workload;
 use leasehold_core::vfs::{CrashPolicy, Fault, FaultConfig, OsVfs, SimVfs};
 use leasehold_core::{Durability, Health, KvEngine, KvError, WriteBatch};
@@ -290,24 +290,7 @@ fn every_crash_point_inside_checkpoints_recovers() {
         "the workload must checkpoint"
     );
     let mutations = probe.mutations() - before;
-    let mut points = 0;
-    for crash_after in 1..=mutations + 10 {
-        for (index, policy) in CrashPolicy::ALL.into_iter().enumerate() {
-            let case = CrashCase {
-                ops: ops.clone(),
-                crash_after,
-                policy,
-                seed: crash_after * 31 + index as u64,
-                recovery_crash_after: 1 + crash_after % 23,
-                recovery_policy: CrashPolicy::ALL
-                    [(crash_after as usize + index) % CrashPolicy::ALL.len()],
-            };
-            if let Err(violation) = crash::run_case(&open, &case) {
-                panic!("crash point {crash_after} ({}): {violation}", policy.name());
-            }
-            points += 1;
-        }
-    }
+    let points = crash::check_every_crash_point(&open, &ops, 1..=mutations + 10);
     assert!(points > 600, "{points} crash points");
 }
 

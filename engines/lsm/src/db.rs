@@ -36,8 +36,9 @@ use crate::format::{self, Entry, InternalKey, ValueKind};
 use crate::iterator::{MergeIter, Source, VisibleIter};
 use crate::manifest::{self, FileMeta, ManifestWriter, VersionEdit, LEVELS};
 use crate::memtable::Memtable;
+use crate::sstable::builder::{TableBuilder, TableOptions};
 use crate::sstable::cache::BlockCache;
-use crate::sstable::table::{Lookup, Table, TableBuilder, TableOptions};
+use crate::sstable::table::{Lookup, Table};
 use crate::version::{TableFile, Version};
 use leasehold_core::wal::WalWriter;
 

@@ -2,7 +2,7 @@
 //!
 //! `LsmEngine` implements `KvEngine`. FORMAT.md documents every byte on disk,
 //! the commit, flush and compaction protocols, and why recovery is correct.
-//! One file per concept (the WAL is `leasehold_core::wal`, shared): `memtable`, `sstable/{block,bloom,cache,table}`,
+//! One file per concept (the WAL is `leasehold_core::wal`, shared): `memtable`, `sstable/{block,bloom,builder,cache,describe,table}`,
 //! `manifest`, `version`, `compaction`, `iterator`, and `db` tying them together.
 
 pub mod compaction;

@@ -366,24 +366,7 @@ fn every_crash_point_inside_flushes_and_compactions_recovers() {
         engine.flush_count() >= 4 && engine.compaction_count() >= 1,
         "the workload must flush and compact"
     );
-    let mut points = 0;
-    for crash_after in 1..=mutations + 2 {
-        for (index, policy) in CrashPolicy::ALL.into_iter().enumerate() {
-            let case = CrashCase {
-                ops: ops.clone(),
-                crash_after,
-                policy,
-                seed: crash_after * 31 + index as u64,
-                recovery_crash_after: 1 + crash_after % 17,
-                recovery_policy: CrashPolicy::ALL
-                    [(crash_after as usize + index) % CrashPolicy::ALL.len()],
-            };
-            if let Err(violation) = crash::run_case(&open, &case) {
-                panic!("crash point {crash_after} ({}): {violation}", policy.name());
-            }
-            points += 1;
-        }
-    }
+    let points = crash::check_every_crash_point(&open, &ops, 1..=mutations + 2);
     assert!(points > 600, "{points} crash points");
 }
 

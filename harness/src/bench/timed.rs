@@ -108,14 +108,7 @@ pub(super) fn run(
                 })
             })
             .collect();
-        handles
-            .into_iter()
-            .map(|handle| {
-                handle
-                    .join()
-                    .unwrap_or_else(|_| Err("a bench thread panicked".to_owned()))
-            })
-            .collect()
+        crate::threads::join_all(handles, "bench")
     });
     let elapsed = started.elapsed().as_secs_f64();
     let engine_counters = stats_before

@@ -44,8 +44,8 @@ use super::{
 };
 use crate::manifest::{self, FileMeta, ManifestWriter, VersionEdit, LEVELS};
 use crate::memtable::Memtable;
+use crate::sstable::builder::TableOptions;
 use crate::sstable::cache::BlockCache;
-use crate::sstable::table::TableOptions;
 use crate::version::Version;
 
 /// What the manifest named by CURRENT says.

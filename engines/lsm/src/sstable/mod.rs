@@ -8,6 +8,7 @@
 
 pub mod block;
 pub mod bloom;
+pub mod builder;
 pub mod cache;
 pub mod describe;
 pub mod table;

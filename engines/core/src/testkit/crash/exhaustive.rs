@@ -92,3 +92,32 @@ pub fn run_exhaustive<E: KvEngine>(
     }
     Ok(points)
 }
+
+/// Runs `ops` crashed at every one of `crash_points` under every policy,
+/// each recovery crashed too (at a point and under a policy that rotate
+/// with the case); panics with the first violation. The number of cases.
+pub fn check_every_crash_point<E: KvEngine>(
+    open: &dyn Fn(SimVfs) -> KvResult<E>,
+    ops: &[CrashOp],
+    crash_points: std::ops::RangeInclusive<u64>,
+) -> usize {
+    let mut cases = 0;
+    for crash_after in crash_points {
+        for (index, policy) in CrashPolicy::ALL.into_iter().enumerate() {
+            let case = CrashCase {
+                ops: ops.to_vec(),
+                crash_after,
+                policy,
+                seed: crash_after * 31 + index as u64,
+                recovery_crash_after: 1 + crash_after % 17,
+                recovery_policy: CrashPolicy::ALL
+                    [(crash_after as usize + index) % CrashPolicy::ALL.len()],
+            };
+            if let Err(violation) = run_case(open, &case) {
+                panic!("crash point {crash_after} ({}): {violation}", policy.name());
+            }
+            cases += 1;
+        }
+    }
+    cases
+}
