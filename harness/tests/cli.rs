@@ -396,6 +396,7 @@ fn planted_bugs_need_their_build_and_are_caught_with_it() {
         ("lsm", "skip-wal-sync", "crash"),
         ("lsm", "skip-dir-sync", "crash"),
         ("lsm", "ack-before-wal", "crash"),
+        ("lsm", "delete-live-blob", "crash"),
         ("lsm", "forget-failures", "device-faults"),
         ("lsm", "skip-block-checksum", "read-faults"),
         ("btree", "skip-log-sync", "crash"),

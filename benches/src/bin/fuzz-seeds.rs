@@ -109,6 +109,18 @@ fn main() {
             },
         )],
         closed: Some(vec![(10, 4096)]),
+        blobs_added: vec![leasehold_lsm::blob::BlobMeta {
+            number: 11,
+            size: 8192,
+            count: 3,
+            record_bytes: 8164,
+        }],
+        blob_garbage: vec![leasehold_lsm::manifest::BlobGarbage {
+            number: 11,
+            count: 1,
+            bytes: 2000,
+        }],
+        blobs_deleted: vec![7],
     };
     let mut manifest = Vec::new();
     frame::encode(&edit.encode(), &mut manifest);

@@ -148,6 +148,19 @@ pub struct LsmConfig {
     /// least this long before the latest time the Store was told
     /// (`leasehold_core::expiry`): room for callers whose clocks run behind.
     pub expired_snapshot_grace_ms: u64,
+    /// Key–value separation: a flush moves values of at least
+    /// `min_blob_size` bytes into blob files; tables keep a pointer.
+    pub enable_blob_files: bool,
+    pub min_blob_size: u64,
+    /// Blob files that compaction writes (relocating live values) are cut
+    /// at about this many bytes.
+    pub blob_file_size: u64,
+    /// A compaction relocates the live values it meets in the oldest
+    /// `blob_gc_age_cutoff` share of blob files whose garbage is at least
+    /// `blob_gc_garbage_ratio` of their bytes; a file is deleted once all of
+    /// it is garbage.
+    pub blob_gc_age_cutoff: f64,
+    pub blob_gc_garbage_ratio: f64,
 }
 
 impl Default for LsmConfig {
@@ -169,6 +182,11 @@ impl Default for LsmConfig {
             wal_sync_interval_ms: 20,
             background_threads: true,
             expired_snapshot_grace_ms: 60_000,
+            enable_blob_files: true,
+            min_blob_size: 4096,
+            blob_file_size: 64 << 20,
+            blob_gc_age_cutoff: 0.25,
+            blob_gc_garbage_ratio: 0.25,
         }
     }
 }
@@ -214,6 +232,26 @@ impl LsmConfig {
                 section,
                 "target_file_size and level_base_bytes must be at least 4096 bytes",
             ));
+        }
+        if self.min_blob_size == 0 {
+            return Err(invalid(
+                section,
+                "min_blob_size must be at least 1 byte (enable_blob_files = false turns separation off)",
+            ));
+        }
+        if self.blob_file_size < 4096 {
+            return Err(invalid(
+                section,
+                "blob_file_size must be at least 4096 bytes",
+            ));
+        }
+        for (name, ratio) in [
+            ("blob_gc_age_cutoff", self.blob_gc_age_cutoff),
+            ("blob_gc_garbage_ratio", self.blob_gc_garbage_ratio),
+        ] {
+            if !(0.0..=1.0).contains(&ratio) {
+                return Err(invalid(section, format!("{name} must be between 0 and 1")));
+            }
         }
         Ok(())
     }

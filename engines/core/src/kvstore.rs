@@ -84,10 +84,13 @@ impl RecordKey {
 /// For engines that drop entries while compacting: true for a snapshot record
 /// whose TTL ran out at `now`. Such a record is already invisible to `load`,
 /// `list` and the next `save`; an engine may drop it where no older version
-/// could resurface (an LSM's bottom level) to reclaim its space.
+/// could resurface (an LSM's bottom level) to reclaim its space. `value` may
+/// be only the record's first bytes (an LSM keeps a separated value's head
+/// in its table): the TTL comes before the tags and state.
 pub fn is_expired_snapshot_record(engine_key: &[u8], value: &[u8], now: Timestamp) -> bool {
     engine_key.first() == Some(&SNAPSHOT_TAG)
-        && Snapshot::decode_info(value).is_ok_and(|info| info.is_expired_at(now))
+        && Snapshot::expires_at_of_prefix(value)
+            .is_ok_and(|expires_at| crate::snapshot::expired(expires_at, now))
 }
 
 pub struct KvStore<E: KvEngine> {

@@ -147,9 +147,61 @@ impl Snapshot {
         })
     }
 
+    /// When a record expires, from its first bytes alone: the fields up to
+    /// the TTL (everything after it — tags, state — may be cut off). What a
+    /// compaction filter reads from a value whose state lives in a blob file.
+    pub fn expires_at_of_prefix(prefix: &[u8]) -> Result<Option<Timestamp>, DecodeError> {
+        let head = SnapshotHead::decode(&mut Reader::new(prefix))?;
+        Ok(head.ttl.map(|ttl| head.updated_at.saturating_add(ttl)))
+    }
+
     /// Every field but the state, left empty, and where the state lies.
     fn decode_fields(bytes: &[u8]) -> Result<(Snapshot, std::ops::Range<usize>), DecodeError> {
         let mut reader = Reader::new(bytes);
+        let SnapshotHead {
+            key,
+            snapshot_id,
+            version,
+            epoch,
+            created_at,
+            updated_at,
+            state_hash,
+            ttl,
+        } = SnapshotHead::decode(&mut reader)?;
+        let tags = decode_string_map(&mut reader, "tags")?;
+        let state_len = reader.bytes("state")?.len();
+        let state_end = reader.position();
+        reader.expect_end("snapshot")?;
+        let snapshot = Snapshot {
+            key,
+            snapshot_id,
+            version,
+            epoch,
+            state: Bytes::new(),
+            created_at,
+            updated_at,
+            state_hash,
+            tags,
+            ttl,
+        };
+        Ok((snapshot, state_end - state_len..state_end))
+    }
+}
+
+/// A record's fields before its tags and state.
+struct SnapshotHead {
+    key: ActorKey,
+    snapshot_id: String,
+    version: u64,
+    epoch: u64,
+    created_at: Timestamp,
+    updated_at: Timestamp,
+    state_hash: StateHash,
+    ttl: Option<Duration>,
+}
+
+impl SnapshotHead {
+    fn decode(reader: &mut Reader<'_>) -> Result<SnapshotHead, DecodeError> {
         let format = reader.u8("snapshot format")?;
         if format != SNAPSHOT_FORMAT_V1 {
             return Err(DecodeError {
@@ -170,23 +222,16 @@ impl Snapshot {
             1 => Some(Duration::from_millis(reader.varint("ttl")?)),
             other => return Err(reader.error(format!("bad ttl flag {other}"))),
         };
-        let tags = decode_string_map(&mut reader, "tags")?;
-        let state_len = reader.bytes("state")?.len();
-        let state_end = reader.position();
-        reader.expect_end("snapshot")?;
-        let snapshot = Snapshot {
+        Ok(SnapshotHead {
             key,
             snapshot_id,
             version,
             epoch,
-            state: Bytes::new(),
             created_at,
             updated_at,
             state_hash,
-            tags,
             ttl,
-        };
-        Ok((snapshot, state_end - state_len..state_end))
+        })
     }
 }
 

@@ -1,6 +1,7 @@
 //! `leasehold dump` for the LSM: every file of a database directory as a
 //! person reads it — CURRENT and its checksum, manifest edits, WAL records,
-//! and each table's footer, filter, index and blocks — with every checksum
+//! each table's footer, filter, index and blocks, and each blob file's
+//! footer and records — with every checksum
 //! shown as valid or not. Reads only; damage is reported, never repaired.
 
 use std::fmt::Write;
@@ -31,6 +32,8 @@ pub fn dump(vfs: &dyn Vfs, dir: &Path, only: Option<&str>, max_entries: usize) -
             describe_wal(path, bytes, max_entries)
         } else if name.ends_with(".sst") {
             describe::describe(bytes, max_entries)
+        } else if name.ends_with(".blob") {
+            crate::blob::describe(bytes, max_entries)
         } else {
             "  not a file of this engine\n".to_owned()
         }
@@ -77,6 +80,21 @@ fn describe_edit(edit: &VersionEdit) -> String {
     }
     for (level, number) in &edit.deleted {
         parts.push(format!("delete L{level} #{number}"));
+    }
+    for blob in &edit.blobs_added {
+        parts.push(format!(
+            "add blob #{} ({} records, {} bytes)",
+            blob.number, blob.count, blob.size
+        ));
+    }
+    for garbage in &edit.blob_garbage {
+        parts.push(format!(
+            "blob #{} garbage +{} records ({} bytes)",
+            garbage.number, garbage.count, garbage.bytes
+        ));
+    }
+    for number in &edit.blobs_deleted {
+        parts.push(format!("delete blob #{number}"));
     }
     if parts.is_empty() {
         "empty".to_owned()

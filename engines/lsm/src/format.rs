@@ -3,6 +3,8 @@
 //!
 //! ```text
 //! encoded = user_key | trailer: u64 little-endian = sequence << 8 | kind
+//! kind    = 0 delete | 1 put (the value inline) | 2 blob (the value in a blob
+//!           file; the entry holds a `blob::BlobPointer`)
 //! ```
 //! Internal keys sort by user key ascending, then sequence descending, so the
 //! newest version of a key comes first. Encoded keys are compared with
@@ -23,6 +25,9 @@ pub const TRAILER_LEN: usize = 8;
 pub enum ValueKind {
     Delete = 0,
     Put = 1,
+    /// A put whose value lives in a blob file: the entry's value is a
+    /// `blob::BlobPointer`. Only tables hold these (flushes write them).
+    Blob = 2,
 }
 
 impl ValueKind {
@@ -30,8 +35,14 @@ impl ValueKind {
         match byte {
             0 => Some(ValueKind::Delete),
             1 => Some(ValueKind::Put),
+            2 => Some(ValueKind::Blob),
             _ => None,
         }
+    }
+
+    /// A value, inline or in a blob file (not a tombstone).
+    pub fn is_value(self) -> bool {
+        self != ValueKind::Delete
     }
 }
 
@@ -59,7 +70,8 @@ impl InternalKey {
         InternalKey {
             user_key: user_key.to_vec(),
             sequence,
-            kind: ValueKind::Put,
+            // At one sequence the highest kind sorts first.
+            kind: ValueKind::Blob,
         }
     }
 
@@ -97,6 +109,14 @@ pub fn split(encoded: &[u8]) -> Option<(&[u8], u64, ValueKind)> {
     let trailer = u64::from_le_bytes(trailer);
     let kind = ValueKind::from_byte((trailer & 0xff) as u8)?;
     Some((&encoded[..user_len], trailer >> 8, kind))
+}
+
+/// Rewrites the kind of an encoded internal key in place (its trailer's low
+/// byte), as a flush does when it moves the value to a blob file.
+pub fn set_kind(encoded: &mut [u8], kind: ValueKind) {
+    if let Some(at) = encoded.len().checked_sub(TRAILER_LEN) {
+        encoded[at] = kind as u8;
+    }
 }
 
 /// The user-key part of an encoded internal key (all of it if too short).
@@ -152,6 +172,10 @@ mod tests {
         );
         assert!(InternalKey::seek_key(b"a", 7) < old);
         assert!(InternalKey::seek_key(b"a", 7) > new);
+        // A seek at exactly an entry's sequence lands on it, whatever its kind.
+        for kind in [ValueKind::Delete, ValueKind::Put, ValueKind::Blob] {
+            assert!(InternalKey::seek_key(b"a", 5) <= InternalKey::new(&b"a"[..], 5, kind));
+        }
     }
 
     proptest! {

@@ -7,7 +7,8 @@ use std::collections::BinaryHeap;
 
 use leasehold_core::KvResult;
 
-use crate::format::{self, compare_encoded, Entry, ValueKind};
+use crate::format::{self, compare_encoded, Entry};
+use crate::version::Version;
 
 /// A sorted source of entries.
 pub type Source<'a> = Box<dyn Iterator<Item = KvResult<Entry>> + 'a>;
@@ -95,19 +96,22 @@ impl Iterator for MergeIter<'_> {
 }
 
 /// The user's view of merged entries: for each user key the newest version
-/// with sequence ≤ `sequence`; deleted keys skipped. Yields (user key, value).
+/// with sequence ≤ `sequence`; deleted keys skipped. Yields (user key, value),
+/// a separated value read from the blob file `version` holds.
 pub struct VisibleIter<'a> {
     inner: MergeIter<'a>,
     sequence: u64,
     last_user_key: Option<Vec<u8>>,
+    version: &'a Version,
 }
 
 impl<'a> VisibleIter<'a> {
-    pub fn new(inner: MergeIter<'a>, sequence: u64) -> Self {
+    pub fn new(inner: MergeIter<'a>, sequence: u64, version: &'a Version) -> Self {
         VisibleIter {
             inner,
             sequence,
             last_user_key: None,
+            version,
         }
     }
 }
@@ -136,10 +140,14 @@ impl Iterator for VisibleIter<'_> {
                 }
                 None => self.last_user_key = Some(user_key.to_vec()),
             }
-            if kind == ValueKind::Put {
+            if kind.is_value() {
                 // The internal key's own buffer becomes the user key.
                 key.truncate(key.len() - format::TRAILER_LEN);
-                return Some(Ok((key, value)));
+                return Some(
+                    self.version
+                        .value_of(&key, kind, value)
+                        .map(|value| (key, value)),
+                );
             }
         }
     }
@@ -148,7 +156,7 @@ impl Iterator for VisibleIter<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::format::InternalKey;
+    use crate::format::{InternalKey, ValueKind};
 
     fn source(entries: &[(&str, u64, ValueKind, &str)]) -> Source<'static> {
         let owned: Vec<KvResult<Entry>> = entries
@@ -175,9 +183,10 @@ mod tests {
             ("b", 3, ValueKind::Put, "b3"),
             ("c", 4, ValueKind::Put, "c4"),
         ]);
-        let visible: Vec<Entry> = VisibleIter::new(MergeIter::new(vec![newer, older]), 10)
-            .map(|entry| entry.unwrap())
-            .collect();
+        let visible: Vec<Entry> =
+            VisibleIter::new(MergeIter::new(vec![newer, older]), 10, &Version::default())
+                .map(|entry| entry.unwrap())
+                .collect();
         assert_eq!(
             visible,
             vec![
@@ -187,9 +196,10 @@ mod tests {
         );
         let newer = source(&[("a", 9, ValueKind::Delete, "")]);
         let older = source(&[("a", 2, ValueKind::Put, "a2")]);
-        let at_five: Vec<_> = VisibleIter::new(MergeIter::new(vec![newer, older]), 5)
-            .map(|entry| entry.unwrap())
-            .collect();
+        let at_five: Vec<_> =
+            VisibleIter::new(MergeIter::new(vec![newer, older]), 5, &Version::default())
+                .map(|entry| entry.unwrap())
+                .collect();
         assert_eq!(
             at_five,
             vec![(b"a".to_vec(), bytes::Bytes::from_static(b"a2"))]

@@ -2,9 +2,10 @@
 //!
 //! `LsmEngine` implements `KvEngine`. FORMAT.md documents every byte on disk,
 //! the commit, flush and compaction protocols, and why recovery is correct.
-//! One file per concept (the WAL is `leasehold_core::wal`, shared): `memtable`, `sstable/{block,bloom,builder,cache,describe,table}`,
+//! One file per concept (the WAL is `leasehold_core::wal`, shared): `memtable`, `sstable/{block,bloom,builder,cache,describe,table}`, `blob`,
 //! `manifest`, `version`, `compaction`, `iterator`, and `db` tying them together.
 
+pub mod blob;
 pub mod compaction;
 pub mod db;
 pub mod dump;
@@ -44,8 +45,9 @@ pub fn open_store(
 
 /// Small, deterministic settings for crash tests and `leasehold crash-fuzz`:
 /// 4 KiB memtables, 256-byte blocks, compactions after two level-0 tables,
-/// inline flushes and compactions — every few writes flush, and compaction
-/// reaches level 2 and beyond, so crash points fall inside all of them.
+/// values of 64 bytes or more in 8 KiB blob files, inline flushes and
+/// compactions — every few writes flush, compaction reaches level 2 and
+/// beyond and rewrites blob files, so crash points fall inside all of them.
 pub fn crash_test_config(dir: impl Into<std::path::PathBuf>) -> leasehold_core::config::LsmConfig {
     leasehold_core::config::LsmConfig {
         data_dir: dir.into(),
@@ -59,6 +61,8 @@ pub fn crash_test_config(dir: impl Into<std::path::PathBuf>) -> leasehold_core::
         level_size_ratio: 2,
         target_file_size: 4096,
         background_threads: false,
+        min_blob_size: 64,
+        blob_file_size: 8 << 10,
         ..leasehold_core::config::LsmConfig::default()
     }
 }

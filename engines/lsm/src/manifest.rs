@@ -14,6 +14,10 @@
 //!   6 closed:           count: varint | (log number: varint | length: varint) × count
 //!                       the logs still holding records at a clean close, each
 //!                       with its exact length (the last edit a closed tree writes)
+//!   7 add blob file:    number: varint | size: varint | count: varint | record_bytes: varint
+//!   8 blob garbage:     number: varint | count: varint | bytes: varint
+//!                       records of that blob file no table points to any more (added)
+//!   9 delete blob file: number: varint          (only once all its records are garbage)
 //! CURRENT       = "MANIFEST-<n> <checksum>\n"      (replaced atomically;
 //!                 checksum = 8 hex digits of the masked CRC-32 of "MANIFEST-<n>")
 //! ```
@@ -32,6 +36,7 @@ use leasehold_core::frame;
 use leasehold_core::vfs::{write_all_at, VfsFile};
 use leasehold_core::KvError;
 
+use crate::blob::BlobMeta;
 use crate::format;
 
 pub const LEVELS: usize = 7;
@@ -41,6 +46,9 @@ const TAG_LAST_SEQUENCE: u64 = 3;
 const TAG_DELETE: u64 = 4;
 const TAG_ADD: u64 = 5;
 const TAG_CLOSED: u64 = 6;
+const TAG_ADD_BLOB: u64 = 7;
+const TAG_BLOB_GARBAGE: u64 = 8;
+const TAG_DELETE_BLOB: u64 = 9;
 /// Logs a closed record may list (a tree has at most `max_memtables` + 1).
 const CLOSED_LOGS_MAX: u64 = 1 << 16;
 
@@ -64,6 +72,17 @@ pub struct VersionEdit {
     /// Written at a clean close: (log number, exact length) of every log that
     /// still holds records. Recovery then requires each to be there, whole.
     pub closed: Option<Vec<(u64, u64)>>,
+    pub blobs_added: Vec<BlobMeta>,
+    pub blob_garbage: Vec<BlobGarbage>,
+    pub blobs_deleted: Vec<u64>,
+}
+
+/// Records of a blob file that no table points to any more.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BlobGarbage {
+    pub number: u64,
+    pub count: u64,
+    pub bytes: u64,
 }
 
 impl VersionEdit {
@@ -98,6 +117,24 @@ impl VersionEdit {
             for (number, length) in logs {
                 writer.varint(*number).varint(*length);
             }
+        }
+        for blob in &self.blobs_added {
+            writer
+                .varint(TAG_ADD_BLOB)
+                .varint(blob.number)
+                .varint(blob.size)
+                .varint(blob.count)
+                .varint(blob.record_bytes);
+        }
+        for garbage in &self.blob_garbage {
+            writer
+                .varint(TAG_BLOB_GARBAGE)
+                .varint(garbage.number)
+                .varint(garbage.count)
+                .varint(garbage.bytes);
+        }
+        for number in &self.blobs_deleted {
+            writer.varint(TAG_DELETE_BLOB).varint(*number);
         }
         writer.finish()
     }
@@ -146,6 +183,18 @@ impl VersionEdit {
                     }
                     edit.closed = Some(logs);
                 }
+                TAG_ADD_BLOB => edit.blobs_added.push(BlobMeta {
+                    number: reader.varint("blob file number")?,
+                    size: reader.varint("blob file size")?,
+                    count: reader.varint("blob count")?,
+                    record_bytes: reader.varint("blob record bytes")?,
+                }),
+                TAG_BLOB_GARBAGE => edit.blob_garbage.push(BlobGarbage {
+                    number: reader.varint("blob file number")?,
+                    count: reader.varint("garbage count")?,
+                    bytes: reader.varint("garbage bytes")?,
+                }),
+                TAG_DELETE_BLOB => edit.blobs_deleted.push(reader.varint("blob file number")?),
                 other => return Err(reader.error(format!("unknown edit tag {other}"))),
             }
         }
@@ -295,6 +344,18 @@ mod tests {
                 },
             )],
             closed: Some(vec![(number + 2, 4096), (number + 3, 0)]),
+            blobs_added: vec![BlobMeta {
+                number: number + 4,
+                size: 70_000,
+                count: 12,
+                record_bytes: 69_972,
+            }],
+            blob_garbage: vec![BlobGarbage {
+                number: 2,
+                count: 3,
+                bytes: 4_500,
+            }],
+            blobs_deleted: vec![1],
         }
     }
 

@@ -6,17 +6,45 @@
 //! 2. Every level ≥ 1 is sorted by smallest key and its tables' user-key ranges
 //!    do not overlap.
 //! 3. A table appears once.
+//! 4. A blob file's garbage never exceeds its records; one whose records are
+//!    all garbage is deleted by the edit that made them so.
 //!
 //! Versions are immutable and shared (`Arc`): a reader keeps the one it
 //! started with, and with it the open tables, even after a compaction has
 //! replaced and unlinked them.
 
 use std::cmp::Ordering;
+use std::collections::BTreeMap;
+use std::path::Path;
 use std::sync::Arc;
 
-use crate::format::{self, compare_encoded};
+use bytes::Bytes;
+use leasehold_core::{KvError, KvResult};
+
+use crate::blob::{BlobFile, BlobMeta, BlobPointer};
+use crate::format::{self, compare_encoded, ValueKind};
 use crate::manifest::{FileMeta, VersionEdit, LEVELS};
 use crate::sstable::table::Table;
+
+/// A live blob file: the open file, and how many of its records no table
+/// points to any more.
+#[derive(Debug, Clone)]
+pub struct LiveBlob {
+    pub file: Arc<BlobFile>,
+    pub garbage_count: u64,
+    pub garbage_bytes: u64,
+}
+
+impl LiveBlob {
+    /// The share of the file's record bytes that is garbage.
+    pub fn garbage_ratio(&self) -> f64 {
+        self.garbage_bytes as f64 / self.file.meta.record_bytes.max(1) as f64
+    }
+
+    pub fn live_count(&self) -> u64 {
+        self.file.meta.count - self.garbage_count
+    }
+}
 
 /// A live table: its manifest record and the open file.
 #[derive(Debug)]
@@ -48,24 +76,35 @@ impl TableFile {
 #[derive(Debug, Clone)]
 pub struct Version {
     pub levels: Vec<Vec<Arc<TableFile>>>,
+    /// By file number.
+    pub blobs: BTreeMap<u64, LiveBlob>,
 }
 
 impl Default for Version {
     fn default() -> Self {
         Version {
             levels: vec![Vec::new(); LEVELS],
+            blobs: BTreeMap::new(),
         }
     }
 }
 
+fn invalid(reason: String) -> KvError {
+    KvError::InvalidArgument(reason)
+}
+
 impl Version {
-    /// The version after `edit`; `open` opens each added table. Fails if the
-    /// edit deletes a table that is not there or adds one twice.
+    /// The version after `edit`; `open` opens each added table, `open_blob`
+    /// each added blob file. Fails if the edit deletes a table or blob file
+    /// that is not there, adds one twice, counts more garbage than a blob
+    /// file holds, or deletes a blob file some table may still point into.
     pub fn apply(
         &self,
         edit: &VersionEdit,
-        mut open: impl FnMut(&FileMeta) -> leasehold_core::KvResult<Arc<Table>>,
-    ) -> leasehold_core::KvResult<Version> {
+        mut open: impl FnMut(&FileMeta) -> KvResult<Arc<Table>>,
+        mut open_blob: impl FnMut(&BlobMeta) -> KvResult<Arc<BlobFile>>,
+    ) -> KvResult<Version> {
+        let blobs = self.apply_blobs(edit, &mut open_blob)?;
         let mut levels = self.levels.clone();
         for (level, number) in &edit.deleted {
             let before = levels[*level].len();
@@ -96,7 +135,88 @@ impl Version {
         for level in levels.iter_mut().skip(1) {
             level.sort_by(|a, b| compare_encoded(&a.meta.smallest, &b.meta.smallest));
         }
-        Ok(Version { levels })
+        Ok(Version { levels, blobs })
+    }
+
+    fn apply_blobs(
+        &self,
+        edit: &VersionEdit,
+        open_blob: &mut impl FnMut(&BlobMeta) -> KvResult<Arc<BlobFile>>,
+    ) -> KvResult<BTreeMap<u64, LiveBlob>> {
+        let mut blobs = self.blobs.clone();
+        for meta in &edit.blobs_added {
+            if blobs.contains_key(&meta.number) {
+                return Err(invalid(format!(
+                    "version edit adds blob file {} twice",
+                    meta.number
+                )));
+            }
+            let live = LiveBlob {
+                file: open_blob(meta)?,
+                garbage_count: 0,
+                garbage_bytes: 0,
+            };
+            blobs.insert(meta.number, live);
+        }
+        for garbage in &edit.blob_garbage {
+            let Some(live) = blobs.get_mut(&garbage.number) else {
+                return Err(invalid(format!(
+                    "version edit counts garbage in blob file {}, which the tree does not hold",
+                    garbage.number
+                )));
+            };
+            live.garbage_count += garbage.count;
+            live.garbage_bytes += garbage.bytes;
+            if live.garbage_count > live.file.meta.count
+                || live.garbage_bytes > live.file.meta.record_bytes
+            {
+                return Err(invalid(format!(
+                    "version edit counts more garbage in blob file {} than it holds",
+                    garbage.number
+                )));
+            }
+        }
+        for number in &edit.blobs_deleted {
+            match blobs.remove(number) {
+                Some(live) if live.live_count() == 0 => {}
+                Some(live) => {
+                    return Err(invalid(format!(
+                        "version edit deletes blob file {number}, which tables still point into \
+                         ({} records)",
+                        live.live_count()
+                    )))
+                }
+                None => {
+                    return Err(invalid(format!(
+                        "version edit deletes blob file {number}, which the tree does not hold"
+                    )))
+                }
+            }
+        }
+        Ok(blobs)
+    }
+
+    /// A found entry's value: inline, or read from the blob file its
+    /// pointer names.
+    pub fn value_of(&self, user_key: &[u8], kind: ValueKind, value: Bytes) -> KvResult<Bytes> {
+        if kind != ValueKind::Blob {
+            return Ok(value);
+        }
+        let pointer = BlobPointer::decode(&value)
+            .map_err(|err| KvError::corruption(Path::new("blob pointer"), 0, err.to_string()))?;
+        let Some(live) = self.blobs.get(&pointer.file) else {
+            return Err(KvError::corruption(
+                Path::new(&crate::blob::blob_name(pointer.file)),
+                pointer.offset,
+                "a table points into a blob file the tree does not hold",
+            ));
+        };
+        live.file.read(user_key, &pointer)
+    }
+
+    /// Bytes of the live blob files.
+    pub fn blob_bytes(&self) -> u64 {
+        self.blobs.values().map(|live| live.file.meta.size).sum()
     }
 
     pub fn files(&self) -> impl Iterator<Item = (usize, &Arc<TableFile>)> {

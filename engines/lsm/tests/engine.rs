@@ -153,8 +153,18 @@ fn the_compaction_filter_drops_entries_only_at_the_bottom() {
 /// the bottom level drops snapshots expired by the latest time the Store was
 /// told, less the grace — not by the wall clock (this test's times are in
 /// 1970), and not before an operation brings a time past the grace.
+/// Inline and separated alike: the filter judges a snapshot in a blob file
+/// by the head its table entry keeps.
 #[test]
 fn expired_snapshots_leave_the_disk_by_the_stores_own_clock() {
+    let config = common::tiny_config("/lsm");
+    for state_len in [20, 200] {
+        assert_eq!(state_len >= config.min_blob_size as usize, state_len == 200);
+        expired_snapshots_leave_the_disk(state_len);
+    }
+}
+
+fn expired_snapshots_leave_the_disk(state_len: usize) {
     use leasehold_core::{ActorKey, NodeId, SnapshotWrite, Store, Timestamp};
     use std::time::Duration;
     let config = LsmConfig {
@@ -176,7 +186,7 @@ fn expired_snapshots_leave_the_disk_by_the_stores_own_clock() {
         let ttl = Duration::from_secs(if index % 2 == 0 { 10 } else { 10_000 });
         store
             .save(
-                SnapshotWrite::new(key, vec![5u8; 200]).with_ttl(ttl),
+                SnapshotWrite::new(key, vec![5u8; state_len]).with_ttl(ttl),
                 0,
                 epoch,
                 start,

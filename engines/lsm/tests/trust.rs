@@ -210,16 +210,17 @@ fn closed_tree(vfs: &SimVfs, config: &LsmConfig) -> KvMap {
     model
 }
 
-/// Every file of a closed tree — CURRENT, manifest, tables, log, LOCK —
-/// flipped, zeroed, truncated and removed, one damage at a time.
+/// Every file of a closed tree — CURRENT, manifest, tables, blob files, log,
+/// LOCK — flipped, zeroed, truncated and removed, one damage at a time.
 #[test]
 fn damage_at_rest_anywhere_is_an_error_or_changes_nothing() {
     let config = common::tiny_config(DIR);
     let vfs = SimVfs::new(7);
     let model = closed_tree(&vfs, &config);
     let files = names(&vfs);
-    assert!(files.iter().any(|name| name.ends_with(".log")));
-    assert!(files.iter().any(|name| name.ends_with(".sst")));
+    for kind in [".log", ".sst", ".blob"] {
+        assert!(files.iter().any(|name| name.ends_with(kind)), "{files:?}");
+    }
     let cases = damage::cases_for_dir(&vfs, Path::new(DIR), density(1024, 16), 7).unwrap();
     let copy = || damage::copy_sim(&vfs, Path::new(DIR));
     let open = |vfs: Arc<dyn Vfs>, dir: &Path| {

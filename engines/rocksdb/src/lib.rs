@@ -136,6 +136,23 @@ impl RocksEngine {
     fn ticker(&self, ticker: Ticker) -> u64 {
         self.options.get_ticker_count(ticker)
     }
+
+    /// An integer property summed over the column families (0 if closed).
+    fn family_property_sum(&self, name: impl rocksdb::CStrLike + Copy) -> u64 {
+        self.with_db(|db| {
+            let mut total = 0;
+            for family in FAMILIES {
+                let family = db.cf_handle(family).ok_or(KvError::Closed)?;
+                total += db
+                    .property_int_value_cf(family, name)
+                    .ok()
+                    .flatten()
+                    .unwrap_or(0);
+            }
+            Ok(total)
+        })
+        .unwrap_or(0)
+    }
 }
 
 fn options_compression(config: &RocksDbConfig) -> KvResult<DBCompressionType> {
@@ -279,20 +296,7 @@ impl KvEngine for RocksEngine {
         let positives = self.ticker(Ticker::BloomFilterFullPositive);
         let true_positives = self.ticker(Ticker::BloomFilterFullTruePositive);
         let useful = self.ticker(Ticker::BloomFilterUseful);
-        let live_entries = self
-            .with_db(|db| {
-                let mut total = 0;
-                for name in FAMILIES {
-                    let family = db.cf_handle(name).ok_or(KvError::Closed)?;
-                    total += db
-                        .property_int_value_cf(family, rocksdb::properties::ESTIMATE_NUM_KEYS)
-                        .ok()
-                        .flatten()
-                        .unwrap_or(0);
-                }
-                Ok(total)
-            })
-            .unwrap_or(0);
+        let live_entries = self.family_property_sum(rocksdb::properties::ESTIMATE_NUM_KEYS);
         EngineStats {
             user_bytes_written: self.user_bytes_written.load(Ordering::Relaxed),
             wal_bytes_written: wal,
@@ -314,6 +318,9 @@ impl KvEngine for RocksEngine {
             checkpoint_micros: 0,
             free_pages: 0,
             disk_bytes: leasehold_core::vfs::dir_bytes(&self.dir),
+            blob_bytes_written: self.ticker(Ticker::BlobDbBlobFileBytesWritten),
+            blob_files: self.family_property_sum("rocksdb.num-blob-files"),
+            blob_garbage_bytes: self.family_property_sum("rocksdb.live-blob-file-garbage-size"),
             // RocksDB's estimate; exact counts need a full scan.
             live_entries,
             live_bytes: 0,

@@ -40,6 +40,11 @@ pub struct EngineStats {
     pub free_pages: u64,
     /// Bytes of the engine's files on disk now.
     pub disk_bytes: u64,
+    /// Key–value separation: bytes written to blob files (a counter), and
+    /// the blob files now and their bytes no table points to (gauges).
+    pub blob_bytes_written: u64,
+    pub blob_files: u64,
+    pub blob_garbage_bytes: u64,
     /// Live keys and their key + value bytes, where the engine knows them.
     pub live_entries: u64,
     pub live_bytes: u64,
@@ -56,6 +61,8 @@ impl EngineStats {
         self.for_each_counter(later, |total, more| *total += more);
         self.free_pages = later.free_pages;
         self.disk_bytes = later.disk_bytes;
+        self.blob_files = later.blob_files;
+        self.blob_garbage_bytes = later.blob_garbage_bytes;
         self.live_entries = later.live_entries;
         self.live_bytes = later.live_bytes;
         self.io_uncounted |= later.io_uncounted;
@@ -89,9 +96,12 @@ impl EngineStats {
             blocks_read,
             checkpoints,
             checkpoint_micros,
+            blob_bytes_written,
             // Gauges, not counters.
             free_pages: _,
             disk_bytes: _,
+            blob_files: _,
+            blob_garbage_bytes: _,
             live_entries: _,
             live_bytes: _,
             // A property of the engine, not a count.
@@ -115,6 +125,7 @@ impl EngineStats {
         apply(blocks_read, other.blocks_read);
         apply(checkpoints, other.checkpoints);
         apply(checkpoint_micros, other.checkpoint_micros);
+        apply(blob_bytes_written, other.blob_bytes_written);
     }
 
     /// Device bytes written per logical byte; `None` before anything was written.

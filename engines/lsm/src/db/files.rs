@@ -7,6 +7,7 @@ use super::*;
 pub enum FileKind {
     Log(u64),
     Table(u64),
+    Blob(u64),
     Manifest(u64),
     Current,
     /// `CURRENT.tmp` (other `*.tmp` files are not the tree's: never touched).
@@ -40,6 +41,8 @@ pub fn file_kind(name: &str) -> FileKind {
         FileKind::Log(n)
     } else if let Some(n) = name.strip_suffix(".sst").and_then(number) {
         FileKind::Table(n)
+    } else if let Some(n) = name.strip_suffix(".blob").and_then(number) {
+        FileKind::Blob(n)
     } else if let Some(n) = name.strip_prefix("MANIFEST-").and_then(number) {
         FileKind::Manifest(n)
     } else {

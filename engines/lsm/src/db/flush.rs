@@ -1,7 +1,7 @@
-//! Flushes and compactions: a frozen memtable to a level-0 table, a pick of
-//! tables merged into the next level, each installed by one manifest edit
-//! (FORMAT.md, "Flush", "Compaction"). One flush and one compaction may run
-//! at once (`flusher`, `compactor`); each writes its tables outside
+//! Flushes: a frozen memtable to a level-0 table (and the blob files its
+//! large values go to), installed by one manifest edit (FORMAT.md, "Flush");
+//! and installing any edit. One flush and one compaction (`compact.rs`) may
+//! run at once (`flusher`, `compactor`); each writes its files outside
 //! `versions` and takes it only to pick and to install.
 
 use super::*;
@@ -31,18 +31,23 @@ impl Inner {
         };
         let mut edit = VersionEdit::default();
         if !memtable.is_empty() {
-            let number = self.allocate_file_number();
-            let meta = write_table(
+            let (table, blobs) = write_level0(
                 self.vfs.as_ref(),
                 &self.dir,
+                &self.config,
                 &self.table_options,
-                number,
-                newest_versions(memtable_entries(&memtable)),
+                &|| self.allocate_file_number(),
+                &memtable,
             )
             .map_err(|err| self.fail(err))?;
-            if let Some(meta) = meta {
+            if let Some(meta) = table {
                 bump(&self.counters.flush_bytes, meta.size);
                 edit.added.push((0, meta));
+            }
+            for blob in blobs {
+                bump(&self.counters.flush_bytes, blob.size);
+                bump(&self.counters.blob_bytes_written, blob.size);
+                edit.blobs_added.push(blob);
             }
             self.sync_dir()?;
         }
@@ -79,9 +84,11 @@ impl Inner {
         edit: &VersionEdit,
         also: impl FnOnce(&mut TreeState),
     ) -> KvResult<()> {
-        let next = self.state.read().version.apply(edit, |meta| {
-            open_table(self.vfs.as_ref(), &self.dir, &self.cache, meta)
-        });
+        let next = self.state.read().version.apply(
+            edit,
+            |meta| open_table(self.vfs.as_ref(), &self.dir, &self.cache, meta),
+            |meta| open_blob(self.vfs.as_ref(), &self.dir, meta),
+        );
         let next = next.map_err(|err| self.fail(err))?;
         let written = versions.manifest.append(edit).map_err(|err| {
             self.fail(KvError::io(
@@ -101,116 +108,5 @@ impl Inner {
     /// Deletes an obsolete file. Failure is harmless (recovery deletes it).
     pub(super) fn remove_file(&self, path: &Path) {
         let _ = self.vfs.remove(path);
-    }
-
-    /// Runs one compaction if one is due. False when none was.
-    pub(super) fn compact_once(&self) -> KvResult<bool> {
-        let _compactor = self.compactor.lock();
-        let pick = {
-            let versions = self.versions.lock();
-            let version = Arc::clone(&self.state.read().version);
-            compaction::pick(&version, &self.config, &versions.pointers)
-        };
-        let Some(pick) = pick else {
-            return Ok(false);
-        };
-        self.run_pick(&pick)?;
-        Ok(true)
-    }
-
-    /// Runs the compaction `pick`: merge, log the edit, install, delete
-    /// inputs. The caller holds `compactor`; a flush may install level-0
-    /// tables meanwhile (newer than every input, so what the merge drops
-    /// stays right), and the edit applies to the version current then.
-    pub(super) fn run_pick(&self, pick: &Pick) -> KvResult<()> {
-        let outputs = self.run_compaction(pick).map_err(|err| self.fail(err))?;
-        let edit = VersionEdit {
-            deleted: pick
-                .all_inputs()
-                .map(|(level, file)| (level, file.meta.number))
-                .collect(),
-            added: outputs
-                .into_iter()
-                .map(|meta| (pick.output_level, meta))
-                .collect(),
-            next_file_number: Some(self.file_numbers.load(Ordering::SeqCst)),
-            ..VersionEdit::default()
-        };
-        let mut versions = self.versions.lock();
-        self.install(&mut versions, &edit, |_| {})?;
-        if let Some(largest) = pick.inputs.iter().map(|file| file.largest_user_key()).max() {
-            versions.pointers[pick.level] = largest.to_vec();
-        }
-        drop(versions);
-        bump(&self.counters.compactions, 1);
-        for (_, file) in pick.all_inputs() {
-            self.cache.forget_file(file.meta.number);
-            self.remove_file(&self.dir.join(table_name(file.meta.number)));
-        }
-        Ok(())
-    }
-
-    /// Merges the inputs of `pick` into new tables (fsynced, directory synced).
-    /// The caller holds `compactor`.
-    pub(super) fn run_compaction(&self, pick: &Pick) -> KvResult<Vec<FileMeta>> {
-        let mut sources: Vec<Source<'_>> = Vec::new();
-        // Level-0 inputs may overlap: one source each, newest first.
-        for file in &pick.inputs {
-            sources.push(Box::new(file.table.iter_uncached()));
-        }
-        let next: Vec<Arc<TableFile>> = pick.next_inputs.clone();
-        sources.push(Box::new(
-            next.into_iter().flat_map(|file| file.table.iter_uncached()),
-        ));
-        let merged = MergeIter::new(sources).inspect(|entry| {
-            if let Ok((key, value)) = entry {
-                bump(
-                    &self.counters.compaction_read,
-                    (key.len() + value.len()) as u64,
-                );
-            }
-        });
-        let kept = newest_versions(merged).filter(|entry| match entry {
-            Ok((key, value)) if pick.bottommost => match format::split(key) {
-                Some((_, _, ValueKind::Delete)) => false,
-                Some((user_key, _, ValueKind::Put)) => !self
-                    .filter
-                    .as_ref()
-                    .is_some_and(|filter| filter(user_key, value)),
-                None => true,
-            },
-            _ => true,
-        });
-        let mut outputs = Vec::new();
-        let mut kept = kept.peekable();
-        while kept.peek().is_some() {
-            let number = self.allocate_file_number();
-            let target = self.config.target_file_size;
-            let mut size = 0u64;
-            let chunk = std::iter::from_fn(|| {
-                if size >= target {
-                    return None;
-                }
-                let entry = kept.next()?;
-                if let Ok((key, value)) = &entry {
-                    size += (key.len() + value.len()) as u64;
-                }
-                Some(entry)
-            });
-            if let Some(meta) = write_table(
-                self.vfs.as_ref(),
-                &self.dir,
-                &self.table_options,
-                number,
-                chunk,
-            )? {
-                bump(&self.counters.compaction_written, meta.size);
-                outputs.push(meta);
-            }
-        }
-        self.vfs
-            .sync_dir(&self.dir)
-            .map_err(io_error(format!("sync {}", self.dir.display())))?;
-        Ok(outputs)
     }
 }

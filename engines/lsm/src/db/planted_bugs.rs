@@ -20,6 +20,7 @@ fn the_crash_oracle_finds_every_planted_bug() {
         PlantedBug::SkipWalSync,
         PlantedBug::SkipDirSync,
         PlantedBug::AckBeforeWal,
+        PlantedBug::DeleteLiveBlob,
     ] {
         let found = crash::search(&open(bug), 2_000, 32);
         assert!(

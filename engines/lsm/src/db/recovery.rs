@@ -38,11 +38,12 @@ use leasehold_core::wal::{self, WalEnd, WalWriter};
 use leasehold_core::{KvError, KvResult};
 
 use super::{
-    decode_wal_record, file_kind, insert_op, io_error, log_name, memtable_entries, newest_versions,
-    open_table, write_table, CompactionFilter, Counters, FileKind, Inner, PlantedBug, TreeState,
-    VersionSet, WalState, GROUP_BYTES_MAX,
+    decode_wal_record, file_kind, insert_op, io_error, log_name, open_blob, open_table,
+    write_level0, CompactionFilter, Counters, FileKind, Inner, PlantedBug, TreeState, VersionSet,
+    WalState, GROUP_BYTES_MAX,
 };
-use crate::manifest::{self, FileMeta, ManifestWriter, VersionEdit, LEVELS};
+use crate::blob::BlobMeta;
+use crate::manifest::{self, BlobGarbage, FileMeta, ManifestWriter, VersionEdit, LEVELS};
 use crate::memtable::Memtable;
 use crate::sstable::builder::TableOptions;
 use crate::sstable::cache::BlockCache;
@@ -105,7 +106,9 @@ pub(super) fn recover(
     let mut last_sequence = recorded.last_sequence;
     // Numbers already on disk are never reused, whatever the manifest says.
     for name in &names {
-        if let FileKind::Log(n) | FileKind::Table(n) | FileKind::Manifest(n) = file_kind(name) {
+        if let FileKind::Log(n) | FileKind::Table(n) | FileKind::Blob(n) | FileKind::Manifest(n) =
+            file_kind(name)
+        {
             next_file_number = next_file_number.max(n + 1);
         }
     }
@@ -167,17 +170,19 @@ pub(super) fn recover(
 
     let mut edit = VersionEdit::default();
     if !replayed.is_empty() {
-        let number = next_file_number;
-        next_file_number += 1;
-        if let Some(meta) = write_table(
+        let numbers = std::cell::Cell::new(next_file_number);
+        let allocate = || numbers.replace(numbers.get() + 1);
+        let (table, blobs) = write_level0(
             vfs.as_ref(),
             &dir,
+            config,
             &table_options,
-            number,
-            newest_versions(memtable_entries(&replayed)),
-        )? {
-            edit.added.push((0, meta));
-        }
+            &allocate,
+            &replayed,
+        )?;
+        next_file_number = numbers.get();
+        edit.added.extend(table.map(|meta| (0, meta)));
+        edit.blobs_added = blobs;
     }
     let wal_number = next_file_number;
     let manifest_number = next_file_number + 1;
@@ -188,7 +193,11 @@ pub(super) fn recover(
         .map_err(io_error(format!("create {}", wal_path.display())))?;
     vfs.sync_dir(&dir)
         .map_err(io_error(format!("sync {}", dir.display())))?;
-    version = version.apply(&edit, |meta| open_table(vfs.as_ref(), &dir, &cache, meta))?;
+    version = version.apply(
+        &edit,
+        |meta| open_table(vfs.as_ref(), &dir, &cache, meta),
+        |meta| open_blob(vfs.as_ref(), &dir, meta),
+    )?;
 
     // A new manifest holding the whole version, then CURRENT pointing at it.
     let manifest_path = dir.join(manifest::manifest_name(manifest_number));
@@ -203,6 +212,21 @@ pub(super) fn recover(
         added: version
             .files()
             .map(|(level, file)| (level, file.meta.clone()))
+            .collect(),
+        blobs_added: version
+            .blobs
+            .values()
+            .map(|live| live.file.meta.clone())
+            .collect(),
+        blob_garbage: version
+            .blobs
+            .iter()
+            .filter(|(_, live)| live.garbage_count > 0)
+            .map(|(&number, live)| BlobGarbage {
+                number,
+                count: live.garbage_count,
+                bytes: live.garbage_bytes,
+            })
             .collect(),
         ..VersionEdit::default()
     };
@@ -309,9 +333,12 @@ fn read_recorded(
         last_sequence: 0,
         closed: None,
     };
-    // Replay the edits on file records first; open only the tables that remain.
+    // Replay the edits on file records first; open only the files that remain.
     let mut files: Vec<BTreeMap<u64, FileMeta>> = vec![Default::default(); LEVELS];
+    let mut blobs: BTreeMap<u64, (BlobMeta, BlobGarbage)> = BTreeMap::new();
     for edit in &edits {
+        replay_blob_records(&mut blobs, edit)
+            .map_err(|reason| KvError::corruption(&manifest_path, 0, reason))?;
         for (level, number) in &edit.deleted {
             if files[*level].remove(number).is_none() {
                 return Err(KvError::corruption(
@@ -349,15 +376,64 @@ fn read_recorded(
             .enumerate()
             .flat_map(|(level, files)| files.into_values().map(move |meta| (level, meta)))
             .collect(),
+        blob_garbage: blobs
+            .values()
+            .map(|(_, garbage)| *garbage)
+            .filter(|garbage| garbage.count > 0)
+            .collect(),
+        blobs_added: blobs.into_values().map(|(meta, _)| meta).collect(),
         ..VersionEdit::default()
     };
     recorded.version = Version::default()
-        .apply(&all, |meta| open_table(vfs, dir, cache, meta))
+        .apply(
+            &all,
+            |meta| open_table(vfs, dir, cache, meta),
+            |meta| open_blob(vfs, dir, meta),
+        )
         .map_err(|err| match err {
             KvError::Corruption { .. } => err,
             other => KvError::corruption(&manifest_path, 0, other.to_string()),
         })?;
     Ok(recorded)
+}
+
+/// Applies one edit's blob-file records: files added, garbage counted, files
+/// deleted (only once all garbage).
+fn replay_blob_records(
+    blobs: &mut BTreeMap<u64, (BlobMeta, BlobGarbage)>,
+    edit: &VersionEdit,
+) -> Result<(), String> {
+    for meta in &edit.blobs_added {
+        let garbage = BlobGarbage {
+            number: meta.number,
+            ..BlobGarbage::default()
+        };
+        if blobs.insert(meta.number, (meta.clone(), garbage)).is_some() {
+            return Err(format!("edit adds blob file {} twice", meta.number));
+        }
+    }
+    for added in &edit.blob_garbage {
+        let Some((_, garbage)) = blobs.get_mut(&added.number) else {
+            return Err(format!(
+                "edit counts garbage in blob file {}, which no edit added",
+                added.number
+            ));
+        };
+        garbage.count += added.count;
+        garbage.bytes += added.bytes;
+    }
+    for number in &edit.blobs_deleted {
+        match blobs.remove(number) {
+            Some((meta, garbage)) if garbage.count == meta.count => {}
+            Some(_) => return Err(format!("edit deletes blob file {number} with live records")),
+            None => {
+                return Err(format!(
+                    "edit deletes blob file {number}, which no edit added"
+                ))
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Each log a clean close listed must be on disk with exactly its length.
@@ -393,7 +469,7 @@ fn refuse_lost_current(vfs: &dyn Vfs, dir: &Path, names: &[String]) -> KvResult<
     for name in names {
         let path = dir.join(name);
         let holds_data = match file_kind(name) {
-            FileKind::Table(_) => true,
+            FileKind::Table(_) | FileKind::Blob(_) => true,
             FileKind::Log(_) => {
                 vfs.file_size(&path)
                     .map_err(io_error(format!("stat {}", path.display())))?
@@ -402,7 +478,9 @@ fn refuse_lost_current(vfs: &dyn Vfs, dir: &Path, names: &[String]) -> KvResult<
             FileKind::Manifest(_) => {
                 let bytes = read_confirmed(vfs, &path, |_| false)?;
                 match manifest::read(&path, &bytes) {
-                    Ok((edits, _)) => edits.iter().any(|edit| !edit.added.is_empty()),
+                    Ok((edits, _)) => edits
+                        .iter()
+                        .any(|edit| !edit.added.is_empty() || !edit.blobs_added.is_empty()),
                     Err(_) => true,
                 }
             }
@@ -443,6 +521,7 @@ fn remove_obsolete(
             FileKind::Log(n) => n < wal_number,
             FileKind::Manifest(n) => n != manifest_number,
             FileKind::Table(n) => !live.contains(&n),
+            FileKind::Blob(n) => !version.blobs.contains_key(&n),
             FileKind::Temporary => true,
             FileKind::Current | FileKind::Other => false,
         };

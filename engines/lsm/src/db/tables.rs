@@ -104,3 +104,101 @@ pub(super) fn newest_versions(
 pub(super) fn memtable_entries(memtable: &Memtable) -> impl Iterator<Item = KvResult<Entry>> + '_ {
     memtable.iter_from(Bound::Unbounded).map(Ok)
 }
+
+/// The blob files one flush or compaction writes: values it separates or
+/// relocates go to the current file, cut at `file_size`; each finished file
+/// is fsynced (the caller syncs the directory before its edit names them).
+pub(super) struct BlobSink<'a> {
+    vfs: &'a dyn Vfs,
+    dir: &'a Path,
+    compress: bool,
+    file_size: u64,
+    allocate: &'a dyn Fn() -> u64,
+    writer: Option<BlobWriter>,
+    finished: Vec<BlobMeta>,
+}
+
+impl<'a> BlobSink<'a> {
+    pub(super) fn new(
+        vfs: &'a dyn Vfs,
+        dir: &'a Path,
+        config: &LsmConfig,
+        allocate: &'a dyn Fn() -> u64,
+    ) -> Self {
+        BlobSink {
+            vfs,
+            dir,
+            compress: config.enable_compression,
+            file_size: config.blob_file_size,
+            allocate,
+            writer: None,
+            finished: Vec::new(),
+        }
+    }
+
+    /// Writes `value` to a blob file; the entry's new value is the pointer.
+    pub(super) fn add(&mut self, user_key: &[u8], value: &[u8]) -> KvResult<Bytes> {
+        let writer = match &mut self.writer {
+            Some(writer) => writer,
+            empty => empty.insert(BlobWriter::create(
+                self.vfs,
+                self.dir,
+                (self.allocate)(),
+                self.compress,
+            )?),
+        };
+        let pointer = writer.add(user_key, value)?;
+        if writer.len() >= self.file_size {
+            self.finish_current()?;
+        }
+        Ok(Bytes::from(pointer.encode()))
+    }
+
+    fn finish_current(&mut self) -> KvResult<()> {
+        if let Some(writer) = self.writer.take() {
+            self.finished.push(writer.finish()?);
+        }
+        Ok(())
+    }
+
+    /// Finishes the last file; the files written, in order.
+    pub(super) fn finish(mut self) -> KvResult<Vec<BlobMeta>> {
+        self.finish_current()?;
+        Ok(self.finished)
+    }
+}
+
+/// Writes a memtable as a level-0 table and the blob files its large values
+/// go to (when `enable_blob_files`), all fsynced; the caller syncs the
+/// directory.
+pub(super) fn write_level0(
+    vfs: &dyn Vfs,
+    dir: &Path,
+    config: &LsmConfig,
+    options: &TableOptions,
+    allocate: &dyn Fn() -> u64,
+    memtable: &Memtable,
+) -> KvResult<(Option<FileMeta>, Vec<BlobMeta>)> {
+    let number = allocate();
+    let mut sink = BlobSink::new(vfs, dir, config, allocate);
+    // Each value of at least `min_blob_size` moves to a blob file: the key's
+    // kind becomes `Blob`, its value the pointer.
+    let min_blob_size = config.enable_blob_files.then_some(config.min_blob_size);
+    let entries = newest_versions(memtable_entries(memtable)).map(|entry| {
+        let (mut key, value) = entry?;
+        let separate = min_blob_size.is_some_and(|min| value.len() as u64 >= min)
+            && format::split(&key).is_some_and(|(_, _, kind)| kind == ValueKind::Put);
+        if !separate {
+            return Ok((key, value));
+        }
+        let pointer = sink.add(format::user_key(&key), &value)?;
+        format::set_kind(&mut key, ValueKind::Blob);
+        Ok((key, pointer))
+    });
+    let table = write_table(vfs, dir, options, number, entries)?;
+    Ok((table, sink.finish()?))
+}
+
+pub(super) fn open_blob(vfs: &dyn Vfs, dir: &Path, meta: &BlobMeta) -> KvResult<Arc<BlobFile>> {
+    Ok(Arc::new(BlobFile::open(vfs, dir, meta)?))
+}

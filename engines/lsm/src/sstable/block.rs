@@ -103,6 +103,12 @@ impl BlockBuilder {
 /// Frames block contents for disk, lz4-compressing when asked and worthwhile.
 pub fn encode_on_disk(contents: &[u8], compress: bool, out: &mut Vec<u8>) {
     let mut payload = Vec::with_capacity(contents.len() + 5);
+    encode_payload(contents, compress, &mut payload);
+    frame::encode(&payload, out);
+}
+
+/// Appends `compression: u8 | body` for `contents` (blob records share it).
+pub fn encode_payload(contents: &[u8], compress: bool, payload: &mut Vec<u8>) {
     let compressed = compress.then(|| lz4_flex::block::compress(contents));
     match compressed {
         // Keep compression only when it saves at least an eighth.
@@ -116,7 +122,6 @@ pub fn encode_on_disk(contents: &[u8], compress: bool, out: &mut Vec<u8>) {
             payload.extend_from_slice(contents);
         }
     }
-    frame::encode(&payload, out);
 }
 
 /// Unframes and decompresses a block read from disk.
@@ -153,7 +158,8 @@ pub fn decode_framed(framed: Vec<u8>, check_checksum: bool) -> Result<Bytes, Dec
     decompress(payload)
 }
 
-fn decompress(payload: Bytes) -> Result<Bytes, DecodeError> {
+/// The contents of `compression: u8 | body`; uncompressed, a slice of it.
+pub fn decompress(payload: Bytes) -> Result<Bytes, DecodeError> {
     let mut reader = Reader::new(&payload);
     match reader.u8("compression")? {
         COMPRESSION_NONE => Ok(payload.slice(1..)),

@@ -153,6 +153,7 @@ fn describe_internal_key(encoded: &[u8]) -> String {
             leasehold_core::dump::describe_key(user_key),
             match kind {
                 ValueKind::Put => "put",
+                ValueKind::Blob => "put (in a blob file)",
                 ValueKind::Delete => "delete",
             }
         ),

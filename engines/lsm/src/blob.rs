@@ -1,0 +1,440 @@
+//! Blob files: values at or above `min_blob_size`, moved out of the tables
+//! by a flush (WiscKey's key–value separation, garbage-collected the way
+//! RocksDB's integrated BlobDB and fjall 3 do it — by compaction, see
+//! `db/flush.rs`). A table entry of kind `Blob` holds a pointer here.
+//!
+//! ```text
+//! blob file = record* footer
+//! record    = frame(key: bytes | compression: u8 | body)    body as a data block's
+//! footer    = count: u64 | record_bytes: u64 | checksum: u32 | magic: u64 = "LHBLOBF1"
+//!             checksum = masked CRC-32 of the 16 bytes before it          (28 bytes)
+//! pointer   = file: varint | offset: varint | length: varint | value_length: varint
+//!             | head: the value's first min(value_length, HEAD_LEN) bytes
+//! ```
+//! `length` is the framed record's; `record_bytes` sums them. The record
+//! holds its user key, so a pointer that lands on another key's record is
+//! corruption, not a wrong answer. The head lets a compaction filter judge
+//! a value (a snapshot's expiry) without reading the blob. Written to disk —
+//! do not change.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use leasehold_core::codec::{DecodeError, Reader, Writer};
+use leasehold_core::frame;
+use leasehold_core::vfs::{read_exact_at, write_all_at, Vfs, VfsFile};
+use leasehold_core::{KvError, KvResult};
+
+use crate::sstable::block::{decompress, encode_payload};
+
+pub const BLOB_MAGIC: u64 = u64::from_le_bytes(*b"LHBLOBF1");
+pub const BLOB_FOOTER_LEN: usize = 28;
+/// Bytes of a separated value kept in its table entry.
+pub const HEAD_LEN: usize = 128;
+/// Bytes a writer buffers before it writes them out.
+const WRITE_BUFFER: usize = 1 << 20;
+
+/// Where a separated value lives, and its head.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BlobPointer {
+    pub file: u64,
+    pub offset: u64,
+    /// The framed record's length.
+    pub length: u64,
+    pub value_length: u64,
+    pub head: Bytes,
+}
+
+impl BlobPointer {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut writer = Writer::with_capacity(24 + self.head.len());
+        writer
+            .varint(self.file)
+            .varint(self.offset)
+            .varint(self.length)
+            .varint(self.value_length)
+            .raw(&self.head);
+        writer.finish()
+    }
+
+    /// Decodes a table entry's value; the head is a slice of `bytes`.
+    pub fn decode(bytes: &Bytes) -> Result<BlobPointer, DecodeError> {
+        let mut reader = Reader::new(bytes);
+        let file = reader.varint("blob file")?;
+        let offset = reader.varint("blob offset")?;
+        let length = reader.varint("blob record length")?;
+        let value_length = reader.varint("blob value length")?;
+        let head = bytes.slice(reader.position()..);
+        if head.len() as u64 != value_length.min(HEAD_LEN as u64) {
+            return Err(reader.error("blob pointer head does not match the value length"));
+        }
+        Ok(BlobPointer {
+            file,
+            offset,
+            length,
+            value_length,
+            head,
+        })
+    }
+}
+
+/// A blob file as the manifest records it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BlobMeta {
+    pub number: u64,
+    pub size: u64,
+    pub count: u64,
+    /// Sum of the framed records' lengths.
+    pub record_bytes: u64,
+}
+
+pub fn blob_name(number: u64) -> String {
+    format!("{number:06}.blob")
+}
+
+/// Writes one blob file, records in the order they come.
+pub struct BlobWriter {
+    file: Arc<dyn VfsFile>,
+    path: PathBuf,
+    number: u64,
+    compress: bool,
+    buffer: Vec<u8>,
+    /// Bytes of the file before `buffer`.
+    written: u64,
+    count: u64,
+    record_bytes: u64,
+    payload: Vec<u8>,
+}
+
+impl BlobWriter {
+    pub fn create(vfs: &dyn Vfs, dir: &Path, number: u64, compress: bool) -> KvResult<Self> {
+        let path = dir.join(blob_name(number));
+        let file = vfs
+            .create(&path)
+            .map_err(|err| KvError::io(format!("create {}", path.display()), err))?;
+        Ok(BlobWriter {
+            file,
+            path,
+            number,
+            compress,
+            buffer: Vec::new(),
+            written: 0,
+            count: 0,
+            record_bytes: 0,
+            payload: Vec::new(),
+        })
+    }
+
+    pub fn number(&self) -> u64 {
+        self.number
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Bytes written so far (records; the footer comes at `finish`).
+    pub fn len(&self) -> u64 {
+        self.written + self.buffer.len() as u64
+    }
+
+    /// Appends `value` and returns the pointer a table entry will hold.
+    pub fn add(&mut self, user_key: &[u8], value: &[u8]) -> KvResult<BlobPointer> {
+        self.payload.clear();
+        leasehold_core::codec::put_varint(&mut self.payload, user_key.len() as u64);
+        self.payload.extend_from_slice(user_key);
+        encode_payload(value, self.compress, &mut self.payload);
+        let offset = self.len();
+        frame::encode(&self.payload, &mut self.buffer);
+        let length = self.len() - offset;
+        self.count += 1;
+        self.record_bytes += length;
+        if self.buffer.len() >= WRITE_BUFFER {
+            self.write_buffer()?;
+        }
+        Ok(BlobPointer {
+            file: self.number,
+            offset,
+            length,
+            value_length: value.len() as u64,
+            head: Bytes::copy_from_slice(&value[..value.len().min(HEAD_LEN)]),
+        })
+    }
+
+    fn write_buffer(&mut self) -> KvResult<()> {
+        write_all_at(self.file.as_ref(), &self.buffer, self.written)
+            .map_err(|err| KvError::io(format!("write {}", self.path.display()), err))?;
+        self.written += self.buffer.len() as u64;
+        self.buffer.clear();
+        Ok(())
+    }
+
+    /// Writes the footer and fsyncs. The caller syncs the directory.
+    pub fn finish(mut self) -> KvResult<BlobMeta> {
+        let mut footer = Writer::with_capacity(BLOB_FOOTER_LEN);
+        footer.u64_le(self.count).u64_le(self.record_bytes);
+        let mut footer = footer.finish();
+        let checksum = frame::checksum(&[&footer]);
+        footer.extend_from_slice(&checksum.to_le_bytes());
+        footer.extend_from_slice(&BLOB_MAGIC.to_le_bytes());
+        self.buffer.extend_from_slice(&footer);
+        self.write_buffer()?;
+        self.file
+            .sync()
+            .map_err(|err| KvError::io(format!("sync {}", self.path.display()), err))?;
+        Ok(BlobMeta {
+            number: self.number,
+            size: self.written,
+            count: self.count,
+            record_bytes: self.record_bytes,
+        })
+    }
+}
+
+/// An open blob file: its footer checked against the manifest's record.
+#[derive(Debug)]
+pub struct BlobFile {
+    pub meta: BlobMeta,
+    file: Arc<dyn VfsFile>,
+    path: PathBuf,
+}
+
+impl BlobFile {
+    pub fn open(vfs: &dyn Vfs, dir: &Path, meta: &BlobMeta) -> KvResult<BlobFile> {
+        let path = dir.join(blob_name(meta.number));
+        let file = vfs.open_read(&path).map_err(|err| {
+            if err.kind() == std::io::ErrorKind::NotFound {
+                KvError::corruption(&path, 0, "a blob file the manifest names is missing")
+            } else {
+                KvError::io(format!("open {}", path.display()), err)
+            }
+        })?;
+        let size = file
+            .len()
+            .map_err(|err| KvError::io(format!("stat {}", path.display()), err))?;
+        if size != meta.size || size < BLOB_FOOTER_LEN as u64 {
+            return Err(KvError::corruption(
+                &path,
+                size,
+                format!("blob file is {size} bytes, the manifest says {}", meta.size),
+            ));
+        }
+        let mut footer = [0u8; BLOB_FOOTER_LEN];
+        read_exact_at(file.as_ref(), &mut footer, size - BLOB_FOOTER_LEN as u64)
+            .map_err(|err| KvError::io(format!("read {}", path.display()), err))?;
+        let at = size - BLOB_FOOTER_LEN as u64;
+        let mut reader = Reader::new(&footer);
+        let parsed = (|| -> Result<(u64, u64, u32, u64), DecodeError> {
+            Ok((
+                reader.u64_le("count")?,
+                reader.u64_le("record bytes")?,
+                reader.u32_le("checksum")?,
+                reader.u64_le("magic")?,
+            ))
+        })();
+        let (count, record_bytes, checksum, magic) =
+            parsed.map_err(|err| KvError::corruption(&path, at, err.to_string()))?;
+        if magic != BLOB_MAGIC || checksum != frame::checksum(&[&footer[..16]]) {
+            return Err(KvError::corruption(&path, at, "bad blob file footer"));
+        }
+        if count != meta.count || record_bytes != meta.record_bytes || record_bytes != at {
+            return Err(KvError::corruption(
+                &path,
+                at,
+                format!(
+                    "blob footer says {count} records in {record_bytes} bytes, the manifest \
+                     {} in {}",
+                    meta.count, meta.record_bytes
+                ),
+            ));
+        }
+        Ok(BlobFile {
+            meta: meta.clone(),
+            file,
+            path,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The value `pointer` names, checked: the record's frame, its length,
+    /// and that it is `user_key`'s. Uncompressed, the value is a slice of
+    /// the read buffer.
+    pub fn read(&self, user_key: &[u8], pointer: &BlobPointer) -> KvResult<Bytes> {
+        let corrupt = |reason: String| KvError::corruption(&self.path, pointer.offset, reason);
+        let end = pointer.offset.checked_add(pointer.length);
+        if end.is_none_or(|end| end > self.meta.record_bytes) {
+            return Err(corrupt(format!(
+                "a pointer names bytes {}+{} past the records",
+                pointer.offset, pointer.length
+            )));
+        }
+        let mut framed = vec![0u8; pointer.length as usize];
+        read_exact_at(self.file.as_ref(), &mut framed, pointer.offset)
+            .map_err(|err| KvError::io(format!("read {}", self.path.display()), err))?;
+        let payload_end = match frame::decode(&framed, 0) {
+            Ok(Some((_, end))) if end == framed.len() => end,
+            Ok(_) => {
+                return Err(corrupt(
+                    "blob record length differs from its pointer".into(),
+                ))
+            }
+            Err(err) => return Err(corrupt(format!("blob record: {}", err.reason()))),
+        };
+        let framed = Bytes::from(framed);
+        let payload = framed.slice(frame::FRAME_HEADER_LEN..payload_end);
+        let mut reader = Reader::new(&payload);
+        let key = reader
+            .bytes("blob key")
+            .map_err(|err| corrupt(err.to_string()))?;
+        if key != user_key {
+            return Err(corrupt("blob record belongs to another key".into()));
+        }
+        let value = decompress(payload.slice(reader.position()..))
+            .map_err(|err| corrupt(format!("blob value: {}", err.reason)))?;
+        if value.len() as u64 != pointer.value_length {
+            return Err(corrupt(format!(
+                "blob value is {} bytes, its pointer says {}",
+                value.len(),
+                pointer.value_length
+            )));
+        }
+        Ok(value)
+    }
+}
+
+/// `leasehold dump` of a blob file: its footer and records, each checksum
+/// shown as valid or not (at most `max_entries` records listed).
+pub fn describe(bytes: &[u8], max_entries: usize) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let Some(at) = bytes.len().checked_sub(BLOB_FOOTER_LEN) else {
+        return format!("  INVALID: {} bytes, shorter than a footer\n", bytes.len());
+    };
+    let footer = &bytes[at..];
+    let field = |range: std::ops::Range<usize>| {
+        let mut raw = [0u8; 8];
+        raw[..range.len()].copy_from_slice(&footer[range]);
+        u64::from_le_bytes(raw)
+    };
+    let (count, record_bytes) = (field(0..8), field(8..16));
+    let valid = field(20..28) == BLOB_MAGIC
+        && field(16..20) == u64::from(frame::checksum(&[&footer[..16]]));
+    let _ = writeln!(
+        out,
+        "  footer: {count} records in {record_bytes} bytes, {}",
+        if valid { "checksum valid" } else { "INVALID" }
+    );
+    let mut offset = 0;
+    let mut index = 0;
+    while offset < at {
+        match frame::decode(&bytes[..at], offset) {
+            Ok(Some((payload, end))) => {
+                if index < max_entries {
+                    let mut reader = Reader::new(payload);
+                    let key = reader.bytes("key").map_or_else(
+                        |_| "INVALID key".to_owned(),
+                        leasehold_core::dump::describe_key,
+                    );
+                    let _ = writeln!(
+                        out,
+                        "  record {index} @{offset} ({} bytes): {key}, checksum valid",
+                        end - offset
+                    );
+                }
+                offset = end;
+                index += 1;
+            }
+            Ok(None) => break,
+            Err(err) => {
+                let _ = writeln!(
+                    out,
+                    "  record {index} @{offset}: INVALID ({})",
+                    err.reason()
+                );
+                break;
+            }
+        }
+    }
+    if index > max_entries {
+        let _ = writeln!(out, "  … {} more records", index - max_entries);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use leasehold_core::vfs::SimVfs;
+
+    /// (key, value, pointer) of each record written.
+    type Written = Vec<(Vec<u8>, Vec<u8>, BlobPointer)>;
+
+    fn written(compress: bool) -> (SimVfs, BlobMeta, Written) {
+        let vfs = SimVfs::new(1);
+        vfs.create_dir_all(Path::new("/d")).unwrap();
+        let mut writer = BlobWriter::create(&vfs, Path::new("/d"), 7, compress).unwrap();
+        let mut records = Vec::new();
+        for index in 0..50u32 {
+            let key = format!("key-{index}").into_bytes();
+            let value: Vec<u8> = (0..(index as usize * 97)).map(|i| (i % 7) as u8).collect();
+            let pointer = writer.add(&key, &value).unwrap();
+            records.push((key, value, pointer));
+        }
+        let meta = writer.finish().unwrap();
+        (vfs, meta, records)
+    }
+
+    #[test]
+    fn every_value_reads_back_through_its_pointer() {
+        for compress in [false, true] {
+            let (vfs, meta, records) = written(compress);
+            let file = BlobFile::open(&vfs, Path::new("/d"), &meta).unwrap();
+            for (key, value, pointer) in &records {
+                let decoded = BlobPointer::decode(&Bytes::from(pointer.encode())).unwrap();
+                assert_eq!(&decoded, pointer);
+                assert_eq!(file.read(key, pointer).unwrap(), value.as_slice());
+            }
+        }
+    }
+
+    #[test]
+    fn damage_in_a_blob_file_is_corruption() {
+        let (vfs, meta, records) = written(false);
+        let path = Path::new("/d").join(blob_name(7));
+        let (key, _, pointer) = &records[20];
+        vfs.corrupt_byte(&path, pointer.offset + 12, 0x10).unwrap();
+        let file = BlobFile::open(&vfs, Path::new("/d"), &meta).unwrap();
+        assert!(matches!(
+            file.read(key, pointer),
+            Err(KvError::Corruption { .. })
+        ));
+        // A pointer onto another key's record.
+        let (_, _, other) = &records[21];
+        assert!(matches!(
+            file.read(key, other),
+            Err(KvError::Corruption { .. })
+        ));
+        // The footer.
+        vfs.corrupt_byte(&path, meta.size - 3, 0x01).unwrap();
+        assert!(matches!(
+            BlobFile::open(&vfs, Path::new("/d"), &meta),
+            Err(KvError::Corruption { .. })
+        ));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn decoders_never_panic(bytes: Vec<u8>) {
+            let _ = BlobPointer::decode(&Bytes::from(bytes.clone()));
+            let _ = describe(&bytes, 4);
+        }
+    }
+}
