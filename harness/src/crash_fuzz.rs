@@ -113,6 +113,8 @@ pub(crate) fn file_kind(path: &Path) -> String {
         "log"
     } else if name.ends_with(".sst") {
         "table"
+    } else if name.ends_with(".blob") {
+        "blob file"
     } else if name.starts_with("MANIFEST-") {
         "manifest"
     } else if name == "CURRENT" {

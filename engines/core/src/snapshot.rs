@@ -147,61 +147,8 @@ impl Snapshot {
         })
     }
 
-    /// When a record expires, from its first bytes alone: the fields up to
-    /// the TTL (everything after it — tags, state — may be cut off). What a
-    /// compaction filter reads from a value whose state lives in a blob file.
-    pub fn expires_at_of_prefix(prefix: &[u8]) -> Result<Option<Timestamp>, DecodeError> {
-        let head = SnapshotHead::decode(&mut Reader::new(prefix))?;
-        Ok(head.ttl.map(|ttl| head.updated_at.saturating_add(ttl)))
-    }
-
-    /// Every field but the state, left empty, and where the state lies.
-    fn decode_fields(bytes: &[u8]) -> Result<(Snapshot, std::ops::Range<usize>), DecodeError> {
-        let mut reader = Reader::new(bytes);
-        let SnapshotHead {
-            key,
-            snapshot_id,
-            version,
-            epoch,
-            created_at,
-            updated_at,
-            state_hash,
-            ttl,
-        } = SnapshotHead::decode(&mut reader)?;
-        let tags = decode_string_map(&mut reader, "tags")?;
-        let state_len = reader.bytes("state")?.len();
-        let state_end = reader.position();
-        reader.expect_end("snapshot")?;
-        let snapshot = Snapshot {
-            key,
-            snapshot_id,
-            version,
-            epoch,
-            state: Bytes::new(),
-            created_at,
-            updated_at,
-            state_hash,
-            tags,
-            ttl,
-        };
-        Ok((snapshot, state_end - state_len..state_end))
-    }
-}
-
-/// A record's fields before its tags and state.
-struct SnapshotHead {
-    key: ActorKey,
-    snapshot_id: String,
-    version: u64,
-    epoch: u64,
-    created_at: Timestamp,
-    updated_at: Timestamp,
-    state_hash: StateHash,
-    ttl: Option<Duration>,
-}
-
-impl SnapshotHead {
-    fn decode(reader: &mut Reader<'_>) -> Result<SnapshotHead, DecodeError> {
+    /// The fields before the tags and state; those left empty.
+    fn decode_head(reader: &mut Reader<'_>) -> Result<Snapshot, DecodeError> {
         let format = reader.u8("snapshot format")?;
         if format != SNAPSHOT_FORMAT_V1 {
             return Err(DecodeError {
@@ -222,16 +169,36 @@ impl SnapshotHead {
             1 => Some(Duration::from_millis(reader.varint("ttl")?)),
             other => return Err(reader.error(format!("bad ttl flag {other}"))),
         };
-        Ok(SnapshotHead {
+        Ok(Snapshot {
             key,
             snapshot_id,
             version,
             epoch,
+            state: Bytes::new(),
             created_at,
             updated_at,
             state_hash,
+            tags: BTreeMap::new(),
             ttl,
         })
+    }
+
+    /// When a record expires, from its first bytes alone: the fields up to
+    /// the TTL (everything after it — tags, state — may be cut off). What a
+    /// compaction filter reads from a value whose state lives in a blob file.
+    pub fn expires_at_of_prefix(prefix: &[u8]) -> Result<Option<Timestamp>, DecodeError> {
+        Ok(Snapshot::decode_head(&mut Reader::new(prefix))?.expires_at())
+    }
+
+    /// Every field but the state, left empty, and where the state lies.
+    fn decode_fields(bytes: &[u8]) -> Result<(Snapshot, std::ops::Range<usize>), DecodeError> {
+        let mut reader = Reader::new(bytes);
+        let mut snapshot = Snapshot::decode_head(&mut reader)?;
+        snapshot.tags = decode_string_map(&mut reader, "tags")?;
+        let state_len = reader.bytes("state")?.len();
+        let state_end = reader.position();
+        reader.expect_end("snapshot")?;
+        Ok((snapshot, state_end - state_len..state_end))
     }
 }
 
@@ -279,6 +246,25 @@ mod tests {
 
     /// The three decoders agree; the shared one's state is a slice of the
     /// record, and the info one copies no state at all.
+    /// A compaction filter may see only a record's first bytes: its expiry
+    /// reads from any prefix that reaches the TTL, and no shorter one.
+    #[test]
+    fn expiry_reads_from_a_prefix_that_reaches_the_ttl() {
+        let snapshot = sample();
+        let bytes = snapshot.encode();
+        let expected = Some(Timestamp(20).saturating_add(Duration::from_secs(3600)));
+        assert_eq!(Snapshot::expires_at_of_prefix(&bytes).unwrap(), expected);
+        let head_len = (1..bytes.len())
+            .find(|&len| Snapshot::expires_at_of_prefix(&bytes[..len]).is_ok())
+            .unwrap();
+        assert_eq!(
+            Snapshot::expires_at_of_prefix(&bytes[..head_len]).unwrap(),
+            expected
+        );
+        // The tags and the state come after the TTL.
+        assert!(head_len + snapshot.state.len() + 10 < bytes.len());
+    }
+
     #[test]
     fn shared_and_info_decoding_agree_with_decode() {
         let snapshot = sample();

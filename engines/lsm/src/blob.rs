@@ -26,7 +26,7 @@ use leasehold_core::frame;
 use leasehold_core::vfs::{read_exact_at, write_all_at, Vfs, VfsFile};
 use leasehold_core::{KvError, KvResult};
 
-use crate::sstable::block::{decompress, encode_payload};
+use crate::sstable::block::{compressed, decompress, encode_compression_header};
 
 pub const BLOB_MAGIC: u64 = u64::from_le_bytes(*b"LHBLOBF1");
 pub const BLOB_FOOTER_LEN: usize = 28;
@@ -104,7 +104,8 @@ pub struct BlobWriter {
     written: u64,
     count: u64,
     record_bytes: u64,
-    payload: Vec<u8>,
+    /// The record's bytes before its body (kept: no allocation per record).
+    header: Vec<u8>,
 }
 
 impl BlobWriter {
@@ -122,7 +123,7 @@ impl BlobWriter {
             written: 0,
             count: 0,
             record_bytes: 0,
-            payload: Vec::new(),
+            header: Vec::new(),
         })
     }
 
@@ -143,14 +144,17 @@ impl BlobWriter {
         self.written + self.buffer.len() as u64
     }
 
-    /// Appends `value` and returns the pointer a table entry will hold.
+    /// Appends `value` and returns the pointer a table entry will hold. An
+    /// uncompressed value is copied once, into the write buffer.
     pub fn add(&mut self, user_key: &[u8], value: &[u8]) -> KvResult<BlobPointer> {
-        self.payload.clear();
-        leasehold_core::codec::put_varint(&mut self.payload, user_key.len() as u64);
-        self.payload.extend_from_slice(user_key);
-        encode_payload(value, self.compress, &mut self.payload);
+        let compressed = compressed(value, self.compress);
+        self.header.clear();
+        leasehold_core::codec::put_varint(&mut self.header, user_key.len() as u64);
+        self.header.extend_from_slice(user_key);
+        encode_compression_header(value, compressed.is_some(), &mut self.header);
         let offset = self.len();
-        frame::encode(&self.payload, &mut self.buffer);
+        let body = compressed.as_deref().unwrap_or(value);
+        frame::encode_parts(&[&self.header, body], &mut self.buffer);
         let length = self.len() - offset;
         self.count += 1;
         self.record_bytes += length;
@@ -207,21 +211,13 @@ pub struct BlobFile {
 impl BlobFile {
     pub fn open(vfs: &dyn Vfs, dir: &Path, meta: &BlobMeta) -> KvResult<BlobFile> {
         let path = dir.join(blob_name(meta.number));
-        let file = vfs.open_read(&path).map_err(|err| {
-            if err.kind() == std::io::ErrorKind::NotFound {
-                KvError::corruption(&path, 0, "a blob file the manifest names is missing")
-            } else {
-                KvError::io(format!("open {}", path.display()), err)
-            }
-        })?;
-        let size = file
-            .len()
-            .map_err(|err| KvError::io(format!("stat {}", path.display()), err))?;
-        if size != meta.size || size < BLOB_FOOTER_LEN as u64 {
+        let file = crate::manifest::open_named(vfs, &path, "blob file", meta.size)?;
+        let size = meta.size;
+        if size < BLOB_FOOTER_LEN as u64 {
             return Err(KvError::corruption(
                 &path,
-                size,
-                format!("blob file is {size} bytes, the manifest says {}", meta.size),
+                0,
+                "blob file shorter than its footer",
             ));
         }
         let mut footer = [0u8; BLOB_FOOTER_LEN];

@@ -202,6 +202,34 @@ impl VersionEdit {
     }
 }
 
+/// Opens a file the manifest names (`what`: "table", "blob file"): missing,
+/// or not `size` bytes long, is corruption.
+pub fn open_named(
+    vfs: &dyn leasehold_core::vfs::Vfs,
+    path: &Path,
+    what: &str,
+    size: u64,
+) -> Result<Arc<dyn VfsFile>, KvError> {
+    let file = vfs.open_read(path).map_err(|err| {
+        if err.kind() == std::io::ErrorKind::NotFound {
+            KvError::corruption(path, 0, format!("a {what} the manifest names is missing"))
+        } else {
+            KvError::io(format!("open {}", path.display()), err)
+        }
+    })?;
+    let found = file
+        .len()
+        .map_err(|err| KvError::io(format!("stat {}", path.display()), err))?;
+    if found != size {
+        return Err(KvError::corruption(
+            path,
+            found,
+            format!("{what} is {found} bytes, the manifest says {size}"),
+        ));
+    }
+    Ok(file)
+}
+
 /// Appends edits to a manifest file, each fsynced.
 #[derive(Debug)]
 pub struct ManifestWriter {

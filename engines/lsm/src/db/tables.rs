@@ -10,28 +10,12 @@ pub(super) fn open_table(
     meta: &FileMeta,
 ) -> KvResult<Arc<Table>> {
     let path = dir.join(table_name(meta.number));
-    let file = vfs.open_read(&path).map_err(|err| {
-        if err.kind() == std::io::ErrorKind::NotFound {
-            KvError::corruption(&path, 0, "a table the manifest names is missing")
-        } else {
-            KvError::io(format!("open {}", path.display()), err)
-        }
-    })?;
-    let size = file
-        .len()
-        .map_err(io_error(format!("stat {}", path.display())))?;
-    if size != meta.size {
-        return Err(KvError::corruption(
-            &path,
-            size,
-            format!("table is {size} bytes, the manifest says {}", meta.size),
-        ));
-    }
+    let file = manifest::open_named(vfs, &path, "table", meta.size)?;
     Ok(Arc::new(Table::open(
         file,
         path,
         meta.number,
-        size,
+        meta.size,
         Arc::clone(cache),
     )?))
 }

@@ -107,20 +107,27 @@ pub fn encode_on_disk(contents: &[u8], compress: bool, out: &mut Vec<u8>) {
     frame::encode(&payload, out);
 }
 
-/// Appends `compression: u8 | body` for `contents` (blob records share it).
-pub fn encode_payload(contents: &[u8], compress: bool, payload: &mut Vec<u8>) {
-    let compressed = compress.then(|| lz4_flex::block::compress(contents));
-    match compressed {
-        // Keep compression only when it saves at least an eighth.
-        Some(compressed) if compressed.len() + 4 < contents.len() - contents.len() / 8 => {
-            payload.push(COMPRESSION_LZ4);
-            payload.extend_from_slice(&(contents.len() as u32).to_le_bytes());
-            payload.extend_from_slice(&compressed);
-        }
-        _ => {
-            payload.push(COMPRESSION_NONE);
-            payload.extend_from_slice(contents);
-        }
+/// Appends `compression: u8 | body` for `contents`.
+fn encode_payload(contents: &[u8], compress: bool, payload: &mut Vec<u8>) {
+    let compressed = compressed(contents, compress);
+    encode_compression_header(contents, compressed.is_some(), payload);
+    payload.extend_from_slice(compressed.as_deref().unwrap_or(contents));
+}
+
+/// lz4 of `contents`, when asked and only if it saves at least an eighth.
+pub fn compressed(contents: &[u8], compress: bool) -> Option<Vec<u8>> {
+    let compressed = compress.then(|| lz4_flex::block::compress(contents))?;
+    (compressed.len() + 4 < contents.len() - contents.len() / 8).then_some(compressed)
+}
+
+/// The `compression: u8` (and lz4's `raw_length: u32`) before a body, so a
+/// caller can frame the body as a part of its own (blob records do).
+pub fn encode_compression_header(contents: &[u8], lz4: bool, out: &mut Vec<u8>) {
+    if lz4 {
+        out.push(COMPRESSION_LZ4);
+        out.extend_from_slice(&(contents.len() as u32).to_le_bytes());
+    } else {
+        out.push(COMPRESSION_NONE);
     }
 }
 
