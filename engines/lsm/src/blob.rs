@@ -9,12 +9,14 @@
 //! footer    = count: u64 | record_bytes: u64 | checksum: u32 | magic: u64 = "LHBLOBF1"
 //!             checksum = masked CRC-32 of the 16 bytes before it          (28 bytes)
 //! pointer   = file: varint | offset: varint | length: varint | value_length: varint
-//!             | head: the value's first min(value_length, HEAD_LEN) bytes
+//!             | head: the value's first bytes (the rest of the pointer; at most
+//!               HEAD_LEN, none when the tree runs without a compaction filter)
 //! ```
 //! `length` is the framed record's; `record_bytes` sums them. The record
 //! holds its user key, so a pointer that lands on another key's record is
 //! corruption, not a wrong answer. The head lets a compaction filter judge
-//! a value (a snapshot's expiry) without reading the blob. Written to disk —
+//! a value (a snapshot's expiry) without reading the blob; a tree without a
+//! filter keeps none, so its tables stay small enough to cache. Written to disk —
 //! do not change.
 
 use std::path::{Path, PathBuf};
@@ -30,7 +32,7 @@ use crate::sstable::block::{compressed, decompress, encode_compression_header};
 
 pub const BLOB_MAGIC: u64 = u64::from_le_bytes(*b"LHBLOBF1");
 pub const BLOB_FOOTER_LEN: usize = 28;
-/// Bytes of a separated value kept in its table entry.
+/// Most bytes of a separated value kept in its table entry.
 pub const HEAD_LEN: usize = 128;
 /// Bytes a writer buffers before it writes them out.
 const WRITE_BUFFER: usize = 1 << 20;
@@ -66,8 +68,8 @@ impl BlobPointer {
         let length = reader.varint("blob record length")?;
         let value_length = reader.varint("blob value length")?;
         let head = bytes.slice(reader.position()..);
-        if head.len() as u64 != value_length.min(HEAD_LEN as u64) {
-            return Err(reader.error("blob pointer head does not match the value length"));
+        if head.len() > HEAD_LEN || head.len() as u64 > value_length {
+            return Err(reader.error("blob pointer head is longer than its value allows"));
         }
         Ok(BlobPointer {
             file,
@@ -99,6 +101,7 @@ pub struct BlobWriter {
     path: PathBuf,
     number: u64,
     compress: bool,
+    head_len: usize,
     buffer: Vec<u8>,
     /// Bytes of the file before `buffer`.
     written: u64,
@@ -109,7 +112,14 @@ pub struct BlobWriter {
 }
 
 impl BlobWriter {
-    pub fn create(vfs: &dyn Vfs, dir: &Path, number: u64, compress: bool) -> KvResult<Self> {
+    /// Pointers will keep the first `head_len` bytes of each value.
+    pub fn create(
+        vfs: &dyn Vfs,
+        dir: &Path,
+        number: u64,
+        compress: bool,
+        head_len: usize,
+    ) -> KvResult<Self> {
         let path = dir.join(blob_name(number));
         let file = vfs
             .create(&path)
@@ -119,6 +129,7 @@ impl BlobWriter {
             path,
             number,
             compress,
+            head_len: head_len.min(HEAD_LEN),
             buffer: Vec::new(),
             written: 0,
             count: 0,
@@ -166,7 +177,7 @@ impl BlobWriter {
             offset,
             length,
             value_length: value.len() as u64,
-            head: Bytes::copy_from_slice(&value[..value.len().min(HEAD_LEN)]),
+            head: Bytes::copy_from_slice(&value[..value.len().min(self.head_len)]),
         })
     }
 
@@ -376,7 +387,7 @@ mod tests {
     fn written(compress: bool) -> (SimVfs, BlobMeta, Written) {
         let vfs = SimVfs::new(1);
         vfs.create_dir_all(Path::new("/d")).unwrap();
-        let mut writer = BlobWriter::create(&vfs, Path::new("/d"), 7, compress).unwrap();
+        let mut writer = BlobWriter::create(&vfs, Path::new("/d"), 7, compress, HEAD_LEN).unwrap();
         let mut records = Vec::new();
         for index in 0..50u32 {
             let key = format!("key-{index}").into_bytes();

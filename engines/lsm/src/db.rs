@@ -45,8 +45,9 @@ use leasehold_core::wal::WalWriter;
 
 /// Decides, at the bottom level, whether an entry (user key, value) may be
 /// dropped: e.g. a snapshot whose TTL ran out. For a value in a blob file it
-/// is given the value's first `blob::HEAD_LEN` bytes only: it must decide
-/// from a prefix, or keep the entry.
+/// is given the value's first `blob::HEAD_LEN` bytes at most (none for one
+/// written while the tree had no filter): it must decide from a prefix, or
+/// keep the entry.
 pub type CompactionFilter = Arc<dyn Fn(&[u8], &[u8]) -> bool + Send + Sync>;
 
 /// Bugs planted on purpose to prove the crash campaign finds them. They can
@@ -368,7 +369,9 @@ mod tables;
 mod write;
 pub use files::{file_kind, log_name, table_name, FileKind};
 use recovery::recover;
-use tables::{newest_versions, open_blob, open_table, write_level0, write_table, BlobSink};
+use tables::{
+    blob_head_len, newest_versions, open_blob, open_table, write_level0, write_table, BlobSink,
+};
 
 /// A WAL record: first_sequence: u64 LE | batch (written from parts by
 /// `write_group`).

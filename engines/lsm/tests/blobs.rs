@@ -112,7 +112,7 @@ fn compaction_collects_blob_garbage_and_loses_nothing() {
     let config = common::tiny_config(DIR);
     let vfs = SimVfs::new(3);
     let engine = open(&vfs, &config);
-    let model = overwrite(&engine, 120, 12);
+    let model = overwrite(&engine, 400, 12);
     let stats = engine.stats();
     assert!(stats.blob_bytes_written > 0);
     let written: u64 = stats.blob_bytes_written;

@@ -150,7 +150,13 @@ impl Inner {
         let mut written_refs = Refs::new();
         let mut relocated = 0u64;
         let allocate = || self.allocate_file_number();
-        let mut sink = BlobSink::new(self.vfs.as_ref(), &self.dir, &self.config, &allocate);
+        let mut sink = BlobSink::new(
+            self.vfs.as_ref(),
+            &self.dir,
+            &self.config,
+            blob_head_len(&self.filter),
+            &allocate,
+        );
         let merged = MergeIter::new(sources).map(|entry| {
             let (key, value) = entry?;
             bump(

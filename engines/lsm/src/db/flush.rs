@@ -36,6 +36,7 @@ impl Inner {
                 &self.dir,
                 &self.config,
                 &self.table_options,
+                blob_head_len(&self.filter),
                 &|| self.allocate_file_number(),
                 &memtable,
             )

@@ -96,6 +96,7 @@ pub(super) struct BlobSink<'a> {
     vfs: &'a dyn Vfs,
     dir: &'a Path,
     compress: bool,
+    head_len: usize,
     file_size: u64,
     allocate: &'a dyn Fn() -> u64,
     writer: Option<BlobWriter>,
@@ -107,12 +108,14 @@ impl<'a> BlobSink<'a> {
         vfs: &'a dyn Vfs,
         dir: &'a Path,
         config: &LsmConfig,
+        head_len: usize,
         allocate: &'a dyn Fn() -> u64,
     ) -> Self {
         BlobSink {
             vfs,
             dir,
             compress: config.enable_compression,
+            head_len,
             file_size: config.blob_file_size,
             allocate,
             writer: None,
@@ -129,6 +132,7 @@ impl<'a> BlobSink<'a> {
                 self.dir,
                 (self.allocate)(),
                 self.compress,
+                self.head_len,
             )?),
         };
         let pointer = writer.add(user_key, value)?;
@@ -160,11 +164,12 @@ pub(super) fn write_level0(
     dir: &Path,
     config: &LsmConfig,
     options: &TableOptions,
+    head_len: usize,
     allocate: &dyn Fn() -> u64,
     memtable: &Memtable,
 ) -> KvResult<(Option<FileMeta>, Vec<BlobMeta>)> {
     let number = allocate();
-    let mut sink = BlobSink::new(vfs, dir, config, allocate);
+    let mut sink = BlobSink::new(vfs, dir, config, head_len, allocate);
     // Each value of at least `min_blob_size` moves to a blob file: the key's
     // kind becomes `Blob`, its value the pointer.
     let min_blob_size = config.enable_blob_files.then_some(config.min_blob_size);
@@ -181,6 +186,12 @@ pub(super) fn write_level0(
     });
     let table = write_table(vfs, dir, options, number, entries)?;
     Ok((table, sink.finish()?))
+}
+
+/// Bytes of each separated value its pointer keeps: what a compaction
+/// filter reads (`blob::HEAD_LEN`), or none without one.
+pub(super) fn blob_head_len(filter: &Option<CompactionFilter>) -> usize {
+    filter.as_ref().map_or(0, |_| crate::blob::HEAD_LEN)
 }
 
 pub(super) fn open_blob(vfs: &dyn Vfs, dir: &Path, meta: &BlobMeta) -> KvResult<Arc<BlobFile>> {
