@@ -15,7 +15,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::kvstore::is_expired_snapshot_record;
+use crate::codec::{get_varint, put_varint};
+use crate::kvstore::{is_expired_snapshot_record, SNAPSHOT_TAG};
+use crate::snapshot::{expired, Snapshot};
 use crate::time::Timestamp;
 
 /// The latest time a Store has been told, shared with its engine's
@@ -57,6 +59,39 @@ impl ExpiryClock {
     pub fn may_drop(&self, engine_key: &[u8], value: &[u8]) -> bool {
         self.horizon()
             .is_some_and(|horizon| is_expired_snapshot_record(engine_key, value, horizon))
+    }
+
+    /// What an engine keeps of a record it moves out of its tables (an LSM's
+    /// blob file), so that `may_drop_by_hint` judges it without reading it
+    /// back: a snapshot's expiry as a varint of its Unix ms + 1 (0: none);
+    /// nothing for other records, or a snapshot that does not decode.
+    pub fn hint(engine_key: &[u8], value: &[u8]) -> Vec<u8> {
+        if engine_key.first() != Some(&SNAPSHOT_TAG) {
+            return Vec::new();
+        }
+        let Ok(expires_at) = Snapshot::expires_at_of_prefix(value) else {
+            return Vec::new();
+        };
+        let mut hint = Vec::new();
+        put_varint(
+            &mut hint,
+            expires_at.map_or(0, |at| at.as_millis().saturating_add(1)),
+        );
+        hint
+    }
+
+    /// `may_drop` for a record known by its `hint`.
+    pub fn may_drop_by_hint(&self, engine_key: &[u8], hint: &[u8]) -> bool {
+        let Some(horizon) = self.horizon() else {
+            return false;
+        };
+        match get_varint(hint) {
+            Ok((0, _)) | Err(_) => false,
+            Ok((at, _)) => {
+                engine_key.first() == Some(&SNAPSHOT_TAG)
+                    && expired(Some(Timestamp::from_millis(at - 1)), horizon)
+            }
+        }
     }
 }
 
@@ -109,5 +144,29 @@ mod tests {
             !clock.may_drop(b"Lsome-lease", &value),
             "only snapshot records"
         );
+    }
+
+    /// A record moved out of the tables is judged by its hint exactly as by
+    /// its value.
+    #[test]
+    fn the_hint_decides_as_the_value_would() {
+        let clock = ExpiryClock::new(Duration::from_secs(60));
+        let (key, value) = record(10_000, 1_000_000);
+        let hint = ExpiryClock::hint(&key, &value);
+        assert!(!hint.is_empty() && hint.len() <= 10);
+        for now in [0, 1_000_000 + 70_000, 1_000_000 + 70_001, 9_000_000] {
+            if now > 0 {
+                clock.observe(Timestamp::from_millis(now));
+            }
+            assert_eq!(
+                clock.may_drop_by_hint(&key, &hint),
+                clock.may_drop(&key, &value),
+                "at {now}"
+            );
+        }
+        assert!(clock.may_drop_by_hint(&key, &hint));
+        assert!(ExpiryClock::hint(b"Lsome-lease", &value).is_empty());
+        assert!(!clock.may_drop_by_hint(b"Lsome-lease", &hint));
+        assert!(!clock.may_drop_by_hint(&key, &[]));
     }
 }

@@ -40,7 +40,7 @@ use crate::store::{Acquire, CommitOp, LeaseFilter, SnapshotInfo, Store};
 use crate::time::Timestamp;
 
 const LEASE_TAG: u8 = b'L';
-const SNAPSHOT_TAG: u8 = b'S';
+pub(crate) const SNAPSHOT_TAG: u8 = b'S';
 
 /// Stripes of the per-actor lock; a power of two.
 const LOCK_STRIPES: usize = 1024;
@@ -84,9 +84,8 @@ impl RecordKey {
 /// For engines that drop entries while compacting: true for a snapshot record
 /// whose TTL ran out at `now`. Such a record is already invisible to `load`,
 /// `list` and the next `save`; an engine may drop it where no older version
-/// could resurface (an LSM's bottom level) to reclaim its space. `value` may
-/// be only the record's first bytes (an LSM keeps a separated value's head
-/// in its table): the TTL comes before the tags and state.
+/// could resurface (an LSM's bottom level) to reclaim its space. Only the
+/// fields up to the TTL are decoded, not the tags or state.
 pub fn is_expired_snapshot_record(engine_key: &[u8], value: &[u8], now: Timestamp) -> bool {
     engine_key.first() == Some(&SNAPSHOT_TAG)
         && Snapshot::expires_at_of_prefix(value)

@@ -183,9 +183,9 @@ impl Snapshot {
         })
     }
 
-    /// When a record expires, from its first bytes alone: the fields up to
-    /// the TTL (everything after it — tags, state — may be cut off). What a
-    /// compaction filter reads from a value whose state lives in a blob file.
+    /// When a record expires, decoding only its fields up to the TTL (the
+    /// tags and state after it may even be cut off): what a compaction
+    /// filter asks of every record it meets.
     pub fn expires_at_of_prefix(prefix: &[u8]) -> Result<Option<Timestamp>, DecodeError> {
         Ok(Snapshot::decode_head(&mut Reader::new(prefix))?.expires_at())
     }

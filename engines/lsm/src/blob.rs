@@ -9,14 +9,13 @@
 //! footer    = count: u64 | record_bytes: u64 | checksum: u32 | magic: u64 = "LHBLOBF1"
 //!             checksum = masked CRC-32 of the 16 bytes before it          (28 bytes)
 //! pointer   = file: varint | offset: varint | length: varint | value_length: varint
-//!             | head: the value's first bytes (the rest of the pointer; at most
-//!               HEAD_LEN, none when the tree runs without a compaction filter)
+//!             | hint: the rest of the pointer (at most HINT_LEN_MAX bytes):
+//!               what the compaction filter made of the value, none without one
 //! ```
 //! `length` is the framed record's; `record_bytes` sums them. The record
 //! holds its user key, so a pointer that lands on another key's record is
-//! corruption, not a wrong answer. The head lets a compaction filter judge
-//! a value (a snapshot's expiry) without reading the blob; a tree without a
-//! filter keeps none, so its tables stay small enough to cache. Written to disk —
+//! corruption, not a wrong answer. The hint lets a compaction filter judge
+//! a value (a snapshot's expiry) without reading the blob. Written to disk —
 //! do not change.
 
 use std::path::{Path, PathBuf};
@@ -32,12 +31,12 @@ use crate::sstable::block::{compressed, decompress, encode_compression_header};
 
 pub const BLOB_MAGIC: u64 = u64::from_le_bytes(*b"LHBLOBF1");
 pub const BLOB_FOOTER_LEN: usize = 28;
-/// Most bytes of a separated value kept in its table entry.
-pub const HEAD_LEN: usize = 128;
+/// Most bytes a pointer keeps for the compaction filter.
+pub const HINT_LEN_MAX: usize = 32;
 /// Bytes a writer buffers before it writes them out.
 const WRITE_BUFFER: usize = 1 << 20;
 
-/// Where a separated value lives, and its head.
+/// Where a separated value lives, and the filter's hint.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BlobPointer {
     pub file: u64,
@@ -45,38 +44,38 @@ pub struct BlobPointer {
     /// The framed record's length.
     pub length: u64,
     pub value_length: u64,
-    pub head: Bytes,
+    pub hint: Bytes,
 }
 
 impl BlobPointer {
     pub fn encode(&self) -> Vec<u8> {
-        let mut writer = Writer::with_capacity(24 + self.head.len());
+        let mut writer = Writer::with_capacity(24 + self.hint.len());
         writer
             .varint(self.file)
             .varint(self.offset)
             .varint(self.length)
             .varint(self.value_length)
-            .raw(&self.head);
+            .raw(&self.hint);
         writer.finish()
     }
 
-    /// Decodes a table entry's value; the head is a slice of `bytes`.
+    /// Decodes a table entry's value; the hint is a slice of `bytes`.
     pub fn decode(bytes: &Bytes) -> Result<BlobPointer, DecodeError> {
         let mut reader = Reader::new(bytes);
         let file = reader.varint("blob file")?;
         let offset = reader.varint("blob offset")?;
         let length = reader.varint("blob record length")?;
         let value_length = reader.varint("blob value length")?;
-        let head = bytes.slice(reader.position()..);
-        if head.len() > HEAD_LEN || head.len() as u64 > value_length {
-            return Err(reader.error("blob pointer head is longer than its value allows"));
+        let hint = bytes.slice(reader.position()..);
+        if hint.len() > HINT_LEN_MAX {
+            return Err(reader.error("blob pointer hint too long"));
         }
         Ok(BlobPointer {
             file,
             offset,
             length,
             value_length,
-            head,
+            hint,
         })
     }
 }
@@ -101,7 +100,6 @@ pub struct BlobWriter {
     path: PathBuf,
     number: u64,
     compress: bool,
-    head_len: usize,
     buffer: Vec<u8>,
     /// Bytes of the file before `buffer`.
     written: u64,
@@ -112,14 +110,7 @@ pub struct BlobWriter {
 }
 
 impl BlobWriter {
-    /// Pointers will keep the first `head_len` bytes of each value.
-    pub fn create(
-        vfs: &dyn Vfs,
-        dir: &Path,
-        number: u64,
-        compress: bool,
-        head_len: usize,
-    ) -> KvResult<Self> {
+    pub fn create(vfs: &dyn Vfs, dir: &Path, number: u64, compress: bool) -> KvResult<Self> {
         let path = dir.join(blob_name(number));
         let file = vfs
             .create(&path)
@@ -129,7 +120,6 @@ impl BlobWriter {
             path,
             number,
             compress,
-            head_len: head_len.min(HEAD_LEN),
             buffer: Vec::new(),
             written: 0,
             count: 0,
@@ -155,14 +145,16 @@ impl BlobWriter {
         self.written + self.buffer.len() as u64
     }
 
-    /// Appends `value` and returns the pointer a table entry will hold. An
-    /// uncompressed value is copied once, into the write buffer.
-    pub fn add(&mut self, user_key: &[u8], value: &[u8]) -> KvResult<BlobPointer> {
+    /// Appends `value` and returns the pointer a table entry will hold, with
+    /// `hint` (cut to `HINT_LEN_MAX`). An uncompressed value is copied once,
+    /// into the write buffer.
+    pub fn add(&mut self, user_key: &[u8], value: &[u8], hint: Vec<u8>) -> KvResult<BlobPointer> {
         let compressed = compressed(value, self.compress);
         self.header.clear();
         leasehold_core::codec::put_varint(&mut self.header, user_key.len() as u64);
         self.header.extend_from_slice(user_key);
         encode_compression_header(value, compressed.is_some(), &mut self.header);
+        let hint_len = hint.len().min(HINT_LEN_MAX);
         let offset = self.len();
         let body = compressed.as_deref().unwrap_or(value);
         frame::encode_parts(&[&self.header, body], &mut self.buffer);
@@ -177,7 +169,7 @@ impl BlobWriter {
             offset,
             length,
             value_length: value.len() as u64,
-            head: Bytes::copy_from_slice(&value[..value.len().min(self.head_len)]),
+            hint: Bytes::from(hint).slice(..hint_len),
         })
     }
 
@@ -387,12 +379,12 @@ mod tests {
     fn written(compress: bool) -> (SimVfs, BlobMeta, Written) {
         let vfs = SimVfs::new(1);
         vfs.create_dir_all(Path::new("/d")).unwrap();
-        let mut writer = BlobWriter::create(&vfs, Path::new("/d"), 7, compress, HEAD_LEN).unwrap();
+        let mut writer = BlobWriter::create(&vfs, Path::new("/d"), 7, compress).unwrap();
         let mut records = Vec::new();
         for index in 0..50u32 {
             let key = format!("key-{index}").into_bytes();
             let value: Vec<u8> = (0..(index as usize * 97)).map(|i| (i % 7) as u8).collect();
-            let pointer = writer.add(&key, &value).unwrap();
+            let pointer = writer.add(&key, &value, vec![index as u8; 3]).unwrap();
             records.push((key, value, pointer));
         }
         let meta = writer.finish().unwrap();

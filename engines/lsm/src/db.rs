@@ -43,12 +43,19 @@ use crate::sstable::table::{Lookup, Table};
 use crate::version::{TableFile, Version};
 use leasehold_core::wal::WalWriter;
 
-/// Decides, at the bottom level, whether an entry (user key, value) may be
-/// dropped: e.g. a snapshot whose TTL ran out. For a value in a blob file it
-/// is given the value's first `blob::HEAD_LEN` bytes at most (none for one
-/// written while the tree had no filter): it must decide from a prefix, or
-/// keep the entry.
-pub type CompactionFilter = Arc<dyn Fn(&[u8], &[u8]) -> bool + Send + Sync>;
+/// Decides, at the bottom level, whether an entry may be dropped: e.g. a
+/// snapshot whose TTL ran out. A value moved to a blob file is judged by the
+/// few bytes `hint` made of it when it left the table (kept in its pointer),
+/// so the filter never reads a blob.
+pub trait CompactionFilter: Send + Sync {
+    /// May the entry (user key, inline value) go?
+    fn drops(&self, user_key: &[u8], value: &[u8]) -> bool;
+    /// What a pointer keeps of a separated value for `drops_by_hint`: a few
+    /// bytes (at most `blob::HINT_LEN_MAX`), or none.
+    fn hint(&self, user_key: &[u8], value: &[u8]) -> Vec<u8>;
+    /// May the entry whose value is in a blob file go, by its hint?
+    fn drops_by_hint(&self, user_key: &[u8], hint: &[u8]) -> bool;
+}
 
 /// Bugs planted on purpose to prove the crash campaign finds them. They can
 /// be switched on only in this crate's tests or with the `planted-bugs`
@@ -161,7 +168,7 @@ struct Inner {
     config: LsmConfig,
     table_options: TableOptions,
     cache: Arc<BlockCache>,
-    filter: Option<CompactionFilter>,
+    filter: Option<Arc<dyn CompactionFilter>>,
     state: RwLock<TreeState>,
     /// Held only to pick and to install (manifest edit, state swap): the
     /// merging and writing of tables happens outside it.
@@ -224,7 +231,7 @@ impl LsmEngine {
     pub fn open_with_filter(
         config: &LsmConfig,
         vfs: Arc<dyn Vfs>,
-        filter: Option<CompactionFilter>,
+        filter: Option<Arc<dyn CompactionFilter>>,
     ) -> KvResult<LsmEngine> {
         LsmEngine::open_with(config, vfs, filter, None)
     }
@@ -245,7 +252,7 @@ impl LsmEngine {
     fn open_with(
         config: &LsmConfig,
         vfs: Arc<dyn Vfs>,
-        filter: Option<CompactionFilter>,
+        filter: Option<Arc<dyn CompactionFilter>>,
         planted: Option<PlantedBug>,
     ) -> KvResult<LsmEngine> {
         config
@@ -369,9 +376,7 @@ mod tables;
 mod write;
 pub use files::{file_kind, log_name, table_name, FileKind};
 use recovery::recover;
-use tables::{
-    blob_head_len, newest_versions, open_blob, open_table, write_level0, write_table, BlobSink,
-};
+use tables::{newest_versions, open_blob, open_table, write_level0, write_table, BlobSink};
 
 /// A WAL record: first_sequence: u64 LE | batch (written from parts by
 /// `write_group`).

@@ -36,11 +36,27 @@ pub fn open_store(
     durability: Durability,
 ) -> KvResult<KvStore<LsmEngine>> {
     let clock = ExpiryClock::new(Duration::from_millis(config.expired_snapshot_grace_ms));
-    let filter_clock = clock.clone();
-    let filter: CompactionFilter =
-        Arc::new(move |key: &[u8], value: &[u8]| filter_clock.may_drop(key, value));
+    let filter = Arc::new(ExpiryFilter(clock.clone()));
     let engine = LsmEngine::open_with_filter(config, vfs, Some(filter))?;
     Ok(KvStore::new(engine, durability).with_expiry_clock(clock))
+}
+
+/// The Store's expiry clock as the tree's compaction filter; a snapshot in a
+/// blob file is judged by its expiry, kept in its pointer.
+struct ExpiryFilter(ExpiryClock);
+
+impl CompactionFilter for ExpiryFilter {
+    fn drops(&self, user_key: &[u8], value: &[u8]) -> bool {
+        self.0.may_drop(user_key, value)
+    }
+
+    fn hint(&self, user_key: &[u8], value: &[u8]) -> Vec<u8> {
+        ExpiryClock::hint(user_key, value)
+    }
+
+    fn drops_by_hint(&self, user_key: &[u8], hint: &[u8]) -> bool {
+        self.0.may_drop_by_hint(user_key, hint)
+    }
 }
 
 /// Small, deterministic settings for crash tests and `leasehold crash-fuzz`:

@@ -121,24 +121,39 @@ fn disabled_compaction_keeps_every_table_in_level_zero() {
 
 #[test]
 fn the_compaction_filter_drops_entries_only_at_the_bottom() {
-    let filter: leasehold_lsm::CompactionFilter =
-        Arc::new(|key: &[u8], _value: &[u8]| key.starts_with(b"expired"));
+    /// Drops keys named `expired-*`: inline by the key, separated by the
+    /// hint it made of them.
+    struct ByName;
+    impl leasehold_lsm::CompactionFilter for ByName {
+        fn drops(&self, user_key: &[u8], _value: &[u8]) -> bool {
+            user_key.starts_with(b"expired")
+        }
+        fn hint(&self, user_key: &[u8], _value: &[u8]) -> Vec<u8> {
+            vec![u8::from(user_key.starts_with(b"expired"))]
+        }
+        fn drops_by_hint(&self, _user_key: &[u8], hint: &[u8]) -> bool {
+            hint == [1]
+        }
+    }
     let engine = LsmEngine::open_with_filter(
         &common::tiny_config("/lsm"),
         Arc::new(SimVfs::new(5)),
-        Some(filter),
+        Some(Arc::new(ByName)),
     )
     .unwrap();
     for index in 0..100 {
         engine
             .write(
-                put(&format!("expired-{index:03}"), &[1; 100]),
+                put(
+                    &format!("expired-{index:03}"),
+                    &vec![1; 20 + index % 2 * 80],
+                ),
                 Durability::Buffered,
             )
             .unwrap();
         engine
             .write(
-                put(&format!("kept-{index:03}"), &[2; 100]),
+                put(&format!("kept-{index:03}"), &vec![2; 20 + index % 2 * 80]),
                 Durability::Buffered,
             )
             .unwrap();
@@ -154,7 +169,7 @@ fn the_compaction_filter_drops_entries_only_at_the_bottom() {
 /// told, less the grace — not by the wall clock (this test's times are in
 /// 1970), and not before an operation brings a time past the grace.
 /// Inline and separated alike: the filter judges a snapshot in a blob file
-/// by the head its table entry keeps.
+/// by the expiry its pointer keeps.
 #[test]
 fn expired_snapshots_leave_the_disk_by_the_stores_own_clock() {
     let config = common::tiny_config("/lsm");

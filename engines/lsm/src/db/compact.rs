@@ -154,7 +154,7 @@ impl Inner {
             self.vfs.as_ref(),
             &self.dir,
             &self.config,
-            blob_head_len(&self.filter),
+            self.filter.as_deref(),
             &allocate,
         );
         let merged = MergeIter::new(sources).map(|entry| {
@@ -172,9 +172,15 @@ impl Inner {
             Ok((key, value)) if pick.bottommost => match format::split(key) {
                 Some((_, _, ValueKind::Delete)) => false,
                 Some((user_key, _, ValueKind::Put)) => !self.drops(user_key, value),
-                // The filter sees a separated value's head (its first bytes).
-                Some((user_key, _, ValueKind::Blob)) => BlobPointer::decode(value)
-                    .map_or(true, |pointer| !self.drops(user_key, &pointer.head)),
+                // A separated value is judged by the hint its pointer keeps.
+                Some((user_key, _, ValueKind::Blob)) => {
+                    BlobPointer::decode(value).map_or(true, |pointer| {
+                        !self
+                            .filter
+                            .as_ref()
+                            .is_some_and(|filter| filter.drops_by_hint(user_key, &pointer.hint))
+                    })
+                }
                 None => true,
             },
             _ => true,
@@ -250,10 +256,10 @@ impl Inner {
         })
     }
 
-    /// The compaction filter's verdict on a bottom-level value (or head).
+    /// The compaction filter's verdict on a bottom-level inline value.
     fn drops(&self, user_key: &[u8], value: &[u8]) -> bool {
         self.filter
             .as_ref()
-            .is_some_and(|filter| filter(user_key, value))
+            .is_some_and(|filter| filter.drops(user_key, value))
     }
 }

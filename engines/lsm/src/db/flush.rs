@@ -36,7 +36,7 @@ impl Inner {
                 &self.dir,
                 &self.config,
                 &self.table_options,
-                blob_head_len(&self.filter),
+                self.filter.as_deref(),
                 &|| self.allocate_file_number(),
                 &memtable,
             )

@@ -38,9 +38,9 @@ use leasehold_core::wal::{self, WalEnd, WalWriter};
 use leasehold_core::{KvError, KvResult};
 
 use super::{
-    blob_head_len, decode_wal_record, file_kind, insert_op, io_error, log_name, open_blob,
-    open_table, write_level0, CompactionFilter, Counters, FileKind, Inner, PlantedBug, TreeState,
-    VersionSet, WalState, GROUP_BYTES_MAX,
+    decode_wal_record, file_kind, insert_op, io_error, log_name, open_blob, open_table,
+    write_level0, CompactionFilter, Counters, FileKind, Inner, PlantedBug, TreeState, VersionSet,
+    WalState, GROUP_BYTES_MAX,
 };
 use crate::blob::BlobMeta;
 use crate::manifest::{self, BlobGarbage, FileMeta, ManifestWriter, VersionEdit, LEVELS};
@@ -67,7 +67,7 @@ struct Recorded {
 pub(super) fn recover(
     config: &LsmConfig,
     vfs: Arc<dyn Vfs>,
-    filter: Option<CompactionFilter>,
+    filter: Option<Arc<dyn CompactionFilter>>,
     planted: Option<PlantedBug>,
 ) -> KvResult<Inner> {
     let dir = config.data_dir.clone();
@@ -177,7 +177,7 @@ pub(super) fn recover(
             &dir,
             config,
             &table_options,
-            blob_head_len(&filter),
+            filter.as_deref(),
             &allocate,
             &replayed,
         )?;

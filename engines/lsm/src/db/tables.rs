@@ -96,7 +96,8 @@ pub(super) struct BlobSink<'a> {
     vfs: &'a dyn Vfs,
     dir: &'a Path,
     compress: bool,
-    head_len: usize,
+    /// Makes each pointer's hint.
+    filter: Option<&'a dyn CompactionFilter>,
     file_size: u64,
     allocate: &'a dyn Fn() -> u64,
     writer: Option<BlobWriter>,
@@ -108,14 +109,14 @@ impl<'a> BlobSink<'a> {
         vfs: &'a dyn Vfs,
         dir: &'a Path,
         config: &LsmConfig,
-        head_len: usize,
+        filter: Option<&'a dyn CompactionFilter>,
         allocate: &'a dyn Fn() -> u64,
     ) -> Self {
         BlobSink {
             vfs,
             dir,
             compress: config.enable_compression,
-            head_len,
+            filter,
             file_size: config.blob_file_size,
             allocate,
             writer: None,
@@ -132,10 +133,13 @@ impl<'a> BlobSink<'a> {
                 self.dir,
                 (self.allocate)(),
                 self.compress,
-                self.head_len,
             )?),
         };
-        let pointer = writer.add(user_key, value)?;
+        let hint = self
+            .filter
+            .map(|filter| filter.hint(user_key, value))
+            .unwrap_or_default();
+        let pointer = writer.add(user_key, value, hint)?;
         if writer.len() >= self.file_size {
             self.finish_current()?;
         }
@@ -164,12 +168,12 @@ pub(super) fn write_level0(
     dir: &Path,
     config: &LsmConfig,
     options: &TableOptions,
-    head_len: usize,
+    filter: Option<&dyn CompactionFilter>,
     allocate: &dyn Fn() -> u64,
     memtable: &Memtable,
 ) -> KvResult<(Option<FileMeta>, Vec<BlobMeta>)> {
     let number = allocate();
-    let mut sink = BlobSink::new(vfs, dir, config, head_len, allocate);
+    let mut sink = BlobSink::new(vfs, dir, config, filter, allocate);
     // Each value of at least `min_blob_size` moves to a blob file: the key's
     // kind becomes `Blob`, its value the pointer.
     let min_blob_size = config.enable_blob_files.then_some(config.min_blob_size);
@@ -186,12 +190,6 @@ pub(super) fn write_level0(
     });
     let table = write_table(vfs, dir, options, number, entries)?;
     Ok((table, sink.finish()?))
-}
-
-/// Bytes of each separated value its pointer keeps: what a compaction
-/// filter reads (`blob::HEAD_LEN`), or none without one.
-pub(super) fn blob_head_len(filter: &Option<CompactionFilter>) -> usize {
-    filter.as_ref().map_or(0, |_| crate::blob::HEAD_LEN)
 }
 
 pub(super) fn open_blob(vfs: &dyn Vfs, dir: &Path, meta: &BlobMeta) -> KvResult<Arc<BlobFile>> {
