@@ -94,6 +94,21 @@ fn main() {
         &read_all(table_file.as_ref()).unwrap(),
     );
 
+    let blob_dir = Path::new("/s");
+    let mut blob = leasehold_lsm::blob::BlobWriter::create(&vfs, blob_dir, 1, true).unwrap();
+    for index in 0..20u8 {
+        let value = vec![index; 64 + usize::from(index) * 40];
+        blob.add(format!("key-{index}").as_bytes(), &value, vec![index])
+            .unwrap();
+    }
+    blob.finish().unwrap();
+    let blob_file = vfs.open_read(&blob_dir.join("000001.blob")).unwrap();
+    seed(
+        "lsm_blob",
+        "twenty-records",
+        &read_all(blob_file.as_ref()).unwrap(),
+    );
+
     let edit = VersionEdit {
         log_number: Some(3),
         next_file_number: Some(9),
