@@ -135,7 +135,11 @@ impl ClientStats {
 
 pub struct Client {
     store: Arc<dyn ObjectStore>,
-    runtime: tokio::runtime::Runtime,
+    /// Drives the requests. Callers never `block_on` it (that panics on a
+    /// thread that is already driving a runtime — an actor framework's, say,
+    /// audit C2): each request runs as a task on it and the caller waits
+    /// for its answer on a channel. `None` only while dropping.
+    runtime: Option<tokio::runtime::Runtime>,
     counters: Counters,
     /// Send `If-Match` with the ETag's quotes stripped: radosgw 16.2 matches
     /// only the bare tag, `object_store`'s in-memory store only the quoted
@@ -162,10 +166,27 @@ impl Client {
             })?;
         Ok(Client {
             store,
-            runtime,
+            runtime: Some(runtime),
             counters: Counters::default(),
             bare_etags: AtomicBool::new(false),
         })
+    }
+
+    /// Runs `request` on the client's runtime and waits for its answer; safe
+    /// from any thread, inside a runtime or not (it blocks the caller).
+    fn run<T: Send + 'static>(
+        &self,
+        request: impl std::future::Future<Output = T> + Send + 'static,
+    ) -> StoreResult<T> {
+        // The runtime is shut down only by `drop`, which cannot run while
+        // `&self` is borrowed: both errors are unreachable, not unwrapped.
+        let stopped = || StoreError::Engine(KvError::Closed);
+        let runtime = self.runtime.as_ref().ok_or_else(stopped)?;
+        let (answer, answered) = std::sync::mpsc::sync_channel(1);
+        runtime.spawn(async move {
+            let _ = answer.send(request.await);
+        });
+        answered.recv().map_err(|_| stopped())
     }
 
     fn record<T>(
@@ -192,15 +213,16 @@ impl Client {
     /// is read: nothing the store writes is that large.
     pub fn get(&self, path: &Path) -> StoreResult<Option<(Bytes, ETag)>> {
         let started = Instant::now();
-        let result = self.runtime.block_on(async {
-            let answer = self.store.get(path).await?;
+        let (store, owned) = (Arc::clone(&self.store), path.clone());
+        let result = self.run(async move {
+            let answer = store.get(&owned).await?;
             if answer.meta.size > OBJECT_SIZE_MAX_BYTES {
                 return Ok(Err(answer.meta.size));
             }
             let tag = answer.meta.e_tag.clone();
             let bytes = answer.bytes().await?;
             Ok(Ok((bytes, tag)))
-        });
+        })?;
         let result = match result {
             Ok(Err(size)) => {
                 return Err(StoreError::CorruptRecord {
@@ -263,11 +285,12 @@ impl Client {
             mode,
             ..PutOptions::default()
         };
-        let result = self.runtime.block_on(self.store.put_opts(
-            path,
-            PutPayload::from_bytes(body),
-            options,
-        ));
+        let (store, owned) = (Arc::clone(&self.store), path.clone());
+        let result = self.run(async move {
+            store
+                .put_opts(&owned, PutPayload::from_bytes(body), options)
+                .await
+        })?;
         self.record(RequestKind::Put, started, &result);
         match result {
             Ok(done) => {
@@ -337,7 +360,8 @@ impl Client {
     /// probe object only).
     pub fn delete(&self, path: &Path) -> StoreResult<()> {
         let started = Instant::now();
-        let result = self.runtime.block_on(self.store.delete(path));
+        let (store, owned) = (Arc::clone(&self.store), path.clone());
+        let result = self.run(async move { store.delete(&owned).await })?;
         self.record(RequestKind::Delete, started, &result);
         match result {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
@@ -357,13 +381,14 @@ impl Client {
     /// As `list`, with each object's size in bytes.
     pub fn list_sized(&self, prefix: &Path) -> StoreResult<Vec<(Path, u64)>> {
         let started = Instant::now();
-        let result = self.runtime.block_on(async {
-            self.store
-                .list(Some(prefix))
+        let (store, owned) = (Arc::clone(&self.store), prefix.clone());
+        let result = self.run(async move {
+            store
+                .list(Some(&owned))
                 .map_ok(|meta| (meta.location, meta.size))
                 .try_collect::<Vec<(Path, u64)>>()
                 .await
-        });
+        })?;
         self.record(RequestKind::List, started, &result);
         result.map_err(|err| request_error("list", prefix, err))
     }
@@ -389,6 +414,16 @@ impl Client {
             bytes_accepted: self.counters.bytes_accepted.load(Ordering::Relaxed),
             bytes_received: self.counters.bytes_received.load(Ordering::Relaxed),
             conditions_failed: self.counters.conditions_failed.load(Ordering::Relaxed),
+        }
+    }
+}
+
+impl Drop for Client {
+    /// Shuts the runtime down without waiting for it: dropping a runtime
+    /// blocks, and blocking panics on a thread that drives another runtime.
+    fn drop(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
         }
     }
 }
