@@ -10,10 +10,11 @@
 //! lock, in which case it says so and checks read-only (a second writer would
 //! fight the live one).
 //!
-//! An S3 store is named by a config with a `[persistence.s3]` section (its
-//! bucket and prefix, not a directory). Commands read its objects directly;
-//! opening it writes and removes one probe object under `<prefix>/health/`
-//! (the check that the server arbitrates conditional writes).
+//! An object store is named by a config with a `[persistence.s3]`, `azure` or
+//! `gcs` section (its bucket or container and prefix, not a directory).
+//! Commands read its objects directly; opening it writes and removes one
+//! probe object under `<prefix>/health/` (the check that the server
+//! arbitrates conditional writes).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -47,9 +48,32 @@ pub struct TargetArgs {
 }
 
 pub struct Target {
+    /// `S3` for every object store (the section says which).
     pub engine: EngineKind,
     pub dir: PathBuf,
     pub settings: EngineSettings,
+    /// The object-store section (s3, azure or gcs), for an object store.
+    pub object_store: Option<PersistenceConfig>,
+}
+
+impl Target {
+    /// The engine's name as the commands print it: the section's type for an
+    /// object store (`azure`, say), else the engine's.
+    pub fn label(&self) -> &'static str {
+        self.object_store
+            .as_ref()
+            .map_or(self.engine.name(), PersistenceConfig::type_name)
+    }
+}
+
+/// The bucket (or container) and prefix of an object-store section.
+fn object_location(persistence: &PersistenceConfig) -> Option<(&str, &str)> {
+    match persistence {
+        PersistenceConfig::S3(s3) => Some((&s3.bucket, &s3.prefix)),
+        PersistenceConfig::Azure(azure) => Some((&azure.container_name, &azure.prefix)),
+        PersistenceConfig::Gcs(gcs) => Some((&gcs.bucket_name, &gcs.prefix)),
+        _ => None,
+    }
 }
 
 /// Exit status of a command: 0 fine, 1 a problem found (or degraded), 2 failed.
@@ -61,6 +85,20 @@ impl TargetArgs {
         let (engine, dir) = match (&self.config, self.engine, &self.dir) {
             (Some(path), _, _) => {
                 let config = Config::from_file(path).map_err(|err| err.to_string())?;
+                // Objects, not files: the location is the bucket and prefix.
+                if let Some((bucket, prefix)) = object_location(&config.persistence) {
+                    let dir = PathBuf::from(format!(
+                        "{}://{bucket}/{}",
+                        config.persistence.type_name(),
+                        prefix.trim_matches('/')
+                    ));
+                    return Ok(Target {
+                        engine: EngineKind::S3,
+                        dir,
+                        settings,
+                        object_store: Some(config.persistence),
+                    });
+                }
                 let dir = config.persistence.data_dir().map(Path::to_path_buf);
                 let engine = match config.persistence {
                     PersistenceConfig::LsmTree(lsm) => {
@@ -79,23 +117,10 @@ impl TargetArgs {
                         settings.rocksdb = rocksdb;
                         EngineKind::Rocksdb
                     }
-                    // Objects, not files: the location is the bucket and prefix.
-                    PersistenceConfig::S3(s3) => {
-                        let dir = PathBuf::from(format!(
-                            "s3://{}/{}",
-                            s3.bucket,
-                            s3.prefix.trim_matches('/')
-                        ));
-                        settings.s3 = Some(s3);
-                        return Ok(Target {
-                            engine: EngineKind::S3,
-                            dir,
-                            settings,
-                        });
-                    }
+                    // Object stores returned above.
                     other => {
                         return Err(format!(
-                            "{}: the operator commands do not handle {} yet",
+                            "{}: {} is not a store the operator commands open",
                             path.display(),
                             other.type_name()
                         ))
@@ -149,6 +174,7 @@ impl TargetArgs {
             engine,
             dir,
             settings,
+            object_store: None,
         })
     }
 }
@@ -200,16 +226,11 @@ impl Target {
     }
 
     fn open_on(&self, vfs: Arc<dyn Vfs>) -> Result<Box<dyn BenchStore>, String> {
-        if let Some(s3) = self
-            .settings
-            .s3
-            .as_ref()
-            .filter(|_| self.engine == EngineKind::S3)
-        {
+        if let Some(section) = &self.object_store {
             // The configured prefix itself, not a run's; opening writes and
             // removes one probe object (the check that the server arbitrates).
-            let store = leasehold_objectstore::open(&PersistenceConfig::S3(s3.clone()))
-                .map_err(|err| format!("s3: {err}"))?;
+            let store = leasehold_objectstore::open(section)
+                .map_err(|err| format!("{}: {err}", self.label()))?;
             return Ok(Box::new(store));
         }
         engines::open_on(
@@ -235,7 +256,7 @@ pub fn verify(target: &TargetArgs) -> Status {
         Err(err) => {
             println!(
                 "{} {}: cannot be opened",
-                target.engine.name(),
+                target.label(),
                 target.dir.display()
             );
             println!("problem: {err}");
@@ -245,7 +266,7 @@ pub fn verify(target: &TargetArgs) -> Status {
     let report = store.verify().map_err(|err| err.to_string())?;
     println!(
         "{} {}: checked {}",
-        target.engine.name(),
+        target.label(),
         target.dir.display(),
         report.checked
     );
@@ -324,7 +345,7 @@ fn at_rest(target: &TargetArgs) -> Result<String, String> {
     let disk_bytes: u64 = files.values().map(|(_, bytes)| bytes).sum();
     let mut out = format!(
         "{} {} — read from its {} (no process publishes live metrics here; use --file)\n",
-        target.engine.name(),
+        target.label(),
         target.dir.display(),
         if target.engine.keeps_local_files() {
             "files"
@@ -397,7 +418,7 @@ pub fn dump(target: &TargetArgs, file: Option<&str>, max_entries: usize) -> Stat
         EngineKind::Redb | EngineKind::Fjall => {
             return Err(format!(
                 "{} is a peer for comparisons: the operator commands do not open its files",
-                target.engine.name()
+                target.label()
             ))
         }
         EngineKind::Rocksdb | EngineKind::RocksdbBlob => {
@@ -407,7 +428,10 @@ pub fn dump(target: &TargetArgs, file: Option<&str>, max_entries: usize) -> Stat
             )
         }
         EngineKind::S3 => {
-            return Err("engine s3 keeps objects, not files in a directory".to_owned())
+            return Err(format!(
+                "engine {} keeps objects, not files in a directory",
+                target.label()
+            ))
         }
         EngineKind::Null => return Err("the null engine keeps no files".to_owned()),
     }

@@ -400,22 +400,22 @@ fn bad_targets_are_clear_errors_never_panics() {
     assert!(output.status.success(), "{}", stderr(&output));
 }
 
-#[test]
-fn the_operator_commands_read_an_s3_store_named_by_its_config() {
-    use leasehold_core::{ActorKey, NodeId, SnapshotWrite, Store, Timestamp};
-    let prefix = format!(
+/// A unique prefix per test run on a shared server.
+fn object_prefix() -> String {
+    format!(
         "test/operator-{}-{}",
         std::process::id(),
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
             .as_millis()
-    );
-    let s3 = leasehold_objectstore::test_server::s3_config(&prefix).expect("the S3 test server");
-    let store = leasehold_objectstore::ObjectStoreBackend::open(
-        leasehold_objectstore::backend::s3(&s3).unwrap(),
     )
-    .unwrap();
+}
+
+/// Saves one actor into `store`, writes `section` (a `[persistence]` TOML) as
+/// a config and runs every operator command on it.
+fn operator_commands_read(store: leasehold_objectstore::ObjectStoreBackend, section: String) {
+    use leasehold_core::{ActorKey, NodeId, SnapshotWrite, Store, Timestamp};
     let key = ActorKey::new("player", "p-1");
     let now = Timestamp(1_700_000_000_000);
     let lease = store
@@ -432,20 +432,8 @@ fn the_operator_commands_read_an_s3_store_named_by_its_config() {
         .unwrap();
 
     let root = tempfile::tempdir().unwrap();
-    let config = root.path().join("s3.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[persistence]\ntype = \"s3\"\nendpoint = \"{}\"\nbucket = \"{}\"\n\
-             access_key_id = \"{}\"\nsecret_access_key = \"{}\"\nprefix = \"{prefix}\"\n\
-             enable_ssl = false\n",
-            s3.endpoint.as_deref().unwrap(),
-            s3.bucket,
-            s3.access_key_id.as_deref().unwrap(),
-            s3.secret_access_key.as_ref().unwrap().expose(),
-        ),
-    )
-    .unwrap();
+    let config = root.path().join("store.toml");
+    std::fs::write(&config, section).unwrap();
     let config = config.to_str().unwrap();
     let at = "1700000010000";
 
@@ -489,6 +477,26 @@ fn the_operator_commands_read_an_s3_store_named_by_its_config() {
         "{}",
         stdout(&at_rest)
     );
+}
+
+#[test]
+fn the_operator_commands_read_an_s3_store_named_by_its_config() {
+    let prefix = object_prefix();
+    let s3 = leasehold_objectstore::test_server::s3_config(&prefix).expect("the S3 test server");
+    let store = leasehold_objectstore::ObjectStoreBackend::open(
+        leasehold_objectstore::backend::s3(&s3).unwrap(),
+    )
+    .unwrap();
+    let section = format!(
+        "[persistence]\ntype = \"s3\"\nendpoint = \"{}\"\nbucket = \"{}\"\n\
+         access_key_id = \"{}\"\nsecret_access_key = \"{}\"\nprefix = \"{prefix}\"\n\
+         enable_ssl = false\n",
+        s3.endpoint.as_deref().unwrap(),
+        s3.bucket,
+        s3.access_key_id.as_deref().unwrap(),
+        s3.secret_access_key.as_ref().unwrap().expose(),
+    );
+    operator_commands_read(store, section);
     // A directory cannot name an S3 store.
     let refused = leasehold(&["verify", "--engine", "s3", "--dir", "/tmp"]);
     assert!(!refused.status.success());
@@ -497,6 +505,28 @@ fn the_operator_commands_read_an_s3_store_named_by_its_config() {
         "{}",
         stderr(&refused)
     );
+}
+
+/// The same on Azure Blob storage (Azurite): every object-store section,
+/// not only S3's, names a store the commands open.
+#[test]
+fn the_operator_commands_read_an_azure_store_named_by_its_config() {
+    let prefix = object_prefix();
+    let azure =
+        leasehold_objectstore::test_server::azure_config(&prefix).expect("the Azure test server");
+    let store = leasehold_objectstore::ObjectStoreBackend::open(
+        leasehold_objectstore::backend::azure(&azure).unwrap(),
+    )
+    .unwrap();
+    let section = format!(
+        "[persistence]\ntype = \"azure\"\naccount_name = \"{}\"\naccount_key = \"{}\"\n\
+         container_name = \"{}\"\nendpoint = \"{}\"\nprefix = \"{prefix}\"\n",
+        azure.account_name,
+        azure.account_key.as_ref().unwrap().expose(),
+        azure.container_name,
+        azure.endpoint.as_deref().unwrap(),
+    );
+    operator_commands_read(store, section);
 }
 
 /// A memory config with its own backup file name: the operator commands used

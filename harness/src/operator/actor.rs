@@ -181,7 +181,7 @@ pub fn inspect_state(target: &TargetArgs, options: &InspectState) -> Status {
     );
     println!(
         "history      only the latest version: every save replaces the previous one in {}",
-        target.engine.name()
+        target.label()
     );
     println!("state        {} bytes", snapshot.state.len());
     match serde_json::from_slice::<serde_json::Value>(&snapshot.state) {

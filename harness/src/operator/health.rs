@@ -80,7 +80,7 @@ pub fn health_check(target: &TargetArgs) -> Status {
                 "open",
                 format!(
                     "{} in {:.1} ms",
-                    target.engine.name(),
+                    target.label(),
                     opening.elapsed().as_secs_f64() * 1e3
                 ),
             );
