@@ -227,20 +227,8 @@ impl BlobFile {
         read_exact_at(file.as_ref(), &mut footer, size - BLOB_FOOTER_LEN as u64)
             .map_err(|err| KvError::io(format!("read {}", path.display()), err))?;
         let at = size - BLOB_FOOTER_LEN as u64;
-        let mut reader = Reader::new(&footer);
-        let parsed = (|| -> Result<(u64, u64, u32, u64), DecodeError> {
-            Ok((
-                reader.u64_le("count")?,
-                reader.u64_le("record bytes")?,
-                reader.u32_le("checksum")?,
-                reader.u64_le("magic")?,
-            ))
-        })();
-        let (count, record_bytes, checksum, magic) =
-            parsed.map_err(|err| KvError::corruption(&path, at, err.to_string()))?;
-        if magic != BLOB_MAGIC || checksum != frame::checksum(&[&footer[..16]]) {
-            return Err(KvError::corruption(&path, at, "bad blob file footer"));
-        }
+        let (count, record_bytes) = decode_footer(&footer)
+            .ok_or_else(|| KvError::corruption(&path, at, "bad blob file footer"))?;
         if count != meta.count || record_bytes != meta.record_bytes || record_bytes != at {
             return Err(KvError::corruption(
                 &path,
@@ -309,6 +297,17 @@ impl BlobFile {
     }
 }
 
+/// A footer's (count, record bytes), if its magic and checksum hold.
+fn decode_footer(footer: &[u8]) -> Option<(u64, u64)> {
+    let mut reader = Reader::new(footer);
+    let count = reader.u64_le("count").ok()?;
+    let record_bytes = reader.u64_le("record bytes").ok()?;
+    let checksum = reader.u32_le("checksum").ok()?;
+    let magic = reader.u64_le("magic").ok()?;
+    (magic == BLOB_MAGIC && checksum == frame::checksum(&[&footer[..16]]) && reader.is_at_end())
+        .then_some((count, record_bytes))
+}
+
 /// `leasehold dump` of a blob file: its footer and records, each checksum
 /// shown as valid or not (at most `max_entries` records listed).
 pub fn describe(bytes: &[u8], max_entries: usize) -> String {
@@ -317,20 +316,13 @@ pub fn describe(bytes: &[u8], max_entries: usize) -> String {
     let Some(at) = bytes.len().checked_sub(BLOB_FOOTER_LEN) else {
         return format!("  INVALID: {} bytes, shorter than a footer\n", bytes.len());
     };
-    let footer = &bytes[at..];
-    let field = |range: std::ops::Range<usize>| {
-        let mut raw = [0u8; 8];
-        raw[..range.len()].copy_from_slice(&footer[range]);
-        u64::from_le_bytes(raw)
+    let _ = match decode_footer(&bytes[at..]) {
+        Some((count, record_bytes)) => writeln!(
+            out,
+            "  footer: {count} records in {record_bytes} bytes, checksum valid"
+        ),
+        None => writeln!(out, "  footer: INVALID (magic or checksum)"),
     };
-    let (count, record_bytes) = (field(0..8), field(8..16));
-    let valid = field(20..28) == BLOB_MAGIC
-        && field(16..20) == u64::from(frame::checksum(&[&footer[..16]]));
-    let _ = writeln!(
-        out,
-        "  footer: {count} records in {record_bytes} bytes, {}",
-        if valid { "checksum valid" } else { "INVALID" }
-    );
     let mut offset = 0;
     let mut index = 0;
     while offset < at {

@@ -171,6 +171,37 @@ mod tests {
         Box::new(owned.into_iter())
     }
 
+    /// What a reader at `sequence` sees of `sources` (no blob files).
+    fn visible(sources: Vec<Source<'static>>, sequence: u64) -> Vec<Entry> {
+        VisibleIter::new(MergeIter::new(sources), sequence, &Version::default())
+            .map(|entry| entry.unwrap())
+            .collect()
+    }
+
+    /// A pointer into a blob file the version does not hold is corruption,
+    /// never a missing key or an empty value.
+    #[test]
+    fn a_pointer_into_an_unknown_blob_file_is_corruption() {
+        let pointer = crate::blob::BlobPointer {
+            file: 9,
+            offset: 0,
+            length: 40,
+            value_length: 20,
+            hint: bytes::Bytes::new(),
+        };
+        let entry: KvResult<Entry> = Ok((
+            InternalKey::new(&b"k"[..], 1, ValueKind::Blob).encode(),
+            bytes::Bytes::from(pointer.encode()),
+        ));
+        let source: Source<'static> = Box::new(std::iter::once(entry));
+        let version = Version::default();
+        let mut iter = VisibleIter::new(MergeIter::new(vec![source]), 5, &version);
+        assert!(matches!(
+            iter.next(),
+            Some(Err(leasehold_core::KvError::Corruption { .. }))
+        ));
+    }
+
     #[test]
     fn the_newest_visible_version_wins_and_tombstones_hide_keys() {
         let newer = source(&[
@@ -183,12 +214,8 @@ mod tests {
             ("b", 3, ValueKind::Put, "b3"),
             ("c", 4, ValueKind::Put, "c4"),
         ]);
-        let visible: Vec<Entry> =
-            VisibleIter::new(MergeIter::new(vec![newer, older]), 10, &Version::default())
-                .map(|entry| entry.unwrap())
-                .collect();
         assert_eq!(
-            visible,
+            visible(vec![newer, older], 10),
             vec![
                 (b"b".to_vec(), bytes::Bytes::from_static(b"b8")),
                 (b"c".to_vec(), bytes::Bytes::from_static(b"c4"))
@@ -196,12 +223,8 @@ mod tests {
         );
         let newer = source(&[("a", 9, ValueKind::Delete, "")]);
         let older = source(&[("a", 2, ValueKind::Put, "a2")]);
-        let at_five: Vec<_> =
-            VisibleIter::new(MergeIter::new(vec![newer, older]), 5, &Version::default())
-                .map(|entry| entry.unwrap())
-                .collect();
         assert_eq!(
-            at_five,
+            visible(vec![newer, older], 5),
             vec![(b"a".to_vec(), bytes::Bytes::from_static(b"a2"))]
         );
     }

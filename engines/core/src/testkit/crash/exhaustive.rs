@@ -58,6 +58,25 @@ pub fn exhaustive_sequences() -> Vec<Vec<CrashOp>> {
     ]
 }
 
+/// `ops` crashed after `crash_after` mutations under `policies[index]`, its
+/// recovery crashed too, at a point and under a policy that rotate with the
+/// case.
+fn crash_point_case(
+    ops: &[CrashOp],
+    crash_after: u64,
+    policies: &[CrashPolicy],
+    index: usize,
+) -> CrashCase {
+    CrashCase {
+        ops: ops.to_vec(),
+        crash_after,
+        policy: policies[index],
+        seed: crash_after * 7 + index as u64,
+        recovery_crash_after: 1 + crash_after % 13,
+        recovery_policy: policies[(crash_after as usize + index + 1) % policies.len()],
+    }
+}
+
 /// Every crash point (until one past the run's end) of every exhaustive
 /// sequence under each of `policies`; the number of points, or the first
 /// failing case.
@@ -71,15 +90,8 @@ pub fn run_exhaustive<E: KvEngine>(
     for ops in exhaustive_sequences() {
         for crash_after in 1..CRASH_POINTS_MAX {
             let mut past_end = true;
-            for (index, &policy) in policies.iter().enumerate() {
-                let case = CrashCase {
-                    ops: ops.clone(),
-                    crash_after,
-                    policy,
-                    seed: crash_after * 7 + index as u64,
-                    recovery_crash_after: 1 + crash_after % 13,
-                    recovery_policy: policies[(index + 1) % policies.len()],
-                };
+            for index in 0..policies.len() {
+                let case = crash_point_case(&ops, crash_after, policies, index);
                 let report = run_case(open, &case).map_err(|err| (case.clone(), err.reason))?;
                 past_end &= !report.crashed_during_run;
                 points += 1;
@@ -103,18 +115,13 @@ pub fn check_every_crash_point<E: KvEngine>(
 ) -> usize {
     let mut cases = 0;
     for crash_after in crash_points {
-        for (index, policy) in CrashPolicy::ALL.into_iter().enumerate() {
-            let case = CrashCase {
-                ops: ops.to_vec(),
-                crash_after,
-                policy,
-                seed: crash_after * 31 + index as u64,
-                recovery_crash_after: 1 + crash_after % 17,
-                recovery_policy: CrashPolicy::ALL
-                    [(crash_after as usize + index) % CrashPolicy::ALL.len()],
-            };
+        for index in 0..CrashPolicy::ALL.len() {
+            let case = crash_point_case(ops, crash_after, &CrashPolicy::ALL, index);
             if let Err(violation) = run_case(open, &case) {
-                panic!("crash point {crash_after} ({}): {violation}", policy.name());
+                panic!(
+                    "crash point {crash_after} ({}): {violation}",
+                    case.policy.name()
+                );
             }
             cases += 1;
         }
