@@ -28,8 +28,10 @@ pub use crate::secret::Secret;
 
 mod objectstore;
 mod parse;
+mod postgres;
 pub use objectstore::{expand_env, AzureConfig, GcsConfig, S3Config};
 use parse::{choose_backend, deserialize, parse_backend, take_selector};
+pub use postgres::{PostgresConfig, SslMode, POSTGRES_POOL_SIZE_MAX};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[non_exhaustive]
@@ -40,7 +42,7 @@ pub enum ConfigError {
     MissingPersistence,
     #[error("[{section}] has no `type` key")]
     MissingType { section: String },
-    #[error("unknown persistence type {0:?}; expected one of lsm_tree, cow_btree, rocksdb, memory, s3, azure, gcs")]
+    #[error("unknown persistence type {0:?}; expected one of lsm_tree, cow_btree, rocksdb, memory, s3, azure, gcs, postgres")]
     UnknownType(String),
     #[error("{0}")]
     AmbiguousBackend(String),
@@ -79,6 +81,7 @@ pub enum PersistenceConfig {
     S3(S3Config),
     Azure(AzureConfig),
     Gcs(GcsConfig),
+    Postgres(PostgresConfig),
 }
 
 impl PersistenceConfig {
@@ -92,6 +95,7 @@ impl PersistenceConfig {
             PersistenceConfig::S3(_) => "s3",
             PersistenceConfig::Azure(_) => "azure",
             PersistenceConfig::Gcs(_) => "gcs",
+            PersistenceConfig::Postgres(_) => "postgres",
         }
     }
 
@@ -104,9 +108,10 @@ impl PersistenceConfig {
             PersistenceConfig::Memory(config) => {
                 config.backup_path.as_deref().and_then(Path::parent)
             }
-            PersistenceConfig::S3(_) | PersistenceConfig::Azure(_) | PersistenceConfig::Gcs(_) => {
-                None
-            }
+            PersistenceConfig::S3(_)
+            | PersistenceConfig::Azure(_)
+            | PersistenceConfig::Gcs(_)
+            | PersistenceConfig::Postgres(_) => None,
         }
     }
 }

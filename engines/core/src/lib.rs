@@ -10,9 +10,13 @@
 //! - `commit`: group commit for concurrent writers;
 //! - `wal`: the block-framed write-ahead log with synced-offset watermarks;
 //! - `config`: the seed's TOML;
+//! - behind the `blocking` feature: `BlockingRuntime`, for stores over an
+//!   async client library;
 //! - behind the `testkit` feature: the crash oracle, its proptest driver and
 //!   the conformance suite every engine runs.
 
+#[cfg(feature = "blocking")]
+pub mod blocking;
 pub mod codec;
 pub mod commit;
 pub mod config;

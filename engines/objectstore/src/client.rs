@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures::TryStreamExt;
+use leasehold_core::blocking::BlockingRuntime;
 use leasehold_core::metrics::LatencyHistogram;
 use leasehold_core::{KvError, StoreError, StoreResult};
 use object_store::path::Path;
@@ -135,11 +136,9 @@ impl ClientStats {
 
 pub struct Client {
     store: Arc<dyn ObjectStore>,
-    /// Drives the requests. Callers never `block_on` it (that panics on a
-    /// thread that is already driving a runtime — an actor framework's, say,
-    /// audit C2): each request runs as a task on it and the caller waits
-    /// for its answer on a channel. `None` only while dropping.
-    runtime: Option<tokio::runtime::Runtime>,
+    /// Drives the requests (see `BlockingRuntime`: callable from inside an
+    /// actor framework's runtime, audit C2).
+    runtime: BlockingRuntime,
     counters: Counters,
     /// Send `If-Match` with the ETag's quotes stripped: radosgw 16.2 matches
     /// only the bare tag, `object_store`'s in-memory store only the quoted
@@ -156,37 +155,20 @@ fn request_error(action: &str, path: &Path, reason: impl std::fmt::Display) -> S
 
 impl Client {
     pub fn new(store: Arc<dyn ObjectStore>) -> StoreResult<Client> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("leasehold-objectstore")
-            .enable_all()
-            .build()
-            .map_err(|err| {
-                StoreError::Engine(KvError::io("start the object-store runtime", err))
-            })?;
+        let runtime = BlockingRuntime::start("leasehold-objectstore", 2)?;
         Ok(Client {
             store,
-            runtime: Some(runtime),
+            runtime,
             counters: Counters::default(),
             bare_etags: AtomicBool::new(false),
         })
     }
 
-    /// Runs `request` on the client's runtime and waits for its answer; safe
-    /// from any thread, inside a runtime or not (it blocks the caller).
     fn run<T: Send + 'static>(
         &self,
         request: impl std::future::Future<Output = T> + Send + 'static,
     ) -> StoreResult<T> {
-        // The runtime is shut down only by `drop`, which cannot run while
-        // `&self` is borrowed: both errors are unreachable, not unwrapped.
-        let stopped = || StoreError::Engine(KvError::Closed);
-        let runtime = self.runtime.as_ref().ok_or_else(stopped)?;
-        let (answer, answered) = std::sync::mpsc::sync_channel(1);
-        runtime.spawn(async move {
-            let _ = answer.send(request.await);
-        });
-        answered.recv().map_err(|_| stopped())
+        self.runtime.run(request)
     }
 
     fn record<T>(
@@ -414,16 +396,6 @@ impl Client {
             bytes_accepted: self.counters.bytes_accepted.load(Ordering::Relaxed),
             bytes_received: self.counters.bytes_received.load(Ordering::Relaxed),
             conditions_failed: self.counters.conditions_failed.load(Ordering::Relaxed),
-        }
-    }
-}
-
-impl Drop for Client {
-    /// Shuts the runtime down without waiting for it: dropping a runtime
-    /// blocks, and blocking panics on a thread that drives another runtime.
-    fn drop(&mut self) {
-        if let Some(runtime) = self.runtime.take() {
-            runtime.shutdown_background();
         }
     }
 }

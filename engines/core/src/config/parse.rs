@@ -101,6 +101,9 @@ pub(super) fn parse_backend(
             PersistenceConfig::Azure(config)
         }
         "gcs" | "gcp" | "googlecloud" => PersistenceConfig::Gcs(deserialize(value, section)?),
+        "postgres" | "postgresql" => PersistenceConfig::Postgres(
+            deserialize::<PostgresConfig>(value, section)?.validated(section)?,
+        ),
         _ => return Err(ConfigError::UnknownType(type_name)),
     };
     Ok(config)

@@ -174,3 +174,59 @@ fn rocksdbs_blob_settings_parse_and_bad_ones_are_refused() {
         assert!(err.contains(bad.split(' ').next().unwrap()), "{err}");
     }
 }
+
+#[test]
+fn postgres_section_parses_expands_its_password_and_never_prints_it() {
+    std::env::set_var(
+        "LEASEHOLD_CONFIG_TEST_PG_PASSWORD",
+        "pg-S3CRET-never-printed",
+    );
+    let config = Config::parse(
+        "[persistence.postgres]\ntype = \"postgres\"\nhost = \"127.0.0.1\"\nport = 5433\nuser = \"u\"\npassword = \"${LEASEHOLD_CONFIG_TEST_PG_PASSWORD}\"\ndbname = \"d\"\nsslmode = \"require\"\npool_size = 4\ndurability = \"buffered\"\n",
+    )
+    .unwrap();
+    assert_eq!(config.durability, Durability::Buffered);
+    let PersistenceConfig::Postgres(postgres) = &config.persistence else {
+        panic!("{config:?}")
+    };
+    assert_eq!(
+        postgres.password.as_ref().map(Secret::expose),
+        Some("pg-S3CRET-never-printed")
+    );
+    assert_eq!(
+        (postgres.port, postgres.pool_size, postgres.sslmode),
+        (Some(5433), 4, Some(SslMode::Require))
+    );
+    assert_eq!(postgres.schema, "leasehold");
+    assert!(!format!("{config:?}").contains("S3CRET"));
+}
+
+#[test]
+fn postgres_section_refuses_what_cannot_work() {
+    let base = "[persistence]\ntype = \"postgres\"\n";
+    for (extra, names) in [
+        ("host = \"h\"\n", "user"),
+        ("url = \"postgresql://u@h/d\"\nhost = \"h\"\n", "host"),
+        ("url = \"mysql://u:pw-XYZ@h/d\"\n", "postgresql://"),
+        ("host = \"h\"\nuser = \"u\"\npool_size = 0\n", "pool_size"),
+        (
+            "host = \"h\"\nuser = \"u\"\nschema = \"Bad-Name\"\n",
+            "schema",
+        ),
+        (
+            "host = \"h\"\nuser = \"u\"\nstatement_timeout_ms = 0\n",
+            "statement_timeout_ms",
+        ),
+        (
+            "host = \"h\"\nuser = \"u\"\nsslmode = \"allow\"\n",
+            "sslmode",
+        ),
+        ("host = \"h\"\nuser = \"u\"\npasword = \"x\"\n", "pasword"),
+    ] {
+        let err = Config::parse(&format!("{base}{extra}"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(names), "{extra}: {err}");
+        assert!(!err.contains("pw-XYZ"), "{err}");
+    }
+}

@@ -1,0 +1,542 @@
+//! `PostgresStore`: the `Store` on PostgreSQL. Every operation is one
+//! statement or one transaction on a pooled connection (`ops` has the SQL and
+//! the locking argument); the rules are `leasehold_core::rules`, as on every
+//! engine.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use leasehold_core::blocking::BlockingRuntime;
+use leasehold_core::config::PostgresConfig;
+use leasehold_core::metrics::{MetricsRecorder, OpKind, Outcome, StoreMetrics};
+use leasehold_core::{
+    Acquire, ActorKey, CommitOp, Durability, EngineStats, Health, KvError, Lease, LeaseFilter,
+    NodeId, Snapshot, SnapshotInfo, SnapshotWrite, Store, StoreError, StoreResult, Timestamp,
+};
+
+use crate::connect::{Conn, Pool};
+use crate::ops;
+use crate::schema::{self, SCHEMA_VERSION};
+use crate::tx::{wrapped, Failure, Wrap};
+
+/// A probe slower than this makes `health()` report `Degraded`.
+const SLOW_PROBE: Duration = Duration::from_secs(1);
+
+/// The server-wide WAL counters (`pg_stat_wal`, PostgreSQL 14 and later).
+#[derive(Clone, Copy, Debug, Default)]
+struct WalCounters {
+    bytes: u64,
+    syncs: u64,
+}
+
+/// Leases and snapshots in PostgreSQL tables.
+pub struct PostgresStore {
+    pool: Pool,
+    schema: String,
+    durability: Durability,
+    max_retries: u32,
+    metrics: MetricsRecorder,
+    closed: AtomicBool,
+    /// Transactions run again after a serialization failure, a deadlock or a
+    /// lost insert race.
+    retries: AtomicU64,
+    /// The WAL counters when the store opened, so `metrics` shows this
+    /// run's (the server's other clients included: they are server-wide).
+    wal_at_open: Option<WalCounters>,
+    /// `synchronous_commit = off`: how late the server's WAL writer may
+    /// flush an acknowledged commit (3 × `wal_writer_delay`).
+    flush_bound: Option<Duration>,
+    server_version: String,
+}
+
+impl PostgresStore {
+    /// Connects, creates the schema when it is absent, and refuses a schema
+    /// of a newer layout or one the store did not create.
+    pub fn open(config: &PostgresConfig, durability: Durability) -> StoreResult<PostgresStore> {
+        let threads = (config.pool_size as usize).clamp(1, 4);
+        let runtime = Arc::new(BlockingRuntime::start("leasehold-postgres", threads)?);
+        let mut store = PostgresStore {
+            pool: Pool::new(runtime, config, durability)?,
+            schema: config.schema.clone(),
+            durability,
+            max_retries: config.max_retries,
+            metrics: MetricsRecorder::default(),
+            closed: AtomicBool::new(false),
+            retries: AtomicU64::new(0),
+            wal_at_open: None,
+            flush_bound: None,
+            server_version: String::new(),
+        };
+        store.prepare_schema()?;
+        store.wal_at_open = store.wal_counters().ok();
+        let (version, delay) = store.run(Wrap::Alone, |conn| async move {
+            let version = conn.client.query_one("SHOW server_version", &[]).await?;
+            let delay = conn
+                .client
+                .query_one(
+                    "SELECT setting::bigint FROM pg_settings WHERE name = 'wal_writer_delay'",
+                    &[],
+                )
+                .await?;
+            Ok((version.get::<_, String>(0), delay.get::<_, i64>(0)))
+        })?;
+        store.server_version = version;
+        if durability != Durability::Sync {
+            store.flush_bound = Some(Duration::from_millis(3 * delay.max(0) as u64));
+        }
+        Ok(store)
+    }
+
+    fn prepare_schema(&self) -> StoreResult<()> {
+        let schema_name = self.schema.clone();
+        let found = self.run(Wrap::Transaction, move |conn| {
+            let schema_name = schema_name.clone();
+            async move {
+                conn.client
+                    .execute(schema::LOCK, &[&schema::lock_key()])
+                    .await?;
+                let tables: Vec<String> = conn
+                    .client
+                    .query(schema::EXISTING, &[&schema_name])
+                    .await?
+                    .iter()
+                    .map(|row| row.get(0))
+                    .collect();
+                if tables.is_empty() {
+                    conn.client
+                        .batch_execute(&schema::create(&schema_name))
+                        .await?;
+                    return Ok(Ok(SCHEMA_VERSION));
+                }
+                if !tables.iter().any(|table| table == "meta") {
+                    return Ok(Err(tables));
+                }
+                let sql = format!("SET LOCAL search_path = \"{schema_name}\"");
+                conn.client.batch_execute(&sql).await?;
+                let row = conn.client.query_opt(schema::READ_VERSION, &[]).await?;
+                Ok(row.map(|row| row.get::<_, i64>(0)).ok_or(tables))
+            }
+        })?;
+        match found {
+            Ok(SCHEMA_VERSION) => Ok(()),
+            Ok(newer) if newer > SCHEMA_VERSION => {
+                Err(StoreError::Engine(KvError::Unsupported(format!(
+                    "schema \"{}\" is at layout version {newer}, newer than this build's \
+                     {SCHEMA_VERSION}: open it with the Leasehold that wrote it",
+                    self.schema
+                ))))
+            }
+            Ok(older) => Err(StoreError::CorruptRecord {
+                key: format!("schema \"{}\"", self.schema),
+                reason: format!(
+                    "layout version {older} was never written by any Leasehold (this build \
+                     writes {SCHEMA_VERSION})"
+                ),
+            }),
+            Err(tables) => Err(StoreError::InvalidArgument(format!(
+                "schema \"{}\" holds tables named {} that Leasehold did not create (no \
+                 schema_version row); choose another `schema`",
+                self.schema,
+                tables.join(", ")
+            ))),
+        }
+    }
+
+    /// Runs `body` on a lent connection, wrapped as `wrap`, again after each
+    /// lost race up to `max_retries` times.
+    fn run<T, F, Fut>(&self, wrap: Wrap, body: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: Fn(Arc<Conn>) -> Fut,
+        Fut: Future<Output = Result<T, Failure>> + Send + 'static,
+    {
+        let mut attempt = 0;
+        loop {
+            let lent = self.pool.borrow()?;
+            let conn = lent.conn();
+            let work = wrapped(Arc::clone(&conn), wrap, body(conn));
+            match self.pool.runtime().run(work)? {
+                Ok(value) => return Ok(value),
+                Err(Failure::Store(err)) => return Err(err),
+                Err(Failure::Retry(reason)) => {
+                    if attempt >= self.max_retries {
+                        return Err(StoreError::Engine(KvError::io(
+                            "a PostgreSQL transaction",
+                            std::io::Error::other(format!(
+                                "lost {} races in a row (last: {reason}); the actor is under \
+                                 heavy contention",
+                                attempt + 1
+                            )),
+                        )));
+                    }
+                    attempt += 1;
+                    self.retries.fetch_add(1, Ordering::Relaxed);
+                    drop(lent);
+                    // A deadlock's victims back off by different amounts.
+                    std::thread::sleep(Duration::from_micros(
+                        200 * u64::from(attempt) * (1 + u64::from(std::process::id() % 4)),
+                    ));
+                }
+            }
+        }
+    }
+
+    fn check_open(&self) -> StoreResult<()> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(StoreError::Closed);
+        }
+        Ok(())
+    }
+
+    fn timed<T>(&self, kind: OpKind, body: impl FnOnce() -> StoreResult<T>) -> StoreResult<T> {
+        let started = Instant::now();
+        let result = self.check_open().and_then(|()| body());
+        self.metrics
+            .record(kind, started.elapsed(), Outcome::of(&result));
+        result
+    }
+
+    /// Transactions run again after a lost race, since open.
+    pub fn retries(&self) -> u64 {
+        self.retries.load(Ordering::Relaxed)
+    }
+
+    pub fn schema(&self) -> &str {
+        &self.schema
+    }
+
+    /// What each durability promises here, and the server.
+    pub fn describe(&self) -> String {
+        let promise = match self.flush_bound {
+            None => "synchronous_commit = on: acknowledged after the WAL flush".to_owned(),
+            Some(bound) => format!(
+                "synchronous_commit = off: acknowledged before the WAL flush, flushed by the \
+                 server within {bound:?} (3 × wal_writer_delay); lease grants still wait for it"
+            ),
+        };
+        format!(
+            "PostgreSQL {}, schema \"{}\", durability {} ({promise})",
+            self.server_version,
+            self.schema,
+            self.durability.name()
+        )
+    }
+
+    fn wal_counters(&self) -> StoreResult<WalCounters> {
+        self.run(Wrap::Alone, |conn| async move {
+            let row = conn
+                .client
+                .query_one(
+                    "SELECT wal_bytes::bigint, wal_sync::bigint FROM pg_stat_wal",
+                    &[],
+                )
+                .await?;
+            Ok(WalCounters {
+                bytes: u64::try_from(row.get::<_, i64>(0)).unwrap_or(0),
+                syncs: u64::try_from(row.get::<_, i64>(1)).unwrap_or(0),
+            })
+        })
+    }
+
+    /// Bytes of the store's two tables with their indexes and TOAST.
+    pub fn disk_bytes(&self) -> StoreResult<u64> {
+        self.run(Wrap::Alone, |conn| async move {
+            let row = conn
+                .client
+                .query_one(
+                    "SELECT (pg_total_relation_size('leases') \
+                     + pg_total_relation_size('snapshots'))::bigint",
+                    &[],
+                )
+                .await?;
+            Ok(u64::try_from(row.get::<_, i64>(0)).unwrap_or(0))
+        })
+    }
+
+    /// Reads every row back: each must decode and each state must match its
+    /// SHA-256. Problems are reported, not repaired.
+    pub fn verify_rows(&self) -> StoreResult<leasehold_core::VerifyReport> {
+        self.check_open()?;
+        let (leases, snapshots) = self.run(Wrap::Transaction, |conn| async move {
+            // One consistent view of both tables.
+            conn.client
+                .batch_execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                .await?;
+            let leases = conn
+                .client
+                .query(
+                    &format!(
+                        "SELECT actor_type, actor_id, {} FROM leases",
+                        crate::rows::LEASE_COLUMNS
+                    ),
+                    &[],
+                )
+                .await?;
+            let snapshots = conn
+                .client
+                .query(
+                    &format!(
+                        "SELECT {}, actor_type, actor_id FROM snapshots",
+                        crate::rows::SNAPSHOT_COLUMNS
+                    ),
+                    &[],
+                )
+                .await?;
+            Ok((leases, snapshots))
+        })?;
+        let mut report = leasehold_core::VerifyReport::default();
+        for row in &leases {
+            let key = ActorKey::new(row.get::<_, String>(0), row.get::<_, String>(1));
+            if let Err(err) = crate::rows::lease_from(row, 2, key) {
+                report.problems.push(err.to_string());
+            }
+        }
+        for row in &snapshots {
+            let key = ActorKey::new(row.get::<_, String>(9), row.get::<_, String>(10));
+            match crate::rows::snapshot_from(row, &key) {
+                Ok(snapshot) => {
+                    if let Err((expected, actual)) = snapshot.verify_hash() {
+                        report.problems.push(format!(
+                            "snapshot {key}: state hash {actual} does not match the stored {expected}"
+                        ));
+                    }
+                }
+                Err(err) => report.problems.push(err.to_string()),
+            }
+        }
+        report.checked = format!(
+            "schema \"{}\" at layout version {SCHEMA_VERSION}: {} leases, {} snapshots",
+            self.schema,
+            leases.len(),
+            snapshots.len()
+        );
+        Ok(report)
+    }
+
+    /// Replaces a stored state's bytes and leaves its hash: bit rot the
+    /// server's own checksums did not see (tests and damage drills).
+    pub fn tamper_state(&self, key: &ActorKey) -> StoreResult<u64> {
+        let key = key.clone();
+        self.run(Wrap::Alone, move |conn| {
+            let key = key.clone();
+            async move {
+                Ok(conn
+                    .client
+                    .execute(
+                        "UPDATE snapshots SET state = overlay(state placing \
+                         set_byte(substring(state from 1 for 1), 0, get_byte(state, 0) # 1) \
+                         from 1 for 1) WHERE actor_type = $1 AND actor_id = $2",
+                        &[&key.actor_type, &key.actor_id],
+                    )
+                    .await?)
+            }
+        })
+    }
+
+    fn apply(&self, ops: Vec<CommitOp>, now: Timestamp) -> StoreResult<Vec<Option<Snapshot>>> {
+        let mut keys: Vec<&ActorKey> = ops.iter().map(CommitOp::key).collect();
+        keys.sort();
+        if keys.windows(2).any(|pair| pair[0] == pair[1]) {
+            return Err(StoreError::InvalidArgument(
+                "a commit names the same actor twice".into(),
+            ));
+        }
+        let results = self.run(Wrap::Transaction, |conn| ops::apply(conn, ops.clone(), now))?;
+        let written: u64 = results
+            .iter()
+            .flatten()
+            .map(|snapshot| snapshot.state.len() as u64)
+            .sum();
+        self.metrics.add_state_bytes_written(written);
+        Ok(results)
+    }
+}
+
+impl Store for PostgresStore {
+    fn name(&self) -> &str {
+        "postgres"
+    }
+
+    fn try_acquire_with_metadata(
+        &self,
+        key: &ActorKey,
+        node: &NodeId,
+        duration: Duration,
+        metadata: BTreeMap<String, String>,
+        now: Timestamp,
+    ) -> StoreResult<Acquire> {
+        let started = Instant::now();
+        let result = self.check_open().and_then(|()| {
+            self.run(Wrap::DurableTransaction, |conn| {
+                ops::acquire(
+                    conn,
+                    key.clone(),
+                    node.clone(),
+                    duration,
+                    metadata.clone(),
+                    now,
+                )
+            })
+        });
+        self.metrics.record(
+            OpKind::Acquire,
+            started.elapsed(),
+            Outcome::of_acquire(&result),
+        );
+        result
+    }
+
+    fn renew(
+        &self,
+        key: &ActorKey,
+        node: &NodeId,
+        epoch: u64,
+        now: Timestamp,
+    ) -> StoreResult<Lease> {
+        self.timed(OpKind::Renew, || {
+            self.run(Wrap::Transaction, |conn| {
+                ops::renew_or_release(conn, key.clone(), node.clone(), epoch, Some(now))
+            })
+        })
+    }
+
+    fn release(&self, key: &ActorKey, node: &NodeId, epoch: u64) -> StoreResult<Lease> {
+        self.timed(OpKind::Release, || {
+            self.run(Wrap::Transaction, |conn| {
+                ops::renew_or_release(conn, key.clone(), node.clone(), epoch, None)
+            })
+        })
+    }
+
+    fn get_lease(&self, key: &ActorKey) -> StoreResult<Option<Lease>> {
+        self.timed(OpKind::GetLease, || {
+            self.run(Wrap::Alone, |conn| ops::get_lease(conn, key.clone()))
+        })
+    }
+
+    fn list_leases(&self, filter: &LeaseFilter) -> StoreResult<Vec<Lease>> {
+        self.timed(OpKind::ListLeases, || {
+            self.run(Wrap::Alone, |conn| ops::list_leases(conn, filter.clone()))
+        })
+    }
+
+    fn load(&self, key: &ActorKey, now: Timestamp) -> StoreResult<Option<Snapshot>> {
+        self.timed(OpKind::Load, || {
+            let stored = self.run(Wrap::Alone, |conn| ops::load(conn, key.clone()))?;
+            Ok(self
+                .metrics
+                .loaded(leasehold_core::rules::load(stored, now)?))
+        })
+    }
+
+    fn save(
+        &self,
+        snapshot: SnapshotWrite,
+        expected_version: u64,
+        fence_epoch: u64,
+        now: Timestamp,
+    ) -> StoreResult<Snapshot> {
+        self.timed(OpKind::Save, || {
+            let op = CommitOp::Save {
+                snapshot,
+                expected_version,
+                fence_epoch,
+            };
+            let mut saved = self.apply(vec![op], now)?;
+            // `apply` answers a save with its snapshot.
+            saved
+                .pop()
+                .flatten()
+                .ok_or_else(|| unreachable!("a save returned no snapshot"))
+        })
+    }
+
+    fn delete(
+        &self,
+        key: &ActorKey,
+        expected_version: u64,
+        fence_epoch: u64,
+        now: Timestamp,
+    ) -> StoreResult<()> {
+        self.timed(OpKind::Delete, || {
+            let op = CommitOp::Delete {
+                key: key.clone(),
+                expected_version,
+                fence_epoch,
+            };
+            self.apply(vec![op], now).map(|_| ())
+        })
+    }
+
+    fn list(&self, actor_type: &str, now: Timestamp) -> StoreResult<Vec<SnapshotInfo>> {
+        self.timed(OpKind::List, || {
+            self.run(Wrap::Alone, |conn| {
+                ops::list(conn, actor_type.to_owned(), now)
+            })
+        })
+    }
+
+    fn purge_expired(&self, now: Timestamp) -> StoreResult<u64> {
+        self.timed(OpKind::PurgeExpired, || {
+            self.run(Wrap::Alone, |conn| ops::purge_expired(conn, now))
+        })
+    }
+
+    fn commit(&self, ops: Vec<CommitOp>, now: Timestamp) -> StoreResult<Vec<Option<Snapshot>>> {
+        self.timed(OpKind::Commit, || self.apply(ops, now))
+    }
+
+    /// The server's WAL bytes and syncs since open (server-wide: exact only
+    /// when this store is the server's one writer) and the tables' size.
+    fn metrics(&self) -> StoreMetrics {
+        let mut stats = EngineStats {
+            user_bytes_written: 0,
+            ..EngineStats::default()
+        };
+        match (self.wal_at_open, self.wal_counters()) {
+            (Some(start), Ok(now)) => {
+                stats.wal_bytes_written = now.bytes.saturating_sub(start.bytes);
+                stats.device_bytes_written = stats.wal_bytes_written;
+                stats.fsyncs = now.syncs.saturating_sub(start.syncs);
+            }
+            _ => stats.io_uncounted = true,
+        }
+        // Table pages written by checkpoints are the server's and not seen
+        // here: device bytes are the WAL's alone.
+        stats.io_uncounted = true;
+        stats.disk_bytes = self.disk_bytes().unwrap_or(0);
+        self.metrics.snapshot(Some(stats))
+    }
+
+    fn health(&self) -> Health {
+        if self.closed.load(Ordering::Acquire) {
+            return Health::Failed("store is closed".into());
+        }
+        let started = Instant::now();
+        match self.run(Wrap::Alone, |conn| async move {
+            conn.client.query_one("SELECT 1", &[]).await?;
+            Ok(())
+        }) {
+            Ok(()) if started.elapsed() > SLOW_PROBE => Health::Degraded(format!(
+                "a SELECT 1 took {:?} (over {SLOW_PROBE:?})",
+                started.elapsed()
+            )),
+            Ok(()) => Health::Healthy,
+            Err(err) => Health::Failed(format!("PostgreSQL does not answer: {err}")),
+        }
+    }
+
+    fn sync(&self) -> StoreResult<()> {
+        self.check_open()?;
+        self.run(Wrap::Alone, ops::flush_wal)
+    }
+
+    fn close(&self) -> StoreResult<()> {
+        self.closed.store(true, Ordering::Release);
+        self.pool.close();
+        Ok(())
+    }
+}
