@@ -336,6 +336,19 @@ impl PostgresStore {
         })
     }
 
+    /// Runs `sql` in the store's schema, outside the protocol: tests and
+    /// drills that damage or rearrange what the store wrote.
+    pub fn execute_for_tests(&self, sql: &str) -> StoreResult<()> {
+        let sql = sql.to_owned();
+        self.run(Wrap::Alone, move |conn| {
+            let sql = sql.clone();
+            async move {
+                conn.client.batch_execute(&sql).await?;
+                Ok(())
+            }
+        })
+    }
+
     fn apply(&self, ops: Vec<CommitOp>, now: Timestamp) -> StoreResult<Vec<Option<Snapshot>>> {
         let mut keys: Vec<&ActorKey> = ops.iter().map(CommitOp::key).collect();
         keys.sort();

@@ -22,6 +22,8 @@
 //! - `kill`: acknowledged Sync writes survive SIGKILL of a writer process on
 //!   the real file system, and a second process is refused the directory;
 //! - `conformance`: the `Store` behaviour every engine must show;
+//! - `contention`: processes racing for hot actors through a networked
+//!   backend, and the checker of their logs;
 //! - `workload`: a random workload checked against a model;
 //! - `toy`: a minimal log engine, correct or with a planted ack-before-fsync bug,
 //!   on which the oracle proves it can fail.
@@ -32,6 +34,7 @@
 
 pub mod background;
 pub mod conformance;
+pub mod contention;
 pub mod crash;
 pub mod damage;
 pub mod gated;
