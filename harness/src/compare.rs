@@ -127,7 +127,15 @@ pub fn compare(spec: &CompareSpec) -> Result<(), String> {
             .collect::<Result<_, _>>()?
     };
     let engines = if spec.engines.is_empty() {
-        EngineKind::ALL.to_vec()
+        let mut engines = EngineKind::ALL.to_vec();
+        // A server named in a config joins the default comparison.
+        if settings.postgres.is_some() {
+            engines.push(EngineKind::Postgres);
+        }
+        if settings.s3.is_some() {
+            engines.push(EngineKind::S3);
+        }
+        engines
     } else {
         spec.engines.clone()
     };

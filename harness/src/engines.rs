@@ -7,7 +7,8 @@ use std::sync::Arc;
 
 use leasehold_btree::BtreeEngine;
 use leasehold_core::config::{
-    BtreeConfig, Config, LsmConfig, MemoryConfig, PersistenceConfig, RocksDbConfig, S3Config,
+    BtreeConfig, Config, LsmConfig, MemoryConfig, PersistenceConfig, PostgresConfig, RocksDbConfig,
+    S3Config,
 };
 use leasehold_core::kv::KeyRange;
 use leasehold_core::vfs::{OsVfs, Vfs};
@@ -44,6 +45,9 @@ pub struct EngineSettings {
     pub fjall: leasehold_fjall::FjallConfig,
     /// `None`: from the `LEASEHOLD_S3_*` environment, when engine s3 runs.
     pub s3: Option<S3Config>,
+    /// `None`: from the `LEASEHOLD_PG_*` environment, when engine postgres
+    /// runs.
+    pub postgres: Option<PostgresConfig>,
 }
 
 impl EngineSettings {
@@ -84,6 +88,7 @@ impl EngineSettings {
                 PersistenceConfig::Memory(memory) => settings.memory = memory,
                 PersistenceConfig::RocksDb(rocksdb) => settings.rocksdb = rocksdb,
                 PersistenceConfig::S3(s3) => settings.s3 = Some(s3),
+                PersistenceConfig::Postgres(postgres) => settings.postgres = Some(postgres),
                 other => {
                     return Err(format!(
                         "{}: the harness has no {} engine",
@@ -121,6 +126,13 @@ pub trait BenchStore: Store {
     /// (`None`: the store has none, as the object store and the null store).
     fn kv_engine(&self) -> Option<&dyn KvEngine> {
         None
+    }
+
+    /// Removes what a run left on a server (its files are the harness's to
+    /// remove): the run's schema for PostgreSQL. Nothing for local engines
+    /// and object storage, whose run prefixes stay (a few KiB each).
+    fn discard(&self) -> Result<(), String> {
+        Ok(())
     }
 }
 
@@ -296,9 +308,61 @@ pub fn open_on(
                 .map_err(|err| format!("s3: {err}"))?;
             Box::new(opened)
         }
+        EngineKind::Postgres => {
+            let config = postgres_for_run(settings, dir)?;
+            let opened = leasehold_postgres::PostgresStore::open(&config, durability)
+                .map_err(|err| format!("postgres: {err}"))?;
+            Box::new(opened)
+        }
         EngineKind::Null => Box::new(NullStore),
     };
     Ok(opened)
+}
+
+/// The file in a run's directory that names the run's data on a server.
+const RUN_ID_FILE: &str = "remote-run-id";
+
+/// A name for one run's data on a server: made when the run's (fresh)
+/// directory gets its first store and kept in it, so a reopen within the run
+/// finds the same data and every other run — the same directory reused
+/// included — starts empty.
+fn run_name(dir: &Path) -> Result<String, String> {
+    let path = dir.join(RUN_ID_FILE);
+    if let Ok(name) = std::fs::read_to_string(&path) {
+        return Ok(name.trim().to_owned());
+    }
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let name = format!(
+        "{:x}{:08x}",
+        since.as_secs(),
+        since.subsec_nanos() ^ std::process::id()
+    );
+    std::fs::create_dir_all(dir)
+        .and_then(|()| std::fs::write(&path, &name))
+        .map_err(|err| format!("{}: {err}", path.display()))?;
+    Ok(name)
+}
+
+/// The PostgreSQL settings of one run: the configured ones (or the test
+/// server's, from the environment) in a schema named after the run's
+/// directory, so every run starts empty and a reopen finds what it wrote.
+fn postgres_for_run(settings: &EngineSettings, dir: &Path) -> Result<PostgresConfig, String> {
+    let mut config = match &settings.postgres {
+        Some(config) => config.clone(),
+        None => leasehold_postgres::test_server::from_environment("leasehold").map_err(|err| {
+            format!(
+                "engine postgres needs a [persistence.postgres] section (--config) or a server: {err}"
+            )
+        })?,
+    };
+    // A schema name is an identifier of at most 63 bytes: the configured
+    // name and the run's.
+    let run = format!("_run_{}", run_name(dir)?);
+    let base: String = config.schema.chars().take(63 - run.len()).collect();
+    config.schema = format!("{base}{run}");
+    Ok(config)
 }
 
 /// The S3 settings of one run: the configured ones (or the test server's,
@@ -313,23 +377,10 @@ fn s3_for_run(settings: &EngineSettings, dir: &Path) -> Result<S3Config, String>
             })?
         }
     };
-    let run = dir
-        .canonicalize()
-        .unwrap_or_else(|_| dir.to_path_buf())
-        .to_string_lossy()
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect::<String>();
     config.prefix = format!(
         "{}/runs/{}",
         config.prefix.trim_matches('/'),
-        run.trim_matches('_')
+        run_name(dir)?
     );
     Ok(config)
 }
@@ -354,10 +405,31 @@ impl BenchStore for leasehold_objectstore::ObjectStoreBackend {
     }
 }
 
+impl BenchStore for leasehold_postgres::PostgresStore {
+    /// Every lease and snapshot row, with its size as the server stores it.
+    fn live(&self) -> Result<Live, String> {
+        let (entries, bytes) =
+            leasehold_postgres::PostgresStore::live(self).map_err(|err| err.to_string())?;
+        Ok(Live { entries, bytes })
+    }
+
+    fn verify(&self) -> KvResult<VerifyReport> {
+        self.verify_rows().map_err(store_to_kv)
+    }
+
+    fn round_trip(&self) -> KvResult<Duration> {
+        self.probe().map_err(store_to_kv)
+    }
+
+    fn discard(&self) -> Result<(), String> {
+        self.drop_schema().map_err(|err| err.to_string())
+    }
+}
+
 fn store_to_kv(err: StoreError) -> KvError {
     match err {
         StoreError::Engine(err) => err,
         StoreError::CorruptRecord { key, reason } => KvError::corruption(key, 0, reason),
-        other => KvError::io("object store", std::io::Error::other(other.to_string())),
+        other => KvError::io("the store", std::io::Error::other(other.to_string())),
     }
 }

@@ -48,30 +48,61 @@ pub struct TargetArgs {
 }
 
 pub struct Target {
-    /// `S3` for every object store (the section says which).
+    /// `S3` for every object store (the section says which); `Postgres`.
     pub engine: EngineKind,
+    /// The directory, or for a store on a server a URL-like name of where
+    /// its data is (never holding a credential).
     pub dir: PathBuf,
     pub settings: EngineSettings,
-    /// The object-store section (s3, azure or gcs), for an object store.
-    pub object_store: Option<PersistenceConfig>,
+    /// The section of a store on a server: an object store (s3, azure,
+    /// gcs) or PostgreSQL.
+    pub remote: Option<PersistenceConfig>,
 }
 
 impl Target {
-    /// The engine's name as the commands print it: the section's type for an
-    /// object store (`azure`, say), else the engine's.
+    /// The engine's name as the commands print it: the section's type for a
+    /// store on a server (`azure`, say), else the engine's.
     pub fn label(&self) -> &'static str {
-        self.object_store
+        self.remote
             .as_ref()
             .map_or(self.engine.name(), PersistenceConfig::type_name)
     }
 }
 
-/// The bucket (or container) and prefix of an object-store section.
-fn object_location(persistence: &PersistenceConfig) -> Option<(&str, &str)> {
+/// Where a store on a server keeps its data, as the commands print it: the
+/// bucket (or container) and prefix of an object store; the host, database
+/// and schema of PostgreSQL. `None` for a local engine.
+fn remote_location(persistence: &PersistenceConfig) -> Option<(EngineKind, String)> {
+    let object = |bucket: &str, prefix: &str| {
+        format!(
+            "{}://{bucket}/{}",
+            persistence.type_name(),
+            prefix.trim_matches('/')
+        )
+    };
     match persistence {
-        PersistenceConfig::S3(s3) => Some((&s3.bucket, &s3.prefix)),
-        PersistenceConfig::Azure(azure) => Some((&azure.container_name, &azure.prefix)),
-        PersistenceConfig::Gcs(gcs) => Some((&gcs.bucket_name, &gcs.prefix)),
+        PersistenceConfig::S3(s3) => Some((EngineKind::S3, object(&s3.bucket, &s3.prefix))),
+        PersistenceConfig::Azure(azure) => {
+            Some((EngineKind::S3, object(&azure.container_name, &azure.prefix)))
+        }
+        PersistenceConfig::Gcs(gcs) => {
+            Some((EngineKind::S3, object(&gcs.bucket_name, &gcs.prefix)))
+        }
+        PersistenceConfig::Postgres(postgres) => {
+            // A URL may hold a password: only the parts are shown.
+            let server = match (&postgres.host, &postgres.url) {
+                (Some(host), _) => format!(
+                    "{host}:{}/{}",
+                    postgres.port.unwrap_or(5432),
+                    postgres.dbname.as_deref().unwrap_or("")
+                ),
+                (None, _) => "(url)".to_owned(),
+            };
+            Some((
+                EngineKind::Postgres,
+                format!("postgres://{server}?schema={}", postgres.schema),
+            ))
+        }
         _ => None,
     }
 }
@@ -85,18 +116,13 @@ impl TargetArgs {
         let (engine, dir) = match (&self.config, self.engine, &self.dir) {
             (Some(path), _, _) => {
                 let config = Config::from_file(path).map_err(|err| err.to_string())?;
-                // Objects, not files: the location is the bucket and prefix.
-                if let Some((bucket, prefix)) = object_location(&config.persistence) {
-                    let dir = PathBuf::from(format!(
-                        "{}://{bucket}/{}",
-                        config.persistence.type_name(),
-                        prefix.trim_matches('/')
-                    ));
+                // On a server, not in files: the location is where there.
+                if let Some((engine, location)) = remote_location(&config.persistence) {
                     return Ok(Target {
-                        engine: EngineKind::S3,
-                        dir,
+                        engine,
+                        dir: PathBuf::from(location),
                         settings,
-                        object_store: Some(config.persistence),
+                        remote: Some(config.persistence),
                     });
                 }
                 let dir = config.persistence.data_dir().map(Path::to_path_buf);
@@ -134,12 +160,12 @@ impl TargetArgs {
                 })?;
                 (engine, dir)
             }
-            (None, Some(EngineKind::S3), Some(_)) => {
-                return Err(
-                    "engine s3 keeps objects, not a directory: name it with --config FILE \
-                     holding a [persistence.s3] section"
-                        .to_owned(),
-                )
+            (None, Some(engine @ (EngineKind::S3 | EngineKind::Postgres)), Some(_)) => {
+                return Err(format!(
+                    "engine {0} keeps its data on a server, not in a directory: name it with \
+                     --config FILE holding a [persistence.{0}] section",
+                    engine.name()
+                ))
             }
             (None, Some(engine), Some(dir)) => (engine, dir.clone()),
             _ => {
@@ -174,7 +200,7 @@ impl TargetArgs {
             engine,
             dir,
             settings,
-            object_store: None,
+            remote: None,
         })
     }
 }
@@ -226,12 +252,21 @@ impl Target {
     }
 
     fn open_on(&self, vfs: Arc<dyn Vfs>) -> Result<Box<dyn BenchStore>, String> {
-        if let Some(section) = &self.object_store {
+        match &self.remote {
+            // The configured schema itself, not a run's; never created here.
+            Some(PersistenceConfig::Postgres(config)) => {
+                let store = leasehold_postgres::PostgresStore::open_existing(config)
+                    .map_err(|err| format!("{}: {err}", self.label()))?;
+                return Ok(Box::new(store));
+            }
             // The configured prefix itself, not a run's; opening writes and
             // removes one probe object (the check that the server arbitrates).
-            let store = leasehold_objectstore::open(section)
-                .map_err(|err| format!("{}: {err}", self.label()))?;
-            return Ok(Box::new(store));
+            Some(section) => {
+                let store = leasehold_objectstore::open(section)
+                    .map_err(|err| format!("{}: {err}", self.label()))?;
+                return Ok(Box::new(store));
+            }
+            None => {}
         }
         engines::open_on(
             self.engine,
@@ -242,6 +277,15 @@ impl Target {
             vfs,
             true,
         )
+    }
+}
+
+/// What a store on a server keeps its leases and snapshots in.
+fn remote_unit(engine: EngineKind) -> &'static str {
+    if engine == EngineKind::Postgres {
+        "rows"
+    } else {
+        "objects"
     }
 }
 
@@ -339,8 +383,12 @@ fn at_rest(target: &TargetArgs) -> Result<String, String> {
         slot.1 += bytes;
     }
     if !target.engine.keeps_local_files() {
-        // The objects are the store's files: every lease and snapshot object.
-        files.insert("objects".to_owned(), (live_entries, live_bytes));
+        // The objects (or rows) are the store's files: every lease and
+        // snapshot.
+        files.insert(
+            remote_unit(target.engine).to_owned(),
+            (live_entries, live_bytes),
+        );
     }
     let disk_bytes: u64 = files.values().map(|(_, bytes)| bytes).sum();
     let mut out = format!(
@@ -348,9 +396,9 @@ fn at_rest(target: &TargetArgs) -> Result<String, String> {
         target.label(),
         target.dir.display(),
         if target.engine.keeps_local_files() {
-            "files"
+            "files".to_owned()
         } else {
-            "objects on the server"
+            format!("{} on the server", remote_unit(target.engine))
         }
     );
     for (kind, (count, bytes)) in &files {
@@ -433,6 +481,10 @@ pub fn dump(target: &TargetArgs, file: Option<&str>, max_entries: usize) -> Stat
                 target.label()
             ))
         }
+        EngineKind::Postgres => return Err(
+            "PostgreSQL's rows have PostgreSQL's own tools: psql and pg_dump (verify works here)"
+                .to_owned(),
+        ),
         EngineKind::Null => return Err("the null engine keeps no files".to_owned()),
     }
     .map_err(|err| err.to_string())?;

@@ -311,7 +311,13 @@ pub fn run(spec: &RunSpec, source: &mut dyn OpSource) -> Result<RunResult, Strin
         .live()
         .map(|live| live.bytes)
         .map_err(|err| format!("{label}: live bytes: {err}"))?;
-    let disk_bytes = leasehold_core::vfs::dir_bytes(&spec.dir);
+    // A store on a server: the size it reports of its own tables (none for
+    // object storage, whose server says nothing of its disk).
+    let disk_bytes = if spec.engine.keeps_local_files() {
+        leasehold_core::vfs::dir_bytes(&spec.dir)
+    } else {
+        stats.disk_bytes
+    };
     let recovery = if spec.engine.durable() {
         Some(
             recover(store, &header, outcome.last_ms, &open)
@@ -335,6 +341,10 @@ pub fn run(spec: &RunSpec, source: &mut dyn OpSource) -> Result<RunResult, Strin
     latency.insert("all".to_owned(), LatencySummary::of(&all));
     let elapsed_secs = outcome.elapsed.as_secs_f64();
     if !spec.keep_data {
+        if !spec.engine.keeps_local_files() && spec.engine.durable() {
+            let discarded = (spec.open)(&spec.dir).and_then(|store| store.discard());
+            discarded.map_err(|err| format!("{label}: removing the run's data: {err}"))?;
+        }
         let _ = std::fs::remove_dir_all(&spec.dir);
     }
     // A volatile engine has no files: its amplification is not a figure. Nor
@@ -362,7 +372,7 @@ pub fn run(spec: &RunSpec, source: &mut dyn OpSource) -> Result<RunResult, Strin
         write_amp_os: ratio(io.write_bytes, stats.user_bytes_written).filter(|_| local),
         disk_bytes,
         live_bytes,
-        space_amp: ratio(disk_bytes, live_bytes).filter(|_| local),
+        space_amp: ratio(disk_bytes, live_bytes).filter(|_| durable && disk_bytes > 0),
         state_bytes_read,
         device_bytes_read: stats.device_bytes_read,
         read_amp: ratio(stats.device_bytes_read, state_bytes_read).filter(|_| durable && counted),

@@ -111,55 +111,6 @@ fn compare_writes_results_summary_and_plots_for_every_engine() {
 }
 
 #[test]
-fn engine_s3_runs_a_scenario_through_the_s3_server_with_every_answer_checked() {
-    let settings = leasehold_objectstore::test_server::settings().expect("the S3 test server");
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("results");
-    let output = leasehold()
-        .args([
-            "run",
-            "--scenario",
-            "recovery",
-            "--engine",
-            "s3",
-            "--durability",
-            "sync",
-            "--scale",
-            "0.01",
-        ])
-        .arg("--out")
-        .arg(&out)
-        .arg("--data-dir")
-        .arg(dir.path().join("data"))
-        .envs(&settings)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "stderr: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let json: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(out.join("recovery").join("s3-sync.json")).unwrap(),
-    )
-    .unwrap();
-    let result = &json;
-    assert_eq!(result["mismatches"], 0);
-    assert_eq!(result["duplicate_owners"], 0);
-    assert!(!result["reopens"].as_array().unwrap().is_empty());
-    // The data is on the server: local-disk figures are not given.
-    assert!(result["space_amp"].is_null(), "{result}");
-    // Buffered durability does not exist for a PUT.
-    let refused = leasehold()
-        .args(["run", "--scenario", "recovery", "--engine", "s3"])
-        .envs(&settings)
-        .output()
-        .unwrap();
-    assert!(!refused.status.success());
-    assert!(String::from_utf8_lossy(&refused.stderr).contains("cannot run at buffered"));
-}
-
-#[test]
 fn record_then_replay_checks_every_answer() {
     let dir = tempfile::tempdir().unwrap();
     let trace = dir.path().join("churn.lht");

@@ -267,6 +267,11 @@ impl Pool {
             .map_err(|err| connection_error("connect to PostgreSQL", describe(&err)))
     }
 
+    /// The connections not lent now (for statements every session must run).
+    pub fn idle_connections(&self) -> Vec<Arc<Conn>> {
+        self.slots.lock().idle.clone()
+    }
+
     /// Drops every idle connection (the lent ones close when returned).
     pub fn close(&self) {
         let mut slots = self.slots.lock();

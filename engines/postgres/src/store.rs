@@ -17,19 +17,26 @@ use leasehold_core::{
     NodeId, Snapshot, SnapshotInfo, SnapshotWrite, Store, StoreError, StoreResult, Timestamp,
 };
 
+use leasehold_core::kvstore::{lease_key, snapshot_key};
+
 use crate::connect::{Conn, Pool};
 use crate::ops;
 use crate::schema::{self, SCHEMA_VERSION};
 use crate::tx::{wrapped, Failure, Wrap};
 
+mod inspect;
+
 /// A probe slower than this makes `health()` report `Degraded`.
 const SLOW_PROBE: Duration = Duration::from_secs(1);
 
-/// The server-wide WAL counters (`pg_stat_wal`, PostgreSQL 14 and later).
+/// The server's write counters (server-wide): WAL bytes and syncs
+/// (`pg_stat_wal`, PostgreSQL 14 and later) and data pages written by the
+/// checkpointer, the background writer and backends (`pg_stat_bgwriter`).
 #[derive(Clone, Copy, Debug, Default)]
-struct WalCounters {
-    bytes: u64,
-    syncs: u64,
+struct ServerWrites {
+    wal_bytes: u64,
+    wal_syncs: u64,
+    page_bytes: u64,
 }
 
 /// Leases and snapshots in PostgreSQL tables.
@@ -43,9 +50,14 @@ pub struct PostgresStore {
     /// Transactions run again after a serialization failure, a deadlock or a
     /// lost insert race.
     retries: AtomicU64,
-    /// The WAL counters when the store opened, so `metrics` shows this
-    /// run's (the server's other clients included: they are server-wide).
-    wal_at_open: Option<WalCounters>,
+    /// Key + record bytes of every row written, counted as `KvStore` counts
+    /// a batch (engine key + encoded record): the denominator of write
+    /// amplification, the same as on every engine.
+    user_bytes: AtomicU64,
+    /// The server's write counters when the store opened, so `metrics`
+    /// shows this run's (the server's other clients included: they are
+    /// server-wide).
+    wal_at_open: Option<ServerWrites>,
     /// `synchronous_commit = off`: how late the server's WAL writer may
     /// flush an acknowledged commit (3 × `wal_writer_delay`).
     flush_bound: Option<Duration>,
@@ -56,6 +68,20 @@ impl PostgresStore {
     /// Connects, creates the schema when it is absent, and refuses a schema
     /// of a newer layout or one the store did not create.
     pub fn open(config: &PostgresConfig, durability: Durability) -> StoreResult<PostgresStore> {
+        Self::open_with(config, durability, true)
+    }
+
+    /// As `open`, but a schema without the store's tables is an error, not
+    /// created: the operator commands inspect what is there.
+    pub fn open_existing(config: &PostgresConfig) -> StoreResult<PostgresStore> {
+        Self::open_with(config, Durability::Sync, false)
+    }
+
+    fn open_with(
+        config: &PostgresConfig,
+        durability: Durability,
+        create: bool,
+    ) -> StoreResult<PostgresStore> {
         let threads = (config.pool_size as usize).clamp(1, 4);
         let runtime = Arc::new(BlockingRuntime::start("leasehold-postgres", threads)?);
         let mut store = PostgresStore {
@@ -66,12 +92,13 @@ impl PostgresStore {
             metrics: MetricsRecorder::default(),
             closed: AtomicBool::new(false),
             retries: AtomicU64::new(0),
+            user_bytes: AtomicU64::new(0),
             wal_at_open: None,
             flush_bound: None,
             server_version: String::new(),
         };
-        store.prepare_schema()?;
-        store.wal_at_open = store.wal_counters().ok();
+        store.prepare_schema(create)?;
+        store.wal_at_open = store.server_writes().ok();
         let (version, delay) = store.run(Wrap::Alone, |conn| async move {
             let version = conn.client.query_one("SHOW server_version", &[]).await?;
             let delay = conn
@@ -90,7 +117,7 @@ impl PostgresStore {
         Ok(store)
     }
 
-    fn prepare_schema(&self) -> StoreResult<()> {
+    fn prepare_schema(&self, create: bool) -> StoreResult<()> {
         let schema_name = self.schema.clone();
         let found = self.run(Wrap::Transaction, move |conn| {
             let schema_name = schema_name.clone();
@@ -105,6 +132,9 @@ impl PostgresStore {
                     .iter()
                     .map(|row| row.get(0))
                     .collect();
+                if tables.is_empty() && !create {
+                    return Ok(Err(tables));
+                }
                 if tables.is_empty() {
                     conn.client
                         .batch_execute(&schema::create(&schema_name))
@@ -136,6 +166,10 @@ impl PostgresStore {
                      writes {SCHEMA_VERSION})"
                 ),
             }),
+            Err(tables) if tables.is_empty() => Err(StoreError::InvalidArgument(format!(
+                "schema \"{}\" holds no Leasehold tables",
+                self.schema
+            ))),
             Err(tables) => Err(StoreError::InvalidArgument(format!(
                 "schema \"{}\" holds tables named {} that Leasehold did not create (no \
                  schema_version row); choose another `schema`",
@@ -184,6 +218,13 @@ impl PostgresStore {
         }
     }
 
+    /// A lease row written (or, for an already-owned grant, not: counted
+    /// alike, a small overestimate on re-grants).
+    fn count_lease(&self, lease: &Lease) {
+        let bytes = lease_key(&lease.key).len() + lease.encode().len();
+        self.user_bytes.fetch_add(bytes as u64, Ordering::Relaxed);
+    }
+
     fn check_open(&self) -> StoreResult<()> {
         if self.closed.load(Ordering::Acquire) {
             return Err(StoreError::Closed);
@@ -225,130 +266,6 @@ impl PostgresStore {
         )
     }
 
-    fn wal_counters(&self) -> StoreResult<WalCounters> {
-        self.run(Wrap::Alone, |conn| async move {
-            let row = conn
-                .client
-                .query_one(
-                    "SELECT wal_bytes::bigint, wal_sync::bigint FROM pg_stat_wal",
-                    &[],
-                )
-                .await?;
-            Ok(WalCounters {
-                bytes: u64::try_from(row.get::<_, i64>(0)).unwrap_or(0),
-                syncs: u64::try_from(row.get::<_, i64>(1)).unwrap_or(0),
-            })
-        })
-    }
-
-    /// Bytes of the store's two tables with their indexes and TOAST.
-    pub fn disk_bytes(&self) -> StoreResult<u64> {
-        self.run(Wrap::Alone, |conn| async move {
-            let row = conn
-                .client
-                .query_one(
-                    "SELECT (pg_total_relation_size('leases') \
-                     + pg_total_relation_size('snapshots'))::bigint",
-                    &[],
-                )
-                .await?;
-            Ok(u64::try_from(row.get::<_, i64>(0)).unwrap_or(0))
-        })
-    }
-
-    /// Reads every row back: each must decode and each state must match its
-    /// SHA-256. Problems are reported, not repaired.
-    pub fn verify_rows(&self) -> StoreResult<leasehold_core::VerifyReport> {
-        self.check_open()?;
-        let (leases, snapshots) = self.run(Wrap::Transaction, |conn| async move {
-            // One consistent view of both tables.
-            conn.client
-                .batch_execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-                .await?;
-            let leases = conn
-                .client
-                .query(
-                    &format!(
-                        "SELECT actor_type, actor_id, {} FROM leases",
-                        crate::rows::LEASE_COLUMNS
-                    ),
-                    &[],
-                )
-                .await?;
-            let snapshots = conn
-                .client
-                .query(
-                    &format!(
-                        "SELECT {}, actor_type, actor_id FROM snapshots",
-                        crate::rows::SNAPSHOT_COLUMNS
-                    ),
-                    &[],
-                )
-                .await?;
-            Ok((leases, snapshots))
-        })?;
-        let mut report = leasehold_core::VerifyReport::default();
-        for row in &leases {
-            let key = ActorKey::new(row.get::<_, String>(0), row.get::<_, String>(1));
-            if let Err(err) = crate::rows::lease_from(row, 2, key) {
-                report.problems.push(err.to_string());
-            }
-        }
-        for row in &snapshots {
-            let key = ActorKey::new(row.get::<_, String>(9), row.get::<_, String>(10));
-            match crate::rows::snapshot_from(row, &key) {
-                Ok(snapshot) => {
-                    if let Err((expected, actual)) = snapshot.verify_hash() {
-                        report.problems.push(format!(
-                            "snapshot {key}: state hash {actual} does not match the stored {expected}"
-                        ));
-                    }
-                }
-                Err(err) => report.problems.push(err.to_string()),
-            }
-        }
-        report.checked = format!(
-            "schema \"{}\" at layout version {SCHEMA_VERSION}: {} leases, {} snapshots",
-            self.schema,
-            leases.len(),
-            snapshots.len()
-        );
-        Ok(report)
-    }
-
-    /// Replaces a stored state's bytes and leaves its hash: bit rot the
-    /// server's own checksums did not see (tests and damage drills).
-    pub fn tamper_state(&self, key: &ActorKey) -> StoreResult<u64> {
-        let key = key.clone();
-        self.run(Wrap::Alone, move |conn| {
-            let key = key.clone();
-            async move {
-                Ok(conn
-                    .client
-                    .execute(
-                        "UPDATE snapshots SET state = overlay(state placing \
-                         set_byte(substring(state from 1 for 1), 0, get_byte(state, 0) # 1) \
-                         from 1 for 1) WHERE actor_type = $1 AND actor_id = $2",
-                        &[&key.actor_type, &key.actor_id],
-                    )
-                    .await?)
-            }
-        })
-    }
-
-    /// Runs `sql` in the store's schema, outside the protocol: tests and
-    /// drills that damage or rearrange what the store wrote.
-    pub fn execute_for_tests(&self, sql: &str) -> StoreResult<()> {
-        let sql = sql.to_owned();
-        self.run(Wrap::Alone, move |conn| {
-            let sql = sql.clone();
-            async move {
-                conn.client.batch_execute(&sql).await?;
-                Ok(())
-            }
-        })
-    }
-
     fn apply(&self, ops: Vec<CommitOp>, now: Timestamp) -> StoreResult<Vec<Option<Snapshot>>> {
         let mut keys: Vec<&ActorKey> = ops.iter().map(CommitOp::key).collect();
         keys.sort();
@@ -357,7 +274,17 @@ impl PostgresStore {
                 "a commit names the same actor twice".into(),
             ));
         }
+        let keys: u64 = ops
+            .iter()
+            .map(|op| snapshot_key(op.key()).len() as u64)
+            .sum();
         let results = self.run(Wrap::Transaction, |conn| ops::apply(conn, ops.clone(), now))?;
+        let records: u64 = results
+            .iter()
+            .flatten()
+            .map(|snapshot| snapshot.encode().len() as u64)
+            .sum();
+        self.user_bytes.fetch_add(keys + records, Ordering::Relaxed);
         let written: u64 = results
             .iter()
             .flatten()
@@ -394,6 +321,9 @@ impl Store for PostgresStore {
                 )
             })
         });
+        if let Ok(Acquire::Acquired(lease)) = &result {
+            self.count_lease(lease);
+        }
         self.metrics.record(
             OpKind::Acquire,
             started.elapsed(),
@@ -410,17 +340,21 @@ impl Store for PostgresStore {
         now: Timestamp,
     ) -> StoreResult<Lease> {
         self.timed(OpKind::Renew, || {
-            self.run(Wrap::Transaction, |conn| {
+            let lease = self.run(Wrap::Transaction, |conn| {
                 ops::renew_or_release(conn, key.clone(), node.clone(), epoch, Some(now))
-            })
+            })?;
+            self.count_lease(&lease);
+            Ok(lease)
         })
     }
 
     fn release(&self, key: &ActorKey, node: &NodeId, epoch: u64) -> StoreResult<Lease> {
         self.timed(OpKind::Release, || {
-            self.run(Wrap::Transaction, |conn| {
+            let lease = self.run(Wrap::Transaction, |conn| {
                 ops::renew_or_release(conn, key.clone(), node.clone(), epoch, None)
-            })
+            })?;
+            self.count_lease(&lease);
+            Ok(lease)
         })
     }
 
@@ -502,24 +436,24 @@ impl Store for PostgresStore {
         self.timed(OpKind::Commit, || self.apply(ops, now))
     }
 
-    /// The server's WAL bytes and syncs since open (server-wide: exact only
-    /// when this store is the server's one writer) and the tables' size.
+    /// The server's WAL bytes, WAL syncs and data pages written since open
+    /// (server-wide: exact only when this store is the server's one writer;
+    /// pages still dirty in its buffers are not written yet) and the size of
+    /// the tables.
     fn metrics(&self) -> StoreMetrics {
         let mut stats = EngineStats {
-            user_bytes_written: 0,
+            user_bytes_written: self.user_bytes.load(Ordering::Relaxed),
             ..EngineStats::default()
         };
-        match (self.wal_at_open, self.wal_counters()) {
+        match (self.wal_at_open, self.server_writes()) {
             (Some(start), Ok(now)) => {
-                stats.wal_bytes_written = now.bytes.saturating_sub(start.bytes);
-                stats.device_bytes_written = stats.wal_bytes_written;
-                stats.fsyncs = now.syncs.saturating_sub(start.syncs);
+                stats.wal_bytes_written = now.wal_bytes.saturating_sub(start.wal_bytes);
+                stats.flush_bytes_written = now.page_bytes.saturating_sub(start.page_bytes);
+                stats.device_bytes_written = stats.wal_bytes_written + stats.flush_bytes_written;
+                stats.fsyncs = now.wal_syncs.saturating_sub(start.wal_syncs);
             }
             _ => stats.io_uncounted = true,
         }
-        // Table pages written by checkpoints are the server's and not seen
-        // here: device bytes are the WAL's alone.
-        stats.io_uncounted = true;
         stats.disk_bytes = self.disk_bytes().unwrap_or(0);
         self.metrics.snapshot(Some(stats))
     }

@@ -31,9 +31,14 @@ pub enum EngineKind {
     Fjall,
     /// Cloud object storage through `leasehold-objectstore` (S3 protocol):
     /// settings from a `[persistence.s3]` config, or from the
-    /// `LEASEHOLD_S3_*` variables `scripts/s3-server` prints. Never part of
-    /// the default comparison (it needs a server).
+    /// `LEASEHOLD_S3_*` variables `scripts/s3-server` prints. In the default
+    /// comparison only when a config names it (it needs a server).
     S3,
+    /// PostgreSQL through `leasehold-postgres`: settings from a
+    /// `[persistence.postgres]` config, or from the `LEASEHOLD_PG_*`
+    /// variables `scripts/postgres-server` prints; each run in a schema of
+    /// its own. In the default comparison only when a config names it.
+    Postgres,
     /// Answers at once without storing anything: replaying against it
     /// measures the harness's own cost per op. Its answers are not checked
     /// and it is never part of a comparison.
@@ -61,6 +66,7 @@ impl EngineKind {
             EngineKind::Redb => "redb",
             EngineKind::Fjall => "fjall",
             EngineKind::S3 => "s3",
+            EngineKind::Postgres => "postgres",
             EngineKind::Null => "null",
         }
     }
@@ -76,6 +82,7 @@ impl EngineKind {
                 "hand-written, this revision"
             }
             EngineKind::S3 => "object_store 0.14 over S3, this revision",
+            EngineKind::Postgres => "tokio-postgres 0.7 to the server named, this revision",
             EngineKind::Null => "no-op",
         }
     }
@@ -83,7 +90,10 @@ impl EngineKind {
     /// Whether the data is in files of the run's directory (engine s3 keeps
     /// it on the server: local disk figures say nothing about it).
     pub fn keeps_local_files(self) -> bool {
-        !matches!(self, EngineKind::S3 | EngineKind::Null)
+        !matches!(
+            self,
+            EngineKind::S3 | EngineKind::Postgres | EngineKind::Null
+        )
     }
 
     /// Whether acknowledged writes can outlive the process at all. The memory

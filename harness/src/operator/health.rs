@@ -123,7 +123,7 @@ pub fn health_check(target: &TargetArgs) -> Status {
         report(
             0,
             "disk space",
-            "not local: the objects are on the server".to_owned(),
+            "not local: the data is on the server".to_owned(),
         );
     } else {
         match disk_space(&target.dir) {
