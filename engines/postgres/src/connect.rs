@@ -58,17 +58,39 @@ pub(crate) fn client_config(config: &PostgresConfig) -> StoreResult<tokio_postgr
     if let Some(port) = config.port {
         client.port(port);
     }
-    if let Some(mode) = config.sslmode {
-        client.ssl_mode(match mode {
-            SslMode::Disable => tokio_postgres::config::SslMode::Disable,
-            SslMode::Prefer => tokio_postgres::config::SslMode::Prefer,
-            SslMode::Require => tokio_postgres::config::SslMode::Require,
-        });
-    }
+    client.ssl_mode(match ssl_mode(config, &client) {
+        SslMode::Disable => tokio_postgres::config::SslMode::Disable,
+        SslMode::Prefer => tokio_postgres::config::SslMode::Prefer,
+        SslMode::Require => tokio_postgres::config::SslMode::Require,
+    });
     client
         .connect_timeout(Duration::from_secs(config.connect_timeout_seconds))
         .application_name("leasehold");
     Ok(client)
+}
+
+/// The configured `sslmode`; unset, `disable` when every host is a unix
+/// socket or this machine (TLS to oneself protects nothing, and a test
+/// server's certificate is rarely signed by a system root), else `prefer`.
+pub(crate) fn ssl_mode(config: &PostgresConfig, client: &tokio_postgres::Config) -> SslMode {
+    if let Some(mode) = config.sslmode {
+        return mode;
+    }
+    let local = client.get_hosts().iter().all(|host| match host {
+        tokio_postgres::config::Host::Tcp(name) => {
+            name == "localhost"
+                || name
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|address| address.is_loopback())
+        }
+        #[cfg(unix)]
+        tokio_postgres::config::Host::Unix(_) => true,
+    });
+    if local {
+        SslMode::Disable
+    } else {
+        SslMode::Prefer
+    }
 }
 
 /// The TLS connector: the system's roots, or the configured CA file; the
@@ -299,5 +321,25 @@ pub(crate) fn describe(err: &tokio_postgres::Error) -> String {
             Some(source) => format!("{err}: {source}"),
             None => err.to_string(),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use leasehold_core::config::Secret;
+
+    #[test]
+    fn tls_defaults_to_off_only_for_this_machine() {
+        let mode = |host: &str, set: Option<SslMode>| {
+            let mut config = PostgresConfig::new(host, 5432, "u", Secret::new("p"), "d");
+            config.sslmode = set;
+            ssl_mode(&config, &client_config(&config).unwrap())
+        };
+        assert_eq!(mode("127.0.0.1", None), SslMode::Disable);
+        assert_eq!(mode("localhost", None), SslMode::Disable);
+        assert_eq!(mode("/var/run/postgresql", None), SslMode::Disable);
+        assert_eq!(mode("db.example.com", None), SslMode::Prefer);
+        assert_eq!(mode("127.0.0.1", Some(SslMode::Require)), SslMode::Require);
     }
 }

@@ -363,3 +363,44 @@ pub(crate) fn info_from(row: &Row, key: ActorKey) -> StoreResult<SnapshotInfo> {
         key,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key() -> ActorKey {
+        ActorKey::new("T", "1")
+    }
+
+    #[test]
+    fn what_a_column_cannot_hold_is_refused_and_what_it_holds_round_trips() {
+        assert!(matches!(
+            to_time(Timestamp(TIMESTAMP_MAX_MS + 1), &key(), "t"),
+            Err(StoreError::InvalidArgument(_))
+        ));
+        let at = Timestamp(1_700_000_000_123);
+        assert_eq!(
+            from_time(to_time(at, &key(), "t").unwrap(), &key(), "t").unwrap(),
+            at
+        );
+        assert!(matches!(
+            to_bigint(u64::MAX, &key(), "epoch"),
+            Err(StoreError::InvalidArgument(_))
+        ));
+        assert!(matches!(
+            from_bigint(-1, &key(), "epoch"),
+            Err(StoreError::CorruptRecord { .. })
+        ));
+        assert!(check_text("a\0b", "tag").is_err());
+        let tags = BTreeMap::from([("k".to_owned(), "v".to_owned())]);
+        assert_eq!(
+            from_json(to_json(&tags, "tags").unwrap(), &key(), "tags").unwrap(),
+            tags
+        );
+        let not_strings = serde_json::json!({"k": 1});
+        assert!(matches!(
+            from_json(not_strings, &key(), "tags"),
+            Err(StoreError::CorruptRecord { .. })
+        ));
+    }
+}

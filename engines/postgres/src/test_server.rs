@@ -50,13 +50,20 @@ pub fn script(args: &[&str]) -> Result<HashMap<String, String>, String> {
         .collect())
 }
 
+/// Printed too, but not needed to connect: the CA of the server's TLS
+/// certificate.
+pub const OPTIONAL_VARIABLES: [&str; 1] = ["LEASEHOLD_PG_SSLROOTCERT"];
+
 fn start_or_find(args: &[&str]) -> Result<HashMap<String, String>, String> {
     let from_env: HashMap<String, String> = VARIABLES
         .iter()
         .filter_map(|name| Some((name.to_string(), std::env::var(name).ok()?)))
         .collect();
     if from_env.len() == VARIABLES.len() {
-        return Ok(from_env);
+        let optional = OPTIONAL_VARIABLES
+            .iter()
+            .filter_map(|name| Some((name.to_string(), std::env::var(name).ok()?)));
+        return Ok(from_env.into_iter().chain(optional).collect());
     }
     let printed = script(args)?;
     match VARIABLES.iter().find(|name| !printed.contains_key(**name)) {

@@ -115,3 +115,32 @@ fn text_postgresql_cannot_hold_is_refused_before_it_is_sent() {
     assert!(matches!(err, StoreError::InvalidArgument(_)), "{err}");
     assert_eq!(store.health(), leasehold_core::Health::Healthy);
 }
+
+/// `sslmode = "require"` runs over TLS with the server's certificate checked
+/// against `sslrootcert`; without it (an unknown issuer) there is no
+/// connection rather than an unverified one; unset on 127.0.0.1, plain.
+#[test]
+fn tls_is_verified_when_required_and_off_on_loopback_by_default() {
+    use leasehold_core::config::SslMode;
+    let settings = leasehold_postgres::test_server::settings().unwrap();
+    let root = std::path::PathBuf::from(
+        settings
+            .get("LEASEHOLD_PG_SSLROOTCERT")
+            .expect("scripts/postgres-server prints LEASEHOLD_PG_SSLROOTCERT"),
+    );
+    let mut config = common::config("tls");
+    let plain = PostgresStore::open(&config, Durability::Sync).unwrap();
+    assert!(!plain.uses_tls().unwrap());
+
+    config.sslmode = Some(SslMode::Require);
+    config.sslrootcert = Some(root);
+    let secured = PostgresStore::open(&config, Durability::Sync).unwrap();
+    assert!(secured.uses_tls().unwrap());
+
+    config.sslrootcert = None;
+    let err = PostgresStore::open(&config, Durability::Sync)
+        .map(|_| ())
+        .unwrap_err()
+        .to_string();
+    assert!(err.to_lowercase().contains("certificate"), "{err}");
+}

@@ -37,7 +37,8 @@ pub struct PostgresConfig {
     pub password: Option<Secret>,
     #[serde(default)]
     pub dbname: Option<String>,
-    /// `disable` (default on a unix socket and loopback), `prefer`, `require`.
+    /// `disable`, `prefer` or `require`; unset, `disable` on a unix socket or
+    /// a loopback address, else `prefer`.
     #[serde(default)]
     pub sslmode: Option<SslMode>,
     /// A PEM file of the CA that signed the server's certificate.

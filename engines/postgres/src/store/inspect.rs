@@ -227,4 +227,18 @@ impl PostgresStore {
         })?;
         self.close()
     }
+
+    /// Whether a connection of the pool runs over TLS (`pg_stat_ssl`).
+    pub fn uses_tls(&self) -> StoreResult<bool> {
+        self.run(Wrap::Alone, |conn| async move {
+            let row = conn
+                .client
+                .query_one(
+                    "SELECT coalesce((SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()), false)",
+                    &[],
+                )
+                .await?;
+            Ok(row.get::<_, bool>(0))
+        })
+    }
 }
