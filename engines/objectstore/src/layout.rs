@@ -1,5 +1,6 @@
 //! Where an actor's objects live: `<prefix>/leases/<type>/<id>` and
-//! `<prefix>/snapshots/<type>/<id>` (FORMAT.md, "Keys").
+//! `<prefix>/snapshots/<type>/<id>`, commit records at
+//! `<prefix>/commits/<commit id>` (FORMAT.md, "Keys").
 
 use leasehold_core::rules;
 use leasehold_core::{ActorKey, StoreError, StoreResult};
@@ -36,6 +37,15 @@ impl Layout {
         self.snapshots()
             .join(key.actor_type.as_str())
             .join(key.actor_id.as_str())
+    }
+
+    pub fn commits(&self) -> Path {
+        self.prefix.clone().join("commits")
+    }
+
+    /// The commit record of a multi-actor commit.
+    pub fn commit(&self, id: &str) -> Path {
+        self.commits().join(id)
     }
 
     pub(crate) fn probe(&self, name: &str) -> Path {

@@ -6,7 +6,8 @@
 //!   signed client with timeouts and retries;
 //! - `client`: the synchronous, counted and timed requests the store makes;
 //! - `record`: what the objects hold (FORMAT.md);
-//! - `store`: `ObjectStoreBackend`, the `Store` and its protocol;
+//! - `store`: `ObjectStoreBackend`, the `Store` and its protocol, multi-actor
+//!   commits included (`store/commit.rs`);
 //! - `test_server`: finds or starts the S3 server the tests run against.
 
 pub mod backend;
@@ -18,7 +19,7 @@ pub mod test_server;
 
 pub use backend::Backend;
 pub use client::{ClientStats, RequestKind};
-pub use store::{Layout, ObjectStoreBackend};
+pub use store::{CommitPhase, Layout, ObjectStoreBackend, COMMIT_DEADLINE};
 
 use leasehold_core::config::PersistenceConfig;
 use leasehold_core::{StoreError, StoreResult};

@@ -17,10 +17,13 @@
 //! - A refused PUT whose object now holds exactly the bytes we sent is our own
 //!   write, landed on an attempt whose answer was lost and retried: success.
 //!
-//! What S3 does not give, and so this backend does not claim: an atomic
-//! multi-actor `commit` (`Unsupported`, see the README); physical deletion
-//! (S3 has no conditional DELETE through `object_store`, so deletes and purges
-//! leave tombstones, a few bytes each).
+//! - commit: intents on every actor, a commit record as the commit point
+//!   (`store/commit.rs`); every read and write of a snapshot object first
+//!   settles an intent it meets.
+//!
+//! What S3 does not give, and so this backend does not claim: physical
+//! deletion (S3 has no conditional DELETE through `object_store`, so deletes
+//! and purges leave tombstones, a few bytes each; commit records stay too).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -40,9 +43,13 @@ use crate::backend::Backend;
 use crate::layout::validate;
 pub use crate::layout::Layout;
 
+mod commit;
+mod inspect;
 mod snapshots;
 use crate::client::{Client, ClientStats, Condition, ETag, Written};
 use crate::record::Envelope;
+use commit::Pending;
+pub use commit::{CommitPhase, COMMIT_DEADLINE};
 
 /// How often one operation re-reads and retries after losing a race before it
 /// gives up with an error. Each lost race means another writer made progress.
@@ -81,6 +88,11 @@ pub struct ObjectStoreBackend {
     probe_name: String,
     /// Takeovers that had to fence a snapshot object.
     fences: AtomicU64,
+    /// Commits found past their deadline and aborted by this instance.
+    aborts: AtomicU64,
+    /// Called at each commit phase (crash tests).
+    #[allow(clippy::type_complexity)]
+    commit_hook: parking_lot::Mutex<Option<Box<dyn Fn(CommitPhase) + Send + Sync>>>,
 }
 
 impl ObjectStoreBackend {
@@ -103,6 +115,8 @@ impl ObjectStoreBackend {
             closed: AtomicBool::new(false),
             probe_name,
             fences: AtomicU64::new(0),
+            aborts: AtomicU64::new(0),
+            commit_hook: parking_lot::Mutex::new(None),
         })
     }
 
@@ -166,10 +180,6 @@ impl ObjectStoreBackend {
         Ok(Some((envelope, etag)))
     }
 
-    fn read_envelope(&self, key: &ActorKey) -> StoreResult<Option<(Envelope, ETag)>> {
-        self.read_envelope_at(&self.layout.snapshot(key))
-    }
-
     /// PUTs `body` under `condition`; a refused condition whose object now
     /// holds exactly `body` is our own earlier attempt that landed.
     fn put_checked(&self, path: &Path, body: Bytes, condition: &Condition) -> StoreResult<bool> {
@@ -205,80 +215,6 @@ impl ObjectStoreBackend {
             }
         }
         Ok(found)
-    }
-
-    /// Every lease and snapshot object under the prefix, with its size.
-    pub fn objects(&self) -> StoreResult<Vec<(Path, u64)>> {
-        let mut objects = self.client.list_sized(&self.layout.leases())?;
-        objects.extend(self.client.list_sized(&self.layout.snapshots())?);
-        Ok(objects)
-    }
-
-    /// Reads every object back: each must decode, sit at the key its record
-    /// names, and (for snapshots) match its SHA-256. Problems are reported,
-    /// not repaired; a failed request is an error.
-    pub fn verify_objects(&self) -> StoreResult<VerifyReport> {
-        let mut report = VerifyReport::default();
-        let (mut leases, mut snapshots, mut tombstones) = (0, 0, 0);
-        for path in self.client.list(&self.layout.leases())? {
-            match self.read_lease_at(&path) {
-                Ok(Some((lease, _))) if self.layout.lease(&lease.key) != path => report
-                    .problems
-                    .push(format!("{path}: holds the lease of {}", lease.key)),
-                Ok(_) => leases += 1,
-                Err(StoreError::CorruptRecord { key, reason }) => {
-                    report.problems.push(format!("{key}: {reason}"))
-                }
-                Err(err) => return Err(err),
-            }
-        }
-        for path in self.client.list(&self.layout.snapshots())? {
-            let envelope = match self.read_envelope_at(&path) {
-                Ok(Some((envelope, _))) => envelope,
-                Ok(None) => continue,
-                Err(StoreError::CorruptRecord { key, reason }) => {
-                    report.problems.push(format!("{key}: {reason}"));
-                    continue;
-                }
-                Err(err) => return Err(err),
-            };
-            let Some(snapshot) = envelope.snapshot else {
-                tombstones += 1;
-                continue;
-            };
-            snapshots += 1;
-            if self.layout.snapshot(&snapshot.key) != path {
-                report
-                    .problems
-                    .push(format!("{path}: holds the snapshot of {}", snapshot.key));
-            }
-            if let Err((expected, actual)) = snapshot.verify_hash() {
-                report.problems.push(format!(
-                    "{path}: state hash {actual} does not match the stored {expected}"
-                ));
-            }
-        }
-        report.checked =
-            format!("{leases} lease objects, {snapshots} snapshots, {tombstones} tombstones");
-        Ok(report)
-    }
-
-    /// Writes, reads back and removes this instance's probe object.
-    pub fn probe(&self) -> StoreResult<Duration> {
-        let started = Instant::now();
-        let path = self.layout.probe(&self.probe_name);
-        let body = Bytes::from(format!("leasehold health probe {}", SystemClock.now()));
-        self.client.put_unconditionally(&path, body.clone())?;
-        let read = self.client.get(&path)?;
-        self.client.delete(&path)?;
-        match read {
-            Some((stored, _)) if stored == body => Ok(started.elapsed()),
-            Some(_) => Err(corrupt(&path, "the probe object read back different bytes")),
-            None => Err(corrupt(
-                &path,
-                "the probe object vanished after it was written",
-            )),
-        }
     }
 }
 
@@ -328,7 +264,7 @@ impl Store for ObjectStoreBackend {
                     AcquireDecision::AlreadyOwned(lease) => {
                         // Our grant may have been answered before its fence
                         // landed (a failed fence, then a retry): finish it.
-                        self.fence(key, lease.epoch)?;
+                        self.fence(key, lease.epoch, now)?;
                         return Ok(Acquire::Acquired(lease));
                     }
                     AcquireDecision::Held {
@@ -353,7 +289,7 @@ impl Store for ObjectStoreBackend {
                     // (FORMAT.md, "Takeover fence"). An actor never leased
                     // before has no earlier holder and no fence to raise.
                     if existing.is_some() {
-                        self.fence(key, lease.epoch)?;
+                        self.fence(key, lease.epoch, now)?;
                     }
                     return Ok(Acquire::Acquired(lease));
                 }
@@ -432,7 +368,7 @@ impl Store for ObjectStoreBackend {
         self.timed(OpKind::Load, || {
             validate(key)?;
             let stored = self
-                .read_envelope(key)?
+                .settle(key, now, Pending::Read)?
                 .and_then(|(envelope, _)| envelope.snapshot);
             Ok(self.metrics.loaded(rules::load(stored, now)?))
         })
@@ -479,7 +415,7 @@ impl Store for ObjectStoreBackend {
             let prefix = self.layout.snapshots().join(actor_type);
             let mut infos = self.read_all(&prefix, |path| {
                 Ok(self
-                    .read_envelope_at(path)?
+                    .settle_at(path, now, Pending::Read)?
                     .and_then(|(envelope, _)| envelope.snapshot)
                     .filter(|snapshot| !snapshot.is_expired_at(now))
                     .map(|snapshot| SnapshotInfo::from(&snapshot)))
@@ -494,7 +430,8 @@ impl Store for ObjectStoreBackend {
             let mut purged = 0;
             for path in self.client.list(&self.layout.snapshots())? {
                 for _ in 0..MAX_ATTEMPTS {
-                    let Some((envelope, etag)) = self.read_envelope_at(&path)? else {
+                    // An actor inside a pending commit is left for next time.
+                    let Some((envelope, etag)) = self.settle_at(&path, now, Pending::Skip)? else {
                         break;
                     };
                     if !envelope
@@ -504,10 +441,7 @@ impl Store for ObjectStoreBackend {
                     {
                         break;
                     }
-                    let tombstone = Envelope {
-                        fence: envelope.current_epoch(),
-                        snapshot: None,
-                    };
+                    let tombstone = Envelope::settled(envelope.current_epoch(), None);
                     if self.put_checked(&path, tombstone.encode(), &Condition::Matches(etag))? {
                         purged += 1;
                         break;
@@ -518,15 +452,8 @@ impl Store for ObjectStoreBackend {
         })
     }
 
-    fn commit(&self, _ops: Vec<CommitOp>, _now: Timestamp) -> StoreResult<Vec<Option<Snapshot>>> {
-        self.timed(OpKind::Commit, || {
-            Err(StoreError::Unsupported(
-                "an atomic multi-actor commit: S3 conditional writes cover one object each, so \
-                 all-or-nothing across actors would need a commit record every reader resolves; \
-                 this backend does not claim it (save actors one by one)"
-                    .into(),
-            ))
-        })
+    fn commit(&self, ops: Vec<CommitOp>, now: Timestamp) -> StoreResult<Vec<Option<Snapshot>>> {
+        self.timed(OpKind::Commit, || self.commit_ops(ops, now))
     }
 
     fn metrics(&self) -> StoreMetrics {

@@ -262,11 +262,7 @@ fn a_takeover_of_a_released_lease_fences_out_the_releasers_late_save() {
         .client()
         .put(
             &path,
-            Envelope {
-                fence: 1,
-                snapshot: Some(late),
-            }
-            .encode(),
+            Envelope::settled(1, Some(late)).encode(),
             &Condition::Matches(read_etag),
         )
         .unwrap();

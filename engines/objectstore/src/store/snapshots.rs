@@ -6,21 +6,17 @@ use super::*;
 
 impl ObjectStoreBackend {
     /// Raises the snapshot object's fence to `epoch` (creating a tombstone if
-    /// there is no object), so no write fenced below `epoch` can land.
-    pub(super) fn fence(&self, key: &ActorKey, epoch: u64) -> StoreResult<()> {
+    /// there is no object), so no write fenced below `epoch` can land. A
+    /// commit in flight on the actor is resolved first: its intent was
+    /// checked under the old epoch.
+    pub(super) fn fence(&self, key: &ActorKey, epoch: u64, now: Timestamp) -> StoreResult<()> {
         let path = self.layout.snapshot(key);
         for _ in 0..MAX_ATTEMPTS {
-            let read = self.read_envelope_at(&path)?;
+            let read = self.settle(key, now, Pending::Wait)?;
             let (envelope, etag) = match read {
                 Some((envelope, _)) if envelope.fence >= epoch => return Ok(()),
                 Some((envelope, etag)) => (envelope, Some(etag)),
-                None => (
-                    Envelope {
-                        fence: 0,
-                        snapshot: None,
-                    },
-                    None,
-                ),
+                None => (Envelope::settled(0, None), None),
             };
             let fenced = Envelope {
                 fence: epoch,
@@ -50,7 +46,7 @@ impl ObjectStoreBackend {
         let path = self.layout.snapshot(&key);
         for _ in 0..MAX_ATTEMPTS {
             let lease = self.read_lease(&key)?.map(|(lease, _)| lease);
-            let read = self.read_envelope_at(&path)?;
+            let read = self.settle(&key, now, Pending::Wait)?;
             let (fence, stored, etag) = match read {
                 Some((envelope, etag)) => (envelope.fence, envelope.snapshot, Some(etag)),
                 None => (0, None, None),
@@ -93,10 +89,7 @@ impl ObjectStoreBackend {
                     (*fence_epoch, None, None)
                 }
             };
-            let envelope = Envelope {
-                fence: fence.max(fence_epoch),
-                snapshot: body,
-            };
+            let envelope = Envelope::settled(fence.max(fence_epoch), body);
             if self.put_checked(
                 &path,
                 envelope.encode(),

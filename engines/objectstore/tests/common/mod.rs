@@ -111,8 +111,4 @@ impl StoreFactory for ObjectFactory {
             .put_unconditionally(&path, envelope.encode())
             .expect("write tampered object");
     }
-
-    fn supports_commit(&self) -> bool {
-        false
-    }
 }
