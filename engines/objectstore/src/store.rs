@@ -90,6 +90,8 @@ pub struct ObjectStoreBackend {
     fences: AtomicU64,
     /// Commits found past their deadline and aborted by this instance.
     aborts: AtomicU64,
+    /// How long a commit may stay unresolved (`set_commit_deadline`).
+    commit_deadline: parking_lot::Mutex<Duration>,
     /// Called at each commit phase (crash tests).
     #[allow(clippy::type_complexity)]
     commit_hook: parking_lot::Mutex<Option<Box<dyn Fn(CommitPhase) + Send + Sync>>>,
@@ -116,6 +118,7 @@ impl ObjectStoreBackend {
             probe_name,
             fences: AtomicU64::new(0),
             aborts: AtomicU64::new(0),
+            commit_deadline: parking_lot::Mutex::new(COMMIT_DEADLINE),
             commit_hook: parking_lot::Mutex::new(None),
         })
     }

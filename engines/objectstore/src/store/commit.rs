@@ -25,7 +25,7 @@ use crate::record::{CommitRecord, Intent, Outcome};
 use super::*;
 
 /// How long after its start a commit may stay unresolved before a reader may
-/// abort it (on the caller's clock).
+/// abort it (on the caller's clock), unless `set_commit_deadline` says.
 pub const COMMIT_DEADLINE: Duration = Duration::from_secs(5);
 
 /// How long a writer waits, in real time, for a pending commit on its actor
@@ -186,6 +186,14 @@ impl ObjectStoreBackend {
         *self.commit_hook.lock() = Some(Box::new(hook));
     }
 
+    /// How long this instance's commits may stay unresolved before a reader
+    /// may abort them (default `COMMIT_DEADLINE`). Shorter frees the actors of
+    /// a dead coordinator sooner; a coordinator slower than it between its
+    /// first intent and its record is aborted (and answers an error).
+    pub fn set_commit_deadline(&self, deadline: Duration) {
+        *self.commit_deadline.lock() = deadline;
+    }
+
     /// Commits that readers found past their deadline and aborted.
     pub fn commits_aborted_by_readers(&self) -> u64 {
         self.aborts.load(Ordering::Relaxed)
@@ -283,13 +291,19 @@ impl ObjectStoreBackend {
             validate(op.key())?;
         }
         let commit = new_commit_id();
-        let deadline = now.saturating_add(COMMIT_DEADLINE);
+        let deadline = now.saturating_add(*self.commit_deadline.lock());
         let participants: Vec<ActorKey> = order.iter().map(|&i| ops[i].key().clone()).collect();
         let mut results = vec![None; ops.len()];
         let mut prepared = Vec::new();
         for &index in &order {
             match self.prepare(&ops[index], &commit, deadline, now) {
                 Ok(after) => results[index] = after,
+                // A rule broken before any intent was written: no object
+                // names this commit, so no record is needed to cancel it.
+                // (After a failed request an intent may have landed unseen.)
+                Err(err) if prepared.is_empty() && !matches!(err, StoreError::Engine(_)) => {
+                    return Err(err)
+                }
                 Err(err) => {
                     self.abandon(&commit, &participants, &prepared, now)?;
                     return Err(err);

@@ -52,6 +52,20 @@ impl ObjectFactory {
         }
     }
 
+    /// The S3 server under `prefix`.
+    pub fn s3_at(prefix: &str) -> Self {
+        ObjectFactory {
+            target: Target::S3(s3_config(prefix)),
+        }
+    }
+
+    /// Azurite under `prefix`.
+    pub fn azure_at(prefix: &str) -> Self {
+        ObjectFactory {
+            target: Target::Azure(test_server::azure_config(prefix).expect("the Azure emulator")),
+        }
+    }
+
     pub fn azure() -> Self {
         ObjectFactory {
             target: Target::Azure(
