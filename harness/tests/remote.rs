@@ -316,3 +316,55 @@ fn engine_postgres_runs_a_scenario_with_every_answer_checked() {
         );
     }
 }
+
+/// `bench --sync --workload transfer`: two-actor commits through the Store
+/// on PostgreSQL and on an embedded engine, beside the embedded engine's
+/// two-key batches; a store on a server has no kv level.
+#[test]
+fn bench_transfers_commit_two_actors_at_sync_on_postgres() {
+    let settings = leasehold_postgres::test_server::settings().expect("the PostgreSQL test server");
+    let dir = tempfile::tempdir().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_leasehold"))
+        .args([
+            "bench",
+            "--sync",
+            "--workload",
+            "transfer",
+            "--engine",
+            "lsm",
+        ])
+        .args(["--engine", "postgres", "--records", "100", "--ops", "200"])
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .arg("--out")
+        .arg(dir.path().join("bench"))
+        .envs(&settings)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    let json: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("bench/bench.json")).unwrap(),
+    )
+    .unwrap();
+    let rows: Vec<(String, String)> = json["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|result| result["workload"] == "transfer")
+        .map(|result| {
+            assert!(result["ops_per_sec"].as_f64().unwrap() > 0.0, "{result}");
+            assert_eq!(result["durability"], "sync", "{result}");
+            (
+                result["engine"].as_str().unwrap().to_owned(),
+                result["level"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    for expected in [("lsm", "kv"), ("lsm", "store"), ("postgres", "store")] {
+        assert!(
+            rows.contains(&(expected.0.to_owned(), expected.1.to_owned())),
+            "{rows:?}"
+        );
+    }
+    assert!(!rows.contains(&("postgres".to_owned(), "kv".to_owned())));
+}

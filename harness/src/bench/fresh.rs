@@ -36,7 +36,8 @@ impl Fresh {
         })
     }
 
-    /// Closes the engine at the end of `suite` and measures its directory:
+    /// Closes the engine at the end of `suite` and measures its directory
+    /// (`None`: a store on a server that reports no size):
     /// the bytes its files take on disk (allocated blocks, so sparse files
     /// count what they use), beside the `logical_bytes` written to it.
     pub(super) fn close_and_measure(
@@ -45,21 +46,38 @@ impl Fresh {
         engine: EngineKind,
         level: Level,
         logical_bytes: u64,
-    ) -> Result<BenchSpace, String> {
+    ) -> Result<Option<BenchSpace>, String> {
         self.closed = true;
-        self.store
-            .close()
-            .map_err(|err| format!("close {}: {err}", self.dir.display()))?;
-        let disk_bytes =
-            disk_bytes(&self.dir).map_err(|err| format!("{}: {err}", self.dir.display()))?;
-        Ok(BenchSpace {
+        let disk_bytes = if engine.keeps_local_files() {
+            self.store
+                .close()
+                .map_err(|err| format!("close {}: {err}", self.dir.display()))?;
+            disk_bytes(&self.dir).map_err(|err| format!("{}: {err}", self.dir.display()))?
+        } else {
+            // On a server: the size it reports of the store's tables (none
+            // for object storage), then the run's data removed there.
+            let reported = self
+                .store
+                .metrics()
+                .engine
+                .map_or(0, |stats| stats.disk_bytes);
+            self.store.discard()?;
+            self.store
+                .close()
+                .map_err(|err| format!("close {}: {err}", self.dir.display()))?;
+            if reported == 0 {
+                return Ok(None);
+            }
+            reported
+        };
+        Ok(Some(BenchSpace {
             suite: suite.to_owned(),
             engine,
             level,
             disk_bytes,
             logical_bytes,
             round: 0,
-        })
+        }))
     }
 }
 
@@ -82,6 +100,7 @@ fn disk_bytes(dir: &std::path::Path) -> std::io::Result<u64> {
 impl Drop for Fresh {
     fn drop(&mut self) {
         if !self.closed {
+            let _ = self.store.discard();
             let _ = self.store.close();
         }
         let _ = std::fs::remove_dir_all(&self.dir);

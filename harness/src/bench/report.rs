@@ -41,14 +41,18 @@ pub fn summary(output: &BenchOutput, args: &BenchArgs, command: &str, started: &
     let _ = writeln!(
         out,
         "- {} records, {} requests per workload (fillsync: {}), {} client thread(s), seed {}. \
-         Writes buffered (acknowledged before any fsync; redb: `Durability::None`) except \
-         fillsync's, which are synced; the memory engine is volatile (`none`) and has no fillsync. \
-         {memory}",
+         {} the memory engine is volatile (`none`) and has no fillsync. {memory}",
         args.records,
         args.ops,
         Workload::Fillsync.requests(args.ops, args.records),
         args.threads,
-        args.seed
+        args.seed,
+        if args.sync {
+            "Every write synced (`--sync`; engines without a sync durability are left out);"
+        } else {
+            "Writes buffered (acknowledged before any fsync; redb: `Durability::None`) except \
+             fillsync's, which are synced;"
+        }
     );
     let _ = writeln!(
         out,
@@ -99,7 +103,9 @@ pub fn summary(output: &BenchOutput, args: &BenchArgs, command: &str, started: &
             "1000-byte records, scrambled Zipfian(0.99) unless stated: load = the load phase; \
              A 50/50 read/update, B 95/5, C read-only, F 50/50 read/read-modify-write, D 95/5 \
              read-latest/insert, E 95/5 scan (1–100 records)/insert — run in YCSB's order \
-             (load, A, B, C, F, D, E) on one engine.",
+             (load, A, B, C, F, D, E) on one engine; transfer (not YCSB's, when named, after F) \
+             reads two Zipfian records and writes both atomically: one two-actor `commit` at \
+             the store level, one two-key batch at the kv level.",
         ),
     ] {
         let rows: Vec<&BenchResult> = results
@@ -266,7 +272,7 @@ fn space_and_memory(out: &mut String, output: &BenchOutput) {
 }
 
 fn is_ycsb_name(name: &str) -> bool {
-    name.starts_with("ycsb-")
+    name.starts_with("ycsb-") || name == Workload::Transfer.name()
 }
 
 /// The median of `values` (the mean of the middle two for an even count).

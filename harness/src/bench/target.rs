@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use leasehold_core::kv::{KeyRange, WriteBatch};
 use leasehold_core::{
-    Acquire, ActorKey, Durability, KvEngine, NodeId, SnapshotWrite, StoreError, Timestamp,
+    Acquire, ActorKey, CommitOp, Durability, KvEngine, NodeId, SnapshotWrite, StoreError, Timestamp,
 };
 use leasehold_workloads::state::StatePool;
 
@@ -94,6 +94,8 @@ pub struct Target<'a> {
     epochs: Vec<AtomicU64>,
     writes: AtomicU64,
     node: NodeId,
+    /// KV-level writes synced (`--sync`), else buffered.
+    kv_sync: bool,
 }
 
 impl<'a> Target<'a> {
@@ -123,6 +125,22 @@ impl<'a> Target<'a> {
             epochs: (0..slots).map(|_| AtomicU64::new(0)).collect(),
             writes: AtomicU64::new(0),
             node: NodeId::new("bench"),
+            kv_sync: false,
+        }
+    }
+
+    /// KV-level writes synced (`--sync`) instead of buffered. (Store-level
+    /// writes have the store's durability.)
+    pub fn syncing(mut self, sync: bool) -> Target<'a> {
+        self.kv_sync = sync;
+        self
+    }
+
+    fn kv_durability(&self) -> Durability {
+        if self.kv_sync {
+            Durability::Sync
+        } else {
+            Durability::Buffered
         }
     }
 
@@ -169,6 +187,7 @@ impl<'a> Target<'a> {
                 self.kv_get(&key(self.workload, record))?;
                 self.kv_put(record, false)
             }
+            (Level::Kv, Request::Transfer(from, to)) => self.kv_transfer(from, to),
             (Level::Store, Request::Read(record)) if self.workload == Workload::YcsbD => {
                 self.renew(record)
             }
@@ -182,6 +201,7 @@ impl<'a> Target<'a> {
                 self.load(&self.actor(record))?;
                 self.save(record)
             }
+            (Level::Store, Request::Transfer(from, to)) => self.transfer(from, to),
         }
     }
 
@@ -224,10 +244,25 @@ impl<'a> Target<'a> {
         let durability = if sync {
             Durability::Sync
         } else {
-            Durability::Buffered
+            self.kv_durability()
         };
         self.engine()?
             .write(batch, durability)
+            .map_err(|err| err.to_string())?;
+        Ok(true)
+    }
+
+    /// Both records read, then written in one batch.
+    fn kv_transfer(&self, from: u64, to: u64) -> Served {
+        let engine = self.engine()?;
+        let mut batch = WriteBatch::new();
+        for record in [from, to] {
+            let key = key(self.workload, record);
+            engine.get(&key).map_err(|err| err.to_string())?;
+            batch.put(key, self.value(record));
+        }
+        engine
+            .write(batch, self.kv_durability())
             .map_err(|err| err.to_string())?;
         Ok(true)
     }
@@ -307,17 +342,13 @@ impl<'a> Target<'a> {
         Ok(true)
     }
 
-    /// Saves a new version under the record's lease (acquired first if this
-    /// is its first write); a version race lost to another thread reloads
-    /// and tries again.
-    fn save(&self, record: u64) -> Served {
-        let slot = self.slot(record)?;
-        let actor = self.actor(record);
+    /// The epoch of `record`'s lease, acquired if this is its first write.
+    fn lease_epoch(&self, slot: usize, actor: &ActorKey) -> Result<u64, String> {
         let mut epoch = self.epochs[slot].load(Ordering::Acquire);
         if epoch == 0 {
             match self
                 .store
-                .try_acquire(&actor, &self.node, LEASE, Self::now())
+                .try_acquire(actor, &self.node, LEASE, Self::now())
                 .map_err(|err| err.to_string())?
             {
                 Acquire::Acquired(lease) => {
@@ -328,12 +359,22 @@ impl<'a> Target<'a> {
                     // Another thread of this node is acquiring it: use its lease.
                     epoch = self
                         .store
-                        .get_lease(&actor)
+                        .get_lease(actor)
                         .map_err(|err| err.to_string())?
                         .map_or(0, |lease| lease.epoch);
                 }
             }
         }
+        Ok(epoch)
+    }
+
+    /// Saves a new version under the record's lease (acquired first if this
+    /// is its first write); a version race lost to another thread reloads
+    /// and tries again.
+    fn save(&self, record: u64) -> Served {
+        let slot = self.slot(record)?;
+        let actor = self.actor(record);
+        let epoch = self.lease_epoch(slot, &actor)?;
         for _ in 0..SAVE_TRIES {
             let version = self.versions[slot].load(Ordering::Acquire);
             let write = SnapshotWrite::new(actor.clone(), self.value(record));
@@ -355,6 +396,54 @@ impl<'a> Target<'a> {
         }
         Err(format!(
             "record {record}: {SAVE_TRIES} saves in a row lost a version race"
+        ))
+    }
+
+    /// Both records loaded, then saved together by one two-actor `commit`
+    /// under their leases; a version race lost to another thread reloads
+    /// both and tries again.
+    fn transfer(&self, from: u64, to: u64) -> Served {
+        let records = [from, to];
+        let mut parts = Vec::with_capacity(2);
+        for record in records {
+            let slot = self.slot(record)?;
+            let actor = self.actor(record);
+            let epoch = self.lease_epoch(slot, &actor)?;
+            self.load(&actor)?;
+            parts.push((slot, actor, epoch));
+        }
+        for _ in 0..SAVE_TRIES {
+            let ops = parts
+                .iter()
+                .zip(records)
+                .map(|((slot, actor, epoch), record)| CommitOp::Save {
+                    snapshot: SnapshotWrite::new(actor.clone(), self.value(record)),
+                    expected_version: self.versions[*slot].load(Ordering::Acquire),
+                    fence_epoch: *epoch,
+                })
+                .collect();
+            match self.store.commit(ops, Self::now()) {
+                Ok(saved) => {
+                    for ((slot, ..), snapshot) in parts.iter().zip(saved.iter().flatten()) {
+                        self.versions[*slot].fetch_max(snapshot.version, Ordering::AcqRel);
+                    }
+                    return Ok(true);
+                }
+                Err(StoreError::VersionConflict { .. }) => {
+                    for (slot, actor, _) in &parts {
+                        let current = self
+                            .store
+                            .load(actor, Self::now())
+                            .map_err(|err| err.to_string())?
+                            .map_or(0, |snapshot| snapshot.version);
+                        self.versions[*slot].fetch_max(current, Ordering::AcqRel);
+                    }
+                }
+                Err(err) => return Err(err.to_string()),
+            }
+        }
+        Err(format!(
+            "records {from} and {to}: {SAVE_TRIES} commits in a row lost a version race"
         ))
     }
 }

@@ -47,6 +47,11 @@ pub enum Workload {
     YcsbD,
     YcsbE,
     YcsbF,
+    /// Not YCSB's, run in its suite on the records it loaded: YCSB F's
+    /// read-modify-write across two Zipfian records at once — at the Store
+    /// level a two-actor `commit`, at the KV level one two-key batch. Run
+    /// only when named.
+    Transfer,
 }
 
 /// One request of a workload.
@@ -68,6 +73,8 @@ pub enum Request {
         len: usize,
     },
     ReadModifyWrite(u64),
+    /// Read two records, write both atomically.
+    Transfer(u64, u64),
 }
 
 impl Request {
@@ -79,6 +86,7 @@ impl Request {
             Request::Insert(_) => "insert",
             Request::Scan { .. } => "scan",
             Request::ReadModifyWrite(_) => "read-modify-write",
+            Request::Transfer(..) => "transfer",
         }
     }
 }
@@ -89,7 +97,7 @@ pub const SCAN_LENGTH_MAX: u64 = 100;
 const ZIPF_THETA: f64 = 0.99;
 
 impl Workload {
-    pub const ALL: [Workload; 13] = [
+    pub const ALL: [Workload; 14] = [
         Workload::Fillrandom,
         Workload::Filluniquerandom,
         Workload::Overwrite,
@@ -103,6 +111,7 @@ impl Workload {
         Workload::YcsbD,
         Workload::YcsbE,
         Workload::YcsbF,
+        Workload::Transfer,
     ];
 
     pub fn name(self) -> &'static str {
@@ -120,19 +129,22 @@ impl Workload {
             Workload::YcsbD => "ycsb-d",
             Workload::YcsbE => "ycsb-e",
             Workload::YcsbF => "ycsb-f",
+            Workload::Transfer => "transfer",
         }
     }
 
+    /// Whether it runs in the YCSB suite (on the records YCSB loads).
     pub fn is_ycsb(self) -> bool {
         self >= Workload::YcsbA
     }
 
     /// The workloads run when none is named: every one but
-    /// filluniquerandom (the db_bench suite fills with fillrandom).
+    /// filluniquerandom (the db_bench suite fills with fillrandom) and
+    /// transfer (no published suite has it).
     pub fn defaults() -> Vec<Workload> {
         Workload::ALL
             .into_iter()
-            .filter(|workload| *workload != Workload::Filluniquerandom)
+            .filter(|workload| !matches!(workload, Workload::Filluniquerandom | Workload::Transfer))
             .collect()
     }
 
@@ -296,6 +308,16 @@ impl Requests {
             Workload::YcsbE => self.insert(),
             Workload::YcsbF if roll < 50 => Request::Read(self.zipfian()),
             Workload::YcsbF => Request::ReadModifyWrite(self.zipfian()),
+            Workload::Transfer => {
+                let from = self.zipfian();
+                let to = self.zipfian();
+                let to = if to == from {
+                    (from + 1) % self.records.max(2)
+                } else {
+                    to
+                };
+                Request::Transfer(from, to)
+            }
         }
     }
 }
@@ -365,6 +387,20 @@ mod tests {
         let f = mix(Workload::YcsbF);
         assert!((share(&f, "read-modify-write") - 0.5).abs() < 0.02, "{f:?}");
         assert_eq!(share(&mix(Workload::Readrandom), "read"), 1.0);
+    }
+
+    #[test]
+    fn a_transfer_names_two_different_records() {
+        for records in [2u64, 3, 1000] {
+            let mut requests = Requests::new(Workload::Transfer, records, 5, (0, 1));
+            for _ in 0..2000 {
+                let Request::Transfer(from, to) = requests.next() else {
+                    panic!("transfer makes transfers")
+                };
+                assert!(from != to && from < records && to < records, "{from} {to}");
+            }
+        }
+        assert!(!Workload::defaults().contains(&Workload::Transfer));
     }
 
     #[test]

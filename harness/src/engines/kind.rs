@@ -96,6 +96,12 @@ impl EngineKind {
         )
     }
 
+    /// Whether a `KvEngine` is under its Store (the benchmarks' kv level):
+    /// not for the stores on a server, which implement the Store directly.
+    pub fn has_kv_engine(self) -> bool {
+        !matches!(self, EngineKind::S3 | EngineKind::Postgres)
+    }
+
     /// Whether acknowledged writes can outlive the process at all. The memory
     /// engine runs volatile in comparisons: it is the ceiling, not a peer.
     pub fn durable(self) -> bool {
