@@ -9,29 +9,10 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use leasehold::{
+    bench, compare, crash_fuzz, engines, operator, ratios, regime, user_trace, ReplayArgs,
+};
 use leasehold_core::vfs::CrashPolicy;
-
-mod bench;
-mod budget;
-mod compare;
-mod crash_fuzz;
-mod engines;
-mod isolated;
-mod machine;
-mod measure;
-mod metrics;
-mod operator;
-mod ratios;
-mod regime;
-mod replay;
-mod report;
-mod run;
-mod source;
-mod svg;
-#[cfg(test)]
-mod tests;
-mod threads;
-mod user_trace;
 
 use engines::{DurabilityMode, EngineKind};
 
@@ -44,47 +25,6 @@ use engines::{DurabilityMode, EngineKind};
 struct Cli {
     #[command(subcommand)]
     command: Command,
-}
-
-/// How replay drives the store; the same for every engine in one comparison.
-#[derive(clap::Args, Clone, Debug)]
-struct ReplayArgs {
-    /// Replay threads (each actor's ops stay on one thread, in order).
-    #[arg(long, default_value_t = 2)]
-    threads: usize,
-    /// Issue ops at this rate (ops/s of wall time) and count latency from each
-    /// op's scheduled time, so stalls are not hidden; default: closed loop.
-    #[arg(long)]
-    open_loop: Option<f64>,
-    /// Engine settings from the seed's TOML (one file per engine section; the
-    /// data directory in it is ignored: every run gets a fresh one).
-    #[arg(long = "config")]
-    configs: Vec<PathBuf>,
-    /// Where engines keep their files while they run (a fresh subdirectory per run, removed after).
-    #[arg(long, default_value = "results/data")]
-    data_dir: PathBuf,
-    /// Publish the store's live metrics to this JSON file every second
-    /// (`leasehold metrics --file F --watch` shows them).
-    #[arg(long)]
-    metrics_file: Option<PathBuf>,
-    /// Leave each engine's files in the data directory after its run (for
-    /// the operator commands) instead of removing them.
-    #[arg(long)]
-    keep_data: bool,
-    /// Run each engine's replay in its own child process inside a memory
-    /// cgroup of this size ("384MiB", "1GiB"; page cache counted; needs root
-    /// and a cgroup memory controller). Overrides a scenario's memory_limit.
-    #[arg(long, value_parser = budget::parse_size)]
-    memory_limit: Option<u64>,
-    /// Stop each replay this many seconds after it began (set-up ops
-    /// included) and report the figures of the ops it replayed, marked as
-    /// capped. `compare --regime beyond-memory` caps at 150 s unless told.
-    #[arg(long)]
-    time_cap_secs: Option<u64>,
-    /// Size every engine's caches and write buffers from this budget
-    /// (`EngineSettings::sized_for`); a budgeted run's child gets it.
-    #[arg(long, hide = true, value_parser = budget::parse_size)]
-    sized_for: Option<u64>,
 }
 
 #[derive(Subcommand)]

@@ -11,10 +11,13 @@
 //! - `wal`: the block-framed write-ahead log with synced-offset watermarks;
 //! - `config`: the seed's TOML;
 //! - behind the `blocking` feature: `BlockingRuntime`, for stores over an
-//!   async client library;
+//!   async client library; behind `async`: `AsyncStore`, any store from
+//!   async code;
 //! - behind the `testkit` feature: the crash oracle, its proptest driver and
 //!   the conformance suite every engine runs.
 
+#[cfg(feature = "async")]
+pub mod async_store;
 #[cfg(feature = "blocking")]
 pub mod blocking;
 pub mod codec;
