@@ -235,6 +235,39 @@ pub fn open_on(
         DurabilityMode::Sync => Durability::Sync,
         DurabilityMode::Buffered | DurabilityMode::None => Durability::Buffered,
     };
+    open_store(
+        engine,
+        durability,
+        settings,
+        dir,
+        max_actors,
+        vfs,
+        memory_backup,
+    )
+}
+
+/// Opens the engine a config names at the config's `durability` (any of
+/// sync, group, buffered), its files in `dir`; the memory engine with its
+/// backup file there.
+pub fn open_with(
+    engine: EngineKind,
+    durability: Durability,
+    settings: &EngineSettings,
+    dir: &Path,
+    vfs: Arc<dyn Vfs>,
+) -> Result<Box<dyn BenchStore>, String> {
+    open_store(engine, durability, settings, dir, 1, vfs, true)
+}
+
+fn open_store(
+    engine: EngineKind,
+    durability: Durability,
+    settings: &EngineSettings,
+    dir: &Path,
+    max_actors: u32,
+    vfs: Arc<dyn Vfs>,
+    memory_backup: bool,
+) -> Result<Box<dyn BenchStore>, String> {
     let opened: Box<dyn BenchStore> = match engine {
         EngineKind::Memory if memory_backup => {
             let config = MemoryConfig {

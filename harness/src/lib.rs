@@ -5,6 +5,7 @@
 
 use std::path::PathBuf;
 
+pub mod actor_host;
 pub mod bench;
 pub mod budget;
 pub mod compare;

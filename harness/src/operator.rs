@@ -110,55 +110,101 @@ fn remote_location(persistence: &PersistenceConfig) -> Option<(EngineKind, Strin
 /// Exit status of a command: 0 fine, 1 a problem found (or degraded), 2 failed.
 pub type Status = Result<u8, String>;
 
+impl Target {
+    /// What a config's persistence section names (`path`: the file, for
+    /// messages), without looking at what is there.
+    pub fn of_config(persistence: PersistenceConfig, path: &Path) -> Result<Target, String> {
+        let mut settings = EngineSettings::default();
+        // On a server, not in files: the location is where there.
+        if let Some((engine, location)) = remote_location(&persistence) {
+            return Ok(Target {
+                engine,
+                dir: PathBuf::from(location),
+                settings,
+                remote: Some(persistence),
+            });
+        }
+        let dir = persistence.data_dir().map(Path::to_path_buf);
+        let engine = match persistence {
+            PersistenceConfig::LsmTree(lsm) => {
+                settings.lsm = lsm;
+                EngineKind::Lsm
+            }
+            PersistenceConfig::CowBtree(btree) => {
+                settings.btree = btree;
+                EngineKind::Btree
+            }
+            PersistenceConfig::Memory(memory) => {
+                settings.memory = memory;
+                EngineKind::Memory
+            }
+            PersistenceConfig::RocksDb(rocksdb) => {
+                settings.rocksdb = rocksdb;
+                EngineKind::Rocksdb
+            }
+            // Object stores returned above.
+            other => {
+                return Err(format!(
+                    "{}: {} is not a store the operator commands open",
+                    path.display(),
+                    other.type_name()
+                ))
+            }
+        };
+        let dir = dir.ok_or_else(|| {
+            format!(
+                "{}: the memory section has no backup_path: nothing on disk to inspect",
+                path.display()
+            )
+        })?;
+        Ok(Target {
+            engine,
+            dir,
+            settings,
+            remote: None,
+        })
+    }
+
+    /// Opens what it names to read and write at `durability`, creating it
+    /// when absent (an example host, a tool that writes).
+    pub fn open(
+        &self,
+        durability: leasehold_core::Durability,
+    ) -> Result<Box<dyn BenchStore>, String> {
+        match &self.remote {
+            Some(PersistenceConfig::Postgres(config)) => {
+                let store = leasehold_postgres::PostgresStore::open(config, durability)
+                    .map_err(|err| format!("{}: {err}", self.label()))?;
+                Ok(Box::new(store))
+            }
+            Some(section) => {
+                let store = leasehold_objectstore::open(section)
+                    .map_err(|err| format!("{}: {err}", self.label()))?;
+                Ok(Box::new(store))
+            }
+            None => engines::open_with(
+                self.engine,
+                durability,
+                &self.settings,
+                &self.dir,
+                Arc::new(leasehold_core::vfs::OsVfs::new()),
+            ),
+        }
+    }
+}
+
 impl TargetArgs {
     pub fn resolve(&self) -> Result<Target, String> {
         let mut settings = EngineSettings::default();
         let (engine, dir) = match (&self.config, self.engine, &self.dir) {
             (Some(path), _, _) => {
                 let config = Config::from_file(path).map_err(|err| err.to_string())?;
-                // On a server, not in files: the location is where there.
-                if let Some((engine, location)) = remote_location(&config.persistence) {
-                    return Ok(Target {
-                        engine,
-                        dir: PathBuf::from(location),
-                        settings,
-                        remote: Some(config.persistence),
-                    });
+                let target = Target::of_config(config.persistence, path)?;
+                if target.remote.is_some() {
+                    return Ok(target);
                 }
-                let dir = config.persistence.data_dir().map(Path::to_path_buf);
-                let engine = match config.persistence {
-                    PersistenceConfig::LsmTree(lsm) => {
-                        settings.lsm = lsm;
-                        EngineKind::Lsm
-                    }
-                    PersistenceConfig::CowBtree(btree) => {
-                        settings.btree = btree;
-                        EngineKind::Btree
-                    }
-                    PersistenceConfig::Memory(memory) => {
-                        settings.memory = memory;
-                        EngineKind::Memory
-                    }
-                    PersistenceConfig::RocksDb(rocksdb) => {
-                        settings.rocksdb = rocksdb;
-                        EngineKind::Rocksdb
-                    }
-                    // Object stores returned above.
-                    other => {
-                        return Err(format!(
-                            "{}: {} is not a store the operator commands open",
-                            path.display(),
-                            other.type_name()
-                        ))
-                    }
-                };
-                let dir = dir.ok_or_else(|| {
-                    format!(
-                        "{}: the memory section has no backup_path: nothing on disk to inspect",
-                        path.display()
-                    )
-                })?;
-                (engine, dir)
+                settings = target.settings;
+                (target.engine, target.dir)
             }
             (None, Some(engine @ (EngineKind::S3 | EngineKind::Postgres)), Some(_)) => {
                 return Err(format!(

@@ -368,3 +368,33 @@ fn bench_transfers_commit_two_actors_at_sync_on_postgres() {
     }
     assert!(!rows.contains(&("postgres".to_owned(), "kv".to_owned())));
 }
+
+/// The actor-host example's run on PostgreSQL, named by a
+/// `[persistence.postgres]` section: the same promise as on the LSM.
+#[test]
+fn hosts_on_postgres_keep_every_snapshotted_message_across_a_crash() {
+    let settings = leasehold_postgres::test_server::settings().expect("the PostgreSQL test server");
+    let schema = format!("actor_host_{}", std::process::id());
+    let config = leasehold_postgres::test_server::config_from(&settings, &schema).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("orbit.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[persistence]\ntype = \"postgres\"\nhost = \"{}\"\nport = {}\nuser = \"{}\"\n\
+             password = \"{}\"\ndbname = \"{}\"\nschema = \"{schema}\"\n\
+             [actor_management]\nlease_duration_seconds = 1\nsnapshot_interval_seconds = 1\n\
+             idle_timeout_seconds = 2\n",
+            config.host.as_deref().unwrap(),
+            config.port.unwrap(),
+            config.user.as_deref().unwrap(),
+            config.password.as_ref().unwrap().expose(),
+            config.dbname.as_deref().unwrap(),
+        ),
+    )
+    .unwrap();
+    let report =
+        leasehold::actor_host::run_from_config(&path, std::time::Duration::from_secs(5)).unwrap();
+    report.check().unwrap();
+    assert!(report.takeovers > 0 && report.processed > 0, "{report:?}");
+}
