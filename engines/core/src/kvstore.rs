@@ -21,8 +21,7 @@
 
 use std::collections::BTreeMap;
 use std::ops::ControlFlow;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use parking_lot::{Mutex, MutexGuard};
@@ -30,11 +29,12 @@ use parking_lot::{Mutex, MutexGuard};
 use crate::codec::fnv1a;
 use crate::error::{StoreError, StoreResult};
 use crate::expiry::ExpiryClock;
+use crate::instrumented::Instrumented;
 use crate::key::{type_prefix, ActorKey};
 use crate::kv::{Durability, Health, KeyRange, KvEngine, WriteBatch};
 use crate::lease::{Lease, NodeId};
-use crate::metrics::{MetricsRecorder, OpKind, Outcome, StoreMetrics};
-use crate::rules::{self, AcquireDecision};
+use crate::metrics::{OpKind, StoreMetrics};
+use crate::rules;
 use crate::snapshot::{Snapshot, SnapshotWrite};
 use crate::store::{Acquire, CommitOp, LeaseFilter, SnapshotInfo, Store};
 use crate::time::Timestamp;
@@ -96,8 +96,7 @@ pub struct KvStore<E: KvEngine> {
     engine: E,
     durability: Durability,
     stripes: Box<[Mutex<()>]>,
-    metrics: MetricsRecorder,
-    closed: AtomicBool,
+    metrics: Instrumented,
     /// Told the time of every operation, for the engine's compaction filter.
     expiry: Option<ExpiryClock>,
 }
@@ -113,8 +112,7 @@ impl<E: KvEngine> KvStore<E> {
             engine,
             durability,
             stripes: (0..LOCK_STRIPES).map(|_| Mutex::new(())).collect(),
-            metrics: MetricsRecorder::default(),
-            closed: AtomicBool::new(false),
+            metrics: Instrumented::default(),
             expiry: None,
         }
     }
@@ -142,22 +140,6 @@ impl<E: KvEngine> KvStore<E> {
 
     fn lock(&self, key: &ActorKey) -> MutexGuard<'_, ()> {
         self.stripes[stripe_of(&key.encode())].lock()
-    }
-
-    fn check_open(&self) -> StoreResult<()> {
-        if self.closed.load(Ordering::Acquire) {
-            return Err(StoreError::Closed);
-        }
-        Ok(())
-    }
-
-    /// Runs `body`, timing it into `kind`'s histogram.
-    fn timed<T>(&self, kind: OpKind, body: impl FnOnce() -> StoreResult<T>) -> StoreResult<T> {
-        let started = Instant::now();
-        let result = self.check_open().and_then(|()| body());
-        self.metrics
-            .record(kind, started.elapsed(), Outcome::of(&result));
-        result
     }
 
     fn read_lease(&self, key: &ActorKey) -> StoreResult<Option<Lease>> {
@@ -320,35 +302,19 @@ impl<E: KvEngine> Store for KvStore<E> {
         now: Timestamp,
     ) -> StoreResult<Acquire> {
         self.observe(now);
-        let started = Instant::now();
-        let result = self.check_open().and_then(|()| {
+        self.metrics.timed_acquire(|| {
             let _guard = self.lock(key);
             let existing = self.read_lease(key)?;
-            match rules::acquire(existing.as_ref(), key, node, duration, metadata, now)? {
-                AcquireDecision::Write(lease) => {
-                    let mut batch = WriteBatch::new();
-                    batch.put(lease_key(key), lease.encode());
-                    self.write_grant(batch)?;
-                    Ok(Acquire::Acquired(lease))
-                }
-                AcquireDecision::AlreadyOwned(lease) => Ok(Acquire::Acquired(lease)),
-                AcquireDecision::Held {
-                    holder,
-                    epoch,
-                    expires_at,
-                } => Ok(Acquire::Held {
-                    holder,
-                    epoch,
-                    expires_at,
-                }),
-            }
-        });
-        self.metrics.record(
-            OpKind::Acquire,
-            started.elapsed(),
-            Outcome::of_acquire(&result),
-        );
-        result
+            let decision = rules::acquire(existing.as_ref(), key, node, duration, metadata, now)?;
+            let lease = match decision.into_write() {
+                std::ops::ControlFlow::Continue(lease) => lease,
+                std::ops::ControlFlow::Break(answer) => return Ok(answer),
+            };
+            let mut batch = WriteBatch::new();
+            batch.put(lease_key(key), lease.encode());
+            self.write_grant(batch)?;
+            Ok(Acquire::Acquired(lease))
+        })
     }
 
     fn renew(
@@ -359,7 +325,7 @@ impl<E: KvEngine> Store for KvStore<E> {
         now: Timestamp,
     ) -> StoreResult<Lease> {
         self.observe(now);
-        self.timed(OpKind::Renew, || {
+        self.metrics.timed(OpKind::Renew, || {
             let _guard = self.lock(key);
             let lease = rules::renew(self.read_lease(key)?.as_ref(), key, node, epoch, now)?;
             let mut batch = WriteBatch::new();
@@ -370,7 +336,7 @@ impl<E: KvEngine> Store for KvStore<E> {
     }
 
     fn release(&self, key: &ActorKey, node: &NodeId, epoch: u64) -> StoreResult<Lease> {
-        self.timed(OpKind::Release, || {
+        self.metrics.timed(OpKind::Release, || {
             let _guard = self.lock(key);
             let lease = rules::release(self.read_lease(key)?.as_ref(), key, node, epoch)?;
             let mut batch = WriteBatch::new();
@@ -381,11 +347,12 @@ impl<E: KvEngine> Store for KvStore<E> {
     }
 
     fn get_lease(&self, key: &ActorKey) -> StoreResult<Option<Lease>> {
-        self.timed(OpKind::GetLease, || self.read_lease(key))
+        self.metrics
+            .timed(OpKind::GetLease, || self.read_lease(key))
     }
 
     fn list_leases(&self, filter: &LeaseFilter) -> StoreResult<Vec<Lease>> {
-        self.timed(OpKind::ListLeases, || {
+        self.metrics.timed(OpKind::ListLeases, || {
             let mut prefix = vec![LEASE_TAG];
             if let Some(actor_type) = &filter.actor_type {
                 prefix.extend_from_slice(&type_prefix(actor_type));
@@ -407,7 +374,7 @@ impl<E: KvEngine> Store for KvStore<E> {
 
     fn load(&self, key: &ActorKey, now: Timestamp) -> StoreResult<Option<Snapshot>> {
         self.observe(now);
-        self.timed(OpKind::Load, || {
+        self.metrics.timed(OpKind::Load, || {
             let loaded = rules::load(self.read_snapshot(key)?, now)?;
             Ok(self.metrics.loaded(loaded))
         })
@@ -420,7 +387,7 @@ impl<E: KvEngine> Store for KvStore<E> {
         fence_epoch: u64,
         now: Timestamp,
     ) -> StoreResult<Snapshot> {
-        self.timed(OpKind::Save, || {
+        self.metrics.timed(OpKind::Save, || {
             let op = CommitOp::Save {
                 snapshot: write,
                 expected_version,
@@ -439,7 +406,7 @@ impl<E: KvEngine> Store for KvStore<E> {
         fence_epoch: u64,
         now: Timestamp,
     ) -> StoreResult<()> {
-        self.timed(OpKind::Delete, || {
+        self.metrics.timed(OpKind::Delete, || {
             let op = CommitOp::Delete {
                 key: key.clone(),
                 expected_version,
@@ -451,7 +418,7 @@ impl<E: KvEngine> Store for KvStore<E> {
 
     fn list(&self, actor_type: &str, now: Timestamp) -> StoreResult<Vec<SnapshotInfo>> {
         self.observe(now);
-        self.timed(OpKind::List, || {
+        self.metrics.timed(OpKind::List, || {
             let mut prefix = vec![SNAPSHOT_TAG];
             prefix.extend_from_slice(&type_prefix(actor_type));
             let mut infos = Vec::new();
@@ -472,7 +439,7 @@ impl<E: KvEngine> Store for KvStore<E> {
 
     fn purge_expired(&self, now: Timestamp) -> StoreResult<u64> {
         self.observe(now);
-        self.timed(OpKind::PurgeExpired, || {
+        self.metrics.timed(OpKind::PurgeExpired, || {
             let mut candidates = Vec::new();
             self.scan_prefix(&[SNAPSHOT_TAG], |engine_key, value| {
                 // A record that does not decode is left for `verify` to report.
@@ -502,7 +469,8 @@ impl<E: KvEngine> Store for KvStore<E> {
     }
 
     fn commit(&self, ops: Vec<CommitOp>, now: Timestamp) -> StoreResult<Vec<Option<Snapshot>>> {
-        self.timed(OpKind::Commit, || self.apply_ops(ops, now))
+        self.metrics
+            .timed(OpKind::Commit, || self.apply_ops(ops, now))
     }
 
     fn metrics(&self) -> StoreMetrics {
@@ -510,20 +478,20 @@ impl<E: KvEngine> Store for KvStore<E> {
     }
 
     fn health(&self) -> Health {
-        if self.closed.load(Ordering::Acquire) {
-            return Health::Failed("store is closed".into());
+        if let Some(closed) = self.metrics.closed_health() {
+            return closed;
         }
         self.engine.health()
     }
 
     fn sync(&self) -> StoreResult<()> {
-        self.check_open()?;
+        self.metrics.check_open()?;
         self.engine.flush()?;
         Ok(())
     }
 
     fn close(&self) -> StoreResult<()> {
-        if self.closed.swap(true, Ordering::AcqRel) {
+        if !self.metrics.close() {
             return Ok(());
         }
         self.engine.close()?;

@@ -27,6 +27,7 @@ pub mod dump;
 pub mod error;
 pub mod expiry;
 pub mod frame;
+pub mod instrumented;
 pub mod key;
 pub mod kv;
 pub mod kvstore;

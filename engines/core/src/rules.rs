@@ -4,12 +4,14 @@
 //! batch for `KvStore`; conditional PUTs for object storage).
 
 use std::collections::BTreeMap;
+use std::ops::ControlFlow;
 use std::time::Duration;
 
 use crate::error::{StoreError, StoreResult};
 use crate::key::ActorKey;
 use crate::lease::{Lease, NodeId};
 use crate::snapshot::{state_hash, Snapshot, SnapshotWrite};
+use crate::store::Acquire;
 use crate::time::Timestamp;
 
 /// What to do for a `try_acquire`.
@@ -25,6 +27,26 @@ pub enum AcquireDecision {
         epoch: u64,
         expires_at: Timestamp,
     },
+}
+
+impl AcquireDecision {
+    /// The lease to write (`Continue`), or — when there is nothing to
+    /// write — the answer itself (`Break`).
+    pub fn into_write(self) -> ControlFlow<Acquire, Lease> {
+        match self {
+            AcquireDecision::Write(lease) => ControlFlow::Continue(lease),
+            AcquireDecision::AlreadyOwned(lease) => ControlFlow::Break(Acquire::Acquired(lease)),
+            AcquireDecision::Held {
+                holder,
+                epoch,
+                expires_at,
+            } => ControlFlow::Break(Acquire::Held {
+                holder,
+                epoch,
+                expires_at,
+            }),
+        }
+    }
 }
 
 pub fn validate_key(key: &ActorKey) -> StoreResult<()> {

@@ -26,11 +26,12 @@
 //! and purges leave tombstones, a few bytes each; commit records stay too).
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use leasehold_core::metrics::{MetricsRecorder, OpKind, Outcome, StoreMetrics};
+use leasehold_core::instrumented::Instrumented;
+use leasehold_core::metrics::{OpKind, StoreMetrics};
 use leasehold_core::rules::{self, AcquireDecision};
 use leasehold_core::{
     Acquire, ActorKey, Clock, CommitOp, EngineStats, Health, KvError, Lease, LeaseFilter, NodeId,
@@ -82,8 +83,7 @@ pub struct ObjectStoreBackend {
     layout: Layout,
     kind: &'static str,
     name: String,
-    metrics: MetricsRecorder,
-    closed: AtomicBool,
+    metrics: Instrumented,
     /// Names this instance's health-probe object.
     probe_name: String,
     /// Takeovers that had to fence a snapshot object.
@@ -113,8 +113,7 @@ impl ObjectStoreBackend {
             layout,
             kind: backend.kind,
             name: format!("objectstore-{}", backend.kind),
-            metrics: MetricsRecorder::default(),
-            closed: AtomicBool::new(false),
+            metrics: Instrumented::default(),
             probe_name,
             fences: AtomicU64::new(0),
             aborts: AtomicU64::new(0),
@@ -146,21 +145,6 @@ impl ObjectStoreBackend {
     /// (tampering with a stored state, say).
     pub fn client(&self) -> &Client {
         &self.client
-    }
-
-    fn check_open(&self) -> StoreResult<()> {
-        if self.closed.load(Ordering::Acquire) {
-            return Err(StoreError::Closed);
-        }
-        Ok(())
-    }
-
-    fn timed<T>(&self, kind: OpKind, body: impl FnOnce() -> StoreResult<T>) -> StoreResult<T> {
-        let started = Instant::now();
-        let result = self.check_open().and_then(|()| body());
-        self.metrics
-            .record(kind, started.elapsed(), Outcome::of(&result));
-        result
     }
 
     fn read_lease_at(&self, path: &Path) -> StoreResult<Option<(Lease, ETag)>> {
@@ -246,8 +230,7 @@ impl Store for ObjectStoreBackend {
         metadata: BTreeMap<String, String>,
         now: Timestamp,
     ) -> StoreResult<Acquire> {
-        let started = Instant::now();
-        let result = self.check_open().and_then(|()| {
+        self.metrics.timed_acquire(|| {
             validate(key)?;
             for _ in 0..MAX_ATTEMPTS {
                 let read = self.read_lease(key)?;
@@ -298,13 +281,7 @@ impl Store for ObjectStoreBackend {
                 }
             }
             Err(contention("acquire", key))
-        });
-        self.metrics.record(
-            OpKind::Acquire,
-            started.elapsed(),
-            Outcome::of_acquire(&result),
-        );
-        result
+        })
     }
 
     fn renew(
@@ -314,7 +291,7 @@ impl Store for ObjectStoreBackend {
         epoch: u64,
         now: Timestamp,
     ) -> StoreResult<Lease> {
-        self.timed(OpKind::Renew, || {
+        self.metrics.timed(OpKind::Renew, || {
             validate(key)?;
             for _ in 0..MAX_ATTEMPTS {
                 let read = self.read_lease(key)?;
@@ -329,7 +306,7 @@ impl Store for ObjectStoreBackend {
     }
 
     fn release(&self, key: &ActorKey, node: &NodeId, epoch: u64) -> StoreResult<Lease> {
-        self.timed(OpKind::Release, || {
+        self.metrics.timed(OpKind::Release, || {
             validate(key)?;
             for _ in 0..MAX_ATTEMPTS {
                 let read = self.read_lease(key)?;
@@ -344,14 +321,14 @@ impl Store for ObjectStoreBackend {
     }
 
     fn get_lease(&self, key: &ActorKey) -> StoreResult<Option<Lease>> {
-        self.timed(OpKind::GetLease, || {
+        self.metrics.timed(OpKind::GetLease, || {
             validate(key)?;
             Ok(self.read_lease(key)?.map(|(lease, _)| lease))
         })
     }
 
     fn list_leases(&self, filter: &LeaseFilter) -> StoreResult<Vec<Lease>> {
-        self.timed(OpKind::ListLeases, || {
+        self.metrics.timed(OpKind::ListLeases, || {
             let prefix = match &filter.actor_type {
                 Some(actor_type) => self.layout.leases().join(actor_type.as_str()),
                 None => self.layout.leases(),
@@ -368,7 +345,7 @@ impl Store for ObjectStoreBackend {
     }
 
     fn load(&self, key: &ActorKey, now: Timestamp) -> StoreResult<Option<Snapshot>> {
-        self.timed(OpKind::Load, || {
+        self.metrics.timed(OpKind::Load, || {
             validate(key)?;
             let stored = self
                 .settle(key, now, Pending::Read)?
@@ -384,7 +361,7 @@ impl Store for ObjectStoreBackend {
         fence_epoch: u64,
         now: Timestamp,
     ) -> StoreResult<Snapshot> {
-        self.timed(OpKind::Save, || {
+        self.metrics.timed(OpKind::Save, || {
             let op = CommitOp::Save {
                 snapshot: write,
                 expected_version,
@@ -403,7 +380,7 @@ impl Store for ObjectStoreBackend {
         fence_epoch: u64,
         now: Timestamp,
     ) -> StoreResult<()> {
-        self.timed(OpKind::Delete, || {
+        self.metrics.timed(OpKind::Delete, || {
             let op = CommitOp::Delete {
                 key: key.clone(),
                 expected_version,
@@ -414,7 +391,7 @@ impl Store for ObjectStoreBackend {
     }
 
     fn list(&self, actor_type: &str, now: Timestamp) -> StoreResult<Vec<SnapshotInfo>> {
-        self.timed(OpKind::List, || {
+        self.metrics.timed(OpKind::List, || {
             let prefix = self.layout.snapshots().join(actor_type);
             let mut infos = self.read_all(&prefix, |path| {
                 Ok(self
@@ -429,7 +406,7 @@ impl Store for ObjectStoreBackend {
     }
 
     fn purge_expired(&self, now: Timestamp) -> StoreResult<u64> {
-        self.timed(OpKind::PurgeExpired, || {
+        self.metrics.timed(OpKind::PurgeExpired, || {
             let mut purged = 0;
             for path in self.client.list(&self.layout.snapshots())? {
                 for _ in 0..MAX_ATTEMPTS {
@@ -456,7 +433,8 @@ impl Store for ObjectStoreBackend {
     }
 
     fn commit(&self, ops: Vec<CommitOp>, now: Timestamp) -> StoreResult<Vec<Option<Snapshot>>> {
-        self.timed(OpKind::Commit, || self.commit_ops(ops, now))
+        self.metrics
+            .timed(OpKind::Commit, || self.commit_ops(ops, now))
     }
 
     fn metrics(&self) -> StoreMetrics {
@@ -474,8 +452,8 @@ impl Store for ObjectStoreBackend {
     }
 
     fn health(&self) -> Health {
-        if self.closed.load(Ordering::Acquire) {
-            return Health::Failed("store is closed".into());
+        if let Some(closed) = self.metrics.closed_health() {
+            return closed;
         }
         match self.probe() {
             Ok(took) if took > SLOW_PROBE => Health::Degraded(format!(
@@ -488,11 +466,11 @@ impl Store for ObjectStoreBackend {
 
     /// Every acknowledged write is already durable on the server.
     fn sync(&self) -> StoreResult<()> {
-        self.check_open()
+        self.metrics.check_open()
     }
 
     fn close(&self) -> StoreResult<()> {
-        self.closed.store(true, Ordering::Release);
+        self.metrics.close();
         Ok(())
     }
 }

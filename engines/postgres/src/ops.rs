@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use leasehold_core::rules::{self, AcquireDecision};
+use leasehold_core::rules;
 use leasehold_core::{
     Acquire, ActorKey, CommitOp, Lease, LeaseFilter, NodeId, Snapshot, SnapshotInfo, StoreError,
     Timestamp,
@@ -121,22 +121,13 @@ pub(crate) async fn acquire(
     check_key(&key)?;
     check_text(node.as_str(), "node id")?;
     let existing = locked_lease(&conn, &key, Lock::Update).await?;
-    match rules::acquire(existing.as_ref(), &key, &node, duration, metadata, now)? {
-        AcquireDecision::Write(lease) => {
-            write_lease(&conn, &lease, existing.is_some()).await?;
-            Ok(Acquire::Acquired(lease))
-        }
-        AcquireDecision::AlreadyOwned(lease) => Ok(Acquire::Acquired(lease)),
-        AcquireDecision::Held {
-            holder,
-            epoch,
-            expires_at,
-        } => Ok(Acquire::Held {
-            holder,
-            epoch,
-            expires_at,
-        }),
-    }
+    let decision = rules::acquire(existing.as_ref(), &key, &node, duration, metadata, now)?;
+    let lease = match decision.into_write() {
+        std::ops::ControlFlow::Continue(lease) => lease,
+        std::ops::ControlFlow::Break(answer) => return Ok(answer),
+    };
+    write_lease(&conn, &lease, existing.is_some()).await?;
+    Ok(Acquire::Acquired(lease))
 }
 
 /// Renew (`now` given) or release (`None`).

@@ -5,13 +5,14 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use leasehold_core::blocking::BlockingRuntime;
 use leasehold_core::config::PostgresConfig;
-use leasehold_core::metrics::{MetricsRecorder, OpKind, Outcome, StoreMetrics};
+use leasehold_core::instrumented::Instrumented;
+use leasehold_core::metrics::{OpKind, StoreMetrics};
 use leasehold_core::{
     Acquire, ActorKey, CommitOp, Durability, EngineStats, Health, KvError, Lease, LeaseFilter,
     NodeId, Snapshot, SnapshotInfo, SnapshotWrite, Store, StoreError, StoreResult, Timestamp,
@@ -45,8 +46,7 @@ pub struct PostgresStore {
     schema: String,
     durability: Durability,
     max_retries: u32,
-    metrics: MetricsRecorder,
-    closed: AtomicBool,
+    metrics: Instrumented,
     /// Transactions run again after a serialization failure, a deadlock or a
     /// lost insert race.
     retries: AtomicU64,
@@ -89,8 +89,7 @@ impl PostgresStore {
             schema: config.schema.clone(),
             durability,
             max_retries: config.max_retries,
-            metrics: MetricsRecorder::default(),
-            closed: AtomicBool::new(false),
+            metrics: Instrumented::default(),
             retries: AtomicU64::new(0),
             user_bytes: AtomicU64::new(0),
             wal_at_open: None,
@@ -225,21 +224,6 @@ impl PostgresStore {
         self.user_bytes.fetch_add(bytes as u64, Ordering::Relaxed);
     }
 
-    fn check_open(&self) -> StoreResult<()> {
-        if self.closed.load(Ordering::Acquire) {
-            return Err(StoreError::Closed);
-        }
-        Ok(())
-    }
-
-    fn timed<T>(&self, kind: OpKind, body: impl FnOnce() -> StoreResult<T>) -> StoreResult<T> {
-        let started = Instant::now();
-        let result = self.check_open().and_then(|()| body());
-        self.metrics
-            .record(kind, started.elapsed(), Outcome::of(&result));
-        result
-    }
-
     /// Transactions run again after a lost race, since open.
     pub fn retries(&self) -> u64 {
         self.retries.load(Ordering::Relaxed)
@@ -308,8 +292,7 @@ impl Store for PostgresStore {
         metadata: BTreeMap<String, String>,
         now: Timestamp,
     ) -> StoreResult<Acquire> {
-        let started = Instant::now();
-        let result = self.check_open().and_then(|()| {
+        let result = self.metrics.timed_acquire(|| {
             self.run(Wrap::DurableTransaction, |conn| {
                 ops::acquire(
                     conn,
@@ -324,11 +307,6 @@ impl Store for PostgresStore {
         if let Ok(Acquire::Acquired(lease)) = &result {
             self.count_lease(lease);
         }
-        self.metrics.record(
-            OpKind::Acquire,
-            started.elapsed(),
-            Outcome::of_acquire(&result),
-        );
         result
     }
 
@@ -339,7 +317,7 @@ impl Store for PostgresStore {
         epoch: u64,
         now: Timestamp,
     ) -> StoreResult<Lease> {
-        self.timed(OpKind::Renew, || {
+        self.metrics.timed(OpKind::Renew, || {
             let lease = self.run(Wrap::Transaction, |conn| {
                 ops::renew_or_release(conn, key.clone(), node.clone(), epoch, Some(now))
             })?;
@@ -349,7 +327,7 @@ impl Store for PostgresStore {
     }
 
     fn release(&self, key: &ActorKey, node: &NodeId, epoch: u64) -> StoreResult<Lease> {
-        self.timed(OpKind::Release, || {
+        self.metrics.timed(OpKind::Release, || {
             let lease = self.run(Wrap::Transaction, |conn| {
                 ops::renew_or_release(conn, key.clone(), node.clone(), epoch, None)
             })?;
@@ -359,19 +337,19 @@ impl Store for PostgresStore {
     }
 
     fn get_lease(&self, key: &ActorKey) -> StoreResult<Option<Lease>> {
-        self.timed(OpKind::GetLease, || {
+        self.metrics.timed(OpKind::GetLease, || {
             self.run(Wrap::Alone, |conn| ops::get_lease(conn, key.clone()))
         })
     }
 
     fn list_leases(&self, filter: &LeaseFilter) -> StoreResult<Vec<Lease>> {
-        self.timed(OpKind::ListLeases, || {
+        self.metrics.timed(OpKind::ListLeases, || {
             self.run(Wrap::Alone, |conn| ops::list_leases(conn, filter.clone()))
         })
     }
 
     fn load(&self, key: &ActorKey, now: Timestamp) -> StoreResult<Option<Snapshot>> {
-        self.timed(OpKind::Load, || {
+        self.metrics.timed(OpKind::Load, || {
             let stored = self.run(Wrap::Alone, |conn| ops::load(conn, key.clone()))?;
             Ok(self
                 .metrics
@@ -386,7 +364,7 @@ impl Store for PostgresStore {
         fence_epoch: u64,
         now: Timestamp,
     ) -> StoreResult<Snapshot> {
-        self.timed(OpKind::Save, || {
+        self.metrics.timed(OpKind::Save, || {
             let op = CommitOp::Save {
                 snapshot,
                 expected_version,
@@ -408,7 +386,7 @@ impl Store for PostgresStore {
         fence_epoch: u64,
         now: Timestamp,
     ) -> StoreResult<()> {
-        self.timed(OpKind::Delete, || {
+        self.metrics.timed(OpKind::Delete, || {
             let op = CommitOp::Delete {
                 key: key.clone(),
                 expected_version,
@@ -419,7 +397,7 @@ impl Store for PostgresStore {
     }
 
     fn list(&self, actor_type: &str, now: Timestamp) -> StoreResult<Vec<SnapshotInfo>> {
-        self.timed(OpKind::List, || {
+        self.metrics.timed(OpKind::List, || {
             self.run(Wrap::Alone, |conn| {
                 ops::list(conn, actor_type.to_owned(), now)
             })
@@ -427,13 +405,13 @@ impl Store for PostgresStore {
     }
 
     fn purge_expired(&self, now: Timestamp) -> StoreResult<u64> {
-        self.timed(OpKind::PurgeExpired, || {
+        self.metrics.timed(OpKind::PurgeExpired, || {
             self.run(Wrap::Alone, |conn| ops::purge_expired(conn, now))
         })
     }
 
     fn commit(&self, ops: Vec<CommitOp>, now: Timestamp) -> StoreResult<Vec<Option<Snapshot>>> {
-        self.timed(OpKind::Commit, || self.apply(ops, now))
+        self.metrics.timed(OpKind::Commit, || self.apply(ops, now))
     }
 
     /// The server's WAL bytes, WAL syncs and data pages written since open
@@ -459,8 +437,8 @@ impl Store for PostgresStore {
     }
 
     fn health(&self) -> Health {
-        if self.closed.load(Ordering::Acquire) {
-            return Health::Failed("store is closed".into());
+        if let Some(closed) = self.metrics.closed_health() {
+            return closed;
         }
         let started = Instant::now();
         match self.run(Wrap::Alone, |conn| async move {
@@ -477,12 +455,12 @@ impl Store for PostgresStore {
     }
 
     fn sync(&self) -> StoreResult<()> {
-        self.check_open()?;
+        self.metrics.check_open()?;
         self.run(Wrap::Alone, ops::flush_wal)
     }
 
     fn close(&self) -> StoreResult<()> {
-        self.closed.store(true, Ordering::Release);
+        self.metrics.close();
         self.pool.close();
         Ok(())
     }

@@ -60,7 +60,7 @@ impl PostgresStore {
     /// Reads every row back: each must decode and each state must match its
     /// SHA-256. Problems are reported, not repaired.
     pub fn verify_rows(&self) -> StoreResult<leasehold_core::VerifyReport> {
-        self.check_open()?;
+        self.metrics.check_open()?;
         let (leases, snapshots) = self.run(Wrap::Transaction, |conn| async move {
             // One consistent view of both tables.
             conn.client
@@ -154,7 +154,7 @@ impl PostgresStore {
     /// `KvStore` would store it (engine key + encoded record, to within a few
     /// bytes of varints), so space amplification compares with the engines'.
     pub fn live(&self) -> StoreResult<(u64, u64)> {
-        self.check_open()?;
+        self.metrics.check_open()?;
         self.run(Wrap::Alone, |conn| async move {
             let row = conn
                 .client
@@ -179,7 +179,7 @@ impl PostgresStore {
     /// Writes a probe row, reads it back and deletes it: the health check
     /// of the operator commands.
     pub fn probe(&self) -> StoreResult<Duration> {
-        self.check_open()?;
+        self.metrics.check_open()?;
         let started = Instant::now();
         let name = format!("probe-{}", std::process::id());
         let value = i64::from(std::process::id());
@@ -216,7 +216,7 @@ impl PostgresStore {
     /// Drops the store's schema with everything in it, and closes the
     /// store: the end of a benchmark run's data.
     pub fn drop_schema(&self) -> StoreResult<()> {
-        self.check_open()?;
+        self.metrics.check_open()?;
         let sql = format!("DROP SCHEMA IF EXISTS \"{}\" CASCADE", self.schema);
         self.run(Wrap::Alone, move |conn| {
             let sql = sql.clone();
