@@ -73,6 +73,16 @@ impl Instrumented {
         self.recorder.add_state_bytes_written(bytes);
     }
 
+    /// Counts the states a save or commit wrote (`None`: a delete).
+    pub fn add_saved(&self, saved: &[Option<Snapshot>]) {
+        let bytes = saved
+            .iter()
+            .flatten()
+            .map(|snapshot| snapshot.state.len() as u64)
+            .sum();
+        self.recorder.add_state_bytes_written(bytes);
+    }
+
     /// Counts a loaded snapshot's state and passes it on.
     pub fn loaded(&self, loaded: Option<Snapshot>) -> Option<Snapshot> {
         self.recorder.loaded(loaded)

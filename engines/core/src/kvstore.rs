@@ -36,7 +36,7 @@ use crate::lease::{Lease, NodeId};
 use crate::metrics::{OpKind, StoreMetrics};
 use crate::rules;
 use crate::snapshot::{Snapshot, SnapshotWrite};
-use crate::store::{Acquire, CommitOp, LeaseFilter, SnapshotInfo, Store};
+use crate::store::{distinct_keys, the_saved, Acquire, CommitOp, LeaseFilter, SnapshotInfo, Store};
 use crate::time::Timestamp;
 
 const LEASE_TAG: u8 = b'L';
@@ -210,13 +210,7 @@ impl<E: KvEngine> KvStore<E> {
     /// and `commit` all come here. A delete of nothing writes nothing.
     fn apply_ops(&self, ops: Vec<CommitOp>, now: Timestamp) -> StoreResult<Vec<Option<Snapshot>>> {
         self.observe(now);
-        let mut keys: Vec<&ActorKey> = ops.iter().map(CommitOp::key).collect();
-        keys.sort();
-        if keys.windows(2).any(|pair| pair[0] == pair[1]) {
-            return Err(StoreError::InvalidArgument(
-                "a commit names the same actor twice".into(),
-            ));
-        }
+        let keys = distinct_keys(&ops)?;
         let mut stripes: Vec<usize> = keys.iter().map(|key| stripe_of(&key.encode())).collect();
         stripes.sort_unstable();
         stripes.dedup();
@@ -231,52 +225,23 @@ impl<E: KvEngine> KvStore<E> {
             let key = op.key().clone();
             let lease = self.read_lease(&key)?;
             let stored = self.read_snapshot(&key)?;
-            match op {
-                CommitOp::Save {
-                    snapshot,
-                    expected_version,
-                    fence_epoch,
-                } => {
-                    let snapshot = rules::save(
-                        snapshot,
-                        lease.as_ref(),
-                        stored.as_ref(),
-                        expected_version,
-                        fence_epoch,
-                        now,
-                    )?;
+            let decided = rules::decide(&op, lease.as_ref(), stored.as_ref(), now)?;
+            match &decided {
+                Some(snapshot) => {
                     batch.put(snapshot_key(&key), snapshot.encode());
-                    results.push(Some(snapshot));
                 }
-                CommitOp::Delete {
-                    expected_version,
-                    fence_epoch,
-                    ..
-                } => {
-                    rules::delete(
-                        &key,
-                        lease.as_ref(),
-                        stored.as_ref(),
-                        expected_version,
-                        fence_epoch,
-                        now,
-                    )?;
-                    if stored.is_some() {
-                        batch.delete(snapshot_key(&key));
-                    }
-                    results.push(None);
+                // A delete of nothing writes nothing.
+                None if stored.is_some() => {
+                    batch.delete(snapshot_key(&key));
                 }
+                None => {}
             }
+            results.push(decided);
         }
         if !batch.is_empty() {
             self.write(batch)?;
         }
-        let written: u64 = results
-            .iter()
-            .flatten()
-            .map(|snapshot| snapshot.state.len() as u64)
-            .sum();
-        self.metrics.add_state_bytes_written(written);
+        self.metrics.add_saved(&results);
         Ok(results)
     }
 }
@@ -388,14 +353,8 @@ impl<E: KvEngine> Store for KvStore<E> {
         now: Timestamp,
     ) -> StoreResult<Snapshot> {
         self.metrics.timed(OpKind::Save, || {
-            let op = CommitOp::Save {
-                snapshot: write,
-                expected_version,
-                fence_epoch,
-            };
-            let saved = self.apply_ops(vec![op], now)?.into_iter().flatten().next();
-            // apply_ops answers every save op with its snapshot.
-            Ok(saved.unwrap_or_else(|| unreachable!("a save returned no snapshot")))
+            let op = CommitOp::save(write, expected_version, fence_epoch);
+            the_saved(self.apply_ops(vec![op], now)?)
         })
     }
 
@@ -407,11 +366,7 @@ impl<E: KvEngine> Store for KvStore<E> {
         now: Timestamp,
     ) -> StoreResult<()> {
         self.metrics.timed(OpKind::Delete, || {
-            let op = CommitOp::Delete {
-                key: key.clone(),
-                expected_version,
-                fence_epoch,
-            };
+            let op = CommitOp::delete(key, expected_version, fence_epoch);
             self.apply_ops(vec![op], now).map(|_| ())
         })
     }

@@ -11,7 +11,7 @@ use crate::error::{StoreError, StoreResult};
 use crate::key::ActorKey;
 use crate::lease::{Lease, NodeId};
 use crate::snapshot::{state_hash, Snapshot, SnapshotWrite};
-use crate::store::Acquire;
+use crate::store::{Acquire, CommitOp};
 use crate::time::Timestamp;
 
 /// What to do for a `try_acquire`.
@@ -287,6 +287,37 @@ pub fn delete(
     check_fence(key, lease, stored, fence_epoch)?;
     let visible = stored.filter(|snapshot| !snapshot.is_expired_at(now));
     check_version(key, visible, expected_version)
+}
+
+/// Checks one save or delete of a commit (or a lone `save` / `delete`)
+/// against the actor's lease and stored snapshot: the snapshot to write, or
+/// `None` for a delete.
+pub fn decide(
+    op: &CommitOp,
+    lease: Option<&Lease>,
+    stored: Option<&Snapshot>,
+    now: Timestamp,
+) -> StoreResult<Option<Snapshot>> {
+    match op {
+        CommitOp::Save {
+            snapshot,
+            expected_version,
+            fence_epoch,
+        } => save(
+            snapshot.clone(),
+            lease,
+            stored,
+            *expected_version,
+            *fence_epoch,
+            now,
+        )
+        .map(Some),
+        CommitOp::Delete {
+            key,
+            expected_version,
+            fence_epoch,
+        } => delete(key, lease, stored, *expected_version, *fence_epoch, now).map(|()| None),
+    }
 }
 
 /// What `load` answers for the stored snapshot: nothing when absent or

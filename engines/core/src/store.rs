@@ -21,7 +21,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use crate::error::StoreResult;
+use crate::error::{StoreError, StoreResult};
 use crate::key::ActorKey;
 use crate::kv::Health;
 use crate::lease::{Lease, NodeId};
@@ -126,12 +126,61 @@ pub enum CommitOp {
 }
 
 impl CommitOp {
+    pub fn save(snapshot: SnapshotWrite, expected_version: u64, fence_epoch: u64) -> CommitOp {
+        CommitOp::Save {
+            snapshot,
+            expected_version,
+            fence_epoch,
+        }
+    }
+
+    pub fn delete(key: &ActorKey, expected_version: u64, fence_epoch: u64) -> CommitOp {
+        CommitOp::Delete {
+            key: key.clone(),
+            expected_version,
+            fence_epoch,
+        }
+    }
+
+    /// The writer's fencing epoch.
+    pub fn fence_epoch(&self) -> u64 {
+        match self {
+            CommitOp::Save { fence_epoch, .. } | CommitOp::Delete { fence_epoch, .. } => {
+                *fence_epoch
+            }
+        }
+    }
+
     pub fn key(&self) -> &ActorKey {
         match self {
             CommitOp::Save { snapshot, .. } => &snapshot.key,
             CommitOp::Delete { key, .. } => key,
         }
     }
+}
+
+/// The keys of `ops` in ascending order, or `InvalidArgument` when one
+/// actor is named twice (a commit's ops must name distinct actors).
+pub fn distinct_keys(ops: &[CommitOp]) -> StoreResult<Vec<&ActorKey>> {
+    let mut keys: Vec<&ActorKey> = ops.iter().map(CommitOp::key).collect();
+    keys.sort();
+    if keys.windows(2).any(|pair| pair[0] == pair[1]) {
+        return Err(StoreError::InvalidArgument(
+            "a commit names the same actor twice".into(),
+        ));
+    }
+    Ok(keys)
+}
+
+/// The snapshot a commit of one save answered (stores implement `save` as
+/// such a commit).
+pub fn the_saved(results: Vec<Option<Snapshot>>) -> StoreResult<Snapshot> {
+    results.into_iter().flatten().next().ok_or_else(|| {
+        StoreError::Engine(crate::error::KvError::io(
+            "a save",
+            std::io::Error::other("the store answered a save with no snapshot"),
+        ))
+    })
 }
 
 /// The lease and snapshot store of a virtual-actor runtime.

@@ -33,6 +33,7 @@ use bytes::Bytes;
 use leasehold_core::instrumented::Instrumented;
 use leasehold_core::metrics::{OpKind, StoreMetrics};
 use leasehold_core::rules::{self, AcquireDecision};
+use leasehold_core::store::the_saved;
 use leasehold_core::{
     Acquire, ActorKey, Clock, CommitOp, EngineStats, Health, KvError, Lease, LeaseFilter, NodeId,
     Snapshot, SnapshotInfo, SnapshotWrite, Store, StoreError, StoreResult, SystemClock, Timestamp,
@@ -362,14 +363,8 @@ impl Store for ObjectStoreBackend {
         now: Timestamp,
     ) -> StoreResult<Snapshot> {
         self.metrics.timed(OpKind::Save, || {
-            let op = CommitOp::Save {
-                snapshot: write,
-                expected_version,
-                fence_epoch,
-            };
-            let saved = self.write_snapshot(op, now)?;
-            // write_snapshot answers every save with its snapshot.
-            Ok(saved.unwrap_or_else(|| unreachable!("a save returned no snapshot")))
+            let op = CommitOp::save(write, expected_version, fence_epoch);
+            the_saved(vec![self.write_snapshot(op, now)?])
         })
     }
 
@@ -381,11 +376,7 @@ impl Store for ObjectStoreBackend {
         now: Timestamp,
     ) -> StoreResult<()> {
         self.metrics.timed(OpKind::Delete, || {
-            let op = CommitOp::Delete {
-                key: key.clone(),
-                expected_version,
-                fence_epoch,
-            };
+            let op = CommitOp::delete(key, expected_version, fence_epoch);
             self.write_snapshot(op, now).map(|_| ())
         })
     }

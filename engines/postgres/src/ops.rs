@@ -299,40 +299,14 @@ pub(crate) async fn apply(
         check_key(key)?;
         let lease = locked_lease(&conn, key, Lock::Share).await?;
         let stored = read_head(&conn, key).await?;
-        match op {
-            CommitOp::Save {
-                snapshot,
-                expected_version,
-                fence_epoch,
-            } => {
-                let saved = rules::save(
-                    snapshot.clone(),
-                    lease.as_ref(),
-                    stored.as_ref(),
-                    *expected_version,
-                    *fence_epoch,
-                    now,
-                )?;
+        match rules::decide(op, lease.as_ref(), stored.as_ref(), now)? {
+            Some(saved) => {
                 write_snapshot(&conn, &saved, stored.is_some()).await?;
                 results[index] = Some(saved);
             }
-            CommitOp::Delete {
-                expected_version,
-                fence_epoch,
-                ..
-            } => {
-                rules::delete(
-                    key,
-                    lease.as_ref(),
-                    stored.as_ref(),
-                    *expected_version,
-                    *fence_epoch,
-                    now,
-                )?;
-                if stored.is_some() {
-                    delete_snapshot(&conn, key).await?;
-                }
-            }
+            // A delete of nothing writes nothing.
+            None if stored.is_some() => delete_snapshot(&conn, key).await?,
+            None => {}
         }
     }
     Ok(results)

@@ -19,6 +19,7 @@ use leasehold_core::{
 };
 
 use leasehold_core::kvstore::{lease_key, snapshot_key};
+use leasehold_core::store::{distinct_keys, the_saved};
 
 use crate::connect::{Conn, Pool};
 use crate::ops;
@@ -251,16 +252,9 @@ impl PostgresStore {
     }
 
     fn apply(&self, ops: Vec<CommitOp>, now: Timestamp) -> StoreResult<Vec<Option<Snapshot>>> {
-        let mut keys: Vec<&ActorKey> = ops.iter().map(CommitOp::key).collect();
-        keys.sort();
-        if keys.windows(2).any(|pair| pair[0] == pair[1]) {
-            return Err(StoreError::InvalidArgument(
-                "a commit names the same actor twice".into(),
-            ));
-        }
-        let keys: u64 = ops
+        let keys: u64 = distinct_keys(&ops)?
             .iter()
-            .map(|op| snapshot_key(op.key()).len() as u64)
+            .map(|key| snapshot_key(key).len() as u64)
             .sum();
         let results = self.run(Wrap::Transaction, |conn| ops::apply(conn, ops.clone(), now))?;
         let records: u64 = results
@@ -269,12 +263,7 @@ impl PostgresStore {
             .map(|snapshot| snapshot.encode().len() as u64)
             .sum();
         self.user_bytes.fetch_add(keys + records, Ordering::Relaxed);
-        let written: u64 = results
-            .iter()
-            .flatten()
-            .map(|snapshot| snapshot.state.len() as u64)
-            .sum();
-        self.metrics.add_state_bytes_written(written);
+        self.metrics.add_saved(&results);
         Ok(results)
     }
 }
@@ -365,17 +354,8 @@ impl Store for PostgresStore {
         now: Timestamp,
     ) -> StoreResult<Snapshot> {
         self.metrics.timed(OpKind::Save, || {
-            let op = CommitOp::Save {
-                snapshot,
-                expected_version,
-                fence_epoch,
-            };
-            let mut saved = self.apply(vec![op], now)?;
-            // `apply` answers a save with its snapshot.
-            saved
-                .pop()
-                .flatten()
-                .ok_or_else(|| unreachable!("a save returned no snapshot"))
+            let op = CommitOp::save(snapshot, expected_version, fence_epoch);
+            the_saved(self.apply(vec![op], now)?)
         })
     }
 
@@ -387,11 +367,7 @@ impl Store for PostgresStore {
         now: Timestamp,
     ) -> StoreResult<()> {
         self.metrics.timed(OpKind::Delete, || {
-            let op = CommitOp::Delete {
-                key: key.clone(),
-                expected_version,
-                fence_epoch,
-            };
+            let op = CommitOp::delete(key, expected_version, fence_epoch);
             self.apply(vec![op], now).map(|_| ())
         })
     }

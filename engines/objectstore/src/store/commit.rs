@@ -20,6 +20,8 @@ use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::AtomicU64;
 
+use leasehold_core::store::distinct_keys;
+
 use crate::record::{CommitRecord, Intent, Outcome};
 
 use super::*;
@@ -216,40 +218,9 @@ impl ObjectStoreBackend {
                 Some((envelope, etag)) => (envelope.fence, envelope.snapshot, Some(etag)),
                 None => (0, None, None),
             };
-            let (fence_epoch, after) = match op {
-                CommitOp::Save {
-                    snapshot,
-                    expected_version,
-                    fence_epoch,
-                } => {
-                    check_object_fence(key, fence, *fence_epoch)?;
-                    let saved = rules::save(
-                        snapshot.clone(),
-                        lease.as_ref(),
-                        stored.as_ref(),
-                        *expected_version,
-                        *fence_epoch,
-                        now,
-                    )?;
-                    (*fence_epoch, Some(saved))
-                }
-                CommitOp::Delete {
-                    expected_version,
-                    fence_epoch,
-                    ..
-                } => {
-                    check_object_fence(key, fence, *fence_epoch)?;
-                    rules::delete(
-                        key,
-                        lease.as_ref(),
-                        stored.as_ref(),
-                        *expected_version,
-                        *fence_epoch,
-                        now,
-                    )?;
-                    (*fence_epoch, None)
-                }
-            };
+            let fence_epoch = op.fence_epoch();
+            check_object_fence(key, fence, fence_epoch)?;
+            let after = rules::decide(op, lease.as_ref(), stored.as_ref(), now)?;
             let envelope = Envelope {
                 fence,
                 snapshot: stored,
@@ -277,16 +248,9 @@ impl ObjectStoreBackend {
         ops: Vec<CommitOp>,
         now: Timestamp,
     ) -> StoreResult<Vec<Option<Snapshot>>> {
+        distinct_keys(&ops)?;
         let mut order: Vec<usize> = (0..ops.len()).collect();
         order.sort_by(|&a, &b| ops[a].key().cmp(ops[b].key()));
-        if order
-            .windows(2)
-            .any(|pair| ops[pair[0]].key() == ops[pair[1]].key())
-        {
-            return Err(StoreError::InvalidArgument(
-                "a commit names the same actor twice".into(),
-            ));
-        }
         for op in &ops {
             validate(op.key())?;
         }
@@ -331,12 +295,7 @@ impl ObjectStoreBackend {
         for key in &participants {
             let _ = self.settle(key, now, Pending::Read);
         }
-        let written: u64 = results
-            .iter()
-            .flatten()
-            .map(|snapshot| snapshot.state.len() as u64)
-            .sum();
-        self.metrics.add_state_bytes_written(written);
+        self.metrics.add_saved(&results);
         Ok(results)
     }
 

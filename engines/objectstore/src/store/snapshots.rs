@@ -51,54 +51,20 @@ impl ObjectStoreBackend {
                 Some((envelope, etag)) => (envelope.fence, envelope.snapshot, Some(etag)),
                 None => (0, None, None),
             };
-            let (fence_epoch, body, saved) = match &op {
-                CommitOp::Save {
-                    snapshot,
-                    expected_version,
-                    fence_epoch,
-                } => {
-                    check_object_fence(&key, fence, *fence_epoch)?;
-                    let saved = rules::save(
-                        snapshot.clone(),
-                        lease.as_ref(),
-                        stored.as_ref(),
-                        *expected_version,
-                        *fence_epoch,
-                        now,
-                    )?;
-                    (*fence_epoch, Some(saved.clone()), Some(saved))
-                }
-                CommitOp::Delete {
-                    expected_version,
-                    fence_epoch,
-                    ..
-                } => {
-                    check_object_fence(&key, fence, *fence_epoch)?;
-                    rules::delete(
-                        &key,
-                        lease.as_ref(),
-                        stored.as_ref(),
-                        *expected_version,
-                        *fence_epoch,
-                        now,
-                    )?;
-                    if stored.is_none() {
-                        // Nothing to delete; nothing written.
-                        return Ok(None);
-                    }
-                    (*fence_epoch, None, None)
-                }
-            };
-            let envelope = Envelope::settled(fence.max(fence_epoch), body);
+            let fence_epoch = op.fence_epoch();
+            check_object_fence(&key, fence, fence_epoch)?;
+            let saved = rules::decide(&op, lease.as_ref(), stored.as_ref(), now)?;
+            if saved.is_none() && stored.is_none() {
+                // A delete of nothing: nothing written.
+                return Ok(None);
+            }
+            let envelope = Envelope::settled(fence.max(fence_epoch), saved.clone());
             if self.put_checked(
                 &path,
                 envelope.encode(),
                 &Condition::after_read(etag.as_ref()),
             )? {
-                if let Some(saved) = &saved {
-                    self.metrics
-                        .add_state_bytes_written(saved.state.len() as u64);
-                }
+                self.metrics.add_saved(std::slice::from_ref(&saved));
                 return Ok(saved);
             }
         }
