@@ -101,36 +101,33 @@ enum CaseOutcome {
     Damage(damage::DamageCaseReport),
 }
 
-/// What kind of file a path is, by the engines' naming.
-pub(crate) fn file_kind(path: &Path) -> String {
-    let name = path
-        .file_name()
-        .map(|name| name.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let kind = if name.ends_with(".tmp") {
-        "temporary"
-    } else if name.ends_with(".log") || name.ends_with(".wal") {
-        "log"
-    } else if name.ends_with(".sst") {
-        "table"
-    } else if name.ends_with(".blob") {
-        "blob file"
-    } else if name.starts_with("MANIFEST-") {
-        "manifest"
-    } else if name == "CURRENT" {
-        "CURRENT"
-    } else if name == "data.db" {
-        "data file"
-    } else if name == "LOCK" {
-        "LOCK"
-    } else if name.ends_with(".present") {
-        "backup witness"
-    } else if name.contains("backup") {
-        "backup"
-    } else {
-        "directory"
-    };
-    kind.to_owned()
+impl Engine {
+    /// What kind of file of this engine's a path is, as each engine names
+    /// its own files; a temporary or the directory lock whatever the engine.
+    pub(crate) fn file_kind(self, path: &Path) -> String {
+        let name = path
+            .file_name()
+            .map(|name| name.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let backup = memory_config()
+            .backup_path
+            .as_deref()
+            .and_then(Path::file_name)
+            .map(|name| name.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let kind = if name.ends_with(".tmp") {
+            Some("temporary")
+        } else if name == leasehold_core::vfs::LOCK_FILE {
+            Some("LOCK")
+        } else {
+            match self {
+                Engine::Lsm => leasehold_lsm::db::describe_file(&name),
+                Engine::Btree => leasehold_btree::db::describe_file(&name),
+                Engine::Memory => leasehold_memory::describe_file(&name, &backup),
+            }
+        };
+        kind.unwrap_or("directory").to_owned()
+    }
 }
 
 /// Cases per search round; each round has its own seed (seed + round).
@@ -366,7 +363,7 @@ fn campaign<E: KvEngine>(
             let report = run_one(open, dir, options.mode, case)
                 .map_err(|reason| leasehold_core::testkit::oracle::Violation { reason })?;
             if options.report {
-                record(&coverage, options.mode, case, &report);
+                record(&coverage, options.engine, options.mode, case, &report);
             }
             Ok(())
         });
@@ -396,7 +393,13 @@ fn campaign<E: KvEngine>(
     Ok(summary)
 }
 
-fn record(coverage: &Mutex<Coverage>, mode: Mode, case: &CrashCase, outcome: &CaseOutcome) {
+fn record(
+    coverage: &Mutex<Coverage>,
+    engine: Engine,
+    mode: Mode,
+    case: &CrashCase,
+    outcome: &CaseOutcome,
+) {
     let Ok(mut coverage) = coverage.lock() else {
         return;
     };
@@ -405,7 +408,7 @@ fn record(coverage: &Mutex<Coverage>, mode: Mode, case: &CrashCase, outcome: &Ca
         CaseOutcome::Crash(report) => report,
         CaseOutcome::Damage(damaged) => {
             coverage.acknowledged += damaged.acknowledged as u64;
-            let key = damage_report::classify(damaged);
+            let key = damage_report::classify(engine, damaged);
             *coverage.damage.entry(key).or_default() += 1;
             return;
         }
@@ -416,7 +419,7 @@ fn record(coverage: &Mutex<Coverage>, mode: Mode, case: &CrashCase, outcome: &Ca
             .faults
             .entry((
                 hit.fault.name().to_owned(),
-                file_kind(&hit.path),
+                engine.file_kind(&hit.path),
                 hit.phase.to_owned(),
             ))
             .or_default() += 1;
@@ -430,7 +433,7 @@ fn record(coverage: &Mutex<Coverage>, mode: Mode, case: &CrashCase, outcome: &Ca
     coverage.acknowledged += report.acknowledged as u64;
     coverage.tail_batches_recovered += report.tail_batches_recovered as u64;
     let (kind, operation) = match &report.crash_site {
-        Some((operation, path)) => (file_kind(path), operation.name().to_owned()),
+        Some((operation, path)) => (engine.file_kind(path), operation.name().to_owned()),
         None => ("(after the run)".to_owned(), "-".to_owned()),
     };
     *coverage
@@ -438,7 +441,7 @@ fn record(coverage: &Mutex<Coverage>, mode: Mode, case: &CrashCase, outcome: &Ca
         .entry((kind, operation, case.policy.name().to_owned()))
         .or_default() += 1;
     let recovery = match &report.recovery_crash_site {
-        Some((operation, path)) => (file_kind(path), operation.name().to_owned()),
+        Some((operation, path)) => (engine.file_kind(path), operation.name().to_owned()),
         None => ("(after recovery)".to_owned(), "-".to_owned()),
     };
     *coverage.recovery_sites.entry(recovery).or_default() += 1;

@@ -259,15 +259,15 @@ pub fn detect(dir: &Path) -> Result<EngineKind, String> {
         .filter_map(Result::ok)
         .filter_map(|entry| entry.file_name().to_str().map(str::to_owned))
         .collect();
-    let has = |name: &str| names.iter().any(|present| present == name);
-    let any = |prefix: &str| names.iter().any(|present| present.starts_with(prefix));
-    if has("CURRENT") && any("OPTIONS-") {
+    // Each engine knows its own files; RocksDB first (an LSM's CURRENT
+    // alone does not tell them apart).
+    if leasehold_rocksdb::recognises(&names) {
         Ok(EngineKind::Rocksdb)
-    } else if has("CURRENT") && any("MANIFEST-") {
+    } else if leasehold_lsm::db::recognises(&names) {
         Ok(EngineKind::Lsm)
-    } else if has("data.db") {
+    } else if leasehold_btree::db::recognises(&names) {
         Ok(EngineKind::Btree)
-    } else if has(engines::MEMORY_BACKUP_FILE) {
+    } else if names.iter().any(|name| name == engines::MEMORY_BACKUP_FILE) {
         Ok(EngineKind::Memory)
     } else {
         Err(format!(

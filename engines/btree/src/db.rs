@@ -88,6 +88,23 @@ impl PlantedBug {
 
 const GROUP_BYTES_MAX: u64 = 4 << 20;
 
+/// What a file of a tree's directory is, for reports (`None`: not the
+/// tree's).
+pub fn describe_file(name: &str) -> Option<&'static str> {
+    if name == DATA_FILE {
+        Some("data file")
+    } else if wal_number(name).is_some() {
+        Some("log")
+    } else {
+        None
+    }
+}
+
+/// Whether a directory holding `names` is a tree's: its data file is there.
+pub fn recognises(names: &[String]) -> bool {
+    names.iter().any(|name| name == DATA_FILE)
+}
+
 pub fn wal_name(number: u64) -> String {
     format!("{number:06}.wal")
 }

@@ -374,7 +374,7 @@ mod read;
 mod recovery;
 mod tables;
 mod write;
-pub use files::{file_kind, log_name, table_name, FileKind};
+pub use files::{describe_file, file_kind, log_name, recognises, table_name, FileKind};
 use recovery::recover;
 use tables::{newest_versions, open_blob, open_table, write_level0, write_table, BlobSink};
 

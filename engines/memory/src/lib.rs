@@ -86,6 +86,7 @@ impl PlantedBug {
 mod apply;
 mod durability;
 mod target;
+pub use target::describe_file;
 use target::{witness_path, BackupState, BackupTarget};
 
 #[derive(Debug, Default)]

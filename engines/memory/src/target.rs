@@ -39,6 +39,18 @@ pub(crate) fn witness_path(backup: &Path) -> PathBuf {
     backup.with_file_name(name)
 }
 
+/// What a file of a memory store's directory is, for reports, given the
+/// backup's file name (`None`: not the store's).
+pub fn describe_file(name: &str, backup: &str) -> Option<&'static str> {
+    if name == backup {
+        Some("backup")
+    } else if name.strip_suffix(".present") == Some(backup) {
+        Some("backup witness")
+    } else {
+        None
+    }
+}
+
 impl BackupTarget {
     /// Writes the first (empty) backup if there is none, then the witness
     /// that a backup exists.

@@ -59,6 +59,14 @@ fn family_of(key: &[u8]) -> &'static str {
     }
 }
 
+/// Whether a directory holding `names` is a RocksDB database: a CURRENT
+/// beside the OPTIONS file RocksDB writes at every open (a Leasehold LSM
+/// has a CURRENT too, never an OPTIONS file).
+pub fn recognises(names: &[String]) -> bool {
+    names.iter().any(|name| name == "CURRENT")
+        && names.iter().any(|name| name.starts_with("OPTIONS-"))
+}
+
 pub struct RocksEngine {
     /// `None` once closed.
     db: RwLock<Option<DB>>,

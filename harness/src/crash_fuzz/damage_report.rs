@@ -10,12 +10,12 @@ use std::time::Duration;
 
 use leasehold_core::testkit::damage::{Damage, DamageCaseReport, Outcome};
 
-use super::{file_kind, write_file, Coverage, Options};
+use super::{write_file, Coverage, Engine, Options};
 
 const OUTCOMES: [&str; 3] = ["intact", "refused at open", "error on read"];
 
 /// (file kind, damage kind, outcome) of a case.
-pub(super) fn classify(report: &DamageCaseReport) -> (String, String, String) {
+pub(super) fn classify(engine: Engine, report: &DamageCaseReport) -> (String, String, String) {
     let damage = match report.damage.damage {
         Damage::Flip { .. } => "byte flipped",
         Damage::ZeroSector { .. } => "sector zeroed",
@@ -28,7 +28,7 @@ pub(super) fn classify(report: &DamageCaseReport) -> (String, String, String) {
         Outcome::ReadError(_) => OUTCOMES[2],
     };
     (
-        file_kind(Path::new(&report.damage.file)),
+        engine.file_kind(Path::new(&report.damage.file)),
         damage.to_owned(),
         outcome.to_owned(),
     )

@@ -49,3 +49,26 @@ pub fn file_kind(name: &str) -> FileKind {
         FileKind::Other
     }
 }
+
+/// What a file of a tree's directory is, for reports (`None`: not the
+/// tree's).
+pub fn describe_file(name: &str) -> Option<&'static str> {
+    match file_kind(name) {
+        FileKind::Log(_) => Some("log"),
+        FileKind::Table(_) => Some("table"),
+        FileKind::Blob(_) => Some("blob file"),
+        FileKind::Manifest(_) => Some("manifest"),
+        FileKind::Current => Some("CURRENT"),
+        FileKind::Temporary => Some("temporary"),
+        FileKind::Other => None,
+    }
+}
+
+/// Whether a directory holding `names` is a tree's: a CURRENT naming a
+/// manifest, beside one.
+pub fn recognises(names: &[String]) -> bool {
+    names.iter().any(|name| name == manifest::CURRENT)
+        && names
+            .iter()
+            .any(|name| matches!(file_kind(name), FileKind::Manifest(_)))
+}
