@@ -108,7 +108,10 @@ impl PostgresStore {
                     &[],
                 )
                 .await?;
-            Ok((version.get::<_, String>(0), delay.get::<_, i64>(0)))
+            Ok((
+                version.try_get::<_, String>(0)?,
+                delay.try_get::<_, i64>(0)?,
+            ))
         })?;
         store.server_version = version;
         if durability != Durability::Sync {
@@ -130,8 +133,8 @@ impl PostgresStore {
                     .query(schema::EXISTING, &[&schema_name])
                     .await?
                     .iter()
-                    .map(|row| row.get(0))
-                    .collect();
+                    .map(|row| row.try_get(0))
+                    .collect::<Result<_, _>>()?;
                 if tables.is_empty() && !create {
                     return Ok(Err(tables));
                 }
@@ -147,7 +150,8 @@ impl PostgresStore {
                 let sql = format!("SET LOCAL search_path = \"{schema_name}\"");
                 conn.client.batch_execute(&sql).await?;
                 let row = conn.client.query_opt(schema::READ_VERSION, &[]).await?;
-                Ok(row.map(|row| row.get::<_, i64>(0)).ok_or(tables))
+                let version = row.map(|row| row.try_get::<_, i64>(0)).transpose()?;
+                Ok(version.ok_or(tables))
             }
         })?;
         match found {

@@ -33,11 +33,14 @@ impl PostgresStore {
                     &[],
                 )
                 .await?;
-            let counter = |index: usize| u64::try_from(row.get::<_, i64>(index)).unwrap_or(0);
+            let counter = |index: usize| {
+                row.try_get::<_, i64>(index)
+                    .map(|value| u64::try_from(value).unwrap_or(0))
+            };
             Ok(ServerWrites {
-                wal_bytes: counter(0),
-                wal_syncs: counter(1),
-                page_bytes: counter(2),
+                wal_bytes: counter(0)?,
+                wal_syncs: counter(1)?,
+                page_bytes: counter(2)?,
             })
         })
     }
@@ -53,7 +56,7 @@ impl PostgresStore {
                     &[],
                 )
                 .await?;
-            Ok(u64::try_from(row.get::<_, i64>(0)).unwrap_or(0))
+            Ok(u64::try_from(row.try_get::<_, i64>(0)?).unwrap_or(0))
         })
     }
 
@@ -90,13 +93,27 @@ impl PostgresStore {
         })?;
         let mut report = leasehold_core::VerifyReport::default();
         for row in &leases {
-            let key = ActorKey::new(row.get::<_, String>(0), row.get::<_, String>(1));
+            let names = (row.try_get::<_, String>(0), row.try_get::<_, String>(1));
+            let (Ok(actor_type), Ok(actor_id)) = names else {
+                report
+                    .problems
+                    .push("a lease row without a readable key".into());
+                continue;
+            };
+            let key = ActorKey::new(actor_type, actor_id);
             if let Err(err) = crate::rows::lease_from(row, 2, key) {
                 report.problems.push(err.to_string());
             }
         }
         for row in &snapshots {
-            let key = ActorKey::new(row.get::<_, String>(9), row.get::<_, String>(10));
+            let names = (row.try_get::<_, String>(9), row.try_get::<_, String>(10));
+            let (Ok(actor_type), Ok(actor_id)) = names else {
+                report
+                    .problems
+                    .push("a snapshot row without a readable key".into());
+                continue;
+            };
+            let key = ActorKey::new(actor_type, actor_id);
             match crate::rows::snapshot_from(row, &key) {
                 Ok(snapshot) => {
                     if let Err((expected, actual)) = snapshot.verify_hash() {
@@ -170,8 +187,8 @@ impl PostgresStore {
                 )
                 .await?;
             Ok((
-                u64::try_from(row.get::<_, i64>(0)).unwrap_or(0),
-                u64::try_from(row.get::<_, i64>(1)).unwrap_or(0),
+                u64::try_from(row.try_get::<_, i64>(0)?).unwrap_or(0),
+                u64::try_from(row.try_get::<_, i64>(1)?).unwrap_or(0),
             ))
         })
     }
@@ -197,7 +214,8 @@ impl PostgresStore {
                     .client
                     .query_opt("SELECT value FROM meta WHERE name = $1", &[&name])
                     .await?
-                    .map(|row| row.get::<_, i64>(0));
+                    .map(|row| row.try_get::<_, i64>(0))
+                    .transpose()?;
                 conn.client
                     .execute("DELETE FROM meta WHERE name = $1", &[&name])
                     .await?;
@@ -238,7 +256,7 @@ impl PostgresStore {
                     &[],
                 )
                 .await?;
-            Ok(row.get::<_, bool>(0))
+            Ok(row.try_get::<_, bool>(0)?)
         })
     }
 }
