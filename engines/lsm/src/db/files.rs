@@ -72,3 +72,28 @@ pub fn recognises(names: &[String]) -> bool {
             .iter()
             .any(|name| matches!(file_kind(name), FileKind::Manifest(_)))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tree_is_recognised_by_its_current_and_a_manifest_and_its_files_are_named() {
+        let names = |list: &[&str]| {
+            list.iter()
+                .map(|name| (*name).to_owned())
+                .collect::<Vec<_>>()
+        };
+        assert!(recognises(&names(&[
+            "CURRENT",
+            "MANIFEST-000003",
+            "000004.log"
+        ])));
+        assert!(!recognises(&names(&["CURRENT", "OPTIONS-000007"])));
+        assert!(!recognises(&names(&["MANIFEST-000003"])));
+        assert_eq!(describe_file(&table_name(9)), Some("table"));
+        assert_eq!(describe_file(&log_name(9)), Some("log"));
+        assert_eq!(describe_file("000009.blob"), Some("blob file"));
+        assert_eq!(describe_file("data.db"), None);
+    }
+}
