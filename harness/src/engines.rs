@@ -5,7 +5,6 @@ use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use leasehold_btree::BtreeEngine;
 use leasehold_core::config::{
     BtreeConfig, Config, LsmConfig, MemoryConfig, PersistenceConfig, PostgresConfig, RocksDbConfig,
     S3Config,
@@ -23,11 +22,9 @@ use leasehold_core::{
     Timestamp,
 };
 
-use leasehold_memory::MemoryEngine;
-use leasehold_rocksdb::RocksEngine;
-
 mod kind;
 mod null;
+pub mod registry;
 pub use kind::{DurabilityMode, EngineKind};
 pub use null::NullStore;
 
@@ -268,88 +265,15 @@ fn open_store(
     vfs: Arc<dyn Vfs>,
     memory_backup: bool,
 ) -> Result<Box<dyn BenchStore>, String> {
-    let opened: Box<dyn BenchStore> = match engine {
-        EngineKind::Memory if memory_backup => {
-            let config = MemoryConfig {
-                backup_path: Some(memory_backup_path(settings, dir)),
-                ..settings.memory.clone()
-            };
-            let opened =
-                MemoryEngine::open(&config, vfs).map_err(|err| format!("memory: {err}"))?;
-            Box::new(KvStore::new(opened, Durability::Group))
-        }
-        EngineKind::Memory => {
-            let max_entries = (u64::from(max_actors) * 2 + 16).max(settings.memory.max_entries);
-            Box::new(KvStore::new(
-                MemoryEngine::volatile(max_entries),
-                durability,
-            ))
-        }
-        EngineKind::Lsm => {
-            let config = LsmConfig {
-                data_dir: dir.to_path_buf(),
-                ..settings.lsm.clone()
-            };
-            Box::new(
-                leasehold_lsm::open_store(&config, vfs, durability)
-                    .map_err(|err| format!("lsm: {err}"))?,
-            )
-        }
-        EngineKind::Btree => {
-            let config = BtreeConfig {
-                data_dir: dir.to_path_buf(),
-                ..settings.btree.clone()
-            };
-            let opened = BtreeEngine::open(&config, vfs).map_err(|err| format!("btree: {err}"))?;
-            Box::new(KvStore::new(opened, durability))
-        }
-        // RocksDB does its own I/O: it cannot run on `vfs`.
-        EngineKind::Rocksdb | EngineKind::RocksdbBlob => {
-            let config = RocksDbConfig {
-                data_dir: dir.to_path_buf(),
-                enable_blob_files: engine == EngineKind::RocksdbBlob,
-                ..settings.rocksdb.clone()
-            };
-            let opened =
-                RocksEngine::open(&config).map_err(|err| format!("{}: {err}", engine.name()))?;
-            Box::new(KvStore::new(opened, durability))
-        }
-        // redb does its own I/O too.
-        EngineKind::Redb => {
-            let config = leasehold_redb::RedbConfig {
-                data_dir: dir.to_path_buf(),
-                ..settings.redb.clone()
-            };
-            let opened =
-                leasehold_redb::RedbEngine::open(&config).map_err(|err| format!("redb: {err}"))?;
-            Box::new(KvStore::new(opened, durability))
-        }
-        EngineKind::Fjall => {
-            let config = leasehold_fjall::FjallConfig {
-                data_dir: dir.to_path_buf(),
-                ..settings.fjall.clone()
-            };
-            let opened = leasehold_fjall::FjallEngine::open(&config)
-                .map_err(|err| format!("fjall: {err}"))?;
-            Box::new(KvStore::new(opened, durability))
-        }
-        EngineKind::S3 => {
-            let config = s3_for_run(settings, dir)?;
-            let backend =
-                leasehold_objectstore::backend::s3(&config).map_err(|err| format!("s3: {err}"))?;
-            let opened = leasehold_objectstore::ObjectStoreBackend::open(backend)
-                .map_err(|err| format!("s3: {err}"))?;
-            Box::new(opened)
-        }
-        EngineKind::Postgres => {
-            let config = postgres_for_run(settings, dir)?;
-            let opened = leasehold_postgres::PostgresStore::open(&config, durability)
-                .map_err(|err| format!("postgres: {err}"))?;
-            Box::new(opened)
-        }
-        EngineKind::Null => Box::new(NullStore),
-    };
-    Ok(opened)
+    (engine.row().open)(&registry::Opening {
+        engine,
+        durability,
+        settings,
+        dir,
+        max_actors,
+        vfs,
+        memory_backup,
+    })
 }
 
 /// The file in a run's directory that names the run's data on a server.
@@ -381,7 +305,10 @@ fn run_name(dir: &Path) -> Result<String, String> {
 /// The PostgreSQL settings of one run: the configured ones (or the test
 /// server's, from the environment) in a schema named after the run's
 /// directory, so every run starts empty and a reopen finds what it wrote.
-fn postgres_for_run(settings: &EngineSettings, dir: &Path) -> Result<PostgresConfig, String> {
+pub(super) fn postgres_for_run(
+    settings: &EngineSettings,
+    dir: &Path,
+) -> Result<PostgresConfig, String> {
     let mut config = match &settings.postgres {
         Some(config) => config.clone(),
         None => leasehold_postgres::test_server::from_environment("leasehold").map_err(|err| {
@@ -401,7 +328,7 @@ fn postgres_for_run(settings: &EngineSettings, dir: &Path) -> Result<PostgresCon
 /// The S3 settings of one run: the configured ones (or the test server's,
 /// from the environment), under a prefix named after the run's directory, so
 /// every run starts empty and a reopen finds what the run wrote.
-fn s3_for_run(settings: &EngineSettings, dir: &Path) -> Result<S3Config, String> {
+pub(super) fn s3_for_run(settings: &EngineSettings, dir: &Path) -> Result<S3Config, String> {
     let mut config = match &settings.s3 {
         Some(config) => config.clone(),
         None => {

@@ -259,16 +259,12 @@ pub fn detect(dir: &Path) -> Result<EngineKind, String> {
         .filter_map(Result::ok)
         .filter_map(|entry| entry.file_name().to_str().map(str::to_owned))
         .collect();
-    // Each engine knows its own files; RocksDB first (an LSM's CURRENT
-    // alone does not tell them apart).
-    if leasehold_rocksdb::recognises(&names) {
-        Ok(EngineKind::Rocksdb)
-    } else if leasehold_lsm::db::recognises(&names) {
-        Ok(EngineKind::Lsm)
-    } else if leasehold_btree::db::recognises(&names) {
-        Ok(EngineKind::Btree)
-    } else if names.iter().any(|name| name == engines::MEMORY_BACKUP_FILE) {
-        Ok(EngineKind::Memory)
+    // Each engine knows its own files; the registry asks them in order.
+    let found = engines::registry::ROWS
+        .iter()
+        .find(|row| row.recognises.is_some_and(|recognises| recognises(&names)));
+    if let Some(row) = found {
+        Ok(row.kind)
     } else {
         Err(format!(
             "{} holds no Leasehold database (no CURRENT + MANIFEST, data.db or {})",

@@ -56,56 +56,37 @@ impl EngineKind {
         EngineKind::Fjall,
     ];
 
+    /// Its row in the registry (`registry.rs`): every fact below is there.
+    pub fn row(self) -> &'static super::registry::Row {
+        super::registry::row(self)
+    }
+
     pub fn name(self) -> &'static str {
-        match self {
-            EngineKind::Memory => "memory",
-            EngineKind::Lsm => "lsm",
-            EngineKind::Btree => "btree",
-            EngineKind::Rocksdb => "rocksdb",
-            EngineKind::RocksdbBlob => "rocksdb-blob",
-            EngineKind::Redb => "redb",
-            EngineKind::Fjall => "fjall",
-            EngineKind::S3 => "s3",
-            EngineKind::Postgres => "postgres",
-            EngineKind::Null => "null",
-        }
+        self.row().name
     }
 
     /// What exactly ran, for every result: RocksDB's release, or that the
     /// engine is this repository's own.
     pub fn version(self) -> &'static str {
-        match self {
-            EngineKind::Rocksdb | EngineKind::RocksdbBlob => leasehold_rocksdb::ROCKSDB_VERSION,
-            EngineKind::Redb => leasehold_redb::REDB_VERSION,
-            EngineKind::Fjall => leasehold_fjall::FJALL_VERSION,
-            EngineKind::Memory | EngineKind::Lsm | EngineKind::Btree => {
-                "hand-written, this revision"
-            }
-            EngineKind::S3 => "object_store 0.14 over S3, this revision",
-            EngineKind::Postgres => "tokio-postgres 0.7 to the server named, this revision",
-            EngineKind::Null => "no-op",
-        }
+        self.row().version
     }
 
     /// Whether the data is in files of the run's directory (engine s3 keeps
     /// it on the server: local disk figures say nothing about it).
     pub fn keeps_local_files(self) -> bool {
-        !matches!(
-            self,
-            EngineKind::S3 | EngineKind::Postgres | EngineKind::Null
-        )
+        self.row().local_files
     }
 
     /// Whether a `KvEngine` is under its Store (the benchmarks' kv level):
     /// not for the stores on a server, which implement the Store directly.
     pub fn has_kv_engine(self) -> bool {
-        !matches!(self, EngineKind::S3 | EngineKind::Postgres)
+        self.row().kv_engine
     }
 
     /// Whether acknowledged writes can outlive the process at all. The memory
     /// engine runs volatile in comparisons: it is the ceiling, not a peer.
     pub fn durable(self) -> bool {
-        !matches!(self, EngineKind::Memory | EngineKind::Null)
+        self.row().durable
     }
 }
 
@@ -146,7 +127,7 @@ impl DurabilityMode {
 
     /// The durability modes `engine` can be run with.
     pub fn for_engine(engine: EngineKind, wanted: &[DurabilityMode]) -> Vec<DurabilityMode> {
-        if engine == EngineKind::S3 {
+        if !engine.row().buffered {
             // A PUT is durable on the server when it is answered: there is no
             // buffered mode to offer.
             wanted
