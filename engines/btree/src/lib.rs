@@ -38,7 +38,7 @@ pub fn crash_test_config(
         max_keys_per_node: 8,
         wal_buffer_size: 4096,
         enable_compression: true,
-        wal_sync_interval: 1,
+        wal_sync_interval_seconds: 1,
         page_size: 1024,
         checkpoint_wal_bytes: 4096,
         background_threads: false,

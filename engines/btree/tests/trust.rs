@@ -437,7 +437,7 @@ fn the_group_bound_family_finds_no_violation() {
     use leasehold_core::testkit::group_bound::{bound_for, search_group_bound};
     let config = BtreeConfig {
         background_threads: true,
-        wal_sync_interval: 1,
+        wal_sync_interval_seconds: 1,
         ..common::tiny_config(DIR)
     };
     let open = move |vfs: SimVfs| BtreeEngine::open(&config, Arc::new(vfs));
@@ -458,7 +458,7 @@ fn damage_in_the_last_synced_records_of_an_idle_crashed_tree_is_corruption() {
     let vfs = SimVfs::new(17);
     let config = BtreeConfig {
         background_threads: true,
-        wal_sync_interval: 1,
+        wal_sync_interval_seconds: 1,
         ..common::tiny_config(DIR)
     };
     let engine = open_on(&vfs, &config).unwrap();

@@ -274,8 +274,10 @@ pub struct BtreeConfig {
     pub wal_buffer_size: u64,
     /// lz4 for values (kept only where it saves bytes).
     pub enable_compression: bool,
-    /// Seconds within which a `Group` write is fsynced.
-    pub wal_sync_interval: u64,
+    /// Seconds within which a `Group` write is fsynced (TOML key
+    /// `wal_sync_interval`, the seed's).
+    #[serde(rename = "wal_sync_interval")]
+    pub wal_sync_interval_seconds: u64,
     /// Bytes per page; a power of two from 1 KiB to 64 KiB.
     pub page_size: u32,
     /// Log bytes after which a checkpoint writes the tree's dirty pages.
@@ -298,7 +300,7 @@ impl Default for BtreeConfig {
             max_keys_per_node: 256,
             wal_buffer_size: 1 << 20,
             enable_compression: true,
-            wal_sync_interval: 5,
+            wal_sync_interval_seconds: 5,
             page_size: 4096,
             checkpoint_wal_bytes: 16 << 20,
             background_threads: true,

@@ -43,11 +43,11 @@ fn required<'a>(section: &str, key: &str, value: Option<&'a str>) -> Result<&'a 
 /// dropped connections), `retry_count` times; every request has a timeout.
 /// Plain HTTP only when the section asks for it.
 fn transport(
-    connection_timeout: u64,
+    connection_timeout_seconds: u64,
     retry_count: u32,
     allow_http: bool,
 ) -> (ClientOptions, RetryConfig) {
-    let timeout = Duration::from_secs(connection_timeout);
+    let timeout = Duration::from_secs(connection_timeout_seconds);
     let options = ClientOptions::new()
         .with_connect_timeout(timeout)
         .with_timeout(timeout)
@@ -98,7 +98,7 @@ fn is_plain_http(endpoint: &Option<String>) -> bool {
 pub fn s3(config: &S3Config) -> Result<Backend, ConfigError> {
     let section = "s3";
     let (options, retry) = transport(
-        config.connection_timeout,
+        config.connection_timeout_seconds,
         config.retry_count,
         !config.enable_ssl,
     );
@@ -140,7 +140,7 @@ pub fn s3(config: &S3Config) -> Result<Backend, ConfigError> {
 pub fn azure(config: &AzureConfig) -> Result<Backend, ConfigError> {
     let section = "azure";
     let (options, retry) = transport(
-        config.connection_timeout,
+        config.connection_timeout_seconds,
         config.retry_count,
         is_plain_http(&config.endpoint),
     );
@@ -163,7 +163,7 @@ pub fn azure(config: &AzureConfig) -> Result<Backend, ConfigError> {
 pub fn gcs(config: &GcsConfig) -> Result<Backend, ConfigError> {
     let section = "gcs";
     let (options, retry) = transport(
-        config.connection_timeout,
+        config.connection_timeout_seconds,
         config.retry_count,
         is_plain_http(&config.endpoint),
     );

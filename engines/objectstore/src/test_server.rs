@@ -85,7 +85,7 @@ fn azure_config_from(settings: &HashMap<String, String>, prefix: &str) -> AzureC
         container_name: settings["LEASEHOLD_AZURE_CONTAINER"].clone(),
         endpoint: Some(settings["LEASEHOLD_AZURE_ENDPOINT"].clone()),
         prefix: prefix.to_owned(),
-        connection_timeout: 10,
+        connection_timeout_seconds: 10,
         retry_count: 3,
     }
 }
@@ -132,7 +132,7 @@ fn config_from(settings: &HashMap<String, String>, prefix: &str) -> S3Config {
         secret_access_key: Some(settings["LEASEHOLD_S3_SECRET_ACCESS_KEY"].clone().into()),
         prefix: prefix.to_owned(),
         enable_ssl: false,
-        connection_timeout: 10,
+        connection_timeout_seconds: 10,
         retry_count: 3,
     }
 }

@@ -218,7 +218,7 @@ fn an_unreachable_server_fails_at_open_within_its_timeout() {
     let mut config = common::s3_config(&common::unique_prefix("unreachable"));
     // Nothing listens on port 9 of loopback.
     config.endpoint = Some("http://127.0.0.1:9".into());
-    config.connection_timeout = 1;
+    config.connection_timeout_seconds = 1;
     config.retry_count = 1;
     let started = std::time::Instant::now();
     let err = ObjectStoreBackend::open(backend::s3(&config).unwrap())

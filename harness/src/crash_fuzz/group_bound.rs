@@ -30,7 +30,7 @@ fn lsm_config() -> LsmConfig {
 fn btree_config() -> BtreeConfig {
     BtreeConfig {
         background_threads: true,
-        wal_sync_interval: 1,
+        wal_sync_interval_seconds: 1,
         ..leasehold_btree::crash_test_config("/btree")
     }
 }

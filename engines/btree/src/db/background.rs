@@ -6,7 +6,7 @@ use leasehold_core::wal::SEAL_AFTER_IDLE;
 
 impl Inner {
     pub(super) fn background_loop(&self) {
-        let interval = Duration::from_secs(self.config.wal_sync_interval)
+        let interval = Duration::from_secs(self.config.wal_sync_interval_seconds)
             .clamp(Duration::from_millis(10), Duration::from_millis(200));
         let mut wait = interval;
         while self.lifecycle.pause(&self.stop, &self.work_cv, wait) {
@@ -31,7 +31,7 @@ impl Inner {
     /// `wal::SEAL_AFTER_IDLE` (audit D8): the seal claims the last records,
     /// so damage in them after a crash is corruption, not a torn tail.
     pub(super) fn sync_loop(&self) {
-        let interval = Duration::from_secs(self.config.wal_sync_interval);
+        let interval = Duration::from_secs(self.config.wal_sync_interval_seconds);
         let tick = (interval / 4).clamp(Duration::from_millis(1), Duration::from_millis(50));
         while self.lifecycle.pause(&self.stop, &self.sync_cv, tick) {
             if self.planted(PlantedBug::NoGroupTimer) {

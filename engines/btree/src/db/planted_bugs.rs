@@ -67,7 +67,7 @@ fn the_group_bound_family_finds_a_missing_timer() {
     let open = |vfs: SimVfs| {
         let config = BtreeConfig {
             background_threads: true,
-            wal_sync_interval: 1,
+            wal_sync_interval_seconds: 1,
             ..crate::crash_test_config("/btree")
         };
         BtreeEngine::open_planted(&config, Arc::new(vfs), PlantedBug::NoGroupTimer)

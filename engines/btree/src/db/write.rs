@@ -103,7 +103,7 @@ impl Inner {
             writer.buffer.push(record);
         }
         writer.buffer_bytes += bytes;
-        let interval = Duration::from_secs(self.config.wal_sync_interval);
+        let interval = Duration::from_secs(self.config.wal_sync_interval_seconds);
         // Without the background thread nothing would sync a trailing Group
         // write later, so Group is synced at once: its promise (durable
         // within the interval) kept the only way it can be.

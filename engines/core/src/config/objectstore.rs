@@ -19,9 +19,9 @@ pub struct S3Config {
     pub prefix: String,
     #[serde(default = "default_true")]
     pub enable_ssl: bool,
-    /// Seconds.
-    #[serde(default = "default_timeout")]
-    pub connection_timeout: u64,
+    /// Seconds (TOML key `connection_timeout`, the seed's).
+    #[serde(default = "default_timeout", rename = "connection_timeout")]
+    pub connection_timeout_seconds: u64,
     #[serde(default = "default_retries")]
     pub retry_count: u32,
 }
@@ -37,8 +37,9 @@ pub struct AzureConfig {
     pub endpoint: Option<String>,
     #[serde(default = "default_prefix")]
     pub prefix: String,
-    #[serde(default = "default_timeout")]
-    pub connection_timeout: u64,
+    /// Seconds (TOML key `connection_timeout`, the seed's).
+    #[serde(default = "default_timeout", rename = "connection_timeout")]
+    pub connection_timeout_seconds: u64,
     #[serde(default = "default_retries")]
     pub retry_count: u32,
 }
@@ -57,8 +58,9 @@ pub struct GcsConfig {
     pub endpoint: Option<String>,
     #[serde(default = "default_prefix")]
     pub prefix: String,
-    #[serde(default = "default_timeout")]
-    pub connection_timeout: u64,
+    /// Seconds (TOML key `connection_timeout`, the seed's).
+    #[serde(default = "default_timeout", rename = "connection_timeout")]
+    pub connection_timeout_seconds: u64,
     #[serde(default = "default_retries")]
     pub retry_count: u32,
 }
