@@ -73,7 +73,8 @@ fn ops_by_kind(trace: &Trace) -> BTreeMap<&'static str, u64> {
 }
 
 fn generate_checked(scenario: &Scenario, scale: f64) -> Result<Generated, String> {
-    let generated = generate(scenario, scale).map_err(|err| format!("{}: {err}", scenario.name))?;
+    let generated = generate(scenario, scale, &crate::engines::reference_store)
+        .map_err(|err| format!("{}: {err}", scenario.name))?;
     if generated.stats.duplicate_owners > 0 || generated.stats.unexpected_rejections > 0 {
         return Err(format!(
             "{}: the reference run broke a lease rule: {:?}",

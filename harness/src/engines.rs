@@ -204,6 +204,15 @@ pub fn open(
     )
 }
 
+/// The reference store the traces' answers come from (scenario generation,
+/// JSONL conversion): the volatile memory engine, sized for `actors`.
+pub fn reference_store(actors: u32) -> Box<dyn Store> {
+    Box::new(KvStore::new(
+        leasehold_memory::MemoryEngine::volatile(u64::from(actors) * 2 + 16),
+        Durability::Buffered,
+    ))
+}
+
 /// The memory engine's backup file when it is given a directory.
 pub const MEMORY_BACKUP_FILE: &str = "backup.lz4";
 

@@ -103,7 +103,9 @@ impl KvEngine for FakeEngine {
 
 fn small_trace(name: &str) -> leasehold_workloads::Trace {
     let scenario = Scenario::built_in(name).unwrap();
-    generate(&scenario, 0.01).unwrap().trace
+    generate(&scenario, 0.01, &crate::engines::reference_store)
+        .unwrap()
+        .trace
 }
 
 fn spec_dir() -> (tempfile::TempDir, PathBuf) {
@@ -324,7 +326,9 @@ fn open_loop_counts_latency_from_the_schedule() {
 fn a_streamed_trace_replays_window_by_window_as_in_memory() {
     // More ops than one window, so the replay crosses window boundaries.
     let scenario = Scenario::find("activation-storm").unwrap();
-    let trace = generate(&scenario, 0.5).unwrap().trace;
+    let trace = generate(&scenario, 0.5, &crate::engines::reference_store)
+        .unwrap()
+        .trace;
     assert!(trace.ops.len() > WINDOW_OPS, "{}", trace.ops.len());
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("storm.trace");
@@ -355,7 +359,9 @@ fn a_streamed_trace_replays_window_by_window_as_in_memory() {
 fn the_time_cap_stops_a_replay_and_says_how_far_it_got() {
     // 2 ms per write: ~2 500 writes take far longer than the 1 s cap.
     let scenario = Scenario::find("snapshot-heavy").unwrap();
-    let trace = generate(&scenario, 0.1).unwrap().trace;
+    let trace = generate(&scenario, 0.1, &crate::engines::reference_store)
+        .unwrap()
+        .trace;
     let result = run_on_fake(&trace, Some(Duration::from_secs(1)));
     let capped = result.time_capped.as_ref().expect("the cap stopped it");
     assert_eq!(capped.trace_ops, trace.ops.len() as u64);
@@ -377,7 +383,9 @@ fn the_time_cap_stops_a_replay_and_says_how_far_it_got() {
 fn a_replay_capped_before_its_measure_marker_measured_nothing() {
     // 2 ms per write: the 1 s cap ends the run inside its set-up saves.
     let scenario = Scenario::find("activation-storm").unwrap();
-    let trace = generate(&scenario, 0.1).unwrap().trace;
+    let trace = generate(&scenario, 0.1, &crate::engines::reference_store)
+        .unwrap()
+        .trace;
     let marker = trace
         .ops
         .iter()
@@ -412,7 +420,9 @@ fn set_up_ops_are_replayed_by_more_threads_than_the_run() {
     // Two run threads never have more than two writes in flight: more came
     // from the set-up, and the answers must still all match.
     let scenario = Scenario::find("snapshot-heavy").unwrap();
-    let trace = generate(&scenario, 0.1).unwrap().trace;
+    let trace = generate(&scenario, 0.1, &crate::engines::reference_store)
+        .unwrap()
+        .trace;
     let marker = trace.ops.iter().position(|op| op.op == Op::Measure);
     assert!(marker.unwrap_or(0) > 100, "{marker:?} set-up ops");
     let (_dir, data) = spec_dir();

@@ -52,7 +52,13 @@ pub fn convert(input: &Path, args: &JsonlArgs, out: &Path) -> Result<JsonlStats,
             .map_or("trace".into(), |stem| stem.to_string_lossy())
     );
     let file = std::fs::File::create(out).map_err(|err| format!("{}: {err}", out.display()))?;
-    let converted = jsonl::convert(input, &name, &options, std::io::BufWriter::new(file));
+    let converted = jsonl::convert(
+        input,
+        &name,
+        &options,
+        &crate::engines::reference_store,
+        std::io::BufWriter::new(file),
+    );
     match converted {
         Ok((_, stats)) => Ok(stats),
         Err(err) => {
@@ -92,7 +98,8 @@ pub fn converted_path(input: &Path, data_dir: &Path) -> Result<PathBuf, String> 
 pub fn export(scenario: &str, scale: f64, out: &Path) -> Result<(), String> {
     let scenario = Scenario::find(scenario).map_err(|err| err.to_string())?;
     let generated =
-        leasehold_workloads::generate(&scenario, scale).map_err(|err| err.to_string())?;
+        leasehold_workloads::generate(&scenario, scale, &crate::engines::reference_store)
+            .map_err(|err| err.to_string())?;
     let file = std::fs::File::create(out).map_err(|err| format!("{}: {err}", out.display()))?;
     jsonl::export(&generated.trace, std::io::BufWriter::new(file))
         .map_err(|err| format!("{}: {err}", out.display()))?;

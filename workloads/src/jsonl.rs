@@ -28,10 +28,11 @@ use std::io::{BufRead, Write};
 use std::path::Path;
 use std::time::Duration;
 
-use leasehold_core::{Durability, KvStore, NodeId, SnapshotWrite, Store, StoreError, Timestamp};
-use leasehold_memory::MemoryEngine;
+use leasehold_core::{NodeId, SnapshotWrite, Store, StoreError, Timestamp};
 
-use crate::runtime::{actor_keys, answer_of_acquire, answer_of_load, node_ids, rejection};
+use crate::runtime::{
+    actor_keys, answer_of_acquire, answer_of_load, node_ids, rejection, Reference,
+};
 use crate::state::StatePool;
 use crate::trace::{Answer, Op, Trace, TraceHeader, TraceOp, TraceWriter};
 
@@ -225,6 +226,7 @@ pub fn convert<W: Write>(
     path: &Path,
     name: &str,
     options: &JsonlOptions,
+    reference: Reference<'_>,
     out: W,
 ) -> Result<(W, JsonlStats), JsonlError> {
     let file = path.display().to_string();
@@ -252,7 +254,7 @@ pub fn convert<W: Write>(
         source,
     };
     let mut writer = TraceWriter::new(out, &header).map_err(io)?;
-    let mut player = Player::new(&header, options);
+    let mut player = Player::new(&header, options, reference(header.actors));
     let mut stats = JsonlStats {
         lines,
         actors: header.actors,
@@ -286,7 +288,7 @@ pub fn convert<W: Write>(
 
 /// The runtime a JSONL file describes, played against the reference store.
 struct Player {
-    store: KvStore<MemoryEngine>,
+    store: Box<dyn Store>,
     keys: Vec<leasehold_core::ActorKey>,
     nodes: Vec<NodeId>,
     pool: StatePool,
@@ -296,12 +298,9 @@ struct Player {
 }
 
 impl Player {
-    fn new(header: &TraceHeader, options: &JsonlOptions) -> Player {
+    fn new(header: &TraceHeader, options: &JsonlOptions, store: Box<dyn Store>) -> Player {
         Player {
-            store: KvStore::new(
-                MemoryEngine::volatile(u64::from(header.actors) * 2 + 16),
-                Durability::Buffered,
-            ),
+            store,
             keys: actor_keys(header),
             nodes: node_ids(header),
             pool: StatePool::new(header.seed, header.state_bytes_max),

@@ -10,6 +10,6 @@ pub mod scenario;
 pub mod state;
 pub mod trace;
 
-pub use runtime::{generate, Generated, RuntimeStats};
+pub use runtime::{generate, Generated, Reference, RuntimeStats};
 pub use scenario::{Scenario, ScenarioError};
 pub use trace::{Answer, Op, Trace, TraceError, TraceOp};

@@ -24,10 +24,7 @@ use std::collections::{BinaryHeap, HashMap};
 use std::time::Duration;
 
 use leasehold_core::rng::SplitMix64;
-use leasehold_core::{
-    Acquire, ActorKey, Durability, KvStore, NodeId, SnapshotWrite, Store, StoreError, Timestamp,
-};
-use leasehold_memory::MemoryEngine;
+use leasehold_core::{Acquire, ActorKey, NodeId, SnapshotWrite, Store, StoreError, Timestamp};
 
 use crate::ownership::OwnershipCheck;
 use crate::popularity::Chooser;
@@ -89,10 +86,19 @@ pub struct Generated {
     pub stats: RuntimeStats,
 }
 
-/// Generates the trace of `scenario` at `scale` (see [`Scenario::scaled`]).
-pub fn generate(scenario: &Scenario, scale: f64) -> Result<Generated, StoreError> {
+/// Makes the reference store a trace's answers come from: an empty store for
+/// this many actors (the harness passes its volatile memory engine).
+pub type Reference<'a> = &'a dyn Fn(u32) -> Box<dyn Store>;
+
+/// Generates the trace of `scenario` at `scale` (see [`Scenario::scaled`]),
+/// with the answers of a fresh `reference` store.
+pub fn generate(
+    scenario: &Scenario,
+    scale: f64,
+    reference: Reference<'_>,
+) -> Result<Generated, StoreError> {
     let scaled = scenario.scaled(scale);
-    let mut runtime = Runtime::new(&scaled, scale);
+    let mut runtime = Runtime::new(&scaled, scale, reference(scaled.actors));
     runtime.run()?;
     let mut check = OwnershipCheck::default();
     for op in &runtime.ops {
@@ -151,7 +157,7 @@ struct Activation {
 struct Runtime<'a> {
     scenario: &'a Scenario,
     header: TraceHeader,
-    store: KvStore<MemoryEngine>,
+    store: Box<dyn Store>,
     rng: SplitMix64,
     chooser: Chooser,
     keys: Vec<ActorKey>,
@@ -174,7 +180,7 @@ fn millis(secs: f64) -> u64 {
 }
 
 impl<'a> Runtime<'a> {
-    fn new(scenario: &'a Scenario, scale: f64) -> Runtime<'a> {
+    fn new(scenario: &'a Scenario, scale: f64, store: Box<dyn Store>) -> Runtime<'a> {
         let header = TraceHeader {
             scenario: scenario.name.clone(),
             seed: scenario.seed,
@@ -190,14 +196,13 @@ impl<'a> Runtime<'a> {
         let state_bytes = (0..scenario.actors)
             .map(|_| sample_state_bytes(scenario, &mut rng))
             .collect();
-        let max_entries = u64::from(scenario.actors) * 2 + 16;
         Runtime {
             scenario,
             keys: actor_keys(&header),
             nodes: node_ids(&header),
             pool: StatePool::new(scenario.seed, scenario.state.max_bytes),
             header,
-            store: KvStore::new(MemoryEngine::volatile(max_entries), Durability::Buffered),
+            store,
             rng,
             chooser: Chooser::new(&scenario.popularity, scenario.actors),
             alive: vec![true; scenario.nodes as usize],

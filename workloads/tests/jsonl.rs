@@ -25,9 +25,17 @@ fn options(lease_ms: u64) -> JsonlOptions {
 }
 
 fn converted(path: &Path, lease_ms: u64) -> Result<Trace, String> {
-    let (bytes, _) =
-        convert(path, "test", &options(lease_ms), Vec::new()).map_err(|err| err.to_string())?;
+    let (bytes, _) = convert(path, "test", &options(lease_ms), &memory, Vec::new())
+        .map_err(|err| err.to_string())?;
     Ok(Trace::decode(&bytes).unwrap())
+}
+
+/// The reference store of these traces: the volatile memory engine.
+fn memory(actors: u32) -> Box<dyn leasehold_core::Store> {
+    Box::new(leasehold_core::KvStore::new(
+        leasehold_memory::MemoryEngine::volatile(u64::from(actors) * 2 + 16),
+        leasehold_core::Durability::Buffered,
+    ))
 }
 
 #[test]
@@ -37,7 +45,7 @@ fn a_scenario_as_jsonl_converts_back_to_its_ops_and_answers() {
     // the version the node last saw (and is refused, as a real one would be).
     for name in ["steady-zipf", "activation-storm", "snapshot-heavy"] {
         let scenario = Scenario::built_in(name).unwrap();
-        let trace = generate(&scenario, 0.02).unwrap().trace;
+        let trace = generate(&scenario, 0.02, &memory).unwrap().trace;
         assert_eq!(trace.header.ttl_ms, 0, "{name}");
         let path = temp(&format!("{name}.jsonl"));
         export(&trace, std::fs::File::create(&path).unwrap()).unwrap();

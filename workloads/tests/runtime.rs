@@ -13,19 +13,27 @@ fn scale_for(scenario: &Scenario) -> f64 {
     (4000.0 / scenario.messages() as f64).min(1.0)
 }
 
+/// The reference store of these traces: the volatile memory engine.
+fn memory(actors: u32) -> Box<dyn leasehold_core::Store> {
+    Box::new(leasehold_core::KvStore::new(
+        leasehold_memory::MemoryEngine::volatile(u64::from(actors) * 2 + 16),
+        leasehold_core::Durability::Buffered,
+    ))
+}
+
 #[test]
 fn one_seed_gives_a_byte_identical_trace() {
     for name in ["steady-zipf", "churn", "activation-storm"] {
         let scenario = Scenario::built_in(name).unwrap();
         let scale = scale_for(&scenario);
-        let one = generate(&scenario, scale).unwrap().trace.encode();
-        let two = generate(&scenario, scale).unwrap().trace.encode();
+        let one = generate(&scenario, scale, &memory).unwrap().trace.encode();
+        let two = generate(&scenario, scale, &memory).unwrap().trace.encode();
         assert!(one == two, "{name}: two generations differ");
         let mut reseeded = scenario.clone();
         reseeded.seed += 1;
         assert_ne!(
             one,
-            generate(&reseeded, scale).unwrap().trace.encode(),
+            generate(&reseeded, scale, &memory).unwrap().trace.encode(),
             "{name}"
         );
     }
@@ -35,7 +43,7 @@ fn one_seed_gives_a_byte_identical_trace() {
 fn simulated_nodes_never_share_an_actor_and_every_rule_holds() {
     for (name, _) in BUILT_IN {
         let scenario = Scenario::built_in(name).unwrap();
-        let generated = generate(&scenario, scale_for(&scenario)).unwrap();
+        let generated = generate(&scenario, scale_for(&scenario), &memory).unwrap();
         let stats = &generated.stats;
         assert_eq!(stats.duplicate_owners, 0, "{name}: {stats:?}");
         assert_eq!(stats.unexpected_rejections, 0, "{name}: {stats:?}");
@@ -63,7 +71,9 @@ fn simulated_nodes_never_share_an_actor_and_every_rule_holds() {
 fn scenarios_exercise_what_they_are_named_for() {
     let stats = |name: &str| {
         let scenario = Scenario::built_in(name).unwrap();
-        generate(&scenario, scale_for(&scenario)).unwrap().stats
+        generate(&scenario, scale_for(&scenario), &memory)
+            .unwrap()
+            .stats
     };
     let storm = stats("activation-storm");
     assert!(
@@ -84,7 +94,7 @@ fn scenarios_exercise_what_they_are_named_for() {
 #[test]
 fn traces_round_trip_and_damage_is_detected() {
     let scenario = Scenario::built_in("churn").unwrap();
-    let trace = generate(&scenario, 0.02).unwrap().trace;
+    let trace = generate(&scenario, 0.02, &memory).unwrap().trace;
     let bytes = trace.encode();
     assert_eq!(Trace::decode(&bytes).unwrap(), trace);
     for offset in [0, 9, bytes.len() / 2, bytes.len() - 3] {
@@ -102,7 +112,7 @@ fn traces_round_trip_and_damage_is_detected() {
 #[test]
 fn a_trace_file_streams_chunk_by_chunk_and_is_checked_before_it_is_replayed() {
     let scenario = Scenario::built_in("churn").unwrap();
-    let trace = generate(&scenario, 0.05).unwrap().trace;
+    let trace = generate(&scenario, 0.05, &memory).unwrap().trace;
     let dir = std::env::temp_dir().join(format!("leasehold-trace-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("churn.trace");
