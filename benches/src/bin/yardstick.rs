@@ -2,7 +2,7 @@
 //! figures (`leasehold_benches::headline`) for each, one engine after the
 //! other on the same disk, and their ratio.
 //!
-//! `cargo run --release -p leasehold --bin yardstick [-- --dir D]`
+//! `cargo run --release -p leasehold-benches --bin yardstick [-- --dir D]`
 //! writes `results/yardstick.{json,md}`; the data directory is scratch.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a measurement tool: failing loudly is right
@@ -44,7 +44,7 @@ fn main() {
         },
         &dir.join("rocksdb"),
     );
-    let command = "cargo run --release -p leasehold --bin yardstick";
+    let command = "cargo run --release -p leasehold-benches --bin yardstick";
     let mut markdown = String::new();
     writeln!(markdown, "# The LSM beside RocksDB\n").unwrap();
     writeln!(
