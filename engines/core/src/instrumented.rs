@@ -48,7 +48,10 @@ impl Instrumented {
         self.recorder.record(
             OpKind::Acquire,
             started.elapsed(),
-            Outcome::of_acquire(&result),
+            match &result {
+                Ok(Acquire::Held { .. }) => Outcome::LeaseConflict,
+                other => Outcome::of(other),
+            },
         );
         result
     }

@@ -11,7 +11,6 @@ use std::time::Duration;
 use crate::error::{StoreError, StoreResult};
 use crate::kv::EngineStats;
 use crate::snapshot::Snapshot;
-use crate::store::Acquire;
 
 /// The store operations that are counted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -221,14 +220,6 @@ impl Outcome {
             Err(StoreError::StaleEpoch { .. }) => Outcome::StaleEpoch,
             Err(StoreError::Integrity { .. }) => Outcome::IntegrityFailure,
             Err(_) => Outcome::Error,
-        }
-    }
-
-    /// As `of`, with a lease held by another node counted as a conflict.
-    pub fn of_acquire(result: &StoreResult<Acquire>) -> Outcome {
-        match result {
-            Ok(Acquire::Held { .. }) => Outcome::LeaseConflict,
-            other => Outcome::of(other),
         }
     }
 }
