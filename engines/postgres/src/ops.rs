@@ -79,7 +79,8 @@ async fn lock_absent_actor(conn: &Conn, key: &ActorKey) -> Result<(), Failure> {
     Ok(())
 }
 
-/// The lease, locked as `lock`; an absent one under the actor's advisory lock.
+/// The lease, locked as `lock`; an absent one under the actor's advisory lock
+/// (read again once it is held).
 async fn locked_lease(conn: &Conn, key: &ActorKey, lock: Lock) -> Result<Option<Lease>, Failure> {
     if let Some(lease) = read_lease(conn, key, lock).await? {
         return Ok(Some(lease));
@@ -297,8 +298,17 @@ pub(crate) async fn apply(
         let op = &ops[index];
         let key = op.key();
         check_key(key)?;
-        let lease = locked_lease(&conn, key, Lock::Share).await?;
-        let stored = read_head(&conn, key).await?;
+        // Both reads in one round trip: the connection sends them back to
+        // back, and the server runs them in that order.
+        let (lease, stored) =
+            futures::try_join!(read_lease(&conn, key, Lock::Share), read_head(&conn, key))?;
+        let lease = match lease {
+            Some(lease) => Some(lease),
+            None => {
+                lock_absent_actor(&conn, key).await?;
+                read_lease(&conn, key, Lock::Share).await?
+            }
+        };
         match rules::decide(op, lease.as_ref(), stored.as_ref(), now)? {
             Some(saved) => {
                 write_snapshot(&conn, &saved, stored.is_some()).await?;
