@@ -486,10 +486,9 @@ pub fn dump(target: &TargetArgs, file: Option<&str>, max_entries: usize) -> Stat
     let target = target.resolve()?;
     // Reads raw files: nothing is opened for writing.
     let vfs = OsVfs::new();
-    let text = match target.engine {
-        EngineKind::Lsm => leasehold_lsm::dump::dump(&vfs, &target.dir, file, max_entries),
-        EngineKind::Btree => leasehold_btree::dump::dump(&vfs, &target.dir, file, max_entries),
-        EngineKind::Memory => {
+    let text = match &target.engine.row().dump {
+        engines::registry::Dump::Files(dump) => dump(&vfs, &target.dir, file, max_entries),
+        engines::registry::Dump::MemoryBackup => {
             let path = file.map_or_else(
                 || engines::memory_backup_path(&target.settings, &target.dir),
                 |file| target.dir.join(file),
@@ -505,29 +504,7 @@ pub fn dump(target: &TargetArgs, file: Option<&str>, max_entries: usize) -> Stat
                 })
                 .map_err(|err| leasehold_core::KvError::io(format!("read {}", path.display()), err))
         }
-        EngineKind::Redb | EngineKind::Fjall => {
-            return Err(format!(
-                "{} is a peer for comparisons: the operator commands do not open its files",
-                target.label()
-            ))
-        }
-        EngineKind::Rocksdb | EngineKind::RocksdbBlob => {
-            return Err(
-                "RocksDB's files have RocksDB's own tools: sst_dump and ldb (verify works here)"
-                    .to_owned(),
-            )
-        }
-        EngineKind::S3 => {
-            return Err(format!(
-                "engine {} keeps objects, not files in a directory",
-                target.label()
-            ))
-        }
-        EngineKind::Postgres => return Err(
-            "PostgreSQL's rows have PostgreSQL's own tools: psql and pg_dump (verify works here)"
-                .to_owned(),
-        ),
-        EngineKind::Null => return Err("the null engine keeps no files".to_owned()),
+        engines::registry::Dump::Refused(why) => return Err(format!("{}: {why}", target.label())),
     }
     .map_err(|err| err.to_string())?;
     print!("{text}");

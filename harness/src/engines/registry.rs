@@ -32,6 +32,16 @@ pub struct Opening<'a> {
 
 type Opened = Result<Box<dyn BenchStore>, String>;
 
+/// What `leasehold dump` does with an engine's files.
+pub enum Dump {
+    /// Its crate renders them: `(vfs, dir, only this file, entries shown)`.
+    Files(fn(&dyn Vfs, &Path, Option<&str>, usize) -> leasehold_core::KvResult<String>),
+    /// The memory engine's backup file (its path comes from the settings).
+    MemoryBackup,
+    /// Not here, and why (another tool's files, no files at all).
+    Refused(&'static str),
+}
+
 /// One engine.
 pub struct Row {
     pub kind: EngineKind,
@@ -50,6 +60,7 @@ pub struct Row {
     /// Whether a directory holding these file names is one of its stores.
     pub recognises: Option<fn(&[String]) -> bool>,
     pub open: fn(&Opening<'_>) -> Opened,
+    pub dump: Dump,
 }
 
 const HAND_WRITTEN: &str = "hand-written, this revision";
@@ -67,6 +78,9 @@ pub const ROWS: [Row; 10] = [
         kv_engine: true,
         recognises: Some(leasehold_rocksdb::recognises),
         open: open_rocksdb,
+        dump: Dump::Refused(
+            "RocksDB's files have RocksDB's own tools: sst_dump and ldb (verify works here)",
+        ),
     },
     Row {
         kind: EngineKind::RocksdbBlob,
@@ -79,6 +93,9 @@ pub const ROWS: [Row; 10] = [
         // The same files as plain RocksDB's: detected as `rocksdb`.
         recognises: None,
         open: open_rocksdb,
+        dump: Dump::Refused(
+            "RocksDB's files have RocksDB's own tools: sst_dump and ldb (verify works here)",
+        ),
     },
     Row {
         kind: EngineKind::Lsm,
@@ -90,6 +107,7 @@ pub const ROWS: [Row; 10] = [
         kv_engine: true,
         recognises: Some(leasehold_lsm::db::recognises),
         open: open_lsm,
+        dump: Dump::Files(leasehold_lsm::dump::dump),
     },
     Row {
         kind: EngineKind::Btree,
@@ -101,6 +119,7 @@ pub const ROWS: [Row; 10] = [
         kv_engine: true,
         recognises: Some(leasehold_btree::db::recognises),
         open: open_btree,
+        dump: Dump::Files(leasehold_btree::dump::dump),
     },
     Row {
         kind: EngineKind::Memory,
@@ -113,6 +132,7 @@ pub const ROWS: [Row; 10] = [
         kv_engine: true,
         recognises: Some(recognises_memory_backup),
         open: open_memory,
+        dump: Dump::MemoryBackup,
     },
     Row {
         kind: EngineKind::Redb,
@@ -124,6 +144,7 @@ pub const ROWS: [Row; 10] = [
         kv_engine: true,
         recognises: None,
         open: open_redb,
+        dump: Dump::Refused("a peer for comparisons: the operator commands do not open its files"),
     },
     Row {
         kind: EngineKind::Fjall,
@@ -135,6 +156,7 @@ pub const ROWS: [Row; 10] = [
         kv_engine: true,
         recognises: None,
         open: open_fjall,
+        dump: Dump::Refused("a peer for comparisons: the operator commands do not open its files"),
     },
     Row {
         kind: EngineKind::S3,
@@ -146,6 +168,7 @@ pub const ROWS: [Row; 10] = [
         kv_engine: false,
         recognises: None,
         open: open_s3,
+        dump: Dump::Refused("it keeps objects, not files in a directory"),
     },
     Row {
         kind: EngineKind::Postgres,
@@ -157,6 +180,9 @@ pub const ROWS: [Row; 10] = [
         kv_engine: false,
         recognises: None,
         open: open_postgres,
+        dump: Dump::Refused(
+            "PostgreSQL's rows have PostgreSQL's own tools: psql and pg_dump (verify works here)",
+        ),
     },
     Row {
         kind: EngineKind::Null,
@@ -168,6 +194,7 @@ pub const ROWS: [Row; 10] = [
         kv_engine: true,
         recognises: None,
         open: |_| Ok(Box::new(NullStore)),
+        dump: Dump::Refused("the null engine keeps no files"),
     },
 ];
 
