@@ -23,6 +23,20 @@ fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
+/// The `[persistence]` section an operator writes for `config`'s server and
+/// schema, with `password` as given (a `${VAR}` or the password itself).
+fn postgres_section(config: &leasehold_core::config::PostgresConfig, password: &str) -> String {
+    format!(
+        "[persistence]\ntype = \"postgres\"\nhost = \"{}\"\nport = {}\nuser = \"{}\"\n\
+         password = \"{password}\"\ndbname = \"{}\"\nschema = \"{}\"\n",
+        config.host.as_deref().unwrap(),
+        config.port.unwrap(),
+        config.user.as_deref().unwrap(),
+        config.dbname.as_deref().unwrap(),
+        config.schema,
+    )
+}
+
 /// A unique prefix per test run on a shared server.
 fn object_prefix() -> String {
     format!(
@@ -186,14 +200,7 @@ fn the_operator_commands_read_a_postgres_store_named_by_its_config() {
     let config = leasehold_postgres::test_server::config_from(&settings, &schema).unwrap();
     let store =
         leasehold_postgres::PostgresStore::open(&config, leasehold_core::Durability::Sync).unwrap();
-    let section = format!(
-        "[persistence]\ntype = \"postgres\"\nhost = \"{}\"\nport = {}\nuser = \"{}\"\n\
-         password = \"${{LEASEHOLD_OPERATOR_TEST_PG_PASSWORD}}\"\ndbname = \"{}\"\nschema = \"{schema}\"\n",
-        config.host.as_deref().unwrap(),
-        config.port.unwrap(),
-        config.user.as_deref().unwrap(),
-        config.dbname.as_deref().unwrap(),
-    );
+    let section = postgres_section(&config, "${LEASEHOLD_OPERATOR_TEST_PG_PASSWORD}");
     let password = config.password.as_ref().unwrap().expose();
     let envs = [("LEASEHOLD_OPERATOR_TEST_PG_PASSWORD", password)];
     operator_commands_read(
@@ -381,15 +388,9 @@ fn hosts_on_postgres_keep_every_snapshotted_message_across_a_crash() {
     std::fs::write(
         &path,
         format!(
-            "[persistence]\ntype = \"postgres\"\nhost = \"{}\"\nport = {}\nuser = \"{}\"\n\
-             password = \"{}\"\ndbname = \"{}\"\nschema = \"{schema}\"\n\
-             [actor_management]\nlease_duration_seconds = 1\nsnapshot_interval_seconds = 1\n\
+            "{}[actor_management]\nlease_duration_seconds = 1\nsnapshot_interval_seconds = 1\n\
              idle_timeout_seconds = 2\n",
-            config.host.as_deref().unwrap(),
-            config.port.unwrap(),
-            config.user.as_deref().unwrap(),
-            config.password.as_ref().unwrap().expose(),
-            config.dbname.as_deref().unwrap(),
+            postgres_section(&config, config.password.as_ref().unwrap().expose())
         ),
     )
     .unwrap();

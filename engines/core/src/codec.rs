@@ -37,6 +37,11 @@ pub fn fnv1a(bytes: &[u8]) -> u64 {
 pub const VARINT_LEN_MAX: usize = 10;
 
 /// Appends `value` as an unsigned LEB128 varint.
+/// Bytes `put_varint` writes for `value`.
+pub fn varint_len(value: u64) -> usize {
+    (64 - value.max(1).leading_zeros() as usize).div_ceil(7)
+}
+
 pub fn put_varint(out: &mut Vec<u8>, mut value: u64) {
     while value >= 0x80 {
         out.push((value as u8) | 0x80);
@@ -249,6 +254,24 @@ impl<'a> Reader<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn varint_len_is_what_put_varint_writes() {
+        for value in [
+            0,
+            1,
+            127,
+            128,
+            16_383,
+            16_384,
+            u64::from(u32::MAX),
+            u64::MAX,
+        ] {
+            let mut out = Vec::new();
+            put_varint(&mut out, value);
+            assert_eq!(varint_len(value), out.len(), "{value}");
+        }
+    }
     use proptest::prelude::*;
 
     #[test]

@@ -136,3 +136,20 @@ fn config_from(settings: &HashMap<String, String>, prefix: &str) -> S3Config {
         retry_count: 3,
     }
 }
+
+/// The store a test's child process (a contender, a committer) opens: the
+/// backend `LEASEHOLD_CONTENTION_BACKEND` names (`s3` or `azure`), under
+/// `LEASEHOLD_CONTENTION_PREFIX`, on the server the environment names.
+pub fn open_for_child() -> Result<crate::ObjectStoreBackend, String> {
+    let setting = |name: &str| {
+        std::env::var(name).map_err(|_| format!("environment variable {name} is not set"))
+    };
+    let prefix = setting("LEASEHOLD_CONTENTION_PREFIX")?;
+    let configured = match setting("LEASEHOLD_CONTENTION_BACKEND")?.as_str() {
+        "s3" => crate::backend::s3(&from_environment(&prefix)?),
+        "azure" => crate::backend::azure(&azure_from_environment(&prefix)?),
+        other => return Err(format!("unknown backend {other:?} (s3 or azure)")),
+    };
+    crate::ObjectStoreBackend::open(configured.map_err(|err| err.to_string())?)
+        .map_err(|err| err.to_string())
+}

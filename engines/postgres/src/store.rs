@@ -264,7 +264,7 @@ impl PostgresStore {
         let records: u64 = results
             .iter()
             .flatten()
-            .map(|snapshot| snapshot.encode().len() as u64)
+            .map(|snapshot| snapshot.encoded_len() as u64)
             .sum();
         self.user_bytes.fetch_add(keys + records, Ordering::Relaxed);
         self.metrics.add_saved(&results);

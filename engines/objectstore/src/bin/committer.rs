@@ -16,12 +16,8 @@ use leasehold_core::rng::SplitMix64;
 use leasehold_core::{
     Acquire, ActorKey, Clock, CommitOp, NodeId, SnapshotWrite, Store, StoreError, SystemClock,
 };
-use leasehold_objectstore::{backend, test_server, ObjectStoreBackend};
+use leasehold_objectstore::test_server;
 use serde_json::{json, Value};
-
-fn setting(name: &str) -> Result<String, String> {
-    std::env::var(name).map_err(|_| format!("environment variable {name} is not set"))
-}
 
 fn arg(args: &[String], index: usize, what: &str) -> Result<u64, String> {
     args.get(index)
@@ -43,14 +39,7 @@ fn main() -> Result<(), String> {
     let seed = arg(&args, 4, "SEED")?;
     let die_one_in = arg(&args, 5, "DIE_ONE_IN")?;
     let deadline = Duration::from_millis(arg(&args, 6, "DEADLINE_MS")?);
-    let prefix = setting("LEASEHOLD_CONTENTION_PREFIX")?;
-    let configured = match setting("LEASEHOLD_CONTENTION_BACKEND")?.as_str() {
-        "s3" => backend::s3(&test_server::from_environment(&prefix)?),
-        "azure" => backend::azure(&test_server::azure_from_environment(&prefix)?),
-        other => return Err(format!("unknown backend {other:?} (s3 or azure)")),
-    };
-    let store = ObjectStoreBackend::open(configured.map_err(|err| err.to_string())?)
-        .map_err(|err| err.to_string())?;
+    let store = test_server::open_for_child()?;
     store.set_commit_deadline(deadline);
     let dice = std::sync::Mutex::new(SplitMix64::new(seed ^ 0x5EED));
     store.set_commit_hook(move |_phase| {

@@ -7,23 +7,12 @@
 //! `scripts/azure-server` print.
 
 use leasehold_core::testkit::contention::{contend, Plan};
-use leasehold_objectstore::{backend, test_server, ObjectStoreBackend};
-
-fn setting(name: &str) -> Result<String, String> {
-    std::env::var(name).map_err(|_| format!("environment variable {name} is not set"))
-}
+use leasehold_objectstore::test_server;
 
 fn main() -> Result<(), String> {
     let args: Vec<String> = std::env::args().collect();
     let plan = Plan::from_args(&args)?;
-    let prefix = setting("LEASEHOLD_CONTENTION_PREFIX")?;
-    let configured = match setting("LEASEHOLD_CONTENTION_BACKEND")?.as_str() {
-        "s3" => backend::s3(&test_server::from_environment(&prefix)?),
-        "azure" => backend::azure(&test_server::azure_from_environment(&prefix)?),
-        other => return Err(format!("unknown backend {other:?} (s3 or azure)")),
-    };
-    let store = ObjectStoreBackend::open(configured.map_err(|err| err.to_string())?)
-        .map_err(|err| err.to_string())?;
+    let store = test_server::open_for_child()?;
     contend(&store, &plan, std::io::stdout().lock());
     let stats = store.client_stats();
     eprintln!(
