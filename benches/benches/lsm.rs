@@ -35,7 +35,9 @@ fn memtable_insert(c: &mut Criterion) {
         b.iter(|| {
             sequence += 1;
             memtable.insert(
-                InternalKey::new(key(sequence), sequence, ValueKind::Put),
+                &key(sequence),
+                sequence,
+                ValueKind::Put,
                 vec![1u8; 256].into(),
             );
         })

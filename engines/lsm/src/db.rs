@@ -400,14 +400,10 @@ fn decode_wal_record(record: &[u8]) -> Result<(u64, WriteBatch), String> {
 /// Inserts one op; the value is shared with the batch, not copied.
 fn insert_op(memtable: &Memtable, op: &BatchOp, sequence: u64) {
     match op {
-        BatchOp::Put { key, value } => memtable.insert(
-            InternalKey::new(key.clone(), sequence, ValueKind::Put),
-            value.clone(),
-        ),
-        BatchOp::Delete { key } => memtable.insert(
-            InternalKey::new(key.clone(), sequence, ValueKind::Delete),
-            Bytes::new(),
-        ),
+        BatchOp::Put { key, value } => {
+            memtable.insert(key, sequence, ValueKind::Put, value.clone())
+        }
+        BatchOp::Delete { key } => memtable.insert(key, sequence, ValueKind::Delete, Bytes::new()),
     }
 }
 

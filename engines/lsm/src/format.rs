@@ -96,7 +96,8 @@ impl InternalKey {
     }
 }
 
-fn trailer(sequence: u64, kind: ValueKind) -> u64 {
+/// The 8 bytes after the user key, as a number: higher sorts first.
+pub fn trailer(sequence: u64, kind: ValueKind) -> u64 {
     (sequence << 8) | kind as u64
 }
 

@@ -64,8 +64,7 @@ impl Inner {
         // copying too (the skip list's iterator tolerates concurrent inserts;
         // entries above `sequence` are skipped by the visibility filter).
         for memtable in std::iter::once(&active).chain(immutables.iter().rev()) {
-            let from = start.clone().map_or(Bound::Unbounded, Bound::Included);
-            sources.push(Box::new(memtable.iter_from(from).map(Ok)));
+            sources.push(Box::new(memtable.iter_from(start.as_ref()).map(Ok)));
         }
         let in_range = |file: &Arc<TableFile>| match (&range.start, &range.end) {
             (Bound::Included(start) | Bound::Excluded(start), _)

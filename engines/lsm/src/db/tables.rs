@@ -86,7 +86,7 @@ pub(super) fn newest_versions(
 }
 
 pub(super) fn memtable_entries(memtable: &Memtable) -> impl Iterator<Item = KvResult<Entry>> + '_ {
-    memtable.iter_from(Bound::Unbounded).map(Ok)
+    memtable.iter_from(None).map(Ok)
 }
 
 /// The blob files one flush or compaction writes: values it separates or
