@@ -81,7 +81,7 @@ pub struct BenchArgs {
     pub repeat: u32,
     /// The engine the report's ratios are to (at the same level, in the same
     /// round).
-    #[arg(long, value_enum, default_value_t = EngineKind::Rocksdb)]
+    #[arg(long, value_enum, default_value_t = EngineKind::ROCKSDB)]
     pub yardstick: EngineKind,
     /// A budgeted child's results, written after each workload.
     #[arg(long, hide = true)]
@@ -134,7 +134,7 @@ pub fn bench(args: &BenchArgs, command: &str) -> Result<(), String> {
         );
     }
     let engines: Vec<EngineKind> = if args.engines.is_empty() {
-        EngineKind::ALL.to_vec()
+        EngineKind::compared_by_default()
     } else {
         args.engines.clone()
     };

@@ -128,10 +128,10 @@ pub fn compare(spec: &CompareSpec) -> Result<(), String> {
             .collect::<Result<_, _>>()?
     };
     let engines = if spec.engines.is_empty() {
-        let mut engines = EngineKind::ALL.to_vec();
+        let mut engines = EngineKind::compared_by_default();
         // A server named in a config joins the default comparison.
         if settings.postgres.is_some() {
-            engines.push(EngineKind::Postgres);
+            engines.push(EngineKind::POSTGRES);
         }
         if settings.s3.is_some() {
             engines.push(EngineKind::S3);
@@ -249,7 +249,7 @@ pub fn compare(spec: &CompareSpec) -> Result<(), String> {
         // a store that does nothing.
         let null_open = |_: &Path| {
             engines::open(
-                EngineKind::Null,
+                EngineKind::NULL,
                 DurabilityMode::None,
                 &settings,
                 Path::new(""),
@@ -258,7 +258,7 @@ pub fn compare(spec: &CompareSpec) -> Result<(), String> {
         };
         let harness_cost = run::run(
             &RunSpec {
-                engine: EngineKind::Null,
+                engine: EngineKind::NULL,
                 durability: DurabilityMode::None,
                 open: &null_open,
                 dir: spec.replay.data_dir.join(format!("{}-null", scenario.name)),
@@ -359,7 +359,7 @@ fn lost(result: &RunResult) -> u64 {
 fn fail_on_wrong_answers<'a>(results: impl Iterator<Item = &'a RunResult>) -> Result<(), String> {
     let broken: Vec<String> = results
         // The null engine's answers are placeholders by design.
-        .filter(|result| result.engine != EngineKind::Null)
+        .filter(|result| result.engine != EngineKind::NULL)
         .filter(|result| result.mismatches > 0 || result.duplicate_owners > 0 || lost(result) > 0)
         .map(|result| {
             format!(

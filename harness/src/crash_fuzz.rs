@@ -6,12 +6,10 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
-use leasehold_core::config::{BackupCompression, MemoryConfig};
 use leasehold_core::testkit::crash::{self, CrashCase};
 use leasehold_core::testkit::damage;
 
@@ -22,6 +20,9 @@ mod report;
 use leasehold_core::vfs::{CrashPolicy, Fault, SimVfs};
 use leasehold_core::{KvEngine, KvResult};
 use report::{write_file, write_report};
+
+use crate::engines::crash::{CrashRow, Setting};
+use crate::engines::{registry, EngineKind};
 
 /// What each case checks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -53,16 +54,10 @@ pub enum Mode {
     GroupBound,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum Engine {
-    Lsm,
-    Btree,
-    Memory,
-}
-
 #[derive(Clone, Debug)]
 pub struct Options {
-    pub engine: Engine,
+    /// An engine with a `crash` part in its registry row.
+    pub engine: EngineKind,
     pub seconds: u64,
     pub seed: u64,
     pub policies: Vec<CrashPolicy>,
@@ -101,33 +96,37 @@ enum CaseOutcome {
     Damage(damage::DamageCaseReport),
 }
 
-impl Engine {
-    /// What kind of file of this engine's a path is, as each engine names
-    /// its own files; a temporary or the directory lock whatever the engine.
-    pub(crate) fn file_kind(self, path: &Path) -> String {
-        let name = path
-            .file_name()
-            .map(|name| name.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let backup = memory_config()
-            .backup_path
-            .as_deref()
-            .and_then(Path::file_name)
-            .map(|name| name.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let kind = if name.ends_with(".tmp") {
-            Some("temporary")
-        } else if name == leasehold_core::vfs::LOCK_FILE {
-            Some("LOCK")
-        } else {
-            match self {
-                Engine::Lsm => leasehold_lsm::db::describe_file(&name),
-                Engine::Btree => leasehold_btree::db::describe_file(&name),
-                Engine::Memory => leasehold_memory::describe_file(&name, &backup),
-            }
-        };
-        kind.unwrap_or("directory").to_owned()
-    }
+/// What kind of file of the engine's a path is, as the engine names its own
+/// files; a temporary or the directory lock whatever the engine.
+pub(crate) fn file_kind(engine: &CrashRow, path: &Path) -> String {
+    let name = path
+        .file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let kind = if name.ends_with(".tmp") {
+        Some("temporary")
+    } else if name == leasehold_core::vfs::LOCK_FILE {
+        Some("LOCK")
+    } else {
+        (engine.describe_file)(&name)
+    };
+    kind.unwrap_or("directory").to_owned()
+}
+
+/// The engine's part in the campaign, or why it has none.
+pub(crate) fn crash_row(engine: EngineKind) -> Result<&'static CrashRow, String> {
+    engine.row().crash.ok_or_else(|| {
+        format!(
+            "engine {engine} is not in the crash campaign: it does its own file I/O or keeps \
+             no files, so the simulated disk cannot crash under it (engines with a crash row: {})",
+            registry::ROWS
+                .iter()
+                .filter(|row| row.crash.is_some())
+                .map(|row| row.name)
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    })
 }
 
 /// Cases per search round; each round has its own seed (seed + round).
@@ -151,109 +150,29 @@ pub fn run(options: &Options) -> Result<String, String> {
     if let Some(bug) = &options.planted {
         return hunt(options, bug);
     }
-    let dir = engine_dir(options.engine);
-    match options.engine {
-        Engine::Lsm => campaign(options, dir, &|vfs: SimVfs| {
-            leasehold_lsm::LsmEngine::open(&leasehold_lsm::crash_test_config(dir), Arc::new(vfs))
-        }),
-        Engine::Btree => campaign(options, dir, &|vfs: SimVfs| {
-            leasehold_btree::BtreeEngine::open(
-                &leasehold_btree::crash_test_config(dir),
-                Arc::new(vfs),
-            )
-        }),
-        Engine::Memory => campaign(options, dir, &|vfs: SimVfs| {
-            leasehold_memory::MemoryEngine::open(&memory_config(), Arc::new(vfs))
-        }),
-    }
+    run_row(options, crash_row(options.engine)?)
 }
 
-/// Where each engine keeps its files on the simulated disk.
-fn engine_dir(engine: Engine) -> &'static Path {
-    Path::new(match engine {
-        Engine::Lsm => "/lsm",
-        Engine::Btree => "/btree",
-        Engine::Memory => "/memory",
+/// The default campaign (any mode but the threaded ones) on a crash row;
+/// `options.engine` only names it in reports.
+pub(crate) fn run_row(options: &Options, engine: &CrashRow) -> Result<String, String> {
+    campaign(options, engine, &|vfs: SimVfs| {
+        (engine.open)(vfs, Setting::Inline, None)
     })
 }
 
-/// The memory engine as the campaign runs it: backed up on the simulated disk.
-fn memory_config() -> MemoryConfig {
-    MemoryConfig {
-        max_entries: 10_000,
-        backup_path: Some(PathBuf::from("/memory/backup.lz4")),
-        // No background backups: a case must be deterministic.
-        sync_interval: Duration::from_secs(24 * 3600),
-        compression: BackupCompression::Lz4,
-    }
-}
-
-/// "SkipWalSync" → "skip-wal-sync".
-#[cfg_attr(not(feature = "planted-bugs"), allow(dead_code))]
-fn kebab(name: &str) -> String {
-    let mut out = String::new();
-    for (index, letter) in name.chars().enumerate() {
-        if letter.is_ascii_uppercase() && index > 0 {
-            out.push('-');
-        }
-        out.push(letter.to_ascii_lowercase());
-    }
-    out
-}
-
 /// Runs the campaign on an engine with `bug` planted until a case catches it.
-#[cfg(feature = "planted-bugs")]
 fn hunt(options: &Options, bug: &str) -> Result<String, String> {
-    fn pick<B: Copy + std::fmt::Debug>(all: &[B], name: &str) -> Result<B, String> {
-        all.iter()
-            .copied()
-            .find(|bug| kebab(&format!("{bug:?}")) == name)
-            .ok_or_else(|| {
-                let names: Vec<String> = all.iter().map(|bug| kebab(&format!("{bug:?}"))).collect();
-                format!(
-                    "no planted bug {name:?} in this engine (it has {})",
-                    names.join(", ")
-                )
-            })
-    }
-    match options.engine {
-        Engine::Lsm => {
-            let bug = pick(&leasehold_lsm::db::PlantedBug::ALL, bug)?;
-            hunt_with(options, &format!("{bug:?}"), &move |vfs: SimVfs| {
-                leasehold_lsm::LsmEngine::open_planted(
-                    &leasehold_lsm::crash_test_config("/lsm"),
-                    Arc::new(vfs),
-                    bug,
-                )
-            })
-        }
-        Engine::Btree => {
-            let bug = pick(&leasehold_btree::db::PlantedBug::ALL, bug)?;
-            hunt_with(options, &format!("{bug:?}"), &move |vfs: SimVfs| {
-                leasehold_btree::BtreeEngine::open_planted(
-                    &leasehold_btree::crash_test_config("/btree"),
-                    Arc::new(vfs),
-                    bug,
-                )
-            })
-        }
-        Engine::Memory => {
-            let bug = pick(&leasehold_memory::PlantedBug::ALL, bug)?;
-            hunt_with(options, &format!("{bug:?}"), &move |vfs: SimVfs| {
-                leasehold_memory::MemoryEngine::open_planted(&memory_config(), Arc::new(vfs), bug)
-            })
-        }
-    }
+    let engine = crash_row(options.engine)?;
+    engine.check_planted(options.engine.name(), bug)?;
+    hunt_with(options, engine, bug, &|vfs: SimVfs| {
+        (engine.open)(vfs, Setting::Inline, Some(bug))
+    })
 }
 
-#[cfg(not(feature = "planted-bugs"))]
-fn hunt(_options: &Options, _bug: &str) -> Result<String, String> {
-    Err("this build has no planted bugs: run with `cargo run --release -p leasehold --features planted-bugs -- crash-fuzz ...`".to_owned())
-}
-
-#[cfg(feature = "planted-bugs")]
 fn hunt_with<E: KvEngine>(
     options: &Options,
+    engine: &CrashRow,
     name: &str,
     open: &dyn Fn(SimVfs) -> KvResult<E>,
 ) -> Result<String, String> {
@@ -263,7 +182,7 @@ fn hunt_with<E: KvEngine>(
     while Instant::now() < deadline {
         let seed = options.seed.wrapping_add(rounds);
         let result = crash::search_seeded(seed, ROUND_CASES, OPS_MAX, &options.policies, &|case| {
-            run_one(open, engine_dir(options.engine), options.mode, case)
+            run_one(open, Path::new(engine.dir), options.mode, case)
                 .map(|_| ())
                 .map_err(|reason| leasehold_core::testkit::oracle::Violation { reason })
         });
@@ -313,9 +232,10 @@ fn run_one<E: KvEngine>(
 
 fn campaign<E: KvEngine>(
     options: &Options,
-    dir: &Path,
+    engine: &CrashRow,
     open: &dyn Fn(SimVfs) -> KvResult<E>,
 ) -> Result<String, String> {
+    let dir = Path::new(engine.dir);
     if let Some(path) = &options.replay {
         let text = std::fs::read_to_string(path)
             .map_err(|err| format!("cannot read {}: {err}", path.display()))?;
@@ -363,7 +283,7 @@ fn campaign<E: KvEngine>(
             let report = run_one(open, dir, options.mode, case)
                 .map_err(|reason| leasehold_core::testkit::oracle::Violation { reason })?;
             if options.report {
-                record(&coverage, options.engine, options.mode, case, &report);
+                record(&coverage, engine, options.mode, case, &report);
             }
             Ok(())
         });
@@ -395,7 +315,7 @@ fn campaign<E: KvEngine>(
 
 fn record(
     coverage: &Mutex<Coverage>,
-    engine: Engine,
+    engine: &CrashRow,
     mode: Mode,
     case: &CrashCase,
     outcome: &CaseOutcome,
@@ -419,7 +339,7 @@ fn record(
             .faults
             .entry((
                 hit.fault.name().to_owned(),
-                engine.file_kind(&hit.path),
+                file_kind(engine, &hit.path),
                 hit.phase.to_owned(),
             ))
             .or_default() += 1;
@@ -433,7 +353,7 @@ fn record(
     coverage.acknowledged += report.acknowledged as u64;
     coverage.tail_batches_recovered += report.tail_batches_recovered as u64;
     let (kind, operation) = match &report.crash_site {
-        Some((operation, path)) => (engine.file_kind(path), operation.name().to_owned()),
+        Some((operation, path)) => (file_kind(engine, path), operation.name().to_owned()),
         None => ("(after the run)".to_owned(), "-".to_owned()),
     };
     *coverage
@@ -441,7 +361,7 @@ fn record(
         .entry((kind, operation, case.policy.name().to_owned()))
         .or_default() += 1;
     let recovery = match &report.recovery_crash_site {
-        Some((operation, path)) => (engine.file_kind(path), operation.name().to_owned()),
+        Some((operation, path)) => (file_kind(engine, path), operation.name().to_owned()),
         None => ("(after recovery)".to_owned(), "-".to_owned()),
     };
     *coverage.recovery_sites.entry(recovery).or_default() += 1;
@@ -502,8 +422,7 @@ fn lease_campaign<E: KvEngine>(
 /// Writes the shrunk case and describes the failure.
 fn report_failure(options: &Options, case: &CrashCase, reason: &str) -> String {
     let path = options.out.clone().unwrap_or_else(|| {
-        Path::new("results/crash-fuzz")
-            .join(format!("{:?}-{}.json", options.engine, options.seed).to_lowercase())
+        Path::new("results/crash-fuzz").join(format!("{}-{}.json", options.engine, options.seed))
     });
     let written = serde_json::to_string_pretty(case)
         .map_err(|err| err.to_string())
@@ -540,7 +459,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let out = dir.path().join("nested").join("case.json");
         let options = Options {
-            engine: Engine::Lsm,
+            engine: EngineKind::LSM,
             seconds: 1,
             seed: 4,
             policies: CrashPolicy::ALL.to_vec(),

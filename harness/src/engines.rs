@@ -22,6 +22,7 @@ use leasehold_core::{
     Timestamp,
 };
 
+pub mod crash;
 mod kind;
 mod null;
 pub mod registry;
@@ -275,7 +276,6 @@ fn open_store(
     memory_backup: bool,
 ) -> Result<Box<dyn BenchStore>, String> {
     (engine.row().open)(&registry::Opening {
-        engine,
         durability,
         settings,
         dir,

@@ -222,7 +222,7 @@ enum Command {
     /// Crash-recovery fuzzing of an engine on the simulated disk.
     CrashFuzz {
         #[arg(long, value_enum)]
-        engine: crash_fuzz::Engine,
+        engine: EngineKind,
         /// How long to search (ignored with --exhaustive or --replay).
         #[arg(long, default_value_t = 60)]
         seconds: u64,

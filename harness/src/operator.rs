@@ -99,7 +99,7 @@ fn remote_location(persistence: &PersistenceConfig) -> Option<(EngineKind, Strin
                 (None, _) => "(url)".to_owned(),
             };
             Some((
-                EngineKind::Postgres,
+                EngineKind::POSTGRES,
                 format!("postgres://{server}?schema={}", postgres.schema),
             ))
         }
@@ -128,19 +128,19 @@ impl Target {
         let engine = match persistence {
             PersistenceConfig::LsmTree(lsm) => {
                 settings.lsm = lsm;
-                EngineKind::Lsm
+                EngineKind::LSM
             }
             PersistenceConfig::CowBtree(btree) => {
                 settings.btree = btree;
-                EngineKind::Btree
+                EngineKind::BTREE
             }
             PersistenceConfig::Memory(memory) => {
                 settings.memory = memory;
-                EngineKind::Memory
+                EngineKind::MEMORY
             }
             PersistenceConfig::RocksDb(rocksdb) => {
                 settings.rocksdb = rocksdb;
-                EngineKind::Rocksdb
+                EngineKind::ROCKSDB
             }
             // Object stores returned above.
             other => {
@@ -206,7 +206,7 @@ impl TargetArgs {
                 settings = target.settings;
                 (target.engine, target.dir)
             }
-            (None, Some(engine @ (EngineKind::S3 | EngineKind::Postgres)), Some(_)) => {
+            (None, Some(engine @ (EngineKind::S3 | EngineKind::POSTGRES)), Some(_)) => {
                 return Err(format!(
                     "engine {0} keeps its data on a server, not in a directory: name it with \
                      --config FILE holding a [persistence.{0}] section",
@@ -222,8 +222,8 @@ impl TargetArgs {
         };
         let found = match (engine, &settings.memory.backup_path) {
             // A memory config names its backup file, whatever its name.
-            (EngineKind::Memory, Some(backup)) if backup.is_file() => EngineKind::Memory,
-            (EngineKind::Memory, Some(backup)) => {
+            (EngineKind::MEMORY, Some(backup)) if backup.is_file() => EngineKind::MEMORY,
+            (EngineKind::MEMORY, Some(backup)) => {
                 return Err(format!(
                     "{}: no memory backup there (the config's backup_path)",
                     backup.display()
@@ -233,7 +233,7 @@ impl TargetArgs {
         };
         // A RocksDB directory is one, blob files or not.
         let same =
-            found == engine || (found, engine) == (EngineKind::Rocksdb, EngineKind::RocksdbBlob);
+            found == engine || (found, engine) == (EngineKind::ROCKSDB, EngineKind::ROCKSDB_BLOB);
         if !same {
             return Err(format!(
                 "{} holds {} data, not {}",
@@ -259,25 +259,37 @@ pub fn detect(dir: &Path) -> Result<EngineKind, String> {
         .filter_map(Result::ok)
         .filter_map(|entry| entry.file_name().to_str().map(str::to_owned))
         .collect();
-    // Each engine knows its own files; the registry asks them in order.
-    let found = engines::registry::ROWS
+    // Each engine knows its own files; a directory two engines claimed
+    // would be a bug in their recognisers, not a guess to make here.
+    let found: Vec<&engines::registry::Row> = engines::registry::ROWS
         .iter()
-        .find(|row| row.recognises.is_some_and(|recognises| recognises(&names)));
-    if let Some(row) = found {
-        Ok(row.kind)
-    } else {
-        Err(format!(
+        .filter(|row| row.recognises.is_some_and(|recognises| recognises(&names)))
+        .collect();
+    match found.as_slice() {
+        [row] => {
+            EngineKind::named(row.name).ok_or_else(|| format!("engine {} has no row", row.name))
+        }
+        [] => Err(format!(
             "{} holds no Leasehold database (no CURRENT + MANIFEST, data.db or {})",
             dir.display(),
             engines::MEMORY_BACKUP_FILE
-        ))
+        )),
+        several => Err(format!(
+            "{} looks like the files of several engines ({})",
+            dir.display(),
+            several
+                .iter()
+                .map(|row| row.name)
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
     }
 }
 
 impl Target {
     /// Opens the data without modifying it (see the module docs).
     pub fn open_read_only(&self) -> Result<Box<dyn BenchStore>, String> {
-        if matches!(self.engine, EngineKind::Rocksdb | EngineKind::RocksdbBlob) {
+        if matches!(self.engine, EngineKind::ROCKSDB | EngineKind::ROCKSDB_BLOB) {
             // RocksDB cannot sit on a Vfs; its own read-only mode writes nothing.
             let config = leasehold_core::config::RocksDbConfig {
                 data_dir: self.dir.clone(),
@@ -324,7 +336,7 @@ impl Target {
 
 /// What a store on a server keeps its leases and snapshots in.
 fn remote_unit(engine: EngineKind) -> &'static str {
-    if engine == EngineKind::Postgres {
+    if engine == EngineKind::POSTGRES {
         "rows"
     } else {
         "objects"

@@ -50,7 +50,7 @@ fn load(dir: &Path) -> Result<Runs, String> {
                 continue;
             };
             // Only the files compare names after a run.
-            let is_run = EngineKind::ALL.iter().any(|engine| {
+            let is_run = EngineKind::compared_by_default().iter().any(|engine| {
                 [
                     DurabilityMode::Buffered,
                     DurabilityMode::Sync,
@@ -95,7 +95,7 @@ fn ratio(
             .filter(|run| run.out_of_memory.is_none() && run.ops > 0)
             .and_then(value)
     };
-    let (mine, yardstick) = (measured(engine)?, measured(EngineKind::Rocksdb)?);
+    let (mine, yardstick) = (measured(engine)?, measured(EngineKind::ROCKSDB)?);
     (yardstick > 0.0).then(|| mine / yardstick)
 }
 
@@ -144,10 +144,10 @@ pub fn write(args: &RatiosArgs) -> Result<(), String> {
             regimes[0].get(scenario).map_or(&[], Vec::as_slice),
             regimes[1].get(scenario).map_or(&[], Vec::as_slice),
         ];
-        let engines: Vec<EngineKind> = EngineKind::ALL
+        let engines: Vec<EngineKind> = EngineKind::compared_by_default()
             .iter()
             .copied()
-            .filter(|engine| *engine != EngineKind::Rocksdb && engine.durable())
+            .filter(|engine| *engine != EngineKind::ROCKSDB && engine.durable())
             .filter(|engine| {
                 runs.iter()
                     .any(|runs| runs.iter().any(|run| run.engine == *engine))

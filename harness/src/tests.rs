@@ -124,7 +124,7 @@ fn run_on_fake(trace: &Trace, time_cap: Option<Duration>) -> RunResult {
         )))
     };
     let spec = RunSpec {
-        engine: EngineKind::Lsm,
+        engine: EngineKind::LSM,
         durability: DurabilityMode::Buffered,
         open: &open,
         dir: data,

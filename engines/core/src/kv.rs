@@ -102,3 +102,47 @@ pub trait KvEngine: Send + Sync + 'static {
         true
     }
 }
+
+/// A boxed engine is an engine: the harness holds engines chosen at run
+/// time (`Box<dyn KvEngine>` and its extensions) where a type is expected.
+impl<E: KvEngine + ?Sized> KvEngine for Box<E> {
+    fn name(&self) -> &'static str {
+        (**self).name()
+    }
+
+    fn get(&self, key: &[u8]) -> KvResult<Option<Vec<u8>>> {
+        (**self).get(key)
+    }
+
+    fn write(&self, batch: WriteBatch, durability: Durability) -> KvResult<()> {
+        (**self).write(batch, durability)
+    }
+
+    fn scan(&self, range: &KeyRange, visit: &mut ScanVisitor<'_>) -> KvResult<()> {
+        (**self).scan(range, visit)
+    }
+
+    fn flush(&self) -> KvResult<()> {
+        (**self).flush()
+    }
+
+    fn stats(&self) -> EngineStats {
+        (**self).stats()
+    }
+
+    fn health(&self) -> Health {
+        (**self).health()
+    }
+
+    fn verify(&self) -> KvResult<VerifyReport> {
+        (**self).verify()
+    }
+
+    fn close(&self) -> KvResult<()> {
+        (**self).close()
+    }
+
+    fn persists(&self) -> bool {
+        (**self).persists()
+    }
+}

@@ -10,12 +10,13 @@ use std::time::Duration;
 
 use leasehold_core::testkit::damage::{Damage, DamageCaseReport, Outcome};
 
-use super::{write_file, Coverage, Engine, Options};
+use super::{file_kind, write_file, Coverage, Options};
+use crate::engines::crash::CrashRow;
 
 const OUTCOMES: [&str; 3] = ["intact", "refused at open", "error on read"];
 
 /// (file kind, damage kind, outcome) of a case.
-pub(super) fn classify(engine: Engine, report: &DamageCaseReport) -> (String, String, String) {
+pub(super) fn classify(engine: &CrashRow, report: &DamageCaseReport) -> (String, String, String) {
     let damage = match report.damage.damage {
         Damage::Flip { .. } => "byte flipped",
         Damage::ZeroSector { .. } => "sector zeroed",
@@ -28,7 +29,7 @@ pub(super) fn classify(engine: Engine, report: &DamageCaseReport) -> (String, St
         Outcome::ReadError(_) => OUTCOMES[2],
     };
     (
-        engine.file_kind(Path::new(&report.damage.file)),
+        file_kind(engine, Path::new(&report.damage.file)),
         damage.to_owned(),
         outcome.to_owned(),
     )
@@ -40,7 +41,7 @@ pub(super) fn write(
     elapsed: Duration,
     summary: &str,
 ) -> Result<(), String> {
-    let engine = format!("{:?}", options.engine).to_lowercase();
+    let engine = options.engine.name();
     let command = format!(
         "cargo run --release -p leasehold -- crash-fuzz --engine {engine} --mode damage --seconds {} --seed {} --report",
         options.seconds, options.seed

@@ -26,7 +26,7 @@ pub(super) fn write_fault_report(
     elapsed: Duration,
     summary: &str,
 ) -> Result<(), String> {
-    let engine = format!("{:?}", options.engine).to_lowercase();
+    let engine = options.engine.name();
     let mode = mode_name(options.mode);
     let command = format!(
         "cargo run --release -p leasehold -- crash-fuzz --engine {engine} --mode {mode} --seconds {} --seed {} --report",
@@ -125,7 +125,7 @@ pub(super) fn write_report(
     if options.mode != Mode::Crash {
         return write_fault_report(options, coverage, elapsed, summary);
     }
-    let engine = format!("{:?}", options.engine).to_lowercase();
+    let engine = options.engine.name();
     let command = format!(
         "cargo run --release -p leasehold -- crash-fuzz --engine {engine} --seconds {} --seed {} --report",
         options.seconds, options.seed

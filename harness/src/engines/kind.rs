@@ -1,68 +1,50 @@
 //! Which engines the harness runs, and at which durabilities.
 
-#[derive(
-    Clone,
-    Copy,
-    Debug,
-    PartialEq,
-    Eq,
-    PartialOrd,
-    Ord,
-    clap::ValueEnum,
-    serde::Serialize,
-    serde::Deserialize,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum EngineKind {
-    Memory,
-    Lsm,
-    Btree,
-    /// RocksDB through the `rocksdb` crate: the yardstick.
-    Rocksdb,
-    /// RocksDB with its integrated BlobDB: values of at least
-    /// `min_blob_size` (4 KiB) in blob files, blob GC on — the fair
-    /// yardstick for large snapshots (key-value separation).
-    #[serde(rename = "rocksdb-blob")]
-    RocksdbBlob,
-    /// redb 4, the copy-on-write B-tree Rust users pick: the hand-written
-    /// B+tree's peer.
-    Redb,
-    /// fjall 3, the LSM-tree Rust users pick: the hand-written LSM's peer.
-    Fjall,
-    /// Cloud object storage through `leasehold-objectstore` (S3 protocol):
-    /// settings from a `[persistence.s3]` config, or from the
-    /// `LEASEHOLD_S3_*` variables `scripts/s3-server` prints. In the default
-    /// comparison only when a config names it (it needs a server).
-    S3,
-    /// PostgreSQL through `leasehold-postgres`: settings from a
-    /// `[persistence.postgres]` config, or from the `LEASEHOLD_PG_*`
-    /// variables `scripts/postgres-server` prints; each run in a schema of
-    /// its own. In the default comparison only when a config names it.
-    Postgres,
-    /// Answers at once without storing anything: replaying against it
-    /// measures the harness's own cost per op. Its answers are not checked
-    /// and it is never part of a comparison.
-    Null,
-}
+/// An engine the harness runs: a handle on its row in the registry
+/// (`registry.rs`), named as the command line and the results name it. Every
+/// fact about an engine is in its row; the constants below are for the code
+/// that means one engine in particular. A new engine needs a row, not a
+/// constant.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct EngineKind(&'static str);
 
 impl EngineKind {
-    pub const ALL: [EngineKind; 7] = [
-        EngineKind::Memory,
-        EngineKind::Lsm,
-        EngineKind::Btree,
-        EngineKind::Rocksdb,
-        EngineKind::RocksdbBlob,
-        EngineKind::Redb,
-        EngineKind::Fjall,
-    ];
+    pub const MEMORY: EngineKind = EngineKind("memory");
+    pub const LSM: EngineKind = EngineKind("lsm");
+    pub const BTREE: EngineKind = EngineKind("btree");
+    pub const ROCKSDB: EngineKind = EngineKind("rocksdb");
+    pub const ROCKSDB_BLOB: EngineKind = EngineKind("rocksdb-blob");
+    pub const REDB: EngineKind = EngineKind("redb");
+    pub const FJALL: EngineKind = EngineKind("fjall");
+    pub const S3: EngineKind = EngineKind("s3");
+    pub const POSTGRES: EngineKind = EngineKind("postgres");
+    pub const NULL: EngineKind = EngineKind("null");
 
-    /// Its row in the registry (`registry.rs`): every fact below is there.
+    /// The engine of this name, if the registry has one.
+    pub fn named(name: &str) -> Option<EngineKind> {
+        super::registry::ROWS
+            .iter()
+            .find(|row| row.name == name)
+            .map(|row| EngineKind(row.name))
+    }
+
+    /// The engines a comparison runs when none is named: every row that
+    /// needs no server and measures something.
+    pub fn compared_by_default() -> Vec<EngineKind> {
+        super::registry::ROWS
+            .iter()
+            .filter(|row| row.compared_by_default)
+            .map(|row| EngineKind(row.name))
+            .collect()
+    }
+
+    /// Its row in the registry: every fact below is there.
     pub fn row(self) -> &'static super::registry::Row {
-        super::registry::row(self)
+        super::registry::row(self.0)
     }
 
     pub fn name(self) -> &'static str {
-        self.row().name
+        self.0
     }
 
     /// What exactly ran, for every result: RocksDB's release, or that the
@@ -87,6 +69,75 @@ impl EngineKind {
     /// engine runs volatile in comparisons: it is the ceiling, not a peer.
     pub fn durable(self) -> bool {
         self.row().durable
+    }
+
+    /// Its place in the registry: results list engines in this order.
+    fn position(self) -> usize {
+        super::registry::ROWS
+            .iter()
+            .position(|row| row.name == self.0)
+            .unwrap_or(usize::MAX)
+    }
+}
+
+impl std::fmt::Debug for EngineKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+impl std::fmt::Display for EngineKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+impl Ord for EngineKind {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.position()
+            .cmp(&other.position())
+            .then_with(|| self.0.cmp(other.0))
+    }
+}
+
+impl PartialOrd for EngineKind {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// Every row, as a handle: what the command line offers.
+static ALL: [EngineKind; super::registry::ROWS.len()] = {
+    let mut all = [EngineKind(""); super::registry::ROWS.len()];
+    let mut index = 0;
+    while index < all.len() {
+        all[index] = EngineKind(super::registry::ROWS[index].name);
+        index += 1;
+    }
+    all
+};
+
+impl clap::ValueEnum for EngineKind {
+    fn value_variants<'a>() -> &'a [Self] {
+        &ALL
+    }
+
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        Some(clap::builder::PossibleValue::new(self.0).help(self.row().about))
+    }
+}
+
+impl serde::Serialize for EngineKind {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.0)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for EngineKind {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        EngineKind::named(&name)
+            .ok_or_else(|| serde::de::Error::custom(format!("no engine named {name:?}")))
     }
 }
 

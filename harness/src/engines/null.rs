@@ -2,7 +2,7 @@
 
 use super::*;
 
-/// The no-op store behind `EngineKind::Null`: the cheapest answer of the
+/// The no-op store behind `EngineKind::NULL`: the cheapest answer of the
 /// right type to every call, so a replay against it costs what the harness
 /// costs (dispatch, key lookup, state slicing, answer reduction, histogram).
 pub struct NullStore;

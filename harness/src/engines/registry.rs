@@ -1,8 +1,9 @@
 //! The engine registry: one row per engine the harness runs — its name, what
-//! exactly it is, what its data is like, how to open it, and how to tell its
-//! directory. `EngineKind`'s methods read the row, `engines::open` calls its
-//! opener, `operator::detect` asks the rows in order. Adding an engine is its
-//! crate, its `EngineKind` variant and its row here.
+//! exactly it is, what its data is like, how to open it, how to tell its
+//! directory, how to show its files and how the crash campaign runs it.
+//! `EngineKind` is a handle on a row; `engines::open` calls its opener,
+//! `operator::detect` asks every row, `crash-fuzz` takes the row's `crash`.
+//! Adding an engine is its crate and its row here.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -11,12 +12,12 @@ use leasehold_core::config::{BtreeConfig, LsmConfig, MemoryConfig, RocksDbConfig
 use leasehold_core::vfs::Vfs;
 use leasehold_core::{Durability, KvStore};
 
+use super::crash::{self, CrashRow};
+use super::NullStore;
 use super::{memory_backup_path, postgres_for_run, s3_for_run, BenchStore, EngineSettings};
-use super::{EngineKind, NullStore};
 
 /// What an opener is given.
 pub struct Opening<'a> {
-    pub engine: EngineKind,
     pub durability: Durability,
     pub settings: &'a EngineSettings,
     /// The engine's files (a run's fresh directory, or the one a config
@@ -44,8 +45,12 @@ pub enum Dump {
 
 /// One engine.
 pub struct Row {
-    pub kind: EngineKind,
+    /// Its name on the command line, in configs' reports and in results.
     pub name: &'static str,
+    /// One line for `--help`.
+    pub about: &'static str,
+    /// Run by `compare` and `bench` when no engine is named.
+    pub compared_by_default: bool,
     /// What exactly ran, for every result.
     pub version: &'static str,
     /// Its data is in files of the run's directory (not on a server).
@@ -61,16 +66,63 @@ pub struct Row {
     pub recognises: Option<fn(&[String]) -> bool>,
     pub open: fn(&Opening<'_>) -> Opened,
     pub dump: Dump,
+    /// How `crash-fuzz` runs it on the simulated disk; `None` for an
+    /// engine that does its own I/O or keeps no files.
+    pub crash: Option<&'static CrashRow>,
 }
 
 const HAND_WRITTEN: &str = "hand-written, this revision";
 
-/// Every engine; `operator::detect` asks them in this order (RocksDB's
-/// directory has an LSM's CURRENT and MANIFEST too: it is asked first).
+/// Every engine, in the order results list them. Adding an engine is its
+/// crate and one row here.
 pub const ROWS: [Row; 10] = [
     Row {
-        kind: EngineKind::Rocksdb,
+        name: "memory",
+        about: "the hand-written in-memory engine (volatile in comparisons: the ceiling, not a peer)",
+        compared_by_default: true,
+        version: HAND_WRITTEN,
+        local_files: true,
+        // Volatile in comparisons: the ceiling, not a peer.
+        durable: false,
+        buffered: true,
+        kv_engine: true,
+        recognises: Some(recognises_memory_backup),
+        open: open_memory,
+        dump: Dump::MemoryBackup,
+        crash: Some(&crash::MEMORY),
+    },
+    Row {
+        name: "lsm",
+        about: "the hand-written LSM-tree",
+        compared_by_default: true,
+        version: HAND_WRITTEN,
+        local_files: true,
+        durable: true,
+        buffered: true,
+        kv_engine: true,
+        recognises: Some(leasehold_lsm::db::recognises),
+        open: open_lsm,
+        dump: Dump::Files(leasehold_lsm::dump::dump),
+        crash: Some(&crash::LSM),
+    },
+    Row {
+        name: "btree",
+        about: "the hand-written copy-on-write B+tree with a WAL",
+        compared_by_default: true,
+        version: HAND_WRITTEN,
+        local_files: true,
+        durable: true,
+        buffered: true,
+        kv_engine: true,
+        recognises: Some(leasehold_btree::db::recognises),
+        open: open_btree,
+        dump: Dump::Files(leasehold_btree::dump::dump),
+        crash: Some(&crash::BTREE),
+    },
+    Row {
         name: "rocksdb",
+        about: "RocksDB through the rocksdb crate: the yardstick",
+        compared_by_default: true,
         version: leasehold_rocksdb::ROCKSDB_VERSION,
         local_files: true,
         durable: true,
@@ -81,10 +133,12 @@ pub const ROWS: [Row; 10] = [
         dump: Dump::Refused(
             "RocksDB's files have RocksDB's own tools: sst_dump and ldb (verify works here)",
         ),
+        crash: None,
     },
     Row {
-        kind: EngineKind::RocksdbBlob,
         name: "rocksdb-blob",
+        about: "RocksDB with its integrated BlobDB (values of at least min_blob_size in blob files): the yardstick for large snapshots",
+        compared_by_default: true,
         version: leasehold_rocksdb::ROCKSDB_VERSION,
         local_files: true,
         durable: true,
@@ -92,51 +146,16 @@ pub const ROWS: [Row; 10] = [
         kv_engine: true,
         // The same files as plain RocksDB's: detected as `rocksdb`.
         recognises: None,
-        open: open_rocksdb,
+        open: open_rocksdb_blob,
         dump: Dump::Refused(
             "RocksDB's files have RocksDB's own tools: sst_dump and ldb (verify works here)",
         ),
+        crash: None,
     },
     Row {
-        kind: EngineKind::Lsm,
-        name: "lsm",
-        version: HAND_WRITTEN,
-        local_files: true,
-        durable: true,
-        buffered: true,
-        kv_engine: true,
-        recognises: Some(leasehold_lsm::db::recognises),
-        open: open_lsm,
-        dump: Dump::Files(leasehold_lsm::dump::dump),
-    },
-    Row {
-        kind: EngineKind::Btree,
-        name: "btree",
-        version: HAND_WRITTEN,
-        local_files: true,
-        durable: true,
-        buffered: true,
-        kv_engine: true,
-        recognises: Some(leasehold_btree::db::recognises),
-        open: open_btree,
-        dump: Dump::Files(leasehold_btree::dump::dump),
-    },
-    Row {
-        kind: EngineKind::Memory,
-        name: "memory",
-        version: HAND_WRITTEN,
-        local_files: true,
-        // Volatile in comparisons: the ceiling, not a peer.
-        durable: false,
-        buffered: true,
-        kv_engine: true,
-        recognises: Some(recognises_memory_backup),
-        open: open_memory,
-        dump: Dump::MemoryBackup,
-    },
-    Row {
-        kind: EngineKind::Redb,
         name: "redb",
+        about: "redb, the copy-on-write B-tree Rust users pick: the B+tree's peer",
+        compared_by_default: true,
         version: leasehold_redb::REDB_VERSION,
         local_files: true,
         durable: true,
@@ -145,10 +164,12 @@ pub const ROWS: [Row; 10] = [
         recognises: None,
         open: open_redb,
         dump: Dump::Refused("a peer for comparisons: the operator commands do not open its files"),
+        crash: None,
     },
     Row {
-        kind: EngineKind::Fjall,
         name: "fjall",
+        about: "fjall, the LSM-tree Rust users pick: the LSM's peer",
+        compared_by_default: true,
         version: leasehold_fjall::FJALL_VERSION,
         local_files: true,
         durable: true,
@@ -157,10 +178,12 @@ pub const ROWS: [Row; 10] = [
         recognises: None,
         open: open_fjall,
         dump: Dump::Refused("a peer for comparisons: the operator commands do not open its files"),
+        crash: None,
     },
     Row {
-        kind: EngineKind::S3,
         name: "s3",
+        about: "object storage over the S3 protocol, from a [persistence.s3] config or the LEASEHOLD_S3_* variables scripts/s3-server prints (needs a server)",
+        compared_by_default: false,
         version: "object_store 0.14 over S3, this revision",
         local_files: false,
         durable: true,
@@ -169,10 +192,12 @@ pub const ROWS: [Row; 10] = [
         recognises: None,
         open: open_s3,
         dump: Dump::Refused("it keeps objects, not files in a directory"),
+        crash: None,
     },
     Row {
-        kind: EngineKind::Postgres,
         name: "postgres",
+        about: "PostgreSQL, from a [persistence.postgres] config or the LEASEHOLD_PG_* variables scripts/postgres-server prints; a schema per run (needs a server)",
+        compared_by_default: false,
         version: "tokio-postgres 0.7 to the server named, this revision",
         local_files: false,
         durable: true,
@@ -183,10 +208,12 @@ pub const ROWS: [Row; 10] = [
         dump: Dump::Refused(
             "PostgreSQL's rows have PostgreSQL's own tools: psql and pg_dump (verify works here)",
         ),
+        crash: None,
     },
     Row {
-        kind: EngineKind::Null,
         name: "null",
+        about: "answers at once and stores nothing: the harness's own cost per op (never compared)",
+        compared_by_default: false,
         version: "no-op",
         local_files: false,
         durable: false,
@@ -195,14 +222,15 @@ pub const ROWS: [Row; 10] = [
         recognises: None,
         open: |_| Ok(Box::new(NullStore)),
         dump: Dump::Refused("the null engine keeps no files"),
+        crash: None,
     },
 ];
 
-/// `kind`'s row.
-pub fn row(kind: EngineKind) -> &'static Row {
+/// The row named `name`: an `EngineKind` is only made from a row's name.
+pub(super) fn row(name: &str) -> &'static Row {
     ROWS.iter()
-        .find(|row| row.kind == kind)
-        .unwrap_or_else(|| unreachable!("every engine has a row (a test checks)"))
+        .find(|row| row.name == name)
+        .unwrap_or_else(|| unreachable!("an EngineKind names a row"))
 }
 
 fn recognises_memory_backup(names: &[String]) -> bool {
@@ -249,13 +277,20 @@ fn open_btree(at: &Opening<'_>) -> Opened {
 
 /// RocksDB does its own I/O: it cannot run on the `Vfs`.
 fn open_rocksdb(at: &Opening<'_>) -> Opened {
+    open_rocksdb_with(at, false).map_err(|err| format!("rocksdb: {err}"))
+}
+
+fn open_rocksdb_blob(at: &Opening<'_>) -> Opened {
+    open_rocksdb_with(at, true).map_err(|err| format!("rocksdb-blob: {err}"))
+}
+
+fn open_rocksdb_with(at: &Opening<'_>, blob_files: bool) -> Opened {
     let config = RocksDbConfig {
         data_dir: at.dir.to_path_buf(),
-        enable_blob_files: at.engine == EngineKind::RocksdbBlob,
+        enable_blob_files: blob_files,
         ..at.settings.rocksdb.clone()
     };
-    let engine = leasehold_rocksdb::RocksEngine::open(&config)
-        .map_err(|err| format!("{}: {err}", at.engine.name()))?;
+    let engine = leasehold_rocksdb::RocksEngine::open(&config).map_err(|err| err.to_string())?;
     Ok(Box::new(KvStore::new(engine, at.durability)))
 }
 
@@ -296,21 +331,4 @@ fn open_postgres(at: &Opening<'_>) -> Opened {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use clap::ValueEnum;
-
-    /// Every engine has exactly one row, named as clap and serde name it.
-    #[test]
-    fn every_engine_has_one_row_under_its_own_name() {
-        for kind in EngineKind::value_variants() {
-            let rows: Vec<&Row> = ROWS.iter().filter(|row| row.kind == *kind).collect();
-            assert_eq!(rows.len(), 1, "{kind:?}");
-            let named = kind
-                .to_possible_value()
-                .map(|value| value.get_name().to_owned());
-            assert_eq!(named.as_deref(), Some(rows[0].name), "{kind:?}");
-        }
-        assert_eq!(ROWS.len(), EngineKind::value_variants().len());
-    }
-}
+mod tests;

@@ -35,7 +35,7 @@ fn disk_space(dir: &Path) -> Result<(u64, u64), String> {
 fn live_holder(target: &Target) -> Option<Option<u32>> {
     if !matches!(
         target.engine,
-        EngineKind::Lsm | EngineKind::Btree | EngineKind::Memory
+        EngineKind::LSM | EngineKind::BTREE | EngineKind::MEMORY
     ) {
         return None;
     }

@@ -65,12 +65,16 @@ pub fn describe_file(name: &str) -> Option<&'static str> {
 }
 
 /// Whether a directory holding `names` is a tree's: a CURRENT naming a
-/// manifest, beside one.
+/// manifest, beside one — and no `OPTIONS-*` file: RocksDB (LevelDB's heir,
+/// as this tree is) names its CURRENT, manifests, logs and tables as this
+/// tree does, and an options file, which this tree never writes, is what
+/// tells its directory apart.
 pub fn recognises(names: &[String]) -> bool {
     names.iter().any(|name| name == manifest::CURRENT)
         && names
             .iter()
             .any(|name| matches!(file_kind(name), FileKind::Manifest(_)))
+        && !names.iter().any(|name| name.starts_with("OPTIONS-"))
 }
 
 #[cfg(test)]
@@ -90,6 +94,12 @@ mod tests {
             "000004.log"
         ])));
         assert!(!recognises(&names(&["CURRENT", "OPTIONS-000007"])));
+        assert!(!recognises(&names(&[
+            "CURRENT",
+            "MANIFEST-000005",
+            "000004.log",
+            "OPTIONS-000007"
+        ])));
         assert!(!recognises(&names(&["MANIFEST-000003"])));
         assert_eq!(describe_file(&table_name(9)), Some("table"));
         assert_eq!(describe_file(&log_name(9)), Some("log"));
