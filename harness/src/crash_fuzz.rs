@@ -10,8 +10,8 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
-use leasehold_core::testkit::crash::{self, CrashCase};
-use leasehold_core::testkit::damage;
+use leasehold_testkit::crash::{self, CrashCase};
+use leasehold_testkit::damage;
 
 mod background;
 mod damage_report;
@@ -184,7 +184,7 @@ fn hunt_with<E: KvEngine>(
         let result = crash::search_seeded(seed, ROUND_CASES, OPS_MAX, &options.policies, &|case| {
             run_one(open, Path::new(engine.dir), options.mode, case)
                 .map(|_| ())
-                .map_err(|reason| leasehold_core::testkit::oracle::Violation { reason })
+                .map_err(|reason| leasehold_testkit::oracle::Violation { reason })
         });
         rounds += 1;
         if let Err((_, reason)) = result {
@@ -281,7 +281,7 @@ fn campaign<E: KvEngine>(
         let seed = options.seed.wrapping_add(rounds);
         let result = crash::search_seeded(seed, ROUND_CASES, OPS_MAX, &options.policies, &|case| {
             let report = run_one(open, dir, options.mode, case)
-                .map_err(|reason| leasehold_core::testkit::oracle::Violation { reason })?;
+                .map_err(|reason| leasehold_testkit::oracle::Violation { reason })?;
             if options.report {
                 record(&coverage, engine, options.mode, case, &report);
             }
@@ -395,7 +395,7 @@ fn lease_campaign<E: KvEngine>(
     options: &Options,
     open: &dyn Fn(SimVfs) -> KvResult<E>,
 ) -> Result<String, String> {
-    use leasehold_core::testkit::store_crash::search_store_crashes;
+    use leasehold_testkit::store_crash::search_store_crashes;
     const LEASE_ROUND: u32 = 500;
     let started = Instant::now();
     let deadline = started + Duration::from_secs(options.seconds);
@@ -452,7 +452,7 @@ fn report_failure(options: &Options, case: &CrashCase, reason: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use leasehold_core::testkit::crash::CrashOp;
+    use leasehold_testkit::crash::CrashOp;
 
     #[test]
     fn a_failure_leaves_a_reproducer_that_reads_back() {

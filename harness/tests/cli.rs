@@ -221,8 +221,8 @@ fn crash_fuzz_searches_runs_exhaustively_and_replays_reproducers() {
         .contains("crash points of 6 sequences under 1 policies, no violation"));
 
     let dir = tempfile::tempdir().unwrap();
-    let case = leasehold_core::testkit::crash::CrashCase {
-        ops: vec![leasehold_core::testkit::crash::CrashOp::Write {
+    let case = leasehold_testkit::crash::CrashCase {
+        ops: vec![leasehold_testkit::crash::CrashOp::Write {
             ops: vec![(1, Some(vec![7; 100]))],
             durability: leasehold_core::Durability::Sync,
         }],

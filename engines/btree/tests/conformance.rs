@@ -8,9 +8,9 @@ use std::sync::Arc;
 
 use leasehold_btree::BtreeEngine;
 use leasehold_core::config::BtreeConfig;
-use leasehold_core::testkit::conformance::{tamper_kv_state, StoreFactory};
 use leasehold_core::vfs::OsVfs;
 use leasehold_core::{ActorKey, Durability, KvStore};
+use leasehold_testkit::conformance::{tamper_kv_state, StoreFactory};
 
 struct Btree {
     dir: tempfile::TempDir,
@@ -43,7 +43,7 @@ impl StoreFactory for Btree {
 
 mod inline {
     use super::*;
-    leasehold_core::store_conformance_tests!(Btree {
+    leasehold_testkit::store_conformance_tests!(Btree {
         dir: tempfile::tempdir().unwrap(),
         background: false
     });
@@ -51,7 +51,7 @@ mod inline {
 
 mod background {
     use super::*;
-    leasehold_core::store_conformance_tests!(Btree {
+    leasehold_testkit::store_conformance_tests!(Btree {
         dir: tempfile::tempdir().unwrap(),
         background: true
     });

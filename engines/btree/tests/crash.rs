@@ -9,9 +9,9 @@ mod common;
 use std::sync::Arc;
 
 use leasehold_btree::BtreeEngine;
-use leasehold_core::testkit::crash;
 use leasehold_core::vfs::SimVfs;
 use leasehold_core::KvResult;
+use leasehold_testkit::crash;
 
 fn open(vfs: SimVfs) -> KvResult<BtreeEngine> {
     BtreeEngine::open(&common::tiny_config("/btree"), Arc::new(vfs))

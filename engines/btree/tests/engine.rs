@@ -13,10 +13,10 @@ use std::sync::Arc;
 
 use leasehold_btree::BtreeEngine;
 use leasehold_core::config::BtreeConfig;
-use leasehold_core::testkit::crash::{self, collect_all, CrashOp};
-use leasehold_core::testkit::workload;
 use leasehold_core::vfs::{CrashPolicy, Fault, FaultConfig, OsVfs, SimVfs};
 use leasehold_core::{Durability, Health, KvEngine, KvError, WriteBatch};
+use leasehold_testkit::crash::{self, collect_all, CrashOp};
+use leasehold_testkit::workload;
 
 fn open(vfs: &SimVfs) -> BtreeEngine {
     BtreeEngine::open(&common::tiny_config("/btree"), Arc::new(vfs.clone())).unwrap()

@@ -11,11 +11,11 @@ use std::sync::Arc;
 
 use leasehold_btree::BtreeEngine;
 use leasehold_core::config::BtreeConfig;
-use leasehold_core::testkit::crash::collect_all;
-use leasehold_core::testkit::damage;
-use leasehold_core::testkit::oracle::KvMap;
 use leasehold_core::vfs::{read_exact_at, CrashPolicy, OsVfs, SimVfs, Vfs};
 use leasehold_core::{Durability, KvEngine, KvError, WriteBatch};
+use leasehold_testkit::crash::collect_all;
+use leasehold_testkit::damage;
+use leasehold_testkit::oracle::KvMap;
 
 const DIR: &str = "/bt";
 const PAGE: u64 = 1024;
@@ -238,7 +238,7 @@ fn the_damage_family_finds_no_violation() {
 fn the_lease_rules_hold_across_crashes() {
     let open = |vfs: SimVfs| BtreeEngine::open(&common::tiny_config(DIR), Arc::new(vfs));
     if let Err((case, reason)) =
-        leasehold_core::testkit::store_crash::search_store_crashes(&open, 1, 1_000)
+        leasehold_testkit::store_crash::search_store_crashes(&open, 1, 1_000)
     {
         panic!("{reason}\n{case:?}");
     }
@@ -349,7 +349,7 @@ fn the_background_family_finds_no_violation() {
             Arc::new(vfs),
         )
     };
-    let found = leasehold_core::testkit::background::search_background(
+    let found = leasehold_testkit::background::search_background(
         Arc::new(open),
         Arc::new(BtreeEngine::checkpoint),
         1,
@@ -366,7 +366,7 @@ fn the_background_family_finds_no_violation() {
 /// kept an acknowledged Group write unsynced past its interval.
 #[test]
 fn a_group_write_is_synced_within_its_interval_during_a_long_checkpoint() {
-    use leasehold_core::testkit::gated::GatedVfs;
+    use leasehold_testkit::gated::GatedVfs;
     let inner = SimVfs::new(14);
     let vfs = GatedVfs::new(inner.clone(), "db");
     let gate = vfs.gate();
@@ -403,7 +403,7 @@ fn a_group_write_is_synced_within_its_interval_during_a_long_checkpoint() {
 /// write's error. Now the write is acknowledged and the engine is failed.
 #[test]
 fn an_inline_checkpoint_error_fails_the_engine_not_the_write_already_applied() {
-    use leasehold_core::testkit::gated::GatedVfs;
+    use leasehold_testkit::gated::GatedVfs;
     let vfs = GatedVfs::new(SimVfs::new(15), "db");
     let gate = vfs.gate();
     let config = BtreeConfig {
@@ -434,7 +434,7 @@ fn an_inline_checkpoint_error_fails_the_engine_not_the_write_already_applied() {
 /// (`testkit::group_bound`; `crash-fuzz --mode group-bound`).
 #[test]
 fn the_group_bound_family_finds_no_violation() {
-    use leasehold_core::testkit::group_bound::{bound_for, search_group_bound};
+    use leasehold_testkit::group_bound::{bound_for, search_group_bound};
     let config = BtreeConfig {
         background_threads: true,
         wal_sync_interval_seconds: 1,

@@ -473,37 +473,6 @@ mod tests {
         assert!(lease_key(&key) < snapshot_key(&ActorKey::new("", "")));
     }
 
-    /// L3: a grant acknowledged at Buffered durability and lost in a crash
-    /// let the next grant issue the same epoch to another node. (Needs the
-    /// testkit's toy engine: runs in workspace test runs, which turn it on.)
-    #[cfg(feature = "testkit")]
-    #[test]
-    fn a_grant_survives_power_loss_at_any_durability_so_no_epoch_is_issued_twice() {
-        use crate::testkit::toy::ToyLogEngine;
-        use crate::vfs::{CrashPolicy, SimVfs};
-        use crate::Store;
-        use std::path::Path;
-        use std::sync::Arc;
-        let vfs = SimVfs::new(1);
-        let open = |vfs: &SimVfs| {
-            let engine = ToyLogEngine::open(Arc::new(vfs.clone()), Path::new("/toy"), false);
-            KvStore::new(engine.unwrap(), Durability::Buffered)
-        };
-        let key = ActorKey::new("T", "1");
-        let term = Duration::from_secs(10);
-        let store = open(&vfs);
-        let first = match store.try_acquire(&key, &NodeId::new("a"), term, Timestamp(0)) {
-            Ok(crate::Acquire::Acquired(lease)) => lease.epoch,
-            other => panic!("{other:?}"),
-        };
-        let store = open(&vfs.crash_image(CrashPolicy::PowerLoss, 0));
-        let later = Timestamp(60_000);
-        match store.try_acquire(&key, &NodeId::new("b"), term, later) {
-            Ok(crate::Acquire::Acquired(lease)) => assert!(lease.epoch > first, "{lease:?}"),
-            other => panic!("{other:?}"),
-        }
-    }
-
     #[test]
     fn stripes_stay_in_range() {
         for id in 0..10_000 {

@@ -1,50 +1,39 @@
-//! leasehold-core: what every Leasehold engine and tool shares.
+//! leasehold-core: the actor domain, on the storage substrate
+//! (`leasehold-storage`, re-exported here as `vfs`, `frame`, `codec`, `wal`,
+//! `commit`, `lifecycle`, `kv`).
 //!
 //! - the domain: `ActorKey`, `Lease`, `Snapshot`, `Timestamp` and `Clock`;
 //! - the `Store` trait (leases and snapshots) and the rules behind it (`rules`);
-//! - the `KvEngine` trait and `KvStore`, the one adapter from any engine to a
-//!   `Store`;
-//! - `Vfs` with `OsVfs` and the crash-simulating `SimVfs`;
-//! - the shared on-disk helpers: checksummed framing (`frame`), varints and a
-//!   bounds-checked reader (`codec`);
-//! - `commit`: group commit for concurrent writers;
-//! - `wal`: the block-framed write-ahead log with synced-offset watermarks;
+//! - `KvStore`, the one adapter from any `KvEngine` to a `Store`;
 //! - `config`: the seed's TOML;
 //! - behind the `blocking` feature: `BlockingRuntime`, for stores over an
 //!   async client library; behind `async`: `AsyncStore`, any store from
 //!   async code;
-//! - behind the `testkit` feature: the crash oracle, its proptest driver and
-//!   the conformance suite every engine runs.
+//! - the crash oracle, its drivers and the conformance suite every engine
+//!   runs are `leasehold-testkit`, a crate of their own.
 
 #[cfg(feature = "async")]
 pub mod async_store;
 #[cfg(feature = "blocking")]
 pub mod blocking;
-pub mod codec;
-pub mod commit;
 pub mod config;
 pub mod dump;
 pub mod error;
 pub mod expiry;
-pub mod frame;
 pub mod instrumented;
 pub mod key;
-pub mod kv;
 pub mod kvstore;
 pub mod lease;
-pub mod lifecycle;
 pub mod metrics;
-pub mod rng;
 pub mod rules;
 pub mod secret;
 pub mod snapshot;
 pub mod store;
 pub mod time;
-pub mod vfs;
-pub mod wal;
 
-#[cfg(feature = "testkit")]
-pub mod testkit;
+// The storage substrate, re-exported so the domain and the tools can name it
+// as before; the engines take it from `leasehold-storage` itself.
+pub use leasehold_storage::{codec, commit, frame, kv, lifecycle, rng, vfs, wal};
 
 pub use error::{KvError, KvResult, StoreError, StoreResult};
 pub use key::ActorKey;

@@ -4,9 +4,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failure panics with its message
 
 use leasehold_core::kv::WriteBatch;
-use leasehold_core::testkit::conformance::{tamper_kv_state, StoreFactory};
 use leasehold_core::{ActorKey, Durability, KvEngine, KvError, KvStore};
 use leasehold_fjall::{FjallConfig, FjallEngine};
+use leasehold_testkit::conformance::{tamper_kv_state, StoreFactory};
 
 fn config(dir: &std::path::Path) -> FjallConfig {
     FjallConfig {
@@ -39,7 +39,7 @@ impl StoreFactory for Fjall {
     }
 }
 
-leasehold_core::store_conformance_tests!(Fjall {
+leasehold_testkit::store_conformance_tests!(Fjall {
     dir: tempfile::tempdir().unwrap()
 });
 
@@ -47,7 +47,7 @@ leasehold_core::store_conformance_tests!(Fjall {
 fn scans_honour_bounds_and_stop_when_told() {
     let dir = tempfile::tempdir().unwrap();
     let engine = FjallEngine::open(&config(dir.path())).unwrap();
-    leasehold_core::testkit::workload::check_scan_bounds(&engine);
+    leasehold_testkit::workload::check_scan_bounds(&engine);
 }
 
 #[test]
@@ -84,5 +84,5 @@ fn group_is_refused_a_second_open_is_locked_and_close_is_final() {
 fn a_batch_above_the_limit_is_refused_and_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let engine = FjallEngine::open(&config(dir.path())).unwrap();
-    leasehold_core::testkit::workload::check_batch_limit(&engine);
+    leasehold_testkit::workload::check_batch_limit(&engine);
 }

@@ -7,8 +7,8 @@
 
 use std::path::Path;
 
-use leasehold_core::testkit::kill;
 use leasehold_fjall::{FjallConfig, FjallEngine};
+use leasehold_testkit::kill;
 
 fn open(dir: &Path) -> leasehold_core::KvResult<FjallEngine> {
     FjallEngine::open(&FjallConfig {

@@ -11,11 +11,11 @@ use std::path::Path;
 use std::sync::Arc;
 
 use leasehold_core::config::LsmConfig;
-use leasehold_core::testkit::crash::collect_all;
-use leasehold_core::testkit::oracle::KvMap;
 use leasehold_core::vfs::{SimVfs, Vfs};
 use leasehold_core::{Durability, KvEngine, KvError, WriteBatch};
 use leasehold_lsm::LsmEngine;
+use leasehold_testkit::crash::collect_all;
+use leasehold_testkit::oracle::KvMap;
 
 const DIR: &str = "/lsm";
 

@@ -7,10 +7,10 @@ mod common;
 use std::sync::Arc;
 
 use leasehold_core::config::LsmConfig;
-use leasehold_core::testkit::conformance::{tamper_kv_state, StoreFactory};
 use leasehold_core::vfs::OsVfs;
 use leasehold_core::{ActorKey, Durability, KvStore};
 use leasehold_lsm::LsmEngine;
+use leasehold_testkit::conformance::{tamper_kv_state, StoreFactory};
 
 struct Lsm {
     dir: tempfile::TempDir,
@@ -42,7 +42,7 @@ impl StoreFactory for Lsm {
 
 mod inline {
     use super::*;
-    leasehold_core::store_conformance_tests!(Lsm {
+    leasehold_testkit::store_conformance_tests!(Lsm {
         dir: tempfile::tempdir().unwrap(),
         background: false
     });
@@ -50,7 +50,7 @@ mod inline {
 
 mod background {
     use super::*;
-    leasehold_core::store_conformance_tests!(Lsm {
+    leasehold_testkit::store_conformance_tests!(Lsm {
         dir: tempfile::tempdir().unwrap(),
         background: true
     });

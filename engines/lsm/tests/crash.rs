@@ -8,10 +8,10 @@ mod common;
 
 use std::sync::Arc;
 
-use leasehold_core::testkit::crash;
 use leasehold_core::vfs::SimVfs;
 use leasehold_core::KvResult;
 use leasehold_lsm::LsmEngine;
+use leasehold_testkit::crash;
 
 fn open(vfs: SimVfs) -> KvResult<LsmEngine> {
     LsmEngine::open(&common::tiny_config("/lsm"), Arc::new(vfs))

@@ -11,11 +11,11 @@ use std::path::Path;
 use std::sync::Arc;
 
 use leasehold_core::config::LsmConfig;
-use leasehold_core::testkit::crash::{self, collect_all, CrashCase, CrashOp};
-use leasehold_core::testkit::workload;
 use leasehold_core::vfs::{CrashPolicy, Fault, FaultConfig, OsVfs, SimVfs, Vfs};
 use leasehold_core::{Durability, KvEngine, KvError, WriteBatch};
 use leasehold_lsm::LsmEngine;
+use leasehold_testkit::crash::{self, collect_all, CrashCase, CrashOp};
+use leasehold_testkit::workload;
 
 fn open(vfs: &SimVfs) -> LsmEngine {
     LsmEngine::open(&common::tiny_config("/lsm"), Arc::new(vfs.clone())).unwrap()

@@ -12,12 +12,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use leasehold_core::config::LsmConfig;
-use leasehold_core::testkit::crash::collect_all;
-use leasehold_core::testkit::gated::{Gate, GatedVfs};
-use leasehold_core::testkit::oracle::KvMap;
 use leasehold_core::vfs::{CrashPolicy, SimVfs, Vfs};
 use leasehold_core::{Durability, KvEngine, KvError, WriteBatch};
 use leasehold_lsm::LsmEngine;
+use leasehold_testkit::crash::collect_all;
+use leasehold_testkit::gated::{Gate, GatedVfs};
+use leasehold_testkit::oracle::KvMap;
 
 const DIR: &str = "/lsm";
 
@@ -113,7 +113,7 @@ fn the_background_family_finds_no_violation() {
             Arc::new(vfs),
         )
     };
-    let found = leasehold_core::testkit::background::search_background(
+    let found = leasehold_testkit::background::search_background(
         Arc::new(open),
         Arc::new(LsmEngine::compact_all),
         1,
@@ -347,7 +347,7 @@ fn put(index: usize) -> WriteBatch {
 /// (`testkit::group_bound`; `crash-fuzz --mode group-bound`).
 #[test]
 fn the_group_bound_family_finds_no_violation() {
-    use leasehold_core::testkit::group_bound::{bound_for, search_group_bound};
+    use leasehold_testkit::group_bound::{bound_for, search_group_bound};
     let config = group_config();
     let open = move |vfs: SimVfs| LsmEngine::open(&config, Arc::new(vfs));
     let interval = std::time::Duration::from_millis(20);

@@ -11,12 +11,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use leasehold_core::config::LsmConfig;
-use leasehold_core::testkit::crash::collect_all;
-use leasehold_core::testkit::damage;
-use leasehold_core::testkit::oracle::KvMap;
 use leasehold_core::vfs::{CrashPolicy, OsVfs, SimVfs, Vfs};
 use leasehold_core::{Durability, KvEngine, KvError, WriteBatch};
 use leasehold_lsm::LsmEngine;
+use leasehold_testkit::crash::collect_all;
+use leasehold_testkit::damage;
+use leasehold_testkit::oracle::KvMap;
 
 const DIR: &str = "/lsm";
 
@@ -276,7 +276,7 @@ fn the_damage_family_finds_no_violation() {
 fn the_lease_rules_hold_across_crashes() {
     let open = |vfs: SimVfs| LsmEngine::open(&common::tiny_config(DIR), Arc::new(vfs));
     if let Err((case, reason)) =
-        leasehold_core::testkit::store_crash::search_store_crashes(&open, 1, 1_000)
+        leasehold_testkit::store_crash::search_store_crashes(&open, 1, 1_000)
     {
         panic!("{reason}\n{case:?}");
     }

@@ -2,8 +2,8 @@
 
 use super::*;
 use leasehold_core::config::BackupCompression;
-use leasehold_core::testkit::crash;
 use leasehold_core::vfs::SimVfs;
+use leasehold_testkit::crash;
 
 fn open(bug: PlantedBug) -> impl Fn(SimVfs) -> KvResult<MemoryEngine> {
     move |vfs| {
@@ -22,7 +22,7 @@ fn open(bug: PlantedBug) -> impl Fn(SimVfs) -> KvResult<MemoryEngine> {
 #[test]
 fn the_damage_family_finds_its_planted_bugs() {
     for bug in [PlantedBug::SkipDirLock, PlantedBug::IgnoreWitness] {
-        let found = leasehold_core::testkit::damage::search_damage(
+        let found = leasehold_testkit::damage::search_damage(
             &open(bug),
             std::path::Path::new("/memory"),
             2_000,

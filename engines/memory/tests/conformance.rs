@@ -6,10 +6,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use leasehold_core::config::{BackupCompression, MemoryConfig};
-use leasehold_core::testkit::conformance::{tamper_kv_state, StoreFactory};
 use leasehold_core::vfs::OsVfs;
 use leasehold_core::{ActorKey, Durability, KvStore};
 use leasehold_memory::MemoryEngine;
+use leasehold_testkit::conformance::{tamper_kv_state, StoreFactory};
 
 mod volatile {
     use super::*;
@@ -32,7 +32,7 @@ mod volatile {
         }
     }
 
-    leasehold_core::store_conformance_tests!(Volatile);
+    leasehold_testkit::store_conformance_tests!(Volatile);
 }
 
 mod backed_up {
@@ -75,5 +75,5 @@ mod backed_up {
         }
     }
 
-    leasehold_core::store_conformance_tests!(BackedUp::new());
+    leasehold_testkit::store_conformance_tests!(BackedUp::new());
 }

@@ -7,10 +7,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use leasehold_core::config::{BackupCompression, MemoryConfig};
-use leasehold_core::testkit::crash;
 use leasehold_core::vfs::SimVfs;
 use leasehold_core::KvResult;
 use leasehold_memory::MemoryEngine;
+use leasehold_testkit::crash;
 
 fn open(vfs: SimVfs) -> KvResult<MemoryEngine> {
     let config = MemoryConfig {

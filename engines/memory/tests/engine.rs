@@ -10,10 +10,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use leasehold_core::config::{BackupCompression, MemoryConfig};
-use leasehold_core::testkit::crash::collect_all;
 use leasehold_core::vfs::{CrashPolicy, Fault, FaultConfig, SimVfs, Vfs};
 use leasehold_core::{Durability, Health, KeyRange, KvEngine, KvError, WriteBatch};
 use leasehold_memory::MemoryEngine;
+use leasehold_testkit::crash::collect_all;
 use proptest::prelude::*;
 
 fn backup_config(path: &str) -> MemoryConfig {
@@ -275,5 +275,5 @@ fn concurrent_sync_writers_are_all_durable() {
 
 #[test]
 fn a_batch_above_the_limit_is_refused_and_changes_nothing() {
-    leasehold_core::testkit::workload::check_batch_limit(&sim_engine(&SimVfs::new(21)));
+    leasehold_testkit::workload::check_batch_limit(&sim_engine(&SimVfs::new(21)));
 }

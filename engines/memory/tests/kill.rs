@@ -7,8 +7,8 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use leasehold_core::testkit::kill;
 use leasehold_core::vfs::OsVfs;
+use leasehold_testkit::kill;
 
 fn open(dir: &Path) -> leasehold_core::KvResult<leasehold_memory::MemoryEngine> {
     leasehold_memory::MemoryEngine::open(

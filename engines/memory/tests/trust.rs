@@ -8,12 +8,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use leasehold_core::config::{BackupCompression, MemoryConfig};
-use leasehold_core::testkit::crash::collect_all;
-use leasehold_core::testkit::damage;
-use leasehold_core::testkit::oracle::KvMap;
 use leasehold_core::vfs::{OsVfs, SimVfs, Vfs};
 use leasehold_core::{Durability, KvEngine, KvError, WriteBatch};
 use leasehold_memory::MemoryEngine;
+use leasehold_testkit::crash::collect_all;
+use leasehold_testkit::damage;
+use leasehold_testkit::oracle::KvMap;
 
 const DIR: &str = "/mem";
 
@@ -136,7 +136,7 @@ fn the_damage_family_finds_no_violation() {
 fn the_lease_rules_hold_across_crashes() {
     let open = |vfs: SimVfs| MemoryEngine::open(&config(Path::new(DIR)), Arc::new(vfs));
     if let Err((case, reason)) =
-        leasehold_core::testkit::store_crash::search_store_crashes(&open, 1, 1_000)
+        leasehold_testkit::store_crash::search_store_crashes(&open, 1, 1_000)
     {
         panic!("{reason}\n{case:?}");
     }
@@ -155,7 +155,7 @@ fn the_background_family_finds_no_violation() {
             Arc::new(vfs),
         )
     };
-    let found = leasehold_core::testkit::background::search_background(
+    let found = leasehold_testkit::background::search_background(
         Arc::new(open),
         Arc::new(|engine: &MemoryEngine| engine.flush()),
         1,
@@ -172,7 +172,7 @@ fn the_background_family_finds_no_violation() {
 /// crash then lost. Now its shard stays locked until the backup is durable.
 #[test]
 fn a_sync_write_is_not_visible_before_its_backup_is_durable() {
-    use leasehold_core::testkit::gated::GatedVfs;
+    use leasehold_testkit::gated::GatedVfs;
     let vfs = GatedVfs::new(SimVfs::new(7), "tmp");
     let gate = vfs.gate();
     let engine = Arc::new(MemoryEngine::open(&config(Path::new(DIR)), Arc::new(vfs)).unwrap());
@@ -207,7 +207,7 @@ fn a_sync_write_is_not_visible_before_its_backup_is_durable() {
 /// nobody ever sees a write that was answered with an error.
 #[test]
 fn a_sync_write_whose_backup_fails_is_never_seen() {
-    use leasehold_core::testkit::gated::GatedVfs;
+    use leasehold_testkit::gated::GatedVfs;
     let vfs = GatedVfs::new(SimVfs::new(8), "tmp");
     let gate = vfs.gate();
     let engine = MemoryEngine::open(&config(Path::new(DIR)), Arc::new(vfs)).unwrap();
@@ -230,7 +230,7 @@ fn a_sync_write_whose_backup_fails_is_never_seen() {
 /// (`testkit::group_bound`; `crash-fuzz --mode group-bound`).
 #[test]
 fn the_group_bound_family_finds_no_violation() {
-    use leasehold_core::testkit::group_bound::{bound_for, search_group_bound};
+    use leasehold_testkit::group_bound::{bound_for, search_group_bound};
     let interval = Duration::from_millis(20);
     let config = MemoryConfig {
         sync_interval: interval,

@@ -13,12 +13,12 @@ mod common;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Duration;
 
-use leasehold_core::testkit::conformance::StoreFactory;
 use leasehold_core::{
     Acquire, ActorKey, CommitOp, NodeId, SnapshotWrite, Store, StoreError, Timestamp,
 };
 use leasehold_objectstore::record::{CommitRecord, Envelope, Outcome};
 use leasehold_objectstore::{CommitPhase, ObjectStoreBackend, COMMIT_DEADLINE};
+use leasehold_testkit::conformance::StoreFactory;
 
 const T0: Timestamp = Timestamp(1_800_000_000_000);
 

@@ -19,9 +19,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use leasehold_core::testkit::conformance::StoreFactory;
-use leasehold_core::testkit::contention::env_or;
 use leasehold_core::{Acquire, ActorKey, NodeId, SnapshotWrite, Store, Timestamp};
+use leasehold_testkit::conformance::StoreFactory;
+use leasehold_testkit::contention::env_or;
 use serde_json::{json, Value};
 
 const ACCOUNTS: u64 = 4;

@@ -5,4 +5,4 @@
 
 mod common;
 
-leasehold_core::store_conformance_tests!(common::ObjectFactory::memory());
+leasehold_testkit::store_conformance_tests!(common::ObjectFactory::memory());

@@ -6,4 +6,4 @@
 
 mod common;
 
-leasehold_core::store_conformance_tests!(common::ObjectFactory::s3());
+leasehold_testkit::store_conformance_tests!(common::ObjectFactory::s3());

@@ -1,5 +1,5 @@
 //! Separate processes race for the same hot actors through the S3 server (and
-//! through Azurite); `leasehold_core::testkit::contention` checks their logs.
+//! through Azurite); `leasehold_testkit::contention` checks their logs.
 //!
 //! `LEASEHOLD_CONTENTION_SECONDS` (default 20) and
 //! `LEASEHOLD_CONTENTION_NODES` (default 4) bound the run.
@@ -10,7 +10,7 @@ mod common;
 
 use std::collections::HashMap;
 
-use leasehold_core::testkit::contention::{env_or, race};
+use leasehold_testkit::contention::{env_or, race};
 
 #[test]
 fn separate_processes_never_share_an_actor_on_s3() {

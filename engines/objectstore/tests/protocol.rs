@@ -8,12 +8,12 @@ mod common;
 
 use std::time::Duration;
 
-use leasehold_core::testkit::conformance::StoreFactory;
 use leasehold_core::{
     Acquire, ActorKey, Health, NodeId, SnapshotWrite, Store, StoreError, Timestamp,
 };
 use leasehold_objectstore::record::Envelope;
 use leasehold_objectstore::{backend, ObjectStoreBackend, RequestKind};
+use leasehold_testkit::conformance::StoreFactory;
 
 const T0: Timestamp = Timestamp(1_800_000_000_000);
 

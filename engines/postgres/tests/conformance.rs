@@ -5,7 +5,7 @@
 
 mod common;
 
-leasehold_core::store_conformance_tests!(common::PostgresFactory::new(
+leasehold_testkit::store_conformance_tests!(common::PostgresFactory::new(
     leasehold_core::Durability::Sync
 ));
 
@@ -13,7 +13,7 @@ leasehold_core::store_conformance_tests!(common::PostgresFactory::new(
 /// not depend on when the WAL is flushed.
 mod buffered {
     use super::common;
-    leasehold_core::store_conformance_tests!(common::PostgresFactory::new(
+    leasehold_testkit::store_conformance_tests!(common::PostgresFactory::new(
         leasehold_core::Durability::Buffered
     ));
 }

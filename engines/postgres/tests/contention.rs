@@ -1,5 +1,5 @@
 //! Separate processes race for the same hot actors through one PostgreSQL
-//! server; `leasehold_core::testkit::contention` checks their logs: 0
+//! server; `leasehold_testkit::contention` checks their logs: 0
 //! duplicate owners, no stale save after a newer grant, no update lost.
 //!
 //! `LEASEHOLD_CONTENTION_SECONDS` (default 20) and
@@ -9,8 +9,8 @@
 
 mod common;
 
-use leasehold_core::testkit::contention::{env_or, race};
 use leasehold_postgres::test_server;
+use leasehold_testkit::contention::{env_or, race};
 
 #[test]
 fn separate_processes_never_share_an_actor_on_postgres() {

@@ -4,9 +4,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failure panics with its message
 
 use leasehold_core::kv::WriteBatch;
-use leasehold_core::testkit::conformance::{tamper_kv_state, StoreFactory};
 use leasehold_core::{ActorKey, Durability, KvEngine, KvError, KvStore};
 use leasehold_redb::{RedbConfig, RedbEngine};
+use leasehold_testkit::conformance::{tamper_kv_state, StoreFactory};
 
 fn config(dir: &std::path::Path) -> RedbConfig {
     RedbConfig {
@@ -38,7 +38,7 @@ impl StoreFactory for Redb {
     }
 }
 
-leasehold_core::store_conformance_tests!(Redb {
+leasehold_testkit::store_conformance_tests!(Redb {
     dir: tempfile::tempdir().unwrap()
 });
 
@@ -46,7 +46,7 @@ leasehold_core::store_conformance_tests!(Redb {
 fn scans_honour_bounds_and_stop_when_told() {
     let dir = tempfile::tempdir().unwrap();
     let engine = RedbEngine::open(&config(dir.path())).unwrap();
-    leasehold_core::testkit::workload::check_scan_bounds(&engine);
+    leasehold_testkit::workload::check_scan_bounds(&engine);
 }
 
 #[test]
@@ -87,5 +87,5 @@ fn group_is_refused_buffered_becomes_durable_at_flush_and_close_is_final() {
 fn a_batch_above_the_limit_is_refused_and_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let engine = RedbEngine::open(&config(dir.path())).unwrap();
-    leasehold_core::testkit::workload::check_batch_limit(&engine);
+    leasehold_testkit::workload::check_batch_limit(&engine);
 }

@@ -7,8 +7,8 @@
 
 use std::path::Path;
 
-use leasehold_core::testkit::kill;
 use leasehold_redb::{RedbConfig, RedbEngine};
+use leasehold_testkit::kill;
 
 fn open(dir: &Path) -> leasehold_core::KvResult<RedbEngine> {
     RedbEngine::open(&RedbConfig {

@@ -7,10 +7,10 @@
 use std::path::Path;
 
 use leasehold_core::config::RocksDbConfig;
-use leasehold_core::testkit::conformance::{tamper_kv_state, StoreFactory};
-use leasehold_core::testkit::kill;
 use leasehold_core::{ActorKey, Durability, KvEngine, KvStore, WriteBatch};
 use leasehold_rocksdb::RocksEngine;
+use leasehold_testkit::conformance::{tamper_kv_state, StoreFactory};
+use leasehold_testkit::kill;
 
 fn config(dir: &Path) -> RocksDbConfig {
     RocksDbConfig {
@@ -49,7 +49,7 @@ impl StoreFactory for RocksBlob {
     }
 }
 
-leasehold_core::store_conformance_tests!(RocksBlob {
+leasehold_testkit::store_conformance_tests!(RocksBlob {
     dir: tempfile::tempdir().unwrap()
 });
 

@@ -7,9 +7,9 @@ use std::ops::{Bound, ControlFlow};
 
 use leasehold_core::config::RocksDbConfig;
 use leasehold_core::kv::{KeyRange, WriteBatch};
-use leasehold_core::testkit::conformance::{tamper_kv_state, StoreFactory};
 use leasehold_core::{ActorKey, Durability, KvEngine, KvError, KvStore};
 use leasehold_rocksdb::RocksEngine;
+use leasehold_testkit::conformance::{tamper_kv_state, StoreFactory};
 
 fn config(dir: &std::path::Path) -> RocksDbConfig {
     RocksDbConfig {
@@ -44,7 +44,7 @@ impl StoreFactory for Rocks {
     }
 }
 
-leasehold_core::store_conformance_tests!(Rocks {
+leasehold_testkit::store_conformance_tests!(Rocks {
     dir: tempfile::tempdir().unwrap()
 });
 
@@ -142,5 +142,5 @@ fn bad_options_are_typed_errors() {
 fn a_batch_above_the_limit_is_refused_and_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let engine = RocksEngine::open(&config(dir.path())).unwrap();
-    leasehold_core::testkit::workload::check_batch_limit(&engine);
+    leasehold_testkit::workload::check_batch_limit(&engine);
 }

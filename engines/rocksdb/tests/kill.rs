@@ -7,8 +7,8 @@
 use std::path::Path;
 
 use leasehold_core::config::RocksDbConfig;
-use leasehold_core::testkit::kill;
 use leasehold_rocksdb::RocksEngine;
+use leasehold_testkit::kill;
 
 fn open(dir: &Path) -> leasehold_core::KvResult<RocksEngine> {
     RocksEngine::open(&RocksDbConfig {

@@ -7,9 +7,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use leasehold_core::testkit::background::{search_background, Maintain, OpenShared};
 use leasehold_core::vfs::SimVfs;
 use leasehold_core::KvEngine;
+use leasehold_testkit::background::{search_background, Maintain, OpenShared};
 
 use super::Options;
 use crate::engines::crash::{Crashable, Setting};

@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::time::Duration;
 
-use leasehold_core::testkit::damage::{Damage, DamageCaseReport, Outcome};
+use leasehold_testkit::damage::{Damage, DamageCaseReport, Outcome};
 
 use super::{file_kind, write_file, Coverage, Options};
 use crate::engines::crash::CrashRow;

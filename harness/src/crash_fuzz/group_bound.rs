@@ -6,9 +6,9 @@
 
 use std::time::{Duration, Instant};
 
-use leasehold_core::testkit::group_bound::{bound_for, search_group_bound, OpenTimed};
 use leasehold_core::vfs::SimVfs;
 use leasehold_core::KvEngine;
+use leasehold_testkit::group_bound::{bound_for, search_group_bound, OpenTimed};
 
 use super::Options;
 use crate::engines::crash::Setting;

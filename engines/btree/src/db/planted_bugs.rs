@@ -1,8 +1,8 @@
 //! The planted bugs, each found by the family that can see it.
 
 use super::*;
-use leasehold_core::testkit::crash;
 use leasehold_core::vfs::SimVfs;
+use leasehold_testkit::crash;
 
 fn open(bug: PlantedBug) -> impl Fn(SimVfs) -> KvResult<BtreeEngine> {
     move |vfs| {
@@ -16,7 +16,7 @@ fn open(bug: PlantedBug) -> impl Fn(SimVfs) -> KvResult<BtreeEngine> {
 #[test]
 fn the_damage_family_finds_its_planted_bugs() {
     for bug in [PlantedBug::SkipDirLock, PlantedBug::FallBackBlindly] {
-        let found = leasehold_core::testkit::damage::search_damage(
+        let found = leasehold_testkit::damage::search_damage(
             &open(bug),
             std::path::Path::new("/btree"),
             2_000,
@@ -63,7 +63,7 @@ fn read_faults_find_the_skipped_page_checksum() {
 /// writes stay in the log buffer past the interval.
 #[test]
 fn the_group_bound_family_finds_a_missing_timer() {
-    use leasehold_core::testkit::group_bound::{bound_for, search_group_bound};
+    use leasehold_testkit::group_bound::{bound_for, search_group_bound};
     let open = |vfs: SimVfs| {
         let config = BtreeConfig {
             background_threads: true,

@@ -1,8 +1,8 @@
 //! The planted bugs, each found by the family that can see it.
 
 use super::*;
-use leasehold_core::testkit::crash;
 use leasehold_core::vfs::SimVfs;
+use leasehold_testkit::crash;
 
 fn open(bug: PlantedBug) -> impl Fn(SimVfs) -> KvResult<LsmEngine> {
     move |vfs| {
@@ -38,8 +38,7 @@ fn the_damage_family_finds_its_planted_bugs() {
         let open = |vfs: SimVfs| {
             LsmEngine::open_planted(&crate::crash_test_config("/lsm"), Arc::new(vfs), bug)
         };
-        let found =
-            leasehold_core::testkit::damage::search_damage(&open, Path::new("/lsm"), 2_000, 32);
+        let found = leasehold_testkit::damage::search_damage(&open, Path::new("/lsm"), 2_000, 32);
         assert!(
             found.is_err(),
             "{bug:?} went unnoticed by 2 000 damage cases"
@@ -59,7 +58,7 @@ fn the_background_family_finds_the_flush_race() {
         };
         LsmEngine::open_planted(&config, Arc::new(vfs), PlantedBug::PickBeforeLock)
     };
-    let found = leasehold_core::testkit::background::search_background(
+    let found = leasehold_testkit::background::search_background(
         Arc::new(open),
         Arc::new(LsmEngine::compact_all),
         1,
@@ -86,7 +85,7 @@ fn read_faults_find_the_skipped_block_checksum() {
 /// a burst stay unsynced past the interval.
 #[test]
 fn the_group_bound_family_finds_a_missing_timer() {
-    use leasehold_core::testkit::group_bound::{bound_for, search_group_bound};
+    use leasehold_testkit::group_bound::{bound_for, search_group_bound};
     let open = |vfs: SimVfs| {
         let config = LsmConfig {
             background_threads: true,

@@ -1,13 +1,13 @@
 //! One "node" of the multi-process contention test (`tests/contention.rs`,
-//! `leasehold_core::testkit::contention`) on object storage.
+//! `leasehold_testkit::contention`) on object storage.
 //!
 //! Usage: contender NODE SECONDS ACTORS LEASE_MS SEED, with
 //! LEASEHOLD_CONTENTION_BACKEND (`s3` or `azure`), LEASEHOLD_CONTENTION_PREFIX
 //! (the key prefix) and the server in the variables `scripts/s3-server` or
 //! `scripts/azure-server` print.
 
-use leasehold_core::testkit::contention::{contend, Plan};
 use leasehold_objectstore::test_server;
+use leasehold_testkit::contention::{contend, Plan};
 
 fn main() -> Result<(), String> {
     let args: Vec<String> = std::env::args().collect();

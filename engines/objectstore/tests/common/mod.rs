@@ -9,10 +9,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use leasehold_core::config::S3Config;
-use leasehold_core::testkit::conformance::StoreFactory;
 use leasehold_core::{ActorKey, Clock, Snapshot, SystemClock};
 use leasehold_objectstore::record::Envelope;
 use leasehold_objectstore::{backend, test_server, Backend, ObjectStoreBackend};
+use leasehold_testkit::conformance::StoreFactory;
 
 /// The S3 settings of the test server, starting it if need be.
 pub fn s3_settings() -> HashMap<String, String> {

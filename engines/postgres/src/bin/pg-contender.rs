@@ -1,13 +1,13 @@
 //! One "node" of the multi-process contention test (`tests/contention.rs`,
-//! `leasehold_core::testkit::contention`) on PostgreSQL.
+//! `leasehold_testkit::contention`) on PostgreSQL.
 //!
 //! Usage: pg-contender NODE SECONDS ACTORS LEASE_MS SEED, with
 //! LEASEHOLD_CONTENTION_SCHEMA and the server in the `LEASEHOLD_PG_*`
 //! variables `scripts/postgres-server` prints.
 
-use leasehold_core::testkit::contention::{contend, Plan};
 use leasehold_core::Durability;
 use leasehold_postgres::{test_server, PostgresStore};
+use leasehold_testkit::contention::{contend, Plan};
 
 fn main() -> Result<(), String> {
     let args: Vec<String> = std::env::args().collect();

@@ -7,9 +7,9 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use leasehold_core::config::PostgresConfig;
-use leasehold_core::testkit::conformance::StoreFactory;
 use leasehold_core::{ActorKey, Clock, Durability, SystemClock};
 use leasehold_postgres::{test_server, PostgresStore};
+use leasehold_testkit::conformance::StoreFactory;
 
 /// A fresh schema name nobody else uses.
 pub fn unique_schema(what: &str) -> String {

@@ -7,9 +7,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use clap::ValueEnum;
-use leasehold_core::testkit::toy::ToyLogEngine;
 use leasehold_core::vfs::{CrashPolicy, OsVfs};
 use leasehold_core::{ActorKey, KvEngine, KvResult, NodeId, SnapshotWrite, Timestamp};
+use leasehold_testkit::toy::ToyLogEngine;
 
 use super::*;
 use crate::crash_fuzz::{self, Mode, Options};

@@ -23,9 +23,9 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestError, TestRng, TestRunner};
 
 use super::oracle::{KvMap, Model, Violation};
-use crate::error::KvResult;
-use crate::kv::{Durability, KeyRange, KvEngine, WriteBatch};
-use crate::vfs::{CrashPolicy, Fault, FaultConfig, MutationKind, SimVfs};
+use leasehold_core::error::KvResult;
+use leasehold_core::kv::{Durability, KeyRange, KvEngine, WriteBatch};
+use leasehold_core::vfs::{CrashPolicy, Fault, FaultConfig, MutationKind, SimVfs};
 
 /// Keys are drawn from a small set so operations collide.
 pub const KEY_SPACE: u8 = 12;

@@ -1,9 +1,9 @@
 //! A random workload checked against a model, for engines' own tests: the
 //! same expectations over every engine.
 
-use crate::error::KvError;
-use crate::kv::{Durability, Health, KvEngine, WriteBatch, BATCH_BYTES_MAX};
-use crate::rng::SplitMix64;
+use leasehold_core::error::KvError;
+use leasehold_core::kv::{Durability, Health, KvEngine, WriteBatch, BATCH_BYTES_MAX};
+use leasehold_core::rng::SplitMix64;
 
 use super::crash::collect_all;
 use super::oracle::KvMap;
@@ -89,7 +89,7 @@ pub fn check_scan_bounds(engine: &dyn KvEngine) {
     }
     engine.write(batch, Durability::Sync).expect("write");
     let mut seen = Vec::new();
-    let middle = crate::kv::KeyRange {
+    let middle = leasehold_core::kv::KeyRange {
         start: Bound::Excluded(b"A".to_vec()),
         end: Bound::Included(b"S1".to_vec()),
     };
@@ -102,7 +102,7 @@ pub fn check_scan_bounds(engine: &dyn KvEngine) {
     assert_eq!(seen, vec![b"L1".to_vec(), b"L2".to_vec(), b"S1".to_vec()]);
     let mut count = 0;
     engine
-        .scan(&crate::kv::KeyRange::all(), &mut |_, _| {
+        .scan(&leasehold_core::kv::KeyRange::all(), &mut |_, _| {
             count += 1;
             if count == 2 {
                 ControlFlow::Break(())

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use parking_lot::{Condvar, Mutex};
 
-use crate::vfs::{DirLock, LockError, SimVfs, Vfs, VfsFile, VfsStats};
+use leasehold_core::vfs::{DirLock, LockError, SimVfs, Vfs, VfsFile, VfsStats};
 
 /// The gate: closed, fsyncs of gated files wait; opened, they go on.
 #[derive(Debug, Default)]

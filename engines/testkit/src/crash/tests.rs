@@ -2,7 +2,7 @@ use super::*;
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::testkit::toy::ToyLogEngine;
+use crate::toy::ToyLogEngine;
 
 fn toy(ack_before_fsync: bool) -> impl Fn(SimVfs) -> KvResult<ToyLogEngine> {
     move |vfs| ToyLogEngine::open(Arc::new(vfs), Path::new("/toy"), ack_before_fsync)

@@ -13,9 +13,9 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::kv::KvEngine;
-use crate::rng::SplitMix64;
-use crate::vfs::{read_exact_at, write_all_at, Vfs};
+use leasehold_core::kv::KvEngine;
+use leasehold_core::rng::SplitMix64;
+use leasehold_core::vfs::{read_exact_at, write_all_at, Vfs};
 
 use super::crash::collect_all;
 use super::oracle::KvMap;
@@ -185,7 +185,10 @@ pub enum Outcome {
 /// Judges an open of a damaged store against `model`, the store's content
 /// before the damage. `Err` is a violation: a key missing, changed or extra
 /// with no error said.
-pub fn judge<E: KvEngine>(opened: crate::KvResult<E>, model: &KvMap) -> Result<Outcome, String> {
+pub fn judge<E: KvEngine>(
+    opened: leasehold_core::KvResult<E>,
+    model: &KvMap,
+) -> Result<Outcome, String> {
     let engine = match opened {
         Ok(engine) => engine,
         Err(err) => return Ok(Outcome::Refused(err.to_string())),
@@ -259,20 +262,20 @@ pub fn copy_os_dir(dir: &Path) -> io::Result<Copy> {
         }
     }
     Ok(Copy {
-        vfs: Arc::new(crate::vfs::OsVfs::new()),
+        vfs: Arc::new(leasehold_core::vfs::OsVfs::new()),
         dir: keep.path().to_path_buf(),
         keep: Some(keep),
     })
 }
 
 /// Opens an engine on a Vfs, in a directory.
-pub type OpenAt<'a, E> = dyn Fn(Arc<dyn Vfs>, &Path) -> crate::KvResult<E> + 'a;
+pub type OpenAt<'a, E> = dyn Fn(Arc<dyn Vfs>, &Path) -> leasehold_core::KvResult<E> + 'a;
 
 /// A copy of the closed store in `dir` on the simulated disk `vfs` (a
 /// process-crash image: everything written, nothing lost).
-pub fn copy_sim(vfs: &crate::vfs::SimVfs, dir: &Path) -> io::Result<Copy> {
+pub fn copy_sim(vfs: &leasehold_core::vfs::SimVfs, dir: &Path) -> io::Result<Copy> {
     Ok(Copy {
-        vfs: Arc::new(vfs.crash_image(crate::vfs::CrashPolicy::ProcessCrash, 0)),
+        vfs: Arc::new(vfs.crash_image(leasehold_core::vfs::CrashPolicy::ProcessCrash, 0)),
         dir: dir.to_path_buf(),
         keep: None,
     })
@@ -353,7 +356,7 @@ pub fn pick_damage(
 /// case's seed is applied to its directory `dir`; and the store is opened
 /// again: every acknowledged key right, or a typed error (`judge`).
 pub fn run_damage_case<E: KvEngine>(
-    open: &dyn Fn(crate::vfs::SimVfs) -> crate::KvResult<E>,
+    open: &dyn Fn(leasehold_core::vfs::SimVfs) -> leasehold_core::KvResult<E>,
     dir: &Path,
     case: &super::crash::CrashCase,
 ) -> Result<DamageCaseReport, super::oracle::Violation> {
@@ -363,7 +366,7 @@ pub fn run_damage_case<E: KvEngine>(
     let failed = |what: &str, err: &dyn fmt::Display| {
         violation(format!("{what} failed on a healthy disk: {err}"))
     };
-    let vfs = crate::vfs::SimVfs::new(case.seed);
+    let vfs = leasehold_core::vfs::SimVfs::new(case.seed);
     let mut engine = open(vfs.clone()).map_err(|err| failed("open", &err))?;
     let mut model = KvMap::new();
     let mut acknowledged = 0;
@@ -386,7 +389,7 @@ pub fn run_damage_case<E: KvEngine>(
         }
     }
     match open(vfs.clone()) {
-        Err(crate::KvError::Locked { .. }) => {}
+        Err(leasehold_core::KvError::Locked { .. }) => {}
         Ok(_) => {
             return Err(violation(
                 "a second open of a live store was allowed (it may delete the live store's files)"
@@ -427,7 +430,7 @@ pub fn run_damage_case<E: KvEngine>(
 /// operations, on the engine `open` builds in `dir`; the shrunk failing case,
 /// if any. Deterministic unless `LEASEHOLD_CRASH_SEED` is set.
 pub fn search_damage<E: KvEngine>(
-    open: &dyn Fn(crate::vfs::SimVfs) -> crate::KvResult<E>,
+    open: &dyn Fn(leasehold_core::vfs::SimVfs) -> leasehold_core::KvResult<E>,
     dir: &Path,
     cases: u32,
     ops_max: usize,

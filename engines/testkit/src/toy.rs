@@ -16,12 +16,12 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
-use crate::error::{KvError, KvResult};
-use crate::frame;
-use crate::kv::{
+use leasehold_core::error::{KvError, KvResult};
+use leasehold_core::frame;
+use leasehold_core::kv::{
     Durability, EngineStats, Health, KeyRange, KvEngine, ScanVisitor, VerifyReport, WriteBatch,
 };
-use crate::vfs::{read_all, write_all_at, Vfs, VfsFile};
+use leasehold_core::vfs::{read_all, write_all_at, Vfs, VfsFile};
 
 const LOG_NAME: &str = "toy.log";
 

@@ -19,9 +19,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
-use crate::kv::{Durability, KvEngine};
-use crate::vfs::SimVfs;
-use crate::KvResult;
+use leasehold_core::kv::{Durability, KvEngine};
+use leasehold_core::vfs::SimVfs;
+use leasehold_core::KvResult;
 
 use super::crash::{collect_all, key_name, CrashCase, CrashOp};
 use super::oracle::{Model, Violation};
@@ -169,7 +169,7 @@ pub fn search_background<E: KvEngine>(
         seed,
         cases,
         ops_max,
-        &crate::vfs::CrashPolicy::ALL,
+        &leasehold_core::vfs::CrashPolicy::ALL,
         &|case| {
             run_background_case(Arc::clone(&open), Arc::clone(&maintain), case.clone()).map(|_| ())
         },

@@ -17,10 +17,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::kv::{Durability, KvEngine, WriteBatch};
-use crate::rng::SplitMix64;
-use crate::vfs::{CrashPolicy, SimVfs};
-use crate::KvResult;
+use leasehold_core::kv::{Durability, KvEngine, WriteBatch};
+use leasehold_core::rng::SplitMix64;
+use leasehold_core::vfs::{CrashPolicy, SimVfs};
+use leasehold_core::KvResult;
 
 use super::crash::collect_all;
 use super::oracle::Violation;

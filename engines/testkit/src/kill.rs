@@ -19,9 +19,9 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use crate::kv::{Durability, KvEngine, WriteBatch};
-use crate::rng::SplitMix64;
-use crate::{KvError, KvResult};
+use leasehold_core::kv::{Durability, KvEngine, WriteBatch};
+use leasehold_core::rng::SplitMix64;
+use leasehold_core::{KvError, KvResult};
 
 const CHILD_DIR: &str = "LEASEHOLD_KILL_DIR";
 const CHILD_START: &str = "LEASEHOLD_KILL_START";

@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use crate::kv::WriteBatch;
+use leasehold_core::kv::WriteBatch;
 
 pub type KvMap = BTreeMap<Vec<u8>, Vec<u8>>;
 
@@ -177,11 +177,13 @@ impl Model {
             .iter()
             .flat_map(|entry| &entry.batch.ops)
             .any(|op| match op {
-                crate::kv::BatchOp::Put {
+                leasehold_core::kv::BatchOp::Put {
                     key: put_key,
                     value: put_value,
                 } => put_key == key && value.is_some_and(|value| put_value == value),
-                crate::kv::BatchOp::Delete { key: deleted } => deleted == key && value.is_none(),
+                leasehold_core::kv::BatchOp::Delete { key: deleted } => {
+                    deleted == key && value.is_none()
+                }
             })
     }
 }

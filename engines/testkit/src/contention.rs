@@ -17,8 +17,10 @@ use std::time::{Duration, Instant};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::rng::SplitMix64;
-use crate::{Acquire, ActorKey, Clock, NodeId, SnapshotWrite, Store, StoreError, SystemClock};
+use leasehold_core::rng::SplitMix64;
+use leasehold_core::{
+    Acquire, ActorKey, Clock, NodeId, SnapshotWrite, Store, StoreError, SystemClock,
+};
 
 /// One contender's part: its node name, how long, how many hot actors, the
 /// lease, the seed.

@@ -17,13 +17,13 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use crate::kv::{Durability, KvEngine};
-use crate::kvstore::KvStore;
-use crate::rng::SplitMix64;
-use crate::snapshot::state_hash;
-use crate::store::{Acquire, Store};
-use crate::vfs::{CrashPolicy, SimVfs};
-use crate::{ActorKey, KvResult, NodeId, SnapshotWrite, StoreError, Timestamp};
+use leasehold_core::kv::{Durability, KvEngine};
+use leasehold_core::kvstore::KvStore;
+use leasehold_core::rng::SplitMix64;
+use leasehold_core::snapshot::state_hash;
+use leasehold_core::store::{Acquire, Store};
+use leasehold_core::vfs::{CrashPolicy, SimVfs};
+use leasehold_core::{ActorKey, KvResult, NodeId, SnapshotWrite, StoreError, Timestamp};
 
 use super::oracle::Violation;
 
@@ -264,7 +264,7 @@ pub fn search_store_crashes<E: KvEngine>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testkit::toy::ToyLogEngine;
+    use crate::toy::ToyLogEngine;
     use std::path::Path;
     use std::sync::Arc;
 

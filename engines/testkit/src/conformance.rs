@@ -5,7 +5,7 @@
 //! location, whether it survives a reopen, how to damage a stored state) and
 //! one line in its tests:
 //! ```ignore
-//! leasehold_core::store_conformance_tests!(MyFactory::new());
+//! leasehold_testkit::store_conformance_tests!(MyFactory::new());
 //! ```
 //! The expression is evaluated afresh for every test, so each runs on its own
 //! empty store.
@@ -17,15 +17,15 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use crate::error::StoreError;
-use crate::key::ActorKey;
-use crate::kv::{Health, KvEngine, WriteBatch};
-use crate::kvstore::{snapshot_key, KvStore};
-use crate::lease::NodeId;
-use crate::metrics::OpKind;
-use crate::snapshot::{Snapshot, SnapshotWrite};
-use crate::store::{Acquire, CommitOp, LeaseFilter, Store};
-use crate::time::Timestamp;
+use leasehold_core::error::StoreError;
+use leasehold_core::key::ActorKey;
+use leasehold_core::kv::{Health, KvEngine, WriteBatch};
+use leasehold_core::kvstore::{snapshot_key, KvStore};
+use leasehold_core::lease::NodeId;
+use leasehold_core::metrics::OpKind;
+use leasehold_core::snapshot::{Snapshot, SnapshotWrite};
+use leasehold_core::store::{Acquire, CommitOp, LeaseFilter, Store};
+use leasehold_core::time::Timestamp;
 
 /// How the suite gets at one engine's store.
 pub trait StoreFactory {
@@ -689,7 +689,7 @@ macro_rules! store_conformance_tests {
         $(
             #[test]
             fn $name() {
-                $crate::testkit::conformance::$name(&$factory);
+                $crate::conformance::$name(&$factory);
             }
         )*
     };
@@ -702,9 +702,9 @@ mod toy_store {
     use std::sync::Arc;
 
     use super::*;
-    use crate::kv::Durability;
-    use crate::testkit::toy::ToyLogEngine;
-    use crate::vfs::OsVfs;
+    use crate::toy::ToyLogEngine;
+    use leasehold_core::kv::Durability;
+    use leasehold_core::vfs::OsVfs;
 
     struct ToyFactory {
         dir: tempfile::TempDir,

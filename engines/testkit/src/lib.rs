@@ -1,4 +1,6 @@
-//! Test machinery every engine reuses (feature `testkit`):
+//! leasehold-testkit: the test machinery every engine reuses, and the crash
+//! campaign runs (a crate of its own: no engine or tool carries it in a normal
+//! build but the harness, whose `crash-fuzz` is built on it):
 //!
 //! - `oracle`: the reference model of acknowledged writes and the check that a
 //!   recovered engine holds the durable floor plus a prefix of the rest;

@@ -13,7 +13,7 @@ fn value_strategy() -> impl Strategy<Value = Vec<u8>> {
         1 => (1usize..3000, any::<u8>()).prop_map(|(len, byte)| vec![byte; len]),
         1 => (1usize..3000, any::<u64>()).prop_map(|(len, seed)| {
             let mut value = vec![0; len];
-            crate::rng::SplitMix64::new(seed).fill(&mut value);
+            leasehold_core::rng::SplitMix64::new(seed).fill(&mut value);
             value
         }),
     ]
