@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use leasehold_btree::BtreeEngine;
-use leasehold_core::config::BtreeConfig;
+use leasehold_config::BtreeConfig;
 use leasehold_core::rng::SplitMix64;
 use leasehold_core::vfs::OsVfs;
 use leasehold_core::{Durability, KeyRange, KvEngine, WriteBatch};

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use std::sync::Arc;
 
-use leasehold_core::config::LsmConfig;
+use leasehold_config::LsmConfig;
 use leasehold_core::rng::SplitMix64;
 use leasehold_core::vfs::OsVfs;
 use leasehold_core::{Durability, EngineStats, KvEngine};

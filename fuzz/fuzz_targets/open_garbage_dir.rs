@@ -6,7 +6,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use leasehold_btree::BtreeEngine;
-use leasehold_core::config::{BtreeConfig, LsmConfig};
+use leasehold_btree::BtreeConfig;
+use leasehold_lsm::LsmConfig;
 use leasehold_core::vfs::{write_all_at, SimVfs, Vfs};
 use leasehold_core::{KeyRange, KvEngine};
 use leasehold_lsm::LsmEngine;

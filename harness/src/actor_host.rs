@@ -25,8 +25,8 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use leasehold_config::ActorManagementConfig;
 use leasehold_core::async_store::AsyncStore;
-use leasehold_core::config::ActorManagementConfig;
 use leasehold_core::{
     Acquire, ActorKey, Clock, NodeId, SnapshotWrite, StoreError, SystemClock, Timestamp,
 };
@@ -497,8 +497,7 @@ pub async fn run_hosts(store: Arc<dyn BenchStore>, plan: HostPlan) -> Result<Hos
 /// Opens the store `config` names (the seed's TOML, at its `durability`)
 /// and runs the hosts on it for `run` on a tokio runtime of their own.
 pub fn run_from_config(config: &std::path::Path, run: Duration) -> Result<HostReport, String> {
-    let parsed =
-        leasehold_core::config::Config::from_file(config).map_err(|err| err.to_string())?;
+    let parsed = leasehold_config::Config::from_file(config).map_err(|err| err.to_string())?;
     let target = crate::operator::Target::of_config(parsed.persistence, config)?;
     let store: Arc<dyn BenchStore> = Arc::from(target.open(parsed.durability)?);
     let plan = HostPlan::from_config(&parsed.actor_management, run);

@@ -5,7 +5,7 @@ use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use leasehold_core::config::{
+use leasehold_config::{
     BtreeConfig, Config, LsmConfig, MemoryConfig, PersistenceConfig, PostgresConfig, RocksDbConfig,
     S3Config,
 };

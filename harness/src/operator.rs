@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use leasehold_core::config::{Config, PersistenceConfig};
+use leasehold_config::{Config, PersistenceConfig};
 use leasehold_core::kv::Health;
 use leasehold_core::time::{Clock, SystemClock};
 use leasehold_core::vfs::{OsVfs, OverlayVfs, Vfs};
@@ -178,7 +178,7 @@ impl Target {
                 Ok(Box::new(store))
             }
             Some(section) => {
-                let store = leasehold_objectstore::open(section)
+                let store = leasehold_objectstore::open(&object_store(section)?)
                     .map_err(|err| format!("{}: {err}", self.label()))?;
                 Ok(Box::new(store))
             }
@@ -251,6 +251,19 @@ impl TargetArgs {
     }
 }
 
+/// The object store a remote section names (`remote` holds only those and
+/// PostgreSQL's, which is matched first).
+fn object_store(
+    section: &PersistenceConfig,
+) -> Result<leasehold_config::ObjectStoreConfig, String> {
+    section.object_store().ok_or_else(|| {
+        format!(
+            "type {:?} is not an object store; the object-store backend takes s3, azure or gcs",
+            section.type_name()
+        )
+    })
+}
+
 /// What kind of database `dir` holds, from the names of its files.
 pub fn detect(dir: &Path) -> Result<EngineKind, String> {
     let entries = std::fs::read_dir(dir)
@@ -291,7 +304,7 @@ impl Target {
     pub fn open_read_only(&self) -> Result<Box<dyn BenchStore>, String> {
         if matches!(self.engine, EngineKind::ROCKSDB | EngineKind::ROCKSDB_BLOB) {
             // RocksDB cannot sit on a Vfs; its own read-only mode writes nothing.
-            let config = leasehold_core::config::RocksDbConfig {
+            let config = leasehold_config::RocksDbConfig {
                 data_dir: self.dir.clone(),
                 ..self.settings.rocksdb.clone()
             };
@@ -316,7 +329,7 @@ impl Target {
             // The configured prefix itself, not a run's; opening writes and
             // removes one probe object (the check that the server arbitrates).
             Some(section) => {
-                let store = leasehold_objectstore::open(section)
+                let store = leasehold_objectstore::open(&object_store(section)?)
                     .map_err(|err| format!("{}: {err}", self.label()))?;
                 return Ok(Box::new(store));
             }

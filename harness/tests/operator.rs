@@ -225,7 +225,7 @@ fn health_check_of_a_live_store_reads_only_and_names_the_holder() {
         let live: Box<dyn KvEngine> = match engine {
             "lsm" => Box::new(
                 leasehold_lsm::LsmEngine::open(
-                    &leasehold_core::config::LsmConfig {
+                    &leasehold_config::LsmConfig {
                         data_dir: dir.clone(),
                         ..Default::default()
                     },
@@ -235,7 +235,7 @@ fn health_check_of_a_live_store_reads_only_and_names_the_holder() {
             ),
             _ => Box::new(
                 leasehold_btree::BtreeEngine::open(
-                    &leasehold_core::config::BtreeConfig {
+                    &leasehold_config::BtreeConfig {
                         data_dir: dir.clone(),
                         ..Default::default()
                     },
@@ -410,7 +410,7 @@ fn the_operator_commands_read_the_memory_backup_their_config_names() {
     use leasehold_core::{ActorKey, KvStore, NodeId, SnapshotWrite, Store, Timestamp};
     let root = tempfile::tempdir().unwrap();
     let backup = root.path().join("actors.bak");
-    let memory = leasehold_core::config::MemoryConfig {
+    let memory = leasehold_config::MemoryConfig {
         backup_path: Some(backup.clone()),
         ..Default::default()
     };

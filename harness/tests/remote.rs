@@ -25,7 +25,7 @@ fn stderr(output: &Output) -> String {
 
 /// The `[persistence]` section an operator writes for `config`'s server and
 /// schema, with `password` as given (a `${VAR}` or the password itself).
-fn postgres_section(config: &leasehold_core::config::PostgresConfig, password: &str) -> String {
+fn postgres_section(config: &leasehold_config::PostgresConfig, password: &str) -> String {
     format!(
         "[persistence]\ntype = \"postgres\"\nhost = \"{}\"\nport = {}\nuser = \"{}\"\n\
          password = \"{password}\"\ndbname = \"{}\"\nschema = \"{}\"\n",

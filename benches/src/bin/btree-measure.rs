@@ -17,7 +17,7 @@ use std::time::Instant;
 
 use leasehold_benches::{data_dir, key, put, rate, report, sync_puts, Figure, VALUE_LEN};
 use leasehold_btree::BtreeEngine;
-use leasehold_core::config::BtreeConfig;
+use leasehold_config::BtreeConfig;
 use leasehold_core::rng::SplitMix64;
 use leasehold_core::vfs::OsVfs;
 use leasehold_core::{Durability, KeyRange, KvEngine};

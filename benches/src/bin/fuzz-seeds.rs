@@ -11,7 +11,7 @@ use std::sync::Arc;
 use leasehold_btree::layout::{encode_branch, encode_leaf, LeafEntry, Stored};
 use leasehold_btree::meta::Meta;
 use leasehold_btree::page::{seal, PageKind};
-use leasehold_core::config::BackupCompression;
+use leasehold_config::BackupCompression;
 use leasehold_core::vfs::{read_all, SimVfs, Vfs};
 use leasehold_core::wal::WalWriter;
 use leasehold_core::{frame, ActorKey, Lease, NodeId, Timestamp, WriteBatch};

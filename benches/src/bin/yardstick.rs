@@ -12,7 +12,7 @@ use std::path::Path;
 
 use leasehold_benches::headline::{figures, open_lsm, Subject, MEMTABLE_BYTES};
 use leasehold_benches::{data_dir, machine};
-use leasehold_core::config::RocksDbConfig;
+use leasehold_config::RocksDbConfig;
 use leasehold_lsm::LsmEngine;
 use leasehold_rocksdb::{RocksEngine, ROCKSDB_VERSION};
 

@@ -19,8 +19,8 @@ use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex, RwLock};
 
+use crate::config::BtreeConfig;
 use leasehold_core::commit::{CommitQueue, Pending};
-use leasehold_core::config::BtreeConfig;
 use leasehold_core::kv::ScanVisitor;
 use leasehold_core::lifecycle::Lifecycle;
 use leasehold_core::vfs::{lock_directory, read_confirmed_prefix, write_all_at, Vfs, VfsFile};

@@ -12,6 +12,7 @@
 
 pub mod cache;
 pub mod checkpoint;
+pub mod config;
 pub mod db;
 pub mod dump;
 pub mod layout;
@@ -22,6 +23,7 @@ pub mod page;
 pub mod pages;
 pub mod slice;
 
+pub use config::BtreeConfig;
 pub use db::BtreeEngine;
 
 /// Small, deterministic settings for crash tests and `leasehold crash-fuzz`:
@@ -30,10 +32,8 @@ pub use db::BtreeEngine;
 /// all the time), a checkpoint at 32 KiB of dirty nodes; values whose
 /// stored form passes a third of a page overflow. Crash points fall inside
 /// page writes, free-list writes, meta flips and log rotations.
-pub fn crash_test_config(
-    dir: impl Into<std::path::PathBuf>,
-) -> leasehold_core::config::BtreeConfig {
-    leasehold_core::config::BtreeConfig {
+pub fn crash_test_config(dir: impl Into<std::path::PathBuf>) -> crate::config::BtreeConfig {
+    crate::config::BtreeConfig {
         data_dir: dir.into(),
         max_keys_per_node: 8,
         wal_buffer_size: 4096,

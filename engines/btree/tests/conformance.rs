@@ -6,8 +6,8 @@ mod common;
 
 use std::sync::Arc;
 
+use leasehold_btree::config::BtreeConfig;
 use leasehold_btree::BtreeEngine;
-use leasehold_core::config::BtreeConfig;
 use leasehold_core::vfs::OsVfs;
 use leasehold_core::{ActorKey, Durability, KvStore};
 use leasehold_testkit::conformance::{tamper_kv_state, StoreFactory};

@@ -11,8 +11,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
+use leasehold_btree::config::BtreeConfig;
 use leasehold_btree::BtreeEngine;
-use leasehold_core::config::BtreeConfig;
 use leasehold_core::vfs::{CrashPolicy, Fault, FaultConfig, OsVfs, SimVfs};
 use leasehold_core::{Durability, Health, KvEngine, KvError, WriteBatch};
 use leasehold_testkit::crash::{self, collect_all, CrashOp};

@@ -12,7 +12,7 @@ use leasehold_testkit::kill;
 
 fn open(dir: &Path) -> leasehold_core::KvResult<leasehold_btree::BtreeEngine> {
     leasehold_btree::BtreeEngine::open(
-        &leasehold_core::config::BtreeConfig {
+        &leasehold_btree::config::BtreeConfig {
             data_dir: dir.to_path_buf(),
             checkpoint_wal_bytes: 256 << 10,
             ..Default::default()

@@ -9,8 +9,8 @@ mod common;
 use std::path::Path;
 use std::sync::Arc;
 
+use leasehold_btree::config::BtreeConfig;
 use leasehold_btree::BtreeEngine;
-use leasehold_core::config::BtreeConfig;
 use leasehold_core::vfs::{read_exact_at, CrashPolicy, OsVfs, SimVfs, Vfs};
 use leasehold_core::{Durability, KvEngine, KvError, WriteBatch};
 use leasehold_testkit::crash::collect_all;

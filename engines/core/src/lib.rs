@@ -16,7 +16,6 @@
 pub mod async_store;
 #[cfg(feature = "blocking")]
 pub mod blocking;
-pub mod config;
 pub mod dump;
 pub mod error;
 pub mod expiry;

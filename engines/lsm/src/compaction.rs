@@ -13,7 +13,7 @@
 
 use std::sync::Arc;
 
-use leasehold_core::config::LsmConfig;
+use crate::config::LsmConfig;
 
 use crate::manifest::LEVELS;
 use crate::version::{TableFile, Version};

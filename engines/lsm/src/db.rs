@@ -21,8 +21,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use parking_lot::{Condvar, Mutex, RwLock};
 
+use crate::config::LsmConfig;
 use leasehold_core::commit::{CommitQueue, Pending};
-use leasehold_core::config::LsmConfig;
 use leasehold_core::kv::ScanVisitor;
 use leasehold_core::lifecycle::Lifecycle;
 use leasehold_core::vfs::{Vfs, VfsFile};

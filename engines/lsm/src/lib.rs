@@ -7,6 +7,7 @@
 
 pub mod blob;
 pub mod compaction;
+pub mod config;
 pub mod db;
 pub mod dump;
 pub mod format;
@@ -16,12 +17,12 @@ pub mod memtable;
 pub mod sstable;
 pub mod version;
 
+pub use config::LsmConfig;
 pub use db::{CompactionFilter, LsmEngine};
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use leasehold_core::config::LsmConfig;
 use leasehold_core::expiry::ExpiryClock;
 use leasehold_core::vfs::Vfs;
 use leasehold_core::{Durability, KvResult, KvStore};
@@ -64,8 +65,8 @@ impl CompactionFilter for ExpiryFilter {
 /// values of 64 bytes or more in 8 KiB blob files, inline flushes and
 /// compactions — every few writes flush, compaction reaches level 2 and
 /// beyond and rewrites blob files, so crash points fall inside all of them.
-pub fn crash_test_config(dir: impl Into<std::path::PathBuf>) -> leasehold_core::config::LsmConfig {
-    leasehold_core::config::LsmConfig {
+pub fn crash_test_config(dir: impl Into<std::path::PathBuf>) -> crate::config::LsmConfig {
+    crate::config::LsmConfig {
         data_dir: dir.into(),
         memtable_size_limit: 4096,
         max_memtables: 2,
@@ -79,6 +80,6 @@ pub fn crash_test_config(dir: impl Into<std::path::PathBuf>) -> leasehold_core::
         background_threads: false,
         min_blob_size: 64,
         blob_file_size: 8 << 10,
-        ..leasehold_core::config::LsmConfig::default()
+        ..crate::config::LsmConfig::default()
     }
 }

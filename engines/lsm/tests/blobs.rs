@@ -10,9 +10,9 @@ mod common;
 use std::path::Path;
 use std::sync::Arc;
 
-use leasehold_core::config::LsmConfig;
 use leasehold_core::vfs::{SimVfs, Vfs};
 use leasehold_core::{Durability, KvEngine, KvError, WriteBatch};
+use leasehold_lsm::config::LsmConfig;
 use leasehold_lsm::LsmEngine;
 use leasehold_testkit::crash::collect_all;
 use leasehold_testkit::oracle::KvMap;

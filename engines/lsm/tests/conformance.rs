@@ -6,9 +6,9 @@ mod common;
 
 use std::sync::Arc;
 
-use leasehold_core::config::LsmConfig;
 use leasehold_core::vfs::OsVfs;
 use leasehold_core::{ActorKey, Durability, KvStore};
+use leasehold_lsm::config::LsmConfig;
 use leasehold_lsm::LsmEngine;
 use leasehold_testkit::conformance::{tamper_kv_state, StoreFactory};
 

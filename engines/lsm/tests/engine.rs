@@ -10,9 +10,9 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use leasehold_core::config::LsmConfig;
 use leasehold_core::vfs::{CrashPolicy, Fault, FaultConfig, OsVfs, SimVfs, Vfs};
 use leasehold_core::{Durability, KvEngine, KvError, WriteBatch};
+use leasehold_lsm::config::LsmConfig;
 use leasehold_lsm::LsmEngine;
 use leasehold_testkit::crash::{self, collect_all, CrashCase, CrashOp};
 use leasehold_testkit::workload;

@@ -12,7 +12,7 @@ use leasehold_testkit::kill;
 
 fn open(dir: &Path) -> leasehold_core::KvResult<leasehold_lsm::LsmEngine> {
     leasehold_lsm::LsmEngine::open(
-        &leasehold_core::config::LsmConfig {
+        &leasehold_lsm::config::LsmConfig {
             data_dir: dir.to_path_buf(),
             memtable_size_limit: 64 << 10,
             ..Default::default()

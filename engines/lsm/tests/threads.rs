@@ -11,9 +11,9 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use leasehold_core::config::LsmConfig;
 use leasehold_core::vfs::{CrashPolicy, SimVfs, Vfs};
 use leasehold_core::{Durability, KvEngine, KvError, WriteBatch};
+use leasehold_lsm::config::LsmConfig;
 use leasehold_lsm::LsmEngine;
 use leasehold_testkit::crash::collect_all;
 use leasehold_testkit::gated::{Gate, GatedVfs};

@@ -5,8 +5,8 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use crate::config::BackupCompression;
 use leasehold_core::codec::{Reader, Writer};
-use leasehold_core::config::BackupCompression;
 use leasehold_core::frame;
 use leasehold_core::KvError;
 

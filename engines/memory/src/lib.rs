@@ -22,6 +22,7 @@
 //! 5. A failed backup poisons the engine: writes fail until it is reopened.
 
 pub mod backup;
+pub mod config;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -33,7 +34,6 @@ use std::time::Duration;
 use parking_lot::{Condvar, Mutex, RwLock, RwLockReadGuard};
 
 use leasehold_core::codec::fnv1a;
-use leasehold_core::config::{BackupCompression, MemoryConfig};
 use leasehold_core::kv::ScanVisitor;
 use leasehold_core::vfs::{lock_directory, read_all, replace_file_atomically, DirLock, Vfs};
 use leasehold_core::{
@@ -42,6 +42,7 @@ use leasehold_core::{
 };
 
 pub use backup::{BackupContent, BACKUP_MAGIC};
+pub use config::{BackupCompression, MemoryConfig};
 
 /// Number of shards; a power of two.
 pub const SHARDS: usize = 16;

@@ -1,7 +1,7 @@
 //! The planted bugs, each found by the family that can see it.
 
 use super::*;
-use leasehold_core::config::BackupCompression;
+use crate::config::BackupCompression;
 use leasehold_core::vfs::SimVfs;
 use leasehold_testkit::crash;
 

@@ -5,9 +5,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use leasehold_core::config::{BackupCompression, MemoryConfig};
 use leasehold_core::vfs::OsVfs;
 use leasehold_core::{ActorKey, Durability, KvStore};
+use leasehold_memory::config::{BackupCompression, MemoryConfig};
 use leasehold_memory::MemoryEngine;
 use leasehold_testkit::conformance::{tamper_kv_state, StoreFactory};
 

@@ -6,9 +6,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use leasehold_core::config::{BackupCompression, MemoryConfig};
 use leasehold_core::vfs::SimVfs;
 use leasehold_core::KvResult;
+use leasehold_memory::config::{BackupCompression, MemoryConfig};
 use leasehold_memory::MemoryEngine;
 use leasehold_testkit::crash;
 

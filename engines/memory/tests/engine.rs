@@ -9,9 +9,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use leasehold_core::config::{BackupCompression, MemoryConfig};
 use leasehold_core::vfs::{CrashPolicy, Fault, FaultConfig, SimVfs, Vfs};
 use leasehold_core::{Durability, Health, KeyRange, KvEngine, KvError, WriteBatch};
+use leasehold_memory::config::{BackupCompression, MemoryConfig};
 use leasehold_memory::MemoryEngine;
 use leasehold_testkit::crash::collect_all;
 use proptest::prelude::*;

@@ -12,7 +12,7 @@ use leasehold_testkit::kill;
 
 fn open(dir: &Path) -> leasehold_core::KvResult<leasehold_memory::MemoryEngine> {
     leasehold_memory::MemoryEngine::open(
-        &leasehold_core::config::MemoryConfig {
+        &leasehold_memory::config::MemoryConfig {
             max_entries: 1 << 20,
             backup_path: Some(dir.join("backup.lz4")),
             ..Default::default()

@@ -7,9 +7,9 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use leasehold_core::config::{BackupCompression, MemoryConfig};
 use leasehold_core::vfs::{OsVfs, SimVfs, Vfs};
 use leasehold_core::{Durability, KvEngine, KvError, WriteBatch};
+use leasehold_memory::config::{BackupCompression, MemoryConfig};
 use leasehold_memory::MemoryEngine;
 use leasehold_testkit::crash::collect_all;
 use leasehold_testkit::damage;

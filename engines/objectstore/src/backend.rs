@@ -6,9 +6,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use leasehold_core::config::{
-    AzureConfig, ConfigError, GcsConfig, PersistenceConfig, S3Config, Secret,
-};
+use crate::config::{AzureConfig, GcsConfig, ObjectStoreConfig, S3Config};
+use leasehold_core::secret::Secret;
+use leasehold_storage::config::ConfigError;
 use object_store::aws::{AmazonS3Builder, S3ConditionalPut};
 use object_store::azure::MicrosoftAzureBuilder;
 use object_store::gcp::GoogleCloudStorageBuilder;
@@ -186,20 +186,12 @@ pub fn gcs(config: &GcsConfig) -> Result<Backend, ConfigError> {
     finish(section, builder.build(), &config.prefix)
 }
 
-/// The backend a persistence section names; other engines' sections are
-/// refused by name.
-pub fn from_config(config: &PersistenceConfig) -> Result<Backend, ConfigError> {
+/// The backend an object-store section names.
+pub fn from_config(config: &ObjectStoreConfig) -> Result<Backend, ConfigError> {
     match config {
-        PersistenceConfig::S3(s3_config) => s3(s3_config),
-        PersistenceConfig::Azure(azure_config) => azure(azure_config),
-        PersistenceConfig::Gcs(gcs_config) => gcs(gcs_config),
-        other => Err(ConfigError::Invalid {
-            section: "persistence".into(),
-            message: format!(
-                "type {:?} is not an object store; the object-store backend takes s3, azure or gcs",
-                other.type_name()
-            ),
-        }),
+        ObjectStoreConfig::S3(s3_config) => s3(s3_config),
+        ObjectStoreConfig::Azure(azure_config) => azure(azure_config),
+        ObjectStoreConfig::Gcs(gcs_config) => gcs(gcs_config),
     }
 }
 
@@ -217,7 +209,25 @@ pub fn in_memory(prefix: &str) -> Backend {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failure panics with its message
     use super::*;
-    use leasehold_core::config::Config;
+
+    /// A `[persistence]` section of an object store, read as the
+    /// configuration's parser reads it.
+    fn parse(text: &str) -> ObjectStoreConfig {
+        let mut root: toml::Table = text.parse().unwrap();
+        let Some(toml::Value::Table(mut section)) = root.remove("persistence") else {
+            panic!("no [persistence] in {text}")
+        };
+        let kind = section.remove("type").unwrap();
+        let value = toml::Value::Table(section);
+        match kind.as_str().unwrap() {
+            "s3" => ObjectStoreConfig::S3(S3Config::from_section(value, "persistence").unwrap()),
+            "azure" => {
+                ObjectStoreConfig::Azure(AzureConfig::from_section(value, "persistence").unwrap())
+            }
+            "gcs" => ObjectStoreConfig::Gcs(GcsConfig::from_section(value, "persistence").unwrap()),
+            other => panic!("not an object store: {other}"),
+        }
+    }
 
     fn s3_section(extra: &str) -> String {
         format!("[persistence]\ntype = \"s3\"\nbucket = \"b\"\nendpoint = \"http://127.0.0.1:1\"\n{extra}")
@@ -225,10 +235,8 @@ mod tests {
 
     #[test]
     fn credentials_are_required() {
-        let config = Config::parse(&s3_section("enable_ssl = false\n")).unwrap();
-        let err = from_config(&config.persistence)
-            .err()
-            .expect("no credentials");
+        let config = parse(&s3_section("enable_ssl = false\n"));
+        let err = from_config(&config).err().expect("no credentials");
         assert!(
             err.to_string().contains("access_key_id is required"),
             "{err}"
@@ -237,36 +245,25 @@ mod tests {
 
     #[test]
     fn plain_http_needs_ssl_off() {
-        let config = Config::parse(&s3_section(
+        let config = parse(&s3_section(
             "access_key_id = \"k\"\nsecret_access_key = \"s\"\n",
-        ))
-        .unwrap();
-        let err = from_config(&config.persistence)
-            .err()
-            .expect("http with ssl on");
+        ));
+        let err = from_config(&config).err().expect("http with ssl on");
         assert!(err.to_string().contains("enable_ssl"), "{err}");
     }
 
     #[test]
     fn azure_and_gcs_need_their_credentials_too() {
-        let azure = Config::parse(
+        let azure = parse(
             "[persistence]\ntype = \"azure\"\naccount_name = \"a\"\ncontainer_name = \"c\"\n",
-        )
-        .unwrap();
-        let err = from_config(&azure.persistence).err().expect("no key");
+        );
+        let err = from_config(&azure).err().expect("no key");
         assert!(err.to_string().contains("account_key is required"), "{err}");
-        let gcs = Config::parse("[persistence]\ntype = \"gcs\"\nbucket_name = \"b\"\n").unwrap();
-        let err = from_config(&gcs.persistence).err().expect("no credentials");
+        let gcs = parse("[persistence]\ntype = \"gcs\"\nbucket_name = \"b\"\n");
+        let err = from_config(&gcs).err().expect("no credentials");
         assert!(
             err.to_string().contains("credentials_path is required"),
             "{err}"
         );
-    }
-
-    #[test]
-    fn other_engines_are_refused_by_name() {
-        let config = Config::parse("[persistence]\ntype = \"memory\"\n").unwrap();
-        let err = from_config(&config.persistence).err().expect("not s3");
-        assert!(err.to_string().contains("\"memory\""), "{err}");
     }
 }

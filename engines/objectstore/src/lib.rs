@@ -12,6 +12,7 @@
 
 pub mod backend;
 pub mod client;
+pub mod config;
 mod layout;
 pub mod record;
 pub mod store;
@@ -21,11 +22,10 @@ pub use backend::Backend;
 pub use client::{ClientStats, RequestKind};
 pub use store::{CommitPhase, Layout, ObjectStoreBackend, COMMIT_DEADLINE};
 
-use leasehold_core::config::PersistenceConfig;
 use leasehold_core::{StoreError, StoreResult};
 
-/// Opens the store a persistence section names (`s3`, `azure` or `gcs`).
-pub fn open(config: &PersistenceConfig) -> StoreResult<ObjectStoreBackend> {
+/// Opens the store an object-store section names (`s3`, `azure` or `gcs`).
+pub fn open(config: &config::ObjectStoreConfig) -> StoreResult<ObjectStoreBackend> {
     let backend = backend::from_config(config)
         .map_err(|err| StoreError::InvalidArgument(format!("configuration: {err}")))?;
     ObjectStoreBackend::open(backend)

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::process::Command;
 use std::sync::OnceLock;
 
-use leasehold_core::config::{AzureConfig, S3Config};
+use crate::config::{AzureConfig, S3Config};
 
 /// The variables that name the S3 server.
 pub const VARIABLES: [&str; 4] = [

@@ -12,8 +12,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::config::{PostgresConfig, SslMode};
 use leasehold_core::blocking::BlockingRuntime;
-use leasehold_core::config::{PostgresConfig, SslMode};
 use leasehold_core::{Durability, KvError, StoreError, StoreResult};
 use parking_lot::{Condvar, Mutex};
 use tokio_postgres::Statement;
@@ -327,7 +327,7 @@ pub(crate) fn describe(err: &tokio_postgres::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use leasehold_core::config::Secret;
+    use leasehold_core::secret::Secret;
 
     #[test]
     fn tls_defaults_to_off_only_for_this_machine() {

@@ -14,6 +14,7 @@
 //!
 //! FORMAT.md has the tables and the argument.
 
+pub mod config;
 mod connect;
 mod ops;
 mod rows;

@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::config::PostgresConfig;
 use leasehold_core::blocking::BlockingRuntime;
-use leasehold_core::config::PostgresConfig;
 use leasehold_core::instrumented::Instrumented;
 use leasehold_core::metrics::{OpKind, StoreMetrics};
 use leasehold_core::{

@@ -7,7 +7,8 @@ use std::collections::HashMap;
 use std::process::Command;
 use std::sync::OnceLock;
 
-use leasehold_core::config::{PostgresConfig, Secret};
+use crate::config::PostgresConfig;
+use leasehold_core::secret::Secret;
 
 /// The variables that name the server.
 pub const VARIABLES: [&str; 5] = [

@@ -8,12 +8,12 @@ mod common;
 
 use std::sync::{Arc, Barrier};
 
-use leasehold_core::config::Secret;
+use leasehold_core::secret::Secret;
 use leasehold_core::{Durability, KvError, Store, StoreError};
 use leasehold_postgres::PostgresStore;
 
 /// A statement run beside the store (as another tool would), in `schema`.
-fn execute(config: &leasehold_core::config::PostgresConfig, sql: &str) {
+fn execute(config: &leasehold_postgres::config::PostgresConfig, sql: &str) {
     let store = PostgresStore::open(config, Durability::Sync).unwrap();
     store.execute_for_tests(sql).unwrap();
 }
@@ -121,7 +121,7 @@ fn text_postgresql_cannot_hold_is_refused_before_it_is_sent() {
 /// connection rather than an unverified one; unset on 127.0.0.1, plain.
 #[test]
 fn tls_is_verified_when_required_and_off_on_loopback_by_default() {
-    use leasehold_core::config::SslMode;
+    use leasehold_postgres::config::SslMode;
     let settings = leasehold_postgres::test_server::settings().unwrap();
     let root = std::path::PathBuf::from(
         settings

@@ -22,6 +22,9 @@
 //! simulated-disk crash oracle does not apply to it. Its crash test kills a
 //! writer process instead (`tests/kill.rs`).
 
+pub mod config;
+pub use config::RocksDbConfig;
+
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -33,7 +36,6 @@ use rocksdb::{
     Options, ReadOptions, WriteOptions, DB,
 };
 
-use leasehold_core::config::RocksDbConfig;
 use leasehold_core::kv::{
     BatchOp, EngineStats, Health, KeyRange, ScanVisitor, VerifyReport, WriteBatch,
 };

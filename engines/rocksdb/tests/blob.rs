@@ -6,8 +6,8 @@
 
 use std::path::Path;
 
-use leasehold_core::config::RocksDbConfig;
 use leasehold_core::{ActorKey, Durability, KvEngine, KvStore, WriteBatch};
+use leasehold_rocksdb::config::RocksDbConfig;
 use leasehold_rocksdb::RocksEngine;
 use leasehold_testkit::conformance::{tamper_kv_state, StoreFactory};
 use leasehold_testkit::kill;

@@ -5,9 +5,9 @@
 
 use std::ops::{Bound, ControlFlow};
 
-use leasehold_core::config::RocksDbConfig;
 use leasehold_core::kv::{KeyRange, WriteBatch};
 use leasehold_core::{ActorKey, Durability, KvEngine, KvError, KvStore};
+use leasehold_rocksdb::config::RocksDbConfig;
 use leasehold_rocksdb::RocksEngine;
 use leasehold_testkit::conformance::{tamper_kv_state, StoreFactory};
 

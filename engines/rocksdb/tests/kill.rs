@@ -6,7 +6,7 @@
 
 use std::path::Path;
 
-use leasehold_core::config::RocksDbConfig;
+use leasehold_rocksdb::config::RocksDbConfig;
 use leasehold_rocksdb::RocksEngine;
 use leasehold_testkit::kill;
 

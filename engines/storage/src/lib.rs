@@ -17,6 +17,7 @@
 
 pub mod codec;
 pub mod commit;
+pub mod config;
 pub mod error;
 pub mod frame;
 pub mod kv;

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use leasehold_core::config::{BtreeConfig, LsmConfig, MemoryConfig};
+use leasehold_config::{BtreeConfig, LsmConfig, MemoryConfig};
 use leasehold_core::vfs::SimVfs;
 use leasehold_core::{KvEngine, KvError, KvResult};
 
@@ -202,7 +202,7 @@ pub fn memory_config(setting: Setting) -> MemoryConfig {
         max_entries: 10_000,
         backup_path: Some(std::path::Path::new(MEMORY.dir).join(MEMORY_BACKUP)),
         sync_interval,
-        compression: leasehold_core::config::BackupCompression::Lz4,
+        compression: leasehold_config::BackupCompression::Lz4,
     }
 }
 

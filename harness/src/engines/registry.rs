@@ -8,7 +8,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use leasehold_core::config::{BtreeConfig, LsmConfig, MemoryConfig, RocksDbConfig};
+use leasehold_config::{BtreeConfig, LsmConfig, MemoryConfig, RocksDbConfig};
 use leasehold_core::vfs::Vfs;
 use leasehold_core::{Durability, KvStore};
 

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use leasehold_core::config::BtreeConfig;
+use leasehold_btree::config::BtreeConfig;
 
 /// The crate's crash-test settings (see `leasehold_btree::crash_test_config`).
 pub fn tiny_config(dir: impl Into<PathBuf>) -> BtreeConfig {

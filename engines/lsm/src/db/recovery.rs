@@ -30,8 +30,8 @@ use std::time::Instant;
 
 use parking_lot::{Condvar, Mutex, RwLock};
 
+use crate::config::LsmConfig;
 use leasehold_core::commit::CommitQueue;
-use leasehold_core::config::LsmConfig;
 use leasehold_core::lifecycle::Lifecycle;
 use leasehold_core::vfs::{lock_directory, read_confirmed, replace_file_atomically, Vfs};
 use leasehold_core::wal::{self, WalEnd, WalWriter};

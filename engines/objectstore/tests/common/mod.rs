@@ -8,8 +8,8 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use leasehold_core::config::S3Config;
 use leasehold_core::{ActorKey, Clock, Snapshot, SystemClock};
+use leasehold_objectstore::config::S3Config;
 use leasehold_objectstore::record::Envelope;
 use leasehold_objectstore::{backend, test_server, Backend, ObjectStoreBackend};
 use leasehold_testkit::conformance::StoreFactory;
@@ -37,7 +37,7 @@ pub fn s3_config(prefix: &str) -> S3Config {
 /// Where a factory's stores live.
 pub enum Target {
     S3(S3Config),
-    Azure(leasehold_core::config::AzureConfig),
+    Azure(leasehold_objectstore::config::AzureConfig),
     Memory(Arc<object_store::memory::InMemory>, String),
 }
 

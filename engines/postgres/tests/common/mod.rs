@@ -6,8 +6,8 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use leasehold_core::config::PostgresConfig;
 use leasehold_core::{ActorKey, Clock, Durability, SystemClock};
+use leasehold_postgres::config::PostgresConfig;
 use leasehold_postgres::{test_server, PostgresStore};
 use leasehold_testkit::conformance::StoreFactory;
 

@@ -1,7 +1,11 @@
 //! The object-store sections (`[persistence.s3]`, `.azure`, `.gcs`): their
 //! keys, defaults, and `${ENV}` expansion of credentials.
 
-use super::*;
+use std::path::PathBuf;
+
+use leasehold_core::secret::Secret;
+use leasehold_storage::config::{deserialize_section, expand_env, ConfigError};
+use serde::Deserialize;
 
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -65,48 +69,62 @@ pub struct GcsConfig {
     pub retry_count: u32,
 }
 
-pub(super) fn default_region() -> String {
+fn default_region() -> String {
     "us-east-1".into()
 }
-pub(super) fn default_prefix() -> String {
+fn default_prefix() -> String {
     "leasehold".into()
 }
-pub(super) fn default_true() -> bool {
+fn default_true() -> bool {
     true
 }
-pub(super) fn default_timeout() -> u64 {
+fn default_timeout() -> u64 {
     30
 }
-pub(super) fn default_retries() -> u32 {
+fn default_retries() -> u32 {
     3
 }
 
-/// Replaces each `${NAME}` with the environment variable; unset is an error.
-pub fn expand_env(text: &str, section: &str, key: &str) -> Result<String, ConfigError> {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(start) = rest.find("${") {
-        out.push_str(&rest[..start]);
-        let after = &rest[start + 2..];
-        let Some(end) = after.find('}') else {
-            // The text itself stays out of the message: it may be a secret.
-            return Err(invalid(
-                section,
-                format!(
-                    "{key}: unclosed ${{ in its value (at byte {})",
-                    text.len() - rest.len() + start
-                ),
-            ));
-        };
-        let var = &after[..end];
-        let value = std::env::var(var).map_err(|_| ConfigError::MissingEnv {
-            section: section.into(),
-            key: key.into(),
-            var: var.into(),
-        })?;
-        out.push_str(&value);
-        rest = &after[end + 1..];
+/// One object store's settings: the sections this crate opens.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ObjectStoreConfig {
+    S3(S3Config),
+    Azure(AzureConfig),
+    Gcs(GcsConfig),
+}
+
+impl S3Config {
+    /// The section's table, read, with `${ENV}` expanded in the access key,
+    /// the secret and the endpoint.
+    pub fn from_section(value: toml::Value, section: &str) -> Result<S3Config, ConfigError> {
+        let mut config: S3Config = deserialize_section(value, section)?;
+        if let Some(text) = config.access_key_id.as_mut() {
+            *text = expand_env(text, section, "access_key_id")?;
+        }
+        if let Some(secret) = config.secret_access_key.as_mut() {
+            *secret = Secret::new(expand_env(secret.expose(), section, "secret_access_key")?);
+        }
+        if let Some(endpoint) = config.endpoint.as_mut() {
+            *endpoint = expand_env(endpoint, section, "endpoint")?;
+        }
+        Ok(config)
     }
-    out.push_str(rest);
-    Ok(out)
+}
+
+impl AzureConfig {
+    /// The section's table, read, with `${ENV}` expanded in the account key.
+    pub fn from_section(value: toml::Value, section: &str) -> Result<AzureConfig, ConfigError> {
+        let mut config: AzureConfig = deserialize_section(value, section)?;
+        if let Some(key) = config.account_key.as_mut() {
+            *key = Secret::new(expand_env(key.expose(), section, "account_key")?);
+        }
+        Ok(config)
+    }
+}
+
+impl GcsConfig {
+    /// The section's table, read.
+    pub fn from_section(value: toml::Value, section: &str) -> Result<GcsConfig, ConfigError> {
+        deserialize_section(value, section)
+    }
 }

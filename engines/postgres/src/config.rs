@@ -2,7 +2,11 @@
 //! connections, how long a statement may run, and `${ENV}` expansion of the
 //! password (and of a URL, which may carry one).
 
-use super::*;
+use std::path::PathBuf;
+
+use leasehold_core::secret::Secret;
+use leasehold_storage::config::{deserialize_section, expand_env, invalid, ConfigError};
+use serde::Deserialize;
 
 /// How the connection is encrypted (libpq's `sslmode`, three of its values).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
@@ -193,5 +197,12 @@ impl PostgresConfig {
             ));
         }
         Ok(self)
+    }
+}
+
+impl PostgresConfig {
+    /// The section's table, read and checked (`${ENV}` expanded).
+    pub fn from_section(value: toml::Value, section: &str) -> Result<PostgresConfig, ConfigError> {
+        deserialize_section::<PostgresConfig>(value, section)?.validated(section)
     }
 }
