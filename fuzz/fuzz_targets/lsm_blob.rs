@@ -16,7 +16,7 @@ fn u64_at(data: &[u8], at: usize) -> u64 {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let _ = describe(data, 8);
+    let _ = describe(data, 8, &|key| format!("{key:?}"));
     // The footer's own counts as the manifest's, so cases get past the
     // open checks and into the records.
     let (count, record_bytes) = match data.len().checked_sub(BLOB_FOOTER_LEN) {

@@ -21,6 +21,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use leasehold_config::{Config, PersistenceConfig};
+use leasehold_core::dump::describe_key;
 use leasehold_core::kv::Health;
 use leasehold_core::time::{Clock, SystemClock};
 use leasehold_core::vfs::{OsVfs, OverlayVfs, Vfs};
@@ -512,7 +513,9 @@ pub fn dump(target: &TargetArgs, file: Option<&str>, max_entries: usize) -> Stat
     // Reads raw files: nothing is opened for writing.
     let vfs = OsVfs::new();
     let text = match &target.engine.row().dump {
-        engines::registry::Dump::Files(dump) => dump(&vfs, &target.dir, file, max_entries),
+        engines::registry::Dump::Files(dump) => {
+            dump(&vfs, &target.dir, file, max_entries, &describe_key)
+        }
         engines::registry::Dump::MemoryBackup => {
             let path = file.map_or_else(
                 || engines::memory_backup_path(&target.settings, &target.dir),
@@ -524,7 +527,12 @@ pub fn dump(target: &TargetArgs, file: Option<&str>, max_entries: usize) -> Stat
                         "== {} ({} bytes)\n{}",
                         path.display(),
                         bytes.len(),
-                        leasehold_memory::backup::describe(&path, &bytes, max_entries)
+                        leasehold_memory::backup::describe(
+                            &path,
+                            &bytes,
+                            max_entries,
+                            &describe_key
+                        )
                     )
                 })
                 .map_err(|err| leasehold_core::KvError::io(format!("read {}", path.display()), err))

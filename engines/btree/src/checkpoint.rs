@@ -6,8 +6,8 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use leasehold_core::vfs::{write_all_at, VfsFile};
-use leasehold_core::{KvError, KvResult};
+use leasehold_storage::vfs::{write_all_at, VfsFile};
+use leasehold_storage::{KvError, KvResult};
 
 use crate::cache::PageCache;
 use crate::layout::{self, LeafEntry, Stored};

@@ -20,12 +20,12 @@ use std::time::{Duration, Instant};
 use parking_lot::{Condvar, Mutex, RwLock};
 
 use crate::config::BtreeConfig;
-use leasehold_core::commit::{CommitQueue, Pending};
-use leasehold_core::kv::ScanVisitor;
-use leasehold_core::lifecycle::Lifecycle;
-use leasehold_core::vfs::{lock_directory, read_confirmed_prefix, write_all_at, Vfs, VfsFile};
-use leasehold_core::wal::{self, WalWriter};
-use leasehold_core::{
+use leasehold_storage::commit::{CommitQueue, Pending};
+use leasehold_storage::kv::ScanVisitor;
+use leasehold_storage::lifecycle::Lifecycle;
+use leasehold_storage::vfs::{lock_directory, read_confirmed_prefix, write_all_at, Vfs, VfsFile};
+use leasehold_storage::wal::{self, WalWriter};
+use leasehold_storage::{
     BatchOp, Durability, EngineStats, Health, KeyRange, KvEngine, KvError, KvResult, VerifyReport,
     WriteBatch,
 };

@@ -6,9 +6,9 @@
 use std::fmt::Write;
 use std::path::Path;
 
-use leasehold_core::dump::{describe_files, describe_key, describe_wal};
-use leasehold_core::vfs::Vfs;
-use leasehold_core::KvResult;
+use leasehold_storage::dump::{describe_files, describe_wal, KeyNamer};
+use leasehold_storage::vfs::Vfs;
+use leasehold_storage::KvResult;
 
 use crate::db::DATA_FILE;
 use crate::layout::{self, Stored};
@@ -19,13 +19,20 @@ use crate::page::{self, PageKind};
 const PAGE_SIZES: [usize; 8] = [4096, 8192, 16384, 32768, 65536, 2048, 1024, 512];
 
 /// Describes the files of `dir` (only the one named `only`, if given),
-/// showing at most `max_entries` entries per page or records per log.
-pub fn dump(vfs: &dyn Vfs, dir: &Path, only: Option<&str>, max_entries: usize) -> KvResult<String> {
+/// showing at most `max_entries` entries per page or records per log, each
+/// key as `name_key` names it.
+pub fn dump(
+    vfs: &dyn Vfs,
+    dir: &Path,
+    only: Option<&str>,
+    max_entries: usize,
+    name_key: KeyNamer<'_>,
+) -> KvResult<String> {
     describe_files(vfs, dir, only, &|name, path, bytes| {
         if name == DATA_FILE {
-            describe_data(bytes, max_entries)
+            describe_data(bytes, max_entries, name_key)
         } else if name.ends_with(".wal") {
-            describe_wal(path, bytes, max_entries)
+            describe_wal(path, bytes, max_entries, name_key)
         } else {
             "  not a file of this engine\n".to_owned()
         }
@@ -45,7 +52,7 @@ fn meta_at(bytes: &[u8], slot: u64, page_size: usize) -> Option<Meta> {
         .filter(|meta| meta.page_size as usize == page_size)
 }
 
-fn describe_data(bytes: &[u8], max_entries: usize) -> String {
+fn describe_data(bytes: &[u8], max_entries: usize, name_key: KeyNamer<'_>) -> String {
     let mut out = String::new();
     let located = PAGE_SIZES.iter().find_map(|&size| {
         let slots = [meta_at(bytes, 0, size), meta_at(bytes, 1, size)];
@@ -117,7 +124,7 @@ fn describe_data(bytes: &[u8], max_entries: usize) -> String {
                                 format!("{stored_len} bytes in overflow pages from {first_page}")
                             }
                         };
-                        let _ = writeln!(out, "    {} ({stored})", describe_key(entry.key));
+                        let _ = writeln!(out, "    {} ({stored})", name_key(entry.key));
                     }
                     if entries.len() > max_entries {
                         let _ = writeln!(out, "    … {} more entries", entries.len() - max_entries);
@@ -131,7 +138,7 @@ fn describe_data(bytes: &[u8], max_entries: usize) -> String {
                 Ok((keys, children)) => {
                     let _ = writeln!(out, ", {} children {:?}", children.len(), children);
                     for key in keys.iter().take(max_entries) {
-                        let _ = writeln!(out, "    separator {}", describe_key(key));
+                        let _ = writeln!(out, "    separator {}", name_key(key));
                     }
                 }
                 Err(err) => {

@@ -12,7 +12,7 @@
 //! (`bytes` = varint length, then the bytes.) Written to disk — do not change.
 //! Decoding borrows from the payload: keys and values are not copied.
 
-use leasehold_core::codec::{put_varint, DecodeError, Reader};
+use leasehold_storage::codec::{put_varint, DecodeError, Reader};
 
 use crate::node::PageId;
 

@@ -8,8 +8,8 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use leasehold_core::vfs::VfsFile;
-use leasehold_core::{KvError, KvResult};
+use leasehold_storage::vfs::VfsFile;
+use leasehold_storage::{KvError, KvResult};
 
 use crate::layout;
 use crate::meta::{self, Meta};

@@ -15,7 +15,7 @@
 //! walk the tree to know them; format 1 (read, never written) does not, and
 //! open counts them by walking it once. Written to disk — do not change.
 
-use leasehold_core::codec::{DecodeError, Reader};
+use leasehold_storage::codec::{DecodeError, Reader};
 
 use crate::node::PageId;
 

@@ -23,7 +23,7 @@
 
 use std::sync::{Arc, OnceLock};
 
-use leasehold_core::KvResult;
+use leasehold_storage::KvResult;
 
 use crate::slice::Slice;
 
@@ -267,7 +267,7 @@ pub trait PageSource {
     /// The pages of the overflow chain `stored` names.
     fn chain_pages(&self, stored: &StoredRef) -> KvResult<Vec<PageId>>;
     /// Page `page` holds something its format forbids.
-    fn corrupt(&self, page: PageId, reason: String) -> leasehold_core::KvError;
+    fn corrupt(&self, page: PageId, reason: String) -> leasehold_storage::KvError;
 }
 
 /// Size limits of nodes.

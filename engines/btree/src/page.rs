@@ -10,7 +10,7 @@
 //! it: a page read from the wrong place, or newer than the tree that points to
 //! it, is caught. Written to disk — do not change.
 
-use leasehold_core::frame;
+use leasehold_storage::frame;
 
 pub const HEADER_LEN: usize = 32;
 

@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use leasehold_core::vfs::{read_exact_at, VfsFile};
-use leasehold_core::{KvError, KvResult};
+use leasehold_storage::vfs::{read_exact_at, VfsFile};
+use leasehold_storage::{KvError, KvResult};
 
 use crate::cache::PageCache;
 use crate::layout::{self, Stored};

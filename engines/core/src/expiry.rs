@@ -95,6 +95,24 @@ impl ExpiryClock {
     }
 }
 
+/// The clock as a compaction filter: an engine that takes one (the LSM)
+/// drops, at its bottom level, the snapshots the Store's own clock says
+/// expired; a snapshot the engine keeps apart is judged by its expiry,
+/// kept in its hint.
+impl leasehold_storage::kv::CompactionFilter for ExpiryClock {
+    fn drops(&self, user_key: &[u8], value: &[u8]) -> bool {
+        self.may_drop(user_key, value)
+    }
+
+    fn hint(&self, user_key: &[u8], value: &[u8]) -> Vec<u8> {
+        ExpiryClock::hint(user_key, value)
+    }
+
+    fn drops_by_hint(&self, user_key: &[u8], hint: &[u8]) -> bool {
+        self.may_drop_by_hint(user_key, hint)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -24,11 +24,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode, Readable};
 use parking_lot::RwLock;
 
-use leasehold_core::kv::{
+use leasehold_storage::kv::{
     BatchOp, EngineStats, Health, KeyRange, ScanVisitor, VerifyReport, WriteBatch,
 };
-use leasehold_core::lifecycle::Lifecycle;
-use leasehold_core::{Durability, KvEngine, KvError, KvResult};
+use leasehold_storage::lifecycle::Lifecycle;
+use leasehold_storage::{Durability, KvEngine, KvError, KvResult};
 
 /// The fjall release this crate builds against; every result names it.
 pub const FJALL_VERSION: &str = "fjall 3.1.13 (lsm-tree 3.1.10)";
@@ -214,7 +214,7 @@ impl KvEngine for FjallEngine {
             .unwrap_or((0, 0));
         EngineStats {
             user_bytes_written: self.user_bytes_written.load(Ordering::Relaxed),
-            disk_bytes: disk_bytes.max(leasehold_core::vfs::dir_bytes(&self.dir)),
+            disk_bytes: disk_bytes.max(leasehold_storage::vfs::dir_bytes(&self.dir)),
             live_entries,
             io_uncounted: true,
             ..EngineStats::default()
@@ -227,7 +227,7 @@ impl KvEngine for FjallEngine {
 
     fn verify(&self) -> KvResult<VerifyReport> {
         self.lifecycle.check_open()?;
-        Ok(leasehold_core::kv::verify_by_scan(
+        Ok(leasehold_storage::kv::verify_by_scan(
             self,
             &self.dir.display().to_string(),
         ))

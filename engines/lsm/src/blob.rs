@@ -22,10 +22,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use leasehold_core::codec::{DecodeError, Reader, Writer};
-use leasehold_core::frame;
-use leasehold_core::vfs::{read_exact_at, write_all_at, Vfs, VfsFile};
-use leasehold_core::{KvError, KvResult};
+use leasehold_storage::codec::{DecodeError, Reader, Writer};
+use leasehold_storage::frame;
+use leasehold_storage::vfs::{read_exact_at, write_all_at, Vfs, VfsFile};
+use leasehold_storage::{KvError, KvResult};
 
 use crate::sstable::block::{compressed, decompress, encode_compression_header};
 
@@ -151,7 +151,7 @@ impl BlobWriter {
     pub fn add(&mut self, user_key: &[u8], value: &[u8], hint: Vec<u8>) -> KvResult<BlobPointer> {
         let compressed = compressed(value, self.compress);
         self.header.clear();
-        leasehold_core::codec::put_varint(&mut self.header, user_key.len() as u64);
+        leasehold_storage::codec::put_varint(&mut self.header, user_key.len() as u64);
         self.header.extend_from_slice(user_key);
         encode_compression_header(value, compressed.is_some(), &mut self.header);
         let hint_len = hint.len().min(HINT_LEN_MAX);
@@ -310,7 +310,11 @@ fn decode_footer(footer: &[u8]) -> Option<(u64, u64)> {
 
 /// `leasehold dump` of a blob file: its footer and records, each checksum
 /// shown as valid or not (at most `max_entries` records listed).
-pub fn describe(bytes: &[u8], max_entries: usize) -> String {
+pub fn describe(
+    bytes: &[u8],
+    max_entries: usize,
+    name_key: leasehold_storage::dump::KeyNamer<'_>,
+) -> String {
     use std::fmt::Write;
     let mut out = String::new();
     let Some(at) = bytes.len().checked_sub(BLOB_FOOTER_LEN) else {
@@ -330,10 +334,9 @@ pub fn describe(bytes: &[u8], max_entries: usize) -> String {
             Ok(Some((payload, end))) => {
                 if index < max_entries {
                     let mut reader = Reader::new(payload);
-                    let key = reader.bytes("key").map_or_else(
-                        |_| "INVALID key".to_owned(),
-                        leasehold_core::dump::describe_key,
-                    );
+                    let key = reader
+                        .bytes("key")
+                        .map_or_else(|_| "INVALID key".to_owned(), name_key);
                     let _ = writeln!(
                         out,
                         "  record {index} @{offset} ({} bytes): {key}, checksum valid",
@@ -363,7 +366,7 @@ pub fn describe(bytes: &[u8], max_entries: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use leasehold_core::vfs::SimVfs;
+    use leasehold_storage::vfs::SimVfs;
 
     /// (key, value, pointer) of each record written.
     type Written = Vec<(Vec<u8>, Vec<u8>, BlobPointer)>;
@@ -425,7 +428,7 @@ mod tests {
         #[test]
         fn decoders_never_panic(bytes: Vec<u8>) {
             let _ = BlobPointer::decode(&Bytes::from(bytes.clone()));
-            let _ = describe(&bytes, 4);
+            let _ = describe(&bytes, 4, &|key| format!("{key:?}"));
         }
     }
 }

@@ -22,11 +22,11 @@ use bytes::Bytes;
 use parking_lot::{Condvar, Mutex, RwLock};
 
 use crate::config::LsmConfig;
-use leasehold_core::commit::{CommitQueue, Pending};
-use leasehold_core::kv::ScanVisitor;
-use leasehold_core::lifecycle::Lifecycle;
-use leasehold_core::vfs::{Vfs, VfsFile};
-use leasehold_core::{
+use leasehold_storage::commit::{CommitQueue, Pending};
+use leasehold_storage::kv::ScanVisitor;
+use leasehold_storage::lifecycle::Lifecycle;
+use leasehold_storage::vfs::{Vfs, VfsFile};
+use leasehold_storage::{
     BatchOp, Durability, EngineStats, Health, KeyRange, KvEngine, KvError, KvResult, VerifyReport,
     WriteBatch,
 };
@@ -41,21 +41,9 @@ use crate::sstable::builder::{TableBuilder, TableOptions};
 use crate::sstable::cache::BlockCache;
 use crate::sstable::table::{Lookup, Table};
 use crate::version::{TableFile, Version};
-use leasehold_core::wal::WalWriter;
+use leasehold_storage::wal::WalWriter;
 
-/// Decides, at the bottom level, whether an entry may be dropped: e.g. a
-/// snapshot whose TTL ran out. A value moved to a blob file is judged by the
-/// few bytes `hint` made of it when it left the table (kept in its pointer),
-/// so the filter never reads a blob.
-pub trait CompactionFilter: Send + Sync {
-    /// May the entry (user key, inline value) go?
-    fn drops(&self, user_key: &[u8], value: &[u8]) -> bool;
-    /// What a pointer keeps of a separated value for `drops_by_hint`: a few
-    /// bytes (at most `blob::HINT_LEN_MAX`), or none.
-    fn hint(&self, user_key: &[u8], value: &[u8]) -> Vec<u8>;
-    /// May the entry whose value is in a blob file go, by its hint?
-    fn drops_by_hint(&self, user_key: &[u8], hint: &[u8]) -> bool;
-}
+pub use leasehold_storage::kv::CompactionFilter;
 
 /// Bugs planted on purpose to prove the crash campaign finds them. They can
 /// be switched on only in this crate's tests or with the `planted-bugs`

@@ -7,16 +7,23 @@
 use std::fmt::Write;
 use std::path::Path;
 
-use leasehold_core::dump::{describe_files, describe_wal};
-use leasehold_core::vfs::Vfs;
-use leasehold_core::KvResult;
+use leasehold_storage::dump::{describe_files, describe_wal, KeyNamer};
+use leasehold_storage::vfs::Vfs;
+use leasehold_storage::KvResult;
 
 use crate::manifest::{self, VersionEdit};
 use crate::sstable::describe;
 
 /// Describes the files of `dir` (only the one named `only`, if given),
-/// showing at most `max_entries` entries or records per block or log.
-pub fn dump(vfs: &dyn Vfs, dir: &Path, only: Option<&str>, max_entries: usize) -> KvResult<String> {
+/// showing at most `max_entries` entries or records per block or log, each
+/// key as `name_key` names it.
+pub fn dump(
+    vfs: &dyn Vfs,
+    dir: &Path,
+    only: Option<&str>,
+    max_entries: usize,
+    name_key: KeyNamer<'_>,
+) -> KvResult<String> {
     describe_files(vfs, dir, only, &|name, path, bytes| {
         if name == manifest::CURRENT {
             match manifest::parse_current(path, bytes) {
@@ -29,11 +36,11 @@ pub fn dump(vfs: &dyn Vfs, dir: &Path, only: Option<&str>, max_entries: usize) -
         } else if name.starts_with("MANIFEST-") {
             describe_manifest(path, bytes)
         } else if name.ends_with(".log") {
-            describe_wal(path, bytes, max_entries)
+            describe_wal(path, bytes, max_entries, name_key)
         } else if name.ends_with(".sst") {
-            describe::describe(bytes, max_entries)
+            describe::describe(bytes, max_entries, name_key)
         } else if name.ends_with(".blob") {
-            crate::blob::describe(bytes, max_entries)
+            crate::blob::describe(bytes, max_entries, name_key)
         } else {
             "  not a file of this engine\n".to_owned()
         }

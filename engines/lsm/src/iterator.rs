@@ -5,7 +5,7 @@
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 
-use leasehold_core::KvResult;
+use leasehold_storage::KvResult;
 
 use crate::format::{self, compare_encoded, Entry};
 use crate::version::Version;
@@ -198,7 +198,7 @@ mod tests {
         let mut iter = VisibleIter::new(MergeIter::new(vec![source]), 5, &version);
         assert!(matches!(
             iter.next(),
-            Some(Err(leasehold_core::KvError::Corruption { .. }))
+            Some(Err(leasehold_storage::KvError::Corruption { .. }))
         ));
     }
 

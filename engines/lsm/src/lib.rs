@@ -2,7 +2,7 @@
 //!
 //! `LsmEngine` implements `KvEngine`. FORMAT.md documents every byte on disk,
 //! the commit, flush and compaction protocols, and why recovery is correct.
-//! One file per concept (the WAL is `leasehold_core::wal`, shared): `memtable`, `sstable/{block,bloom,builder,cache,describe,table}`, `blob`,
+//! One file per concept (the WAL is `leasehold_storage::wal`, shared): `memtable`, `sstable/{block,bloom,builder,cache,describe,table}`, `blob`,
 //! `manifest`, `version`, `compaction`, `iterator`, and `db` tying them together.
 
 pub mod blob;
@@ -19,46 +19,6 @@ pub mod version;
 
 pub use config::LsmConfig;
 pub use db::{CompactionFilter, LsmEngine};
-
-use std::sync::Arc;
-use std::time::Duration;
-
-use leasehold_core::expiry::ExpiryClock;
-use leasehold_core::vfs::Vfs;
-use leasehold_core::{Durability, KvResult, KvStore};
-
-/// The LSM as a Store, the way every real open makes it: compaction into the
-/// bottom level drops snapshots the Store's own clock says expired
-/// (`expired_snapshot_grace_ms` before the latest time it was told), so
-/// expired state leaves the disk without a `purge_expired`.
-pub fn open_store(
-    config: &LsmConfig,
-    vfs: Arc<dyn Vfs>,
-    durability: Durability,
-) -> KvResult<KvStore<LsmEngine>> {
-    let clock = ExpiryClock::new(Duration::from_millis(config.expired_snapshot_grace_ms));
-    let filter = Arc::new(ExpiryFilter(clock.clone()));
-    let engine = LsmEngine::open_with_filter(config, vfs, Some(filter))?;
-    Ok(KvStore::new(engine, durability).with_expiry_clock(clock))
-}
-
-/// The Store's expiry clock as the tree's compaction filter; a snapshot in a
-/// blob file is judged by its expiry, kept in its pointer.
-struct ExpiryFilter(ExpiryClock);
-
-impl CompactionFilter for ExpiryFilter {
-    fn drops(&self, user_key: &[u8], value: &[u8]) -> bool {
-        self.0.may_drop(user_key, value)
-    }
-
-    fn hint(&self, user_key: &[u8], value: &[u8]) -> Vec<u8> {
-        ExpiryClock::hint(user_key, value)
-    }
-
-    fn drops_by_hint(&self, user_key: &[u8], hint: &[u8]) -> bool {
-        self.0.may_drop_by_hint(user_key, hint)
-    }
-}
 
 /// Small, deterministic settings for crash tests and `leasehold crash-fuzz`:
 /// 4 KiB memtables, 256-byte blocks, compactions after two level-0 tables,

@@ -31,10 +31,10 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use leasehold_core::codec::{DecodeError, Reader, Writer};
-use leasehold_core::frame;
-use leasehold_core::vfs::{write_all_at, VfsFile};
-use leasehold_core::KvError;
+use leasehold_storage::codec::{DecodeError, Reader, Writer};
+use leasehold_storage::frame;
+use leasehold_storage::vfs::{write_all_at, VfsFile};
+use leasehold_storage::KvError;
 
 use crate::blob::BlobMeta;
 use crate::format;
@@ -205,7 +205,7 @@ impl VersionEdit {
 /// Opens a file the manifest names (`what`: "table", "blob file"): missing,
 /// or not `size` bytes long, is corruption.
 pub fn open_named(
-    vfs: &dyn leasehold_core::vfs::Vfs,
+    vfs: &dyn leasehold_storage::vfs::Vfs,
     path: &Path,
     what: &str,
     size: u64,

@@ -19,7 +19,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use leasehold_core::{KvError, KvResult};
+use leasehold_storage::{KvError, KvResult};
 
 use crate::blob::{BlobFile, BlobMeta, BlobPointer};
 use crate::format::{self, compare_encoded, ValueKind};
@@ -110,7 +110,7 @@ impl Version {
             let before = levels[*level].len();
             levels[*level].retain(|file| file.meta.number != *number);
             if levels[*level].len() == before {
-                return Err(leasehold_core::KvError::InvalidArgument(format!(
+                return Err(leasehold_storage::KvError::InvalidArgument(format!(
                     "version edit deletes table {number} which level {level} does not hold"
                 )));
             }
@@ -121,7 +121,7 @@ impl Version {
                 .flatten()
                 .any(|file| file.meta.number == meta.number)
             {
-                return Err(leasehold_core::KvError::InvalidArgument(format!(
+                return Err(leasehold_storage::KvError::InvalidArgument(format!(
                     "version edit adds table {} twice",
                     meta.number
                 )));

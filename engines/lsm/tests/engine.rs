@@ -164,7 +164,8 @@ fn the_compaction_filter_drops_entries_only_at_the_bottom() {
     assert_eq!(left.len(), 100);
 }
 
-/// The Store as every real open makes it (`open_store`): compaction into
+/// The Store as every real open makes it (the harness's `lsm_store`: the
+/// Store's expiry clock as the tree's compaction filter): compaction into
 /// the bottom level drops snapshots expired by the latest time the Store was
 /// told, less the grace — not by the wall clock (this test's times are in
 /// 1970), and not before an operation brings a time past the grace.
@@ -186,8 +187,16 @@ fn expired_snapshots_leave_the_disk(state_len: usize) {
         expired_snapshot_grace_ms: 30_000,
         ..common::tiny_config("/lsm")
     };
-    let store =
-        leasehold_lsm::open_store(&config, Arc::new(SimVfs::new(9)), Durability::Buffered).unwrap();
+    let clock = leasehold_core::expiry::ExpiryClock::new(Duration::from_millis(
+        config.expired_snapshot_grace_ms,
+    ));
+    let engine = LsmEngine::open_with_filter(
+        &config,
+        Arc::new(SimVfs::new(9)),
+        Some(Arc::new(clock.clone())),
+    )
+    .unwrap();
+    let store = leasehold_core::KvStore::new(engine, Durability::Buffered).with_expiry_clock(clock);
     let node = NodeId::new("n");
     let start = Timestamp::from_millis(1_000_000);
     for index in 0..40 {

@@ -30,7 +30,7 @@ impl ShardGuard<'_> {
 /// writes with `CapacityExceeded` rather than fail every later backup (audit
 /// C1). Keys and values are counted with a 10-byte varint each.
 pub(crate) const BACKUP_BODY_MAX: u64 =
-    (leasehold_core::frame::FRAME_PAYLOAD_LEN_MAX as u64 - 64) / 256 * 255;
+    (leasehold_storage::frame::FRAME_PAYLOAD_LEN_MAX as u64 - 64) / 256 * 255;
 
 /// A backup body's size bound for `entries` entries holding `live_bytes`.
 pub(crate) fn backup_body_bound(entries: u64, live_bytes: u64) -> u64 {
@@ -184,7 +184,7 @@ mod tests {
 
     use std::path::PathBuf;
 
-    use leasehold_core::vfs::SimVfs;
+    use leasehold_storage::vfs::SimVfs;
 
     use super::*;
 

@@ -6,9 +6,9 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use crate::config::BackupCompression;
-use leasehold_core::codec::{Reader, Writer};
-use leasehold_core::frame;
-use leasehold_core::KvError;
+use leasehold_storage::codec::{Reader, Writer};
+use leasehold_storage::frame;
+use leasehold_storage::KvError;
 
 /// Written to disk — do not change.
 pub const BACKUP_MAGIC: &[u8; 8] = b"LHMEMBK\0";
@@ -143,7 +143,7 @@ pub(crate) fn decode_with(
     decode_body(&body).map_err(|err| corrupt(payload_offset, format!("backup body: {err}")))
 }
 
-fn decode_body(body: &[u8]) -> Result<BackupContent, leasehold_core::codec::DecodeError> {
+fn decode_body(body: &[u8]) -> Result<BackupContent, leasehold_storage::codec::DecodeError> {
     let mut reader = Reader::new(body);
     let sequence = reader.varint("sequence")?;
     // Each entry takes at least two bytes.
@@ -166,7 +166,12 @@ fn decode_body(body: &[u8]) -> Result<BackupContent, leasehold_core::codec::Deco
 /// A backup file as a person reads it, for `leasehold dump`: checksum valid
 /// or not, the sequence it is consistent with, and up to `max_entries`
 /// entries. Reads only.
-pub fn describe(path: &Path, bytes: &[u8], max_entries: usize) -> String {
+pub fn describe(
+    path: &Path,
+    bytes: &[u8],
+    max_entries: usize,
+    name_key: leasehold_storage::dump::KeyNamer<'_>,
+) -> String {
     use std::fmt::Write;
     let mut out = String::new();
     match decode(path, bytes) {
@@ -178,12 +183,7 @@ pub fn describe(path: &Path, bytes: &[u8], max_entries: usize) -> String {
                 content.entries.len()
             );
             for (key, value) in content.entries.iter().take(max_entries) {
-                let _ = writeln!(
-                    out,
-                    "    {} ({} value bytes)",
-                    leasehold_core::dump::describe_key(key),
-                    value.len()
-                );
+                let _ = writeln!(out, "    {} ({} value bytes)", name_key(key), value.len());
             }
             if content.entries.len() > max_entries {
                 let _ = writeln!(

@@ -33,10 +33,10 @@ use std::time::Duration;
 
 use parking_lot::{Condvar, Mutex, RwLock, RwLockReadGuard};
 
-use leasehold_core::codec::fnv1a;
-use leasehold_core::kv::ScanVisitor;
-use leasehold_core::vfs::{lock_directory, read_all, replace_file_atomically, DirLock, Vfs};
-use leasehold_core::{
+use leasehold_storage::codec::fnv1a;
+use leasehold_storage::kv::ScanVisitor;
+use leasehold_storage::vfs::{lock_directory, read_all, replace_file_atomically, DirLock, Vfs};
+use leasehold_storage::{
     BatchOp, Durability, EngineStats, Health, KeyRange, KvEngine, KvError, KvResult, VerifyReport,
     WriteBatch,
 };

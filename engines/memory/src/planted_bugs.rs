@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::config::BackupCompression;
-use leasehold_core::vfs::SimVfs;
+use leasehold_storage::vfs::SimVfs;
 use leasehold_testkit::crash;
 
 fn open(bug: PlantedBug) -> impl Fn(SimVfs) -> KvResult<MemoryEngine> {

@@ -85,7 +85,7 @@ impl BackupTarget {
         let dir = self.path.parent().unwrap_or(Path::new(""));
         let temp = self.path.with_extension("planted.tmp");
         let file = vfs.create(&temp)?;
-        leasehold_core::vfs::write_all_at(file.as_ref(), bytes, 0)?;
+        leasehold_storage::vfs::write_all_at(file.as_ref(), bytes, 0)?;
         if self.planted != Some(PlantedBug::SkipBackupSync) {
             file.sync()?;
         }

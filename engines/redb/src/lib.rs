@@ -30,11 +30,11 @@ use std::sync::Arc;
 use parking_lot::RwLock;
 use redb::{Database, ReadableDatabase, TableDefinition};
 
-use leasehold_core::kv::{
+use leasehold_storage::kv::{
     BatchOp, EngineStats, Health, KeyRange, ScanVisitor, VerifyReport, WriteBatch,
 };
-use leasehold_core::lifecycle::Lifecycle;
-use leasehold_core::{Durability, KvEngine, KvError, KvResult};
+use leasehold_storage::lifecycle::Lifecycle;
+use leasehold_storage::{Durability, KvEngine, KvError, KvResult};
 
 use backend::{Counters, CountingBackend};
 
@@ -265,7 +265,7 @@ impl KvEngine for RedbEngine {
             device_bytes_written: written,
             device_bytes_read: load(&self.counters.bytes_read),
             fsyncs: load(&self.counters.syncs),
-            disk_bytes: leasehold_core::vfs::dir_bytes(&self.dir),
+            disk_bytes: leasehold_storage::vfs::dir_bytes(&self.dir),
             live_entries,
             live_bytes,
             ..EngineStats::default()
@@ -278,7 +278,7 @@ impl KvEngine for RedbEngine {
 
     fn verify(&self) -> KvResult<VerifyReport> {
         self.lifecycle.check_open()?;
-        Ok(leasehold_core::kv::verify_by_scan(
+        Ok(leasehold_storage::kv::verify_by_scan(
             self,
             &self.path.display().to_string(),
         ))

@@ -36,11 +36,11 @@ use rocksdb::{
     Options, ReadOptions, WriteOptions, DB,
 };
 
-use leasehold_core::kv::{
+use leasehold_storage::kv::{
     BatchOp, EngineStats, Health, KeyRange, ScanVisitor, VerifyReport, WriteBatch,
 };
-use leasehold_core::lifecycle::Lifecycle;
-use leasehold_core::{Durability, KvEngine, KvError, KvResult};
+use leasehold_storage::lifecycle::Lifecycle;
+use leasehold_storage::{Durability, KvEngine, KvError, KvResult};
 
 /// The RocksDB release the `librocksdb-sys` crate builds; every result names it.
 pub const ROCKSDB_VERSION: &str = "11.8.1 (librocksdb-sys 0.19.0, rocksdb crate 0.25.0)";
@@ -327,7 +327,7 @@ impl KvEngine for RocksEngine {
             checkpoints: 0,
             checkpoint_micros: 0,
             free_pages: 0,
-            disk_bytes: leasehold_core::vfs::dir_bytes(&self.dir),
+            disk_bytes: leasehold_storage::vfs::dir_bytes(&self.dir),
             blob_bytes_written: self.ticker(Ticker::BlobDbBlobFileBytesWritten),
             blob_files: self.family_property_sum("rocksdb.num-blob-files"),
             blob_garbage_bytes: self.family_property_sum("rocksdb.live-blob-file-garbage-size"),
@@ -364,7 +364,7 @@ impl KvEngine for RocksEngine {
         self.lifecycle.check_open()?;
         // Reads every entry of every family with block checksums verified.
         let source = format!("{} column families", FAMILIES.len());
-        Ok(leasehold_core::kv::verify_by_scan(self, &source))
+        Ok(leasehold_storage::kv::verify_by_scan(self, &source))
     }
 
     fn close(&self) -> KvResult<()> {

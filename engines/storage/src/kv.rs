@@ -103,6 +103,22 @@ pub trait KvEngine: Send + Sync + 'static {
     }
 }
 
+/// Decides, where an engine's compaction rewrites its bottom level, whether
+/// an entry may be dropped: e.g. a snapshot whose TTL ran out. A value the
+/// engine keeps apart (the LSM's blob files) is judged by the few bytes
+/// `hint` made of it when it moved (kept beside its pointer), so the filter
+/// never reads it back. The layer above implements it (the Store's expiry
+/// clock); the engine only asks.
+pub trait CompactionFilter: Send + Sync {
+    /// May the entry (user key, inline value) go?
+    fn drops(&self, user_key: &[u8], value: &[u8]) -> bool;
+    /// What a pointer keeps of a separated value for `drops_by_hint`: a few
+    /// bytes (the engine bounds them: the LSM at `blob::HINT_LEN_MAX`), or none.
+    fn hint(&self, user_key: &[u8], value: &[u8]) -> Vec<u8>;
+    /// May the entry whose value is in a blob file go, by its hint?
+    fn drops_by_hint(&self, user_key: &[u8], hint: &[u8]) -> bool;
+}
+
 /// A boxed engine is an engine: the harness holds engines chosen at run
 /// time (`Box<dyn KvEngine>` and its extensions) where a type is expected.
 impl<E: KvEngine + ?Sized> KvEngine for Box<E> {

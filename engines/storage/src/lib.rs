@@ -18,6 +18,7 @@
 pub mod codec;
 pub mod commit;
 pub mod config;
+pub mod dump;
 pub mod error;
 pub mod frame;
 pub mod kv;

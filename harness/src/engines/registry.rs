@@ -7,8 +7,10 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use leasehold_config::{BtreeConfig, LsmConfig, MemoryConfig, RocksDbConfig};
+use leasehold_core::expiry::ExpiryClock;
 use leasehold_core::vfs::Vfs;
 use leasehold_core::{Durability, KvStore};
 
@@ -33,10 +35,20 @@ pub struct Opening<'a> {
 
 type Opened = Result<Box<dyn BenchStore>, String>;
 
+/// An engine's dump of its directory.
+pub type DumpFiles = fn(
+    &dyn Vfs,
+    &Path,
+    Option<&str>,
+    usize,
+    leasehold_core::dump::KeyNamer<'_>,
+) -> leasehold_core::KvResult<String>;
+
 /// What `leasehold dump` does with an engine's files.
 pub enum Dump {
-    /// Its crate renders them: `(vfs, dir, only this file, entries shown)`.
-    Files(fn(&dyn Vfs, &Path, Option<&str>, usize) -> leasehold_core::KvResult<String>),
+    /// Its crate renders them: `(vfs, dir, only this file, entries shown,
+    /// how a key is named)`.
+    Files(DumpFiles),
     /// The memory engine's backup file (its path comes from the settings).
     MemoryBackup,
     /// Not here, and why (another tool's files, no files at all).
@@ -255,14 +267,32 @@ fn open_memory(at: &Opening<'_>) -> Opened {
     )))
 }
 
+/// The LSM as a Store, the way every real open makes it: compaction into the
+/// bottom level drops snapshots the Store's own clock says expired
+/// (`expired_snapshot_grace_ms` before the latest time it was told), so
+/// expired state leaves the disk without a `purge_expired`.
+pub fn lsm_store(
+    config: &LsmConfig,
+    vfs: Arc<dyn Vfs>,
+    durability: Durability,
+) -> Result<KvStore<leasehold_lsm::LsmEngine>, String> {
+    let clock = ExpiryClock::new(Duration::from_millis(config.expired_snapshot_grace_ms));
+    let engine =
+        leasehold_lsm::LsmEngine::open_with_filter(config, vfs, Some(Arc::new(clock.clone())))
+            .map_err(|err| format!("lsm: {err}"))?;
+    Ok(KvStore::new(engine, durability).with_expiry_clock(clock))
+}
+
 fn open_lsm(at: &Opening<'_>) -> Opened {
     let config = LsmConfig {
         data_dir: at.dir.to_path_buf(),
         ..at.settings.lsm.clone()
     };
-    let store = leasehold_lsm::open_store(&config, Arc::clone(&at.vfs), at.durability)
-        .map_err(|err| format!("lsm: {err}"))?;
-    Ok(Box::new(store))
+    Ok(Box::new(lsm_store(
+        &config,
+        Arc::clone(&at.vfs),
+        at.durability,
+    )?))
 }
 
 fn open_btree(at: &Opening<'_>) -> Opened {

@@ -2,7 +2,7 @@
 //! for Group writes, never behind a checkpoint).
 
 use super::*;
-use leasehold_core::wal::SEAL_AFTER_IDLE;
+use leasehold_storage::wal::SEAL_AFTER_IDLE;
 
 impl Inner {
     pub(super) fn background_loop(&self) {

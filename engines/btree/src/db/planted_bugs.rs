@@ -1,7 +1,7 @@
 //! The planted bugs, each found by the family that can see it.
 
 use super::*;
-use leasehold_core::vfs::SimVfs;
+use leasehold_storage::vfs::SimVfs;
 use leasehold_testkit::crash;
 
 fn open(bug: PlantedBug) -> impl Fn(SimVfs) -> KvResult<BtreeEngine> {

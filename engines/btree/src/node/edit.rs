@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use leasehold_core::KvResult;
+use leasehold_storage::KvResult;
 
 use super::{
     branch_item_len, leaf_entry_len, pack, Body, Change, Child, Limits, Node, PageSource, Replaced,

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use leasehold_core::KvResult;
+use leasehold_storage::KvResult;
 
 use super::{Body, Child, Limits, Node, PageSource, Value};
 use crate::layout;
@@ -26,7 +26,7 @@ fn bytes_of(node: &Node, value: &Value, pages: &dyn PageSource) -> KvResult<Vec<
 
 /// A walk that went deeper than any tree can: pages that name each other in
 /// a cycle (checksum-valid, so a bug or a crafted file).
-fn too_deep(node: &Node, pages: &dyn PageSource) -> leasehold_core::KvError {
+fn too_deep(node: &Node, pages: &dyn PageSource) -> leasehold_storage::KvError {
     pages.corrupt(
         node.page.get().copied().unwrap_or(0),
         "tree deeper than possible".into(),

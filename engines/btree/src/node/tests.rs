@@ -1,5 +1,5 @@
 use super::*;
-use leasehold_core::KvError;
+use leasehold_storage::KvError;
 use proptest::prelude::*;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;

@@ -3,7 +3,7 @@
 //! for Group writes, never behind either; seals of idle logs).
 
 use super::*;
-use leasehold_core::wal::SEAL_AFTER_IDLE;
+use leasehold_storage::wal::SEAL_AFTER_IDLE;
 
 impl Inner {
     /// Flushes frozen memtables as they come.

@@ -274,9 +274,9 @@ impl Inner {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use leasehold_core::kv::WriteBatch;
-    use leasehold_core::vfs::SimVfs;
-    use leasehold_core::Durability;
+    use leasehold_storage::kv::WriteBatch;
+    use leasehold_storage::vfs::SimVfs;
+    use leasehold_storage::Durability;
 
     /// A scan reads the memtables lazily: a visitor that stops at the first
     /// entry does not make the scan copy every entry after it.

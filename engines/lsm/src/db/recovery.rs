@@ -31,11 +31,11 @@ use std::time::Instant;
 use parking_lot::{Condvar, Mutex, RwLock};
 
 use crate::config::LsmConfig;
-use leasehold_core::commit::CommitQueue;
-use leasehold_core::lifecycle::Lifecycle;
-use leasehold_core::vfs::{lock_directory, read_confirmed, replace_file_atomically, Vfs};
-use leasehold_core::wal::{self, WalEnd, WalWriter};
-use leasehold_core::{KvError, KvResult};
+use leasehold_storage::commit::CommitQueue;
+use leasehold_storage::lifecycle::Lifecycle;
+use leasehold_storage::vfs::{lock_directory, read_confirmed, replace_file_atomically, Vfs};
+use leasehold_storage::wal::{self, WalEnd, WalWriter};
+use leasehold_storage::{KvError, KvResult};
 
 use super::{
     decode_wal_record, file_kind, insert_op, io_error, log_name, open_blob, open_table,

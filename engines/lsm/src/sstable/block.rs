@@ -5,7 +5,7 @@
 //! contents = entry* restart: u32 LE * restart_count: u32 LE
 //! entry    = shared: varint | unshared: varint | value_len: varint
 //!            | key[shared..] (unshared bytes) | value
-//! on disk  = frame(compression: u8 | body)           (leasehold_core::frame)
+//! on disk  = frame(compression: u8 | body)           (leasehold_storage::frame)
 //!            compression 0: body = contents
 //!            compression 1: body = raw_len: u32 LE | lz4 block of contents
 //! ```
@@ -22,8 +22,8 @@ use std::cmp::Ordering;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use leasehold_core::codec::{get_varint, put_varint, DecodeError, Reader};
-use leasehold_core::frame;
+use leasehold_storage::codec::{get_varint, put_varint, DecodeError, Reader};
+use leasehold_storage::frame;
 
 use crate::format::{compare_encoded, split, Entry};
 

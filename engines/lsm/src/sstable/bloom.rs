@@ -9,7 +9,7 @@
 //! the halves of a 64-bit hash of the key (FNV-1a finished with SplitMix64's
 //! mixer; Kirsch–Mitzenmacher double hashing). Written to disk — do not change.
 
-use leasehold_core::codec::{fnv1a, DecodeError};
+use leasehold_storage::codec::{fnv1a, DecodeError};
 
 const PROBES_MAX: u32 = 30;
 

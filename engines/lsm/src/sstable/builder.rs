@@ -4,9 +4,9 @@
 use std::cmp::Ordering;
 use std::sync::Arc;
 
-use leasehold_core::codec::put_varint;
-use leasehold_core::frame;
-use leasehold_core::vfs::{write_all_at, VfsFile};
+use leasehold_storage::codec::put_varint;
+use leasehold_storage::frame;
+use leasehold_storage::vfs::{write_all_at, VfsFile};
 
 use super::block::{encode_on_disk, BlockBuilder};
 use super::bloom::{self, key_hash};

@@ -1,11 +1,12 @@
 //! A table file as a person reads it, for `leasehold dump` (the layout is
 //! table.rs's): what checks out and what does not, block by block.
 
+use leasehold_storage::dump::KeyNamer;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use leasehold_core::codec::Reader;
-use leasehold_core::frame;
+use leasehold_storage::codec::Reader;
+use leasehold_storage::frame;
 
 use super::block::{decode_on_disk, Block};
 use super::bloom::Bloom;
@@ -25,7 +26,7 @@ fn read_block(framed: &[u8]) -> Result<Arc<Block>, String> {
 /// not, and up to `max_entries` entries of each block. Damage is reported
 /// where it is found and the rest is still described; nothing is trusted that
 /// did not check out.
-pub fn describe(bytes: &[u8], max_entries: usize) -> String {
+pub fn describe(bytes: &[u8], max_entries: usize, name_key: KeyNamer<'_>) -> String {
     use std::fmt::Write;
     let mut out = String::new();
     if bytes.len() < FOOTER_LEN {
@@ -120,13 +121,13 @@ pub fn describe(bytes: &[u8], max_entries: usize) -> String {
                     out,
                     "  block {number} @{offset} ({len} bytes): checksum valid, {} entries, last {}",
                     entries.len(),
-                    describe_internal_key(last_key)
+                    describe_internal_key(last_key, name_key)
                 );
                 for (key, value) in entries.iter().take(max_entries) {
                     let _ = writeln!(
                         out,
                         "    {} ({} value bytes)",
-                        describe_internal_key(key),
+                        describe_internal_key(key, name_key),
                         value.len()
                     );
                 }
@@ -146,11 +147,11 @@ pub fn describe(bytes: &[u8], max_entries: usize) -> String {
 }
 
 /// `snapshot player/7 #1234 put` for an encoded internal key.
-fn describe_internal_key(encoded: &[u8]) -> String {
+fn describe_internal_key(encoded: &[u8], name_key: KeyNamer<'_>) -> String {
     match format::split(encoded) {
         Some((user_key, sequence, kind)) => format!(
             "{} #{sequence} {}",
-            leasehold_core::dump::describe_key(user_key),
+            name_key(user_key),
             match kind {
                 ValueKind::Put => "put",
                 ValueKind::Blob => "put (in a blob file)",

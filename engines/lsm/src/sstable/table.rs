@@ -19,10 +19,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use leasehold_core::codec::Reader;
-use leasehold_core::frame;
-use leasehold_core::vfs::{read_exact_at, VfsFile};
-use leasehold_core::{KvError, KvResult};
+use leasehold_storage::codec::Reader;
+use leasehold_storage::frame;
+use leasehold_storage::vfs::{read_exact_at, VfsFile};
+use leasehold_storage::{KvError, KvResult};
 
 use super::block::{decode_framed, decode_on_disk, Block, BlockIter};
 use super::bloom::{key_hash, Bloom};
@@ -380,8 +380,8 @@ impl Iterator for TableIter {
 mod tests {
     use super::*;
     use crate::sstable::builder::{TableBuilder, TableOptions};
-    use leasehold_core::vfs::write_all_at;
-    use leasehold_core::vfs::{SimVfs, Vfs};
+    use leasehold_storage::vfs::write_all_at;
+    use leasehold_storage::vfs::{SimVfs, Vfs};
     use proptest::prelude::*;
 
     fn options() -> TableOptions {

@@ -152,8 +152,14 @@ fn every_engine_on_local_files_keeps_a_save_and_is_known_by_its_files() {
             assert!(claimed.len() <= 1, "{}: {claimed:?}", row.name);
         }
         if let Dump::Files(dump) = row.dump {
-            let shown = dump(&OsVfs::new(), dir.path(), None, 10)
-                .unwrap_or_else(|err| panic!("{}: {err}", row.name));
+            let shown = dump(
+                &OsVfs::new(),
+                dir.path(),
+                None,
+                10,
+                &leasehold_core::dump::describe_key,
+            )
+            .unwrap_or_else(|err| panic!("{}: {err}", row.name));
             assert!(!shown.is_empty(), "{}", row.name);
         }
     }
