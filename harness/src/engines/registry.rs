@@ -85,6 +85,10 @@ pub struct Row {
 
 const HAND_WRITTEN: &str = "hand-written, this revision";
 
+/// RocksDB's files, with or without blob files.
+const ROCKSDB_DUMP: Dump =
+    Dump::Refused("RocksDB's files have RocksDB's own tools: sst_dump and ldb (verify works here)");
+
 /// Every engine, in the order results list them. Adding an engine is its
 /// crate and one row here.
 pub const ROWS: [Row; 10] = [
@@ -142,9 +146,7 @@ pub const ROWS: [Row; 10] = [
         kv_engine: true,
         recognises: Some(leasehold_rocksdb::recognises),
         open: open_rocksdb,
-        dump: Dump::Refused(
-            "RocksDB's files have RocksDB's own tools: sst_dump and ldb (verify works here)",
-        ),
+        dump: ROCKSDB_DUMP,
         crash: None,
     },
     Row {
@@ -159,9 +161,7 @@ pub const ROWS: [Row; 10] = [
         // The same files as plain RocksDB's: detected as `rocksdb`.
         recognises: None,
         open: open_rocksdb_blob,
-        dump: Dump::Refused(
-            "RocksDB's files have RocksDB's own tools: sst_dump and ldb (verify works here)",
-        ),
+        dump: ROCKSDB_DUMP,
         crash: None,
     },
     Row {
