@@ -6,7 +6,8 @@
 //! - checksummed framing (`frame`), varints and a bounds-checked reader
 //!   (`codec`);
 //! - `wal`: the block-framed write-ahead log with synced-offset watermarks;
-//! - `commit`: group commit for concurrent writers;
+//! - `commit`: group commit for concurrent writers; `group_timer`: the
+//!   thread that fsyncs Group writes within the interval and seals quiet logs;
 //! - `lifecycle`: open / failed / closed, shared by every engine;
 //! - the `KvEngine` trait an engine implements, its `WriteBatch`, stats and
 //!   health (`kv`);
@@ -21,6 +22,7 @@ pub mod config;
 pub mod dump;
 pub mod error;
 pub mod frame;
+pub mod group_timer;
 pub mod kv;
 pub mod lifecycle;
 pub mod rng;

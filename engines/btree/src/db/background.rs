@@ -1,8 +1,9 @@
-//! The background threads: the checkpointer and the syncer (timed log syncs
-//! for Group writes, never behind a checkpoint).
+//! The background threads: the checkpointer and the Group timer
+//! (`leasehold_storage::group_timer`: timed log syncs, never behind a
+//! checkpoint; seals of idle logs).
 
 use super::*;
-use leasehold_storage::wal::SEAL_AFTER_IDLE;
+use leasehold_storage::group_timer::{self, Due, TimedLog};
 
 impl Inner {
     pub(super) fn background_loop(&self) {
@@ -24,36 +25,28 @@ impl Inner {
         }
     }
 
-    /// Group durability: syncs the log once its unsynced records have waited
-    /// the interval. Its own thread, so that no checkpoint delays it (audit
-    /// G1); it never waits for the writer lock (a holder syncs or will).
-    /// It also seals a synced log once it has been quiet for
-    /// `wal::SEAL_AFTER_IDLE` (audit D8): the seal claims the last records,
-    /// so damage in them after a crash is corruption, not a torn tail.
+    /// The Group timer (`group_timer`): syncs the log once its unsynced
+    /// records (buffered or written) have waited the interval, seals a
+    /// quiet one.
     pub(super) fn sync_loop(&self) {
         let interval = Duration::from_secs(self.config.wal_sync_interval_seconds);
-        let tick = (interval / 4).clamp(Duration::from_millis(1), Duration::from_millis(50));
-        while self.lifecycle.pause(&self.stop, &self.sync_cv, tick) {
-            if self.planted(PlantedBug::NoGroupTimer) {
-                continue;
-            }
-            if let Some(mut writer) = self.writer.try_lock() {
-                let dirty = !writer.buffer.is_empty() || !writer.wal.is_synced();
-                let failed = if dirty && writer.last_sync.elapsed() >= interval {
-                    self.sync_log(&mut writer).is_err()
-                } else if !dirty
-                    && writer.wal.needs_seal()
-                    && writer.last_sync.elapsed() >= SEAL_AFTER_IDLE
-                {
-                    self.seal_log(&mut writer).is_err()
-                } else {
-                    false
+        group_timer::run(
+            &self.lifecycle,
+            &self.stop,
+            &self.sync_cv,
+            interval,
+            || self.planted(PlantedBug::NoGroupTimer),
+            || {
+                let Some(mut writer) = self.writer.try_lock() else {
+                    return Ok(());
                 };
-                if failed {
-                    return;
+                match group_timer::due(&*writer, interval) {
+                    Some(Due::Sync) => self.sync_log(&mut writer),
+                    Some(Due::Seal) => self.seal_log(&mut writer),
+                    None => Ok(()),
                 }
-            }
-        }
+            },
+        );
     }
 
     fn seal_log(&self, writer: &mut WriterState) -> KvResult<()> {
@@ -65,5 +58,19 @@ impl Inner {
         })?;
         writer.last_sync = Instant::now();
         Ok(())
+    }
+}
+
+impl TimedLog for WriterState {
+    fn unsynced(&self) -> bool {
+        !self.buffer.is_empty() || !self.wal.is_synced()
+    }
+
+    fn since_sync(&self) -> Duration {
+        self.last_sync.elapsed()
+    }
+
+    fn needs_seal(&self) -> bool {
+        self.wal.needs_seal()
     }
 }

@@ -1,9 +1,9 @@
 //! The background threads: the flusher, the compactor (each its own, so a
-//! flush never waits behind a compaction) and the syncer (timed WAL syncs
-//! for Group writes, never behind either; seals of idle logs).
+//! flush never waits behind a compaction) and the Group timer
+//! (`leasehold_storage::group_timer`: timed WAL syncs, seals of idle logs).
 
 use super::*;
-use leasehold_storage::wal::SEAL_AFTER_IDLE;
+use leasehold_storage::group_timer::{self, Due, TimedLog};
 
 impl Inner {
     /// Flushes frozen memtables as they come.
@@ -41,35 +41,27 @@ impl Inner {
         }
     }
 
-    /// Group durability: syncs a WAL whose unsynced bytes have waited the
-    /// interval. Its own thread, so that no flush or compaction delays it
-    /// (audit G1). A write leader holding the WAL (a Sync write's fsync, or
-    /// a stall) syncs before it acknowledges anything else, so this never
-    /// waits for the lock: it tries again a few milliseconds later.
-    ///
-    /// It also seals a synced log once it has been quiet for
-    /// `wal::SEAL_AFTER_IDLE` (audit D8): the seal claims the last records,
-    /// so damage in them after a crash is corruption, not a torn tail.
+    /// The Group timer (`group_timer`): syncs a WAL whose unsynced bytes
+    /// have waited the interval, seals a quiet one.
     pub(super) fn sync_loop(&self) {
         let interval = Duration::from_millis(self.config.wal_sync_interval_ms.max(1));
-        let tick = (interval / 4).max(Duration::from_millis(1));
-        while self.lifecycle.pause(&self.stop, &self.work_cv, tick) {
-            if self.planted(PlantedBug::NoGroupTimer) {
-                continue;
-            }
-            if let Some(mut wal) = self.wal.try_lock() {
-                let failed = if !wal.writer.is_synced() && wal.last_sync.elapsed() >= interval {
-                    self.sync_wal(&mut wal).is_err()
-                } else if wal.writer.needs_seal() && wal.last_sync.elapsed() >= SEAL_AFTER_IDLE {
-                    self.seal_wal(&mut wal).is_err()
-                } else {
-                    false
+        group_timer::run(
+            &self.lifecycle,
+            &self.stop,
+            &self.work_cv,
+            interval,
+            || self.planted(PlantedBug::NoGroupTimer),
+            || {
+                let Some(mut wal) = self.wal.try_lock() else {
+                    return Ok(());
                 };
-                if failed {
-                    return;
+                match group_timer::due(&*wal, interval) {
+                    Some(Due::Sync) => self.sync_wal(&mut wal),
+                    Some(Due::Seal) => self.seal_wal(&mut wal),
+                    None => Ok(()),
                 }
-            }
-        }
+            },
+        );
     }
 
     fn seal_wal(&self, wal: &mut WalState) -> KvResult<()> {
@@ -81,5 +73,19 @@ impl Inner {
         })?;
         wal.last_sync = Instant::now();
         Ok(())
+    }
+}
+
+impl TimedLog for WalState {
+    fn unsynced(&self) -> bool {
+        !self.writer.is_synced()
+    }
+
+    fn since_sync(&self) -> Duration {
+        self.last_sync.elapsed()
+    }
+
+    fn needs_seal(&self) -> bool {
+        self.writer.needs_seal()
     }
 }
