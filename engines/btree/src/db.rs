@@ -14,7 +14,6 @@ use std::ops::{Bound, ControlFlow};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex, RwLock};
@@ -25,6 +24,7 @@ use leasehold_storage::kv::ScanVisitor;
 use leasehold_storage::lifecycle::Lifecycle;
 use leasehold_storage::vfs::{lock_directory, read_confirmed_prefix, write_all_at, Vfs, VfsFile};
 use leasehold_storage::wal::{self, WalWriter};
+use leasehold_storage::workers::Workers;
 use leasehold_storage::{
     BatchOp, Durability, EngineStats, Health, KeyRange, KvEngine, KvError, KvResult, VerifyReport,
     WriteBatch,
@@ -118,9 +118,6 @@ fn wal_number(name: &str) -> Option<u64> {
         .flatten()
 }
 
-/// What a background thread runs.
-type ThreadBody = fn(&Inner);
-
 fn io_error(context: String) -> impl FnOnce(std::io::Error) -> KvError {
     move |source| KvError::io(context, source)
 }
@@ -212,7 +209,7 @@ pub struct BtreeEngine {
     inner: Arc<Inner>,
     /// The checkpointer and the syncer (timed log syncs for Group writes),
     /// when `background_threads`.
-    workers: Mutex<Vec<JoinHandle<()>>>,
+    workers: Workers,
 }
 
 impl std::fmt::Debug for BtreeEngine {
@@ -299,7 +296,7 @@ impl BtreeEngine {
         let (inner, replay_had_bytes) = recover(config, vfs, planted)?;
         let engine = BtreeEngine {
             inner: Arc::new(inner),
-            workers: Mutex::new(Vec::new()),
+            workers: Workers::new(),
         };
         if replay_had_bytes {
             // Make the replayed logs obsolete now, so a later log is never
@@ -307,18 +304,13 @@ impl BtreeEngine {
             engine.inner.checkpoint()?;
         }
         if config.background_threads {
-            let loops: [(&str, ThreadBody); 2] = [
-                ("leasehold-btree", Inner::background_loop),
-                ("leasehold-btree-sync", Inner::sync_loop),
-            ];
-            for (name, body) in loops {
-                let inner = Arc::clone(&engine.inner);
-                let handle = std::thread::Builder::new()
-                    .name(name.into())
-                    .spawn(move || body(&inner))
-                    .map_err(io_error(format!("start the {name} thread")))?;
-                engine.workers.lock().push(handle);
-            }
+            engine.workers.start(
+                &engine.inner,
+                &[
+                    ("leasehold-btree", Inner::background_loop),
+                    ("leasehold-btree-sync", Inner::sync_loop),
+                ],
+            )?;
         }
         Ok(engine)
     }
@@ -335,12 +327,10 @@ impl BtreeEngine {
     }
 
     fn stop_worker(&self) {
-        *self.inner.stop.lock() = true;
-        self.inner.work_cv.notify_all();
-        self.inner.sync_cv.notify_all();
-        for handle in std::mem::take(&mut *self.workers.lock()) {
-            let _ = handle.join();
-        }
+        self.workers.stop(
+            &self.inner.stop,
+            &[&self.inner.work_cv, &self.inner.sync_cv],
+        );
     }
 }
 

@@ -15,7 +15,6 @@ use std::ops::{Bound, ControlFlow};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -26,6 +25,7 @@ use leasehold_storage::commit::{CommitQueue, Pending};
 use leasehold_storage::kv::ScanVisitor;
 use leasehold_storage::lifecycle::Lifecycle;
 use leasehold_storage::vfs::{Vfs, VfsFile};
+use leasehold_storage::workers::Workers;
 use leasehold_storage::{
     BatchOp, Durability, EngineStats, Health, KeyRange, KvEngine, KvError, KvResult, VerifyReport,
     WriteBatch,
@@ -191,7 +191,7 @@ pub struct LsmEngine {
     inner: Arc<Inner>,
     /// The flusher, the compactor and the syncer (timed WAL syncs for Group
     /// writes), when `background_threads`.
-    workers: Mutex<Vec<JoinHandle<()>>>,
+    workers: Workers,
 }
 
 impl std::fmt::Debug for LsmEngine {
@@ -201,9 +201,6 @@ impl std::fmt::Debug for LsmEngine {
             .finish()
     }
 }
-
-/// What a background thread runs.
-type ThreadBody = fn(&Inner);
 
 fn io_error(context: String) -> impl FnOnce(std::io::Error) -> KvError {
     move |source| KvError::io(context, source)
@@ -249,24 +246,19 @@ impl LsmEngine {
         let inner = Arc::new(recover(config, vfs, filter, planted)?);
         let engine = LsmEngine {
             inner,
-            workers: Mutex::new(Vec::new()),
+            workers: Workers::new(),
         };
         if config.background_threads {
             // Flushes have a thread of their own, so a frozen memtable never
             // waits behind a long compaction (writers would stall on it).
-            let loops: [(&str, ThreadBody); 3] = [
-                ("leasehold-lsm-flush", Inner::flush_loop),
-                ("leasehold-lsm", Inner::compaction_loop),
-                ("leasehold-lsm-sync", Inner::sync_loop),
-            ];
-            for (name, body) in loops {
-                let inner = Arc::clone(&engine.inner);
-                let handle = std::thread::Builder::new()
-                    .name(name.into())
-                    .spawn(move || body(&inner))
-                    .map_err(io_error(format!("start the {name} thread")))?;
-                engine.workers.lock().push(handle);
-            }
+            engine.workers.start(
+                &engine.inner,
+                &[
+                    ("leasehold-lsm-flush", Inner::flush_loop),
+                    ("leasehold-lsm", Inner::compaction_loop),
+                    ("leasehold-lsm-sync", Inner::sync_loop),
+                ],
+            )?;
         }
         Ok(engine)
     }
@@ -283,13 +275,10 @@ impl LsmEngine {
     }
 
     fn stop_worker(&self) {
-        *self.inner.stop.lock() = true;
-        self.inner.work_cv.notify_all();
-        self.inner.progress_cv.notify_all();
-        for handle in std::mem::take(&mut *self.workers.lock()) {
-            // A panicked worker already recorded nothing more we can use.
-            let _ = handle.join();
-        }
+        self.workers.stop(
+            &self.inner.stop,
+            &[&self.inner.work_cv, &self.inner.progress_cv],
+        );
     }
 
     /// Flushes every memtable, then compacts each level in turn into the one

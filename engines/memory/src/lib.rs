@@ -28,9 +28,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::Duration;
 
+use leasehold_storage::workers::Workers;
 use parking_lot::{Condvar, Mutex, RwLock, RwLockReadGuard};
 
 use leasehold_storage::codec::fnv1a;
@@ -120,7 +120,7 @@ struct Shared {
 #[derive(Debug)]
 pub struct MemoryEngine {
     shared: Arc<Shared>,
-    background: Mutex<Option<JoinHandle<()>>>,
+    background: Workers,
 }
 
 impl MemoryEngine {
@@ -260,31 +260,25 @@ impl MemoryEngine {
                 stop: Mutex::new(false),
                 wake: Condvar::new(),
             }),
-            background: Mutex::new(None),
+            background: Workers::new(),
         }
     }
 
     fn start_background(&self) {
-        let shared = Arc::clone(&self.shared);
-        let handle = std::thread::Builder::new()
-            .name("leasehold-memory-backup".into())
-            .spawn(move || shared.background_loop());
-        match handle {
-            Ok(handle) => *self.background.lock() = Some(handle),
+        let started = self.background.start(
+            &self.shared,
+            &[("leasehold-memory-backup", Shared::background_loop)],
+        );
+        if let Err(err) = started {
             // Without the thread, Group/Buffered writes wait for a flush; say so.
-            Err(err) => self
-                .shared
-                .poison(format!("cannot start the backup thread: {err}")),
+            self.shared
+                .poison(format!("cannot start the backup thread: {err}"));
         }
     }
 
     fn stop_background(&self) {
-        *self.shared.stop.lock() = true;
-        self.shared.wake.notify_all();
-        if let Some(handle) = self.background.lock().take() {
-            // A panicked backup thread has already poisoned nothing we can fix here.
-            let _ = handle.join();
-        }
+        self.background
+            .stop(&self.shared.stop, &[&self.shared.wake]);
     }
 
     /// The backup file, if configured.

@@ -8,7 +8,8 @@
 //! - `wal`: the block-framed write-ahead log with synced-offset watermarks;
 //! - `commit`: group commit for concurrent writers; `group_timer`: the
 //!   thread that fsyncs Group writes within the interval and seals quiet logs;
-//! - `lifecycle`: open / failed / closed, shared by every engine;
+//! - `lifecycle`: open / failed / closed, shared by every engine; `workers`:
+//!   an engine's background threads, started and stopped;
 //! - the `KvEngine` trait an engine implements, its `WriteBatch`, stats and
 //!   health (`kv`);
 //! - `KvError`, this layer's errors.
@@ -28,6 +29,7 @@ pub mod lifecycle;
 pub mod rng;
 pub mod vfs;
 pub mod wal;
+pub mod workers;
 
 pub use error::{KvError, KvResult};
 pub use kv::{
