@@ -14,11 +14,8 @@ impl Shared {
             ));
         };
         let mut state = target.state.lock();
-        if let Some(reason) = &state.poisoned {
-            return Err(KvError::Poisoned {
-                reason: reason.clone(),
-            });
-        }
+        // A failed backup (recorded under this lock) refuses every later one.
+        self.lifecycle.check_healthy()?;
         if state.durable_sequence >= sequence {
             return Ok(());
         }
@@ -41,11 +38,7 @@ impl Shared {
             ));
         };
         let mut state = target.state.lock();
-        if let Some(reason) = &state.poisoned {
-            return Err(KvError::Poisoned {
-                reason: reason.clone(),
-            });
-        }
+        self.lifecycle.check_healthy()?;
         let mut guards = self.lock_for(batch, true);
         let undo = Shared::undo_of(&guards, batch);
         let sequence = self.apply_locked(&mut guards, batch)?;
@@ -86,29 +79,19 @@ impl Shared {
                 self.counters.backups.fetch_add(1, Ordering::Relaxed);
                 Ok(())
             }
-            Err(err) => {
-                let reason = format!("backup to {} failed: {err}", target.path.display());
-                state.poisoned = Some(reason);
-                Err(KvError::io(
-                    format!("backup to {}", target.path.display()),
-                    err,
-                ))
-            }
+            Err(err) => Err(self.lifecycle.fail(KvError::io(
+                format!("backup to {}", target.path.display()),
+                err,
+            ))),
         }
     }
 
     pub(crate) fn background_loop(&self) {
         let Some(target) = &self.backup else { return };
-        loop {
-            {
-                let mut stop = self.stop.lock();
-                if !*stop {
-                    self.wake.wait_for(&mut stop, target.interval);
-                }
-                if *stop {
-                    return;
-                }
-            }
+        while self
+            .lifecycle
+            .pause(&self.stop, &self.wake, target.interval)
+        {
             let sequence = self.sequence.load(Ordering::Acquire);
             let behind = target.state.lock().durable_sequence < sequence;
             if behind && self.backup_through(sequence).is_err() {

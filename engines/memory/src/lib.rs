@@ -26,16 +26,17 @@ pub mod config;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use leasehold_storage::lifecycle::Lifecycle;
 use leasehold_storage::workers::Workers;
 use parking_lot::{Condvar, Mutex, RwLock, RwLockReadGuard};
 
 use leasehold_storage::codec::fnv1a;
 use leasehold_storage::kv::ScanVisitor;
-use leasehold_storage::vfs::{lock_directory, read_all, replace_file_atomically, DirLock, Vfs};
+use leasehold_storage::vfs::{lock_directory, read_all, replace_file_atomically, Vfs};
 use leasehold_storage::{
     BatchOp, Durability, EngineStats, Health, KeyRange, KvEngine, KvError, KvResult, VerifyReport,
     WriteBatch,
@@ -106,10 +107,10 @@ struct Shared {
     /// Batches applied so far; bumped under the batch's shard locks.
     sequence: AtomicU64,
     backup: Option<BackupTarget>,
-    /// Set when `close` begins: writes are refused from then on, so none
-    /// slips in after the final backup.
-    closing: AtomicBool,
-    closed: AtomicBool,
+    /// Open, failed (a backup that failed: writes refused until reopened),
+    /// closing (writes refused, so none slips in after the final backup),
+    /// closed; holds the backup directory's lock until `close`.
+    lifecycle: Lifecycle,
     counters: Counters,
     /// Tells the background thread to stop.
     stop: Mutex<bool>,
@@ -211,10 +212,8 @@ impl MemoryEngine {
             interval: config.sync_interval,
             state: Mutex::new(BackupState {
                 durable_sequence: content.sequence,
-                poisoned: None,
             }),
             body_max: AtomicU64::new(apply::BACKUP_BODY_MAX),
-            lock: Mutex::new(lock),
         };
         if !has_witness {
             target.make_witness(has_backup)?;
@@ -225,6 +224,9 @@ impl MemoryEngine {
             content.entries,
             content.sequence,
         );
+        if let Some(lock) = lock {
+            engine.shared.lifecycle.hold(lock);
+        }
         engine.start_background();
         Ok(engine)
     }
@@ -254,8 +256,7 @@ impl MemoryEngine {
                 max_entries,
                 sequence: AtomicU64::new(sequence),
                 backup,
-                closing: AtomicBool::new(false),
-                closed: AtomicBool::new(false),
+                lifecycle: Lifecycle::default(),
                 counters,
                 stop: Mutex::new(false),
                 wake: Condvar::new(),
@@ -271,8 +272,7 @@ impl MemoryEngine {
         );
         if let Err(err) = started {
             // Without the thread, Group/Buffered writes wait for a flush; say so.
-            self.shared
-                .poison(format!("cannot start the backup thread: {err}"));
+            self.shared.lifecycle.fail(err);
         }
     }
 
@@ -298,23 +298,7 @@ impl Drop for MemoryEngine {
 
 impl Shared {
     fn check_writable(&self) -> KvResult<()> {
-        if self.closing.load(Ordering::Acquire) {
-            return Err(KvError::Closed);
-        }
-        if let Some(target) = &self.backup {
-            if let Some(reason) = &target.state.lock().poisoned {
-                return Err(KvError::Poisoned {
-                    reason: reason.clone(),
-                });
-            }
-        }
-        Ok(())
-    }
-
-    fn poison(&self, reason: String) {
-        if let Some(target) = &self.backup {
-            target.state.lock().poisoned.get_or_insert(reason);
-        }
+        self.lifecycle.check_writable()
     }
 
     fn read_all_shards(&self) -> Vec<RwLockReadGuard<'_, ShardMap>> {
@@ -328,9 +312,7 @@ impl KvEngine for MemoryEngine {
     }
 
     fn get(&self, key: &[u8]) -> KvResult<Option<Vec<u8>>> {
-        if self.shared.closed.load(Ordering::Acquire) {
-            return Err(KvError::Closed);
-        }
+        self.shared.lifecycle.check_open()?;
         Ok(self.shared.shards[shard_of(key)].read().get(key).cloned())
     }
 
@@ -361,9 +343,7 @@ impl KvEngine for MemoryEngine {
     }
 
     fn scan(&self, range: &KeyRange, visit: &mut ScanVisitor<'_>) -> KvResult<()> {
-        if self.shared.closed.load(Ordering::Acquire) {
-            return Err(KvError::Closed);
-        }
+        self.shared.lifecycle.check_open()?;
         let guards = self.shared.read_all_shards();
         // Merge the shards' ranges: SHARDS cursors, smallest key first.
         let mut cursors: Vec<_> = guards
@@ -421,15 +401,8 @@ impl KvEngine for MemoryEngine {
 
     fn health(&self) -> Health {
         let shared = &self.shared;
-        if shared.closed.load(Ordering::Acquire) {
-            return Health::Failed("engine is closed".into());
-        }
-        if let Some(reason) = shared
-            .backup
-            .as_ref()
-            .and_then(|target| target.state.lock().poisoned.clone())
-        {
-            return Health::Failed(reason);
+        if let Some(failed) = shared.lifecycle.health() {
+            return failed;
         }
         let entries = shared.entries.load(Ordering::Relaxed);
         if entries * 10 >= shared.max_entries * 9 {
@@ -503,7 +476,7 @@ impl KvEngine for MemoryEngine {
     }
 
     fn close(&self) -> KvResult<()> {
-        if self.shared.closing.swap(true, Ordering::AcqRel) {
+        if !self.shared.lifecycle.begin_close() {
             return Ok(());
         }
         self.stop_background();
@@ -514,10 +487,7 @@ impl KvEngine for MemoryEngine {
                 .backup_through(self.shared.sequence.load(Ordering::Acquire)),
             None => Ok(()),
         };
-        self.shared.closed.store(true, Ordering::Release);
-        if let Some(target) = &self.shared.backup {
-            target.lock.lock().take();
-        }
+        self.shared.lifecycle.close();
         result
     }
 }

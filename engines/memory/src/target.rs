@@ -1,6 +1,6 @@
 //! The backup target: where the map goes on disk, the atomic replace that
-//! puts it there, the witness that a backup exists, and the directory lock
-//! (FORMAT.md, "Commit protocol").
+//! puts it there, and the witness that a backup exists (FORMAT.md, "Commit
+//! protocol"). The directory lock is held by the engine's `Lifecycle`.
 
 use super::*;
 
@@ -8,7 +8,6 @@ use super::*;
 pub(crate) struct BackupState {
     /// Every batch with a sequence number up to this is in the durable backup.
     pub(crate) durable_sequence: u64,
-    pub(crate) poisoned: Option<String>,
 }
 
 #[derive(Debug)]
@@ -25,8 +24,6 @@ pub(crate) struct BackupTarget {
     /// The largest backup body accepted (`apply::BACKUP_BODY_MAX`; lowered
     /// only by tests).
     pub(crate) body_max: AtomicU64,
-    /// The backup directory's lock, released at `close`.
-    pub(crate) lock: Mutex<Option<DirLock>>,
 }
 
 /// The file that says a backup exists: `<backup file name>.present`, made
