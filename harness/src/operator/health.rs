@@ -29,14 +29,12 @@ fn disk_space(dir: &Path) -> Result<(u64, u64), String> {
     Ok((stat.f_bavail * block, stat.f_blocks * block))
 }
 
-/// The pid (if known) of a live open holding the directory lock of one of
-/// Leasehold's own engines; `None` when no one holds it (the probe's own lock
-/// is released at once). RocksDB and object stores keep their own locks.
+/// The pid (if known) of a live open holding the directory lock of an
+/// engine that takes one (its registry row says); `None` when no one holds
+/// it (the probe's own lock is released at once). RocksDB and object stores
+/// keep their own locks.
 fn live_holder(target: &Target) -> Option<Option<u32>> {
-    if !matches!(
-        target.engine,
-        EngineKind::LSM | EngineKind::BTREE | EngineKind::MEMORY
-    ) {
+    if !target.engine.row().locks_dir {
         return None;
     }
     match OsVfs::new().lock_dir(&target.dir) {

@@ -27,6 +27,7 @@ const TOY: Row = Row {
     durable: true,
     buffered: true,
     kv_engine: true,
+    locks_dir: false,
     recognises: Some(|names| names.iter().any(|name| name == "toy.log")),
     open: |at| {
         let engine = ToyLogEngine::open(Arc::clone(&at.vfs), at.dir, false)
@@ -81,7 +82,8 @@ fn every_row_is_one_engine_under_its_own_name() {
     assert!(serde_json::from_str::<EngineKind>("\"nosuch\"").is_err());
 }
 
-/// Every engine with local files keeps a save across a close and reopen; the
+/// Every engine with local files keeps a save across a close and reopen (and
+/// one that says it locks its directory refuses a second open); the
 /// directory it leaves is claimed by its own recogniser and no other; its
 /// files show, where the row says they can.
 #[test]
@@ -101,6 +103,11 @@ fn every_engine_on_local_files_keeps_a_save_and_is_known_by_its_files() {
             memory_backup: true,
         };
         let store = (row.open)(&opening).unwrap_or_else(|err| panic!("{}: {err}", row.name));
+        if row.locks_dir {
+            // The row's word that it locks its directory, held to.
+            let second = (row.open)(&opening).err().unwrap_or_default();
+            assert!(second.contains("locked"), "{}: {second}", row.name);
+        }
         let lease = store
             .try_acquire(&key, &node, Duration::from_secs(30), now)
             .unwrap_or_else(|err| panic!("{}: {err}", row.name))
