@@ -207,7 +207,7 @@ impl TargetArgs {
                 settings = target.settings;
                 (target.engine, target.dir)
             }
-            (None, Some(engine @ (EngineKind::S3 | EngineKind::POSTGRES)), Some(_)) => {
+            (None, Some(engine), Some(_)) if !engine.keeps_local_files() => {
                 return Err(format!(
                     "engine {0} keeps its data on a server, not in a directory: name it with \
                      --config FILE holding a [persistence.{0}] section",
@@ -232,9 +232,8 @@ impl TargetArgs {
             }
             _ => detect(&dir)?,
         };
-        // A RocksDB directory is one, blob files or not.
-        let same =
-            found == engine || (found, engine) == (EngineKind::ROCKSDB, EngineKind::ROCKSDB_BLOB);
+        // An engine whose files are another's (RocksDB with blob files).
+        let same = found == engine || engine.row().files_of == Some(found.name());
         if !same {
             return Err(format!(
                 "{} holds {} data, not {}",
@@ -303,18 +302,15 @@ pub fn detect(dir: &Path) -> Result<EngineKind, String> {
 impl Target {
     /// Opens the data without modifying it (see the module docs).
     pub fn open_read_only(&self) -> Result<Box<dyn BenchStore>, String> {
-        if matches!(self.engine, EngineKind::ROCKSDB | EngineKind::ROCKSDB_BLOB) {
-            // RocksDB cannot sit on a Vfs; its own read-only mode writes nothing.
-            let config = leasehold_config::RocksDbConfig {
-                data_dir: self.dir.clone(),
-                ..self.settings.rocksdb.clone()
-            };
-            let engine = leasehold_rocksdb::RocksEngine::open_read_only(&config)
-                .map_err(|err| format!("rocksdb: {err}"))?;
-            return Ok(Box::new(leasehold_core::KvStore::new(
-                engine,
-                leasehold_core::Durability::Sync,
-            )));
+        if let Some(open) = self.engine.row().open_read_only {
+            return open(&engines::registry::Opening {
+                durability: leasehold_core::Durability::Sync,
+                settings: &self.settings,
+                dir: &self.dir,
+                max_actors: 1,
+                vfs: Arc::new(OverlayVfs::new()),
+                memory_backup: true,
+            });
         }
         self.open_on(Arc::new(OverlayVfs::new()))
     }

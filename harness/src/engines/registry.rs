@@ -80,6 +80,13 @@ pub struct Row {
     /// Whether a directory holding these file names is one of its stores.
     pub recognises: Option<fn(&[String]) -> bool>,
     pub open: fn(&Opening<'_>) -> Opened,
+    /// How the operator commands open it without writing, for an engine
+    /// that cannot sit on the read-only overlay `Vfs` (it does its own
+    /// I/O); `None`: `open` on the overlay.
+    pub open_read_only: Option<fn(&Opening<'_>) -> Opened>,
+    /// Its directory is another engine's (that engine's name): detected as
+    /// that one, and accepted for this one.
+    pub files_of: Option<&'static str>,
     pub dump: Dump,
     /// How `crash-fuzz` runs it on the simulated disk; `None` for an
     /// engine that does its own I/O or keeps no files.
@@ -108,6 +115,8 @@ pub const ROWS: [Row; 10] = [
         locks_dir: true,
         recognises: Some(recognises_memory_backup),
         open: open_memory,
+        open_read_only: None,
+        files_of: None,
         dump: Dump::MemoryBackup,
         crash: Some(&crash::MEMORY),
     },
@@ -123,6 +132,8 @@ pub const ROWS: [Row; 10] = [
         locks_dir: true,
         recognises: Some(leasehold_lsm::db::recognises),
         open: open_lsm,
+        open_read_only: None,
+        files_of: None,
         dump: Dump::Files(leasehold_lsm::dump::dump),
         crash: Some(&crash::LSM),
     },
@@ -138,6 +149,8 @@ pub const ROWS: [Row; 10] = [
         locks_dir: true,
         recognises: Some(leasehold_btree::db::recognises),
         open: open_btree,
+        open_read_only: None,
+        files_of: None,
         dump: Dump::Files(leasehold_btree::dump::dump),
         crash: Some(&crash::BTREE),
     },
@@ -153,6 +166,8 @@ pub const ROWS: [Row; 10] = [
         locks_dir: false,
         recognises: Some(leasehold_rocksdb::recognises),
         open: open_rocksdb,
+        open_read_only: Some(open_rocksdb_read_only),
+        files_of: None,
         dump: ROCKSDB_DUMP,
         crash: None,
     },
@@ -169,6 +184,8 @@ pub const ROWS: [Row; 10] = [
         locks_dir: false,
         recognises: None,
         open: open_rocksdb_blob,
+        open_read_only: Some(open_rocksdb_read_only),
+        files_of: Some("rocksdb"),
         dump: ROCKSDB_DUMP,
         crash: None,
     },
@@ -184,6 +201,8 @@ pub const ROWS: [Row; 10] = [
         locks_dir: false,
         recognises: None,
         open: open_redb,
+        open_read_only: None,
+        files_of: None,
         dump: Dump::Refused("a peer for comparisons: the operator commands do not open its files"),
         crash: None,
     },
@@ -199,6 +218,8 @@ pub const ROWS: [Row; 10] = [
         locks_dir: false,
         recognises: None,
         open: open_fjall,
+        open_read_only: None,
+        files_of: None,
         dump: Dump::Refused("a peer for comparisons: the operator commands do not open its files"),
         crash: None,
     },
@@ -214,6 +235,8 @@ pub const ROWS: [Row; 10] = [
         locks_dir: false,
         recognises: None,
         open: open_s3,
+        open_read_only: None,
+        files_of: None,
         dump: Dump::Refused("it keeps objects, not files in a directory"),
         crash: None,
     },
@@ -229,6 +252,8 @@ pub const ROWS: [Row; 10] = [
         locks_dir: false,
         recognises: None,
         open: open_postgres,
+        open_read_only: None,
+        files_of: None,
         dump: Dump::Refused(
             "PostgreSQL's rows have PostgreSQL's own tools: psql and pg_dump (verify works here)",
         ),
@@ -246,6 +271,8 @@ pub const ROWS: [Row; 10] = [
         locks_dir: false,
         recognises: None,
         open: |_| Ok(Box::new(NullStore)),
+        open_read_only: None,
+        files_of: None,
         dump: Dump::Refused("the null engine keeps no files"),
         crash: None,
     },
@@ -335,6 +362,18 @@ fn open_rocksdb_with(at: &Opening<'_>, blob_files: bool) -> Opened {
     };
     let engine = leasehold_rocksdb::RocksEngine::open(&config).map_err(|err| err.to_string())?;
     Ok(Box::new(KvStore::new(engine, at.durability)))
+}
+
+/// RocksDB's own read-only mode: it writes nothing (it cannot sit on the
+/// read-only overlay), blob files or not.
+fn open_rocksdb_read_only(at: &Opening<'_>) -> Opened {
+    let config = RocksDbConfig {
+        data_dir: at.dir.to_path_buf(),
+        ..at.settings.rocksdb.clone()
+    };
+    let engine = leasehold_rocksdb::RocksEngine::open_read_only(&config)
+        .map_err(|err| format!("rocksdb: {err}"))?;
+    Ok(Box::new(KvStore::new(engine, Durability::Sync)))
 }
 
 /// redb does its own I/O too.

@@ -34,6 +34,8 @@ const TOY: Row = Row {
             .map_err(|err| format!("toy: {err}"))?;
         Ok(Box::new(KvStore::new(engine, at.durability)))
     },
+    open_read_only: None,
+    files_of: None,
     dump: Dump::Refused("a toy"),
     crash: Some(&TOY_CRASH),
 };
@@ -137,6 +139,22 @@ fn every_engine_on_local_files_keeps_a_save_and_is_known_by_its_files() {
             .close()
             .unwrap_or_else(|err| panic!("{}: {err}", row.name));
         drop(reopened);
+        if let Some(open_read_only) = row.open_read_only {
+            let reader =
+                open_read_only(&opening).unwrap_or_else(|err| panic!("{}: {err}", row.name));
+            let loaded = reader
+                .load(&key, now)
+                .unwrap_or_else(|err| panic!("{}: {err}", row.name));
+            assert_eq!(
+                loaded.map(|snapshot| snapshot.version),
+                Some(1),
+                "{}",
+                row.name
+            );
+            reader
+                .close()
+                .unwrap_or_else(|err| panic!("{}: {err}", row.name));
+        }
 
         let names: Vec<String> = std::fs::read_dir(dir.path())
             .expect("list")
@@ -153,9 +171,10 @@ fn every_engine_on_local_files_keeps_a_save_and_is_known_by_its_files() {
             .collect();
         if row.recognises.is_some() {
             assert_eq!(claimed, [row.name], "{}: {names:?}", row.name);
+        } else if let Some(owner) = row.files_of {
+            assert_eq!(claimed, [owner], "{}: {names:?}", row.name);
         } else {
-            // An engine the operator commands do not open (a peer), or one
-            // whose directory is another's (RocksDB's with blob files).
+            // An engine the operator commands do not open (a peer).
             assert!(claimed.len() <= 1, "{}: {claimed:?}", row.name);
         }
         if let Dump::Files(dump) = row.dump {
