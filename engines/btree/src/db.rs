@@ -20,6 +20,8 @@ use parking_lot::{Condvar, Mutex, RwLock};
 
 use crate::config::BtreeConfig;
 use leasehold_storage::commit::{CommitQueue, Pending};
+use leasehold_storage::error::io_error;
+use leasehold_storage::kv::bump;
 use leasehold_storage::kv::ScanVisitor;
 use leasehold_storage::lifecycle::Lifecycle;
 use leasehold_storage::vfs::{lock_directory, read_confirmed_prefix, write_all_at, Vfs, VfsFile};
@@ -118,10 +120,6 @@ fn wal_number(name: &str) -> Option<u64> {
         .flatten()
 }
 
-fn io_error(context: String) -> impl FnOnce(std::io::Error) -> KvError {
-    move |source| KvError::io(context, source)
-}
-
 #[derive(Debug, Default)]
 struct Counters {
     user_bytes: AtomicU64,
@@ -138,10 +136,6 @@ struct Counters {
     /// Bytes in the current log, apart from the writer's lock so that
     /// `stats` never waits behind a writer in its fsync.
     active_wal_bytes: AtomicU64,
-}
-
-fn bump(counter: &AtomicU64, by: u64) {
-    counter.fetch_add(by, Ordering::Relaxed);
 }
 
 struct WriterState {

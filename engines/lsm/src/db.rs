@@ -22,6 +22,8 @@ use parking_lot::{Condvar, Mutex, RwLock};
 
 use crate::config::LsmConfig;
 use leasehold_storage::commit::{CommitQueue, Pending};
+use leasehold_storage::error::io_error;
+use leasehold_storage::kv::bump;
 use leasehold_storage::kv::ScanVisitor;
 use leasehold_storage::lifecycle::Lifecycle;
 use leasehold_storage::vfs::{Vfs, VfsFile};
@@ -125,10 +127,6 @@ struct Counters {
     active_wal_bytes: AtomicU64,
 }
 
-fn bump(counter: &AtomicU64, by: u64) {
-    counter.fetch_add(by, Ordering::Relaxed);
-}
-
 struct TreeState {
     active: Arc<Memtable>,
     /// Oldest first.
@@ -200,10 +198,6 @@ impl std::fmt::Debug for LsmEngine {
             .field("dir", &self.inner.dir)
             .finish()
     }
-}
-
-fn io_error(context: String) -> impl FnOnce(std::io::Error) -> KvError {
-    move |source| KvError::io(context, source)
 }
 
 impl LsmEngine {

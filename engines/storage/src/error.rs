@@ -83,5 +83,10 @@ fn holder_text(holder_pid: Option<u32>) -> String {
     holder_pid.map_or_else(String::new, |pid| format!(" (process {pid})"))
 }
 
+/// `map_err(io_error(context))`: an I/O failure with what was being done.
+pub fn io_error(context: String) -> impl FnOnce(std::io::Error) -> KvError {
+    move |source| KvError::io(context, source)
+}
+
 /// Results of the key-value layer.
 pub type KvResult<T> = Result<T, KvError>;

@@ -28,7 +28,7 @@ use crate::error::KvResult;
 
 pub use batch::{BatchOp, IntoValue, WriteBatch, BATCH_BYTES_MAX};
 pub use range::{prefix_successor, KeyRange};
-pub use stats::{verify_by_scan, EngineStats, Health, VerifyReport};
+pub use stats::{bump, verify_by_scan, EngineStats, Health, VerifyReport};
 
 /// When an acknowledged write is promised to survive power loss.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]

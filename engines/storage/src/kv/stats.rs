@@ -1,7 +1,14 @@
 //! What an engine reports of itself: counters, health, and `verify`'s
 //! findings.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use super::{KeyRange, KvEngine};
+
+/// Adds to one of an engine's own counters (read back by its `stats`).
+pub fn bump(counter: &AtomicU64, by: u64) {
+    counter.fetch_add(by, Ordering::Relaxed);
+}
 
 /// Counters an engine keeps for the harness. Fields an engine has no notion of
 /// stay zero. All byte counts are cumulative since open.
