@@ -381,7 +381,14 @@ fn planted_bugs_need_their_build_and_are_caught_with_it() {
                 "--mode",
                 mode,
             ])
-            .args(["--seconds", "60", "--seed", "1"])
+            // A background hunt waits for the OS to interleave the threads
+            // just so: ignore-readers has taken from 7 s to over 60 s here.
+            .args([
+                "--seconds",
+                if mode == "background" { "180" } else { "60" },
+                "--seed",
+                "1",
+            ])
             .output()
             .unwrap();
         let stderr = String::from_utf8_lossy(&output.stderr);

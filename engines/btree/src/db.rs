@@ -24,6 +24,8 @@ use leasehold_storage::error::io_error;
 use leasehold_storage::kv::bump;
 use leasehold_storage::kv::ScanVisitor;
 use leasehold_storage::lifecycle::Lifecycle;
+#[cfg(any(test, feature = "planted-bugs"))]
+use leasehold_storage::planted::PlantedSwitch;
 use leasehold_storage::vfs::{lock_directory, read_confirmed_prefix, write_all_at, Vfs, VfsFile};
 use leasehold_storage::wal::{self, WalWriter};
 use leasehold_storage::workers::Workers;
@@ -185,7 +187,7 @@ struct Inner {
     checkpoint: Mutex<CheckpointState>,
     lifecycle: Lifecycle,
     #[cfg(any(test, feature = "planted-bugs"))]
-    planted: Mutex<(Option<PlantedBug>, Vec<Vec<u8>>)>,
+    planted: PlantedSwitch<PlantedBug>,
     stop: Mutex<bool>,
     /// Wakes the checkpointer.
     work_cv: Condvar,
@@ -385,7 +387,7 @@ impl Inner {
     /// True when `bug` is planted (always false in a normal build).
     fn planted(&self, bug: PlantedBug) -> bool {
         #[cfg(any(test, feature = "planted-bugs"))]
-        return self.planted.lock().0 == Some(bug);
+        return self.planted.is(bug);
         #[cfg(not(any(test, feature = "planted-bugs")))]
         {
             let _ = bug;

@@ -26,6 +26,8 @@ use leasehold_storage::error::io_error;
 use leasehold_storage::kv::bump;
 use leasehold_storage::kv::ScanVisitor;
 use leasehold_storage::lifecycle::Lifecycle;
+#[cfg(any(test, feature = "planted-bugs"))]
+use leasehold_storage::planted::PlantedSwitch;
 use leasehold_storage::vfs::{Vfs, VfsFile};
 use leasehold_storage::workers::Workers;
 use leasehold_storage::{
@@ -181,7 +183,7 @@ struct Inner {
     lifecycle: Lifecycle,
     counters: Counters,
     #[cfg(any(test, feature = "planted-bugs"))]
-    planted: Mutex<(Option<PlantedBug>, Vec<Vec<u8>>)>,
+    planted: PlantedSwitch<PlantedBug>,
 }
 
 /// The LSM-tree engine.
@@ -261,7 +263,7 @@ impl LsmEngine {
     /// campaign's `--planted` runs only).
     #[cfg(any(test, feature = "planted-bugs"))]
     pub fn plant(&self, bug: PlantedBug) {
-        self.inner.planted.lock().0 = Some(bug);
+        self.inner.planted.plant(bug);
         self.inner
             .cache
             .skip_checksums
@@ -386,7 +388,7 @@ impl Inner {
     /// True when `bug` is planted (always false in a normal build).
     fn planted(&self, bug: PlantedBug) -> bool {
         #[cfg(any(test, feature = "planted-bugs"))]
-        return self.planted.lock().0 == Some(bug);
+        return self.planted.is(bug);
         #[cfg(not(any(test, feature = "planted-bugs")))]
         {
             let _ = bug;

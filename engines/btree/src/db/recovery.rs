@@ -236,7 +236,7 @@ pub(super) fn recover(
         }),
         lifecycle,
         #[cfg(any(test, feature = "planted-bugs"))]
-        planted: Mutex::new((planted, Vec::new())),
+        planted: leasehold_storage::planted::PlantedSwitch::new(planted),
         stop: Mutex::new(false),
         work_cv: Condvar::new(),
         sync_cv: Condvar::new(),

@@ -93,7 +93,7 @@ impl Inner {
             let mut record = pending.batch.encode();
             #[cfg(any(test, feature = "planted-bugs"))]
             if self.planted(PlantedBug::AckBeforeWal) {
-                let deferred = std::mem::replace(&mut self.planted.lock().1, vec![record]);
+                let deferred = self.planted.hold_back(vec![record]);
                 record = deferred.into_iter().next().unwrap_or_default();
                 if record.is_empty() {
                     continue;

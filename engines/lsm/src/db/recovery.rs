@@ -286,7 +286,7 @@ pub(super) fn recover(
         lifecycle,
         counters,
         #[cfg(any(test, feature = "planted-bugs"))]
-        planted: Mutex::new((planted, Vec::new())),
+        planted: leasehold_storage::planted::PlantedSwitch::new(planted),
     })
 }
 

@@ -41,7 +41,7 @@ impl Inner {
         let records = if self.planted(PlantedBug::AckBeforeWal) {
             // The bug: this group's records wait for the next group's write.
             let joined = records.iter().map(|parts| parts.concat()).collect();
-            held_back = std::mem::replace(&mut self.planted.lock().1, joined);
+            held_back = self.planted.hold_back(joined);
             held_back
                 .iter()
                 .map(|record| vec![record.as_slice()])
