@@ -243,7 +243,7 @@ pub fn open_on(
         DurabilityMode::Buffered | DurabilityMode::None => Durability::Buffered,
     };
     open_store(
-        engine,
+        engine.row().open,
         durability,
         settings,
         dir,
@@ -263,11 +263,25 @@ pub fn open_with(
     dir: &Path,
     vfs: Arc<dyn Vfs>,
 ) -> Result<Box<dyn BenchStore>, String> {
-    open_store(engine, durability, settings, dir, 1, vfs, true)
+    open_store(engine.row().open, durability, settings, dir, 1, vfs, true)
+}
+
+/// Opens the engine's files in `dir` without writing to them (the operator
+/// commands): on the read-only overlay `Vfs`, or through the engine's own
+/// read-only opener if its row has one (an engine that does its own I/O).
+pub fn open_read_only(
+    engine: EngineKind,
+    settings: &EngineSettings,
+    dir: &Path,
+) -> Result<Box<dyn BenchStore>, String> {
+    let row = engine.row();
+    let open = row.open_read_only.unwrap_or(row.open);
+    let overlay = Arc::new(leasehold_core::vfs::OverlayVfs::new());
+    open_store(open, Durability::Sync, settings, dir, 1, overlay, true)
 }
 
 fn open_store(
-    engine: EngineKind,
+    open: fn(&registry::Opening<'_>) -> Result<Box<dyn BenchStore>, String>,
     durability: Durability,
     settings: &EngineSettings,
     dir: &Path,
@@ -275,7 +289,7 @@ fn open_store(
     vfs: Arc<dyn Vfs>,
     memory_backup: bool,
 ) -> Result<Box<dyn BenchStore>, String> {
-    (engine.row().open)(&registry::Opening {
+    open(&registry::Opening {
         durability,
         settings,
         dir,

@@ -302,17 +302,10 @@ pub fn detect(dir: &Path) -> Result<EngineKind, String> {
 impl Target {
     /// Opens the data without modifying it (see the module docs).
     pub fn open_read_only(&self) -> Result<Box<dyn BenchStore>, String> {
-        if let Some(open) = self.engine.row().open_read_only {
-            return open(&engines::registry::Opening {
-                durability: leasehold_core::Durability::Sync,
-                settings: &self.settings,
-                dir: &self.dir,
-                max_actors: 1,
-                vfs: Arc::new(OverlayVfs::new()),
-                memory_backup: true,
-            });
+        match self.remote {
+            Some(_) => self.open_on(Arc::new(OverlayVfs::new())),
+            None => engines::open_read_only(self.engine, &self.settings, &self.dir),
         }
-        self.open_on(Arc::new(OverlayVfs::new()))
     }
 
     fn open_on(&self, vfs: Arc<dyn Vfs>) -> Result<Box<dyn BenchStore>, String> {

@@ -46,6 +46,10 @@ impl ValueKind {
     }
 }
 
+/// The kind a seek key carries: at one sequence the highest kind sorts
+/// first, so a seek at an entry's sequence lands on it whatever its kind.
+pub const SEEK_KIND: ValueKind = ValueKind::Blob;
+
 /// An owned internal key.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct InternalKey {
@@ -70,8 +74,7 @@ impl InternalKey {
         InternalKey {
             user_key: user_key.to_vec(),
             sequence,
-            // At one sequence the highest kind sorts first.
-            kind: ValueKind::Blob,
+            kind: SEEK_KIND,
         }
     }
 

@@ -54,10 +54,10 @@ impl Memtable {
 
     /// The newest version of `user_key` with a sequence ≤ `sequence`.
     pub fn get(&self, user_key: &[u8], sequence: u64) -> Option<(ValueKind, Bytes)> {
-        let seek = InternalKey::seek_key(user_key, sequence);
+        // The seek key's trailer alone: no key is built (and allocated) per get.
         let entry = self
             .list
-            .seek_entry(user_key, format::trailer(seek.sequence, seek.kind))?;
+            .seek_entry(user_key, format::trailer(sequence, format::SEEK_KIND))?;
         (entry.user_key() == user_key).then(|| (kind_of(&entry), entry.value().clone()))
     }
 
