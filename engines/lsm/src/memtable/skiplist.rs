@@ -119,6 +119,8 @@ impl Arena {
     }
 
     fn chunk(&mut self, bytes: usize) -> *mut u8 {
+        // Unreachable: a node is a header, a tower and a key under 4 GiB
+        // (`allocate_node`), far below `isize::MAX`.
         let Ok(layout) = Layout::from_size_align(bytes, ALIGN) else {
             panic!("memtable node of {bytes} bytes exceeds the address space");
         };
@@ -311,6 +313,9 @@ fn allocate_node(
     trailer: u64,
     value: Bytes,
 ) -> NonNull<Node> {
+    // An invariant, not a caller's error: keys arrive in a WriteBatch, which
+    // `check_size` caps at BATCH_BYTES_MAX (2 GiB) before the log, or from a
+    // log record such a batch wrote.
     let Ok(key_len) = u32::try_from(user_key.len()) else {
         panic!("memtable key of {} bytes exceeds 4 GiB", user_key.len());
     };
