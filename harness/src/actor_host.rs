@@ -21,6 +21,7 @@
 //! its last snapshot and lost in the crash — an actor's state since its last
 //! snapshot is what a crash may cost, never more, never something else.
 
+use crate::{Error, Result};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -342,11 +343,11 @@ impl HostReport {
     /// The run's promise: every message processed is in the counters read
     /// back, less what the crash (and any stall) cost since a snapshot; a
     /// takeover happened and the zombie was fenced out.
-    pub fn check(&self) -> Result<(), String> {
+    pub fn check(&self) -> Result<()> {
         let expected =
             self.initial_total + self.processed - self.lost_in_crash - self.lost_in_stalls;
         if self.final_total != expected {
-            return Err(format!(
+            return Err(Error::Wrong(format!(
                 "the counters add up to {}, not {expected} ({} before + {} processed - {} lost \
                  in the crash - {} lost in stalls)",
                 self.final_total,
@@ -354,32 +355,29 @@ impl HostReport {
                 self.processed,
                 self.lost_in_crash,
                 self.lost_in_stalls
-            ));
+            )));
         }
         if self.takeovers == 0 || self.zombie_saves_refused != 1 {
-            return Err(format!(
+            return Err(Error::Wrong(format!(
                 "{} takeovers and {} zombie saves refused: the failover was not exercised",
                 self.takeovers, self.zombie_saves_refused
-            ));
+            )));
         }
         Ok(())
     }
 }
 
-async fn total(store: &Store, actors: u32) -> Result<u64, String> {
+async fn total(store: &Store, actors: u32) -> Result<u64> {
     let mut total = 0;
     for index in 0..actors {
-        let loaded = store
-            .load(counter_key(index), now())
-            .await
-            .map_err(|err| err.to_string())?;
+        let loaded = store.load(counter_key(index), now()).await?;
         total += loaded.map_or(0, |snapshot| counter_of(&snapshot.state));
     }
     Ok(total)
 }
 
 /// Runs two hosts over `store` as `plan` says and reads every actor back.
-pub async fn run_hosts(store: Arc<dyn BenchStore>, plan: HostPlan) -> Result<HostReport, String> {
+pub async fn run_hosts(store: Arc<dyn BenchStore>, plan: HostPlan) -> Result<HostReport> {
     let store: Store = AsyncStore::new(store);
     let initial_total = total(&store, plan.actors).await?;
     let report = Arc::new(parking_lot::Mutex::new(HostReport::default()));
@@ -417,11 +415,11 @@ pub async fn run_hosts(store: Arc<dyn BenchStore>, plan: HostPlan) -> Result<Hos
             inboxes[0]
                 .send(Message::Crash(answer))
                 .await
-                .map_err(|_| "host-a stopped early".to_owned())?;
+                .map_err(|_| Error::Thread("host-a stopped early".to_owned()))?;
             crashed = Some(
                 answered
                     .await
-                    .map_err(|_| "host-a did not answer".to_owned())?,
+                    .map_err(|_| Error::Thread("host-a did not answer".to_owned()))?,
             );
         }
         // Each actor's messages go to one host: host-b takes all of them
@@ -434,7 +432,7 @@ pub async fn run_hosts(store: Arc<dyn BenchStore>, plan: HostPlan) -> Result<Hos
         inboxes[host]
             .send(Message::Deliver(counter_key(index)))
             .await
-            .map_err(|_| "a host stopped early".to_owned())?;
+            .map_err(|_| Error::Thread("a host stopped early".to_owned()))?;
         sent += 1;
         tokio::time::sleep(gap).await;
     }
@@ -444,16 +442,15 @@ pub async fn run_hosts(store: Arc<dyn BenchStore>, plan: HostPlan) -> Result<Hos
         inboxes[1]
             .send(Message::Deliver(key.clone()))
             .await
-            .map_err(|_| "host-b stopped early".to_owned())?;
+            .map_err(|_| Error::Thread("host-b stopped early".to_owned()))?;
         let deadline = Instant::now() + plan.lease * 3;
         while store
             .get_lease(key.clone())
-            .await
-            .map_err(|err| err.to_string())?
+            .await?
             .is_none_or(|lease| lease.epoch <= epoch)
         {
             if Instant::now() > deadline {
-                return Err(format!("host-b never took {key} over"));
+                return Err(Error::Wrong(format!("host-b never took {key} over")));
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -467,9 +464,9 @@ pub async fn run_hosts(store: Arc<dyn BenchStore>, plan: HostPlan) -> Result<Hos
                 ));
             }
             other => {
-                return Err(format!(
+                return Err(Error::Wrong(format!(
                     "the zombie's save of {key} was not fenced: {other:?}"
-                ))
+                )))
             }
         }
     }
@@ -477,27 +474,26 @@ pub async fn run_hosts(store: Arc<dyn BenchStore>, plan: HostPlan) -> Result<Hos
     inboxes[1]
         .send(Message::Shutdown(done))
         .await
-        .map_err(|_| "host-b stopped early".to_owned())?;
+        .map_err(|_| Error::Thread("host-b stopped early".to_owned()))?;
     finished
         .await
-        .map_err(|_| "host-b did not shut down".to_owned())?;
+        .map_err(|_| Error::Thread("host-b did not shut down".to_owned()))?;
     for task in tasks {
         task.await
-            .map_err(|err| format!("a host panicked: {err}"))?
-            .map_err(|err| format!("a host failed: {err}"))?;
+            .map_err(|err| Error::Thread(format!("a host panicked: {err}")))??;
     }
     let mut report = report.lock().clone();
     report.lost_in_crash = lost;
     report.initial_total = initial_total;
     report.final_total = total(&store, plan.actors).await?;
-    store.close().await.map_err(|err| err.to_string())?;
+    store.close().await?;
     Ok(report)
 }
 
 /// Opens the store `config` names (the seed's TOML, at its `durability`)
 /// and runs the hosts on it for `run` on a tokio runtime of their own.
-pub fn run_from_config(config: &std::path::Path, run: Duration) -> Result<HostReport, String> {
-    let parsed = leasehold_config::Config::from_file(config).map_err(|err| err.to_string())?;
+pub fn run_from_config(config: &std::path::Path, run: Duration) -> Result<HostReport> {
+    let parsed = leasehold_config::Config::from_file(config)?;
     let target = crate::operator::Target::of_config(parsed.persistence, config)?;
     let store: Arc<dyn BenchStore> = Arc::from(target.open(parsed.durability)?);
     let plan = HostPlan::from_config(&parsed.actor_management, run);
@@ -505,6 +501,6 @@ pub fn run_from_config(config: &std::path::Path, run: Duration) -> Result<HostRe
         .worker_threads(2)
         .enable_all()
         .build()
-        .map_err(|err| format!("start tokio: {err}"))?;
+        .map_err(Error::os("start tokio"))?;
     runtime.block_on(run_hosts(store, plan))
 }

@@ -27,6 +27,7 @@ mod target;
 mod timed;
 mod workload;
 
+use crate::{Error, Result};
 use std::path::PathBuf;
 
 use crate::budget;
@@ -111,27 +112,31 @@ pub struct BenchArgs {
 /// "load" is YCSB's load phase.
 const LOAD: &str = "load";
 
-pub fn bench(args: &BenchArgs, command: &str) -> Result<(), String> {
+pub fn bench(args: &BenchArgs, command: &str) -> Result<()> {
     if args.threads == 0 || args.threads > 64 || args.records == 0 || args.ops == 0 {
-        return Err("--threads must be 1..=64; --records and --ops at least 1".to_owned());
+        return Err(Error::Usage(
+            "--threads must be 1..=64; --records and --ops at least 1".to_owned(),
+        ));
     }
     if !(1..=100).contains(&args.repeat) {
-        return Err("--repeat must be 1..=100".to_owned());
+        return Err(Error::Usage("--repeat must be 1..=100".to_owned()));
     }
     if !(args.value_bytes >= 1 && args.value_bytes <= 1 << 20) {
-        return Err("--value-bytes must be 1..=1048576".to_owned());
+        return Err(Error::Usage("--value-bytes must be 1..=1048576".to_owned()));
     }
     if !(args.compression_ratio > 0.0 && args.compression_ratio <= 1.0) {
-        return Err("--compression-ratio must be above 0 and at most 1".to_owned());
+        return Err(Error::Usage(
+            "--compression-ratio must be above 0 and at most 1".to_owned(),
+        ));
     }
     let workloads = args.workloads();
     if workloads.contains(&Workload::Fillrandom) && workloads.contains(&Workload::Filluniquerandom)
     {
-        return Err(
+        return Err(Error::Usage(
             "fillrandom and filluniquerandom both fill the db_bench suite's engine: \
                     name one"
                 .to_owned(),
-        );
+        ));
     }
     let engines: Vec<EngineKind> = if args.engines.is_empty() {
         EngineKind::compared_by_default()
@@ -172,15 +177,13 @@ pub fn bench(args: &BenchArgs, command: &str) -> Result<(), String> {
         // A budgeted child: its parent reports.
         return Ok(());
     }
-    std::fs::create_dir_all(&args.out).map_err(|err| format!("{}: {err}", args.out.display()))?;
-    let json = serde_json::to_string_pretty(&output).map_err(|err| err.to_string())?;
+    std::fs::create_dir_all(&args.out).map_err(Error::file(&args.out))?;
+    let json = serde_json::to_string_pretty(&output)?;
     let json_path = args.out.join("bench.json");
-    std::fs::write(&json_path, json + "\n")
-        .map_err(|err| format!("{}: {err}", json_path.display()))?;
+    std::fs::write(&json_path, json + "\n").map_err(Error::file(&json_path))?;
     let summary = report::summary(&output, args, command, &started);
     let summary_path = args.out.join("SUMMARY.md");
-    std::fs::write(&summary_path, &summary)
-        .map_err(|err| format!("{}: {err}", summary_path.display()))?;
+    std::fs::write(&summary_path, &summary).map_err(Error::file(&summary_path))?;
     println!("{summary}");
     println!(
         "Written to {} and {}",
@@ -217,7 +220,7 @@ fn run_engine(
     args: &BenchArgs,
     settings: &EngineSettings,
     sink: &mut Sink,
-) -> Result<(), String> {
+) -> Result<()> {
     if level == Level::Kv && !engine.has_kv_engine() {
         // A store on a server has no key-value level: its cells stay empty.
         return Ok(());
@@ -255,7 +258,7 @@ fn run_db_bench(
     args: &BenchArgs,
     settings: &EngineSettings,
     sink: &mut Sink,
-) -> Result<(), String> {
+) -> Result<()> {
     let values = args.db_bench_values();
     let on_filled: Vec<Workload> = workloads
         .iter()
@@ -355,7 +358,7 @@ fn run_ycsb(
     args: &BenchArgs,
     settings: &EngineSettings,
     sink: &mut Sink,
-) -> Result<(), String> {
+) -> Result<()> {
     let Some(durability) = durability_of(engine, args.sync) else {
         return Ok(());
     };

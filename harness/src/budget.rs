@@ -8,6 +8,7 @@
 //!
 //! No usable cgroup is an error, never an unlimited run.
 
+use crate::{Error, Result};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -17,7 +18,7 @@ const V2_ROOT: &str = "/sys/fs/cgroup";
 
 /// Parses a size: bytes, or a number with KiB/MiB/GiB (or K/M/G, also
 /// binary): "512MiB", "1.5GiB", "384M".
-pub fn parse_size(text: &str) -> Result<u64, String> {
+pub fn parse_size(text: &str) -> Result<u64> {
     let trimmed = text.trim();
     let split = trimmed
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
@@ -29,19 +30,19 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         "M" | "MB" | "MiB" => 1 << 20,
         "G" | "GB" | "GiB" => 1 << 30,
         other => {
-            return Err(format!(
+            return Err(Error::Usage(format!(
                 "{text:?}: unknown size unit {other:?} (use B, KiB, MiB or GiB)"
-            ))
+            )))
         }
     };
     let value: f64 = number
         .parse()
-        .map_err(|_| format!("{text:?} is not a size (like 512MiB)"))?;
+        .map_err(|_| Error::Usage(format!("{text:?} is not a size (like 512MiB)")))?;
     let bytes = value * unit_bytes as f64;
     if !(bytes.is_finite() && bytes >= (16 << 20) as f64 && bytes < (1u64 << 50) as f64) {
-        return Err(format!(
+        return Err(Error::Usage(format!(
             "{text:?}: a memory budget must be at least 16MiB (and below 1 PiB)"
-        ));
+        )));
     }
     Ok(bytes as u64)
 }
@@ -64,7 +65,7 @@ pub enum Version {
 }
 
 /// Which cgroup version offers a memory controller here, or why none does.
-pub fn detect() -> Result<Version, String> {
+pub fn detect() -> Result<Version> {
     let v2_controllers = std::fs::read_to_string(Path::new(V2_ROOT).join("cgroup.controllers"));
     if v2_controllers.is_ok_and(|list| list.split_whitespace().any(|name| name == "memory")) {
         return Ok(Version::V2);
@@ -72,10 +73,10 @@ pub fn detect() -> Result<Version, String> {
     if Path::new(V1_ROOT).join("memory.limit_in_bytes").exists() {
         return Ok(Version::V1);
     }
-    Err(format!(
+    Err(Error::machine(format!(
         "--memory-limit needs a memory cgroup: neither cgroup v2 with the memory controller \
          ({V2_ROOT}/cgroup.controllers) nor cgroup v1's memory controller ({V1_ROOT}) is mounted"
-    ))
+    )))
 }
 
 /// What the cgroup saw of a child after it ended.
@@ -98,7 +99,7 @@ static NEXT: AtomicU64 = AtomicU64::new(0);
 
 impl Cgroup {
     /// Makes a fresh cgroup limited to `limit` bytes (memory and swap).
-    pub fn create(limit: u64) -> Result<Cgroup, String> {
+    pub fn create(limit: u64) -> Result<Cgroup> {
         let version = detect()?;
         let root = match version {
             Version::V1 => V1_ROOT,
@@ -111,12 +112,10 @@ impl Cgroup {
             NEXT.fetch_add(1, Ordering::Relaxed)
         );
         let path = Path::new(root).join(name);
-        std::fs::create_dir(&path).map_err(|err| {
-            format!(
-                "cannot create the memory cgroup {} ({err}); --memory-limit needs root",
-                path.display()
-            )
-        })?;
+        std::fs::create_dir(&path).map_err(Error::os(format!(
+            "cannot create the memory cgroup {} (--memory-limit needs root)",
+            path.display()
+        )))?;
         let cgroup = Cgroup { path, version };
         let limit_text = limit.to_string();
         match version {
@@ -137,9 +136,9 @@ impl Cgroup {
         Ok(cgroup)
     }
 
-    fn write(&self, file: &str, value: &str) -> Result<(), String> {
+    fn write(&self, file: &str, value: &str) -> Result<()> {
         let path = self.path.join(file);
-        std::fs::write(&path, value).map_err(|err| format!("{}: {err}", path.display()))
+        std::fs::write(&path, value).map_err(Error::file(&path))
     }
 
     fn read(&self, file: &str) -> Option<String> {
@@ -240,12 +239,10 @@ fn malloc_arenas() -> u32 {
 
 /// Runs this binary with `args` in a fresh cgroup of `limit` bytes, from a
 /// cold page cache, its output to `log`; returns when it ends.
-pub fn run_child(limit: u64, args: &[String], log: &Path) -> Result<ChildRun, String> {
-    let log_file = std::fs::File::create(log).map_err(|err| format!("{}: {err}", log.display()))?;
-    let log_err = log_file
-        .try_clone()
-        .map_err(|err| format!("{}: {err}", log.display()))?;
-    let exe = std::env::current_exe().map_err(|err| format!("the leasehold binary: {err}"))?;
+pub fn run_child(limit: u64, args: &[String], log: &Path) -> Result<ChildRun> {
+    let log_file = std::fs::File::create(log).map_err(Error::file(log))?;
+    let log_err = log_file.try_clone().map_err(Error::file(log))?;
+    let exe = std::env::current_exe().map_err(Error::os("the leasehold binary"))?;
     let page_cache_dropped = drop_page_cache();
     let cgroup = Cgroup::create(limit)?;
     let arenas = malloc_arenas();
@@ -262,7 +259,10 @@ pub fn run_child(limit: u64, args: &[String], log: &Path) -> Result<ChildRun, St
         .stdout(log_file)
         .stderr(log_err)
         .status()
-        .map_err(|err| format!("cannot start the child ({}): {err}", args.join(" ")))?;
+        .map_err(Error::os(format!(
+            "cannot start the child ({})",
+            args.join(" ")
+        )))?;
     let usage = cgroup.usage();
     drop(cgroup);
     Ok(ChildRun {
@@ -295,12 +295,12 @@ mod tests {
 
     #[test]
     fn sizes_parse_with_binary_units_and_bad_ones_are_refused() {
-        assert_eq!(parse_size("512MiB"), Ok(512 << 20));
-        assert_eq!(parse_size("384M"), Ok(384 << 20));
-        assert_eq!(parse_size("1.5GiB"), Ok(3 << 29));
-        assert_eq!(parse_size("67108864"), Ok(64 << 20));
+        assert_eq!(parse_size("512MiB").ok(), Some(512 << 20));
+        assert_eq!(parse_size("384M").ok(), Some(384 << 20));
+        assert_eq!(parse_size("1.5GiB").ok(), Some(3 << 29));
+        assert_eq!(parse_size("67108864").ok(), Some(64 << 20));
         for bad in ["", "MiB", "12 parsecs", "1MiB", "-5GiB", "1e9"] {
-            assert!(parse_size(bad).is_err(), "{bad:?}");
+            assert!(matches!(parse_size(bad), Err(Error::Usage(_))), "{bad:?}");
         }
         assert_eq!(format_size(384 << 20), "384 MiB");
         assert_eq!(format_size(3 << 29), "1.5 GiB");

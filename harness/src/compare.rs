@@ -1,6 +1,7 @@
 //! The harness's commands: `compare` (every scenario × engine × durability),
 //! `run` (one of them), `record` and `replay` (traces as files).
 
+use crate::{Context, Error, Result};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -31,17 +32,22 @@ pub struct CompareSpec {
     pub out: PathBuf,
 }
 
-fn options(args: &ReplayArgs) -> Result<ReplayOptions, String> {
+fn options(args: &ReplayArgs) -> Result<ReplayOptions> {
     if args.threads == 0 || args.threads > 256 {
-        return Err(format!("--threads must be 1..=256, got {}", args.threads));
+        return Err(Error::Usage(format!(
+            "--threads must be 1..=256, got {}",
+            args.threads
+        )));
     }
     if let Some(rate) = args.open_loop {
         if !(rate.is_finite() && rate > 0.0) {
-            return Err(format!("--open-loop must be a positive rate, got {rate}"));
+            return Err(Error::Usage(format!(
+                "--open-loop must be a positive rate, got {rate}"
+            )));
         }
     }
     if args.time_cap_secs == Some(0) {
-        return Err("--time-cap-secs must be at least 1".to_owned());
+        return Err(Error::usage("--time-cap-secs must be at least 1"));
     }
     Ok(ReplayOptions {
         threads: args.threads,
@@ -50,11 +56,13 @@ fn options(args: &ReplayArgs) -> Result<ReplayOptions, String> {
     })
 }
 
-fn check_scale(scale: f64) -> Result<(), String> {
+fn check_scale(scale: f64) -> Result<()> {
     if scale.is_finite() && scale > 0.0 && scale <= 1000.0 {
         Ok(())
     } else {
-        Err(format!("--scale must be within (0, 1000], got {scale}"))
+        Err(Error::Usage(format!(
+            "--scale must be within (0, 1000], got {scale}"
+        )))
     }
 }
 
@@ -72,14 +80,14 @@ fn ops_by_kind(trace: &Trace) -> BTreeMap<&'static str, u64> {
     counts
 }
 
-fn generate_checked(scenario: &Scenario, scale: f64) -> Result<Generated, String> {
+fn generate_checked(scenario: &Scenario, scale: f64) -> Result<Generated> {
     let generated = generate(scenario, scale, &crate::engines::reference_store)
-        .map_err(|err| format!("{}: {err}", scenario.name))?;
+        .with_context(|| scenario.name.clone())?;
     if generated.stats.duplicate_owners > 0 || generated.stats.unexpected_rejections > 0 {
-        return Err(format!(
+        return Err(Error::Wrong(format!(
             "{}: the reference run broke a lease rule: {:?}",
             scenario.name, generated.stats
-        ));
+        )));
     }
     Ok(generated)
 }
@@ -107,7 +115,7 @@ pub fn started() -> String {
     )
 }
 
-pub fn compare(spec: &CompareSpec) -> Result<(), String> {
+pub fn compare(spec: &CompareSpec) -> Result<()> {
     // The report says when the comparison began, not when it was written.
     let started_at = started();
     check_scale(spec.scale)?;
@@ -115,16 +123,16 @@ pub fn compare(spec: &CompareSpec) -> Result<(), String> {
     let settings = EngineSettings::from_files(&spec.replay.configs)?;
     let scenarios: Vec<Scenario> = if spec.scenarios.is_empty() {
         match spec.regime {
-            Regime::InMemory => Scenario::all_built_in().map_err(|err| err.to_string())?,
+            Regime::InMemory => Scenario::all_built_in()?,
             Regime::BeyondMemory => regime::BEYOND_MEMORY_SCENARIOS
                 .iter()
-                .map(|name| Scenario::find(name).map_err(|err| err.to_string()))
+                .map(|name| Scenario::find(name))
                 .collect::<Result<_, _>>()?,
         }
     } else {
         spec.scenarios
             .iter()
-            .map(|name| Scenario::find(name).map_err(|err| err.to_string()))
+            .map(|name| Scenario::find(name))
             .collect::<Result<_, _>>()?
     };
     let engines = if spec.engines.is_empty() {
@@ -314,7 +322,7 @@ fn in_process(
     settings: &EngineSettings,
     args: &ReplayArgs,
     options: ReplayOptions,
-) -> Result<RunResult, String> {
+) -> Result<RunResult> {
     let actors = source.header().actors;
     let open = |dir: &Path| engines::open(engine, durability, settings, dir, actors);
     let dir = args.data_dir.join(format!(
@@ -338,12 +346,10 @@ fn in_process(
 }
 
 /// The trace as a file for budgeted runs' child processes.
-fn write_trace(trace: &Trace, data_dir: &Path) -> Result<PathBuf, String> {
-    std::fs::create_dir_all(data_dir).map_err(|err| format!("{}: {err}", data_dir.display()))?;
+fn write_trace(trace: &Trace, data_dir: &Path) -> Result<PathBuf> {
+    std::fs::create_dir_all(data_dir).map_err(Error::file(data_dir))?;
     let path = data_dir.join(format!("{}.trace", trace.header.scenario));
-    trace
-        .write(&path)
-        .map_err(|err| format!("{}: {err}", path.display()))?;
+    trace.write(&path)?;
     Ok(path)
 }
 
@@ -356,7 +362,7 @@ fn lost(result: &RunResult) -> u64 {
 
 /// Wrong answers, duplicate owners and states lost over a clean reopen are
 /// failures of an engine, not figures.
-fn fail_on_wrong_answers<'a>(results: impl Iterator<Item = &'a RunResult>) -> Result<(), String> {
+fn fail_on_wrong_answers<'a>(results: impl Iterator<Item = &'a RunResult>) -> Result<()> {
     let broken: Vec<String> = results
         // The null engine's answers are placeholders by design.
         .filter(|result| result.engine != EngineKind::NULL)
@@ -377,7 +383,7 @@ fn fail_on_wrong_answers<'a>(results: impl Iterator<Item = &'a RunResult>) -> Re
     if broken.is_empty() {
         Ok(())
     } else {
-        Err(broken.join("\n"))
+        Err(Error::Wrong(broken.join("\n")))
     }
 }
 
@@ -388,9 +394,9 @@ pub fn run_one(
     scale: f64,
     args: &ReplayArgs,
     out: &Path,
-) -> Result<(), String> {
+) -> Result<()> {
     check_scale(scale)?;
-    let scenario = Scenario::find(scenario).map_err(|err| err.to_string())?;
+    let scenario = Scenario::find(scenario)?;
     let generated = generate_checked(&scenario, scale)?;
     let limit = args.memory_limit.or(scenario
         .memory_limit
@@ -421,10 +427,10 @@ pub fn run_one(
     };
     let path = run::result_path(out, &result);
     if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).map_err(|err| format!("{}: {err}", parent.display()))?;
+        std::fs::create_dir_all(parent).map_err(Error::file(parent))?;
     }
-    let json = serde_json::to_string_pretty(&result).map_err(|err| err.to_string())?;
-    std::fs::write(&path, json + "\n").map_err(|err| format!("{}: {err}", path.display()))?;
+    let json = serde_json::to_string_pretty(&result)?;
+    std::fs::write(&path, json + "\n").map_err(Error::file(&path))?;
     println!("{}", report::table(std::slice::from_ref(&result)));
     println!("Written to {}", path.display());
     fail_on_wrong_answers(std::iter::once(&result))
@@ -432,16 +438,16 @@ pub fn run_one(
 
 /// The durability `engine` runs at when asked for `durability` (the
 /// volatile memory engine runs at none).
-fn resolve(engine: EngineKind, durability: DurabilityMode) -> Result<DurabilityMode, String> {
+fn resolve(engine: EngineKind, durability: DurabilityMode) -> Result<DurabilityMode> {
     DurabilityMode::for_engine(engine, &[durability])
         .first()
         .copied()
         .ok_or_else(|| {
-            format!(
+            Error::Usage(format!(
                 "{} cannot run at {} durability",
                 engine.name(),
                 durability.name()
-            )
+            ))
         })
 }
 
@@ -450,7 +456,7 @@ fn measure_trace(
     engine: EngineKind,
     durability: DurabilityMode,
     args: &ReplayArgs,
-) -> Result<RunResult, String> {
+) -> Result<RunResult> {
     let durability = resolve(engine, durability)?;
     let mut settings = EngineSettings::from_files(&args.configs)?;
     if let Some(budget) = args.sized_for {
@@ -459,11 +465,11 @@ fn measure_trace(
     in_process(source, engine, durability, &settings, args, options(args)?)
 }
 
-pub fn record(scenario: &str, scale: f64, out: &Path) -> Result<(), String> {
+pub fn record(scenario: &str, scale: f64, out: &Path) -> Result<()> {
     check_scale(scale)?;
-    let scenario = Scenario::find(scenario).map_err(|err| err.to_string())?;
+    let scenario = Scenario::find(scenario)?;
     let generated = generate_checked(&scenario, scale)?;
-    generated.trace.write(out).map_err(|err| err.to_string())?;
+    generated.trace.write(out)?;
     let bytes = std::fs::metadata(out).map_or(0, |meta| meta.len());
     println!(
         "{}: {} ops ({:?}) in {} bytes → {}\n{:?}",
@@ -487,7 +493,7 @@ fn measure_isolated(
     durability: DurabilityMode,
     limit: u64,
     args: &ReplayArgs,
-) -> Result<RunResult, String> {
+) -> Result<RunResult> {
     let durability = resolve(engine, durability)?;
     isolated::run_isolated(&IsolatedRun {
         scenario: &header.scenario,
@@ -506,7 +512,7 @@ pub fn replay_trace(
     durability: DurabilityMode,
     args: &ReplayArgs,
     result_json: Option<&Path>,
-) -> Result<(), String> {
+) -> Result<()> {
     // Streamed: a replaying child holds a window of the trace, not all of it.
     let mut source = Streamed::open(path)?;
     let result = match args.memory_limit {
@@ -517,8 +523,8 @@ pub fn replay_trace(
         None => measure_trace(&mut source, engine, durability, args)?,
     };
     if let Some(out) = result_json {
-        let json = serde_json::to_string(&result).map_err(|err| err.to_string())?;
-        std::fs::write(out, json).map_err(|err| format!("{}: {err}", out.display()))?;
+        let json = serde_json::to_string(&result)?;
+        std::fs::write(out, json).map_err(Error::file(out))?;
     }
     println!("{}", report::table(std::slice::from_ref(&result)));
     for mismatch in &result.first_mismatches {

@@ -4,6 +4,7 @@
 //! policies, and recover; every result is checked by the oracle. A failure is
 //! shrunk, printed and written as a JSON reproducer that `--replay` reruns.
 
+use crate::{Error, Result};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -12,6 +13,7 @@ use std::time::{Duration, Instant};
 use indicatif::{ProgressBar, ProgressStyle};
 use leasehold_testkit::crash::{self, CrashCase};
 use leasehold_testkit::damage;
+use leasehold_testkit::oracle::Violation;
 
 mod background;
 mod damage_report;
@@ -114,9 +116,9 @@ pub(crate) fn file_kind(engine: &CrashRow, path: &Path) -> String {
 }
 
 /// The engine's part in the campaign, or why it has none.
-pub(crate) fn crash_row(engine: EngineKind) -> Result<&'static CrashRow, String> {
+pub(crate) fn crash_row(engine: EngineKind) -> Result<&'static CrashRow> {
     engine.row().crash.ok_or_else(|| {
-        format!(
+        Error::Usage(format!(
             "engine {engine} is not in the crash campaign: it does its own file I/O or keeps \
              no files, so the simulated disk cannot crash under it (engines with a crash row: {})",
             registry::ROWS
@@ -125,7 +127,7 @@ pub(crate) fn crash_row(engine: EngineKind) -> Result<&'static CrashRow, String>
                 .map(|row| row.name)
                 .collect::<Vec<_>>()
                 .join(", ")
-        )
+        ))
     })
 }
 
@@ -133,13 +135,12 @@ pub(crate) fn crash_row(engine: EngineKind) -> Result<&'static CrashRow, String>
 const ROUND_CASES: u32 = 200;
 const OPS_MAX: usize = 32;
 
-pub fn run(options: &Options) -> Result<String, String> {
+pub fn run(options: &Options) -> Result<String> {
     if options.mode == Mode::Lease && (options.planted.is_some() || options.replay.is_some()) {
-        return Err(
+        return Err(Error::usage(
             "--mode lease takes neither --planted nor --replay: it runs Store-level cases \
-             (the engines' tests plant a grant acknowledged before it is durable)"
-                .to_owned(),
-        );
+             (the engines' tests plant a grant acknowledged before it is durable)",
+        ));
     }
     if options.mode == Mode::Background {
         return background::campaign(options);
@@ -155,14 +156,14 @@ pub fn run(options: &Options) -> Result<String, String> {
 
 /// The default campaign (any mode but the threaded ones) on a crash row;
 /// `options.engine` only names it in reports.
-pub(crate) fn run_row(options: &Options, engine: &CrashRow) -> Result<String, String> {
+pub(crate) fn run_row(options: &Options, engine: &CrashRow) -> Result<String> {
     campaign(options, engine, &|vfs: SimVfs| {
         (engine.open)(vfs, Setting::Inline, None)
     })
 }
 
 /// Runs the campaign on an engine with `bug` planted until a case catches it.
-fn hunt(options: &Options, bug: &str) -> Result<String, String> {
+fn hunt(options: &Options, bug: &str) -> Result<String> {
     let engine = crash_row(options.engine)?;
     engine.check_planted(options.engine.name(), bug)?;
     hunt_with(options, engine, bug, &|vfs: SimVfs| {
@@ -175,16 +176,14 @@ fn hunt_with<E: KvEngine>(
     engine: &CrashRow,
     name: &str,
     open: &dyn Fn(SimVfs) -> KvResult<E>,
-) -> Result<String, String> {
+) -> Result<String> {
     let started = Instant::now();
     let deadline = started + Duration::from_secs(options.seconds);
     let mut rounds = 0u64;
     while Instant::now() < deadline {
         let seed = options.seed.wrapping_add(rounds);
         let result = crash::search_seeded(seed, ROUND_CASES, OPS_MAX, &options.policies, &|case| {
-            run_one(open, Path::new(engine.dir), options.mode, case)
-                .map(|_| ())
-                .map_err(|reason| leasehold_testkit::oracle::Violation { reason })
+            run_one(open, Path::new(engine.dir), options.mode, case).map(|_| ())
         });
         rounds += 1;
         if let Err((_, reason)) = result {
@@ -196,12 +195,12 @@ fn hunt_with<E: KvEngine>(
             ));
         }
     }
-    Err(format!(
-        "planted {name} NOT caught by {} cases ({:?} mode) in {:.0?}",
-        rounds * u64::from(ROUND_CASES),
-        options.mode,
-        started.elapsed()
-    ))
+    Err(Error::NotCaught {
+        bug: name.to_owned(),
+        cases: rounds * u64::from(ROUND_CASES),
+        mode: format!("{:?}", options.mode),
+        elapsed: started.elapsed(),
+    })
 }
 
 fn run_one<E: KvEngine>(
@@ -209,8 +208,8 @@ fn run_one<E: KvEngine>(
     dir: &Path,
     mode: Mode,
     case: &CrashCase,
-) -> Result<CaseOutcome, String> {
-    let result = match mode {
+) -> Result<CaseOutcome, Violation> {
+    match mode {
         Mode::Crash => crash::run_case(open, case).map(CaseOutcome::Crash),
         Mode::ReadFaults => crash::run_case_with(open, case, Some(&crash::read_fault_config()))
             .map(CaseOutcome::Crash),
@@ -219,31 +218,30 @@ fn run_one<E: KvEngine>(
                 .map(CaseOutcome::Crash)
         }
         Mode::Damage => damage::run_damage_case(open, dir, case).map(CaseOutcome::Damage),
-        Mode::Lease | Mode::Background | Mode::GroupBound => {
-            return Err(
-                "lease mode runs its own Store-level cases; --replay and --planted take \
-                 the crash cases of the other modes"
-                    .to_owned(),
-            )
-        }
-    };
-    result.map_err(|violation| violation.reason)
+        // `run` sends these modes elsewhere before any case runs.
+        Mode::Lease | Mode::Background | Mode::GroupBound => Err(Violation {
+            reason: format!("{mode:?} mode runs its own cases, not the crash cases"),
+        }),
+    }
 }
 
 fn campaign<E: KvEngine>(
     options: &Options,
     engine: &CrashRow,
     open: &dyn Fn(SimVfs) -> KvResult<E>,
-) -> Result<String, String> {
+) -> Result<String> {
     let dir = Path::new(engine.dir);
     if let Some(path) = &options.replay {
-        let text = std::fs::read_to_string(path)
-            .map_err(|err| format!("cannot read {}: {err}", path.display()))?;
-        let case: CrashCase = serde_json::from_str(&text)
-            .map_err(|err| format!("{} is not a crash case: {err}", path.display()))?;
+        let text = std::fs::read_to_string(path).map_err(Error::file(path))?;
+        let case: CrashCase =
+            serde_json::from_str(&text).map_err(Error::parse(path, "a crash case"))?;
         return match run_one(open, dir, options.mode, &case) {
             Ok(_) => Ok(format!("{}: the case passes", path.display())),
-            Err(reason) => Err(format!("{}: {reason}", path.display())),
+            Err(violation) => Err(Error::Violation(format!(
+                "{}: {}",
+                path.display(),
+                violation.reason
+            ))),
         };
     }
     if options.mode == Mode::Lease {
@@ -265,7 +263,7 @@ fn campaign<E: KvEngine>(
                 crash::exhaustive_sequences().len(),
                 options.policies.len()
             )),
-            Err((case, reason)) => Err(report_failure(options, &case, &reason)),
+            Err((case, reason)) => Err(Error::Violation(report_failure(options, &case, &reason))),
         };
     }
     let coverage = Mutex::new(Coverage::default());
@@ -280,8 +278,7 @@ fn campaign<E: KvEngine>(
     while Instant::now() < deadline {
         let seed = options.seed.wrapping_add(rounds);
         let result = crash::search_seeded(seed, ROUND_CASES, OPS_MAX, &options.policies, &|case| {
-            let report = run_one(open, dir, options.mode, case)
-                .map_err(|reason| leasehold_testkit::oracle::Violation { reason })?;
+            let report = run_one(open, dir, options.mode, case)?;
             if options.report {
                 record(&coverage, engine, options.mode, case, &report);
             }
@@ -292,7 +289,7 @@ fn campaign<E: KvEngine>(
         bar.set_message(format!("{} cases", rounds * u64::from(ROUND_CASES)));
         if let Err((case, reason)) = result {
             bar.finish_and_clear();
-            return Err(report_failure(options, &case, &reason));
+            return Err(Error::Violation(report_failure(options, &case, &reason)));
         }
     }
     bar.finish_and_clear();
@@ -307,7 +304,7 @@ fn campaign<E: KvEngine>(
     if options.report {
         let coverage = coverage
             .into_inner()
-            .map_err(|_| "coverage lock poisoned".to_owned())?;
+            .map_err(|_| Error::Thread("a case panicked holding the coverage".to_owned()))?;
         write_report(options, &coverage, started.elapsed(), &summary)?;
     }
     Ok(summary)
@@ -394,7 +391,7 @@ fn mode_name(mode: Mode) -> &'static str {
 fn lease_campaign<E: KvEngine>(
     options: &Options,
     open: &dyn Fn(SimVfs) -> KvResult<E>,
-) -> Result<String, String> {
+) -> Result<String> {
     use leasehold_testkit::store_crash::search_store_crashes;
     const LEASE_ROUND: u32 = 500;
     let started = Instant::now();
@@ -404,9 +401,9 @@ fn lease_campaign<E: KvEngine>(
     while Instant::now() < deadline {
         let seed = options.seed.wrapping_add(rounds);
         if let Err((case, reason)) = search_store_crashes(open, seed, LEASE_ROUND) {
-            return Err(format!(
+            return Err(Error::Violation(format!(
                 "lease rules broken across a crash: {reason}\ncase: {case:?}"
-            ));
+            )));
         }
         cases += u64::from(LEASE_ROUND);
         rounds += 1;
@@ -425,13 +422,8 @@ fn report_failure(options: &Options, case: &CrashCase, reason: &str) -> String {
         Path::new("results/crash-fuzz").join(format!("{}-{}.json", options.engine, options.seed))
     });
     let written = serde_json::to_string_pretty(case)
-        .map_err(|err| err.to_string())
-        .and_then(|json| {
-            if let Some(dir) = path.parent() {
-                std::fs::create_dir_all(dir).map_err(|err| err.to_string())?;
-            }
-            std::fs::write(&path, json).map_err(|err| err.to_string())
-        });
+        .map_err(Error::from)
+        .and_then(|json| write_file(&path, &json));
     let saved = match written {
         Ok(()) => format!(
             "reproducer written to {}; rerun with --replay {}",

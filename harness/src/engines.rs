@@ -1,6 +1,7 @@
 //! The engines the harness can run, opened from the seed's TOML sections (or
 //! their defaults) in a fresh directory per run, behind one object-safe trait.
 
+use crate::{Error, Result};
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -76,10 +77,10 @@ impl EngineSettings {
 
     /// Applies each config file's persistence section; a file for an engine the
     /// harness cannot run is an error, not ignored.
-    pub fn from_files(paths: &[std::path::PathBuf]) -> Result<EngineSettings, String> {
+    pub fn from_files(paths: &[std::path::PathBuf]) -> Result<EngineSettings> {
         let mut settings = EngineSettings::default();
         for path in paths {
-            let config = Config::from_file(path).map_err(|err| err.to_string())?;
+            let config = Config::from_file(path)?;
             match config.persistence {
                 PersistenceConfig::LsmTree(lsm) => settings.lsm = lsm,
                 PersistenceConfig::CowBtree(btree) => settings.btree = btree,
@@ -88,11 +89,11 @@ impl EngineSettings {
                 PersistenceConfig::S3(s3) => settings.s3 = Some(s3),
                 PersistenceConfig::Postgres(postgres) => settings.postgres = Some(postgres),
                 other => {
-                    return Err(format!(
+                    return Err(Error::Usage(format!(
                         "{}: the harness has no {} engine",
                         path.display(),
                         other.type_name()
-                    ))
+                    )))
                 }
             }
         }
@@ -111,7 +112,7 @@ pub struct Live {
 /// A store the harness can measure: the `Store`, plus what the engine under
 /// it holds, checks and answers.
 pub trait BenchStore: Store {
-    fn live(&self) -> Result<Live, String>;
+    fn live(&self) -> Result<Live>;
 
     /// The engine's full structural check (`KvEngine::verify`).
     fn verify(&self) -> KvResult<VerifyReport>;
@@ -129,7 +130,7 @@ pub trait BenchStore: Store {
     /// Removes what a run left on a server (its files are the harness's to
     /// remove): the run's schema for PostgreSQL. Nothing for local engines
     /// and object storage, whose run prefixes stay (a few KiB each).
-    fn discard(&self) -> Result<(), String> {
+    fn discard(&self) -> Result<()> {
         Ok(())
     }
 }
@@ -172,15 +173,13 @@ impl<E: KvEngine> BenchStore for KvStore<E> {
         Ok(started.elapsed())
     }
 
-    fn live(&self) -> Result<Live, String> {
+    fn live(&self) -> Result<Live> {
         let mut live = Live::default();
-        self.engine()
-            .scan(&KeyRange::all(), &mut |key, value| {
-                live.entries += 1;
-                live.bytes += (key.len() + value.len()) as u64;
-                ControlFlow::Continue(())
-            })
-            .map_err(|err| err.to_string())?;
+        self.engine().scan(&KeyRange::all(), &mut |key, value| {
+            live.entries += 1;
+            live.bytes += (key.len() + value.len()) as u64;
+            ControlFlow::Continue(())
+        })?;
         Ok(live)
     }
 }
@@ -193,7 +192,7 @@ pub fn open(
     settings: &EngineSettings,
     dir: &Path,
     max_actors: u32,
-) -> Result<Box<dyn BenchStore>, String> {
+) -> Result<Box<dyn BenchStore>> {
     open_on(
         engine,
         mode,
@@ -237,7 +236,7 @@ pub fn open_on(
     max_actors: u32,
     vfs: Arc<dyn Vfs>,
     memory_backup: bool,
-) -> Result<Box<dyn BenchStore>, String> {
+) -> Result<Box<dyn BenchStore>> {
     let durability = match mode {
         DurabilityMode::Sync => Durability::Sync,
         DurabilityMode::Buffered | DurabilityMode::None => Durability::Buffered,
@@ -262,7 +261,7 @@ pub fn open_with(
     settings: &EngineSettings,
     dir: &Path,
     vfs: Arc<dyn Vfs>,
-) -> Result<Box<dyn BenchStore>, String> {
+) -> Result<Box<dyn BenchStore>> {
     open_store(engine.row().open, durability, settings, dir, 1, vfs, true)
 }
 
@@ -273,7 +272,7 @@ pub fn open_read_only(
     engine: EngineKind,
     settings: &EngineSettings,
     dir: &Path,
-) -> Result<Box<dyn BenchStore>, String> {
+) -> Result<Box<dyn BenchStore>> {
     let row = engine.row();
     let open = row.open_read_only.unwrap_or(row.open);
     let overlay = Arc::new(leasehold_core::vfs::OverlayVfs::new());
@@ -281,14 +280,14 @@ pub fn open_read_only(
 }
 
 fn open_store(
-    open: fn(&registry::Opening<'_>) -> Result<Box<dyn BenchStore>, String>,
+    open: fn(&registry::Opening<'_>) -> Result<Box<dyn BenchStore>>,
     durability: Durability,
     settings: &EngineSettings,
     dir: &Path,
     max_actors: u32,
     vfs: Arc<dyn Vfs>,
     memory_backup: bool,
-) -> Result<Box<dyn BenchStore>, String> {
+) -> Result<Box<dyn BenchStore>> {
     open(&registry::Opening {
         durability,
         settings,
@@ -306,7 +305,7 @@ const RUN_ID_FILE: &str = "remote-run-id";
 /// directory gets its first store and kept in it, so a reopen within the run
 /// finds the same data and every other run — the same directory reused
 /// included — starts empty.
-fn run_name(dir: &Path) -> Result<String, String> {
+fn run_name(dir: &Path) -> Result<String> {
     let path = dir.join(RUN_ID_FILE);
     if let Ok(name) = std::fs::read_to_string(&path) {
         return Ok(name.trim().to_owned());
@@ -321,23 +320,20 @@ fn run_name(dir: &Path) -> Result<String, String> {
     );
     std::fs::create_dir_all(dir)
         .and_then(|()| std::fs::write(&path, &name))
-        .map_err(|err| format!("{}: {err}", path.display()))?;
+        .map_err(Error::file(&path))?;
     Ok(name)
 }
 
 /// The PostgreSQL settings of one run: the configured ones (or the test
 /// server's, from the environment) in a schema named after the run's
 /// directory, so every run starts empty and a reopen finds what it wrote.
-pub(super) fn postgres_for_run(
-    settings: &EngineSettings,
-    dir: &Path,
-) -> Result<PostgresConfig, String> {
+pub(super) fn postgres_for_run(settings: &EngineSettings, dir: &Path) -> Result<PostgresConfig> {
     let mut config = match &settings.postgres {
         Some(config) => config.clone(),
         None => leasehold_postgres::test_server::from_environment("leasehold").map_err(|err| {
-            format!(
+            Error::machine(format!(
                 "engine postgres needs a [persistence.postgres] section (--config) or a server: {err}"
-            )
+            ))
         })?,
     };
     // A schema name is an identifier of at most 63 bytes: the configured
@@ -351,12 +347,14 @@ pub(super) fn postgres_for_run(
 /// The S3 settings of one run: the configured ones (or the test server's,
 /// from the environment), under a prefix named after the run's directory, so
 /// every run starts empty and a reopen finds what the run wrote.
-pub(super) fn s3_for_run(settings: &EngineSettings, dir: &Path) -> Result<S3Config, String> {
+pub(super) fn s3_for_run(settings: &EngineSettings, dir: &Path) -> Result<S3Config> {
     let mut config = match &settings.s3 {
         Some(config) => config.clone(),
         None => {
             leasehold_objectstore::test_server::from_environment("leasehold").map_err(|err| {
-                format!("engine s3 needs a [persistence.s3] section (--config) or a server: {err}")
+                Error::machine(format!(
+                    "engine s3 needs a [persistence.s3] section (--config) or a server: {err}"
+                ))
             })?
         }
     };
@@ -370,9 +368,9 @@ pub(super) fn s3_for_run(settings: &EngineSettings, dir: &Path) -> Result<S3Conf
 
 impl BenchStore for leasehold_objectstore::ObjectStoreBackend {
     /// Every object under the run's prefix, with its size.
-    fn live(&self) -> Result<Live, String> {
+    fn live(&self) -> Result<Live> {
         let mut live = Live::default();
-        for (_, size) in self.objects().map_err(|err| err.to_string())? {
+        for (_, size) in self.objects()? {
             live.entries += 1;
             live.bytes += size;
         }
@@ -390,9 +388,8 @@ impl BenchStore for leasehold_objectstore::ObjectStoreBackend {
 
 impl BenchStore for leasehold_postgres::PostgresStore {
     /// Every lease and snapshot row, with its size as the server stores it.
-    fn live(&self) -> Result<Live, String> {
-        let (entries, bytes) =
-            leasehold_postgres::PostgresStore::live(self).map_err(|err| err.to_string())?;
+    fn live(&self) -> Result<Live> {
+        let (entries, bytes) = leasehold_postgres::PostgresStore::live(self)?;
         Ok(Live { entries, bytes })
     }
 
@@ -404,8 +401,8 @@ impl BenchStore for leasehold_postgres::PostgresStore {
         self.probe().map_err(store_to_kv)
     }
 
-    fn discard(&self) -> Result<(), String> {
-        self.drop_schema().map_err(|err| err.to_string())
+    fn discard(&self) -> Result<()> {
+        Ok(self.drop_schema()?)
     }
 }
 

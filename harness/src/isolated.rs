@@ -5,6 +5,7 @@
 //! a result — how far it got, from the progress it published each second —
 //! not an error of the comparison.
 
+use crate::{Context, Error, Result};
 use std::path::{Path, PathBuf};
 
 use crate::budget;
@@ -62,7 +63,7 @@ fn child_args(run: &IsolatedRun, result: &Path, metrics: &Path) -> Vec<String> {
 
 /// Runs `run` in its own cgroup and returns its result (figures, or how far
 /// it got before the kernel killed it for memory).
-pub fn run_isolated(run: &IsolatedRun) -> Result<RunResult, String> {
+pub fn run_isolated(run: &IsolatedRun) -> Result<RunResult> {
     let label = format!(
         "{} {} {}",
         run.scenario,
@@ -76,7 +77,7 @@ pub fn run_isolated(run: &IsolatedRun) -> Result<RunResult, String> {
         run.durability.name()
     ));
     let _ = std::fs::remove_dir_all(&work);
-    std::fs::create_dir_all(&work).map_err(|err| format!("{}: {err}", work.display()))?;
+    std::fs::create_dir_all(&work).map_err(Error::file(&work))?;
     let (result_path, metrics_path, log_path) = (
         work.join("result.json"),
         work.join("metrics.json"),
@@ -87,7 +88,7 @@ pub fn run_isolated(run: &IsolatedRun) -> Result<RunResult, String> {
         &child_args(run, &result_path, &metrics_path),
         &log_path,
     )
-    .map_err(|err| format!("{label}: {err}"))?;
+    .with_context(|| label.clone())?;
     let (status, usage) = (child.status, child.usage);
     let memory = MemoryBudget {
         limit_bytes: run.limit,
@@ -99,7 +100,8 @@ pub fn run_isolated(run: &IsolatedRun) -> Result<RunResult, String> {
         // Written before the child judged its answers: a wrong answer is
         // in the result, and the comparison fails on it as for any run.
         let mut result: RunResult = serde_json::from_str(&text)
-            .map_err(|err| format!("{label}: the child's result: {err}"))?;
+            .map_err(Error::parse(&result_path, "a run result"))
+            .with_context(|| label.clone())?;
         result.memory = Some(memory);
         Ok(result)
     } else if usage.oom_kills > 0 {
@@ -118,11 +120,11 @@ pub fn run_isolated(run: &IsolatedRun) -> Result<RunResult, String> {
             },
         ))
     } else {
-        Err(format!(
+        Err(Error::Child(format!(
             "{label}: the child process failed ({status}) without a result and without an \
              OOM kill; its last output:\n{}",
             budget::log_tail(&log_path)
-        ))
+        )))
     };
     if outcome.is_ok() && !run.replay.keep_data {
         let _ = std::fs::remove_dir_all(&work);

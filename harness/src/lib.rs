@@ -5,12 +5,15 @@
 
 use std::path::PathBuf;
 
+pub use error::{Context, Error, Result};
+
 pub mod actor_host;
 pub mod bench;
 pub mod budget;
 pub mod compare;
 pub mod crash_fuzz;
 pub mod engines;
+pub mod error;
 pub mod isolated;
 pub mod machine;
 pub mod measure;

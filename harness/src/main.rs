@@ -12,6 +12,7 @@ use clap::{Parser, Subcommand};
 use leasehold::{
     bench, compare, crash_fuzz, engines, operator, ratios, regime, user_trace, ReplayArgs,
 };
+use leasehold::{Error, Result};
 use leasehold_core::vfs::CrashPolicy;
 
 use engines::{DurabilityMode, EngineKind};
@@ -254,16 +255,16 @@ enum Command {
     },
 }
 
-fn parse_policy(name: &str) -> Result<CrashPolicy, String> {
+fn parse_policy(name: &str) -> Result<CrashPolicy> {
     CrashPolicy::parse(name).ok_or_else(|| {
         let names: Vec<&str> = CrashPolicy::ALL
             .iter()
             .map(|policy| policy.name())
             .collect();
-        format!(
+        Error::Usage(format!(
             "unknown crash policy {name:?}; expected one of {}",
             names.join(", ")
-        )
+        ))
     })
 }
 
@@ -337,7 +338,7 @@ fn main() -> ExitCode {
             (None, Some(scenario), user_trace::TraceFormat::Jsonl) => {
                 user_trace::export(&scenario, scale, &out)
             }
-            (None, None, _) => Err("--scenario or --from-jsonl is required".to_owned()),
+            (None, None, _) => Err(Error::usage("--scenario or --from-jsonl is required")),
         }
         .map(|()| 0),
         Command::Replay {
@@ -460,7 +461,7 @@ fn main() -> ExitCode {
                     println!("{summary}");
                     Ok(0)
                 }
-                Err(failure) => Err(failure.to_string()),
+                Err(failure) => Err(failure),
             }
         }
     };
@@ -483,7 +484,7 @@ fn replay_command(
     durability: DurabilityMode,
     replay: &ReplayArgs,
     result_json: Option<&std::path::Path>,
-) -> Result<(), String> {
+) -> Result<()> {
     match (trace, jsonl) {
         (Some(trace), _) => compare::replay_trace(&trace, engine, durability, replay, result_json),
         (None, Some(input)) => {
@@ -502,6 +503,6 @@ fn replay_command(
             let _ = std::fs::remove_file(&converted);
             replayed
         }
-        (None, None) => Err("--trace or --jsonl is required".to_owned()),
+        (None, None) => Err(Error::usage("--trace or --jsonl is required")),
     }
 }

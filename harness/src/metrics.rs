@@ -1,6 +1,7 @@
 //! Live metrics of a running replay, published to a JSON file that
 //! `leasehold metrics --file F [--watch]` renders, and the rendering itself.
 
+use crate::{Error, Result};
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -226,8 +227,7 @@ impl Publisher {
     }
 }
 
-pub fn read(path: &Path) -> Result<MetricsView, String> {
-    let text = std::fs::read_to_string(path).map_err(|err| format!("{}: {err}", path.display()))?;
-    serde_json::from_str(&text)
-        .map_err(|err| format!("{} is not a metrics file: {err}", path.display()))
+pub fn read(path: &Path) -> Result<MetricsView> {
+    let text = std::fs::read_to_string(path).map_err(Error::file(path))?;
+    serde_json::from_str(&text).map_err(Error::parse(path, "a metrics file"))
 }

@@ -16,6 +16,7 @@
 //! probe object under `<prefix>/health/` (the check that the server
 //! arbitrates conditional writes).
 
+use crate::{Context, Error, Result};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -109,12 +110,12 @@ fn remote_location(persistence: &PersistenceConfig) -> Option<(EngineKind, Strin
 }
 
 /// Exit status of a command: 0 fine, 1 a problem found (or degraded), 2 failed.
-pub type Status = Result<u8, String>;
+pub type Status = Result<u8>;
 
 impl Target {
     /// What a config's persistence section names (`path`: the file, for
     /// messages), without looking at what is there.
-    pub fn of_config(persistence: PersistenceConfig, path: &Path) -> Result<Target, String> {
+    pub fn of_config(persistence: PersistenceConfig, path: &Path) -> Result<Target> {
         let mut settings = EngineSettings::default();
         // On a server, not in files: the location is where there.
         if let Some((engine, location)) = remote_location(&persistence) {
@@ -145,18 +146,18 @@ impl Target {
             }
             // Object stores returned above.
             other => {
-                return Err(format!(
+                return Err(Error::Usage(format!(
                     "{}: {} is not a store the operator commands open",
                     path.display(),
                     other.type_name()
-                ))
+                )))
             }
         };
         let dir = dir.ok_or_else(|| {
-            format!(
+            Error::Usage(format!(
                 "{}: the memory section has no backup_path: nothing on disk to inspect",
                 path.display()
-            )
+            ))
         })?;
         Ok(Target {
             engine,
@@ -168,19 +169,16 @@ impl Target {
 
     /// Opens what it names to read and write at `durability`, creating it
     /// when absent (an example host, a tool that writes).
-    pub fn open(
-        &self,
-        durability: leasehold_core::Durability,
-    ) -> Result<Box<dyn BenchStore>, String> {
+    pub fn open(&self, durability: leasehold_core::Durability) -> Result<Box<dyn BenchStore>> {
         match &self.remote {
             Some(PersistenceConfig::Postgres(config)) => {
                 let store = leasehold_postgres::PostgresStore::open(config, durability)
-                    .map_err(|err| format!("{}: {err}", self.label()))?;
+                    .map_err(Error::open(self.label()))?;
                 Ok(Box::new(store))
             }
             Some(section) => {
                 let store = leasehold_objectstore::open(&object_store(section)?)
-                    .map_err(|err| format!("{}: {err}", self.label()))?;
+                    .map_err(Error::open(self.label()))?;
                 Ok(Box::new(store))
             }
             None => engines::open_with(
@@ -195,11 +193,11 @@ impl Target {
 }
 
 impl TargetArgs {
-    pub fn resolve(&self) -> Result<Target, String> {
+    pub fn resolve(&self) -> Result<Target> {
         let mut settings = EngineSettings::default();
         let (engine, dir) = match (&self.config, self.engine, &self.dir) {
             (Some(path), _, _) => {
-                let config = Config::from_file(path).map_err(|err| err.to_string())?;
+                let config = Config::from_file(path)?;
                 let target = Target::of_config(config.persistence, path)?;
                 if target.remote.is_some() {
                     return Ok(target);
@@ -208,39 +206,39 @@ impl TargetArgs {
                 (target.engine, target.dir)
             }
             (None, Some(engine), Some(_)) if !engine.keeps_local_files() => {
-                return Err(format!(
+                return Err(Error::Usage(format!(
                     "engine {0} keeps its data on a server, not in a directory: name it with \
                      --config FILE holding a [persistence.{0}] section",
                     engine.name()
-                ))
+                )))
             }
             (None, Some(engine), Some(dir)) => (engine, dir.clone()),
             _ => {
-                return Err(
-                    "name the data with --config FILE or with --engine E --dir D".to_owned(),
-                )
+                return Err(Error::usage(
+                    "name the data with --config FILE or with --engine E --dir D",
+                ))
             }
         };
         let found = match (engine, &settings.memory.backup_path) {
             // A memory config names its backup file, whatever its name.
             (EngineKind::MEMORY, Some(backup)) if backup.is_file() => EngineKind::MEMORY,
             (EngineKind::MEMORY, Some(backup)) => {
-                return Err(format!(
+                return Err(Error::Usage(format!(
                     "{}: no memory backup there (the config's backup_path)",
                     backup.display()
-                ))
+                )))
             }
             _ => detect(&dir)?,
         };
         // An engine whose files are another's (RocksDB with blob files).
         let same = found == engine || engine.row().files_of == Some(found.name());
         if !same {
-            return Err(format!(
+            return Err(Error::Usage(format!(
                 "{} holds {} data, not {}",
                 dir.display(),
                 found.name(),
                 engine.name()
-            ));
+            )));
         }
         Ok(Target {
             engine,
@@ -253,21 +251,20 @@ impl TargetArgs {
 
 /// The object store a remote section names (`remote` holds only those and
 /// PostgreSQL's, which is matched first).
-fn object_store(
-    section: &PersistenceConfig,
-) -> Result<leasehold_config::ObjectStoreConfig, String> {
+fn object_store(section: &PersistenceConfig) -> Result<leasehold_config::ObjectStoreConfig> {
     section.object_store().ok_or_else(|| {
-        format!(
+        Error::Usage(format!(
             "type {:?} is not an object store; the object-store backend takes s3, azure or gcs",
             section.type_name()
-        )
+        ))
     })
 }
 
 /// What kind of database `dir` holds, from the names of its files.
-pub fn detect(dir: &Path) -> Result<EngineKind, String> {
+pub fn detect(dir: &Path) -> Result<EngineKind> {
     let entries = std::fs::read_dir(dir)
-        .map_err(|err| format!("cannot read directory {}: {err}", dir.display()))?;
+        .map_err(Error::file(dir))
+        .with_context(|| "cannot read directory".to_owned())?;
     let names: Vec<String> = entries
         .filter_map(Result::ok)
         .filter_map(|entry| entry.file_name().to_str().map(str::to_owned))
@@ -279,15 +276,13 @@ pub fn detect(dir: &Path) -> Result<EngineKind, String> {
         .filter(|row| row.recognises.is_some_and(|recognises| recognises(&names)))
         .collect();
     match found.as_slice() {
-        [row] => {
-            EngineKind::named(row.name).ok_or_else(|| format!("engine {} has no row", row.name))
-        }
-        [] => Err(format!(
+        [row] => Ok(EngineKind::of_row(row)),
+        [] => Err(Error::Usage(format!(
             "{} holds no Leasehold database (no CURRENT + MANIFEST, data.db or {})",
             dir.display(),
             engines::MEMORY_BACKUP_FILE
-        )),
-        several => Err(format!(
+        ))),
+        several => Err(Error::Usage(format!(
             "{} looks like the files of several engines ({})",
             dir.display(),
             several
@@ -295,32 +290,32 @@ pub fn detect(dir: &Path) -> Result<EngineKind, String> {
                 .map(|row| row.name)
                 .collect::<Vec<_>>()
                 .join(", ")
-        )),
+        ))),
     }
 }
 
 impl Target {
     /// Opens the data without modifying it (see the module docs).
-    pub fn open_read_only(&self) -> Result<Box<dyn BenchStore>, String> {
+    pub fn open_read_only(&self) -> Result<Box<dyn BenchStore>> {
         match self.remote {
             Some(_) => self.open_on(Arc::new(OverlayVfs::new())),
             None => engines::open_read_only(self.engine, &self.settings, &self.dir),
         }
     }
 
-    fn open_on(&self, vfs: Arc<dyn Vfs>) -> Result<Box<dyn BenchStore>, String> {
+    fn open_on(&self, vfs: Arc<dyn Vfs>) -> Result<Box<dyn BenchStore>> {
         match &self.remote {
             // The configured schema itself, not a run's; never created here.
             Some(PersistenceConfig::Postgres(config)) => {
                 let store = leasehold_postgres::PostgresStore::open_existing(config)
-                    .map_err(|err| format!("{}: {err}", self.label()))?;
+                    .map_err(Error::open(self.label()))?;
                 return Ok(Box::new(store));
             }
             // The configured prefix itself, not a run's; opening writes and
             // removes one probe object (the check that the server arbitrates).
             Some(section) => {
                 let store = leasehold_objectstore::open(&object_store(section)?)
-                    .map_err(|err| format!("{}: {err}", self.label()))?;
+                    .map_err(Error::open(self.label()))?;
                 return Ok(Box::new(store));
             }
             None => {}
@@ -364,7 +359,7 @@ pub fn verify(target: &TargetArgs) -> Status {
             return Ok(1);
         }
     };
-    let report = store.verify().map_err(|err| err.to_string())?;
+    let report = store.verify()?;
     println!(
         "{} {}: checked {}",
         target.label(),
@@ -383,21 +378,27 @@ pub fn verify(target: &TargetArgs) -> Status {
     }
 }
 
-pub fn parse_interval(text: &str) -> Result<Duration, String> {
+pub fn parse_interval(text: &str) -> Result<Duration> {
     let (number, unit) = text
         .find(|c: char| !c.is_ascii_digit() && c != '.')
         .map_or((text, "s"), |at| text.split_at(at));
     let value: f64 = number
         .parse()
-        .map_err(|_| format!("bad interval {text:?} (try 1s or 500ms)"))?;
+        .map_err(|_| Error::Usage(format!("bad interval {text:?} (try 1s or 500ms)")))?;
     let secs = match unit {
         "ms" => value / 1000.0,
         "s" => value,
         "m" => value * 60.0,
-        _ => return Err(format!("bad interval unit in {text:?} (ms, s or m)")),
+        _ => {
+            return Err(Error::Usage(format!(
+                "bad interval unit in {text:?} (ms, s or m)"
+            )))
+        }
     };
     if !(0.05..=3600.0).contains(&secs) {
-        return Err(format!("interval {text:?} is not within 50ms..=1h"));
+        return Err(Error::Usage(format!(
+            "interval {text:?} is not within 50ms..=1h"
+        )));
     }
     Ok(Duration::from_secs_f64(secs))
 }
@@ -411,7 +412,7 @@ pub struct MetricsOptions<'a> {
 }
 
 /// What a directory holds, for `metrics` without a live process.
-fn at_rest(target: &TargetArgs) -> Result<String, String> {
+fn at_rest(target: &TargetArgs) -> Result<String> {
     let target = target.resolve()?;
     let store = target.open_read_only()?;
     let live = store.live()?;
@@ -420,7 +421,7 @@ fn at_rest(target: &TargetArgs) -> Result<String, String> {
         std::collections::BTreeMap::new();
     let entries = if target.engine.keeps_local_files() {
         std::fs::read_dir(&target.dir)
-            .map_err(|err| format!("{}: {err}", target.dir.display()))?
+            .map_err(Error::file(&target.dir))?
             .filter_map(Result::ok)
             .collect()
     } else {
@@ -526,9 +527,10 @@ pub fn dump(target: &TargetArgs, file: Option<&str>, max_entries: usize) -> Stat
                 })
                 .map_err(|err| leasehold_core::KvError::io(format!("read {}", path.display()), err))
         }
-        engines::registry::Dump::Refused(why) => return Err(format!("{}: {why}", target.label())),
-    }
-    .map_err(|err| err.to_string())?;
+        engines::registry::Dump::Refused(why) => {
+            return Err(Error::Usage(format!("{}: {why}", target.label())))
+        }
+    }?;
     print!("{text}");
     // A dump that met damage says so in its exit status, as verify does.
     let damaged = text.contains("INVALID") || text.contains("CORRUPT");

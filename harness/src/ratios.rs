@@ -4,6 +4,7 @@
 //! result files `compare` wrote (`<dir>/<scenario>/<engine>-<durability>.json`)
 //! and writes `RATIOS.md` and `plots/ratio-<scenario>-*.svg`.
 
+use crate::{Error, Result};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -32,9 +33,9 @@ const REGIMES: [&str; 2] = ["in memory", "beyond memory"];
 const DURABILITIES: [DurabilityMode; 2] = [DurabilityMode::Buffered, DurabilityMode::Sync];
 
 /// The runs under `dir`: every `<scenario>/<engine>-<durability>.json`.
-fn load(dir: &Path) -> Result<Runs, String> {
+fn load(dir: &Path) -> Result<Runs> {
     let mut runs = Runs::new();
-    let entries = std::fs::read_dir(dir).map_err(|err| format!("{}: {err}", dir.display()))?;
+    let entries = std::fs::read_dir(dir).map_err(Error::file(dir))?;
     for entry in entries.flatten() {
         let scenario_dir = entry.path();
         let Ok(files) = std::fs::read_dir(&scenario_dir) else {
@@ -62,17 +63,16 @@ fn load(dir: &Path) -> Result<Runs, String> {
             if !is_run {
                 continue;
             }
-            let text = std::fs::read_to_string(&path)
-                .map_err(|err| format!("{}: {err}", path.display()))?;
+            let text = std::fs::read_to_string(&path).map_err(Error::file(&path))?;
             // compare wraps the run with its context; `run` writes it bare.
             let mut value: serde_json::Value =
-                serde_json::from_str(&text).map_err(|err| format!("{}: {err}", path.display()))?;
+                serde_json::from_str(&text).map_err(Error::parse(&path, "JSON"))?;
             let run = match value.get_mut("result") {
                 Some(result) => result.take(),
                 None => value,
             };
             let result: RunResult =
-                serde_json::from_value(run).map_err(|err| format!("{}: {err}", path.display()))?;
+                serde_json::from_value(run).map_err(Error::parse(&path, "a run result"))?;
             runs.entry(result.scenario.clone())
                 .or_default()
                 .push(result);
@@ -107,7 +107,7 @@ fn p99(run: &RunResult) -> Option<f64> {
     run.latency.get("all").map(|latency| latency.p99_us)
 }
 
-pub fn write(args: &RatiosArgs) -> Result<(), String> {
+pub fn write(args: &RatiosArgs) -> Result<()> {
     let regimes = [load(&args.in_memory)?, load(&args.beyond_memory)?];
     let scenarios: Vec<&String> = regimes[0]
         .keys()
@@ -116,14 +116,14 @@ pub fn write(args: &RatiosArgs) -> Result<(), String> {
         .into_iter()
         .collect();
     if scenarios.is_empty() {
-        return Err(format!(
+        return Err(Error::Usage(format!(
             "no results under {} or {}: run `leasehold compare` (and with --regime beyond-memory) first",
             args.in_memory.display(),
             args.beyond_memory.display()
-        ));
+        )));
     }
     let plots = args.out.join("plots");
-    std::fs::create_dir_all(&plots).map_err(|err| format!("{}: {err}", plots.display()))?;
+    std::fs::create_dir_all(&plots).map_err(Error::file(&plots))?;
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -211,14 +211,13 @@ pub fn write(args: &RatiosArgs) -> Result<(), String> {
             };
             let file = format!("ratio-{scenario}-{what}.svg");
             let path = plots.join(&file);
-            std::fs::write(&path, chart.render())
-                .map_err(|err| format!("{}: {err}", path.display()))?;
+            std::fs::write(&path, chart.render()).map_err(Error::file(&path))?;
             let _ = writeln!(out, "\n![{scenario} {what}](plots/{file})");
         }
         out.push('\n');
     }
     let path = args.out.join("RATIOS.md");
-    std::fs::write(&path, &out).map_err(|err| format!("{}: {err}", path.display()))?;
+    std::fs::write(&path, &out).map_err(Error::file(&path))?;
     println!("{out}Written to {}", path.display());
     Ok(())
 }

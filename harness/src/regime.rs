@@ -4,6 +4,7 @@
 //! scenario sized so its live data outgrows it: cold activations, real read
 //! amplification, compaction and checkpoints under pressure.
 
+use crate::{Error, Result};
 use leasehold_workloads::Scenario;
 
 /// The scenarios of the beyond-memory preset (when none is named).
@@ -36,14 +37,14 @@ pub enum Regime {
 /// hold `DATA_OVER_BUDGET` × `budget`, the message rate capped so the run
 /// delivers at most `MESSAGES_MAX` messages. Returns the scenario to generate
 /// (rate already capped) and the scale to generate it at.
-pub fn beyond_memory(scenario: &Scenario, budget: u64) -> Result<(Scenario, f64), String> {
+pub fn beyond_memory(scenario: &Scenario, budget: u64) -> Result<(Scenario, f64)> {
     let bytes = scenario.preloaded_bytes();
     if bytes < 1.0 {
-        return Err(format!(
+        return Err(Error::Usage(format!(
             "{} preloads no snapshots: it cannot be sized beyond memory (give it a \
              preloaded_share, or run it in memory)",
             scenario.name
-        ));
+        )));
     }
     let scale = DATA_OVER_BUDGET * budget as f64 / bytes;
     let mut capped = scenario.clone();

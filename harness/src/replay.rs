@@ -16,6 +16,8 @@
 //! issues at once and latency counts from the due time, so a stall shows in
 //! every op that queued behind it instead of hiding (coordinated omission).
 
+use crate::Context as _;
+use crate::{Error, Result};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -115,7 +117,7 @@ pub struct ReplayOutcome {
 }
 
 /// Opens the engine again on the same files (for `Reopen` ops).
-pub type Reopener<'a> = dyn FnMut() -> Result<Box<dyn BenchStore>, String> + 'a;
+pub type Reopener<'a> = dyn FnMut() -> Result<Box<dyn BenchStore>> + 'a;
 
 struct Context<'a> {
     header: &'a TraceHeader,
@@ -181,7 +183,7 @@ pub fn replay(
     reopen: Option<&mut Reopener<'_>>,
     options: ReplayOptions,
     publisher: Option<&Publisher>,
-) -> Result<ReplayOutcome, String> {
+) -> Result<ReplayOutcome> {
     let threads = options.threads.max(1);
     let header = source.header().clone();
     let total_ops = source.total_ops() as usize;
@@ -294,16 +296,12 @@ pub fn replay(
                     None => Answer::Done,
                 },
                 Op::Sync => match reopen {
-                    Some(_) => store
-                        .sync()
-                        .map(|()| Answer::Done)
-                        .map_err(|err| err.to_string())?,
+                    Some(_) => store.sync().map(|()| Answer::Done)?,
                     None => Answer::Done,
                 },
                 Op::PurgeExpired => store
                     .purge_expired(Timestamp::from_millis(traced.at_ms))
-                    .map(|_| Answer::Purged)
-                    .map_err(|err| err.to_string())?,
+                    .map(|_| Answer::Purged)?,
                 _ => unreachable!("segments end at whole-store ops"),
             };
             let latency = Instant::now().duration_since(due.unwrap_or(op_began));
@@ -322,11 +320,11 @@ pub fn replay(
     let judged: usize = judges.iter().map(|judge| judge.judged).sum();
     let time_capped = context.stopped.load(Ordering::Relaxed) && judged < total_ops;
     if judged != total_ops && !time_capped {
-        return Err(format!(
+        return Err(Error::Wrong(format!(
             "{} of {} ops were never replayed",
             total_ops.saturating_sub(judged),
             total_ops
-        ));
+        )));
     }
     let mut mismatches: Vec<Mismatch> = judges
         .iter_mut()
@@ -377,11 +375,11 @@ fn reopen_store(
     reopener: &mut Reopener<'_>,
     context: &Context,
     index: usize,
-) -> Result<(Box<dyn BenchStore>, ReopenTiming), String> {
+) -> Result<(Box<dyn BenchStore>, ReopenTiming)> {
     let closing = Instant::now();
     store
         .close()
-        .map_err(|err| format!("close before reopen: {err}"))?;
+        .with_context(|| "close before reopen".to_owned())?;
     drop(store);
     let close_ms = closing.elapsed().as_secs_f64() * 1e3;
     let opening = Instant::now();
@@ -389,7 +387,7 @@ fn reopen_store(
     let open_ms = opening.elapsed().as_secs_f64() * 1e3;
     reopened
         .load(&actor_key(context.header, 0), Timestamp::from_millis(0))
-        .map_err(|err| format!("first read after reopen: {err}"))?;
+        .with_context(|| "first read after reopen".to_owned())?;
     let first_read_ms = opening.elapsed().as_secs_f64() * 1e3;
     Ok((
         reopened,
@@ -436,7 +434,7 @@ fn run_segment(
     ops: Ops,
     range: std::ops::Range<usize>,
     judges: &mut [Judge],
-) -> Result<Vec<ThreadLog>, String> {
+) -> Result<Vec<ThreadLog>> {
     let threads = judges.len();
     if range.is_empty() {
         return Ok(Vec::new());
@@ -477,7 +475,7 @@ fn run_thread(
     range: std::ops::Range<usize>,
     (thread, threads): (usize, usize),
     judge: &mut Judge,
-) -> Result<ThreadLog, String> {
+) -> Result<ThreadLog> {
     let mut log = ThreadLog::default();
     for local in range {
         let index = ops.base + local;
@@ -498,7 +496,7 @@ fn run_thread(
         }
         let began = Instant::now();
         let answer = issue(context, store, traced.op, traced.at_ms)
-            .map_err(|err| format!("op {index} ({}): {err}", traced.op.kind()))?;
+            .with_context(|| format!("op {index} ({})", traced.op.kind()))?;
         let latency = Instant::now().duration_since(due.unwrap_or(began));
         record(&mut log.latencies, traced.op.kind(), latency);
         judge.judge(index, traced, answer, context.header.lease_ms);

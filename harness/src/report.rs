@@ -2,6 +2,7 @@
 //! scenario (engines side by side, best of each durability in bold), and SVG
 //! plots of throughput, latency percentiles and amplification.
 
+use crate::{Error, Result};
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::path::Path;
@@ -43,13 +44,12 @@ struct RunFile<'a> {
     result: &'a RunResult,
 }
 
-pub fn write(report: &Report, out: &Path) -> Result<(), String> {
-    let io = |path: &Path, err: std::io::Error| format!("{}: {err}", path.display());
+pub fn write(report: &Report, out: &Path) -> Result<()> {
     for scenario in &report.scenarios {
         for result in &scenario.results {
             let path = result_path(out, result);
             if let Some(parent) = path.parent() {
-                std::fs::create_dir_all(parent).map_err(|err| io(parent, err))?;
+                std::fs::create_dir_all(parent).map_err(Error::file(parent))?;
             }
             let file = RunFile {
                 command: &report.command,
@@ -60,18 +60,18 @@ pub fn write(report: &Report, out: &Path) -> Result<(), String> {
                 runtime: &scenario.runtime,
                 result,
             };
-            let json = serde_json::to_string_pretty(&file).map_err(|err| err.to_string())?;
-            std::fs::write(&path, json + "\n").map_err(|err| io(&path, err))?;
+            let json = serde_json::to_string_pretty(&file)?;
+            std::fs::write(&path, json + "\n").map_err(Error::file(&path))?;
         }
         let plots = out.join("plots");
-        std::fs::create_dir_all(&plots).map_err(|err| io(&plots, err))?;
+        std::fs::create_dir_all(&plots).map_err(Error::file(&plots))?;
         for (kind, chart) in charts(scenario) {
             let path = plots.join(format!("{}-{kind}.svg", scenario.scenario.name));
-            std::fs::write(&path, chart.render()).map_err(|err| io(&path, err))?;
+            std::fs::write(&path, chart.render()).map_err(Error::file(&path))?;
         }
     }
     let path = out.join("SUMMARY.md");
-    std::fs::write(&path, summary(report)).map_err(|err| io(&path, err))
+    std::fs::write(&path, summary(report)).map_err(Error::file(&path))
 }
 
 fn run_label(result: &RunResult) -> String {

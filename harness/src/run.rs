@@ -1,6 +1,7 @@
 //! One measured run: a trace replayed against one engine at one durability in
 //! a fresh directory, then synced, measured, closed, reopened and timed.
 
+use crate::{Context, Error, Result};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -230,7 +231,7 @@ impl RunResult {
 
 /// Opens the store on the files in a directory (fresh, or left by the last
 /// instance: reopening recovers them).
-pub type Opener<'a> = &'a dyn Fn(&Path) -> Result<Box<dyn BenchStore>, String>;
+pub type Opener<'a> = &'a dyn Fn(&Path) -> Result<Box<dyn BenchStore>>;
 
 pub struct RunSpec<'a> {
     /// What the results are labelled with; `open` opens it.
@@ -250,7 +251,7 @@ fn ratio(numerator: u64, denominator: u64) -> Option<f64> {
     (denominator > 0).then(|| numerator as f64 / denominator as f64)
 }
 
-pub fn run(spec: &RunSpec, source: &mut dyn OpSource) -> Result<RunResult, String> {
+pub fn run(spec: &RunSpec, source: &mut dyn OpSource) -> Result<RunResult> {
     let header = source.header().clone();
     let trace_ops = source.total_ops();
     let label = format!(
@@ -260,7 +261,7 @@ pub fn run(spec: &RunSpec, source: &mut dyn OpSource) -> Result<RunResult, Strin
         spec.durability.name()
     );
     let _ = std::fs::remove_dir_all(&spec.dir);
-    std::fs::create_dir_all(&spec.dir).map_err(|err| format!("{}: {err}", spec.dir.display()))?;
+    std::fs::create_dir_all(&spec.dir).map_err(Error::file(&spec.dir))?;
     let open = || (spec.open)(&spec.dir);
     let store = open()?;
     measure::reset_peak_rss();
@@ -279,7 +280,7 @@ pub fn run(spec: &RunSpec, source: &mut dyn OpSource) -> Result<RunResult, Strin
         )
     });
     let outcome = replay::replay(source, store, reopen, spec.options, publisher.as_ref())
-        .map_err(|err| format!("{label}: {err}"))?;
+        .with_context(|| label.clone())?;
     let io_before = outcome
         .baseline
         .as_ref()
@@ -310,7 +311,7 @@ pub fn run(spec: &RunSpec, source: &mut dyn OpSource) -> Result<RunResult, Strin
     let live_bytes = store
         .live()
         .map(|live| live.bytes)
-        .map_err(|err| format!("{label}: live bytes: {err}"))?;
+        .with_context(|| format!("{label}: live bytes"))?;
     // A store on a server: the size it reports of its own tables (none for
     // object storage, whose server says nothing of its disk).
     let disk_bytes = if spec.engine.keeps_local_files() {
@@ -321,12 +322,10 @@ pub fn run(spec: &RunSpec, source: &mut dyn OpSource) -> Result<RunResult, Strin
     let recovery = if spec.engine.durable() {
         Some(
             recover(store, &header, outcome.last_ms, &open)
-                .map_err(|err| format!("{label}: recovery: {err}"))?,
+                .with_context(|| format!("{label}: recovery"))?,
         )
     } else {
-        store
-            .close()
-            .map_err(|err| format!("{label}: close: {err}"))?;
+        store.close().with_context(|| format!("{label}: close"))?;
         None
     };
     let mut latency: BTreeMap<String, LatencySummary> = outcome
@@ -343,7 +342,7 @@ pub fn run(spec: &RunSpec, source: &mut dyn OpSource) -> Result<RunResult, Strin
     if !spec.keep_data {
         if !spec.engine.keeps_local_files() && spec.engine.durable() {
             let discarded = (spec.open)(&spec.dir).and_then(|store| store.discard());
-            discarded.map_err(|err| format!("{label}: removing the run's data: {err}"))?;
+            discarded.with_context(|| format!("{label}: removing the run's data"))?;
         }
         let _ = std::fs::remove_dir_all(&spec.dir);
     }
@@ -412,14 +411,14 @@ fn recover(
     store: Box<dyn BenchStore>,
     header: &TraceHeader,
     last_ms: u64,
-    open: &dyn Fn() -> Result<Box<dyn BenchStore>, String>,
-) -> Result<Recovery, String> {
+    open: &dyn Fn() -> Result<Box<dyn BenchStore>>,
+) -> Result<Recovery> {
     let now = Timestamp::from_millis(last_ms);
     let keys = || (0..header.actors).map(|actor| actor_key(header, actor));
     // One fingerprint per actor (0: none), not its key and state: a million
     // actors cost 8 MB of the replaying child's budget.
-    let fingerprint = |store: &dyn BenchStore, key: &ActorKey| -> Result<u64, String> {
-        let loaded = store.load(key, now).map_err(|err| err.to_string())?;
+    let fingerprint = |store: &dyn BenchStore, key: &ActorKey| -> Result<u64> {
+        let loaded = store.load(key, now)?;
         Ok(loaded.map_or(0, |snapshot| {
             let mut bytes = snapshot.version.to_le_bytes().to_vec();
             bytes.extend_from_slice(&snapshot.state_hash);
@@ -430,15 +429,13 @@ fn recover(
         .map(|key| fingerprint(store.as_ref(), &key))
         .collect::<Result<_, _>>()?;
     let closing = Instant::now();
-    store.close().map_err(|err| err.to_string())?;
+    store.close()?;
     drop(store);
     let close_ms = closing.elapsed().as_secs_f64() * 1e3;
     let opening = Instant::now();
     let reopened = open()?;
     let open_ms = opening.elapsed().as_secs_f64() * 1e3;
-    reopened
-        .load(&actor_key(header, 0), now)
-        .map_err(|err| err.to_string())?;
+    reopened.load(&actor_key(header, 0), now)?;
     let first_read_ms = opening.elapsed().as_secs_f64() * 1e3;
     let mut states_lost = 0;
     for (key, expected) in keys().zip(&before) {
@@ -446,7 +443,7 @@ fn recover(
             states_lost += 1;
         }
     }
-    reopened.close().map_err(|err| err.to_string())?;
+    reopened.close()?;
     Ok(Recovery {
         close_ms,
         open_ms,

@@ -2,6 +2,7 @@
 //! process) or a trace file streamed a window at a time, so a replaying child
 //! holds one window of the trace, not all of it, inside its memory budget.
 
+use crate::{Context, Result};
 use leasehold_workloads::trace::{Op, Trace, TraceFile, TraceHeader, TraceOp};
 
 /// Ops a replay holds at once: whole-store ops aside, the threads replay a
@@ -17,7 +18,7 @@ pub trait OpSource {
     fn measure_at(&self) -> Option<u64>;
     /// Replaces `window`'s contents with the next ops (at least one chunk,
     /// about `WINDOW_OPS`); leaves it empty at the end of the trace.
-    fn next_window(&mut self, window: &mut Vec<TraceOp>) -> Result<(), String>;
+    fn next_window(&mut self, window: &mut Vec<TraceOp>) -> Result<()>;
 }
 
 /// A trace generated in this process.
@@ -49,7 +50,7 @@ impl OpSource for InMemory<'_> {
             .map(|at| at as u64)
     }
 
-    fn next_window(&mut self, window: &mut Vec<TraceOp>) -> Result<(), String> {
+    fn next_window(&mut self, window: &mut Vec<TraceOp>) -> Result<()> {
         window.clear();
         let end = (self.next + WINDOW_OPS).min(self.trace.ops.len());
         window.extend_from_slice(&self.trace.ops[self.next..end]);
@@ -62,15 +63,15 @@ impl OpSource for InMemory<'_> {
 /// time.
 pub struct Streamed {
     file: TraceFile,
-    path: String,
+    path: std::path::PathBuf,
 }
 
 impl Streamed {
-    pub fn open(path: &std::path::Path) -> Result<Streamed, String> {
-        let file = TraceFile::open(path).map_err(|err| format!("{}: {err}", path.display()))?;
+    pub fn open(path: &std::path::Path) -> Result<Streamed> {
+        let file = TraceFile::open(path)?;
         Ok(Streamed {
             file,
-            path: path.display().to_string(),
+            path: path.to_path_buf(),
         })
     }
 }
@@ -88,14 +89,14 @@ impl OpSource for Streamed {
         self.file.measure_at
     }
 
-    fn next_window(&mut self, window: &mut Vec<TraceOp>) -> Result<(), String> {
+    fn next_window(&mut self, window: &mut Vec<TraceOp>) -> Result<()> {
         window.clear();
         while window.len() < WINDOW_OPS {
             let more = self
                 .file
                 .reader
                 .next_chunk(window)
-                .map_err(|err| format!("{}: {err}", self.path))?;
+                .with_context(|| self.path.display().to_string())?;
             if !more {
                 break;
             }

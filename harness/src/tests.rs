@@ -5,6 +5,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use crate::Result;
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -117,7 +118,7 @@ fn spec_dir() -> (tempfile::TempDir, PathBuf) {
 /// `trace` run on the fake engine (labelled LSM, buffered), 2 threads.
 fn run_on_fake(trace: &Trace, time_cap: Option<Duration>) -> RunResult {
     let (_dir, data) = spec_dir();
-    let open = |dir: &Path| -> Result<Box<dyn BenchStore>, String> {
+    let open = |dir: &Path| -> Result<Box<dyn BenchStore>> {
         Ok(Box::new(KvStore::new(
             FakeEngine::open(dir),
             Durability::Buffered,
@@ -229,7 +230,7 @@ impl leasehold_core::Store for LyingStore {
 }
 
 impl BenchStore for LyingStore {
-    fn live(&self) -> Result<Live, String> {
+    fn live(&self) -> Result<Live> {
         self.0.live()
     }
 

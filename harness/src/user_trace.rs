@@ -3,6 +3,7 @@
 //! `replay --jsonl` converts and replays it like any trace, and
 //! `record --format jsonl` writes a scenario's ops as JSONL lines.
 
+use crate::{Error, Result};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -21,9 +22,9 @@ pub struct JsonlArgs {
 }
 
 impl JsonlArgs {
-    fn options(&self) -> Result<JsonlOptions, String> {
+    fn options(&self) -> Result<JsonlOptions> {
         if self.lease_ms == 0 {
-            return Err("--lease-ms must be at least 1".to_owned());
+            return Err(Error::usage("--lease-ms must be at least 1"));
         }
         Ok(JsonlOptions {
             lease: Duration::from_millis(self.lease_ms),
@@ -43,7 +44,7 @@ pub enum TraceFormat {
 }
 
 /// Converts the JSONL file `input` into the framed trace `out`.
-pub fn convert(input: &Path, args: &JsonlArgs, out: &Path) -> Result<JsonlStats, String> {
+pub fn convert(input: &Path, args: &JsonlArgs, out: &Path) -> Result<JsonlStats> {
     let options = args.options()?;
     let name = format!(
         "jsonl:{}",
@@ -51,7 +52,7 @@ pub fn convert(input: &Path, args: &JsonlArgs, out: &Path) -> Result<JsonlStats,
             .file_stem()
             .map_or("trace".into(), |stem| stem.to_string_lossy())
     );
-    let file = std::fs::File::create(out).map_err(|err| format!("{}: {err}", out.display()))?;
+    let file = std::fs::File::create(out).map_err(Error::file(out))?;
     let converted = jsonl::convert(
         input,
         &name,
@@ -64,13 +65,13 @@ pub fn convert(input: &Path, args: &JsonlArgs, out: &Path) -> Result<JsonlStats,
         Err(err) => {
             // A half-written trace is no trace.
             let _ = std::fs::remove_file(out);
-            Err(err.to_string())
+            Err(err.into())
         }
     }
 }
 
 /// `record --from-jsonl`.
-pub fn record_from_jsonl(input: &Path, args: &JsonlArgs, out: &Path) -> Result<(), String> {
+pub fn record_from_jsonl(input: &Path, args: &JsonlArgs, out: &Path) -> Result<()> {
     let stats = convert(input, args, out)?;
     println!(
         "{}: {} lines → {} ops ({} rejected by the lease and version rules), {} actors, {} nodes → {}",
@@ -86,8 +87,8 @@ pub fn record_from_jsonl(input: &Path, args: &JsonlArgs, out: &Path) -> Result<(
 }
 
 /// Where `replay --jsonl` puts the converted trace (removed after the replay).
-pub fn converted_path(input: &Path, data_dir: &Path) -> Result<PathBuf, String> {
-    std::fs::create_dir_all(data_dir).map_err(|err| format!("{}: {err}", data_dir.display()))?;
+pub fn converted_path(input: &Path, data_dir: &Path) -> Result<PathBuf> {
+    std::fs::create_dir_all(data_dir).map_err(Error::file(data_dir))?;
     let stem = input
         .file_stem()
         .map_or("trace".into(), |stem| stem.to_string_lossy());
@@ -95,14 +96,12 @@ pub fn converted_path(input: &Path, data_dir: &Path) -> Result<PathBuf, String> 
 }
 
 /// `record --scenario S --format jsonl`: the scenario's per-actor ops as JSONL.
-pub fn export(scenario: &str, scale: f64, out: &Path) -> Result<(), String> {
-    let scenario = Scenario::find(scenario).map_err(|err| err.to_string())?;
+pub fn export(scenario: &str, scale: f64, out: &Path) -> Result<()> {
+    let scenario = Scenario::find(scenario)?;
     let generated =
-        leasehold_workloads::generate(&scenario, scale, &crate::engines::reference_store)
-            .map_err(|err| err.to_string())?;
-    let file = std::fs::File::create(out).map_err(|err| format!("{}: {err}", out.display()))?;
-    jsonl::export(&generated.trace, std::io::BufWriter::new(file))
-        .map_err(|err| format!("{}: {err}", out.display()))?;
+        leasehold_workloads::generate(&scenario, scale, &crate::engines::reference_store)?;
+    let file = std::fs::File::create(out).map_err(Error::file(out))?;
+    jsonl::export(&generated.trace, std::io::BufWriter::new(file)).map_err(Error::file(out))?;
     println!(
         "{}: {} ops as JSONL (whole-store ops have no line; lease {} ms, TTL {} ms: pass them as \
          --lease-ms/--ttl-ms to replay it) → {}",

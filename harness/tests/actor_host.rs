@@ -40,5 +40,8 @@ fn a_missing_config_is_an_error() {
         Duration::from_secs(3),
     )
     .unwrap_err();
-    assert!(err.contains("orbit.toml"), "{err}");
+    assert!(
+        matches!(err, leasehold::Error::Config(_)) && err.to_string().contains("orbit.toml"),
+        "{err:?}"
+    );
 }

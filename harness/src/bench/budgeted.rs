@@ -5,6 +5,7 @@
 //! kernel killed for memory is a result (what it finished, and that it was
 //! killed), not an error of the bench.
 
+use crate::{Context, Error, Result};
 use std::path::Path;
 
 use super::{BenchArgs, BenchMemory, BenchOutput, Level};
@@ -17,7 +18,7 @@ pub fn run_all(
     engines: &[EngineKind],
     levels: &[Level],
     limit: u64,
-) -> Result<BenchOutput, String> {
+) -> Result<BenchOutput> {
     let mut output = BenchOutput::default();
     for round in 0..args.repeat {
         for &engine in engines {
@@ -83,18 +84,13 @@ fn child_args(
 }
 
 /// One engine and level in its cgroup: what it measured, and its memory.
-fn run_one(
-    args: &BenchArgs,
-    engine: EngineKind,
-    level: Level,
-    limit: u64,
-) -> Result<BenchOutput, String> {
+fn run_one(args: &BenchArgs, engine: EngineKind, level: Level, limit: u64) -> Result<BenchOutput> {
     let label = format!("bench {} at the {} level", engine.name(), level.name());
     let work = args
         .data_dir
         .join(format!("bench-{}-{}.child", engine.name(), level.name()));
     let _ = std::fs::remove_dir_all(&work);
-    std::fs::create_dir_all(&work).map_err(|err| format!("{}: {err}", work.display()))?;
+    std::fs::create_dir_all(&work).map_err(Error::file(&work))?;
     let (result_path, log_path) = (work.join("result.json"), work.join("child.log"));
     eprintln!("{label}: in a {} cgroup", budget::format_size(limit));
     let child = budget::run_child(
@@ -102,21 +98,22 @@ fn run_one(
         &child_args(args, engine, level, limit, &result_path),
         &log_path,
     )
-    .map_err(|err| format!("{label}: {err}"))?;
+    .with_context(|| label.clone())?;
     let killed_for_memory = child.usage.oom_kills > 0;
     if !child.status.success() && !killed_for_memory {
-        return Err(format!(
+        return Err(Error::Child(format!(
             "{label}: the child failed ({}) without an OOM kill; its last output:\n{}",
             child.status,
             budget::log_tail(&log_path)
-        ));
+        )));
     }
     let mut output: BenchOutput = match std::fs::read_to_string(&result_path) {
         Ok(text) => serde_json::from_str(&text)
-            .map_err(|err| format!("{label}: the child's result: {err}"))?,
+            .map_err(Error::parse(&result_path, "a bench result"))
+            .with_context(|| label.clone())?,
         // Killed before its first workload ended.
         Err(_) if killed_for_memory => BenchOutput::default(),
-        Err(err) => return Err(format!("{label}: {}: {err}", result_path.display())),
+        Err(err) => return Err(Error::file(&result_path)(err)).with_context(|| label.clone()),
     };
     output.memory.push(BenchMemory {
         engine,

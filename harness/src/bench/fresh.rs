@@ -1,6 +1,7 @@
 //! A fresh engine per suite, in a directory of its own: closed and measured
 //! at the suite's end, removed when dropped.
 
+use crate::{Context, Error, Result};
 use std::path::PathBuf;
 
 use super::{BenchArgs, BenchSpace, Level};
@@ -21,12 +22,12 @@ impl Fresh {
         args: &BenchArgs,
         name: &str,
         capacity: u64,
-    ) -> Result<Fresh, String> {
+    ) -> Result<Fresh> {
         let dir = args
             .data_dir
             .join(format!("bench-{}-{name}", engine.name()));
         let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).map_err(|err| format!("{}: {err}", dir.display()))?;
+        std::fs::create_dir_all(&dir).map_err(Error::file(&dir))?;
         let actors = u32::try_from(capacity).unwrap_or(u32::MAX);
         let store = engines::open(engine, durability, settings, &dir, actors)?;
         Ok(Fresh {
@@ -46,13 +47,13 @@ impl Fresh {
         engine: EngineKind,
         level: Level,
         logical_bytes: u64,
-    ) -> Result<Option<BenchSpace>, String> {
+    ) -> Result<Option<BenchSpace>> {
         self.closed = true;
         let disk_bytes = if engine.keeps_local_files() {
             self.store
                 .close()
-                .map_err(|err| format!("close {}: {err}", self.dir.display()))?;
-            disk_bytes(&self.dir).map_err(|err| format!("{}: {err}", self.dir.display()))?
+                .with_context(|| format!("close {}", self.dir.display()))?;
+            disk_bytes(&self.dir).map_err(Error::file(&self.dir))?
         } else {
             // On a server: the size it reports of the store's tables (none
             // for object storage), then the run's data removed there.
@@ -64,7 +65,7 @@ impl Fresh {
             self.store.discard()?;
             self.store
                 .close()
-                .map_err(|err| format!("close {}: {err}", self.dir.display()))?;
+                .with_context(|| format!("close {}", self.dir.display()))?;
             if reported == 0 {
                 return Ok(None);
             }

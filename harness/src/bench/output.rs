@@ -1,6 +1,7 @@
 //! What a bench measures — per-workload results, each suite's space, a
 //! budgeted child's memory — and the sink they go to as they come.
 
+use crate::{Error, Result};
 use std::path::PathBuf;
 
 use leasehold_core::kv::EngineStats;
@@ -124,27 +125,27 @@ pub(super) struct Sink {
 }
 
 impl Sink {
-    pub fn result(&mut self, mut result: BenchResult) -> Result<(), String> {
+    pub fn result(&mut self, mut result: BenchResult) -> Result<()> {
         result.round = self.round;
         self.output.results.push(result);
         self.flush()
     }
 
-    pub fn space(&mut self, mut space: BenchSpace) -> Result<(), String> {
+    pub fn space(&mut self, mut space: BenchSpace) -> Result<()> {
         space.round = self.round;
         self.output.space.push(space);
         self.flush()
     }
 
-    pub fn flush(&mut self) -> Result<(), String> {
+    pub fn flush(&mut self) -> Result<()> {
         let Some(path) = &self.path else {
             return Ok(());
         };
         self.output.child_peak_rss_bytes = measure::peak_rss_bytes();
-        let json = serde_json::to_string(&self.output).map_err(|err| err.to_string())?;
+        let json = serde_json::to_string(&self.output)?;
         let temporary = path.with_extension("partial");
         std::fs::write(&temporary, json)
             .and_then(|()| std::fs::rename(&temporary, path))
-            .map_err(|err| format!("{}: {err}", path.display()))
+            .map_err(Error::file(path))
     }
 }

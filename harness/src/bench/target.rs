@@ -1,6 +1,7 @@
 //! Where a benchmark's requests go: straight to the key-value engine, or
 //! through the Store as an actor runtime would call it.
 
+use crate::{Error, Result};
 use std::ops::{Bound, ControlFlow};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -60,7 +61,7 @@ const NOW_MS: u64 = 1_000_000;
 const SAVE_TRIES: usize = 8;
 
 /// What a request did: for reads, whether the record was there.
-pub type Served = Result<bool, String>;
+pub type Served = Result<bool>;
 
 /// The values a suite writes.
 #[derive(Clone, Copy, Debug)]
@@ -210,10 +211,10 @@ impl<'a> Target<'a> {
         self.store.kv_engine().map(|engine| engine.stats())
     }
 
-    fn engine(&self) -> Result<&dyn KvEngine, String> {
+    fn engine(&self) -> Result<&dyn KvEngine> {
         self.store
             .kv_engine()
-            .ok_or_else(|| "this store has no key-value engine to benchmark".to_owned())
+            .ok_or_else(|| Error::usage("this store has no key-value engine to benchmark"))
     }
 
     fn value(&self, record: u64) -> bytes::Bytes {
@@ -234,7 +235,7 @@ impl<'a> Target<'a> {
     }
 
     fn kv_get(&self, key: &[u8]) -> Served {
-        let found = self.engine()?.get(key).map_err(|err| err.to_string())?;
+        let found = self.engine()?.get(key)?;
         Ok(found.is_some())
     }
 
@@ -246,9 +247,7 @@ impl<'a> Target<'a> {
         } else {
             self.kv_durability()
         };
-        self.engine()?
-            .write(batch, durability)
-            .map_err(|err| err.to_string())?;
+        self.engine()?.write(batch, durability)?;
         Ok(true)
     }
 
@@ -258,12 +257,10 @@ impl<'a> Target<'a> {
         let mut batch = WriteBatch::new();
         for record in [from, to] {
             let key = key(self.workload, record);
-            engine.get(&key).map_err(|err| err.to_string())?;
+            engine.get(&key)?;
             batch.put(key, self.value(record));
         }
-        engine
-            .write(batch, self.kv_durability())
-            .map_err(|err| err.to_string())?;
+        engine.write(batch, self.kv_durability())?;
         Ok(true)
     }
 
@@ -273,16 +270,14 @@ impl<'a> Target<'a> {
             end: Bound::Unbounded,
         };
         let mut seen = 0;
-        self.engine()?
-            .scan(&range, &mut |_, _| {
-                seen += 1;
-                if seen >= len {
-                    ControlFlow::Break(())
-                } else {
-                    ControlFlow::Continue(())
-                }
-            })
-            .map_err(|err| err.to_string())?;
+        self.engine()?.scan(&range, &mut |_, _| {
+            seen += 1;
+            if seen >= len {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        })?;
         Ok(seen > 0)
     }
 
@@ -301,31 +296,25 @@ impl<'a> Target<'a> {
         Timestamp::from_millis(NOW_MS)
     }
 
-    fn slot(&self, record: u64) -> Result<usize, String> {
+    fn slot(&self, record: u64) -> Result<usize> {
         let slot = record as usize;
         if slot >= self.versions.len() {
-            return Err(format!(
+            return Err(Error::Usage(format!(
                 "record {record} is beyond the benchmark's {}",
                 self.versions.len()
-            ));
+            )));
         }
         Ok(slot)
     }
 
     fn load(&self, actor: &ActorKey) -> Served {
-        let loaded = self
-            .store
-            .load(actor, Self::now())
-            .map_err(|err| err.to_string())?;
+        let loaded = self.store.load(actor, Self::now())?;
         Ok(loaded.is_some())
     }
 
     fn list(&self, record: u64) -> Served {
         let actor = self.actor(record);
-        let listed = self
-            .store
-            .list(&actor.actor_type, Self::now())
-            .map_err(|err| err.to_string())?;
+        let listed = self.store.list(&actor.actor_type, Self::now())?;
         Ok(!listed.is_empty())
     }
 
@@ -337,19 +326,17 @@ impl<'a> Target<'a> {
             return Ok(false);
         }
         self.store
-            .renew(&self.actor(record), &self.node, epoch, Self::now())
-            .map_err(|err| err.to_string())?;
+            .renew(&self.actor(record), &self.node, epoch, Self::now())?;
         Ok(true)
     }
 
     /// The epoch of `record`'s lease, acquired if this is its first write.
-    fn lease_epoch(&self, slot: usize, actor: &ActorKey) -> Result<u64, String> {
+    fn lease_epoch(&self, slot: usize, actor: &ActorKey) -> Result<u64> {
         let mut epoch = self.epochs[slot].load(Ordering::Acquire);
         if epoch == 0 {
             match self
                 .store
-                .try_acquire(actor, &self.node, LEASE, Self::now())
-                .map_err(|err| err.to_string())?
+                .try_acquire(actor, &self.node, LEASE, Self::now())?
             {
                 Acquire::Acquired(lease) => {
                     epoch = lease.epoch;
@@ -357,11 +344,7 @@ impl<'a> Target<'a> {
                 }
                 Acquire::Held { .. } => {
                     // Another thread of this node is acquiring it: use its lease.
-                    epoch = self
-                        .store
-                        .get_lease(actor)
-                        .map_err(|err| err.to_string())?
-                        .map_or(0, |lease| lease.epoch);
+                    epoch = self.store.get_lease(actor)?.map_or(0, |lease| lease.epoch);
                 }
             }
         }
@@ -386,17 +369,16 @@ impl<'a> Target<'a> {
                 Err(StoreError::VersionConflict { .. }) => {
                     let current = self
                         .store
-                        .load(&actor, Self::now())
-                        .map_err(|err| err.to_string())?
+                        .load(&actor, Self::now())?
                         .map_or(0, |snapshot| snapshot.version);
                     self.versions[slot].fetch_max(current, Ordering::AcqRel);
                 }
-                Err(err) => return Err(err.to_string()),
+                Err(err) => return Err(err.into()),
             }
         }
-        Err(format!(
+        Err(Error::Starved(format!(
             "record {record}: {SAVE_TRIES} saves in a row lost a version race"
-        ))
+        )))
     }
 
     /// Both records loaded, then saved together by one two-actor `commit`
@@ -433,17 +415,16 @@ impl<'a> Target<'a> {
                     for (slot, actor, _) in &parts {
                         let current = self
                             .store
-                            .load(actor, Self::now())
-                            .map_err(|err| err.to_string())?
+                            .load(actor, Self::now())?
                             .map_or(0, |snapshot| snapshot.version);
                         self.versions[*slot].fetch_max(current, Ordering::AcqRel);
                     }
                 }
-                Err(err) => return Err(err.to_string()),
+                Err(err) => return Err(err.into()),
             }
         }
-        Err(format!(
+        Err(Error::Starved(format!(
             "records {from} and {to}: {SAVE_TRIES} commits in a row lost a version race"
-        ))
+        )))
     }
 }

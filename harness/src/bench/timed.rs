@@ -1,6 +1,7 @@
 //! The timed loop: client threads draw requests from their sources, serve
 //! each through the target and record its latency.
 
+use crate::{Context, Result};
 use std::time::Instant;
 
 use hdrhistogram::Histogram;
@@ -59,7 +60,7 @@ pub(super) fn run(
     name: &str,
     args: &BenchArgs,
     source: impl Fn(usize, usize) -> Box<dyn RequestSource> + Sync,
-) -> Result<(BenchResult, u64), String> {
+) -> Result<(BenchResult, u64)> {
     let threads = args.threads;
     let requests = match Workload::ALL
         .iter()
@@ -71,7 +72,7 @@ pub(super) fn run(
     let per_thread = requests.div_ceil(threads as u64);
     let stats_before = target.engine_stats();
     let started = Instant::now();
-    let logs: Vec<Result<ThreadLog, String>> = std::thread::scope(|scope| {
+    let logs: Vec<Result<ThreadLog>> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..threads)
             .map(|thread| {
                 let source = &source;
@@ -92,7 +93,7 @@ pub(super) fn run(
                         let began = Instant::now();
                         let found = target
                             .serve(request)
-                            .map_err(|err| format!("{name} on {}: {err}", target.describe()))?;
+                            .with_context(|| format!("{name} on {}", target.describe()))?;
                         log.record(began.elapsed());
                         if matches!(
                             request,

@@ -4,6 +4,7 @@
 //! pick-before-lock` it hunts the LSM's flush race (audit D3); with
 //! `--planted ignore-readers`, the B+tree reusing pages a reader still holds.
 
+use crate::{Error, Result};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -17,13 +18,13 @@ use crate::engines::crash::{Crashable, Setting};
 const ROUND_CASES: u32 = 100;
 const OPS_MAX: usize = 32;
 
-pub(super) fn campaign(options: &Options) -> Result<String, String> {
+pub(super) fn campaign(options: &Options) -> Result<String> {
     if options.replay.is_some() || options.exhaustive {
-        return Err(
+        return Err(Error::Usage(
             "--mode background takes neither --replay nor --exhaustive: its cases \
                     interleave as the threads are scheduled"
                 .to_owned(),
-        );
+        ));
     }
     let engine = super::crash_row(options.engine)?;
     let planted = options.planted.clone();
@@ -50,7 +51,7 @@ fn rounds<E: KvEngine>(
     options: &Options,
     open: Arc<OpenShared<E>>,
     maintain: Arc<Maintain<E>>,
-) -> Result<String, String> {
+) -> Result<String> {
     let started = Instant::now();
     let deadline = started + Duration::from_secs(options.seconds);
     let mut rounds = 0u64;
@@ -73,17 +74,21 @@ fn rounds<E: KvEngine>(
             ))
             }
             (Err((case, reason)), None) => {
-                return Err(format!("background case failed: {reason}\ncase: {case:?}"))
+                return Err(Error::Violation(format!(
+                    "background case failed: {reason}\ncase: {case:?}"
+                )))
             }
             (Ok(()), _) => {}
         }
     }
     let cases = rounds * u64::from(ROUND_CASES);
     match &options.planted {
-        Some(bug) => Err(format!(
-            "planted {bug} NOT caught by {cases} cases (Background mode) in {:.0?}",
-            started.elapsed()
-        )),
+        Some(bug) => Err(Error::NotCaught {
+            bug: bug.clone(),
+            cases,
+            mode: "Background".to_owned(),
+            elapsed: started.elapsed(),
+        }),
         None => Ok(format!(
             "{cases} cases (Background mode, seeds {}..{}) in {:.0?}: no violation",
             options.seed,

@@ -3,6 +3,7 @@
 //! were refused at open, or reported the damage on a read. (A case that opened
 //! with data missing is a violation and stops the campaign.)
 
+use crate::Result;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
@@ -40,7 +41,7 @@ pub(super) fn write(
     coverage: &Coverage,
     elapsed: Duration,
     summary: &str,
-) -> Result<(), String> {
+) -> Result<()> {
     let engine = options.engine.name();
     let command = format!(
         "cargo run --release -p leasehold -- crash-fuzz --engine {engine} --mode damage --seconds {} --seed {} --report",

@@ -4,6 +4,7 @@
 //! row. With `--planted no-group-timer` it hunts
 //! a timer that never syncs (audit G1), on the LSM or the B+tree.
 
+use crate::{Error, Result};
 use std::time::{Duration, Instant};
 
 use leasehold_core::vfs::SimVfs;
@@ -15,12 +16,11 @@ use crate::engines::crash::Setting;
 
 const ROUND_CASES: u32 = 10;
 
-pub(super) fn campaign(options: &Options) -> Result<String, String> {
+pub(super) fn campaign(options: &Options) -> Result<String> {
     if options.replay.is_some() || options.exhaustive {
-        return Err(
-            "--mode group-bound takes neither --replay nor --exhaustive: its cases are timed"
-                .to_owned(),
-        );
+        return Err(Error::usage(
+            "--mode group-bound takes neither --replay nor --exhaustive: its cases are timed",
+        ));
     }
     let engine = super::crash_row(options.engine)?;
     if let Some(bug) = &options.planted {
@@ -38,7 +38,7 @@ fn rounds<E: KvEngine + 'static>(
     options: &Options,
     bound: Duration,
     open: &OpenTimed<E>,
-) -> Result<String, String> {
+) -> Result<String> {
     let started = Instant::now();
     let deadline = started + Duration::from_secs(options.seconds);
     let (mut rounds, mut due) = (0u64, 0usize);
@@ -56,17 +56,21 @@ fn rounds<E: KvEngine + 'static>(
                 ))
             }
             (Err((case, reason)), None) => {
-                return Err(format!("group-bound case failed: {reason}\ncase: {case:?}"))
+                return Err(Error::Violation(format!(
+                    "group-bound case failed: {reason}\ncase: {case:?}"
+                )))
             }
             (Ok(checked), _) => due += checked,
         }
     }
     let cases = rounds * u64::from(ROUND_CASES);
     match &options.planted {
-        Some(bug) => Err(format!(
-            "planted {bug} NOT caught by {cases} cases (GroupBound mode) in {:.0?}",
-            started.elapsed()
-        )),
+        Some(bug) => Err(Error::NotCaught {
+            bug: bug.clone(),
+            cases,
+            mode: "GroupBound".to_owned(),
+            elapsed: started.elapsed(),
+        }),
         None => Ok(format!(
             "{cases} cases (GroupBound mode, bound {bound:?}, seeds {}..{}) in {:.0?}: {due} \
              writes were due, no violation",

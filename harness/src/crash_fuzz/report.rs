@@ -2,6 +2,7 @@
 //! (file × operation × policy, run and recovery) and the fault matrices
 //! (fault × file kind × phase).
 
+use crate::{Error, Result};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
@@ -11,11 +12,11 @@ use leasehold_core::vfs::Fault;
 
 use super::{damage_report, faults_of, mode_name, Coverage, Mode, Options};
 
-pub(crate) fn write_file(path: &Path, text: &str) -> Result<(), String> {
+pub(crate) fn write_file(path: &Path, text: &str) -> Result<()> {
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|err| err.to_string())?;
+        std::fs::create_dir_all(dir).map_err(Error::file(dir))?;
     }
-    std::fs::write(path, text).map_err(|err| format!("cannot write {}: {err}", path.display()))
+    std::fs::write(path, text).map_err(Error::file(path))
 }
 
 /// results/crash-fuzz-<engine>-<mode>.{md,json}: the matrix of fault × file
@@ -25,7 +26,7 @@ pub(super) fn write_fault_report(
     coverage: &Coverage,
     elapsed: Duration,
     summary: &str,
-) -> Result<(), String> {
+) -> Result<()> {
     let engine = options.engine.name();
     let mode = mode_name(options.mode);
     let command = format!(
@@ -118,7 +119,7 @@ pub(super) fn write_report(
     coverage: &Coverage,
     elapsed: Duration,
     summary: &str,
-) -> Result<(), String> {
+) -> Result<()> {
     if options.mode == Mode::Damage {
         return damage_report::write(options, coverage, elapsed, summary);
     }

@@ -3,6 +3,7 @@
 //! or keeps no files (the stores on a server) has none: the campaign cannot
 //! crash its disk.
 
+use crate::{Error, Result};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -55,22 +56,22 @@ pub struct CrashRow {
 
 impl CrashRow {
     /// Checks a planted bug's name before any case runs.
-    pub fn check_planted(&self, engine: &str, bug: &str) -> Result<(), String> {
+    pub fn check_planted(&self, engine: &str, bug: &str) -> Result<()> {
         let names = (self.planted_bugs)();
         if names.is_empty() {
-            return Err(
+            return Err(Error::Usage(
                 "this build has no planted bugs: run with `cargo run --release -p \
                         leasehold --features planted-bugs -- crash-fuzz ...`"
                     .to_owned(),
-            );
+            ));
         }
         if names.iter().any(|name| name == bug) {
             Ok(())
         } else {
-            Err(format!(
+            Err(Error::Usage(format!(
                 "no planted bug {bug:?} in engine {engine} (it has {})",
                 names.join(", ")
-            ))
+            )))
         }
     }
 }

@@ -28,6 +28,11 @@ impl EngineKind {
             .map(|row| EngineKind(row.name))
     }
 
+    /// The engine a registry row describes.
+    pub(crate) fn of_row(row: &super::registry::Row) -> EngineKind {
+        EngineKind(row.name)
+    }
+
     /// The engines a comparison runs when none is named: every row that
     /// needs no server and measures something.
     pub fn compared_by_default() -> Vec<EngineKind> {

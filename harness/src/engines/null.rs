@@ -1,6 +1,7 @@
 //! The no-op store: replaying against it measures the harness's own cost.
 
 use super::*;
+use crate::Result;
 
 /// The no-op store behind `EngineKind::NULL`: the cheapest answer of the
 /// right type to every call, so a replay against it costs what the harness
@@ -123,7 +124,7 @@ impl Store for NullStore {
 }
 
 impl BenchStore for NullStore {
-    fn live(&self) -> Result<Live, String> {
+    fn live(&self) -> Result<Live> {
         Ok(Live::default())
     }
 

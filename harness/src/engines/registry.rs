@@ -5,6 +5,7 @@
 //! `operator::detect` asks every row, `crash-fuzz` takes the row's `crash`.
 //! Adding an engine is its crate and its row here.
 
+use crate::{Error, Result};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,7 +34,7 @@ pub struct Opening<'a> {
     pub memory_backup: bool,
 }
 
-type Opened = Result<Box<dyn BenchStore>, String>;
+type Opened = Result<Box<dyn BenchStore>>;
 
 /// An engine's dump of its directory.
 pub type DumpFiles = fn(
@@ -296,7 +297,7 @@ fn open_memory(at: &Opening<'_>) -> Opened {
             ..at.settings.memory.clone()
         };
         let opened = leasehold_memory::MemoryEngine::open(&config, Arc::clone(&at.vfs))
-            .map_err(|err| format!("memory: {err}"))?;
+            .map_err(Error::open("memory"))?;
         // Its backup is written at intervals: Group is what it promises.
         return Ok(Box::new(KvStore::new(opened, Durability::Group)));
     }
@@ -315,11 +316,11 @@ pub fn lsm_store(
     config: &LsmConfig,
     vfs: Arc<dyn Vfs>,
     durability: Durability,
-) -> Result<KvStore<leasehold_lsm::LsmEngine>, String> {
+) -> Result<KvStore<leasehold_lsm::LsmEngine>> {
     let clock = ExpiryClock::new(Duration::from_millis(config.expired_snapshot_grace_ms));
     let engine =
         leasehold_lsm::LsmEngine::open_with_filter(config, vfs, Some(Arc::new(clock.clone())))
-            .map_err(|err| format!("lsm: {err}"))?;
+            .map_err(Error::open("lsm"))?;
     Ok(KvStore::new(engine, durability).with_expiry_clock(clock))
 }
 
@@ -341,17 +342,17 @@ fn open_btree(at: &Opening<'_>) -> Opened {
         ..at.settings.btree.clone()
     };
     let engine = leasehold_btree::BtreeEngine::open(&config, Arc::clone(&at.vfs))
-        .map_err(|err| format!("btree: {err}"))?;
+        .map_err(Error::open("btree"))?;
     Ok(Box::new(KvStore::new(engine, at.durability)))
 }
 
 /// RocksDB does its own I/O: it cannot run on the `Vfs`.
 fn open_rocksdb(at: &Opening<'_>) -> Opened {
-    open_rocksdb_with(at, false).map_err(|err| format!("rocksdb: {err}"))
+    open_rocksdb_with(at, false)
 }
 
 fn open_rocksdb_blob(at: &Opening<'_>) -> Opened {
-    open_rocksdb_with(at, true).map_err(|err| format!("rocksdb-blob: {err}"))
+    open_rocksdb_with(at, true)
 }
 
 fn open_rocksdb_with(at: &Opening<'_>, blob_files: bool) -> Opened {
@@ -360,7 +361,12 @@ fn open_rocksdb_with(at: &Opening<'_>, blob_files: bool) -> Opened {
         enable_blob_files: blob_files,
         ..at.settings.rocksdb.clone()
     };
-    let engine = leasehold_rocksdb::RocksEngine::open(&config).map_err(|err| err.to_string())?;
+    let name = if blob_files {
+        "rocksdb-blob"
+    } else {
+        "rocksdb"
+    };
+    let engine = leasehold_rocksdb::RocksEngine::open(&config).map_err(Error::open(name))?;
     Ok(Box::new(KvStore::new(engine, at.durability)))
 }
 
@@ -371,8 +377,8 @@ fn open_rocksdb_read_only(at: &Opening<'_>) -> Opened {
         data_dir: at.dir.to_path_buf(),
         ..at.settings.rocksdb.clone()
     };
-    let engine = leasehold_rocksdb::RocksEngine::open_read_only(&config)
-        .map_err(|err| format!("rocksdb: {err}"))?;
+    let engine =
+        leasehold_rocksdb::RocksEngine::open_read_only(&config).map_err(Error::open("rocksdb"))?;
     Ok(Box::new(KvStore::new(engine, Durability::Sync)))
 }
 
@@ -382,7 +388,7 @@ fn open_redb(at: &Opening<'_>) -> Opened {
         data_dir: at.dir.to_path_buf(),
         ..at.settings.redb.clone()
     };
-    let engine = leasehold_redb::RedbEngine::open(&config).map_err(|err| format!("redb: {err}"))?;
+    let engine = leasehold_redb::RedbEngine::open(&config).map_err(Error::open("redb"))?;
     Ok(Box::new(KvStore::new(engine, at.durability)))
 }
 
@@ -391,24 +397,22 @@ fn open_fjall(at: &Opening<'_>) -> Opened {
         data_dir: at.dir.to_path_buf(),
         ..at.settings.fjall.clone()
     };
-    let engine =
-        leasehold_fjall::FjallEngine::open(&config).map_err(|err| format!("fjall: {err}"))?;
+    let engine = leasehold_fjall::FjallEngine::open(&config).map_err(Error::open("fjall"))?;
     Ok(Box::new(KvStore::new(engine, at.durability)))
 }
 
 fn open_s3(at: &Opening<'_>) -> Opened {
     let config = s3_for_run(at.settings, at.dir)?;
-    let backend =
-        leasehold_objectstore::backend::s3(&config).map_err(|err| format!("s3: {err}"))?;
-    let store = leasehold_objectstore::ObjectStoreBackend::open(backend)
-        .map_err(|err| format!("s3: {err}"))?;
+    let backend = leasehold_objectstore::backend::s3(&config).map_err(Error::open("s3"))?;
+    let store =
+        leasehold_objectstore::ObjectStoreBackend::open(backend).map_err(Error::open("s3"))?;
     Ok(Box::new(store))
 }
 
 fn open_postgres(at: &Opening<'_>) -> Opened {
     let config = postgres_for_run(at.settings, at.dir)?;
     let store = leasehold_postgres::PostgresStore::open(&config, at.durability)
-        .map_err(|err| format!("postgres: {err}"))?;
+        .map_err(Error::open("postgres"))?;
     Ok(Box::new(store))
 }
 

@@ -47,7 +47,7 @@ pub fn list_leases(target: &TargetArgs, options: &ListLeases) -> Status {
         expired: options.expired.then_some(true),
         now,
     };
-    let leases = store.list_leases(&filter).map_err(|err| err.to_string())?;
+    let leases = store.list_leases(&filter)?;
     if options.json {
         let rows: Vec<serde_json::Value> = leases
             .iter()
@@ -66,10 +66,7 @@ pub fn list_leases(target: &TargetArgs, options: &ListLeases) -> Status {
                 })
             })
             .collect();
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&rows).map_err(|err| err.to_string())?
-        );
+        println!("{}", serde_json::to_string_pretty(&rows)?);
         return Ok(0);
     }
     println!(
@@ -108,7 +105,7 @@ pub fn inspect_state(target: &TargetArgs, options: &InspectState) -> Status {
     let store = target.open_read_only()?;
     let now = now(options.at);
     let key = ActorKey::new(options.actor_type.clone(), options.actor_id.clone());
-    let lease = store.get_lease(&key).map_err(|err| err.to_string())?;
+    let lease = store.get_lease(&key)?;
     println!("actor        {}", printable(&key.to_string()));
     match &lease {
         Some(lease) => println!(
@@ -140,7 +137,7 @@ pub fn inspect_state(target: &TargetArgs, options: &InspectState) -> Status {
             println!("             the state is not shown: it is not what was saved");
             return Ok(1);
         }
-        Err(err) => return Err(err.to_string()),
+        Err(err) => return Err(err.into()),
     };
     println!("snapshot id  {}", printable(&snapshot.snapshot_id));
     println!(
@@ -188,10 +185,7 @@ pub fn inspect_state(target: &TargetArgs, options: &InspectState) -> Status {
         // serde_json escapes control characters in strings.
         Ok(json) => print!(
             "{}",
-            cut(
-                &serde_json::to_string_pretty(&json).map_err(|err| err.to_string())?,
-                options.max_bytes
-            )
+            cut(&serde_json::to_string_pretty(&json)?, options.max_bytes)
         ),
         Err(_) => print!("{}", hex_dump(&snapshot.state, options.max_bytes)),
     }

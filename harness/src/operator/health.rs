@@ -1,6 +1,7 @@
 //! `health-check`: open, engine health, a probe round trip, verify, disk
 //! space — read-only when a live store holds the directory's lock.
 
+use crate::{Error, Result};
 use std::time::Instant;
 
 use leasehold_core::vfs::LockError;
@@ -8,19 +9,17 @@ use leasehold_core::vfs::LockError;
 use super::*;
 
 /// Free and total bytes of the file system holding `dir`.
-fn disk_space(dir: &Path) -> Result<(u64, u64), String> {
+fn disk_space(dir: &Path) -> Result<(u64, u64)> {
     use std::os::unix::ffi::OsStrExt;
     let path = std::ffi::CString::new(dir.as_os_str().as_bytes())
-        .map_err(|_| format!("{} contains a NUL byte", dir.display()))?;
+        .map_err(|_| Error::Usage(format!("{} contains a NUL byte", dir.display())))?;
     let mut stat = std::mem::MaybeUninit::<libc::statvfs>::uninit();
     // SAFETY: `path` is a valid C string and `stat` a buffer of the right type;
     // statvfs fills it when it returns 0.
     let status = unsafe { libc::statvfs(path.as_ptr(), stat.as_mut_ptr()) };
     if status != 0 {
-        return Err(format!(
-            "statvfs {}: {}",
-            dir.display(),
-            std::io::Error::last_os_error()
+        return Err(Error::os(format!("statvfs {}", dir.display()))(
+            std::io::Error::last_os_error(),
         ));
     }
     // SAFETY: statvfs returned 0, so it initialised `stat`.
@@ -85,7 +84,7 @@ pub fn health_check(target: &TargetArgs) -> Status {
             Some(store)
         }
         Err(err) => {
-            report(2, "open", err);
+            report(2, "open", err.to_string());
             None
         }
     };
@@ -134,7 +133,7 @@ pub fn health_check(target: &TargetArgs) -> Status {
                 );
                 report(u8::from(share < FREE_SHARE_MIN), "disk space", text);
             }
-            Err(err) => report(1, "disk space", err),
+            Err(err) => report(1, "disk space", err.to_string()),
         }
     }
     println!("{}", ["Healthy", "Degraded", "Failed"][worst as usize]);
