@@ -491,27 +491,23 @@ impl KvEngine for BtreeEngine {
 
     fn close(&self) -> KvResult<()> {
         let inner = &self.inner;
-        if !inner.lifecycle.begin_close() {
-            return Ok(());
-        }
-        self.stop_worker();
-        // Writes are refused from here on. A closed tree holds everything in
-        // its pages: its logs are empty, so a damaged or removed log or meta
-        // slot shows at the next open instead of passing for a crash's torn
-        // tail (FORMAT.md, "Recovery").
-        let result = inner.lifecycle.check_healthy().and_then(|()| {
-            let mut writer = inner.writer.lock();
-            inner.sync_log(&mut writer)?;
-            let due = writer.since_checkpoint > 0;
-            drop(writer);
-            if due {
-                inner.checkpoint()
-            } else {
-                Ok(())
-            }
-        });
-        inner.lifecycle.close();
-        result
+        // A closed tree holds everything in its pages: its logs are empty,
+        // so a damaged or removed log or meta slot shows at the next open
+        // instead of passing for a crash's torn tail (FORMAT.md, "Recovery").
+        inner.lifecycle.close_with(
+            || self.stop_worker(),
+            || {
+                let mut writer = inner.writer.lock();
+                inner.sync_log(&mut writer)?;
+                let due = writer.since_checkpoint > 0;
+                drop(writer);
+                if due {
+                    inner.checkpoint()
+                } else {
+                    Ok(())
+                }
+            },
+        )
     }
 }
 

@@ -6,53 +6,29 @@ mod common;
 
 use std::sync::Arc;
 
+use std::path::Path;
+
 use leasehold_btree::config::BtreeConfig;
 use leasehold_btree::BtreeEngine;
 use leasehold_core::vfs::OsVfs;
-use leasehold_core::{ActorKey, Durability, KvStore};
-use leasehold_testkit::conformance::{tamper_kv_state, StoreFactory};
+use leasehold_core::KvResult;
+use leasehold_testkit::conformance::KvOnDisk;
 
-struct Btree {
-    dir: tempfile::TempDir,
-    background: bool,
-}
-
-impl StoreFactory for Btree {
-    type Store = KvStore<BtreeEngine>;
-
-    fn open(&self) -> Self::Store {
-        let config = BtreeConfig {
-            background_threads: self.background,
-            page_size: 4096,
-            ..common::tiny_config(self.dir.path())
-        };
-        KvStore::new(
-            BtreeEngine::open(&config, Arc::new(OsVfs::new())).unwrap(),
-            Durability::Sync,
-        )
-    }
-
-    fn durable(&self) -> bool {
-        true
-    }
-
-    fn tamper_state(&self, store: &Self::Store, key: &ActorKey) {
-        tamper_kv_state(store, key);
-    }
+fn open(dir: &Path, background: bool) -> KvResult<BtreeEngine> {
+    let config = BtreeConfig {
+        background_threads: background,
+        page_size: 4096,
+        ..common::tiny_config(dir)
+    };
+    BtreeEngine::open(&config, Arc::new(OsVfs::new()))
 }
 
 mod inline {
     use super::*;
-    leasehold_testkit::store_conformance_tests!(Btree {
-        dir: tempfile::tempdir().unwrap(),
-        background: false
-    });
+    leasehold_testkit::store_conformance_tests!(KvOnDisk::new(|dir| open(dir, false)));
 }
 
 mod background {
     use super::*;
-    leasehold_testkit::store_conformance_tests!(Btree {
-        dir: tempfile::tempdir().unwrap(),
-        background: true
-    });
+    leasehold_testkit::store_conformance_tests!(KvOnDisk::new(|dir| open(dir, true)));
 }

@@ -7,10 +7,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use crate::error::{StoreError, StoreResult};
+use crate::key::ActorKey;
 use crate::kv::{EngineStats, Health};
 use crate::metrics::{MetricsRecorder, OpKind, Outcome, StoreMetrics};
-use crate::snapshot::Snapshot;
-use crate::store::Acquire;
+use crate::snapshot::{Snapshot, SnapshotWrite};
+use crate::store::{the_saved, Acquire, CommitOp};
 
 #[derive(Debug, Default)]
 pub struct Instrumented {
@@ -35,6 +36,35 @@ impl Instrumented {
         self.recorder
             .record(kind, started.elapsed(), Outcome::of(&result));
         result
+    }
+
+    /// `save` as every store makes it: one `CommitOp::Save` handed to
+    /// `apply` (the store's commit path, or a cheaper one for a single op),
+    /// timed as a save.
+    pub fn save_alone(
+        &self,
+        write: SnapshotWrite,
+        expected_version: u64,
+        fence_epoch: u64,
+        apply: impl FnOnce(CommitOp) -> StoreResult<Vec<Option<Snapshot>>>,
+    ) -> StoreResult<Snapshot> {
+        self.timed(OpKind::Save, || {
+            the_saved(apply(CommitOp::save(write, expected_version, fence_epoch))?)
+        })
+    }
+
+    /// `delete` as every store makes it: one `CommitOp::Delete` handed to
+    /// `apply`, timed as a delete.
+    pub fn delete_alone(
+        &self,
+        key: &ActorKey,
+        expected_version: u64,
+        fence_epoch: u64,
+        apply: impl FnOnce(CommitOp) -> StoreResult<Vec<Option<Snapshot>>>,
+    ) -> StoreResult<()> {
+        self.timed(OpKind::Delete, || {
+            apply(CommitOp::delete(key, expected_version, fence_epoch)).map(|_| ())
+        })
     }
 
     /// `timed` for `try_acquire`: an answer of `Held` counts as a lease

@@ -36,7 +36,7 @@ use crate::lease::{Lease, NodeId};
 use crate::metrics::{OpKind, StoreMetrics};
 use crate::rules;
 use crate::snapshot::{Snapshot, SnapshotWrite};
-use crate::store::{distinct_keys, the_saved, Acquire, CommitOp, LeaseFilter, SnapshotInfo, Store};
+use crate::store::{distinct_keys, Acquire, CommitOp, LeaseFilter, SnapshotInfo, Store};
 use crate::time::Timestamp;
 
 const LEASE_TAG: u8 = b'L';
@@ -352,10 +352,10 @@ impl<E: KvEngine> Store for KvStore<E> {
         fence_epoch: u64,
         now: Timestamp,
     ) -> StoreResult<Snapshot> {
-        self.metrics.timed(OpKind::Save, || {
-            let op = CommitOp::save(write, expected_version, fence_epoch);
-            the_saved(self.apply_ops(vec![op], now)?)
-        })
+        self.metrics
+            .save_alone(write, expected_version, fence_epoch, |op| {
+                self.apply_ops(vec![op], now)
+            })
     }
 
     fn delete(
@@ -365,10 +365,10 @@ impl<E: KvEngine> Store for KvStore<E> {
         fence_epoch: u64,
         now: Timestamp,
     ) -> StoreResult<()> {
-        self.metrics.timed(OpKind::Delete, || {
-            let op = CommitOp::delete(key, expected_version, fence_epoch);
-            self.apply_ops(vec![op], now).map(|_| ())
-        })
+        self.metrics
+            .delete_alone(key, expected_version, fence_epoch, |op| {
+                self.apply_ops(vec![op], now)
+            })
     }
 
     fn list(&self, actor_type: &str, now: Timestamp) -> StoreResult<Vec<SnapshotInfo>> {

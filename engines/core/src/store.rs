@@ -172,9 +172,8 @@ pub fn distinct_keys(ops: &[CommitOp]) -> StoreResult<Vec<&ActorKey>> {
     Ok(keys)
 }
 
-/// The snapshot a commit of one save answered (stores implement `save` as
-/// such a commit).
-pub fn the_saved(results: Vec<Option<Snapshot>>) -> StoreResult<Snapshot> {
+/// The snapshot a commit of one save answered (`Instrumented::save_alone`).
+pub(crate) fn the_saved(results: Vec<Option<Snapshot>>) -> StoreResult<Snapshot> {
     results.into_iter().flatten().next().ok_or_else(|| {
         StoreError::Engine(crate::error::KvError::io(
             "a save",

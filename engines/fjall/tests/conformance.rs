@@ -4,9 +4,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failure panics with its message
 
 use leasehold_core::kv::WriteBatch;
-use leasehold_core::{ActorKey, Durability, KvEngine, KvError, KvStore};
+use leasehold_core::{Durability, KvEngine, KvError};
 use leasehold_fjall::{FjallConfig, FjallEngine};
-use leasehold_testkit::conformance::{tamper_kv_state, StoreFactory};
+use leasehold_testkit::conformance::KvOnDisk;
 
 fn config(dir: &std::path::Path) -> FjallConfig {
     FjallConfig {
@@ -16,32 +16,7 @@ fn config(dir: &std::path::Path) -> FjallConfig {
     }
 }
 
-struct Fjall {
-    dir: tempfile::TempDir,
-}
-
-impl StoreFactory for Fjall {
-    type Store = KvStore<FjallEngine>;
-
-    fn open(&self) -> Self::Store {
-        KvStore::new(
-            FjallEngine::open(&config(self.dir.path())).unwrap(),
-            Durability::Sync,
-        )
-    }
-
-    fn durable(&self) -> bool {
-        true
-    }
-
-    fn tamper_state(&self, store: &Self::Store, key: &ActorKey) {
-        tamper_kv_state(store, key);
-    }
-}
-
-leasehold_testkit::store_conformance_tests!(Fjall {
-    dir: tempfile::tempdir().unwrap()
-});
+leasehold_testkit::store_conformance_tests!(KvOnDisk::new(|dir| FjallEngine::open(&config(dir))));
 
 #[test]
 fn scans_honour_bounds_and_stop_when_told() {

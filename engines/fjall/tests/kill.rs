@@ -8,7 +8,6 @@
 use std::path::Path;
 
 use leasehold_fjall::{FjallConfig, FjallEngine};
-use leasehold_testkit::kill;
 
 fn open(dir: &Path) -> leasehold_core::KvResult<FjallEngine> {
     FjallEngine::open(&FjallConfig {
@@ -18,13 +17,4 @@ fn open(dir: &Path) -> leasehold_core::KvResult<FjallEngine> {
     })
 }
 
-#[test]
-#[ignore = "the child process of acknowledged_sync_writes_survive_sigkill"]
-fn kill_child_writer() {
-    kill::child_writer(open);
-}
-
-#[test]
-fn acknowledged_sync_writes_survive_sigkill() {
-    kill::sigkill_rounds("kill_child_writer", 6, true, open);
-}
+leasehold_testkit::kill_tests!(open, rounds: 6, locks: true);

@@ -471,19 +471,17 @@ impl KvEngine for LsmEngine {
 
     fn close(&self) -> KvResult<()> {
         let inner = &self.inner;
-        if !inner.lifecycle.begin_close() {
-            return Ok(());
-        }
-        self.stop_worker();
-        // Writes are refused from here on: none lands after the final sync
-        // or beyond the lengths the close record lists.
-        let result = inner.lifecycle.check_healthy().and_then(|()| {
-            let mut wal = inner.wal.lock();
-            inner.sync_wal(&mut wal)
-        });
-        let result = result.and_then(|()| inner.record_close());
-        inner.lifecycle.close();
-        result
+        // No write lands after the final sync or beyond the lengths the
+        // close record lists.
+        inner.lifecycle.close_with(
+            || self.stop_worker(),
+            || {
+                let mut wal = inner.wal.lock();
+                inner.sync_wal(&mut wal)?;
+                drop(wal);
+                inner.record_close()
+            },
+        )
     }
 }
 

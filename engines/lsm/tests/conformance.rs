@@ -6,52 +6,28 @@ mod common;
 
 use std::sync::Arc;
 
+use std::path::Path;
+
 use leasehold_core::vfs::OsVfs;
-use leasehold_core::{ActorKey, Durability, KvStore};
+use leasehold_core::KvResult;
 use leasehold_lsm::config::LsmConfig;
 use leasehold_lsm::LsmEngine;
-use leasehold_testkit::conformance::{tamper_kv_state, StoreFactory};
+use leasehold_testkit::conformance::KvOnDisk;
 
-struct Lsm {
-    dir: tempfile::TempDir,
-    background: bool,
-}
-
-impl StoreFactory for Lsm {
-    type Store = KvStore<LsmEngine>;
-
-    fn open(&self) -> Self::Store {
-        let config = LsmConfig {
-            background_threads: self.background,
-            ..common::tiny_config(self.dir.path())
-        };
-        KvStore::new(
-            LsmEngine::open(&config, Arc::new(OsVfs::new())).unwrap(),
-            Durability::Sync,
-        )
-    }
-
-    fn durable(&self) -> bool {
-        true
-    }
-
-    fn tamper_state(&self, store: &Self::Store, key: &ActorKey) {
-        tamper_kv_state(store, key);
-    }
+fn open(dir: &Path, background: bool) -> KvResult<LsmEngine> {
+    let config = LsmConfig {
+        background_threads: background,
+        ..common::tiny_config(dir)
+    };
+    LsmEngine::open(&config, Arc::new(OsVfs::new()))
 }
 
 mod inline {
     use super::*;
-    leasehold_testkit::store_conformance_tests!(Lsm {
-        dir: tempfile::tempdir().unwrap(),
-        background: false
-    });
+    leasehold_testkit::store_conformance_tests!(KvOnDisk::new(|dir| open(dir, false)));
 }
 
 mod background {
     use super::*;
-    leasehold_testkit::store_conformance_tests!(Lsm {
-        dir: tempfile::tempdir().unwrap(),
-        background: true
-    });
+    leasehold_testkit::store_conformance_tests!(KvOnDisk::new(|dir| open(dir, true)));
 }

@@ -31,6 +31,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use leasehold_storage::lifecycle::Lifecycle;
+#[cfg(any(test, feature = "planted-bugs"))]
+use leasehold_storage::planted::PlantedSwitch;
 use leasehold_storage::workers::Workers;
 use parking_lot::{Condvar, Mutex, RwLock, RwLockReadGuard};
 
@@ -75,6 +77,11 @@ pub enum PlantedBug {
 }
 
 impl PlantedBug {
+    /// True when `planted` is `bug` (always false in a normal build).
+    pub(crate) fn is(planted: Option<PlantedBug>, bug: PlantedBug) -> bool {
+        cfg!(any(test, feature = "planted-bugs")) && planted == Some(bug)
+    }
+
     pub const ALL: [PlantedBug; 6] = [
         PlantedBug::SkipBackupSync,
         PlantedBug::SkipDirSync,
@@ -162,7 +169,7 @@ impl MemoryEngine {
         let dir = path.parent().unwrap_or(Path::new("")).to_path_buf();
         vfs.create_dir_all(&dir)
             .map_err(|err| KvError::io(format!("create {}", dir.display()), err))?;
-        let lock = if planted == Some(PlantedBug::SkipDirLock) {
+        let lock = if PlantedBug::is(planted, PlantedBug::SkipDirLock) {
             None
         } else {
             Some(lock_directory(vfs.as_ref(), &dir)?)
@@ -174,7 +181,7 @@ impl MemoryEngine {
         let witness = witness_path(&path);
         let has_backup = exists(&path)?;
         let has_witness = exists(&witness)?;
-        if !has_backup && has_witness && planted != Some(PlantedBug::IgnoreWitness) {
+        if !has_backup && has_witness && !PlantedBug::is(planted, PlantedBug::IgnoreWitness) {
             return Err(KvError::corruption(
                 &path,
                 0,
@@ -190,7 +197,8 @@ impl MemoryEngine {
                 .map_err(|err| KvError::io(format!("open {}", path.display()), err))?;
             let bytes = read_all(file.as_ref())
                 .map_err(|err| KvError::io(format!("read {}", path.display()), err))?;
-            backup::decode_with(&path, &bytes, planted != Some(PlantedBug::SkipChecksum))?
+            let check = !PlantedBug::is(planted, PlantedBug::SkipChecksum);
+            backup::decode_with(&path, &bytes, check)?
         } else {
             BackupContent::default()
         };
@@ -205,7 +213,8 @@ impl MemoryEngine {
             });
         }
         let target = BackupTarget {
-            planted,
+            #[cfg(any(test, feature = "planted-bugs"))]
+            planted: PlantedSwitch::new(planted),
             vfs,
             path,
             compression: config.compression,
@@ -329,8 +338,11 @@ impl KvEngine for MemoryEngine {
         if batch.is_empty() {
             return Ok(());
         }
-        let planted = shared.backup.as_ref().and_then(|target| target.planted);
-        if durability == Durability::Sync && planted != Some(PlantedBug::AckBeforeBackup) {
+        let ack_early = shared
+            .backup
+            .as_ref()
+            .is_some_and(|target| target.planted(PlantedBug::AckBeforeBackup));
+        if durability == Durability::Sync && !ack_early {
             shared.write_durably(&batch)?;
         } else {
             shared.apply(&batch)?;
@@ -476,19 +488,15 @@ impl KvEngine for MemoryEngine {
     }
 
     fn close(&self) -> KvResult<()> {
-        if !self.shared.lifecycle.begin_close() {
-            return Ok(());
-        }
-        self.stop_background();
-        // Writes are refused from here on: the last backup covers them all.
-        let result = match &self.shared.backup {
-            Some(_) => self
-                .shared
-                .backup_through(self.shared.sequence.load(Ordering::Acquire)),
-            None => Ok(()),
-        };
-        self.shared.lifecycle.close();
-        result
+        let shared = &self.shared;
+        // The last backup covers every write.
+        shared.lifecycle.close_with(
+            || self.stop_background(),
+            || match &shared.backup {
+                Some(_) => shared.backup_through(shared.sequence.load(Ordering::Acquire)),
+                None => Ok(()),
+            },
+        )
     }
 }
 

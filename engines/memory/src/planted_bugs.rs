@@ -3,7 +3,7 @@
 use super::*;
 use crate::config::BackupCompression;
 use leasehold_storage::vfs::SimVfs;
-use leasehold_testkit::crash;
+use leasehold_testkit::planted::{assert_caught, Family};
 
 fn open(bug: PlantedBug) -> impl Fn(SimVfs) -> KvResult<MemoryEngine> {
     move |vfs| {
@@ -21,46 +21,24 @@ fn open(bug: PlantedBug) -> impl Fn(SimVfs) -> KvResult<MemoryEngine> {
 /// must not take at its word.
 #[test]
 fn the_damage_family_finds_its_planted_bugs() {
-    for bug in [PlantedBug::SkipDirLock, PlantedBug::IgnoreWitness] {
-        let found = leasehold_testkit::damage::search_damage(
-            &open(bug),
-            std::path::Path::new("/memory"),
-            2_000,
-            32,
-        );
-        assert!(
-            found.is_err(),
-            "{bug:?} went unnoticed by 2 000 damage cases"
-        );
-    }
+    let bugs = [PlantedBug::SkipDirLock, PlantedBug::IgnoreWitness];
+    assert_caught(Family::Damage(std::path::Path::new("/memory")), &bugs, open);
 }
 
 /// The campaign must find each planted bug within a bounded run.
 #[test]
 fn the_crash_oracle_finds_every_planted_bug() {
-    for bug in [
+    let bugs = [
         PlantedBug::SkipBackupSync,
         PlantedBug::SkipDirSync,
         PlantedBug::AckBeforeBackup,
-    ] {
-        let found = crash::search(&open(bug), 2_000, 32);
-        assert!(
-            found.is_err(),
-            "{bug:?} went unnoticed by 2 000 crash cases"
-        );
-    }
+    ];
+    assert_caught(Family::Crash, &bugs, open);
 }
 
 /// Without the checksum, a bit flipped while reading the backup comes
 /// back as data.
 #[test]
 fn read_faults_find_the_skipped_checksum() {
-    let read_faults = crash::read_fault_config();
-    let found = crash::search_with(
-        &open(PlantedBug::SkipChecksum),
-        2_000,
-        32,
-        Some(&read_faults),
-    );
-    assert!(found.is_err(), "the skipped backup checksum went unnoticed");
+    assert_caught(Family::ReadFaults, &[PlantedBug::SkipChecksum], open);
 }

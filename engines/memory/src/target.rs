@@ -12,8 +12,8 @@ pub(crate) struct BackupState {
 
 #[derive(Debug)]
 pub(crate) struct BackupTarget {
-    /// Always `None` outside planted-bug builds and tests.
-    pub(crate) planted: Option<PlantedBug>,
+    #[cfg(any(test, feature = "planted-bugs"))]
+    pub(crate) planted: PlantedSwitch<PlantedBug>,
     pub(crate) vfs: Arc<dyn Vfs>,
     pub(crate) path: PathBuf,
     pub(crate) compression: BackupCompression,
@@ -49,6 +49,17 @@ pub fn describe_file(name: &str, backup: &str) -> Option<&'static str> {
 }
 
 impl BackupTarget {
+    /// Whether `bug` is planted (never in a normal build).
+    pub(crate) fn planted(&self, bug: PlantedBug) -> bool {
+        #[cfg(any(test, feature = "planted-bugs"))]
+        return self.planted.is(bug);
+        #[cfg(not(any(test, feature = "planted-bugs")))]
+        {
+            let _ = bug;
+            false
+        }
+    }
+
     /// Writes the first (empty) backup if there is none, then the witness
     /// that a backup exists.
     pub(crate) fn make_witness(&self, has_backup: bool) -> KvResult<()> {
@@ -72,10 +83,11 @@ impl BackupTarget {
     /// renamed over the old one, the directory fsynced.
     pub(crate) fn replace(&self, bytes: &[u8]) -> std::io::Result<()> {
         let vfs = self.vfs.as_ref();
-        if !matches!(
-            self.planted,
-            Some(PlantedBug::SkipBackupSync | PlantedBug::SkipDirSync)
-        ) {
+        let (skip_file_sync, skip_dir_sync) = (
+            self.planted(PlantedBug::SkipBackupSync),
+            self.planted(PlantedBug::SkipDirSync),
+        );
+        if !skip_file_sync && !skip_dir_sync {
             return replace_file_atomically(vfs, &self.path, bytes);
         }
         // The planted bugs: the same steps with one sync left out.
@@ -83,12 +95,12 @@ impl BackupTarget {
         let temp = self.path.with_extension("planted.tmp");
         let file = vfs.create(&temp)?;
         leasehold_storage::vfs::write_all_at(file.as_ref(), bytes, 0)?;
-        if self.planted != Some(PlantedBug::SkipBackupSync) {
+        if !skip_file_sync {
             file.sync()?;
         }
         drop(file);
         vfs.rename(&temp, &self.path)?;
-        if self.planted != Some(PlantedBug::SkipDirSync) {
+        if !skip_dir_sync {
             vfs.sync_dir(dir)?;
         }
         Ok(())

@@ -8,7 +8,6 @@ use std::path::Path;
 use std::sync::Arc;
 
 use leasehold_core::vfs::OsVfs;
-use leasehold_testkit::kill;
 
 fn open(dir: &Path) -> leasehold_core::KvResult<leasehold_memory::MemoryEngine> {
     leasehold_memory::MemoryEngine::open(
@@ -21,13 +20,4 @@ fn open(dir: &Path) -> leasehold_core::KvResult<leasehold_memory::MemoryEngine> 
     )
 }
 
-#[test]
-#[ignore = "the child process of acknowledged_sync_writes_survive_sigkill"]
-fn kill_child_writer() {
-    kill::child_writer(open);
-}
-
-#[test]
-fn acknowledged_sync_writes_survive_sigkill() {
-    kill::sigkill_rounds("kill_child_writer", 6, true, open);
-}
+leasehold_testkit::kill_tests!(open, rounds: 6, locks: true);

@@ -33,7 +33,6 @@ use bytes::Bytes;
 use leasehold_core::instrumented::Instrumented;
 use leasehold_core::metrics::{OpKind, StoreMetrics};
 use leasehold_core::rules::{self, AcquireDecision};
-use leasehold_core::store::the_saved;
 use leasehold_core::{
     Acquire, ActorKey, Clock, CommitOp, EngineStats, Health, KvError, Lease, LeaseFilter, NodeId,
     Snapshot, SnapshotInfo, SnapshotWrite, Store, StoreError, StoreResult, SystemClock, Timestamp,
@@ -362,10 +361,10 @@ impl Store for ObjectStoreBackend {
         fence_epoch: u64,
         now: Timestamp,
     ) -> StoreResult<Snapshot> {
-        self.metrics.timed(OpKind::Save, || {
-            let op = CommitOp::save(write, expected_version, fence_epoch);
-            the_saved(vec![self.write_snapshot(op, now)?])
-        })
+        self.metrics
+            .save_alone(write, expected_version, fence_epoch, |op| {
+                Ok(vec![self.write_snapshot(op, now)?])
+            })
     }
 
     fn delete(
@@ -375,10 +374,10 @@ impl Store for ObjectStoreBackend {
         fence_epoch: u64,
         now: Timestamp,
     ) -> StoreResult<()> {
-        self.metrics.timed(OpKind::Delete, || {
-            let op = CommitOp::delete(key, expected_version, fence_epoch);
-            self.write_snapshot(op, now).map(|_| ())
-        })
+        self.metrics
+            .delete_alone(key, expected_version, fence_epoch, |op| {
+                Ok(vec![self.write_snapshot(op, now)?])
+            })
     }
 
     fn list(&self, actor_type: &str, now: Timestamp) -> StoreResult<Vec<SnapshotInfo>> {

@@ -19,7 +19,7 @@ use leasehold_core::{
 };
 
 use leasehold_core::kvstore::{lease_key, snapshot_key};
-use leasehold_core::store::{distinct_keys, the_saved};
+use leasehold_core::store::distinct_keys;
 
 use crate::connect::{Conn, Pool};
 use crate::ops;
@@ -357,10 +357,10 @@ impl Store for PostgresStore {
         fence_epoch: u64,
         now: Timestamp,
     ) -> StoreResult<Snapshot> {
-        self.metrics.timed(OpKind::Save, || {
-            let op = CommitOp::save(snapshot, expected_version, fence_epoch);
-            the_saved(self.apply(vec![op], now)?)
-        })
+        self.metrics
+            .save_alone(snapshot, expected_version, fence_epoch, |op| {
+                self.apply(vec![op], now)
+            })
     }
 
     fn delete(
@@ -370,10 +370,10 @@ impl Store for PostgresStore {
         fence_epoch: u64,
         now: Timestamp,
     ) -> StoreResult<()> {
-        self.metrics.timed(OpKind::Delete, || {
-            let op = CommitOp::delete(key, expected_version, fence_epoch);
-            self.apply(vec![op], now).map(|_| ())
-        })
+        self.metrics
+            .delete_alone(key, expected_version, fence_epoch, |op| {
+                self.apply(vec![op], now)
+            })
     }
 
     fn list(&self, actor_type: &str, now: Timestamp) -> StoreResult<Vec<SnapshotInfo>> {

@@ -4,9 +4,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failure panics with its message
 
 use leasehold_core::kv::WriteBatch;
-use leasehold_core::{ActorKey, Durability, KvEngine, KvError, KvStore};
+use leasehold_core::{Durability, KvEngine, KvError};
 use leasehold_redb::{RedbConfig, RedbEngine};
-use leasehold_testkit::conformance::{tamper_kv_state, StoreFactory};
+use leasehold_testkit::conformance::KvOnDisk;
 
 fn config(dir: &std::path::Path) -> RedbConfig {
     RedbConfig {
@@ -15,32 +15,7 @@ fn config(dir: &std::path::Path) -> RedbConfig {
     }
 }
 
-struct Redb {
-    dir: tempfile::TempDir,
-}
-
-impl StoreFactory for Redb {
-    type Store = KvStore<RedbEngine>;
-
-    fn open(&self) -> Self::Store {
-        KvStore::new(
-            RedbEngine::open(&config(self.dir.path())).unwrap(),
-            Durability::Sync,
-        )
-    }
-
-    fn durable(&self) -> bool {
-        true
-    }
-
-    fn tamper_state(&self, store: &Self::Store, key: &ActorKey) {
-        tamper_kv_state(store, key);
-    }
-}
-
-leasehold_testkit::store_conformance_tests!(Redb {
-    dir: tempfile::tempdir().unwrap()
-});
+leasehold_testkit::store_conformance_tests!(KvOnDisk::new(|dir| RedbEngine::open(&config(dir))));
 
 #[test]
 fn scans_honour_bounds_and_stop_when_told() {

@@ -6,11 +6,10 @@
 
 use std::path::Path;
 
-use leasehold_core::{ActorKey, Durability, KvEngine, KvStore, WriteBatch};
+use leasehold_core::{Durability, KvEngine, WriteBatch};
 use leasehold_rocksdb::config::RocksDbConfig;
 use leasehold_rocksdb::RocksEngine;
-use leasehold_testkit::conformance::{tamper_kv_state, StoreFactory};
-use leasehold_testkit::kill;
+use leasehold_testkit::conformance::KvOnDisk;
 
 fn config(dir: &Path) -> RocksDbConfig {
     RocksDbConfig {
@@ -29,40 +28,9 @@ fn open(dir: &Path) -> leasehold_core::KvResult<RocksEngine> {
     RocksEngine::open(&config(dir))
 }
 
-struct RocksBlob {
-    dir: tempfile::TempDir,
-}
+leasehold_testkit::store_conformance_tests!(KvOnDisk::new(open));
 
-impl StoreFactory for RocksBlob {
-    type Store = KvStore<RocksEngine>;
-
-    fn open(&self) -> Self::Store {
-        KvStore::new(open(self.dir.path()).unwrap(), Durability::Sync)
-    }
-
-    fn durable(&self) -> bool {
-        true
-    }
-
-    fn tamper_state(&self, store: &Self::Store, key: &ActorKey) {
-        tamper_kv_state(store, key);
-    }
-}
-
-leasehold_testkit::store_conformance_tests!(RocksBlob {
-    dir: tempfile::tempdir().unwrap()
-});
-
-#[test]
-#[ignore = "the child process of acknowledged_sync_writes_survive_sigkill"]
-fn kill_child_writer() {
-    kill::child_writer(open);
-}
-
-#[test]
-fn acknowledged_sync_writes_survive_sigkill() {
-    kill::sigkill_rounds("kill_child_writer", 4, false, open);
-}
+leasehold_testkit::kill_tests!(open, rounds: 4, locks: false);
 
 /// Values above `min_blob_size` go to `*.blob` files, read back whole after
 /// a reopen, and `verify` passes; small values stay in the tables.

@@ -6,10 +6,10 @@
 use std::ops::{Bound, ControlFlow};
 
 use leasehold_core::kv::{KeyRange, WriteBatch};
-use leasehold_core::{ActorKey, Durability, KvEngine, KvError, KvStore};
+use leasehold_core::{Durability, KvEngine, KvError};
 use leasehold_rocksdb::config::RocksDbConfig;
 use leasehold_rocksdb::RocksEngine;
-use leasehold_testkit::conformance::{tamper_kv_state, StoreFactory};
+use leasehold_testkit::conformance::KvOnDisk;
 
 fn config(dir: &std::path::Path) -> RocksDbConfig {
     RocksDbConfig {
@@ -21,32 +21,7 @@ fn config(dir: &std::path::Path) -> RocksDbConfig {
     }
 }
 
-struct Rocks {
-    dir: tempfile::TempDir,
-}
-
-impl StoreFactory for Rocks {
-    type Store = KvStore<RocksEngine>;
-
-    fn open(&self) -> Self::Store {
-        KvStore::new(
-            RocksEngine::open(&config(self.dir.path())).unwrap(),
-            Durability::Sync,
-        )
-    }
-
-    fn durable(&self) -> bool {
-        true
-    }
-
-    fn tamper_state(&self, store: &Self::Store, key: &ActorKey) {
-        tamper_kv_state(store, key);
-    }
-}
-
-leasehold_testkit::store_conformance_tests!(Rocks {
-    dir: tempfile::tempdir().unwrap()
-});
+leasehold_testkit::store_conformance_tests!(KvOnDisk::new(|dir| RocksEngine::open(&config(dir))));
 
 fn scan(engine: &RocksEngine, range: KeyRange) -> Vec<Vec<u8>> {
     let mut keys = Vec::new();

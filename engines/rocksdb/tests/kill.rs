@@ -8,7 +8,6 @@ use std::path::Path;
 
 use leasehold_rocksdb::config::RocksDbConfig;
 use leasehold_rocksdb::RocksEngine;
-use leasehold_testkit::kill;
 
 fn open(dir: &Path) -> leasehold_core::KvResult<RocksEngine> {
     RocksEngine::open(&RocksDbConfig {
@@ -20,14 +19,5 @@ fn open(dir: &Path) -> leasehold_core::KvResult<RocksEngine> {
     })
 }
 
-#[test]
-#[ignore = "the child process of acknowledged_sync_writes_survive_sigkill"]
-fn kill_child_writer() {
-    kill::child_writer(open);
-}
-
-/// RocksDB's own LOCK refuses the second open (as an I/O error).
-#[test]
-fn acknowledged_sync_writes_survive_sigkill() {
-    kill::sigkill_rounds("kill_child_writer", 6, false, open);
-}
+// RocksDB's own LOCK refuses the second open (as an I/O error): `locks` is false.
+leasehold_testkit::kill_tests!(open, rounds: 6, locks: false);

@@ -85,6 +85,26 @@ impl Lifecycle {
         first
     }
 
+    /// The close every engine makes. The first call stops the engine's
+    /// background work (`stop`), then, unless the engine has failed, makes
+    /// its last writes durable (`last`: a final sync, a checkpoint, a
+    /// backup), marks it closed and releases its directory lock, and
+    /// returns what went wrong; a later call does nothing. Writes are refused
+    /// from the start, so `last` sees every write there will be.
+    pub fn close_with(
+        &self,
+        stop: impl FnOnce(),
+        last: impl FnOnce() -> KvResult<()>,
+    ) -> KvResult<()> {
+        if !self.begin_close() {
+            return Ok(());
+        }
+        stop();
+        let result = self.check_healthy().and_then(|()| last());
+        self.close();
+        result
+    }
+
     /// One pause of a background loop: waits up to `timeout` on `wake`
     /// (not at all for a zero timeout). False — the loop ends — once `stop`
     /// is set or the engine has failed.

@@ -19,7 +19,7 @@ use bytes::Bytes;
 
 use leasehold_core::error::StoreError;
 use leasehold_core::key::ActorKey;
-use leasehold_core::kv::{Health, KvEngine, WriteBatch};
+use leasehold_core::kv::{Durability, Health, KvEngine, WriteBatch};
 use leasehold_core::kvstore::{snapshot_key, KvStore};
 use leasehold_core::lease::NodeId;
 use leasehold_core::metrics::OpKind;
@@ -42,6 +42,55 @@ pub trait StoreFactory {
     /// that it does (and that nothing was applied).
     fn supports_commit(&self) -> bool {
         true
+    }
+}
+
+/// The factory of an engine kept in a directory, as a `Store` through
+/// `KvStore` (at `Sync` unless told): each test gets a fresh directory, and
+/// a stored state is damaged through the engine. What every on-disk engine's
+/// conformance test needs but how to open it:
+/// ```ignore
+/// leasehold_testkit::store_conformance_tests!(KvOnDisk::new(|dir| MyEngine::open(dir)));
+/// ```
+pub struct KvOnDisk<E> {
+    dir: tempfile::TempDir,
+    open: Box<OpenAt<E>>,
+    durability: Durability,
+}
+
+/// Opens an engine on a directory.
+type OpenAt<E> = dyn Fn(&std::path::Path) -> leasehold_core::KvResult<E>;
+
+impl<E: KvEngine> KvOnDisk<E> {
+    pub fn new(open: impl Fn(&std::path::Path) -> leasehold_core::KvResult<E> + 'static) -> Self {
+        KvOnDisk {
+            dir: tempfile::tempdir().expect("temp dir"),
+            open: Box::new(open),
+            durability: Durability::Sync,
+        }
+    }
+
+    /// The store writes at `durability` instead of `Sync`.
+    pub fn at(mut self, durability: Durability) -> Self {
+        self.durability = durability;
+        self
+    }
+}
+
+impl<E: KvEngine> StoreFactory for KvOnDisk<E> {
+    type Store = KvStore<E>;
+
+    fn open(&self) -> Self::Store {
+        let engine = (self.open)(self.dir.path()).expect("open the engine");
+        KvStore::new(engine, self.durability)
+    }
+
+    fn durable(&self) -> bool {
+        true
+    }
+
+    fn tamper_state(&self, store: &Self::Store, key: &ActorKey) {
+        tamper_kv_state(store, key);
     }
 }
 
@@ -164,38 +213,12 @@ mod toy_store {
 
     use super::*;
     use crate::toy::ToyLogEngine;
-    use leasehold_core::kv::Durability;
     use leasehold_core::vfs::OsVfs;
 
-    struct ToyFactory {
-        dir: tempfile::TempDir,
-    }
-
-    impl ToyFactory {
-        fn new() -> Self {
-            ToyFactory {
-                dir: tempfile::tempdir().expect("temp dir"),
-            }
-        }
-    }
-
-    impl StoreFactory for ToyFactory {
-        type Store = KvStore<ToyLogEngine>;
-
-        fn open(&self) -> Self::Store {
-            let engine = ToyLogEngine::open(Arc::new(OsVfs::new()), self.dir.path(), false)
-                .expect("open toy");
-            KvStore::new(engine, Durability::Buffered)
-        }
-
-        fn durable(&self) -> bool {
-            true
-        }
-
-        fn tamper_state(&self, store: &Self::Store, key: &ActorKey) {
-            tamper_kv_state(store, key);
-        }
-    }
-
-    crate::store_conformance_tests!(ToyFactory::new());
+    crate::store_conformance_tests!(KvOnDisk::new(|dir| ToyLogEngine::open(
+        Arc::new(OsVfs::new()),
+        dir,
+        false
+    ))
+    .at(Durability::Buffered));
 }

@@ -10,8 +10,10 @@
 //! death (torn log tails, half-finished flushes, compactions, checkpoints),
 //! not from power loss — the simulated disk covers that.
 //!
-//! Use: an `#[ignore]`d test named `child_test` that calls `child_writer`,
-//! and a test that calls `sigkill_rounds` with the same name.
+//! Use: `leasehold_testkit::kill_tests!(open, rounds: 6, locks: true);` in
+//! an engine's test file writes the two tests — an `#[ignore]`d child that
+//! calls `child_writer`, and the parent that calls `sigkill_rounds` with its
+//! name.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
@@ -145,4 +147,24 @@ pub fn sigkill_rounds<E: KvEngine>(
         "every round acknowledged a write"
     );
     acknowledged_total
+}
+
+/// The kill campaign's two tests for an engine, `open` opening it on a
+/// directory: `kill_child_writer` (ignored; the child process the parent
+/// starts) and `acknowledged_sync_writes_survive_sigkill` (`rounds` rounds;
+/// `locks`: whether a second open must be refused with `Locked`).
+#[macro_export]
+macro_rules! kill_tests {
+    ($open:expr, rounds: $rounds:expr, locks: $locks:expr) => {
+        #[test]
+        #[ignore = "the child process of acknowledged_sync_writes_survive_sigkill"]
+        fn kill_child_writer() {
+            $crate::kill::child_writer($open);
+        }
+
+        #[test]
+        fn acknowledged_sync_writes_survive_sigkill() {
+            $crate::kill::sigkill_rounds("kill_child_writer", $rounds, $locks, $open);
+        }
+    };
 }

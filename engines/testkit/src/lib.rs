@@ -26,6 +26,7 @@
 //! - `conformance`: the `Store` behaviour every engine must show;
 //! - `contention`: processes racing for hot actors through a networked
 //!   backend, and the checker of their logs;
+//! - `planted`: the check that each planted bug is caught by its family;
 //! - `workload`: a random workload checked against a model;
 //! - `toy`: a minimal log engine, correct or with a planted ack-before-fsync bug,
 //!   on which the oracle proves it can fail.
@@ -43,6 +44,7 @@ pub mod gated;
 pub mod group_bound;
 pub mod kill;
 pub mod oracle;
+pub mod planted;
 pub mod store_crash;
 pub mod toy;
 pub mod workload;

@@ -2,7 +2,7 @@
 
 use super::*;
 use leasehold_storage::vfs::SimVfs;
-use leasehold_testkit::crash;
+use leasehold_testkit::planted::{assert_caught, Family};
 
 fn open(bug: PlantedBug) -> impl Fn(SimVfs) -> KvResult<BtreeEngine> {
     move |vfs| {
@@ -15,48 +15,26 @@ fn open(bug: PlantedBug) -> impl Fn(SimVfs) -> KvResult<BtreeEngine> {
 /// must not take at its word.
 #[test]
 fn the_damage_family_finds_its_planted_bugs() {
-    for bug in [PlantedBug::SkipDirLock, PlantedBug::FallBackBlindly] {
-        let found = leasehold_testkit::damage::search_damage(
-            &open(bug),
-            std::path::Path::new("/btree"),
-            2_000,
-            32,
-        );
-        assert!(
-            found.is_err(),
-            "{bug:?} went unnoticed by 2 000 damage cases"
-        );
-    }
+    let bugs = [PlantedBug::SkipDirLock, PlantedBug::FallBackBlindly];
+    assert_caught(Family::Damage(std::path::Path::new("/btree")), &bugs, open);
 }
 
 /// The campaign must find each planted bug within a bounded run.
 #[test]
 fn the_crash_oracle_finds_every_planted_bug() {
-    for bug in [
+    let bugs = [
         PlantedBug::SkipLogSync,
         PlantedBug::SkipDirSync,
         PlantedBug::AckBeforeWal,
         PlantedBug::SkipDataSync,
-    ] {
-        let found = crash::search(&open(bug), 2_000, 32);
-        assert!(
-            found.is_err(),
-            "{bug:?} went unnoticed by 2 000 crash cases"
-        );
-    }
+    ];
+    assert_caught(Family::Crash, &bugs, open);
 }
 
 /// Without page checksums, a bit flipped on read is loaded as data.
 #[test]
 fn read_faults_find_the_skipped_page_checksum() {
-    let read_faults = crash::read_fault_config();
-    let found = crash::search_with(
-        &open(PlantedBug::SkipPageChecksum),
-        2_000,
-        32,
-        Some(&read_faults),
-    );
-    assert!(found.is_err(), "skipped page checksums went unnoticed");
+    assert_caught(Family::ReadFaults, &[PlantedBug::SkipPageChecksum], open);
 }
 
 /// The Group-bound family finds a missing Group timer: a burst's Group

@@ -2,7 +2,7 @@
 
 use super::*;
 use leasehold_storage::vfs::SimVfs;
-use leasehold_testkit::crash;
+use leasehold_testkit::planted::{assert_caught, Family};
 
 fn open(bug: PlantedBug) -> impl Fn(SimVfs) -> KvResult<LsmEngine> {
     move |vfs| {
@@ -16,34 +16,25 @@ fn open(bug: PlantedBug) -> impl Fn(SimVfs) -> KvResult<LsmEngine> {
 /// The campaign must find each planted bug within a bounded run.
 #[test]
 fn the_crash_oracle_finds_every_planted_bug() {
-    for bug in [
+    let bugs = [
         PlantedBug::SkipWalSync,
         PlantedBug::SkipDirSync,
         PlantedBug::AckBeforeWal,
         PlantedBug::DeleteLiveBlob,
-    ] {
-        let found = crash::search(&open(bug), 2_000, 32);
-        assert!(
-            found.is_err(),
-            "{bug:?} went unnoticed by 2 000 crash cases"
-        );
-    }
+    ];
+    assert_caught(Family::Crash, &bugs, open);
 }
 
 /// The media-damage family catches a missing lock and a manifest taken
 /// at its word.
 #[test]
 fn the_damage_family_finds_its_planted_bugs() {
-    for bug in [PlantedBug::SkipDirLock, PlantedBug::TrustTornManifest] {
-        let open = |vfs: SimVfs| {
+    let bugs = [PlantedBug::SkipDirLock, PlantedBug::TrustTornManifest];
+    assert_caught(Family::Damage(Path::new("/lsm")), &bugs, |bug| {
+        move |vfs: SimVfs| {
             LsmEngine::open_planted(&crate::crash_test_config("/lsm"), Arc::new(vfs), bug)
-        };
-        let found = leasehold_testkit::damage::search_damage(&open, Path::new("/lsm"), 2_000, 32);
-        assert!(
-            found.is_err(),
-            "{bug:?} went unnoticed by 2 000 damage cases"
-        );
-    }
+        }
+    });
 }
 
 /// The background family finds the D3 race: a flush that picks its
@@ -71,14 +62,7 @@ fn the_background_family_finds_the_flush_race() {
 /// Without block checksums, a bit flipped on read comes back as data.
 #[test]
 fn read_faults_find_the_skipped_block_checksum() {
-    let read_faults = crash::read_fault_config();
-    let found = crash::search_with(
-        &open(PlantedBug::SkipBlockChecksum),
-        2_000,
-        32,
-        Some(&read_faults),
-    );
-    assert!(found.is_err(), "skipped block checksums went unnoticed");
+    assert_caught(Family::ReadFaults, &[PlantedBug::SkipBlockChecksum], open);
 }
 
 /// The Group-bound family finds a missing Group timer: the last writes of
