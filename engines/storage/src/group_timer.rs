@@ -46,6 +46,25 @@ pub fn due(log: &impl TimedLog, interval: Duration) -> Option<Due> {
     }
 }
 
+/// One look of the timer at a log behind `lock`: nothing while a writer
+/// holds it (the writer syncs as it goes), else `sync` or `seal` as `due`
+/// says — what an engine's `try_due` is.
+pub fn on_log<L: TimedLog>(
+    lock: &Mutex<L>,
+    interval: Duration,
+    sync: impl FnOnce(&mut L) -> KvResult<()>,
+    seal: impl FnOnce(&mut L) -> KvResult<()>,
+) -> KvResult<()> {
+    let Some(mut log) = lock.try_lock() else {
+        return Ok(());
+    };
+    match due(&*log, interval) {
+        Some(Due::Sync) => sync(&mut log),
+        Some(Due::Seal) => seal(&mut log),
+        None => Ok(()),
+    }
+}
+
 /// How often the timer looks: a quarter of the interval, within 1–50 ms.
 pub fn tick(interval: Duration) -> Duration {
     (interval / 4).clamp(Duration::from_millis(1), Duration::from_millis(50))
@@ -114,5 +133,43 @@ mod tests {
         assert_eq!(tick(Duration::from_secs(1)), Duration::from_millis(50));
         assert_eq!(tick(Duration::from_millis(20)), Duration::from_millis(5));
         assert_eq!(tick(Duration::ZERO), Duration::from_millis(1));
+    }
+
+    #[test]
+    fn a_look_at_the_log_leaves_a_held_one_alone_and_does_what_is_due() {
+        let interval = Duration::from_millis(20);
+        let lock = Mutex::new(Log {
+            unsynced: true,
+            since: interval,
+            needs_seal: false,
+        });
+        let done = std::cell::Cell::new("nothing");
+        let look = || {
+            on_log(
+                &lock,
+                interval,
+                |_| {
+                    done.set("sync");
+                    Ok(())
+                },
+                |_| {
+                    done.set("seal");
+                    Ok(())
+                },
+            )
+        };
+        let held = lock.lock();
+        look().unwrap();
+        assert_eq!(done.get(), "nothing", "a writer holds the log");
+        drop(held);
+        look().unwrap();
+        assert_eq!(done.get(), "sync");
+        *lock.lock() = Log {
+            unsynced: false,
+            since: SEAL_AFTER_IDLE,
+            needs_seal: true,
+        };
+        look().unwrap();
+        assert_eq!(done.get(), "seal");
     }
 }

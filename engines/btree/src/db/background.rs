@@ -3,7 +3,7 @@
 //! checkpoint; seals of idle logs).
 
 use super::*;
-use leasehold_storage::group_timer::{self, Due, TimedLog};
+use leasehold_storage::group_timer::{self, TimedLog};
 
 impl Inner {
     pub(super) fn background_loop(&self) {
@@ -37,14 +37,12 @@ impl Inner {
             interval,
             || self.planted(PlantedBug::NoGroupTimer),
             || {
-                let Some(mut writer) = self.writer.try_lock() else {
-                    return Ok(());
-                };
-                match group_timer::due(&*writer, interval) {
-                    Some(Due::Sync) => self.sync_log(&mut writer),
-                    Some(Due::Seal) => self.seal_log(&mut writer),
-                    None => Ok(()),
-                }
+                group_timer::on_log(
+                    &self.writer,
+                    interval,
+                    |writer| self.sync_log(writer),
+                    |writer| self.seal_log(writer),
+                )
             },
         );
     }

@@ -3,7 +3,7 @@
 //! (`leasehold_storage::group_timer`: timed WAL syncs, seals of idle logs).
 
 use super::*;
-use leasehold_storage::group_timer::{self, Due, TimedLog};
+use leasehold_storage::group_timer::{self, TimedLog};
 
 impl Inner {
     /// Flushes frozen memtables as they come.
@@ -52,14 +52,12 @@ impl Inner {
             interval,
             || self.planted(PlantedBug::NoGroupTimer),
             || {
-                let Some(mut wal) = self.wal.try_lock() else {
-                    return Ok(());
-                };
-                match group_timer::due(&*wal, interval) {
-                    Some(Due::Sync) => self.sync_wal(&mut wal),
-                    Some(Due::Seal) => self.seal_wal(&mut wal),
-                    None => Ok(()),
-                }
+                group_timer::on_log(
+                    &self.wal,
+                    interval,
+                    |wal| self.sync_wal(wal),
+                    |wal| self.seal_wal(wal),
+                )
             },
         );
     }
