@@ -80,13 +80,12 @@ fn background_checkpoints_give_the_same_answers() {
         background_threads: true,
         ..common::tiny_config(dir.path())
     };
-    let engine = BtreeEngine::open(&config, Arc::new(OsVfs::new())).unwrap();
-    let model = random_workload(&engine, 2, 3000, 500);
-    engine.checkpoint().unwrap();
-    check_against(&engine, &model, 500);
-    engine.close().unwrap();
-    let engine = BtreeEngine::open(&config, Arc::new(OsVfs::new())).unwrap();
-    check_against(&engine, &model, 500);
+    workload::check_maintenance_keeps_answers(
+        &|| BtreeEngine::open(&config, Arc::new(OsVfs::new())),
+        &|engine| random_workload(engine, 2, 3000, 500),
+        500,
+        &BtreeEngine::checkpoint,
+    );
 }
 
 #[test]
@@ -270,26 +269,11 @@ fn every_crash_point_inside_checkpoints_recovers() {
         }
     }
     let open = |vfs: SimVfs| BtreeEngine::open(&common::tiny_config("/btree"), Arc::new(vfs));
-    let probe = SimVfs::new(0);
-    let engine = open(probe.clone()).unwrap();
-    let before = probe.mutations();
-    for op in &ops {
-        if let CrashOp::Write { ops, durability } = op {
-            let mut batch = WriteBatch::new();
-            for (key, value) in ops {
-                match value {
-                    Some(value) => batch.put(crash::key_name(*key), value.clone()),
-                    None => batch.delete(crash::key_name(*key)),
-                };
-            }
-            engine.write(batch, *durability).unwrap();
-        }
-    }
+    let (engine, mutations) = crash::replay_writes(&open, &ops);
     assert!(
         engine.stats().checkpoints >= 4,
         "the workload must checkpoint"
     );
-    let mutations = probe.mutations() - before;
     let points = crash::check_every_crash_point(&open, &ops, 1..=mutations + 10);
     assert!(points > 600, "{points} crash points");
 }

@@ -366,7 +366,7 @@ fn the_background_family_finds_no_violation() {
 /// kept an acknowledged Group write unsynced past its interval.
 #[test]
 fn a_group_write_is_synced_within_its_interval_during_a_long_checkpoint() {
-    use leasehold_testkit::gated::GatedVfs;
+    use leasehold_testkit::gated::{check_group_write_synced_while_stuck, GatedVfs};
     let inner = SimVfs::new(14);
     let vfs = GatedVfs::new(inner.clone(), "db");
     let gate = vfs.gate();
@@ -375,26 +375,21 @@ fn a_group_write_is_synced_within_its_interval_during_a_long_checkpoint() {
         ..common::tiny_config(DIR)
     };
     let engine = BtreeEngine::open(&config, Arc::new(vfs)).unwrap();
-    gate.close();
-    for index in 0..100 {
-        let mut batch = WriteBatch::new();
-        batch.put(format!("k{index:04}"), vec![1u8; 64]);
-        engine.write(batch, Durability::Buffered).unwrap();
-    }
-    gate.wait_until_held();
-    let mut group = WriteBatch::new();
-    group.put(&b"group"[..], &b"1"[..]);
-    engine.write(group, Durability::Group).unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(1_500));
-    let crashed = inner.crash_image(CrashPolicy::PowerLoss, 0);
-    gate.open();
-    engine.close().unwrap();
-    drop(engine);
-    let recovered = open_on(&crashed, &common::tiny_config(DIR)).unwrap();
-    assert_eq!(
-        recovered.get(b"group").unwrap().as_deref(),
-        Some(&b"1"[..]),
-        "a Group write acknowledged 1.5 s before the crash, interval 1 s"
+    let fill = |engine: &BtreeEngine| {
+        for index in 0..100 {
+            let mut batch = WriteBatch::new();
+            batch.put(format!("k{index:04}"), vec![1u8; 64]);
+            engine.write(batch, Durability::Buffered).unwrap();
+        }
+    };
+    // Interval 1 s.
+    check_group_write_synced_while_stuck(
+        engine,
+        &gate,
+        &inner,
+        fill,
+        std::time::Duration::from_millis(1_500),
+        |crashed| open_on(&crashed, &common::tiny_config(DIR)),
     );
 }
 

@@ -3,8 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failure panics with its message
 
-use leasehold_core::kv::WriteBatch;
-use leasehold_core::{Durability, KvEngine, KvError};
+use leasehold_core::{KvEngine, KvError};
 use leasehold_fjall::{FjallConfig, FjallEngine};
 use leasehold_testkit::conformance::KvOnDisk;
 
@@ -28,31 +27,13 @@ fn scans_honour_bounds_and_stop_when_told() {
 #[test]
 fn group_is_refused_a_second_open_is_locked_and_close_is_final() {
     let dir = tempfile::tempdir().unwrap();
-    let engine = FjallEngine::open(&config(dir.path())).unwrap();
-    let mut batch = WriteBatch::new();
-    batch.put(b"k".to_vec(), b"v".to_vec());
-    assert!(matches!(
-        engine.write(batch.clone(), Durability::Group),
-        Err(KvError::Unsupported(_))
-    ));
-    engine.write(batch.clone(), Durability::Buffered).unwrap();
-    engine.flush().unwrap();
-    let stats = engine.stats();
-    assert_eq!(stats.user_bytes_written, 2);
-    assert!(stats.io_uncounted);
-    assert!(matches!(
-        FjallEngine::open(&config(dir.path())),
-        Err(KvError::Locked { .. })
-    ));
-    engine.close().unwrap();
-    assert!(matches!(engine.get(b"k"), Err(KvError::Closed)));
-    assert!(matches!(
-        engine.write(batch, Durability::Sync),
-        Err(KvError::Closed)
-    ));
-    let reopened = FjallEngine::open(&config(dir.path())).unwrap();
-    assert_eq!(reopened.get(b"k").unwrap(), Some(b"v".to_vec()));
-    assert!(reopened.verify().unwrap().is_clean());
+    let open = || FjallEngine::open(&config(dir.path()));
+    leasehold_testkit::workload::check_group_refused_and_close_final(&open, &|engine| {
+        let stats = engine.stats();
+        assert_eq!(stats.user_bytes_written, 2);
+        assert!(stats.io_uncounted);
+        assert!(matches!(open(), Err(KvError::Locked { .. })));
+    });
 }
 
 #[test]

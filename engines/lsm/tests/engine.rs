@@ -66,14 +66,12 @@ fn background_flushes_and_compactions_give_the_same_answers() {
         background_threads: true,
         ..common::tiny_config(dir.path())
     };
-    let engine = LsmEngine::open(&config, Arc::new(OsVfs::new())).unwrap();
-    let model = random_workload(&engine, 2, 3000, 400);
-    check_against(&engine, &model, 400);
-    engine.compact_all().unwrap();
-    check_against(&engine, &model, 400);
-    engine.close().unwrap();
-    let engine = LsmEngine::open(&config, Arc::new(OsVfs::new())).unwrap();
-    check_against(&engine, &model, 400);
+    workload::check_maintenance_keeps_answers(
+        &|| LsmEngine::open(&config, Arc::new(OsVfs::new())),
+        &|engine| random_workload(engine, 2, 3000, 400),
+        400,
+        &LsmEngine::compact_all,
+    );
 }
 
 #[test]
@@ -367,11 +365,6 @@ fn every_crash_point_inside_flushes_and_compactions_recovers() {
         }
     }
     let open = |vfs: SimVfs| LsmEngine::open(&common::tiny_config("/lsm"), Arc::new(vfs));
-    // Count the mutations of the whole run.
-    let probe = SimVfs::new(0);
-    let engine = open(probe.clone()).unwrap();
-    let before = probe.mutations();
-    drop(engine);
     let full = CrashCase {
         ops: ops.clone(),
         crash_after: u64::MAX / 2,
@@ -381,21 +374,7 @@ fn every_crash_point_inside_flushes_and_compactions_recovers() {
         recovery_policy: CrashPolicy::PowerLoss,
     };
     crash::run_case(&open, &full).unwrap();
-    let replay = SimVfs::new(0);
-    let engine = open(replay.clone()).unwrap();
-    for op in &ops {
-        if let CrashOp::Write { ops, durability } = op {
-            let mut batch = WriteBatch::new();
-            for (key, value) in ops {
-                match value {
-                    Some(value) => batch.put(crash::key_name(*key), value.clone()),
-                    None => batch.delete(crash::key_name(*key)),
-                };
-            }
-            engine.write(batch, *durability).unwrap();
-        }
-    }
-    let mutations = replay.mutations() - before;
+    let (engine, mutations) = crash::replay_writes(&open, &ops);
     assert!(
         engine.flush_count() >= 4 && engine.compaction_count() >= 1,
         "the workload must flush and compact"

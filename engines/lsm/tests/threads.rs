@@ -16,7 +16,9 @@ use leasehold_core::{Durability, KvEngine, KvError, WriteBatch};
 use leasehold_lsm::config::LsmConfig;
 use leasehold_lsm::LsmEngine;
 use leasehold_testkit::crash::collect_all;
-use leasehold_testkit::gated::{Gate, GatedVfs};
+use leasehold_testkit::gated::{
+    answer_while_a_write_is_stuck, check_group_write_synced_while_stuck, Gate, GatedVfs,
+};
 use leasehold_testkit::oracle::KvMap;
 
 const DIR: &str = "/lsm";
@@ -132,27 +134,13 @@ fn health_and_stats_answer_while_a_writer_holds_the_log() {
     let vfs = GatedVfs::new(SimVfs::new(10), "log");
     let gate = vfs.gate();
     let engine = Arc::new(LsmEngine::open(&common::tiny_config(DIR), Arc::new(vfs)).unwrap());
-    gate.close();
-    let writer = {
-        let engine = Arc::clone(&engine);
-        std::thread::spawn(move || {
-            let mut batch = WriteBatch::new();
-            batch.put(&b"k"[..], &b"v"[..]);
-            engine.write(batch, Durability::Sync)
-        })
-    };
-    gate.wait_until_held();
-    let (answer, answered) = std::sync::mpsc::channel();
-    {
-        let engine = Arc::clone(&engine);
-        std::thread::spawn(move || {
-            let _ = answer.send((engine.health(), engine.stats().disk_bytes));
-        });
-    }
-    let result = answered.recv_timeout(std::time::Duration::from_secs(5));
-    gate.open();
-    writer.join().unwrap().unwrap();
-    let (health, _) = result.expect("health() and stats() must not wait for the writer");
+    let answer = answer_while_a_write_is_stuck(
+        &engine,
+        &gate,
+        std::time::Duration::from_secs(5),
+        |engine| (engine.health(), engine.stats().disk_bytes),
+    );
+    let (health, _) = answer.expect("health() and stats() must not wait for the writer");
     assert_eq!(health, leasehold_core::Health::Healthy);
 }
 
@@ -277,26 +265,21 @@ fn a_group_write_is_synced_within_its_interval_during_a_long_flush() {
         ..common::tiny_config(DIR)
     };
     let engine = LsmEngine::open(&config, Arc::new(vfs)).unwrap();
-    gate.close();
-    for index in 0..80 {
-        let mut batch = WriteBatch::new();
-        batch.put(key(index), vec![1u8; 64]);
-        engine.write(batch, Durability::Buffered).unwrap();
-    }
-    gate.wait_until_held();
-    let mut group = WriteBatch::new();
-    group.put(&b"group"[..], &b"1"[..]);
-    engine.write(group, Durability::Group).unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(300));
-    let crashed = inner.crash_image(CrashPolicy::PowerLoss, 0);
-    gate.open();
-    engine.close().unwrap();
-    drop(engine);
-    let recovered = open_on(&crashed, &common::tiny_config(DIR)).unwrap();
-    assert_eq!(
-        recovered.get(b"group").unwrap().as_deref(),
-        Some(&b"1"[..]),
-        "a Group write acknowledged 300 ms before the crash, interval 20 ms"
+    let fill = |engine: &LsmEngine| {
+        for index in 0..80 {
+            let mut batch = WriteBatch::new();
+            batch.put(key(index), vec![1u8; 64]);
+            engine.write(batch, Durability::Buffered).unwrap();
+        }
+    };
+    // Interval 20 ms.
+    check_group_write_synced_while_stuck(
+        engine,
+        &gate,
+        &inner,
+        fill,
+        std::time::Duration::from_millis(300),
+        |crashed| open_on(&crashed, &common::tiny_config(DIR)),
     );
 }
 

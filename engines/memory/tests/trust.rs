@@ -172,32 +172,16 @@ fn the_background_family_finds_no_violation() {
 /// crash then lost. Now its shard stays locked until the backup is durable.
 #[test]
 fn a_sync_write_is_not_visible_before_its_backup_is_durable() {
-    use leasehold_testkit::gated::GatedVfs;
+    use leasehold_testkit::gated::{answer_while_a_write_is_stuck, GatedVfs};
     let vfs = GatedVfs::new(SimVfs::new(7), "tmp");
     let gate = vfs.gate();
     let engine = Arc::new(MemoryEngine::open(&config(Path::new(DIR)), Arc::new(vfs)).unwrap());
-    gate.close();
-    let writer = {
-        let engine = Arc::clone(&engine);
-        std::thread::spawn(move || {
-            let mut batch = WriteBatch::new();
-            batch.put(&b"k"[..], &b"v"[..]);
-            engine.write(batch, Durability::Sync)
-        })
-    };
-    gate.wait_until_held();
-    let (answer, answered) = std::sync::mpsc::channel();
-    {
-        let engine = Arc::clone(&engine);
-        std::thread::spawn(move || {
-            let _ = answer.send(engine.get(b"k").unwrap());
+    let early =
+        answer_while_a_write_is_stuck(&engine, &gate, Duration::from_millis(300), |engine| {
+            engine.get(b"k").unwrap()
         });
-    }
-    let early = answered.recv_timeout(Duration::from_millis(300));
-    gate.open();
-    writer.join().unwrap().unwrap();
     assert!(
-        !matches!(early, Ok(Some(_))),
+        !matches!(early, Some(Some(_))),
         "a reader saw the Sync write before its backup was durable"
     );
     assert_eq!(engine.get(b"k").unwrap().as_deref(), Some(&b"v"[..]));

@@ -3,10 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failure panics with its message
 
-use std::ops::{Bound, ControlFlow};
-
-use leasehold_core::kv::{KeyRange, WriteBatch};
-use leasehold_core::{Durability, KvEngine, KvError};
+use leasehold_core::{KvEngine, KvError};
 use leasehold_rocksdb::config::RocksDbConfig;
 use leasehold_rocksdb::RocksEngine;
 use leasehold_testkit::conformance::KvOnDisk;
@@ -23,75 +20,25 @@ fn config(dir: &std::path::Path) -> RocksDbConfig {
 
 leasehold_testkit::store_conformance_tests!(KvOnDisk::new(|dir| RocksEngine::open(&config(dir))));
 
-fn scan(engine: &RocksEngine, range: KeyRange) -> Vec<Vec<u8>> {
-    let mut keys = Vec::new();
-    engine
-        .scan(&range, &mut |key, _| {
-            keys.push(key.to_vec());
-            ControlFlow::Continue(())
-        })
-        .unwrap();
-    keys
-}
-
 #[test]
 fn scans_merge_the_column_families_in_key_order_and_honour_bounds() {
     let dir = tempfile::tempdir().unwrap();
     let engine = RocksEngine::open(&config(dir.path())).unwrap();
-    let keys: [&[u8]; 7] = [b"A1", b"L1", b"L2", b"M", b"S1", b"S2", b"Z"];
-    let mut batch = WriteBatch::new();
-    for key in keys.iter().rev() {
-        batch.put(key.to_vec(), b"v".to_vec());
-    }
-    engine.write(batch, Durability::Sync).unwrap();
-    let all: Vec<Vec<u8>> = keys.iter().map(|key| key.to_vec()).collect();
-    assert_eq!(scan(&engine, KeyRange::all()), all);
-    let middle = KeyRange {
-        start: Bound::Excluded(b"L1".to_vec()),
-        end: Bound::Included(b"S1".to_vec()),
-    };
-    assert_eq!(scan(&engine, middle), all[2..5].to_vec());
-    assert_eq!(scan(&engine, KeyRange::prefix(b"S")), all[4..6].to_vec());
-    let mut seen = 0;
-    engine
-        .scan(&KeyRange::all(), &mut |_, _| {
-            seen += 1;
-            if seen == 2 {
-                ControlFlow::Break(())
-            } else {
-                ControlFlow::Continue(())
-            }
-        })
-        .unwrap();
-    assert_eq!(seen, 2);
+    leasehold_testkit::workload::check_scan_bounds(&engine);
 }
 
 #[test]
 fn group_durability_is_refused_not_weakened_and_close_is_final() {
     let dir = tempfile::tempdir().unwrap();
-    let engine = RocksEngine::open(&config(dir.path())).unwrap();
-    let mut batch = WriteBatch::new();
-    batch.put(b"k".to_vec(), b"v".to_vec());
-    assert!(matches!(
-        engine.write(batch.clone(), Durability::Group),
-        Err(KvError::Unsupported(_))
-    ));
-    engine.write(batch.clone(), Durability::Buffered).unwrap();
-    let stats = engine.stats();
-    assert_eq!(stats.user_bytes_written, 2);
-    assert!(
-        stats.wal_bytes_written > 0,
-        "statistics are on by default: {stats:?}"
-    );
-    engine.close().unwrap();
-    assert!(matches!(engine.get(b"k"), Err(KvError::Closed)));
-    assert!(matches!(
-        engine.write(batch, Durability::Sync),
-        Err(KvError::Closed)
-    ));
-    let reopened = RocksEngine::open(&config(dir.path())).unwrap();
-    assert_eq!(reopened.get(b"k").unwrap(), Some(b"v".to_vec()));
-    assert!(reopened.verify().unwrap().is_clean());
+    let open = || RocksEngine::open(&config(dir.path()));
+    leasehold_testkit::workload::check_group_refused_and_close_final(&open, &|engine| {
+        let stats = engine.stats();
+        assert_eq!(stats.user_bytes_written, 2);
+        assert!(
+            stats.wal_bytes_written > 0,
+            "statistics are on by default: {stats:?}"
+        );
+    });
 }
 
 #[test]

@@ -10,10 +10,13 @@ use std::io;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use parking_lot::{Condvar, Mutex};
 
-use leasehold_core::vfs::{DirLock, LockError, SimVfs, Vfs, VfsFile, VfsStats};
+use leasehold_core::kv::{Durability, KvEngine, WriteBatch};
+use leasehold_core::vfs::{CrashPolicy, DirLock, LockError, SimVfs, Vfs, VfsFile, VfsStats};
+use leasehold_core::KvResult;
 
 /// The gate: closed, fsyncs of gated files wait; opened, they go on.
 #[derive(Debug, Default)]
@@ -171,4 +174,76 @@ impl Vfs for GatedVfs {
     fn lock_dir(&self, dir: &Path) -> Result<DirLock, LockError> {
         self.inner.lock_dir(dir)
     }
+}
+
+/// G1: a Group write is synced within its interval while the engine's
+/// background work is stuck at `gate` (a long flush, a long checkpoint).
+/// `engine` runs on a `GatedVfs` over `disk`; the gate is closed, `fill`
+/// writes until that work starts and waits at it, then a Group write is
+/// made; the power-loss image of `disk` taken `wait` later (past the
+/// interval), opened by `reopen`, must hold that write.
+pub fn check_group_write_synced_while_stuck<E: KvEngine>(
+    engine: E,
+    gate: &Gate,
+    disk: &SimVfs,
+    fill: impl Fn(&E),
+    wait: Duration,
+    reopen: impl Fn(SimVfs) -> KvResult<E>,
+) {
+    gate.close();
+    fill(&engine);
+    gate.wait_until_held();
+    let mut group = WriteBatch::new();
+    group.put(&b"group"[..], &b"1"[..]);
+    engine.write(group, Durability::Group).expect("group write");
+    std::thread::sleep(wait);
+    let crashed = disk.crash_image(CrashPolicy::PowerLoss, 0);
+    gate.open();
+    engine.close().expect("close");
+    drop(engine);
+    let recovered = reopen(crashed).expect("recover");
+    assert_eq!(
+        recovered.get(b"group").expect("get").as_deref(),
+        Some(&b"1"[..]),
+        "a Group write acknowledged {wait:?} before the crash was lost"
+    );
+}
+
+/// While a Sync write of `k` → `v` is stuck at `gate` (closed here), `ask`
+/// runs on another thread; its answer if it came within `within`, else
+/// `None`. The gate is opened and the write must then succeed.
+pub fn answer_while_a_write_is_stuck<E, T>(
+    engine: &Arc<E>,
+    gate: &Gate,
+    within: Duration,
+    ask: impl FnOnce(&E) -> T + Send + 'static,
+) -> Option<T>
+where
+    E: KvEngine + 'static,
+    T: Send + 'static,
+{
+    gate.close();
+    let writer = {
+        let engine = Arc::clone(engine);
+        std::thread::spawn(move || {
+            let mut batch = WriteBatch::new();
+            batch.put(&b"k"[..], &b"v"[..]);
+            engine.write(batch, Durability::Sync)
+        })
+    };
+    gate.wait_until_held();
+    let (answer, answered) = std::sync::mpsc::channel();
+    {
+        let engine = Arc::clone(engine);
+        std::thread::spawn(move || {
+            let _ = answer.send(ask(&engine));
+        });
+    }
+    let early = answered.recv_timeout(within).ok();
+    gate.open();
+    writer
+        .join()
+        .expect("the writer thread")
+        .expect("the stuck write, once let go");
+    early
 }

@@ -105,6 +105,27 @@ pub fn run_exhaustive<E: KvEngine>(
     Ok(points)
 }
 
+/// The writes of `ops` on an engine `open` opens on a fresh disk, without
+/// crashing it: the engine after them, and the disk mutations they made
+/// (the open's own not counted) — the crash points there are for
+/// `check_every_crash_point`, and the engine shows what the run exercised.
+pub fn replay_writes<E: KvEngine>(
+    open: &dyn Fn(SimVfs) -> KvResult<E>,
+    ops: &[CrashOp],
+) -> (E, u64) {
+    let disk = SimVfs::new(0);
+    let engine = open(disk.clone()).expect("open");
+    let before = disk.mutations();
+    for op in ops {
+        if let CrashOp::Write { ops, durability } = op {
+            engine
+                .write(CrashOp::batch(ops), *durability)
+                .expect("write");
+        }
+    }
+    (engine, disk.mutations() - before)
+}
+
 /// Runs `ops` crashed at every one of `crash_points` under every policy,
 /// each recovery crashed too (at a point and under a policy that rotate
 /// with the case); panics with the first violation. The number of cases.
