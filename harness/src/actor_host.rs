@@ -21,7 +21,6 @@
 //! its last snapshot and lost in the crash — an actor's state since its last
 //! snapshot is what a crash may cost, never more, never something else.
 
-use crate::{Error, Result};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -34,6 +33,7 @@ use leasehold_core::{
 use tokio::sync::{mpsc, oneshot};
 
 use crate::engines::BenchStore;
+use crate::{Error, Result};
 
 type Store = AsyncStore<dyn BenchStore>;
 

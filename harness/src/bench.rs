@@ -27,11 +27,11 @@ mod target;
 mod timed;
 mod workload;
 
-use crate::{Error, Result};
 use std::path::PathBuf;
 
 use crate::budget;
 use crate::engines::{DurabilityMode, EngineKind, EngineSettings};
+use crate::{Error, Result};
 use fresh::Fresh;
 use output::Sink;
 pub use output::{BenchMemory, BenchOutput, BenchResult, BenchSpace};

@@ -1,7 +1,6 @@
 //! The harness's commands: `compare` (every scenario × engine × durability),
 //! `run` (one of them), `record` and `replay` (traces as files).
 
-use crate::{Context, Error, Result};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -20,6 +19,7 @@ use crate::report::{self, Report, ScenarioReport};
 use crate::run::{self, RunResult, RunSpec};
 use crate::source::{InMemory, OpSource, Streamed};
 use crate::ReplayArgs;
+use crate::{Context, Error, Result};
 
 pub struct CompareSpec {
     pub command: String,

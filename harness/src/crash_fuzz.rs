@@ -4,7 +4,6 @@
 //! policies, and recover; every result is checked by the oracle. A failure is
 //! shrunk, printed and written as a JSON reproducer that `--replay` reruns.
 
-use crate::{Error, Result};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -25,6 +24,7 @@ use report::{write_file, write_report};
 
 use crate::engines::crash::{CrashRow, Setting};
 use crate::engines::{registry, EngineKind};
+use crate::{Error, Result};
 
 /// What each case checks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]

@@ -1,7 +1,6 @@
 //! The engines the harness can run, opened from the seed's TOML sections (or
 //! their defaults) in a fresh directory per run, behind one object-safe trait.
 
-use crate::{Error, Result};
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -27,6 +26,7 @@ pub mod crash;
 mod kind;
 mod null;
 pub mod registry;
+use crate::{Error, Result};
 pub use kind::{DurabilityMode, EngineKind};
 pub use null::NullStore;
 

@@ -5,13 +5,13 @@
 //! a result — how far it got, from the progress it published each second —
 //! not an error of the comparison.
 
-use crate::{Context, Error, Result};
 use std::path::{Path, PathBuf};
 
 use crate::budget;
 use crate::engines::{DurabilityMode, EngineKind};
 use crate::run::{MemoryBudget, OutOfMemory, RunResult};
 use crate::ReplayArgs;
+use crate::{Context, Error, Result};
 
 /// One budgeted run.
 pub struct IsolatedRun<'a> {

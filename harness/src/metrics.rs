@@ -1,11 +1,11 @@
 //! Live metrics of a running replay, published to a JSON file that
 //! `leasehold metrics --file F [--watch]` renders, and the rendering itself.
 
-use crate::{Error, Result};
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use crate::{Error, Result};
 use leasehold_core::kv::EngineStats;
 use leasehold_core::metrics::StoreMetrics;
 use leasehold_core::time::{Clock, SystemClock};

@@ -16,7 +16,6 @@
 //! probe object under `<prefix>/health/` (the check that the server
 //! arbitrates conditional writes).
 
-use crate::{Context, Error, Result};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,6 +33,7 @@ pub use actor::{inspect_state, list_leases, InspectState, ListLeases};
 pub use health::health_check;
 
 use crate::engines::{self, BenchStore, DurabilityMode, EngineKind, EngineSettings};
+use crate::{Context, Error, Result};
 
 /// Which data a command works on.
 #[derive(clap::Args, Clone, Debug)]

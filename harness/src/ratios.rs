@@ -4,7 +4,6 @@
 //! result files `compare` wrote (`<dir>/<scenario>/<engine>-<durability>.json`)
 //! and writes `RATIOS.md` and `plots/ratio-<scenario>-*.svg`.
 
-use crate::{Error, Result};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -12,6 +11,7 @@ use std::path::{Path, PathBuf};
 use crate::engines::{DurabilityMode, EngineKind};
 use crate::run::RunResult;
 use crate::svg::Chart;
+use crate::{Error, Result};
 
 #[derive(clap::Args, Clone, Debug)]
 pub struct RatiosArgs {

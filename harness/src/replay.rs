@@ -16,8 +16,6 @@
 //! issues at once and latency counts from the due time, so a stall shows in
 //! every op that queued behind it instead of hiding (coordinated omission).
 
-use crate::Context as _;
-use crate::{Error, Result};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -37,6 +35,8 @@ use crate::engines::BenchStore;
 use crate::measure::{self, ProcIo};
 use crate::metrics::Publisher;
 use crate::source::{OpSource, WINDOW_OPS};
+use crate::Context as _;
+use crate::{Error, Result};
 
 mod judge;
 

@@ -2,7 +2,6 @@
 //! scenario (engines side by side, best of each durability in bold), and SVG
 //! plots of throughput, latency percentiles and amplification.
 
-use crate::{Error, Result};
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::path::Path;
@@ -13,6 +12,7 @@ use crate::engines::DurabilityMode;
 use crate::machine::Machine;
 use crate::run::{result_path, RunResult};
 use crate::svg::Chart;
+use crate::{Error, Result};
 
 pub struct ScenarioReport {
     pub scenario: Scenario,

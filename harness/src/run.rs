@@ -1,7 +1,6 @@
 //! One measured run: a trace replayed against one engine at one durability in
 //! a fresh directory, then synced, measured, closed, reopened and timed.
 
-use crate::{Context, Error, Result};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -19,6 +18,7 @@ use crate::measure::{self, ProcIo};
 use crate::metrics::Publisher;
 use crate::replay::{self, ReopenTiming, ReplayOptions};
 use crate::source::OpSource;
+use crate::{Context, Error, Result};
 
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct LatencySummary {

@@ -5,7 +5,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use crate::Result;
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -22,6 +21,7 @@ use crate::engines::{BenchStore, DurabilityMode, EngineKind, Live};
 use crate::replay::{replay, ReplayOptions};
 use crate::run::{run, RunResult, RunSpec};
 use crate::source::{InMemory, OpSource, Streamed, WINDOW_OPS};
+use crate::Result;
 
 const WRITE_COST: Duration = Duration::from_millis(2);
 

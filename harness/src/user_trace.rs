@@ -3,10 +3,10 @@
 //! `replay --jsonl` converts and replays it like any trace, and
 //! `record --format jsonl` writes a scenario's ops as JSONL lines.
 
-use crate::{Error, Result};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::{Error, Result};
 use leasehold_workloads::jsonl::{self, JsonlOptions, JsonlStats};
 use leasehold_workloads::Scenario;
 

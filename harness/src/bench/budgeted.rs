@@ -5,12 +5,12 @@
 //! kernel killed for memory is a result (what it finished, and that it was
 //! killed), not an error of the bench.
 
-use crate::{Context, Error, Result};
 use std::path::Path;
 
 use super::{BenchArgs, BenchMemory, BenchOutput, Level};
 use crate::budget;
 use crate::engines::EngineKind;
+use crate::{Context, Error, Result};
 
 /// Every engine at every level, one child each, one after the other.
 pub fn run_all(

@@ -1,11 +1,11 @@
 //! A fresh engine per suite, in a directory of its own: closed and measured
 //! at the suite's end, removed when dropped.
 
-use crate::{Context, Error, Result};
 use std::path::PathBuf;
 
 use super::{BenchArgs, BenchSpace, Level};
 use crate::engines::{self, BenchStore, DurabilityMode, EngineKind, EngineSettings};
+use crate::{Context, Error, Result};
 
 /// A fresh engine in its own directory, removed when dropped.
 pub(super) struct Fresh {

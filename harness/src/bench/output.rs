@@ -1,7 +1,6 @@
 //! What a bench measures — per-workload results, each suite's space, a
 //! budgeted child's memory — and the sink they go to as they come.
 
-use crate::{Error, Result};
 use std::path::PathBuf;
 
 use leasehold_core::kv::EngineStats;
@@ -9,6 +8,7 @@ use leasehold_core::kv::EngineStats;
 use super::Level;
 use crate::engines::{DurabilityMode, EngineKind};
 use crate::measure;
+use crate::{Error, Result};
 
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct BenchResult {

@@ -1,7 +1,6 @@
 //! Where a benchmark's requests go: straight to the key-value engine, or
 //! through the Store as an actor runtime would call it.
 
-use crate::{Error, Result};
 use std::ops::{Bound, ControlFlow};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -14,6 +13,7 @@ use leasehold_workloads::state::StatePool;
 
 use super::workload::{key, missing_key, Request, Workload};
 use crate::engines::BenchStore;
+use crate::{Error, Result};
 
 /// The level a benchmark runs at.
 #[derive(

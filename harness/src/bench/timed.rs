@@ -1,7 +1,6 @@
 //! The timed loop: client threads draw requests from their sources, serve
 //! each through the target and record its latency.
 
-use crate::{Context, Result};
 use std::time::Instant;
 
 use hdrhistogram::Histogram;
@@ -12,6 +11,7 @@ use super::workload::{Request, Requests, Workload};
 use super::{BenchArgs, BenchResult, LOAD};
 use crate::engines::{DurabilityMode, EngineKind};
 use crate::measure;
+use crate::{Context, Result};
 
 /// A source of requests for one client thread.
 pub(super) trait RequestSource: Send {

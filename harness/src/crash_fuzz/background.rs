@@ -4,7 +4,6 @@
 //! pick-before-lock` it hunts the LSM's flush race (audit D3); with
 //! `--planted ignore-readers`, the B+tree reusing pages a reader still holds.
 
-use crate::{Error, Result};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -14,6 +13,7 @@ use leasehold_testkit::background::{search_background, Maintain, OpenShared};
 
 use super::Options;
 use crate::engines::crash::{Crashable, Setting};
+use crate::{Error, Result};
 
 const ROUND_CASES: u32 = 100;
 const OPS_MAX: usize = 32;

@@ -3,7 +3,6 @@
 //! were refused at open, or reported the damage on a read. (A case that opened
 //! with data missing is a violation and stops the campaign.)
 
-use crate::Result;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
@@ -13,6 +12,7 @@ use leasehold_testkit::damage::{Damage, DamageCaseReport, Outcome};
 
 use super::{file_kind, write_file, Coverage, Options};
 use crate::engines::crash::CrashRow;
+use crate::Result;
 
 const OUTCOMES: [&str; 3] = ["intact", "refused at open", "error on read"];
 

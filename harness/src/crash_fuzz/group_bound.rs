@@ -4,7 +4,6 @@
 //! row. With `--planted no-group-timer` it hunts
 //! a timer that never syncs (audit G1), on the LSM or the B+tree.
 
-use crate::{Error, Result};
 use std::time::{Duration, Instant};
 
 use leasehold_core::vfs::SimVfs;
@@ -13,6 +12,7 @@ use leasehold_testkit::group_bound::{bound_for, search_group_bound, OpenTimed};
 
 use super::Options;
 use crate::engines::crash::Setting;
+use crate::{Error, Result};
 
 const ROUND_CASES: u32 = 10;
 

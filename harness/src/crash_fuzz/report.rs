@@ -2,7 +2,6 @@
 //! (file × operation × policy, run and recovery) and the fault matrices
 //! (fault × file kind × phase).
 
-use crate::{Error, Result};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
@@ -11,6 +10,7 @@ use std::time::Duration;
 use leasehold_core::vfs::Fault;
 
 use super::{damage_report, faults_of, mode_name, Coverage, Mode, Options};
+use crate::{Error, Result};
 
 pub(crate) fn write_file(path: &Path, text: &str) -> Result<()> {
     if let Some(dir) = path.parent() {

@@ -3,10 +3,10 @@
 //! or keeps no files (the stores on a server) has none: the campaign cannot
 //! crash its disk.
 
-use crate::{Error, Result};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::{Error, Result};
 use leasehold_config::{BtreeConfig, LsmConfig, MemoryConfig};
 use leasehold_core::vfs::SimVfs;
 use leasehold_core::{KvEngine, KvError, KvResult};

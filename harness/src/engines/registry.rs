@@ -5,7 +5,6 @@
 //! `operator::detect` asks every row, `crash-fuzz` takes the row's `crash`.
 //! Adding an engine is its crate and its row here.
 
-use crate::{Error, Result};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,6 +17,7 @@ use leasehold_core::{Durability, KvStore};
 use super::crash::{self, CrashRow};
 use super::NullStore;
 use super::{memory_backup_path, postgres_for_run, s3_for_run, BenchStore, EngineSettings};
+use crate::{Error, Result};
 
 /// What an opener is given.
 pub struct Opening<'a> {

@@ -1,12 +1,12 @@
 //! `health-check`: open, engine health, a probe round trip, verify, disk
 //! space — read-only when a live store holds the directory's lock.
 
-use crate::{Error, Result};
 use std::time::Instant;
 
 use leasehold_core::vfs::LockError;
 
 use super::*;
+use crate::{Error, Result};
 
 /// Free and total bytes of the file system holding `dir`.
 fn disk_space(dir: &Path) -> Result<(u64, u64)> {
