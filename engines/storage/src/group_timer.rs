@@ -9,13 +9,13 @@
 //! stall) syncs before it acknowledges anything else, so the timer only
 //! tries the lock, and tries again a tick later.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
 
-use crate::error::KvResult;
+use crate::error::{KvError, KvResult};
 use crate::lifecycle::Lifecycle;
-use crate::wal::SEAL_AFTER_IDLE;
+use crate::wal::{WalWriter, SEAL_AFTER_IDLE};
 
 /// An engine's log as the timer judges it.
 pub trait TimedLog {
@@ -63,6 +63,36 @@ pub fn on_log<L: TimedLog>(
         Some(Due::Seal) => seal(&mut log),
         None => Ok(()),
     }
+}
+
+/// Fsyncs an engine's log and notes when in `last_sync` (the timer's and
+/// the writers' sync alike); `pretend`, a planted bug, notes it without
+/// the fsync. An error goes through `fail`: the engine cannot go on with a
+/// log it could not sync.
+pub fn sync_log(
+    wal: &mut WalWriter,
+    last_sync: &mut Instant,
+    pretend: bool,
+    fail: impl FnOnce(KvError) -> KvError,
+) -> KvResult<()> {
+    if !pretend {
+        wal.sync()
+            .map_err(|err| fail(KvError::io(format!("sync {}", wal.path().display()), err)))?;
+    }
+    *last_sync = Instant::now();
+    Ok(())
+}
+
+/// Seals a quiet, synced log (`Due::Seal`) and notes when, as `sync_log`.
+pub fn seal_log(
+    wal: &mut WalWriter,
+    last_sync: &mut Instant,
+    fail: impl FnOnce(KvError) -> KvError,
+) -> KvResult<()> {
+    wal.seal()
+        .map_err(|err| fail(KvError::io(format!("seal {}", wal.path().display()), err)))?;
+    *last_sync = Instant::now();
+    Ok(())
 }
 
 /// How often the timer looks: a quarter of the interval, within 1–50 ms.

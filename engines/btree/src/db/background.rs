@@ -41,21 +41,14 @@ impl Inner {
                     &self.writer,
                     interval,
                     |writer| self.sync_log(writer),
-                    |writer| self.seal_log(writer),
+                    |writer| {
+                        group_timer::seal_log(&mut writer.wal, &mut writer.last_sync, |err| {
+                            self.fail(err)
+                        })
+                    },
                 )
             },
         );
-    }
-
-    fn seal_log(&self, writer: &mut WriterState) -> KvResult<()> {
-        writer.wal.seal().map_err(|err| {
-            self.fail(KvError::io(
-                format!("seal {}", writer.wal.path().display()),
-                err,
-            ))
-        })?;
-        writer.last_sync = Instant::now();
-        Ok(())
     }
 }
 

@@ -2,6 +2,7 @@
 //! `wal_buffer_size`), fsyncs per durability, and the copy-on-write apply.
 
 use super::*;
+use leasehold_storage::group_timer;
 
 impl Inner {
     pub(super) fn write(&self, batch: WriteBatch, durability: Durability) -> KvResult<()> {
@@ -70,18 +71,10 @@ impl Inner {
 
     pub(super) fn sync_log(&self, writer: &mut WriterState) -> KvResult<()> {
         self.drain_buffer(writer)?;
-        if self.planted(PlantedBug::SkipLogSync) {
-            writer.last_sync = Instant::now();
-            return Ok(());
-        }
-        writer.wal.sync().map_err(|err| {
-            self.fail(KvError::io(
-                format!("sync {}", writer.wal.path().display()),
-                err,
-            ))
-        })?;
-        writer.last_sync = Instant::now();
-        Ok(())
+        let pretend = self.planted(PlantedBug::SkipLogSync);
+        group_timer::sync_log(&mut writer.wal, &mut writer.last_sync, pretend, |err| {
+            self.fail(err)
+        })
     }
 
     pub(super) fn write_group(&self, group: &[Arc<Pending>]) -> KvResult<()> {

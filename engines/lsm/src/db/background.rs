@@ -56,21 +56,14 @@ impl Inner {
                     &self.wal,
                     interval,
                     |wal| self.sync_wal(wal),
-                    |wal| self.seal_wal(wal),
+                    |wal| {
+                        group_timer::seal_log(&mut wal.writer, &mut wal.last_sync, |err| {
+                            self.fail(err)
+                        })
+                    },
                 )
             },
         );
-    }
-
-    fn seal_wal(&self, wal: &mut WalState) -> KvResult<()> {
-        wal.writer.seal().map_err(|err| {
-            self.fail(KvError::io(
-                format!("seal {}", wal.writer.path().display()),
-                err,
-            ))
-        })?;
-        wal.last_sync = Instant::now();
-        Ok(())
     }
 }
 

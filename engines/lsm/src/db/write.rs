@@ -3,6 +3,7 @@
 //! close leaves in the manifest (FORMAT.md, "Write", "Close").
 
 use super::*;
+use leasehold_storage::group_timer;
 
 impl Inner {
     pub(super) fn write(&self, batch: WriteBatch, durability: Durability) -> KvResult<()> {
@@ -98,18 +99,10 @@ impl Inner {
     }
 
     pub(super) fn sync_wal(&self, wal: &mut WalState) -> KvResult<()> {
-        if self.planted(PlantedBug::SkipWalSync) {
-            wal.last_sync = Instant::now();
-            return Ok(());
-        }
-        wal.writer.sync().map_err(|err| {
-            self.fail(KvError::io(
-                format!("sync {}", wal.writer.path().display()),
-                err,
-            ))
-        })?;
-        wal.last_sync = Instant::now();
-        Ok(())
+        let pretend = self.planted(PlantedBug::SkipWalSync);
+        group_timer::sync_log(&mut wal.writer, &mut wal.last_sync, pretend, |err| {
+            self.fail(err)
+        })
     }
 
     /// Makes sure the active memtable has room, switching to a new one (and
