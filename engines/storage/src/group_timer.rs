@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use parking_lot::{Condvar, Mutex};
 
 use crate::error::{KvError, KvResult};
+use crate::kv::Durability;
 use crate::lifecycle::Lifecycle;
 use crate::wal::{WalWriter, SEAL_AFTER_IDLE};
 
@@ -63,6 +64,24 @@ pub fn on_log<L: TimedLog>(
         Some(Due::Seal) => seal(&mut log),
         None => Ok(()),
     }
+}
+
+/// Whether a write group must be fsynced before it is acknowledged: it
+/// holds a Sync write, or a Group write once `interval` has passed since
+/// the last sync — or at once when no timer runs to sync it later (Group's
+/// promise, durable within the interval, kept the only way it can be).
+pub fn must_sync(
+    durabilities: impl Iterator<Item = Durability>,
+    since_sync: Duration,
+    interval: Duration,
+    timer_runs: bool,
+) -> bool {
+    let (mut sync, mut group) = (false, false);
+    for durability in durabilities {
+        sync |= durability == Durability::Sync;
+        group |= durability == Durability::Group;
+    }
+    sync || (group && (since_sync >= interval || !timer_runs))
 }
 
 /// Fsyncs an engine's log and notes when in `last_sync` (the timer's and
@@ -163,6 +182,25 @@ mod tests {
         assert_eq!(tick(Duration::from_secs(1)), Duration::from_millis(50));
         assert_eq!(tick(Duration::from_millis(20)), Duration::from_millis(5));
         assert_eq!(tick(Duration::ZERO), Duration::from_millis(1));
+    }
+
+    #[test]
+    fn a_group_is_synced_for_a_sync_write_or_a_group_write_past_its_interval() {
+        use Durability::{Buffered, Group, Sync};
+        let interval = Duration::from_millis(20);
+        let must = |writes: &[Durability], since_ms, timer_runs| {
+            must_sync(
+                writes.iter().copied(),
+                Duration::from_millis(since_ms),
+                interval,
+                timer_runs,
+            )
+        };
+        assert!(must(&[Buffered, Sync], 0, true));
+        assert!(!must(&[Buffered, Group], 19, true));
+        assert!(must(&[Buffered, Group], 20, true));
+        assert!(must(&[Group], 0, false), "no timer will sync it later");
+        assert!(!must(&[Buffered], 1_000, false));
     }
 
     #[test]

@@ -96,17 +96,12 @@ impl Inner {
             writer.buffer.push(record);
         }
         writer.buffer_bytes += bytes;
-        let interval = Duration::from_secs(self.config.wal_sync_interval_seconds);
-        // Without the background thread nothing would sync a trailing Group
-        // write later, so Group is synced at once: its promise (durable
-        // within the interval) kept the only way it can be.
-        let sync = group
-            .iter()
-            .any(|pending| pending.durability == Durability::Sync)
-            || (group
-                .iter()
-                .any(|pending| pending.durability == Durability::Group)
-                && (writer.last_sync.elapsed() >= interval || !self.config.background_threads));
+        let sync = group_timer::must_sync(
+            group.iter().map(|pending| pending.durability),
+            writer.last_sync.elapsed(),
+            Duration::from_secs(self.config.wal_sync_interval_seconds),
+            self.config.background_threads,
+        );
         let unbuffered = group
             .iter()
             .any(|pending| pending.durability != Durability::Buffered);

@@ -61,17 +61,12 @@ impl Inner {
         self.counters
             .active_wal_bytes
             .store(wal.writer.len(), Ordering::Relaxed);
-        let interval = Duration::from_millis(self.config.wal_sync_interval_ms);
-        // Without the background thread nothing would sync a trailing Group
-        // write later, so Group is synced at once: its promise (durable
-        // within the interval) kept the only way it can be.
-        let sync_now = group
-            .iter()
-            .any(|pending| pending.durability == Durability::Sync)
-            || (group
-                .iter()
-                .any(|pending| pending.durability == Durability::Group)
-                && (wal.last_sync.elapsed() >= interval || !self.config.background_threads));
+        let sync_now = group_timer::must_sync(
+            group.iter().map(|pending| pending.durability),
+            wal.last_sync.elapsed(),
+            Duration::from_millis(self.config.wal_sync_interval_ms),
+            self.config.background_threads,
+        );
         if sync_now {
             self.sync_wal(&mut wal)?;
         }
