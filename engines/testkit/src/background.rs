@@ -5,7 +5,11 @@
 //! writes go on — the races the deterministic campaign
 //! (`background_threads = false`) cannot see. Every racing scan must succeed
 //! and hold only values the case wrote (a scan that meets a page or table
-//! reused under it fails or reads another key's bytes). After the writes,
+//! reused under it fails or reads another key's bytes). Each scan holds its
+//! place after its first entry until two more maintenance rounds have
+//! finished (`Pin`): the reader an engine must protect, the one that outlives
+//! the pages or tables it started on, is made on purpose rather than left to
+//! the scheduler. After the writes,
 //! the live state must equal the model; then the disk's crash image must
 //! recover to the durable floor plus a prefix of the rest.
 //!
@@ -15,19 +19,77 @@
 //! leaves writers stalled for good.
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::ops::ControlFlow;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use leasehold_core::kv::{Durability, KvEngine};
+use leasehold_core::kv::{Durability, KeyRange, KvEngine};
 use leasehold_core::vfs::SimVfs;
 use leasehold_core::KvResult;
 
 use super::crash::{collect_all, key_name, CrashCase, CrashOp};
-use super::oracle::{Model, Violation};
+use super::oracle::{KvMap, Model, Violation};
 
 /// The longest a case may take before it counts as stalled.
 pub const CASE_TIME_MAX: Duration = Duration::from_secs(20);
+
+/// The longest a racing scan holds its place waiting for two maintenance
+/// rounds.
+pub const PIN_MAX: Duration = Duration::from_secs(1);
+/// A held scan lets go once neither the writes nor the maintenance have
+/// moved for this long: the engine's scan holds them up (the memory engine
+/// reads under its shard locks), and the case stops holding its scans.
+pub const PIN_STALL: Duration = Duration::from_millis(20);
+
+/// What the racing scan watches while it holds its place: maintenance
+/// rounds finished and case operations done, bumped by their threads.
+#[derive(Default)]
+struct Pin {
+    rounds: AtomicU64,
+    writes: AtomicU64,
+    done: AtomicBool,
+    /// Cleared once a held scan stalled the engine.
+    holding: AtomicBool,
+}
+
+impl Pin {
+    fn new() -> Pin {
+        Pin {
+            holding: AtomicBool::new(true),
+            ..Pin::default()
+        }
+    }
+
+    fn done(&self) -> bool {
+        self.done.load(Ordering::Acquire)
+    }
+
+    /// Holds the calling scan until two more maintenance rounds finish, the
+    /// case is done, `PIN_MAX` passes, or nothing moves for `PIN_STALL`.
+    fn hold(&self) {
+        if !self.holding.load(Ordering::Relaxed) {
+            return;
+        }
+        let target = self.rounds.load(Ordering::Acquire) + 2;
+        let (began, mut moved_at) = (Instant::now(), Instant::now());
+        let mut seen = self.writes.load(Ordering::Acquire);
+        while self.rounds.load(Ordering::Acquire) < target && !self.done() {
+            let now = self.writes.load(Ordering::Acquire) + self.rounds.load(Ordering::Acquire);
+            if now != seen {
+                (seen, moved_at) = (now, Instant::now());
+            }
+            if moved_at.elapsed() >= PIN_STALL {
+                self.holding.store(false, Ordering::Relaxed);
+                return;
+            }
+            if began.elapsed() >= PIN_MAX {
+                return;
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        }
+    }
+}
 
 /// Opens an engine (with its background threads) on a disk.
 pub type OpenShared<E> = dyn Fn(SimVfs) -> KvResult<E> + Send + Sync;
@@ -68,16 +130,15 @@ fn run_unwatched<E: KvEngine>(
 ) -> Result<usize, Violation> {
     let vfs = SimVfs::new(case.seed);
     let engine = Arc::new(open(vfs.clone()).map_err(|err| violation(format!("open: {err}")))?);
-    let done = Arc::new(AtomicBool::new(false));
+    let pin = Arc::new(Pin::new());
     let maintenance = {
-        let (engine, done) = (Arc::clone(&engine), Arc::clone(&done));
-        std::thread::spawn(move || -> Result<u64, String> {
-            let mut rounds = 0;
-            while !done.load(Ordering::Relaxed) {
+        let (engine, pin) = (Arc::clone(&engine), Arc::clone(&pin));
+        std::thread::spawn(move || -> Result<(), String> {
+            while !pin.done() {
                 maintain(&engine).map_err(|err| format!("maintenance failed: {err}"))?;
-                rounds += 1;
+                pin.rounds.fetch_add(1, Ordering::Release);
             }
-            Ok(rounds)
+            Ok(())
         })
     };
     let written: HashSet<(Vec<u8>, Vec<u8>)> = case
@@ -90,11 +151,11 @@ fn run_unwatched<E: KvEngine>(
         .filter_map(|(key, value)| value.map(|value| (key_name(key), value)))
         .collect();
     let reader = {
-        let (engine, done) = (Arc::clone(&engine), Arc::clone(&done));
+        let (engine, pin) = (Arc::clone(&engine), Arc::clone(&pin));
         std::thread::spawn(move || -> Result<u64, String> {
             let mut scans = 0;
-            while !done.load(Ordering::Relaxed) {
-                let state = collect_all(engine.as_ref())
+            while !pin.done() {
+                let state = pinned_scan(engine.as_ref(), &pin)
                     .map_err(|err| format!("a scan racing the writers failed: {err}"))?;
                 if let Some((key, _)) = state.into_iter().find(|pair| !written.contains(pair)) {
                     return Err(format!(
@@ -121,12 +182,13 @@ fn run_unwatched<E: KvEngine>(
             }
             CrashOp::Flush | CrashOp::Reopen => engine.flush().map(|()| model.mark_durable()),
         };
+        pin.writes.fetch_add(1, Ordering::Release);
         if let Err(err) = result {
             outcome = Err(violation(format!("{op:?} failed on a healthy disk: {err}")));
             break;
         }
     }
-    done.store(true, Ordering::Relaxed);
+    pin.done.store(true, Ordering::Release);
     match maintenance.join() {
         Ok(Ok(_)) => {}
         Ok(Err(reason)) => return Err(violation(reason)),
@@ -154,6 +216,19 @@ fn run_unwatched<E: KvEngine>(
     let _ = recovered.close();
     model.check_recovered(&state)?;
     Ok(acknowledged)
+}
+
+/// A whole-store scan held after its first entry (`Pin::hold`).
+fn pinned_scan(engine: &dyn KvEngine, pin: &Pin) -> KvResult<KvMap> {
+    let mut state = KvMap::new();
+    engine.scan(&KeyRange::all(), &mut |key, value| {
+        if state.is_empty() {
+            pin.hold();
+        }
+        state.insert(key.to_vec(), value.to_vec());
+        ControlFlow::Continue(())
+    })?;
+    Ok(state)
 }
 
 /// `cases` random cases (the crash campaign's generator, `seed`); the first
