@@ -60,7 +60,19 @@ impl ProcIo {
 
 /// Resets the peak-RSS watermark so the next reading covers one run only.
 /// Returns false where the kernel does not allow it.
+///
+/// The heap the runs before freed is handed back to the kernel first: glibc
+/// keeps freed memory in its arenas, and the watermark restarts from the
+/// resident size, so without the trim every engine in one process was
+/// charged what the engines before it left behind (large-state at scale
+/// 0.3, run in turn: the B+tree 215 MiB, 156 alone; RocksDB 241, 184 alone).
 pub fn reset_peak_rss() -> bool {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free memory of glibc's arenas to the
+    // kernel; it takes no pointer and has no precondition.
+    unsafe {
+        libc::malloc_trim(0);
+    }
     std::fs::write("/proc/self/clear_refs", "5").is_ok()
 }
 

@@ -473,7 +473,10 @@ fn summary(report: &Report) -> String {
             None => writeln!(
                 out,
                 "- Memory: no limit; every engine ran in the harness's process (`--memory-limit` \
-             gives each run its own child process in a memory cgroup)."
+             gives each run its own child process in a memory cgroup). Peak RSS restarts at each \
+             run from what the process holds then (freed heap trimmed first): heap that earlier \
+             runs left fragmented still counts, so an engine's figure can be tens of MiB above \
+             its figure alone; the budgeted runs measure each engine alone."
             ),
             Some(&(limit, dropped)) => writeln!(
             out,
