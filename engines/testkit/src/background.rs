@@ -72,12 +72,11 @@ impl Pin {
             return;
         }
         let target = self.rounds.load(Ordering::Acquire) + 2;
-        let (began, mut moved_at) = (Instant::now(), Instant::now());
-        let mut seen = self.writes.load(Ordering::Acquire);
+        let moved = || self.writes.load(Ordering::Acquire) + self.rounds.load(Ordering::Acquire);
+        let (began, mut moved_at, mut seen) = (Instant::now(), Instant::now(), moved());
         while self.rounds.load(Ordering::Acquire) < target && !self.done() {
-            let now = self.writes.load(Ordering::Acquire) + self.rounds.load(Ordering::Acquire);
-            if now != seen {
-                (seen, moved_at) = (now, Instant::now());
+            if moved() != seen {
+                (seen, moved_at) = (moved(), Instant::now());
             }
             if moved_at.elapsed() >= PIN_STALL {
                 self.holding.store(false, Ordering::Relaxed);
