@@ -24,6 +24,7 @@ use leasehold_storage::error::io_error;
 use leasehold_storage::kv::bump;
 use leasehold_storage::kv::ScanVisitor;
 use leasehold_storage::lifecycle::Lifecycle;
+use leasehold_storage::log_counters::LogCounters;
 #[cfg(any(test, feature = "planted-bugs"))]
 use leasehold_storage::planted::PlantedSwitch;
 use leasehold_storage::vfs::{lock_directory, read_confirmed_prefix, write_all_at, Vfs, VfsFile};
@@ -125,7 +126,9 @@ fn wal_number(name: &str) -> Option<u64> {
 #[derive(Debug, Default)]
 struct Counters {
     user_bytes: AtomicU64,
-    wal_bytes: AtomicU64,
+    /// The log's bytes, apart from the writer's lock so that `stats` never
+    /// waits behind a writer in its fsync.
+    log: LogCounters,
     page_bytes: AtomicU64,
     checkpoints: AtomicU64,
     checkpoint_micros: AtomicU64,
@@ -135,9 +138,6 @@ struct Counters {
     /// kept by each write in between).
     dirty_bytes: AtomicI64,
     stall_micros: AtomicU64,
-    /// Bytes in the current log, apart from the writer's lock so that
-    /// `stats` never waits behind a writer in its fsync.
-    active_wal_bytes: AtomicU64,
 }
 
 struct WriterState {
@@ -459,10 +459,10 @@ impl KvEngine for BtreeEngine {
             let state = inner.checkpoint.lock();
             (state.page_count, state.free.len() as u64)
         };
-        let wal_len = inner.counters.active_wal_bytes.load(Ordering::Relaxed);
+        let wal_len = inner.counters.log.current();
         EngineStats {
             user_bytes_written: load(&inner.counters.user_bytes),
-            wal_bytes_written: load(&inner.counters.wal_bytes),
+            wal_bytes_written: inner.counters.log.appended(),
             flush_bytes_written: load(&inner.counters.page_bytes),
             device_bytes_written: vfs.bytes_written,
             device_bytes_read: vfs.bytes_read,

@@ -26,6 +26,7 @@ use leasehold_storage::error::io_error;
 use leasehold_storage::kv::bump;
 use leasehold_storage::kv::ScanVisitor;
 use leasehold_storage::lifecycle::Lifecycle;
+use leasehold_storage::log_counters::LogCounters;
 #[cfg(any(test, feature = "planted-bugs"))]
 use leasehold_storage::planted::PlantedSwitch;
 use leasehold_storage::vfs::{Vfs, VfsFile};
@@ -109,7 +110,9 @@ const GROUP_BYTES_MAX: u64 = 4 << 20;
 #[derive(Debug, Default)]
 struct Counters {
     user_bytes: AtomicU64,
-    wal_bytes: AtomicU64,
+    /// The WAL's bytes, kept apart from the WAL's lock so that `stats` and
+    /// `health` never wait behind a stalled writer (audit P3).
+    log: LogCounters,
     flush_bytes: AtomicU64,
     compaction_read: AtomicU64,
     compaction_written: AtomicU64,
@@ -124,9 +127,6 @@ struct Counters {
     blob_bytes_written: AtomicU64,
     /// Live values compactions copied out of old blob files.
     blobs_relocated: AtomicU64,
-    /// Bytes in the active WAL, kept apart from the WAL's lock so that
-    /// `stats` and `health` never wait behind a stalled writer (audit P3).
-    active_wal_bytes: AtomicU64,
 }
 
 struct TreeState {

@@ -26,6 +26,7 @@ pub mod frame;
 pub mod group_timer;
 pub mod kv;
 pub mod lifecycle;
+pub mod log_counters;
 pub mod planted;
 pub mod rng;
 pub mod vfs;

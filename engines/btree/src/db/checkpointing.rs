@@ -26,7 +26,7 @@ impl Inner {
                 })?;
             }
             writer.wal = WalWriter::new(file, path);
-            self.counters.active_wal_bytes.store(0, Ordering::Relaxed);
+            self.counters.log.rotated();
             writer.wal_number = number;
             writer.since_checkpoint = 0;
             let mut replaced = std::mem::take(&mut writer.replaced);

@@ -56,16 +56,11 @@ impl Inner {
         let records = std::mem::take(&mut writer.buffer);
         writer.buffer_bytes = 0;
         let refs: Vec<&[u8]> = records.iter().map(Vec::as_slice).collect();
-        let written = writer.wal.append(&refs).map_err(|err| {
-            self.fail(KvError::io(
-                format!("append to {}", writer.wal.path().display()),
-                err,
-            ))
-        })?;
-        bump(&self.counters.wal_bytes, written);
-        self.counters
-            .active_wal_bytes
-            .store(writer.wal.len(), Ordering::Relaxed);
+        self.counters.log.append(
+            &mut writer.wal,
+            |wal| wal.append(&refs),
+            |err| self.fail(err),
+        )?;
         Ok(())
     }
 

@@ -119,10 +119,10 @@ impl Inner {
         let version_bytes = version.total_bytes() + version.blob_bytes();
         let blob_files = version.blobs.len();
         let blob_garbage_bytes = version.blobs.values().map(|live| live.garbage_bytes).sum();
-        let wal_len = load(&counters.active_wal_bytes);
+        let wal_len = counters.log.current();
         EngineStats {
             user_bytes_written: load(&counters.user_bytes),
-            wal_bytes_written: load(&counters.wal_bytes),
+            wal_bytes_written: counters.log.appended(),
             flush_bytes_written: load(&counters.flush_bytes),
             compaction_bytes_read: load(&counters.compaction_read),
             compaction_bytes_written: load(&counters.compaction_written),

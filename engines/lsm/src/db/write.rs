@@ -51,16 +51,11 @@ impl Inner {
             records
         };
         let refs: Vec<&[&[u8]]> = records.iter().map(Vec::as_slice).collect();
-        let written = wal.writer.append_parts(&refs).map_err(|err| {
-            self.fail(KvError::io(
-                format!("append to {}", wal.writer.path().display()),
-                err,
-            ))
-        })?;
-        bump(&self.counters.wal_bytes, written);
-        self.counters
-            .active_wal_bytes
-            .store(wal.writer.len(), Ordering::Relaxed);
+        self.counters.log.append(
+            &mut wal.writer,
+            |writer| writer.append_parts(&refs),
+            |err| self.fail(err),
+        )?;
         let sync_now = group_timer::must_sync(
             group.iter().map(|pending| pending.durability),
             wal.last_sync.elapsed(),
@@ -156,7 +151,7 @@ impl Inner {
             .map_err(|err| self.fail(KvError::io(format!("create {}", path.display()), err)))?;
         self.sync_dir()?;
         wal.writer = WalWriter::new(file, path);
-        self.counters.active_wal_bytes.store(0, Ordering::Relaxed);
+        self.counters.log.rotated();
         wal.number = number;
         let mut state = self.state.write();
         let frozen = std::mem::replace(&mut state.active, Arc::new(Memtable::new(number)));
