@@ -26,7 +26,7 @@ use serde::Deserialize;
 
 use leasehold_core::kv::Durability;
 pub use leasehold_core::secret::Secret;
-use leasehold_storage::config::{deserialize_section, invalid};
+use leasehold_storage::config::{deserialize_section, invalid, Section};
 pub use leasehold_storage::config::{expand_env, ConfigError};
 
 pub use leasehold_btree::BtreeConfig;

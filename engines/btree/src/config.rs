@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
-use leasehold_storage::config::{deserialize_section, invalid, ConfigError};
+use leasehold_storage::config::{invalid, ConfigError, Section};
 
 /// The `cow_btree` section: the seed's keys first, then Leasehold's.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
@@ -55,9 +55,10 @@ impl Default for BtreeConfig {
     }
 }
 
-impl BtreeConfig {
-    /// Checks ranges; shared by the TOML parser and the engine's open.
-    pub fn validate(&self, section: &str) -> Result<(), ConfigError> {
+impl Section for BtreeConfig {
+    /// Checks ranges; shared by the TOML parser (`from_section`) and the
+    /// engine's open.
+    fn validate(&self, section: &str) -> Result<(), ConfigError> {
         if self.max_keys_per_node < 4 {
             return Err(invalid(section, "max_keys_per_node must be at least 4"));
         }
@@ -86,14 +87,5 @@ impl BtreeConfig {
             ));
         }
         Ok(())
-    }
-}
-
-impl BtreeConfig {
-    /// The section's table, read and checked.
-    pub fn from_section(value: toml::Value, section: &str) -> Result<BtreeConfig, ConfigError> {
-        let config: BtreeConfig = deserialize_section(value, section)?;
-        config.validate(section)?;
-        Ok(config)
     }
 }

@@ -20,6 +20,7 @@ use parking_lot::{Condvar, Mutex, RwLock};
 
 use crate::config::BtreeConfig;
 use leasehold_storage::commit::{CommitQueue, Pending};
+use leasehold_storage::config::Section;
 use leasehold_storage::error::io_error;
 use leasehold_storage::kv::bump;
 use leasehold_storage::kv::ScanVisitor;

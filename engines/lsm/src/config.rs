@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
-use leasehold_storage::config::{deserialize_section, invalid, ConfigError};
+use leasehold_storage::config::{invalid, ConfigError, Section};
 
 /// The `lsm_tree` section: the seed's keys first, then Leasehold's.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
@@ -87,9 +87,10 @@ impl Default for LsmConfig {
     }
 }
 
-impl LsmConfig {
-    /// Checks ranges; shared by the TOML parser and `LsmEngine::open`.
-    pub fn validate(&self, section: &str) -> Result<(), ConfigError> {
+impl Section for LsmConfig {
+    /// Checks ranges; shared by the TOML parser (`from_section`) and the
+    /// engine's open.
+    fn validate(&self, section: &str) -> Result<(), ConfigError> {
         if self.memtable_size_limit < 4096 {
             return Err(invalid(
                 section,
@@ -150,14 +151,5 @@ impl LsmConfig {
             }
         }
         Ok(())
-    }
-}
-
-impl LsmConfig {
-    /// The section's table, read and checked.
-    pub fn from_section(value: toml::Value, section: &str) -> Result<LsmConfig, ConfigError> {
-        let config: LsmConfig = deserialize_section(value, section)?;
-        config.validate(section)?;
-        Ok(config)
     }
 }

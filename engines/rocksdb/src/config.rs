@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
-use leasehold_storage::config::{deserialize_section, invalid, ConfigError};
+use leasehold_storage::config::{invalid, within, ConfigError, Section};
 
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -55,9 +55,10 @@ impl Default for RocksDbConfig {
     }
 }
 
-impl RocksDbConfig {
-    /// Checks ranges; shared by `from_section` and `RocksEngine::open`.
-    pub fn validate(&self, section: &str) -> Result<(), ConfigError> {
+impl Section for RocksDbConfig {
+    /// Checks ranges; shared by the TOML parser (`from_section`) and the
+    /// engine's open.
+    fn validate(&self, section: &str) -> Result<(), ConfigError> {
         let config = self;
         if !["none", "snappy", "lz4", "zstd"].contains(&config.compression_type.as_str()) {
             return Err(invalid(
@@ -68,69 +69,48 @@ impl RocksDbConfig {
                 ),
             ));
         }
-        if !(0.0..=64.0).contains(&config.bloom_bits_per_key) {
-            return Err(invalid(
-                section,
-                format!(
-                    "bloom_bits_per_key {} is not within 0..=64",
-                    config.bloom_bits_per_key
-                ),
-            ));
-        }
-        if config.write_buffer_size < 64 << 10 || config.write_buffer_size > 16 << 30 {
-            return Err(invalid(
-                section,
-                format!(
-                    "write_buffer_size {} is not within 64 KiB..=16 GiB",
-                    config.write_buffer_size
-                ),
-            ));
-        }
-        if config.max_background_jobs == 0 || config.max_background_jobs > 256 {
-            return Err(invalid(
-                section,
-                format!(
-                    "max_background_jobs {} is not within 1..=256",
-                    config.max_background_jobs
-                ),
-            ));
-        }
-        if config.blob_file_size < 1 << 20 || config.blob_file_size > 16 << 30 {
-            return Err(invalid(
-                section,
-                format!(
-                    "blob_file_size {} is not within 1 MiB..=16 GiB",
-                    config.blob_file_size
-                ),
-            ));
-        }
-        if !(0.0..=1.0).contains(&config.blob_gc_age_cutoff) {
-            return Err(invalid(
-                section,
-                format!(
-                    "blob_gc_age_cutoff {} is not within 0..=1",
-                    config.blob_gc_age_cutoff
-                ),
-            ));
-        }
-        if config.block_cache_size > 1 << 40 {
-            return Err(invalid(
-                section,
-                format!(
-                    "block_cache_size {} is more than 1 TiB",
-                    config.block_cache_size
-                ),
-            ));
-        }
+        within(
+            section,
+            "bloom_bits_per_key",
+            config.bloom_bits_per_key,
+            0.0..=64.0,
+            "0..=64",
+        )?;
+        within(
+            section,
+            "write_buffer_size",
+            config.write_buffer_size,
+            64 << 10..=16 << 30,
+            "64 KiB..=16 GiB",
+        )?;
+        within(
+            section,
+            "max_background_jobs",
+            config.max_background_jobs,
+            1..=256,
+            "1..=256",
+        )?;
+        within(
+            section,
+            "blob_file_size",
+            config.blob_file_size,
+            1 << 20..=16 << 30,
+            "1 MiB..=16 GiB",
+        )?;
+        within(
+            section,
+            "blob_gc_age_cutoff",
+            config.blob_gc_age_cutoff,
+            0.0..=1.0,
+            "0..=1",
+        )?;
+        within(
+            section,
+            "block_cache_size",
+            config.block_cache_size,
+            0..=1 << 40,
+            "0..=1 TiB",
+        )?;
         Ok(())
-    }
-}
-
-impl RocksDbConfig {
-    /// The section's table, read and checked.
-    pub fn from_section(value: toml::Value, section: &str) -> Result<RocksDbConfig, ConfigError> {
-        let config: RocksDbConfig = deserialize_section(value, section)?;
-        config.validate(section)?;
-        Ok(config)
     }
 }

@@ -36,6 +36,7 @@ use rocksdb::{
     Options, ReadOptions, WriteOptions, DB,
 };
 
+use leasehold_storage::config::Section;
 use leasehold_storage::kv::{
     BatchOp, EngineStats, Health, KeyRange, ScanVisitor, VerifyReport, WriteBatch,
 };
@@ -95,6 +96,9 @@ impl RocksEngine {
     }
 
     fn open_with(config: &RocksDbConfig, read_only: bool) -> KvResult<RocksEngine> {
+        config
+            .validate("rocksdb")
+            .map_err(|err| KvError::InvalidArgument(err.to_string()))?;
         let mut options = Options::default();
         options.create_if_missing(config.create_if_missing);
         options.create_missing_column_families(true);
@@ -171,9 +175,10 @@ fn options_compression(config: &RocksDbConfig) -> KvResult<DBCompressionType> {
         "snappy" => DBCompressionType::Snappy,
         "lz4" => DBCompressionType::Lz4,
         "zstd" => DBCompressionType::Zstd,
+        // `validate` refused any other name before this runs.
         other => {
             return Err(KvError::InvalidArgument(format!(
-                "compression_type {other:?} is not one of none, snappy, lz4, zstd"
+                "compression_type {other:?}"
             )))
         }
     })

@@ -57,6 +57,28 @@ fn bad_options_are_typed_errors() {
         RocksEngine::open(&bad),
         Err(KvError::InvalidArgument(_))
     ));
+    // Every range the section checks holds for a config built in code too,
+    // not only for one read from TOML.
+    let out_of_range = [
+        RocksDbConfig {
+            bloom_bits_per_key: 1000.0,
+            ..config(dir.path())
+        },
+        RocksDbConfig {
+            write_buffer_size: 1,
+            ..config(dir.path())
+        },
+        RocksDbConfig {
+            max_background_jobs: 0,
+            ..config(dir.path())
+        },
+    ];
+    for bad in out_of_range {
+        assert!(
+            matches!(RocksEngine::open(&bad), Err(KvError::InvalidArgument(_))),
+            "{bad:?}"
+        );
+    }
 }
 
 /// C1's limit holds on RocksDB too: every engine refuses the same batches.

@@ -3,6 +3,9 @@
 //! their defaults, their ranges, `from_section`); the application's parser
 //! (`leasehold-config`) picks the section the file names and hands it over.
 
+use std::fmt::Display;
+use std::ops::RangeInclusive;
+
 use serde::de::DeserializeOwned;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -32,6 +35,40 @@ pub fn invalid(section: &str, message: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
         section: section.to_owned(),
         message: message.into(),
+    }
+}
+
+/// `key`'s `value` must lie within `range`; `shown` is how the message names
+/// the range ("64 KiB..=16 GiB").
+pub fn within<T: PartialOrd + Display>(
+    section: &str,
+    key: &str,
+    value: T,
+    range: RangeInclusive<T>,
+    shown: &str,
+) -> Result<(), ConfigError> {
+    if range.contains(&value) {
+        Ok(())
+    } else {
+        Err(invalid(
+            section,
+            format!("{key} {value} is not within {shown}"),
+        ))
+    }
+}
+
+/// A settings type that is an engine's TOML section as it stands: read
+/// (unknown keys and wrong types named), then its ranges checked. The engine
+/// checks the same ranges at open, for a config built in code.
+pub trait Section: DeserializeOwned {
+    /// Refuses values out of range, naming the key.
+    fn validate(&self, section: &str) -> Result<(), ConfigError>;
+
+    /// The section's table, read and checked.
+    fn from_section(value: toml::Value, section: &str) -> Result<Self, ConfigError> {
+        let config: Self = deserialize_section(value, section)?;
+        config.validate(section)?;
+        Ok(config)
     }
 }
 

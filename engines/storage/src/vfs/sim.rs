@@ -262,10 +262,16 @@ impl SimVfs {
         let mut dirs = BTreeMap::new();
         dirs.insert(PathBuf::new(), Dir::default());
         dirs.insert(PathBuf::from("/"), Dir::default());
+        SimVfs::holding(Vec::new(), dirs, seed)
+    }
+
+    /// A disk holding `inodes` and `dirs` as they stand (all of it durable),
+    /// no fault armed, nothing counted yet.
+    fn holding(inodes: Vec<Inode>, dirs: BTreeMap<PathBuf, Dir>, seed: u64) -> Self {
         SimVfs {
             locks: SimLocks::default(),
             state: Arc::new(Mutex::new(State {
-                inodes: Vec::new(),
+                inodes,
                 dirs,
                 rng: SplitMix64::new(seed),
                 faults: FaultConfig::default(),

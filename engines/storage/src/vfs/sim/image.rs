@@ -41,22 +41,7 @@ impl SimVfs {
                 },
             );
         }
-        SimVfs {
-            locks: SimLocks::default(),
-            state: Arc::new(Mutex::new(State {
-                inodes,
-                dirs,
-                rng: SplitMix64::new(seed ^ 0x5eed),
-                faults: FaultConfig::default(),
-                armed: VecDeque::new(),
-                fired: Vec::new(),
-                mutations: 0,
-                freeze_at: None,
-                frozen: false,
-                freeze_site: None,
-                stats: VfsStats::default(),
-            })),
-        }
+        SimVfs::holding(inodes, dirs, seed ^ 0x5eed)
     }
 
     /// XORs `mask` into the byte at `offset` of `path`, durably (a bit rotting
